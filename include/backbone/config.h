@@ -1,0 +1,48 @@
+// Config: backbone.toml plus the BACKBONE_* environment variables (SPEC §6).
+//
+// Precedence, lowest first: the default config built into the binary (config/backbone.toml),
+// then a file (BACKBONE_CONFIG, or ./backbone.toml when present, or an explicit path), then the
+// variables BACKBONE_ENV, BACKBONE_STORE, BACKBONE_BROKER, BACKBONE_LISTEN and
+// BACKBONE_PUBSUB_LISTEN. Command-line flags are applied by the CLI on top.
+//
+// Thread-safety: plain values and pure functions (load_config reads the file and environment).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backbone/event_store.h"
+#include "backbone/result.h"
+
+namespace backbone {
+
+struct Config {
+  std::string env;
+  std::vector<std::string> environments;
+  std::string store;   // a URL template; "{env}" is replaced by the environment's name
+  std::string broker;
+  std::string listen;
+  std::string pubsub_listen;
+  Durability durability = Durability::kFsync;
+  std::string source;  // where the config came from, for messages
+};
+
+// Looks up an environment variable; returns nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const char*)>;
+EnvLookup process_env();
+
+// Loads the configuration. `file`: an explicit path (must exist), or nullopt for the default
+// search. Errors name the file and the key.
+Result<Config> load_config(const std::optional<std::string>& file, const EnvLookup& env);
+// Parses TOML text over the built-in defaults (for tests).
+Result<Config> parse_config(std::string_view toml_text, std::string_view source_name);
+
+// The store URL of environment `env`: kNotFound if `env` is not configured.
+Result<std::string> store_url_for(const Config& config, std::string_view env);
+// Checks that `env` is one of config.environments (kNotFound otherwise).
+Result<void> check_environment(const Config& config, std::string_view env);
+
+}  // namespace backbone

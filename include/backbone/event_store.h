@@ -1,0 +1,116 @@
+// EventStore: the port for the immutable event store and its audit log (SPEC §2). One store
+// holds one environment. Backends are chosen by URL (EventStore::open):
+//
+//   sqlite:///abs/path.db, sqlite://relative/path.db   the embedded default (src/store/sqlite)
+//
+// Every backend passes the conformance suite in tests/store/event_store_conformance.h.
+//
+// Contract:
+//  - There is no operation that updates or deletes an event or an audit entry. The only
+//    mutation is mark_processed (processed 0 -> 1).
+//  - append is atomic: every event of the batch and its `ingested` audit entry are written, or
+//    nothing is. An id that already exists fails with kImmutable and exactly
+//    "Event records are immutable and cannot be updated.", `where` naming the item.
+//  - Ingest is idempotent by fingerprint: an event whose fingerprint was already ingested is not
+//    stored again; the outcome names the original event and a `duplicate` audit entry is written.
+//  - Audit entries form one hash chain per store, ordered by id (audit_entry.h).
+//  - A connection acts as one Role; what the role may not do fails with kPermissionDenied.
+//
+// Thread-safety: a store object is thread-safe. Several processes may open the same store.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backbone/audit_entry.h"
+#include "backbone/clock.h"
+#include "backbone/event.h"
+#include "backbone/event_id.h"
+#include "backbone/record_key.h"
+#include "backbone/result.h"
+#include "backbone/role.h"
+
+namespace backbone {
+
+// How durable a commit is before it returns.
+enum class Durability {
+  kFsync,   // every commit is on stable storage before it returns (the default)
+  kRelaxed, // the OS may hold the last commits; survives a process crash, not a power loss
+};
+
+struct StoreOptions {
+  std::string url;
+  Role role = Role::kReader;
+  Durability durability = Durability::kFsync;
+  const Clock* clock = nullptr;          // nullptr: the system clock. Must outlive the store.
+  EventIdGenerator* ids = nullptr;       // nullptr: the process generator. Must outlive the store.
+};
+
+struct AppendOutcome {
+  EventId id;               // the stored event's id, or for a duplicate the original's id
+  std::string fingerprint;
+  bool duplicate = false;
+};
+
+// A point in the (timestamp, id) order of unprocessed events, for paging.
+struct EventCursor {
+  Timestamp timestamp;
+  EventId id;
+};
+
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  // Opens the store named by options.url. Does not migrate. Fails with kInvalidArgument for a
+  // malformed URL or unknown scheme, kUnavailable when the backend cannot be reached.
+  static Result<std::unique_ptr<EventStore>> open(const StoreOptions& options);
+
+  // Applies every pending schema migration, in order; returns how many were applied (0 when
+  // current). REQUIRES: role kMigrator.
+  virtual Result<int> migrate() = 0;
+  // The highest applied migration version (0 for an empty database).
+  virtual Result<int> schema_version() = 0;
+
+  // Stores `events` with processed = 0 and an `ingested` audit entry each (see the contract).
+  virtual Result<std::vector<AppendOutcome>> append(std::span<const Event> events) = 0;
+
+  virtual Result<StoredEvent> get(const EventId& id) = 0;  // kNotFound if absent
+  // A record's events, ordered by (timestamp, id).
+  virtual Result<std::vector<StoredEvent>> history(const RecordKey& record) = 0;
+  // Up to `limit` unprocessed events after `after`, ordered by (timestamp, id).
+  virtual Result<std::vector<StoredEvent>> unprocessed(size_t limit,
+                                                       std::optional<EventCursor> after) = 0;
+  // Sets processed from 0 to 1. Returns true if it changed, false if it was already 1.
+  // kNotFound if the event does not exist. REQUIRES: role kMergeWorker or kMigrator.
+  virtual Result<bool> mark_processed(const EventId& id) = 0;
+
+  // Appends entries to the chain, atomically, in order.
+  virtual Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) = 0;
+  virtual Result<std::vector<AuditEntry>> audit_for_event(const EventId& event_id) = 0;
+  virtual Result<std::vector<AuditEntry>> audit_for_record(const RecordKey& record) = 0;
+  virtual Result<std::vector<AuditEntry>> audit_by_fingerprint(const std::string& fingerprint) = 0;
+  // Up to `limit` entries in chain order, after the entry with id `after` (from the start when
+  // absent).
+  virtual Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> after,
+                                                     size_t limit) = 0;
+};
+
+// The result of verify_audit_chain.
+struct AuditVerifyReport {
+  uint64_t entries_checked = 0;
+  bool ok = true;
+  std::optional<EventId> first_bad_entry;  // the first entry that does not match
+  uint64_t first_bad_position = 0;         // its 0-based place in the chain
+  std::string problem;                     // what did not match
+};
+
+// Recomputes every fingerprint (from the event the entry names) and the whole chain, in chain
+// order, and stops at the first entry that does not match. Store errors are returned as such; a
+// mismatch is a report with ok = false.
+Result<AuditVerifyReport> verify_audit_chain(EventStore& store);
+
+}  // namespace backbone

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that backbone needs to build, test and benchmark.
+# Idempotent and quick when everything is present: it only calls apt-get when a package is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config clang-format
+  libsqlite3-dev sqlite3        # the embedded event store, and the shell used by the trigger tests
+  libssl-dev                    # SHA-256 (OpenSSL EVP)
+  nlohmann-json3-dev            # JSON parsing and building
+  libcli11-dev                  # command-line parsing
+  libspdlog-dev libfmt-dev      # logging
+  libtomlplusplus-dev           # backbone.toml
+  libgtest-dev libgmock-dev     # tests
+  libbenchmark-dev              # benchmarks
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,43 @@
+#include "cli/cli_context.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "backbone/error.h"
+
+namespace backbone::cli {
+
+Result<void> CliContext::load() {
+  auto c = load_config(config_file, process_env());
+  if (!c.ok()) return c.error();
+  config = std::move(*c);
+  if (env_flag) config.env = *env_flag;
+  if (store_flag) config.store = *store_flag;
+  return check_environment(config, config.env);
+}
+
+Result<std::unique_ptr<EventStore>> CliContext::open_store(Role role) const {
+  auto url = store_url_for(config, config.env);
+  if (!url.ok()) return url.error();
+  StoreOptions opts;
+  opts.url = *url;
+  opts.role = role;
+  opts.durability = config.durability;
+  return EventStore::open(opts);
+}
+
+void CliContext::fail(const Error& error) {
+  exit_status = exit_code(error.code);
+  if (json) {
+    nlohmann::json body = {{"error",
+                            {{"code", errc_name(error.code)},
+                             {"message", error.message},
+                             {"details", error.where.empty() ? nlohmann::json(nullptr)
+                                                             : nlohmann::json(error.where)}}}};
+    std::fprintf(stderr, "%s\n", body.dump().c_str());
+  } else {
+    std::fprintf(stderr, "backbone: error: %s\n", error.describe().c_str());
+  }
+}
+
+}  // namespace backbone::cli

@@ -1,0 +1,47 @@
+// CliContext: what every subcommand shares — the global flags, the loaded configuration, and
+// the one place where errors become stderr lines and exit codes.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backbone/config.h"
+#include "backbone/event_store.h"
+#include "backbone/result.h"
+
+namespace CLI {
+class App;
+}
+
+namespace backbone::cli {
+
+struct CliContext {
+  // Global flags.
+  std::optional<std::string> config_file;
+  std::optional<std::string> env_flag;
+  std::optional<std::string> store_flag;
+  bool json = false;
+
+  Config config;
+  int exit_status = 0;
+
+  // Loads the config; applies the flags. Called once the command line is parsed.
+  Result<void> load();
+  // The environment the command acts on (--env, else BACKBONE_ENV, else the config's).
+  const std::string& env() const { return config.env; }
+  // Opens the current environment's store as `role`.
+  Result<std::unique_ptr<EventStore>> open_store(Role role) const;
+
+  // Prints "backbone: error: ..." (or a JSON error with --json) to stderr and sets the status.
+  void fail(const Error& error);
+};
+
+// Each subcommand registers itself on the app; its callback runs the command.
+void register_migrate(CLI::App& app, CliContext& ctx);
+void register_publish(CLI::App& app, CliContext& ctx);
+void register_events(CLI::App& app, CliContext& ctx);
+void register_audit(CLI::App& app, CliContext& ctx);
+void register_version(CLI::App& app, CliContext& ctx);
+
+}  // namespace backbone::cli

@@ -1,0 +1,50 @@
+// `backbone audit verify`: recomputes every fingerprint and the whole audit chain of the
+// environment's store, as the reader role, and names the first entry that does not match.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "backbone/error.h"
+#include "cli/cli_context.h"
+
+namespace backbone::cli {
+
+void register_audit(CLI::App& app, CliContext& ctx) {
+  auto* audit = app.add_subcommand("audit", "Inspect the audit log");
+  audit->require_subcommand(1);
+  auto* verify = audit->add_subcommand(
+      "verify", "Recompute every fingerprint and the hash chain; name the first bad entry");
+  verify->callback([&ctx] {
+    auto store = ctx.open_store(Role::kReader);
+    if (!store.ok()) return ctx.fail(store.error());
+    auto report = verify_audit_chain(**store);
+    if (!report.ok()) return ctx.fail(report.error());
+    if (ctx.json) {
+      nlohmann::json out = {{"env", ctx.env()},
+                            {"ok", report->ok},
+                            {"entries_checked", report->entries_checked}};
+      if (!report->ok) {
+        out["first_bad_entry"] = report->first_bad_entry->str();
+        out["position"] = report->first_bad_position;
+        out["problem"] = report->problem;
+      }
+      std::printf("%s\n", out.dump().c_str());
+    } else if (report->ok) {
+      std::printf("%s: audit chain intact: %llu entries verified\n", ctx.env().c_str(),
+                  static_cast<unsigned long long>(report->entries_checked));
+    }
+    if (!report->ok) {
+      const Error e = make_error(
+          Errc::kDataLoss, "audit entry " + report->first_bad_entry->str() + " (position " +
+                               std::to_string(report->first_bad_position) +
+                               ") does not match: " + report->problem);
+      if (ctx.json) {
+        ctx.exit_status = exit_code(e.code);
+      } else {
+        ctx.fail(e);
+      }
+    }
+  });
+}
+
+}  // namespace backbone::cli

@@ -1,0 +1,148 @@
+#include "backbone/config.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "backbone/event.h"
+#include "backbone/default_config.h"
+
+namespace backbone {
+namespace {
+
+Error bad_key(std::string_view source, const char* key, const std::string& why) {
+  return make_error(Errc::kInvalidArgument, why, std::string(source) + ": " + key);
+}
+
+Result<void> apply_toml(Config& c, std::string_view text, std::string_view source) {
+  toml::table t;
+  try {
+    t = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << e.description() << " at line " << e.source().begin.line << ", column "
+        << e.source().begin.column;
+    return make_error(Errc::kInvalidArgument, msg.str(), std::string(source));
+  }
+  static constexpr std::string_view kKeys[] = {"env",    "environments",  "store",     "broker",
+                                               "listen", "pubsub_listen", "durability"};
+  for (const auto& [key, value] : t) {
+    bool known = false;
+    for (auto k : kKeys) known = known || key.str() == k;
+    if (!known && !value.is_table()) {
+      return bad_key(source, std::string(key.str()).c_str(), "unknown key");
+    }
+  }
+  auto string_key = [&](const char* key, std::string& out) -> Result<void> {
+    if (const auto* node = t.get(key)) {
+      if (!node->is_string()) return bad_key(source, key, "must be a string");
+      out = node->as_string()->get();
+    }
+    return {};
+  };
+  BACKBONE_TRY(string_key("env", c.env));
+  BACKBONE_TRY(string_key("store", c.store));
+  BACKBONE_TRY(string_key("broker", c.broker));
+  BACKBONE_TRY(string_key("listen", c.listen));
+  BACKBONE_TRY(string_key("pubsub_listen", c.pubsub_listen));
+  if (const auto* node = t.get("environments")) {
+    const auto* arr = node->as_array();
+    if (!arr || arr->empty()) return bad_key(source, "environments", "must be a non-empty array");
+    c.environments.clear();
+    for (const auto& item : *arr) {
+      if (!item.is_string()) return bad_key(source, "environments", "must hold strings");
+      c.environments.push_back(item.as_string()->get());
+    }
+  }
+  if (const auto* node = t.get("durability")) {
+    const auto* s = node->as_string();
+    if (s && s->get() == "fsync") {
+      c.durability = Durability::kFsync;
+    } else if (s && s->get() == "relaxed") {
+      c.durability = Durability::kRelaxed;
+    } else {
+      return bad_key(source, "durability", "must be \"fsync\" or \"relaxed\"");
+    }
+  }
+  return {};
+}
+
+Result<void> validate(const Config& c) {
+  for (const auto& e : c.environments) {
+    if (!is_valid_name(e)) {
+      return make_error(Errc::kInvalidArgument,
+                        "environment \"" + e + "\" must match [a-z][a-z0-9_.-]{0,63}",
+                        c.source + ": environments");
+    }
+  }
+  return check_environment(c, c.env);
+}
+
+}  // namespace
+
+EnvLookup process_env() {
+  return [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+Result<Config> parse_config(std::string_view text, std::string_view source_name) {
+  Config c;
+  BACKBONE_TRY(apply_toml(c, default_config::kToml, "built-in config"));
+  c.source = std::string(source_name);
+  BACKBONE_TRY(apply_toml(c, text, source_name));
+  BACKBONE_TRY(validate(c));
+  return c;
+}
+
+Result<Config> load_config(const std::optional<std::string>& file, const EnvLookup& env) {
+  std::optional<std::string> path = file;
+  if (!path) path = env("BACKBONE_CONFIG");
+  if (!path && std::filesystem::exists("backbone.toml")) path = "backbone.toml";
+  Config c;
+  if (path) {
+    std::ifstream in(*path);
+    if (!in) return make_error(Errc::kNotFound, "cannot read config file " + *path);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    auto parsed = parse_config(buf.str(), *path);
+    if (!parsed.ok()) return parsed.error();
+    c = std::move(*parsed);
+  } else {
+    BACKBONE_TRY(apply_toml(c, default_config::kToml, "built-in config"));
+    c.source = "built-in config";
+  }
+  if (auto v = env("BACKBONE_ENV")) c.env = *v;
+  if (auto v = env("BACKBONE_STORE")) c.store = *v;
+  if (auto v = env("BACKBONE_BROKER")) c.broker = *v;
+  if (auto v = env("BACKBONE_LISTEN")) c.listen = *v;
+  if (auto v = env("BACKBONE_PUBSUB_LISTEN")) c.pubsub_listen = *v;
+  BACKBONE_TRY(validate(c));
+  return c;
+}
+
+Result<void> check_environment(const Config& c, std::string_view env) {
+  for (const auto& e : c.environments) {
+    if (e == env) return {};
+  }
+  std::string known;
+  for (const auto& e : c.environments) known += (known.empty() ? "" : ", ") + e;
+  return make_error(Errc::kNotFound,
+                    "unknown environment \"" + std::string(env) + "\" (configured: " + known + ")");
+}
+
+Result<std::string> store_url_for(const Config& c, std::string_view env) {
+  BACKBONE_TRY(check_environment(c, env));
+  std::string url = c.store;
+  const std::string_view placeholder = "{env}";
+  for (size_t pos; (pos = url.find(placeholder)) != std::string::npos;) {
+    url.replace(pos, placeholder.size(), env);
+  }
+  return url;
+}
+
+}  // namespace backbone

@@ -1,0 +1,24 @@
+// Internal JSON helpers on nlohmann::json. Kept out of include/ so that the heavy template
+// header reaches only the .cc files that need it.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "backbone/result.h"
+
+namespace backbone::json_internal {
+
+// Parses strict I-JSON: malformed text, duplicate keys and nesting deeper than kMaxJsonDepth
+// are kInvalidArgument, with the byte offset in the message.
+Result<nlohmann::json> parse_strict(std::string_view text);
+
+// Appends the RFC 8785 form of `value`. Fails (kInvalidArgument) on integers outside ±(2^53-1);
+// `where` accumulates a JSON-pointer-like path for that message.
+Result<void> write_canonical(const nlohmann::json& value, std::string& out);
+
+// A short description of a JSON value's type for error messages ("a string", "an array", ...).
+const char* type_phrase(const nlohmann::json& value);
+
+}  // namespace backbone::json_internal

@@ -1,0 +1,157 @@
+#include "store/sqlite/sqlite_db.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "store/sqlite/sqlite_authorizer.h"
+
+namespace backbone::sqlite {
+
+Stmt::~Stmt() { sqlite3_finalize(s_); }
+
+Stmt& Stmt::bind(int i, std::string_view text) {
+  sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Stmt& Stmt::bind(int i, int64_t v) {
+  sqlite3_bind_int64(s_, i, v);
+  return *this;
+}
+Stmt& Stmt::bind_null(int i) {
+  sqlite3_bind_null(s_, i);
+  return *this;
+}
+
+Result<bool> Stmt::step() {
+  const int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  Error e = db_.error(rc, "step");
+  reset();
+  return e;
+}
+
+Result<void> Stmt::run() {
+  for (;;) {
+    auto r = step();
+    if (!r.ok()) return r.error();
+    if (!*r) break;
+  }
+  reset();
+  return {};
+}
+
+void Stmt::reset() {
+  sqlite3_reset(s_);
+  sqlite3_clear_bindings(s_);
+}
+
+std::string Stmt::text(int col) const {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+  return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string();
+}
+std::optional<std::string> Stmt::optional_text(int col) const {
+  if (is_null(col)) return std::nullopt;
+  return text(col);
+}
+int64_t Stmt::integer(int col) const { return sqlite3_column_int64(s_, col); }
+bool Stmt::is_null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+
+Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, Role role,
+                                                 Durability durability) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (role == Role::kMigrator) {
+    flags |= SQLITE_OPEN_CREATE;
+    const auto dir = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      return make_error(Errc::kUnavailable,
+                        "cannot create folder " + dir.string() + ": " + ec.message());
+    }
+  } else if (!std::filesystem::exists(path)) {
+    return make_error(Errc::kNotFound,
+                      "store " + path + " does not exist (run `backbone migrate` first)");
+  }
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path, role));
+  if (rc != SQLITE_OK) return db->error(rc, "open " + path);
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, 10'000);
+  const char* sync = durability == Durability::kFsync ? "FULL" : "NORMAL";
+  BACKBONE_TRY(db->exec(std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") + sync +
+                        "; PRAGMA foreign_keys=ON;"));
+  {
+    auto v = db->prepare("PRAGMA user_version");
+    if (!v.ok()) return v.error();
+    auto row = (*v)->step();
+    if (!row.ok()) return row.error();
+    db->user_version_ = static_cast<int>((*v)->integer(0));
+    (*v)->reset();
+  }
+  db->cache_.clear();  // statements prepared before the authorizer are not kept
+  if (role != Role::kMigrator) install_authorizer(db.get());
+  return db;
+}
+
+SqliteDb::~SqliteDb() {
+  cache_.clear();
+  sqlite3_close_v2(db_);
+}
+
+Result<void> SqliteDb::exec(std::string_view sql) {
+  last_denial.clear();
+  const std::string s(sql);
+  const int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return error(rc, "exec");
+  return {};
+}
+
+Result<Stmt*> SqliteDb::prepare(const std::string& sql) {
+  if (auto it = cache_.find(sql); it != cache_.end()) return it->second.get();
+  last_denial.clear();
+  sqlite3_stmt* s = nullptr;
+  const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(s);
+    return error(rc, "prepare");
+  }
+  auto stmt = std::make_unique<Stmt>(*this, s);
+  Stmt* out = stmt.get();
+  cache_.emplace(sql, std::move(stmt));
+  return out;
+}
+
+Error SqliteDb::error(int rc, std::string_view doing) const {
+  const std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+  const int primary = rc & 0xFF;
+  for (std::string_view exact :
+       {kEventUpdateRefused, kEventDeleteRefused, kAuditUpdateRefused, kAuditDeleteRefused}) {
+    if (msg == exact) return make_error(Errc::kImmutable, msg);
+  }
+  switch (primary) {
+    case SQLITE_AUTH:
+      return make_error(Errc::kPermissionDenied,
+                        std::string("access denied for role ") + role_name(role_) + ": " +
+                            (last_denial.empty() ? msg : last_denial + " is not granted"));
+    case SQLITE_CONSTRAINT:
+      return make_error(Errc::kInvalidArgument, "constraint failed: " + msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+      return make_error(Errc::kUnavailable,
+                        "sqlite " + path_ + ": " + std::string(doing) + ": " + msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return make_error(Errc::kDataLoss, "sqlite " + path_ + " is damaged: " + msg);
+    default:
+      return make_error(Errc::kInternal, "sqlite " + std::string(doing) + ": " + msg);
+  }
+}
+
+}  // namespace backbone::sqlite

@@ -1,0 +1,380 @@
+#include "store/sqlite/sqlite_event_store.h"
+
+#include <mutex>
+#include <unordered_map>
+
+#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_schema.h"
+
+namespace backbone::sqlite {
+namespace {
+
+constexpr const char* kEventColumns =
+    "id, record_type, record_id, source, timestamp, base_version, changes, full_snapshot_ref, "
+    "processed";
+constexpr const char* kAuditColumns =
+    "id, event_id, record_type, record_id, action, fingerprint, chain_hash, detail, created_at";
+
+Result<StoredEvent> read_event(const Stmt& s) {
+  EventDraft row;
+  auto id = EventId::parse(s.text(0));
+  if (!id.ok()) return make_error(Errc::kDataLoss, "stored event id: " + id.error().message);
+  row.id = *id;
+  row.record_type = s.text(1);
+  row.record_id = s.text(2);
+  row.source = s.text(3);
+  row.timestamp = Timestamp::from_micros(s.integer(4));
+  row.base_version = static_cast<uint64_t>(s.integer(5));
+  row.changes = s.text(6);
+  row.full_snapshot_ref = s.optional_text(7);
+  auto e = Event::restore(row);
+  if (!e.ok()) return e.error();
+  return StoredEvent{std::move(*e), s.integer(8) != 0};
+}
+
+Result<AuditEntry> read_audit(const Stmt& s) {
+  AuditEntry a;
+  auto id = EventId::parse(s.text(0));
+  auto event_id = EventId::parse(s.text(1));
+  auto action = parse_audit_action(s.text(4));
+  if (!id.ok() || !event_id.ok() || !action.ok()) {
+    return make_error(Errc::kDataLoss, "stored audit entry " + s.text(0) + " is malformed");
+  }
+  a.id = *id;
+  a.event_id = *event_id;
+  a.record = {s.text(2), s.text(3)};
+  a.action = *action;
+  a.fingerprint = s.text(5);
+  a.chain_hash = s.text(6);
+  a.detail = s.optional_text(7);
+  a.created_at = Timestamp::from_micros(s.integer(8));
+  return a;
+}
+
+class SqliteEventStore final : public EventStore {
+ public:
+  SqliteEventStore(std::unique_ptr<SqliteDb> db, const Clock& clock, EventIdGenerator& ids)
+      : db_(std::move(db)), clock_(clock), ids_(ids) {}
+
+  Result<int> migrate() override {
+    std::lock_guard lock(mu_);
+    if (db_->role() != Role::kMigrator) {
+      return make_error(Errc::kPermissionDenied,
+                        std::string("access denied for role ") + role_name(db_->role()) +
+                            ": migrations need the migrator role");
+    }
+    return sqlite::migrate(*db_, clock_.now().micros());
+  }
+
+  Result<int> schema_version() override {
+    std::lock_guard lock(mu_);
+    return db_->user_version();
+  }
+
+  Result<std::vector<AppendOutcome>> append(std::span<const Event> events) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    return in_write_txn<std::vector<AppendOutcome>>(
+        [&]() -> Result<std::vector<AppendOutcome>> {
+          auto chain = chain_tail();
+          if (!chain.ok()) return chain.error();
+          std::vector<AppendOutcome> out;
+          out.reserve(events.size());
+          std::unordered_map<std::string, EventId> batch;  // fingerprint -> id, in this batch
+          for (size_t i = 0; i < events.size(); ++i) {
+            const Event& e = events[i];
+            auto where = [i](Error err) {
+              err.where = "events[" + std::to_string(i) + "]";
+              return err;
+            };
+            std::optional<EventId> original;
+            if (auto it = batch.find(e.fingerprint()); it != batch.end()) {
+              original = it->second;
+            } else {
+              auto found = find_ingested(e.fingerprint());
+              if (!found.ok()) return where(found.error());
+              original = *found;
+            }
+            AuditDraft audit{original ? *original : e.id(), e.record_key(),
+                             original ? AuditAction::kDuplicate : AuditAction::kIngested,
+                             e.fingerprint(), std::nullopt};
+            if (!original) {
+              if (auto r = insert_event(e); !r.ok()) return where(r.error());
+              batch.emplace(e.fingerprint(), e.id());
+            }
+            if (auto r = insert_audit(audit, *chain); !r.ok()) return where(r.error());
+            out.push_back({original ? *original : e.id(), e.fingerprint(), original.has_value()});
+          }
+          return out;
+        });
+  }
+
+  Result<StoredEvent> get(const EventId& id) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kEventColumns + " FROM events WHERE id = ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, id.str());
+    auto row = (*s)->step();
+    if (!row.ok()) return row.error();
+    if (!*row) {
+      (*s)->reset();
+      return make_error(Errc::kNotFound, "no event with id " + id.str());
+    }
+    auto e = read_event(**s);
+    (*s)->reset();
+    return e;
+  }
+
+  Result<std::vector<StoredEvent>> history(const RecordKey& record) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kEventColumns +
+                          " FROM events WHERE record_type = ? AND record_id = ?"
+                          " ORDER BY timestamp, id");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, record.record_type).bind(2, record.record_id);
+    return collect<StoredEvent>(**s, read_event);
+  }
+
+  Result<std::vector<StoredEvent>> unprocessed(size_t limit,
+                                               std::optional<EventCursor> after) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kEventColumns +
+                          " FROM events WHERE processed = 0 AND (timestamp, id) > (?, ?)"
+                          " ORDER BY timestamp, id LIMIT ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, after ? after->timestamp.micros() : INT64_MIN)
+        .bind(2, after ? after->id.str() : std::string())
+        .bind(3, static_cast<int64_t>(limit));
+    return collect<StoredEvent>(**s, read_event);
+  }
+
+  Result<bool> mark_processed(const EventId& id) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
+    if (!s.ok()) return s.error();
+    BACKBONE_TRY((*s)->bind(1, id.str()).run());
+    if (sqlite3_changes(db_->handle()) == 1) return true;
+    auto q = db_->prepare("SELECT 1 FROM events WHERE id = ?");
+    if (!q.ok()) return q.error();
+    auto row = (*q)->bind(1, id.str()).step();
+    (*q)->reset();
+    if (!row.ok()) return row.error();
+    if (!*row) return make_error(Errc::kNotFound, "no event with id " + id.str());
+    return false;
+  }
+
+  Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    return in_write_txn<std::vector<AuditEntry>>([&]() -> Result<std::vector<AuditEntry>> {
+      auto chain = chain_tail();
+      if (!chain.ok()) return chain.error();
+      std::vector<AuditEntry> out;
+      out.reserve(drafts.size());
+      for (size_t i = 0; i < drafts.size(); ++i) {
+        auto entry = insert_audit(drafts[i], *chain);
+        if (!entry.ok()) {
+          Error err = entry.error();
+          err.where = "audit[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
+          return err;
+        }
+        out.push_back(std::move(*entry));
+      }
+      return out;
+    });
+  }
+
+  Result<std::vector<AuditEntry>> audit_for_event(const EventId& event_id) override {
+    return audit_where("event_id = ?", event_id.str());
+  }
+  Result<std::vector<AuditEntry>> audit_by_fingerprint(const std::string& fp) override {
+    return audit_where("fingerprint = ?", fp);
+  }
+  Result<std::vector<AuditEntry>> audit_for_record(const RecordKey& record) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kAuditColumns +
+                          " FROM event_audit_log WHERE record_type = ? AND record_id = ?"
+                          " ORDER BY id");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, record.record_type).bind(2, record.record_id);
+    return collect<AuditEntry>(**s, read_audit);
+  }
+
+  Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> after, size_t limit) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kAuditColumns +
+                          " FROM event_audit_log WHERE id > ? ORDER BY id LIMIT ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, after ? after->str() : std::string()).bind(2, static_cast<int64_t>(limit));
+    return collect<AuditEntry>(**s, read_audit);
+  }
+
+ private:
+  // The last entry of the chain, which the next entry follows.
+  struct ChainTail {
+    EventId id;
+    std::string chain_hash{kAuditGenesis};
+    Timestamp created_at;
+  };
+
+  Result<void> check_schema() {
+    const int have = db_->user_version();
+    const int want = current_schema_version();
+    if (have == want) return {};
+    if (have < want) {
+      return make_error(Errc::kUnavailable, "store " + db_->path() + " is at schema version " +
+                                                std::to_string(have) + ", this build needs " +
+                                                std::to_string(want) + ": run `backbone migrate`");
+    }
+    return make_error(Errc::kUnavailable, "store " + db_->path() + " is at schema version " +
+                                              std::to_string(have) +
+                                              ", newer than this build (" + std::to_string(want) +
+                                              ")");
+  }
+
+  template <typename T, typename Fn>
+  Result<T> in_write_txn(Fn&& body) {
+    BACKBONE_TRY(db_->exec("BEGIN IMMEDIATE"));
+    Result<T> r = body();
+    if (!r.ok()) {
+      (void)db_->exec("ROLLBACK");
+      return r;
+    }
+    if (auto c = db_->exec("COMMIT"); !c.ok()) {
+      (void)db_->exec("ROLLBACK");
+      return c.error();
+    }
+    return r;
+  }
+
+  template <typename T, typename Read>
+  Result<std::vector<T>> collect(Stmt& s, Read read) {
+    std::vector<T> out;
+    for (;;) {
+      auto row = s.step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto item = read(s);
+      if (!item.ok()) {
+        s.reset();
+        return item.error();
+      }
+      out.push_back(std::move(*item));
+    }
+    s.reset();
+    return out;
+  }
+
+  Result<std::vector<AuditEntry>> audit_where(const char* where, const std::string& value) {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kAuditColumns + " FROM event_audit_log WHERE " +
+                          where + " ORDER BY id");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, value);
+    return collect<AuditEntry>(**s, read_audit);
+  }
+
+  Result<ChainTail> chain_tail() {
+    auto s = db_->prepare(
+        "SELECT id, chain_hash, created_at FROM event_audit_log ORDER BY id DESC LIMIT 1");
+    if (!s.ok()) return s.error();
+    auto row = (*s)->step();
+    if (!row.ok()) return row.error();
+    ChainTail tail;
+    if (*row) {
+      auto id = EventId::parse((*s)->text(0));
+      if (!id.ok()) {
+        (*s)->reset();
+        return make_error(Errc::kDataLoss, "last audit entry has a malformed id");
+      }
+      tail.id = *id;
+      tail.chain_hash = (*s)->text(1);
+      tail.created_at = Timestamp::from_micros((*s)->integer(2));
+    }
+    (*s)->reset();
+    return tail;
+  }
+
+  Result<std::optional<EventId>> find_ingested(const std::string& fingerprint) {
+    auto s = db_->prepare(
+        "SELECT event_id FROM event_audit_log WHERE fingerprint = ? AND action = 'ingested'"
+        " LIMIT 1");
+    if (!s.ok()) return s.error();
+    auto row = (*s)->bind(1, fingerprint).step();
+    if (!row.ok()) return row.error();
+    std::optional<EventId> out;
+    if (*row) {
+      auto id = EventId::parse((*s)->text(0));
+      if (id.ok()) out = *id;
+    }
+    (*s)->reset();
+    return out;
+  }
+
+  Result<void> insert_event(const Event& e) {
+    auto s = db_->prepare(
+        "INSERT INTO events (id, record_type, record_id, source, timestamp, base_version, "
+        "changes, full_snapshot_ref, processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)");
+    if (!s.ok()) return s.error();
+    return (*s)->bind(1, e.id().str())
+        .bind(2, e.record_type())
+        .bind(3, e.record_id())
+        .bind(4, e.source())
+        .bind(5, e.timestamp().micros())
+        .bind(6, static_cast<int64_t>(e.base_version()))
+        .bind(7, e.changes())
+        .bind_optional(8, e.full_snapshot_ref())
+        .run();
+  }
+
+  // Seals `draft` after `tail`, inserts it, and moves `tail` on.
+  Result<AuditEntry> insert_audit(const AuditDraft& draft, ChainTail& tail) {
+    const EventId id = ids_.next_after(tail.id);
+    const Timestamp created_at = std::max(clock_.now(), tail.created_at);
+    auto entry = seal_audit_entry(draft, id, created_at, tail.chain_hash);
+    if (!entry.ok()) return entry.error();
+    auto s = db_->prepare(
+        "INSERT INTO event_audit_log (id, event_id, record_type, record_id, action, fingerprint, "
+        "chain_hash, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!s.ok()) return s.error();
+    BACKBONE_TRY((*s)->bind(1, entry->id.str())
+                     .bind(2, entry->event_id.str())
+                     .bind(3, entry->record.record_type)
+                     .bind(4, entry->record.record_id)
+                     .bind(5, audit_action_name(entry->action))
+                     .bind(6, entry->fingerprint)
+                     .bind(7, entry->chain_hash)
+                     .bind_optional(8, entry->detail)
+                     .bind(9, entry->created_at.micros())
+                     .run());
+    tail.id = entry->id;
+    tail.chain_hash = entry->chain_hash;
+    tail.created_at = entry->created_at;
+    return entry;
+  }
+
+  std::mutex mu_;
+  std::unique_ptr<SqliteDb> db_;  // GUARDED_BY(mu_)
+  const Clock& clock_;
+  EventIdGenerator& ids_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EventStore>> open_sqlite_store(const std::string& path,
+                                                      const StoreOptions& options) {
+  auto db = SqliteDb::open(path, options.role, options.durability);
+  if (!db.ok()) return db.error();
+  const Clock& clock = options.clock ? *options.clock : SystemClock::instance();
+  EventIdGenerator& ids = options.ids ? *options.ids : EventIdGenerator::process();
+  return std::unique_ptr<EventStore>(new SqliteEventStore(std::move(*db), clock, ids));
+}
+
+}  // namespace backbone::sqlite

@@ -1,0 +1,150 @@
+#include "store/sqlite/sqlite_schema.h"
+
+#include <string>
+#include <vector>
+
+namespace backbone::sqlite {
+namespace {
+
+struct Migration {
+  int version;
+  const char* name;
+  const char* sql;
+};
+
+// Declared types follow SPEC §2 (SQLite gives CHAR/VARCHAR text affinity, TINYINT/BIGINT
+// integer affinity); times are INTEGER microseconds since the Unix epoch (UTC); JSON is text
+// held to json_valid(). CHECK constraints hold every row to the rules the library enforces.
+constexpr const char* kV1 = R"sql(
+CREATE TABLE events (
+  id                CHAR(36)     NOT NULL PRIMARY KEY
+                    CHECK (length(id) = 36 AND id = lower(id)),
+  record_type       VARCHAR(64)  NOT NULL CHECK (length(record_type) BETWEEN 1 AND 64),
+  record_id         VARCHAR(191) NOT NULL
+                    CHECK (length(CAST(record_id AS BLOB)) BETWEEN 1 AND 191),
+  source            VARCHAR(64)  NOT NULL CHECK (length(source) BETWEEN 1 AND 64),
+  timestamp         INTEGER      NOT NULL,
+  base_version      INTEGER      NOT NULL CHECK (base_version >= 0),
+  changes           JSON         NOT NULL
+                    CHECK (json_valid(changes) AND json_type(changes) = 'object'
+                           AND length(CAST(changes AS BLOB)) <= 262144),
+  full_snapshot_ref VARCHAR(512) NULL
+                    CHECK (full_snapshot_ref IS NULL OR length(CAST(full_snapshot_ref AS BLOB)) <= 512),
+  processed         TINYINT(1)   NOT NULL DEFAULT 0 CHECK (processed IN (0, 1))
+);
+CREATE INDEX idx_events_record ON events (record_type, record_id, timestamp);
+CREATE INDEX idx_events_processed ON events (processed, timestamp);
+CREATE INDEX idx_events_timestamp ON events (timestamp);
+
+CREATE TABLE event_audit_log (
+  id          CHAR(36)    NOT NULL PRIMARY KEY CHECK (length(id) = 36 AND id = lower(id)),
+  event_id    CHAR(36)    NOT NULL CHECK (length(event_id) = 36),
+  record_type VARCHAR(64)  NOT NULL,
+  record_id   VARCHAR(191) NOT NULL,
+  action      VARCHAR(32) NOT NULL CHECK (action IN ('ingested', 'merged', 'rebased', 'conflict',
+                           'retry_scheduled', 'dead_lettered', 'replayed', 'duplicate')),
+  fingerprint CHAR(64)    NOT NULL CHECK (length(fingerprint) = 64),
+  chain_hash  CHAR(64)    NOT NULL CHECK (length(chain_hash) = 64),
+  detail      JSON        NULL CHECK (detail IS NULL OR json_valid(detail)),
+  created_at  INTEGER     NOT NULL
+);
+CREATE INDEX idx_audit_fingerprint ON event_audit_log (fingerprint);
+CREATE INDEX idx_audit_record ON event_audit_log (record_type, record_id);
+CREATE INDEX idx_audit_event ON event_audit_log (event_id);
+
+CREATE TABLE records (
+  record_type    VARCHAR(64)  NOT NULL,
+  record_id      VARCHAR(191) NOT NULL,
+  version        BIGINT       NOT NULL CHECK (version >= 0),
+  state          JSON         NOT NULL CHECK (json_valid(state)),
+  field_versions JSON         NOT NULL CHECK (json_valid(field_versions)),
+  updated_at     INTEGER      NOT NULL,
+  PRIMARY KEY (record_type, record_id)
+);
+
+-- Immutability (SPEC §2). The one exception: processed may go from 0 to 1 when every other
+-- column is unchanged.
+CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+WHEN NOT (OLD.processed = 0 AND NEW.processed = 1
+          AND NEW.id IS OLD.id AND NEW.record_type IS OLD.record_type
+          AND NEW.record_id IS OLD.record_id AND NEW.source IS OLD.source
+          AND NEW.timestamp IS OLD.timestamp AND NEW.base_version IS OLD.base_version
+          AND NEW.changes IS OLD.changes AND NEW.full_snapshot_ref IS OLD.full_snapshot_ref)
+BEGIN
+  SELECT RAISE(ABORT, 'Event records are immutable and cannot be updated.');
+END;
+CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+BEGIN
+  SELECT RAISE(ABORT, 'Event records are immutable and cannot be deleted.');
+END;
+-- INSERT OR REPLACE would delete the old row without a DELETE trigger: refuse an existing id.
+CREATE TRIGGER events_refuse_replace BEFORE INSERT ON events
+WHEN EXISTS (SELECT 1 FROM events WHERE id = NEW.id)
+BEGIN
+  SELECT RAISE(ABORT, 'Event records are immutable and cannot be updated.');
+END;
+
+CREATE TRIGGER audit_refuse_update BEFORE UPDATE ON event_audit_log
+BEGIN
+  SELECT RAISE(ABORT, 'Audit log records are immutable and cannot be updated.');
+END;
+CREATE TRIGGER audit_refuse_delete BEFORE DELETE ON event_audit_log
+BEGIN
+  SELECT RAISE(ABORT, 'Audit log records are immutable and cannot be deleted.');
+END;
+CREATE TRIGGER audit_refuse_replace BEFORE INSERT ON event_audit_log
+WHEN EXISTS (SELECT 1 FROM event_audit_log WHERE id = NEW.id)
+BEGIN
+  SELECT RAISE(ABORT, 'Audit log records are immutable and cannot be updated.');
+END;
+)sql";
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> all = {
+      {1, "events, event_audit_log, records, immutability triggers", kV1},
+  };
+  return all;
+}
+
+}  // namespace
+
+int current_schema_version() { return migrations().back().version; }
+
+Result<int> migrate(SqliteDb& db, int64_t now_micros) {
+  BACKBONE_ASSERT(db.role() == Role::kMigrator);
+  BACKBONE_TRY(db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+      " version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
+  int applied = 0;
+  for (const Migration& m : migrations()) {
+    BACKBONE_TRY(db.exec("BEGIN IMMEDIATE"));
+    auto done = [&]() -> Result<bool> {
+      auto q = db.prepare("SELECT 1 FROM schema_migrations WHERE version = ?");
+      if (!q.ok()) return q.error();
+      (*q)->bind(1, int64_t{m.version});
+      auto row = (*q)->step();
+      (*q)->reset();
+      return row;
+    }();
+    auto apply = [&]() -> Result<void> {
+      if (!done.ok()) return done.error();
+      if (*done) return {};
+      BACKBONE_TRY(db.exec(m.sql));
+      auto ins = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      if (!ins.ok()) return ins.error();
+      BACKBONE_TRY((*ins)->bind(1, int64_t{m.version}).bind(2, m.name).bind(3, now_micros).run());
+      BACKBONE_TRY(db.exec("PRAGMA user_version = " + std::to_string(m.version)));
+      ++applied;
+      return {};
+    }();
+    if (!apply.ok()) {
+      (void)db.exec("ROLLBACK");
+      return apply.error();
+    }
+    BACKBONE_TRY(db.exec("COMMIT"));
+    if (db.user_version() < m.version) db.set_user_version_cache(m.version);
+  }
+  return applied;
+}
+
+}  // namespace backbone::sqlite
