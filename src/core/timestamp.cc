@@ -54,7 +54,7 @@ std::string Timestamp::to_rfc3339() const {
   const Civil c = civil_from_days(days);
   const int64_t secs = rem / 1'000'000;
   const int64_t frac = rem % 1'000'000;
-  char buf[40];
+  char buf[128];
   std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ",
                 static_cast<long long>(c.y), c.m, c.d, static_cast<long long>(secs / 3600),
                 static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60),

@@ -1,0 +1,180 @@
+// The `backbone` binary, run as a user would: bad input gets a one-line error that names the
+// field and the input line, a non-zero exit status, and nothing written.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "store/sqlite_harness.h"
+
+namespace backbone::testing {
+namespace {
+
+struct CliRun {
+  int status;
+  std::string out;
+  std::string err;
+};
+
+class Cli : public ::testing::Test {
+ protected:
+  // Runs `backbone args` in the temp folder with `input` on stdin and the store in ./var.
+  CliRun run(const std::string& args, const std::string& input = "") {
+    std::ofstream(dir_.file("stdin")) << input;
+    const std::string cmd = "cd '" + dir_.path() + "' && env -u BACKBONE_STORE -u BACKBONE_ENV " +
+                            BACKBONE_CLI_PATH + " " + args + " < stdin > stdout 2> stderr";
+    const int status = std::system(cmd.c_str());
+    auto slurp = [&](const char* name) {
+      std::ifstream in(dir_.file(name));
+      std::stringstream s;
+      s << in.rdbuf();
+      return s.str();
+    };
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp("stdout"), slurp("stderr")};
+  }
+  int64_t rows(const std::string& table, const std::string& env = "sandbox") {
+    const std::string db = dir_.file("var/" + env + ".db");
+    std::ifstream probe(db);
+    if (!probe) return -1;
+    const std::string cmd = "sqlite3 '" + db + "' 'SELECT COUNT(*) FROM " + table + "' > '" +
+                            dir_.file("count") + "'";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    std::ifstream in(dir_.file("count"));
+    int64_t n = -1;
+    in >> n;
+    return n;
+  }
+  static std::string event_line(const std::string& record_type = "contact",
+                                const std::string& changes = R"({"name":"Ada"})",
+                                int base_version = 0) {
+    return R"({"record_type":")" + record_type + R"(","record_id":"42","source":"crm",)" +
+           R"("base_version":)" + std::to_string(base_version) + R"(,"changes":)" + changes + "}";
+  }
+  TempDir dir_;
+};
+
+TEST_F(Cli, MigrateIsIdempotentAndKeepsEnvironmentsApart) {
+  auto first = run("migrate");
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_NE(first.out.find("applied 1 migration"), std::string::npos) << first.out;
+  auto second = run("migrate --json");
+  ASSERT_EQ(second.status, 0) << second.err;
+  auto j = nlohmann::json::parse(second.out);
+  EXPECT_EQ(j["applied"], 0);
+  EXPECT_EQ(j["env"], "sandbox");
+  ASSERT_EQ(run("--env production migrate").status, 0);
+  std::ifstream sandbox(dir_.file("var/sandbox.db")), production(dir_.file("var/production.db"));
+  EXPECT_TRUE(sandbox.good());
+  EXPECT_TRUE(production.good());
+}
+
+TEST_F(Cli, PublishPrintsIdsAndFingerprintsAndHistoryShowsThem) {
+  ASSERT_EQ(run("migrate").status, 0);
+  auto pub = run("publish", event_line() + "\n\n" + event_line("contact", R"({"email":"a@b"})", 1) + "\n");
+  ASSERT_EQ(pub.status, 0) << pub.err;
+  std::istringstream lines(pub.out);
+  std::string id, fingerprint;
+  lines >> id >> fingerprint;
+  EXPECT_EQ(id.size(), 36u);
+  EXPECT_EQ(fingerprint.size(), 64u);
+
+  auto get = run("--json events get " + id);
+  ASSERT_EQ(get.status, 0) << get.err;
+  auto ev = nlohmann::json::parse(get.out);
+  EXPECT_EQ(ev["fingerprint"], fingerprint);
+  EXPECT_EQ(ev["changes"]["name"], "Ada");
+
+  auto history = run("events history contact 42 --json");
+  ASSERT_EQ(history.status, 0) << history.err;
+  auto h = nlohmann::json::parse(history.out);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0]["id"], id);
+  EXPECT_EQ(h[1]["base_version"], 1);
+
+  auto dup = run("publish --json", event_line());
+  ASSERT_EQ(dup.status, 0) << dup.err;
+  auto d = nlohmann::json::parse(dup.out);
+  EXPECT_EQ(d["events"][0]["duplicate"], true);
+  EXPECT_EQ(d["events"][0]["id"], id);
+
+  auto verify = run("audit verify");
+  EXPECT_EQ(verify.status, 0) << verify.err;
+  EXPECT_NE(verify.out.find("3 entries verified"), std::string::npos) << verify.out;
+}
+
+TEST_F(Cli, BadInputNamesTheLineAndFieldAndWritesNothing) {
+  ASSERT_EQ(run("migrate").status, 0);
+  ASSERT_EQ(run("publish", event_line()).status, 0);
+  const int64_t events_before = rows("events");
+  const int64_t audit_before = rows("event_audit_log");
+  ASSERT_EQ(events_before, 1);
+
+  const std::string big = "{\"blob\":\"" + std::string(300 * 1024, 'x') + "\"}";
+  const struct {
+    std::string input;
+    std::string expect;  // a fragment of the one-line error
+  } cases[] = {
+      {event_line("contact", R"({"a":2})") + "\n{\"record_type\": \"contact\", oops}\n",
+       "line 2: malformed JSON"},
+      {event_line("contact", R"({"a":3})") + "\n" +
+           R"({"record_type":"contact","source":"crm","base_version":0,"changes":{}})",
+       "line 2: record_id: is required"},
+      {event_line("contact", big), "line 1: changes: is"},
+      {event_line("Contact"), "line 1: record_type: must match"},
+      {R"({"record_type":"contact","record_id":42,"source":"crm","base_version":0,"changes":{}})",
+       "line 1: record_id: must be a string, got a number"},
+      {event_line("contact", R"({"a":4})") + "\n" + event_line("contact", R"({"a":5})").substr(0, 40),
+       "line 2: malformed JSON"},
+      {"", "no events in input"},
+  };
+  for (const auto& c : cases) {
+    auto r = run("publish", c.input);
+    EXPECT_NE(r.status, 0) << c.expect;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << "want \"" << c.expect << "\" in: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_EQ(rows("events"), events_before) << c.expect;
+    EXPECT_EQ(rows("event_audit_log"), audit_before) << c.expect;
+  }
+}
+
+TEST_F(Cli, ErrorsComeBackAsJsonWithJson) {
+  ASSERT_EQ(run("migrate").status, 0);
+  auto r = run("--json publish", event_line("Bad"));
+  EXPECT_EQ(r.status, 2);
+  auto j = nlohmann::json::parse(r.err);
+  EXPECT_EQ(j["error"]["code"], "invalid_argument");
+  EXPECT_EQ(j["error"]["details"], "line 1: record_type");
+}
+
+TEST_F(Cli, UnknownEnvironmentsAndBadIdsAreRefused) {
+  ASSERT_EQ(run("migrate").status, 0);
+  auto env = run("--env staging events history contact 42");
+  EXPECT_EQ(env.status, 3);
+  EXPECT_NE(env.err.find("unknown environment \"staging\""), std::string::npos) << env.err;
+  auto id = run("events get 01a2205c-D11C-7327-b6d6-f43dd781f1e7");
+  EXPECT_EQ(id.status, 2);
+  EXPECT_NE(id.err.find("id: invalid UUIDv7"), std::string::npos) << id.err;
+  auto missing = run("events get 01a2205c-d11c-7327-b6d6-f43dd781f1e7");
+  EXPECT_EQ(missing.status, 3);
+  auto unmigrated = run("--env production events history contact 42");
+  EXPECT_NE(unmigrated.status, 0);
+  EXPECT_NE(unmigrated.err.find("backbone migrate"), std::string::npos) << unmigrated.err;
+}
+
+TEST_F(Cli, EveryCommandHasHelp) {
+  for (const char* cmd : {"", "migrate", "publish", "events", "events get", "events history",
+                          "audit", "audit verify", "version"}) {
+    auto r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.status, 0) << cmd << ": " << r.err;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd;
+  }
+  auto v = run("version --json");
+  ASSERT_EQ(v.status, 0);
+  EXPECT_TRUE(nlohmann::json::parse(v.out).contains("version"));
+  EXPECT_NE(run("frobnicate").status, 0);
+}
+
+}  // namespace
+}  // namespace backbone::testing

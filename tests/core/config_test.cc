@@ -1,0 +1,78 @@
+#include "backbone/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace backbone {
+namespace {
+
+EnvLookup fake_env(std::map<std::string, std::string> vars) {
+  return [vars](const char* name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(Config, TheBuiltInDefaultHasExactlySandboxAndProduction) {
+  auto c = parse_config("", "empty");
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  EXPECT_EQ(c->environments, (std::vector<std::string>{"sandbox", "production"}));
+  EXPECT_EQ(c->env, "sandbox");
+  EXPECT_EQ(c->store, "sqlite://var/{env}.db");
+  EXPECT_EQ(c->durability, Durability::kFsync);
+}
+
+TEST(Config, EachEnvironmentGetsItsOwnStore) {
+  auto c = parse_config("", "empty");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(*store_url_for(*c, "sandbox"), "sqlite://var/sandbox.db");
+  EXPECT_EQ(*store_url_for(*c, "production"), "sqlite://var/production.db");
+  auto unknown = store_url_for(*c, "staging");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.code(), Errc::kNotFound);
+  EXPECT_NE(unknown.error().message.find("staging"), std::string::npos);
+}
+
+TEST(Config, EnvironmentVariablesOverrideTheFile) {
+  auto c = load_config(std::nullopt, fake_env({{"BACKBONE_ENV", "production"},
+                                               {"BACKBONE_STORE", "sqlite:///tmp/{env}.db"},
+                                               {"BACKBONE_LISTEN", "127.0.0.1:9999"}}));
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  EXPECT_EQ(c->env, "production");
+  EXPECT_EQ(c->listen, "127.0.0.1:9999");
+  EXPECT_EQ(*store_url_for(*c, c->env), "sqlite:///tmp/production.db");
+}
+
+TEST(Config, AnUnknownEnvironmentIsRefused) {
+  auto c = load_config(std::nullopt, fake_env({{"BACKBONE_ENV", "prod"}}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.code(), Errc::kNotFound);
+}
+
+TEST(Config, BadFilesNameTheKey) {
+  auto c = parse_config("environments = \"sandbox\"", "x.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().where, "x.toml: environments");
+  c = parse_config("durability = \"sometimes\"", "x.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().where, "x.toml: durability");
+  c = parse_config("stor = \"sqlite://x\"", "x.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().where, "x.toml: stor");
+  c = parse_config("env = ", "x.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.code(), Errc::kInvalidArgument);
+  c = parse_config("environments = [\"Prod\"]\nenv = \"Prod\"", "x.toml");
+  ASSERT_FALSE(c.ok());
+}
+
+TEST(Config, AMissingExplicitFileIsAnError) {
+  auto c = load_config(std::string("/nonexistent/backbone.toml"), fake_env({}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.code(), Errc::kNotFound);
+}
+
+}  // namespace
+}  // namespace backbone

@@ -1,0 +1,433 @@
+#include "store/event_store_conformance.h"
+
+#include <thread>
+
+namespace backbone::testing {
+
+constexpr const char* kEventUpdated = "Event records are immutable and cannot be updated.";
+constexpr const char* kEventDeleted = "Event records are immutable and cannot be deleted.";
+constexpr const char* kAuditUpdated = "Audit log records are immutable and cannot be updated.";
+constexpr const char* kAuditDeleted = "Audit log records are immutable and cannot be deleted.";
+
+void EventStoreConformance::SetUp() {
+  harness_ = GetParam().make();
+  ASSERT_TRUE(harness_);
+  store_ = open(Role::kMigrator);
+  ASSERT_TRUE(store_);
+  auto applied = store_->migrate();
+  ASSERT_TRUE(applied.ok()) << applied.error().describe();
+}
+
+std::unique_ptr<EventStore> EventStoreConformance::open(Role role, const Clock* clock,
+                                                        EventIdGenerator* ids) {
+  StoreOptions o;
+  o.url = harness_->url();
+  o.role = role;
+  o.clock = clock ? clock : &clock_;
+  o.ids = ids ? ids : &ids_;
+  auto s = EventStore::open(o);
+  EXPECT_TRUE(s.ok()) << s.error().describe();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
+Event EventStoreConformance::event(const std::string& record_id, const std::string& changes,
+                                   uint64_t base_version) {
+  EventDraft d;
+  d.record_type = "contact";
+  d.record_id = record_id;
+  d.source = "crm";
+  d.base_version = base_version;
+  d.changes = changes;
+  clock_.advance_micros(1);
+  auto e = Event::create(d, ids_, clock_);
+  EXPECT_TRUE(e.ok()) << e.error().describe();
+  return std::move(e).value();
+}
+
+namespace {
+
+int64_t count(StoreHarness& h, const char* table) {
+  auto n = h.raw_query_int(Role::kMigrator, std::string("SELECT COUNT(*) FROM ") + table);
+  EXPECT_TRUE(n.ok()) << n.error().describe();
+  return n.ok() ? *n : -1;
+}
+
+}  // namespace
+
+TEST_P(EventStoreConformance, MigrateIsIdempotent) {
+  auto version = store_->schema_version();
+  ASSERT_TRUE(version.ok());
+  EXPECT_GE(*version, 1);
+  auto again = store_->migrate();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0);
+  EXPECT_EQ(*store_->schema_version(), *version);
+}
+
+TEST_P(EventStoreConformance, AppendedEventsReadBackExactly) {
+  EventDraft d;
+  d.record_type = "crm.contact";
+  d.record_id = "caf\xc3\xa9/\xf0\x9f\x98\x80 #1";
+  d.source = "hubspot";
+  d.base_version = 12;
+  d.changes = R"({"email":"a@b.test","n":1.5,"gone":null,"nested":{"z":[1,"x"]}})";
+  d.full_snapshot_ref = "gs://bucket/snapshots/1.json";
+  d.timestamp = Timestamp::from_micros(1'795'838'706'123'456);
+  auto e = Event::create(d, ids_, clock_);
+  ASSERT_TRUE(e.ok());
+  auto out = store_->append(std::span(&*e, 1));
+  ASSERT_TRUE(out.ok()) << out.error().describe();
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ((*out)[0].id, e->id());
+  EXPECT_EQ((*out)[0].fingerprint, e->fingerprint());
+  EXPECT_FALSE((*out)[0].duplicate);
+
+  auto got = store_->get(e->id());
+  ASSERT_TRUE(got.ok()) << got.error().describe();
+  EXPECT_EQ(got->event, *e);
+  EXPECT_FALSE(got->processed);
+  EXPECT_EQ(got->event.timestamp().micros(), 1'795'838'706'123'456);
+}
+
+TEST_P(EventStoreConformance, GettingAnUnknownIdIsNotFound) {
+  EXPECT_EQ(store_->get(ids_.next()).code(), Errc::kNotFound);
+}
+
+TEST_P(EventStoreConformance, EveryAppendedEventGetsOneIngestedAuditEntry) {
+  std::vector<Event> batch = {event("1", R"({"a":1})"), event("2", R"({"a":2})")};
+  ASSERT_TRUE(store_->append(batch).ok());
+  for (const Event& e : batch) {
+    auto entries = store_->audit_for_event(e.id());
+    ASSERT_TRUE(entries.ok());
+    ASSERT_EQ(entries->size(), 1u);
+    EXPECT_EQ((*entries)[0].action, AuditAction::kIngested);
+    EXPECT_EQ((*entries)[0].fingerprint, e.fingerprint());
+    EXPECT_EQ((*entries)[0].record, e.record_key());
+  }
+}
+
+TEST_P(EventStoreConformance, SavingAnExistingIdFailsWithTheExactMessage) {
+  const Event original = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&original, 1)).ok());
+  EventDraft d;
+  d.id = original.id();
+  d.record_type = "contact";
+  d.record_id = "1";
+  d.source = "crm";
+  d.changes = R"({"a":2})";
+  auto changed = Event::create(d, ids_, clock_);
+  ASSERT_TRUE(changed.ok());
+  auto r = store_->append(std::span(&*changed, 1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), Errc::kImmutable);
+  EXPECT_EQ(r.error().message, kEventUpdated);
+  EXPECT_EQ(r.error().where, "events[0]");
+  EXPECT_EQ(store_->get(original.id())->event.changes(), R"({"a":1})");
+}
+
+TEST_P(EventStoreConformance, ABatchWithOneFailingItemWritesNothing) {
+  const Event existing = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&existing, 1)).ok());
+  const int64_t events_before = count(*harness_, "events");
+  const int64_t audit_before = count(*harness_, "event_audit_log");
+  EventDraft clash;
+  clash.id = existing.id();
+  clash.record_type = "contact";
+  clash.record_id = "9";
+  clash.source = "crm";
+  clash.changes = R"({"b":1})";
+  std::vector<Event> batch = {event("2", R"({"a":2})"), *Event::create(clash, ids_, clock_),
+                              event("3", R"({"a":3})")};
+  auto r = store_->append(batch);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().where, "events[1]");
+  EXPECT_EQ(count(*harness_, "events"), events_before);
+  EXPECT_EQ(count(*harness_, "event_audit_log"), audit_before);
+  EXPECT_EQ(store_->get(batch[0].id()).code(), Errc::kNotFound);
+  EXPECT_EQ(store_->get(batch[2].id()).code(), Errc::kNotFound);
+}
+
+TEST_P(EventStoreConformance, TheSameChangeIsStoredOnceAndAnsweredAsADuplicate) {
+  const Event first = event("1", R"({"a":1,"b":2})");
+  ASSERT_TRUE(store_->append(std::span(&first, 1)).ok());
+  // The same change again under a new id, twice in one batch, and the very same event again.
+  std::vector<Event> again = {event("1", R"({"b":2,"a":1})"), event("1", R"({"b":2, "a":1})"),
+                              first, event("2", R"({"a":1})")};
+  auto out = store_->append(again);
+  ASSERT_TRUE(out.ok()) << out.error().describe();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE((*out)[i].duplicate) << i;
+    EXPECT_EQ((*out)[i].id, first.id()) << i;
+  }
+  EXPECT_FALSE((*out)[3].duplicate);
+  EXPECT_EQ(store_->history({"contact", "1"})->size(), 1u);
+  auto entries = store_->audit_by_fingerprint(first.fingerprint());
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 4u);
+  EXPECT_EQ((*entries)[0].action, AuditAction::kIngested);
+  for (int i = 1; i < 4; ++i) {
+    EXPECT_EQ((*entries)[i].action, AuditAction::kDuplicate);
+    EXPECT_EQ((*entries)[i].event_id, first.id());
+  }
+}
+
+TEST_P(EventStoreConformance, HistoryIsInTimestampOrder) {
+  std::vector<Event> events;
+  for (int64_t t : {30, 10, 20}) {
+    EventDraft d;
+    d.record_type = "contact";
+    d.record_id = "7";
+    d.source = "crm";
+    d.changes = "{\"t\":" + std::to_string(t) + "}";
+    d.timestamp = Timestamp::from_micros(1'795'838'706'000'000 + t);
+    events.push_back(*Event::create(d, ids_, clock_));
+  }
+  events.push_back(event("8", R"({"other":1})"));
+  ASSERT_TRUE(store_->append(events).ok());
+  auto h = store_->history({"contact", "7"});
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 3u);
+  EXPECT_EQ((*h)[0].event.changes(), R"({"t":10})");
+  EXPECT_EQ((*h)[1].event.changes(), R"({"t":20})");
+  EXPECT_EQ((*h)[2].event.changes(), R"({"t":30})");
+  EXPECT_TRUE(store_->history({"contact", "nobody"})->empty());
+}
+
+TEST_P(EventStoreConformance, TheUnprocessedScanPagesInOrderAndSkipsProcessed) {
+  std::vector<Event> events;
+  for (int i = 0; i < 7; ++i) events.push_back(event(std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
+  ASSERT_TRUE(store_->append(events).ok());
+  ASSERT_TRUE(*store_->mark_processed(events[2].id()));
+  std::vector<EventId> seen;
+  std::optional<EventCursor> cursor;
+  for (;;) {
+    auto page = store_->unprocessed(2, cursor);
+    ASSERT_TRUE(page.ok()) << page.error().describe();
+    if (page->empty()) break;
+    EXPECT_LE(page->size(), 2u);
+    for (const auto& s : *page) {
+      EXPECT_FALSE(s.processed);
+      seen.push_back(s.event.id());
+    }
+    cursor = EventCursor{page->back().event.timestamp(), page->back().event.id()};
+  }
+  std::vector<EventId> want;
+  for (int i = 0; i < 7; ++i) {
+    if (i != 2) want.push_back(events[i].id());
+  }
+  EXPECT_EQ(seen, want);
+}
+
+TEST_P(EventStoreConformance, MarkProcessedGoesFromZeroToOneOnce) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  auto merge = open(Role::kMergeWorker);
+  auto first = merge->mark_processed(e.id());
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  EXPECT_TRUE(*first);
+  EXPECT_FALSE(*merge->mark_processed(e.id()));
+  EXPECT_TRUE(store_->get(e.id())->processed);
+  EXPECT_EQ(merge->mark_processed(ids_.next()).code(), Errc::kNotFound);
+}
+
+TEST_P(EventStoreConformance, TheDatabaseRefusesUpdateAndDeleteWithTheExactMessages) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  const std::string id = "'" + e.id().str() + "'";
+  const std::vector<std::string> refused = {
+      "UPDATE events SET source = 'tampered' WHERE id = " + id,
+      "UPDATE events SET base_version = 5 WHERE id = " + id,
+      "UPDATE events SET processed = TRUE, record_id = '2' WHERE id = " + id};
+  for (const std::string& sql : refused) {
+    auto r = harness_->raw_sql(Role::kMigrator, sql);
+    ASSERT_FALSE(r.ok()) << sql;
+    EXPECT_EQ(r.code(), Errc::kImmutable) << r.error().describe();
+    EXPECT_EQ(r.error().message, kEventUpdated);
+  }
+  auto del = harness_->raw_sql(Role::kMigrator, "DELETE FROM events WHERE id = " + id);
+  ASSERT_FALSE(del.ok());
+  EXPECT_EQ(del.error().message, kEventDeleted);
+  EXPECT_EQ(store_->get(e.id())->event, e);
+}
+
+TEST_P(EventStoreConformance, ProcessedMayGoFromZeroToOneButNeverBack) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  const std::string id = "'" + e.id().str() + "'";
+  auto up = harness_->raw_sql(Role::kMigrator, "UPDATE events SET processed = TRUE WHERE id = " + id);
+  ASSERT_TRUE(up.ok()) << up.error().describe();
+  auto down =
+      harness_->raw_sql(Role::kMigrator, "UPDATE events SET processed = FALSE WHERE id = " + id);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error().message, kEventUpdated);
+  EXPECT_TRUE(store_->get(e.id())->processed);
+}
+
+TEST_P(EventStoreConformance, TheDatabaseRefusesAuditUpdateAndDelete) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  auto up = harness_->raw_sql(Role::kMigrator, "UPDATE event_audit_log SET action = 'merged'");
+  ASSERT_FALSE(up.ok());
+  EXPECT_EQ(up.code(), Errc::kImmutable);
+  EXPECT_EQ(up.error().message, kAuditUpdated);
+  auto del = harness_->raw_sql(Role::kMigrator, "DELETE FROM event_audit_log");
+  ASSERT_FALSE(del.ok());
+  EXPECT_EQ(del.error().message, kAuditDeleted);
+  EXPECT_EQ(count(*harness_, "event_audit_log"), 1);
+}
+
+TEST_P(EventStoreConformance, SyncWorkerMaySelectAndInsertAndNothingElse) {
+  auto sync = open(Role::kSyncWorker);
+  const Event e = event("1", R"({"a":1})");
+  auto appended = sync->append(std::span(&e, 1));
+  ASSERT_TRUE(appended.ok()) << appended.error().describe();
+  EXPECT_TRUE(sync->get(e.id()).ok());
+  EXPECT_EQ(*harness_->raw_query_int(Role::kSyncWorker, "SELECT COUNT(*) FROM events"), 1);
+  EXPECT_EQ(*harness_->raw_query_int(Role::kSyncWorker, "SELECT COUNT(*) FROM event_audit_log"), 1);
+  const std::string id = "'" + e.id().str() + "'";
+  const std::vector<std::string> refused = {
+      "UPDATE events SET source = 'x' WHERE id = " + id,
+      "UPDATE events SET processed = TRUE WHERE id = " + id,
+      "DELETE FROM events",
+      "UPDATE event_audit_log SET action = 'merged'",
+      "DELETE FROM event_audit_log",
+      "SELECT COUNT(*) FROM records",
+      "DROP TABLE events",
+      "CREATE TABLE sneaky (x INTEGER)"};
+  for (const std::string& sql : refused) {
+    auto r = harness_->raw_sql(Role::kSyncWorker, sql);
+    ASSERT_FALSE(r.ok()) << sql;
+    EXPECT_EQ(r.code(), Errc::kPermissionDenied) << sql << ": " << r.error().describe();
+  }
+  auto mark = sync->mark_processed(e.id());
+  ASSERT_FALSE(mark.ok());
+  EXPECT_EQ(mark.code(), Errc::kPermissionDenied);
+  EXPECT_FALSE(store_->get(e.id())->processed);
+}
+
+TEST_P(EventStoreConformance, MergeWorkerMayMarkProcessedButChangeNothingElse) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  const std::string id = "'" + e.id().str() + "'";
+  const std::vector<std::string> refused = {"UPDATE events SET source = 'x' WHERE id = " + id,
+                                            "DELETE FROM events", "DELETE FROM event_audit_log",
+                                            "DROP TABLE records"};
+  for (const std::string& sql : refused) {
+    auto r = harness_->raw_sql(Role::kMergeWorker, sql);
+    ASSERT_FALSE(r.ok()) << sql;
+    EXPECT_EQ(r.code(), Errc::kPermissionDenied) << sql << ": " << r.error().describe();
+  }
+  EXPECT_TRUE(harness_->raw_query_int(Role::kMergeWorker, "SELECT COUNT(*) FROM records").ok());
+  auto merge = open(Role::kMergeWorker);
+  EXPECT_TRUE(*merge->mark_processed(e.id()));
+}
+
+TEST_P(EventStoreConformance, ReaderMayOnlyRead) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  auto reader = open(Role::kReader);
+  EXPECT_TRUE(reader->get(e.id()).ok());
+  EXPECT_TRUE(reader->history(e.record_key()).ok());
+  const Event other = event("2", R"({"a":2})");
+  EXPECT_EQ(reader->append(std::span(&other, 1)).code(), Errc::kPermissionDenied);
+  EXPECT_EQ(reader->mark_processed(e.id()).code(), Errc::kPermissionDenied);
+  EXPECT_EQ(reader->migrate().code(), Errc::kPermissionDenied);
+  EXPECT_EQ(count(*harness_, "events"), 1);
+}
+
+TEST_P(EventStoreConformance, AuditEntriesAreFoundByEventRecordAndFingerprint) {
+  std::vector<Event> batch = {event("1", R"({"a":1})"), event("1", R"({"a":2})", 1),
+                              event("2", R"({"a":1})")};
+  ASSERT_TRUE(store_->append(batch).ok());
+  AuditDraft merged{batch[0].id(), batch[0].record_key(), AuditAction::kMerged,
+                    batch[0].fingerprint(), std::string(R"({"version":1})")};
+  auto appended = store_->append_audit(std::span(&merged, 1));
+  ASSERT_TRUE(appended.ok()) << appended.error().describe();
+  EXPECT_EQ(*(*appended)[0].detail, R"({"version":1})");
+
+  auto by_event = store_->audit_for_event(batch[0].id());
+  ASSERT_EQ(by_event->size(), 2u);
+  EXPECT_EQ((*by_event)[1].action, AuditAction::kMerged);
+  EXPECT_EQ(store_->audit_for_record({"contact", "1"})->size(), 3u);
+  EXPECT_EQ(store_->audit_for_record({"contact", "2"})->size(), 1u);
+  EXPECT_EQ(store_->audit_by_fingerprint(batch[2].fingerprint())->size(), 1u);
+}
+
+TEST_P(EventStoreConformance, TheAuditChainVerifiesInIdOrder) {
+  for (int i = 0; i < 5; ++i) {
+    std::vector<Event> batch = {event(std::to_string(i), R"({"a":1})"),
+                                event(std::to_string(i), R"({"a":2})", 1)};
+    ASSERT_TRUE(store_->append(batch).ok());
+  }
+  auto all = store_->scan_audit(std::nullopt, 1000);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 10u);
+  std::string previous(kAuditGenesis);
+  for (const auto& e : *all) {
+    EXPECT_EQ(e.chain_hash, audit_chain_hash(previous, e));
+    previous = e.chain_hash;
+  }
+  auto page = store_->scan_audit((*all)[3].id, 2);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0], (*all)[4]);
+  auto report = verify_audit_chain(*store_);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->entries_checked, 10u);
+}
+
+// Two writers (as two processes would be) whose clocks disagree still build one valid chain.
+TEST_P(EventStoreConformance, TwoWritersWithSkewedClocksKeepOneChain) {
+  ManualClock behind(Timestamp::from_millis(1'795'838'000'000));  // 706 s behind
+  EventIdGenerator other_ids(behind, 99);
+  auto other = open(Role::kSyncWorker, &behind, &other_ids);
+  auto mine = open(Role::kSyncWorker);
+  for (int i = 0; i < 10; ++i) {
+    const Event a = event("a" + std::to_string(i), R"({"x":1})");
+    ASSERT_TRUE(mine->append(std::span(&a, 1)).ok());
+    EventDraft d;
+    d.record_type = "contact";
+    d.record_id = "b" + std::to_string(i);
+    d.source = "erp";
+    d.changes = R"({"y":1})";
+    const Event b = *Event::create(d, other_ids, behind);
+    ASSERT_TRUE(other->append(std::span(&b, 1)).ok());
+  }
+  auto report = verify_audit_chain(*store_);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->entries_checked, 20u);
+  auto all = store_->scan_audit(std::nullopt, 100);
+  for (size_t i = 1; i < all->size(); ++i) {
+    EXPECT_LE((*all)[i - 1].created_at, (*all)[i].created_at);  // time never runs backwards
+  }
+}
+
+TEST_P(EventStoreConformance, ConcurrentAppendsFromThreadsAllLand) {
+  auto sync = open(Role::kSyncWorker);
+  std::vector<std::vector<Event>> per_thread(4);
+  for (size_t t = 0; t < per_thread.size(); ++t) {
+    for (int i = 0; i < 25; ++i) {
+      per_thread[t].push_back(
+          event("t" + std::to_string(t) + "-" + std::to_string(i), R"({"v":1})"));
+    }
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (auto& events : per_thread) {
+    threads.emplace_back([&] {
+      for (const Event& e : events) {
+        if (!sync->append(std::span(&e, 1)).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(count(*harness_, "events"), 100);
+  auto report = verify_audit_chain(*store_);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->entries_checked, 100u);
+}
+
+}  // namespace backbone::testing
