@@ -12,7 +12,6 @@ packages=(
   libspdlog-dev libfmt-dev      # logging
   libtomlplusplus-dev           # backbone.toml
   libgtest-dev libgmock-dev     # tests
-  libbenchmark-dev              # benchmarks
 )
 
 missing=()

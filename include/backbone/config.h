@@ -22,7 +22,7 @@ namespace backbone {
 struct Config {
   std::string env;
   std::vector<std::string> environments;
-  std::string store;   // a URL template; "{env}" is replaced by the environment's name
+  std::string store;  // a URL template; "{env}" is replaced by the environment's name
   std::string broker;
   std::string listen;
   std::string pubsub_listen;

@@ -31,13 +31,13 @@ inline constexpr size_t kMaxSnapshotRefBytes = 512;
 inline constexpr uint64_t kMaxBaseVersion = 9'007'199'254'740'991;  // 2^53 - 1 (I-JSON)
 
 struct EventDraft {
-  std::optional<EventId> id;            // given by the store's generator when absent
+  std::optional<EventId> id;  // given by the store's generator when absent
   std::string record_type;
   std::string record_id;
   std::string source;
-  std::optional<Timestamp> timestamp;   // the clock's now when absent
+  std::optional<Timestamp> timestamp;  // the clock's now when absent
   uint64_t base_version = 0;
-  std::string changes;                  // JSON text of an object (RFC 7396 merge patch)
+  std::string changes;  // JSON text of an object (RFC 7396 merge patch)
   std::optional<std::string> full_snapshot_ref;
 };
 
@@ -101,7 +101,7 @@ std::string event_fingerprint(const std::string& record_type, const std::string&
                               const std::string& canonical_changes);
 
 // Field checks shared by every place that takes names from outside.
-bool is_valid_name(std::string_view s);        // [a-z][a-z0-9_.-]{0,63}
-bool is_valid_record_id(std::string_view s);   // 1-191 bytes of printable UTF-8
+bool is_valid_name(std::string_view s);       // [a-z][a-z0-9_.-]{0,63}
+bool is_valid_record_id(std::string_view s);  // 1-191 bytes of printable UTF-8
 
 }  // namespace backbone

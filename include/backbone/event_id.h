@@ -65,10 +65,10 @@ class EventIdGenerator {
   EventId next_locked(int64_t now_ms);
   const Clock& clock_;
   std::mutex mu_;
-  std::mt19937_64 rng_;          // GUARDED_BY(mu_)
-  int64_t last_ms_ = -1;         // GUARDED_BY(mu_)
-  uint64_t last_hi_ = 0;         // GUARDED_BY(mu_): the 12 bits of rand_a
-  uint64_t last_lo_ = 0;         // GUARDED_BY(mu_): the 62 bits of rand_b
+  std::mt19937_64 rng_;   // GUARDED_BY(mu_)
+  int64_t last_ms_ = -1;  // GUARDED_BY(mu_)
+  uint64_t last_hi_ = 0;  // GUARDED_BY(mu_): the 12 bits of rand_a
+  uint64_t last_lo_ = 0;  // GUARDED_BY(mu_): the 62 bits of rand_b
 };
 
 }  // namespace backbone

@@ -37,20 +37,20 @@ namespace backbone {
 
 // How durable a commit is before it returns.
 enum class Durability {
-  kFsync,   // every commit is on stable storage before it returns (the default)
-  kRelaxed, // the OS may hold the last commits; survives a process crash, not a power loss
+  kFsync,    // every commit is on stable storage before it returns (the default)
+  kRelaxed,  // the OS may hold the last commits; survives a process crash, not a power loss
 };
 
 struct StoreOptions {
   std::string url;
   Role role = Role::kReader;
   Durability durability = Durability::kFsync;
-  const Clock* clock = nullptr;          // nullptr: the system clock. Must outlive the store.
-  EventIdGenerator* ids = nullptr;       // nullptr: the process generator. Must outlive the store.
+  const Clock* clock = nullptr;     // nullptr: the system clock. Must outlive the store.
+  EventIdGenerator* ids = nullptr;  // nullptr: the process generator. Must outlive the store.
 };
 
 struct AppendOutcome {
-  EventId id;               // the stored event's id, or for a duplicate the original's id
+  EventId id;  // the stored event's id, or for a duplicate the original's id
   std::string fingerprint;
   bool duplicate = false;
 };

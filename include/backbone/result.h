@@ -66,7 +66,7 @@ inline Error make_error(Errc code, std::string message, std::string where = {}) 
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
   bool ok() const { return v_.index() == 0; }
@@ -119,9 +119,9 @@ class [[nodiscard]] Result<void> {
 };
 
 // Returns early from the enclosing function with the error of `expr` when it failed.
-#define BACKBONE_TRY(expr)                                   \
-  do {                                                       \
-    auto&& backbone_try_result_ = (expr);                    \
+#define BACKBONE_TRY(expr)                                               \
+  do {                                                                   \
+    auto&& backbone_try_result_ = (expr);                                \
     if (!backbone_try_result_.ok()) return backbone_try_result_.error(); \
   } while (0)
 

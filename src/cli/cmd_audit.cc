@@ -20,9 +20,8 @@ void register_audit(CLI::App& app, CliContext& ctx) {
     auto report = verify_audit_chain(**store);
     if (!report.ok()) return ctx.fail(report.error());
     if (ctx.json) {
-      nlohmann::json out = {{"env", ctx.env()},
-                            {"ok", report->ok},
-                            {"entries_checked", report->entries_checked}};
+      nlohmann::json out = {
+          {"env", ctx.env()}, {"ok", report->ok}, {"entries_checked", report->entries_checked}};
       if (!report->ok) {
         out["first_bad_entry"] = report->first_bad_entry->str();
         out["position"] = report->first_bad_position;
@@ -34,10 +33,10 @@ void register_audit(CLI::App& app, CliContext& ctx) {
                   static_cast<unsigned long long>(report->entries_checked));
     }
     if (!report->ok) {
-      const Error e = make_error(
-          Errc::kDataLoss, "audit entry " + report->first_bad_entry->str() + " (position " +
-                               std::to_string(report->first_bad_position) +
-                               ") does not match: " + report->problem);
+      const Error e = make_error(Errc::kDataLoss, "audit entry " + report->first_bad_entry->str() +
+                                                      " (position " +
+                                                      std::to_string(report->first_bad_position) +
+                                                      ") does not match: " + report->problem);
       if (ctx.json) {
         ctx.exit_status = exit_code(e.code);
       } else {

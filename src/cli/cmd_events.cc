@@ -27,7 +27,8 @@ void register_events(CLI::App& app, CliContext& ctx) {
   get->add_option("id", *id, "The event's UUIDv7")->required();
   get->callback([&ctx, id] {
     auto parsed = EventId::parse(*id);
-    if (!parsed.ok()) return ctx.fail(make_error(Errc::kInvalidArgument, parsed.error().message, "id"));
+    if (!parsed.ok())
+      return ctx.fail(make_error(Errc::kInvalidArgument, parsed.error().message, "id"));
     auto store = ctx.open_store(Role::kReader);
     if (!store.ok()) return ctx.fail(store.error());
     auto ev = (*store)->get(*parsed);
@@ -48,8 +49,8 @@ void register_events(CLI::App& app, CliContext& ctx) {
   history->add_option("record_id", *rid, "The record's id")->required();
   history->callback([&ctx, type, rid] {
     if (!is_valid_name(*type)) {
-      return ctx.fail(make_error(Errc::kInvalidArgument, "must match [a-z][a-z0-9_.-]{0,63}",
-                                 "record_type"));
+      return ctx.fail(
+          make_error(Errc::kInvalidArgument, "must match [a-z][a-z0-9_.-]{0,63}", "record_type"));
     }
     if (!is_valid_record_id(*rid)) {
       return ctx.fail(make_error(Errc::kInvalidArgument, "must be 1-191 bytes of printable UTF-8",

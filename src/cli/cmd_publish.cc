@@ -44,7 +44,8 @@ void run_publish(CliContext& ctx, const std::string& file) {
     auto e = Event::create(drafts[i], EventIdGenerator::process(), SystemClock::instance());
     if (!e.ok()) {
       Error err = e.error();
-      err.where = "line " + std::to_string(line_of[i]) + (err.where.empty() ? "" : ": " + err.where);
+      err.where =
+          "line " + std::to_string(line_of[i]) + (err.where.empty() ? "" : ": " + err.where);
       return ctx.fail(err);
     }
     events.push_back(std::move(*e));
@@ -65,7 +66,8 @@ void run_publish(CliContext& ctx, const std::string& file) {
   if (ctx.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& o : *outcomes) {
-      out.push_back({{"id", o.id.str()}, {"fingerprint", o.fingerprint}, {"duplicate", o.duplicate}});
+      out.push_back(
+          {{"id", o.id.str()}, {"fingerprint", o.fingerprint}, {"duplicate", o.duplicate}});
     }
     std::printf("%s\n", nlohmann::json{{"env", ctx.env()}, {"events", out}}.dump().c_str());
   } else {

@@ -1,8 +1,8 @@
 // `backbone version`: the build's version.
+#include <sqlite3.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <sqlite3.h>
 
 #include "backbone/build_info.h"
 #include "cli/cli_context.h"

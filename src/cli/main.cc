@@ -1,6 +1,6 @@
 // backbone: the command-line entry point (SPEC §6). Each subcommand lives in its own cmd_*.cc.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/cli_context.h"
 
@@ -11,9 +11,11 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Show the help of every subcommand");
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the subcommand
-  app.add_option("--config", ctx.config_file, "Configuration file (default: ./backbone.toml, "
+  app.add_option("--config", ctx.config_file,
+                 "Configuration file (default: ./backbone.toml, "
                  "else the built-in config)");
-  app.add_option("--env", ctx.env_flag, "Environment to act on (default: BACKBONE_ENV, else the "
+  app.add_option("--env", ctx.env_flag,
+                 "Environment to act on (default: BACKBONE_ENV, else the "
                  "config's env)");
   app.add_option("--store", ctx.store_flag, "Store URL template, overriding BACKBONE_STORE");
   app.add_flag("--json", ctx.json, "Machine-readable output");

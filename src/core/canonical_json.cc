@@ -49,8 +49,12 @@ bool utf16_less(std::string_view a, std::string_view b) {
 Result<void> write_value(const nlohmann::json& v, std::string& out, std::string& path) {
   using nlohmann::json;
   switch (v.type()) {
-    case json::value_t::null: out += "null"; return {};
-    case json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return {};
+    case json::value_t::null:
+      out += "null";
+      return {};
+    case json::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      return {};
     case json::value_t::number_integer:
     case json::value_t::number_unsigned: {
       const bool neg = v.is_number_integer() && v.get<int64_t>() < 0;
@@ -81,7 +85,9 @@ Result<void> write_value(const nlohmann::json& v, std::string& out, std::string&
       for (const auto& item : v) {
         if (i) out.push_back(',');
         const size_t mark = path.size();
-        path += "[" + std::to_string(i++) + "]";
+        path.push_back('[');
+        path += std::to_string(i++);
+        path.push_back(']');
         BACKBONE_TRY(write_value(item, out, path));
         path.resize(mark);
       }
@@ -102,7 +108,8 @@ Result<void> write_value(const nlohmann::json& v, std::string& out, std::string&
         append_canonical_string(out, *k);
         out.push_back(':');
         const size_t mark = path.size();
-        path += path.empty() ? *k : "." + *k;
+        if (!path.empty()) path.push_back('.');
+        path += *k;
         BACKBONE_TRY(write_value(v.at(*k), out, path));
         path.resize(mark);
       }
@@ -110,7 +117,8 @@ Result<void> write_value(const nlohmann::json& v, std::string& out, std::string&
       return {};
     }
     case json::value_t::binary:
-    case json::value_t::discarded: break;
+    case json::value_t::discarded:
+      break;
   }
   return make_error(Errc::kInvalidArgument, "not a JSON value", path);
 }
@@ -144,7 +152,8 @@ Result<nlohmann::json> parse_strict(std::string_view text) {
       case json::parse_event_t::object_end:
         if (!open.empty()) open.pop_back();
         break;
-      default: break;
+      default:
+        break;
     }
     return problem.empty();
   };
@@ -170,15 +179,22 @@ Result<void> write_canonical(const nlohmann::json& value, std::string& out) {
 
 const char* type_phrase(const nlohmann::json& v) {
   switch (v.type()) {
-    case nlohmann::json::value_t::null: return "null";
-    case nlohmann::json::value_t::boolean: return "a boolean";
+    case nlohmann::json::value_t::null:
+      return "null";
+    case nlohmann::json::value_t::boolean:
+      return "a boolean";
     case nlohmann::json::value_t::number_integer:
     case nlohmann::json::value_t::number_unsigned:
-    case nlohmann::json::value_t::number_float: return "a number";
-    case nlohmann::json::value_t::string: return "a string";
-    case nlohmann::json::value_t::array: return "an array";
-    case nlohmann::json::value_t::object: return "an object";
-    default: return "an unknown value";
+    case nlohmann::json::value_t::number_float:
+      return "a number";
+    case nlohmann::json::value_t::string:
+      return "a string";
+    case nlohmann::json::value_t::array:
+      return "an array";
+    case nlohmann::json::value_t::object:
+      return "an object";
+    default:
+      return "an unknown value";
   }
 }
 
@@ -199,13 +215,27 @@ void append_canonical_string(std::string& out, std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";

@@ -1,13 +1,13 @@
 #include "backbone/config.h"
 
+#include <toml++/toml.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.h>
 
-#include "backbone/event.h"
 #include "backbone/default_config.h"
+#include "backbone/event.h"
 
 namespace backbone {
 namespace {

@@ -90,7 +90,8 @@ Result<void> Event::fill_validated(const EventDraft& d) {
   canonical.reserve(d.changes.size());
   if (auto w = json_internal::write_canonical(*parsed, canonical); !w.ok()) {
     const std::string& sub = w.error().where;
-    return make_error(w.error().code, w.error().message, sub.empty() ? "changes" : "changes." + sub);
+    return make_error(w.error().code, w.error().message,
+                      sub.empty() ? "changes" : "changes." + sub);
   }
   if (canonical.size() > kMaxChangesBytes) {
     return make_error(Errc::kTooLarge,

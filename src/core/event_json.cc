@@ -31,9 +31,9 @@ Result<EventDraft> parse_event_draft(std::string_view text) {
     return make_error(Errc::kInvalidArgument, std::string("an event must be a JSON object, got ") +
                                                   json_internal::type_phrase(obj));
   }
-  static constexpr std::string_view kKnown[] = {"id",           "record_type", "record_id",
-                                                "source",       "timestamp",   "base_version",
-                                                "changes",      "full_snapshot_ref"};
+  static constexpr std::string_view kKnown[] = {"id",      "record_type",      "record_id",
+                                                "source",  "timestamp",        "base_version",
+                                                "changes", "full_snapshot_ref"};
   for (auto it = obj.begin(); it != obj.end(); ++it) {
     bool known = false;
     for (auto k : kKnown) known = known || it.key() == k;

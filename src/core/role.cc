@@ -6,10 +6,14 @@ namespace backbone {
 
 const char* role_name(Role role) {
   switch (role) {
-    case Role::kMigrator: return "migrator";
-    case Role::kSyncWorker: return "sync_worker";
-    case Role::kMergeWorker: return "merge_worker";
-    case Role::kReader: return "reader";
+    case Role::kMigrator:
+      return "migrator";
+    case Role::kSyncWorker:
+      return "sync_worker";
+    case Role::kMergeWorker:
+      return "merge_worker";
+    case Role::kReader:
+      return "reader";
   }
   return "reader";
 }

@@ -4,8 +4,8 @@ namespace backbone {
 
 Result<StoreUrl> parse_store_url(std::string_view url) {
   auto bad = [&](const std::string& why) {
-    return make_error(Errc::kInvalidArgument,
-                      "store URL \"" + std::string(url) + "\": " + why, "store");
+    return make_error(Errc::kInvalidArgument, "store URL \"" + std::string(url) + "\": " + why,
+                      "store");
   };
   if (url.find("{env}") != std::string_view::npos) return bad("\"{env}\" was not replaced");
   const size_t sep = url.find("://");

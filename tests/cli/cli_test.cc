@@ -37,8 +37,8 @@ class Cli : public ::testing::Test {
     const std::string db = dir_.file("var/" + env + ".db");
     std::ifstream probe(db);
     if (!probe) return -1;
-    const std::string cmd = "sqlite3 '" + db + "' 'SELECT COUNT(*) FROM " + table + "' > '" +
-                            dir_.file("count") + "'";
+    const std::string cmd =
+        "sqlite3 '" + db + "' 'SELECT COUNT(*) FROM " + table + "' > '" + dir_.file("count") + "'";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     std::ifstream in(dir_.file("count"));
     int64_t n = -1;
@@ -71,7 +71,8 @@ TEST_F(Cli, MigrateIsIdempotentAndKeepsEnvironmentsApart) {
 
 TEST_F(Cli, PublishPrintsIdsAndFingerprintsAndHistoryShowsThem) {
   ASSERT_EQ(run("migrate").status, 0);
-  auto pub = run("publish", event_line() + "\n\n" + event_line("contact", R"({"email":"a@b"})", 1) + "\n");
+  auto pub =
+      run("publish", event_line() + "\n\n" + event_line("contact", R"({"email":"a@b"})", 1) + "\n");
   ASSERT_EQ(pub.status, 0) << pub.err;
   std::istringstream lines(pub.out);
   std::string id, fingerprint;
@@ -124,14 +125,16 @@ TEST_F(Cli, BadInputNamesTheLineAndFieldAndWritesNothing) {
       {event_line("Contact"), "line 1: record_type: must match"},
       {R"({"record_type":"contact","record_id":42,"source":"crm","base_version":0,"changes":{}})",
        "line 1: record_id: must be a string, got a number"},
-      {event_line("contact", R"({"a":4})") + "\n" + event_line("contact", R"({"a":5})").substr(0, 40),
+      {event_line("contact", R"({"a":4})") + "\n" +
+           event_line("contact", R"({"a":5})").substr(0, 40),
        "line 2: malformed JSON"},
       {"", "no events in input"},
   };
   for (const auto& c : cases) {
     auto r = run("publish", c.input);
     EXPECT_NE(r.status, 0) << c.expect;
-    EXPECT_NE(r.err.find(c.expect), std::string::npos) << "want \"" << c.expect << "\" in: " << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos)
+        << "want \"" << c.expect << "\" in: " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
     EXPECT_EQ(rows("events"), events_before) << c.expect;

@@ -8,8 +8,8 @@ namespace backbone {
 namespace {
 
 AuditDraft draft(const EventId& event_id) {
-  return AuditDraft{event_id, {"contact", "42"}, AuditAction::kIngested,
-                    std::string(64, 'a'), std::nullopt};
+  return AuditDraft{
+      event_id, {"contact", "42"}, AuditAction::kIngested, std::string(64, 'a'), std::nullopt};
 }
 
 TEST(AuditEntry, ActionsRoundTripByName) {

@@ -80,8 +80,7 @@ TEST(CanonicalJson, SortsKeysByUtf16CodeUnits) {
 
 TEST(CanonicalJson, RefusesWhatIsNotIJson) {
   for (const char* bad : {"{", "{\"a\":1,\"a\":2}", "[1,]", "{\"a\":9007199254740993}",
-                          "{\"a\":-9007199254740993}", "\"\xff\"", "{\"a\":1} trailing",
-                          "1e400"}) {
+                          "{\"a\":-9007199254740993}", "\"\xff\"", "{\"a\":1} trailing", "1e400"}) {
     auto r = canonicalize_json(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
@@ -116,11 +115,21 @@ TEST(CanonicalJson, KeyOrderAndWhitespaceNeverChangeTheResult) {
       const std::string key = "k" + std::to_string(rng() % 1000) + "_" + std::to_string(i);
       std::string value;
       switch (rng() % 5) {
-        case 0: value = std::to_string(static_cast<int>(rng() % 100000) - 50000); break;
-        case 1: value = std::to_string((rng() % 100000) / 7.0); break;
-        case 2: value = "\"v\\u00e9" + std::to_string(rng()) + "\""; break;
-        case 3: value = "[true,null,{\"z\":1,\"a\":[2,3]}]"; break;
-        default: value = "{\"y\":\"\\n\",\"x\":-0.5}"; break;
+        case 0:
+          value = std::to_string(static_cast<int>(rng() % 100000) - 50000);
+          break;
+        case 1:
+          value = std::to_string((rng() % 100000) / 7.0);
+          break;
+        case 2:
+          value = "\"v\\u00e9" + std::to_string(rng()) + "\"";
+          break;
+        case 3:
+          value = "[true,null,{\"z\":1,\"a\":[2,3]}]";
+          break;
+        default:
+          value = "{\"y\":\"\\n\",\"x\":-0.5}";
+          break;
       }
       members.emplace_back(key, value);
     }

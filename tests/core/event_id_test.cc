@@ -36,9 +36,9 @@ TEST(EventId, ParsesItsOwnTextAndRefusesOthers) {
   upper[0] = 'A';
   for (const std::string& bad :
        {std::string(""), std::string("not-a-uuid"), upper,
-        std::string("0193c3f2-7b1a-4c3d-8e4f-0123456789ab"),   // version 4
-        std::string("0193c3f2-7b1a-7c3d-ce4f-0123456789ab"),   // variant 110
-        std::string("0193c3f27b1a7c3d8e4f0123456789ab"),       // no hyphens
+        std::string("0193c3f2-7b1a-4c3d-8e4f-0123456789ab"),  // version 4
+        std::string("0193c3f2-7b1a-7c3d-ce4f-0123456789ab"),  // variant 110
+        std::string("0193c3f27b1a7c3d8e4f0123456789ab"),      // no hyphens
         std::string("0193c3f2-7b1a-7c3d-8e4f-0123456789abc")}) {
     EXPECT_FALSE(EventId::parse(bad).ok()) << bad;
   }

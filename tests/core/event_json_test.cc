@@ -48,8 +48,9 @@ TEST(EventJson, NamesTheFieldAtFault) {
   expect_bad(
       R"({"record_type":"c","record_id":"1","source":"crm","base_version":"1","changes":{}})",
       "base_version");
-  expect_bad(R"({"record_type":"c","record_id":"1","source":"crm","base_version":1.5,"changes":{}})",
-             "base_version");
+  expect_bad(
+      R"({"record_type":"c","record_id":"1","source":"crm","base_version":1.5,"changes":{}})",
+      "base_version");
   expect_bad(R"({"record_type":"c","record_id":"1","source":"crm","base_version":0,"changes":[]})",
              "changes");
   expect_bad(R"({"record_type":"c","record_id":"1","source":"crm","base_version":0})", "changes");

@@ -43,8 +43,10 @@ class EventStoreConformance : public ::testing::TestWithParam<StoreBackend> {
   // Opens the harness's store as `role`, on this test's clock and id generator.
   std::unique_ptr<EventStore> open(Role role, const Clock* clock = nullptr,
                                    EventIdGenerator* ids = nullptr);
-  // A valid event for record `record_id`, with `changes` and `base_version`.
-  Event event(const std::string& record_id, const std::string& changes, uint64_t base_version = 0);
+  // A valid event for record `record_id`, with `changes` and `base_version` (and `id`, when
+  // given).
+  Event event(const std::string& record_id, const std::string& changes, uint64_t base_version = 0,
+              std::optional<EventId> id = std::nullopt);
 
   ManualClock clock_{Timestamp::from_millis(1'795'838'706'000)};
   EventIdGenerator ids_{clock_, 77};

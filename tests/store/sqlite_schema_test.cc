@@ -33,8 +33,8 @@ class SqliteSchema : public ::testing::Test {
   }
   std::map<std::string, Column> columns(const std::string& table) {
     std::map<std::string, Column> out;
-    auto s = db_->prepare("SELECT name, type, \"notnull\", pk, dflt_value FROM pragma_table_info('" +
-                          table + "')");
+    auto s = db_->prepare(
+        "SELECT name, type, \"notnull\", pk, dflt_value FROM pragma_table_info('" + table + "')");
     EXPECT_TRUE(s.ok());
     while (*(*s)->step()) {
       out[(*s)->text(0)] = Column{(*s)->text(1), (*s)->integer(2) != 0,
@@ -46,7 +46,8 @@ class SqliteSchema : public ::testing::Test {
   // Named indexes (not the primary key's automatic one) and their columns, in order.
   std::map<std::string, std::vector<std::string>> indexes(const std::string& table) {
     std::map<std::string, std::vector<std::string>> out;
-    auto list = db_->prepare("SELECT name, origin, \"unique\" FROM pragma_index_list('" + table + "')");
+    auto list =
+        db_->prepare("SELECT name, origin, \"unique\" FROM pragma_index_list('" + table + "')");
     std::vector<std::pair<std::string, std::string>> names;
     while (*(*list)->step()) {
       names.emplace_back((*list)->text(0), (*list)->text(1));
@@ -68,12 +69,15 @@ class SqliteSchema : public ::testing::Test {
 
 TEST_F(SqliteSchema, EventsHasExactlyTheSpecColumnsAndTheUuidIsTheOnlyKey) {
   auto cols = columns("events");
-  const std::map<std::string, std::string> want = {
-      {"id", "CHAR(36)"},          {"record_type", "VARCHAR(64)"},
-      {"record_id", "VARCHAR(191)"}, {"source", "VARCHAR(64)"},
-      {"timestamp", "INTEGER"},      {"base_version", "INTEGER"},
-      {"changes", "JSON"},           {"full_snapshot_ref", "VARCHAR(512)"},
-      {"processed", "TINYINT(1)"}};
+  const std::map<std::string, std::string> want = {{"id", "CHAR(36)"},
+                                                   {"record_type", "VARCHAR(64)"},
+                                                   {"record_id", "VARCHAR(191)"},
+                                                   {"source", "VARCHAR(64)"},
+                                                   {"timestamp", "INTEGER"},
+                                                   {"base_version", "INTEGER"},
+                                                   {"changes", "JSON"},
+                                                   {"full_snapshot_ref", "VARCHAR(512)"},
+                                                   {"processed", "TINYINT(1)"}};
   ASSERT_EQ(cols.size(), want.size());
   for (const auto& [name, type] : want) {
     ASSERT_TRUE(cols.count(name)) << name;
@@ -100,10 +104,15 @@ TEST_F(SqliteSchema, EventsHasExactlyTheThreeNamedIndexes) {
 
 TEST_F(SqliteSchema, AuditLogHasItsColumnsAndIndexes) {
   auto cols = columns("event_audit_log");
-  const std::map<std::string, std::string> want = {
-      {"id", "CHAR(36)"},          {"event_id", "CHAR(36)"},    {"record_type", "VARCHAR(64)"},
-      {"record_id", "VARCHAR(191)"}, {"action", "VARCHAR(32)"}, {"fingerprint", "CHAR(64)"},
-      {"chain_hash", "CHAR(64)"},  {"detail", "JSON"},          {"created_at", "INTEGER"}};
+  const std::map<std::string, std::string> want = {{"id", "CHAR(36)"},
+                                                   {"event_id", "CHAR(36)"},
+                                                   {"record_type", "VARCHAR(64)"},
+                                                   {"record_id", "VARCHAR(191)"},
+                                                   {"action", "VARCHAR(32)"},
+                                                   {"fingerprint", "CHAR(64)"},
+                                                   {"chain_hash", "CHAR(64)"},
+                                                   {"detail", "JSON"},
+                                                   {"created_at", "INTEGER"}};
   ASSERT_EQ(cols.size(), want.size());
   for (const auto& [name, type] : want) {
     EXPECT_EQ(cols[name].type, type) << name;

@@ -139,8 +139,8 @@ TEST_F(SqliteTamper, TheUntouchedCopyVerifies) {
 
 TEST_F(SqliteTamper, AnEditedAuditDetailIsNamed) {
   const auto all = entries();
-  tamper("UPDATE event_audit_log SET detail = '{\"version\":2}' WHERE id = '" +
-         all[6].id.str() + "'");
+  tamper("UPDATE event_audit_log SET detail = '{\"version\":2}' WHERE id = '" + all[6].id.str() +
+         "'");
   auto r = verify_copy();
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(*r.first_bad_entry, all[6].id);

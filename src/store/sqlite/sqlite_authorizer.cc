@@ -10,6 +10,21 @@ namespace {
 
 bool is_data_table(std::string_view t) { return t == "events" || t == "event_audit_log"; }
 
+// SELECT and INSERT go together for every role but reader (SPEC §2).
+bool may_insert(Role role, std::string_view table) {
+  switch (role) {
+    case Role::kMigrator:
+      return true;
+    case Role::kSyncWorker:
+      return is_data_table(table);
+    case Role::kMergeWorker:
+      return is_data_table(table) || table == "records";
+    case Role::kReader:
+      return false;
+  }
+  return false;
+}
+
 bool allowed(Role role, int action, std::string_view table, std::string_view column) {
   switch (action) {
     case SQLITE_SELECT:
@@ -19,22 +34,10 @@ bool allowed(Role role, int action, std::string_view table, std::string_view col
     case SQLITE_RECURSIVE:
       return true;
     case SQLITE_READ:
-      if (table.starts_with("sqlite_")) return true;  // the schema itself is visible to all
-      switch (role) {
-        case Role::kReader: return true;
-        case Role::kSyncWorker: return is_data_table(table);
-        case Role::kMergeWorker: return is_data_table(table) || table == "records";
-        case Role::kMigrator: return true;
-      }
-      return false;
+      // The schema itself is visible to all; reader may read every table.
+      return table.starts_with("sqlite_") || role == Role::kReader || may_insert(role, table);
     case SQLITE_INSERT:
-      switch (role) {
-        case Role::kSyncWorker: return is_data_table(table);
-        case Role::kMergeWorker: return is_data_table(table) || table == "records";
-        case Role::kMigrator: return true;
-        case Role::kReader: return false;
-      }
-      return false;
+      return may_insert(role, table);
     case SQLITE_UPDATE:
       if (role == Role::kMigrator) return true;
       return role == Role::kMergeWorker &&
@@ -46,13 +49,20 @@ bool allowed(Role role, int action, std::string_view table, std::string_view col
 
 const char* action_name(int action) {
   switch (action) {
-    case SQLITE_READ: return "SELECT";
-    case SQLITE_INSERT: return "INSERT";
-    case SQLITE_UPDATE: return "UPDATE";
-    case SQLITE_DELETE: return "DELETE";
-    case SQLITE_PRAGMA: return "PRAGMA";
-    case SQLITE_ATTACH: return "ATTACH";
-    case SQLITE_DETACH: return "DETACH";
+    case SQLITE_READ:
+      return "SELECT";
+    case SQLITE_INSERT:
+      return "INSERT";
+    case SQLITE_UPDATE:
+      return "UPDATE";
+    case SQLITE_DELETE:
+      return "DELETE";
+    case SQLITE_PRAGMA:
+      return "PRAGMA";
+    case SQLITE_ATTACH:
+      return "ATTACH";
+    case SQLITE_DETACH:
+      return "DETACH";
     case SQLITE_CREATE_TABLE:
     case SQLITE_CREATE_INDEX:
     case SQLITE_CREATE_TRIGGER:
@@ -61,7 +71,8 @@ const char* action_name(int action) {
     case SQLITE_CREATE_TEMP_INDEX:
     case SQLITE_CREATE_TEMP_TRIGGER:
     case SQLITE_CREATE_TEMP_VIEW:
-    case SQLITE_CREATE_VTABLE: return "CREATE";
+    case SQLITE_CREATE_VTABLE:
+      return "CREATE";
     case SQLITE_DROP_TABLE:
     case SQLITE_DROP_INDEX:
     case SQLITE_DROP_TRIGGER:
@@ -70,9 +81,12 @@ const char* action_name(int action) {
     case SQLITE_DROP_TEMP_INDEX:
     case SQLITE_DROP_TEMP_TRIGGER:
     case SQLITE_DROP_TEMP_VIEW:
-    case SQLITE_DROP_VTABLE: return "DROP";
-    case SQLITE_ALTER_TABLE: return "ALTER";
-    default: return "this statement";
+    case SQLITE_DROP_VTABLE:
+      return "DROP";
+    case SQLITE_ALTER_TABLE:
+      return "ALTER";
+    default:
+      return "this statement";
   }
 }
 

@@ -96,7 +96,8 @@ class SqliteDb {
   std::string last_denial;
 
  private:
-  SqliteDb(sqlite3* db, std::string path, Role role) : db_(db), path_(std::move(path)), role_(role) {}
+  SqliteDb(sqlite3* db, std::string path, Role role)
+      : db_(db), path_(std::move(path)), role_(role) {}
   sqlite3* db_;
   std::string path_;
   Role role_;

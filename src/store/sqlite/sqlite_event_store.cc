@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_schema.h"
 
 namespace backbone::sqlite {
@@ -59,9 +60,9 @@ class SqliteEventStore final : public EventStore {
   Result<int> migrate() override {
     std::lock_guard lock(mu_);
     if (db_->role() != Role::kMigrator) {
-      return make_error(Errc::kPermissionDenied,
-                        std::string("access denied for role ") + role_name(db_->role()) +
-                            ": migrations need the migrator role");
+      return make_error(Errc::kPermissionDenied, std::string("access denied for role ") +
+                                                     role_name(db_->role()) +
+                                                     ": migrations need the migrator role");
     }
     return sqlite::migrate(*db_, clock_.now().micros());
   }
@@ -74,39 +75,38 @@ class SqliteEventStore final : public EventStore {
   Result<std::vector<AppendOutcome>> append(std::span<const Event> events) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());
-    return in_write_txn<std::vector<AppendOutcome>>(
-        [&]() -> Result<std::vector<AppendOutcome>> {
-          auto chain = chain_tail();
-          if (!chain.ok()) return chain.error();
-          std::vector<AppendOutcome> out;
-          out.reserve(events.size());
-          std::unordered_map<std::string, EventId> batch;  // fingerprint -> id, in this batch
-          for (size_t i = 0; i < events.size(); ++i) {
-            const Event& e = events[i];
-            auto where = [i](Error err) {
-              err.where = "events[" + std::to_string(i) + "]";
-              return err;
-            };
-            std::optional<EventId> original;
-            if (auto it = batch.find(e.fingerprint()); it != batch.end()) {
-              original = it->second;
-            } else {
-              auto found = find_ingested(e.fingerprint());
-              if (!found.ok()) return where(found.error());
-              original = *found;
-            }
-            AuditDraft audit{original ? *original : e.id(), e.record_key(),
-                             original ? AuditAction::kDuplicate : AuditAction::kIngested,
-                             e.fingerprint(), std::nullopt};
-            if (!original) {
-              if (auto r = insert_event(e); !r.ok()) return where(r.error());
-              batch.emplace(e.fingerprint(), e.id());
-            }
-            if (auto r = insert_audit(audit, *chain); !r.ok()) return where(r.error());
-            out.push_back({original ? *original : e.id(), e.fingerprint(), original.has_value()});
-          }
-          return out;
-        });
+    return in_write_txn<std::vector<AppendOutcome>>([&]() -> Result<std::vector<AppendOutcome>> {
+      auto chain = chain_tail();
+      if (!chain.ok()) return chain.error();
+      std::vector<AppendOutcome> out;
+      out.reserve(events.size());
+      std::unordered_map<std::string, EventId> batch;  // fingerprint -> id, in this batch
+      for (size_t i = 0; i < events.size(); ++i) {
+        const Event& e = events[i];
+        auto where = [i](Error err) {
+          err.where = "events[" + std::to_string(i) + "]";
+          return err;
+        };
+        std::optional<EventId> original;
+        if (auto it = batch.find(e.fingerprint()); it != batch.end()) {
+          original = it->second;
+        } else {
+          auto found = find_ingested(e.fingerprint());
+          if (!found.ok()) return where(found.error());
+          original = *found;
+        }
+        AuditDraft audit{original ? *original : e.id(), e.record_key(),
+                         original ? AuditAction::kDuplicate : AuditAction::kIngested,
+                         e.fingerprint(), std::nullopt};
+        if (!original) {
+          if (auto r = insert_event(e); !r.ok()) return where(r.error());
+          batch.emplace(e.fingerprint(), e.id());
+        }
+        if (auto r = insert_audit(audit, *chain); !r.ok()) return where(r.error());
+        out.push_back({original ? *original : e.id(), e.fingerprint(), original.has_value()});
+      }
+      return out;
+    });
   }
 
   Result<StoredEvent> get(const EventId& id) override {
@@ -179,7 +179,8 @@ class SqliteEventStore final : public EventStore {
         auto entry = insert_audit(drafts[i], *chain);
         if (!entry.ok()) {
           Error err = entry.error();
-          err.where = "audit[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
+          err.where =
+              "audit[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
           return err;
         }
         out.push_back(std::move(*entry));
@@ -233,9 +234,8 @@ class SqliteEventStore final : public EventStore {
                                                 std::to_string(want) + ": run `backbone migrate`");
     }
     return make_error(Errc::kUnavailable, "store " + db_->path() + " is at schema version " +
-                                              std::to_string(have) +
-                                              ", newer than this build (" + std::to_string(want) +
-                                              ")");
+                                              std::to_string(have) + ", newer than this build (" +
+                                              std::to_string(want) + ")");
   }
 
   template <typename T, typename Fn>
@@ -319,19 +319,9 @@ class SqliteEventStore final : public EventStore {
   }
 
   Result<void> insert_event(const Event& e) {
-    auto s = db_->prepare(
-        "INSERT INTO events (id, record_type, record_id, source, timestamp, base_version, "
-        "changes, full_snapshot_ref, processed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)");
+    auto s = db_->prepare(kInsertEventSql);
     if (!s.ok()) return s.error();
-    return (*s)->bind(1, e.id().str())
-        .bind(2, e.record_type())
-        .bind(3, e.record_id())
-        .bind(4, e.source())
-        .bind(5, e.timestamp().micros())
-        .bind(6, static_cast<int64_t>(e.base_version()))
-        .bind(7, e.changes())
-        .bind_optional(8, e.full_snapshot_ref())
-        .run();
+    return bind_event_row(**s, e).run();
   }
 
   // Seals `draft` after `tail`, inserts it, and moves `tail` on.
@@ -340,20 +330,9 @@ class SqliteEventStore final : public EventStore {
     const Timestamp created_at = std::max(clock_.now(), tail.created_at);
     auto entry = seal_audit_entry(draft, id, created_at, tail.chain_hash);
     if (!entry.ok()) return entry.error();
-    auto s = db_->prepare(
-        "INSERT INTO event_audit_log (id, event_id, record_type, record_id, action, fingerprint, "
-        "chain_hash, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    auto s = db_->prepare(kInsertAuditSql);
     if (!s.ok()) return s.error();
-    BACKBONE_TRY((*s)->bind(1, entry->id.str())
-                     .bind(2, entry->event_id.str())
-                     .bind(3, entry->record.record_type)
-                     .bind(4, entry->record.record_id)
-                     .bind(5, audit_action_name(entry->action))
-                     .bind(6, entry->fingerprint)
-                     .bind(7, entry->chain_hash)
-                     .bind_optional(8, entry->detail)
-                     .bind(9, entry->created_at.micros())
-                     .run());
+    BACKBONE_TRY(bind_audit_row(**s, *entry).run());
     tail.id = entry->id;
     tail.chain_hash = entry->chain_hash;
     tail.created_at = entry->created_at;

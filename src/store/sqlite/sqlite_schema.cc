@@ -130,7 +130,8 @@ Result<int> migrate(SqliteDb& db, int64_t now_micros) {
       if (!done.ok()) return done.error();
       if (*done) return {};
       BACKBONE_TRY(db.exec(m.sql));
-      auto ins = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+      auto ins =
+          db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
       if (!ins.ok()) return ins.error();
       BACKBONE_TRY((*ins)->bind(1, int64_t{m.version}).bind(2, m.name).bind(3, now_micros).run());
       BACKBONE_TRY(db.exec("PRAGMA user_version = " + std::to_string(m.version)));

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ (built in $1) and prints its figures. Results go in
+# BENCHMARKS.md by hand, with the machine line each benchmark prints.
+set -euo pipefail
+build=${1:-build-bench}
+mkdir -p var/bench
+"$build/bench/bench_store_append" --dir var/bench "${@:2}"
