@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config clang-format
   libsqlite3-dev sqlite3        # the embedded event store, and the shell used by the trigger tests
   libssl-dev                    # SHA-256 (OpenSSL EVP)
+  zlib1g-dev                    # CRC-32 of the embedded broker's records
   nlohmann-json3-dev            # JSON parsing and building
   libcli11-dev                  # command-line parsing
   libspdlog-dev libfmt-dev      # logging

@@ -35,7 +35,7 @@ struct StoreBackend {
   std::function<std::unique_ptr<StoreHarness>()> make;
 };
 
-inline std::string PrintToString(const StoreBackend& b) { return b.name; }
+inline void PrintTo(const StoreBackend& b, std::ostream* os) { *os << b.name; }
 
 class EventStoreConformance : public ::testing::TestWithParam<StoreBackend> {
  protected:

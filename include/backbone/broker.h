@@ -1,0 +1,188 @@
+// Broker: the port for durable publish/subscribe with Google Cloud Pub/Sub semantics (SPEC §4).
+// Backends are chosen by URL (Broker::open):
+//
+//   embedded:///abs/path, embedded://relative/path   the single-machine default
+//                                                     (src/broker/embedded,
+//                                                     doc/broker_log_format.md)
+//
+// doc/broker.md maps the port onto NATS JetStream and Google Cloud Pub/Sub.
+//
+// Contract (every backend; tests/broker/broker_conformance.h checks it):
+//  - publish returns message ids only once the messages are durable.
+//  - Each subscription gets every message published to its topic after it was created
+//    (fan-out); delivery is at least once.
+//  - A delivered message must be acked within the ack deadline, else it is redelivered. A nack,
+//    or a deadline that passes, counts as a failed attempt: the message comes back after the
+//    retry policy's backoff (min * 2^(attempt-1), capped at max; at once without a policy), or
+//    after the nack's own delay when one is given.
+//  - With a dead-letter policy, a message whose `max_delivery_attempts`-th delivery fails is
+//    published to the dead-letter topic instead, with its data, attributes and ordering key, and
+//    the attributes of kDeadLetterAttributes. dead_letter() does so at once.
+//  - An ordered subscription delivers the messages of one ordering key in publish order, one at
+//    a time: the next only once the previous is acked or dead-lettered. Keys never block each
+//    other, and a dead-letter never stalls its key.
+//  - An ack that returns is durable: that delivery never comes back.
+//  - All time is read from the injected Clock.
+//
+// Thread-safety: a Broker is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backbone/clock.h"
+#include "backbone/result.h"
+#include "backbone/timestamp.h"
+
+namespace backbone {
+
+using Attributes = std::map<std::string, std::string>;
+
+// Microsecond durations, as the Clock counts.
+inline constexpr int64_t kSecond = 1'000'000;
+inline constexpr int64_t kMinute = 60 * kSecond;
+inline constexpr int64_t kDay = 24 * 60 * kMinute;
+
+struct TopicConfig {
+  std::string name;
+  Attributes labels;
+  bool operator==(const TopicConfig&) const = default;
+};
+
+struct RetryPolicy {
+  int64_t min_backoff_us = 10 * kSecond;   // 0 .. 600 s
+  int64_t max_backoff_us = 600 * kSecond;  // min .. 600 s
+  bool operator==(const RetryPolicy&) const = default;
+};
+
+struct DeadLetterPolicy {
+  std::string topic;
+  int max_delivery_attempts = 5;  // 5 .. 100
+  bool operator==(const DeadLetterPolicy&) const = default;
+};
+
+struct SubscriptionConfig {
+  std::string name;
+  std::string topic;
+  int64_t ack_deadline_us = 10 * kSecond;  // 10 .. 600 s
+  bool ordered = false;
+  std::optional<RetryPolicy> retry;
+  std::optional<DeadLetterPolicy> dead_letter;
+  int64_t retention_us = 7 * kDay;  // unacked messages older than this are dropped; 10 min .. 31 d
+  Attributes labels;
+  bool operator==(const SubscriptionConfig&) const = default;
+};
+
+struct OutgoingMessage {
+  std::string data;
+  Attributes attributes;
+  std::string ordering_key;  // empty: none
+};
+
+struct Message {
+  std::string id;  // unique within the broker
+  std::string data;
+  Attributes attributes;
+  std::string ordering_key;
+  Timestamp publish_time;
+};
+
+struct ReceivedMessage {
+  std::string ack_id;  // names this one delivery
+  Message message;
+  int delivery_attempt = 1;  // 1 for the first delivery
+};
+
+struct SubscriptionStats {
+  uint64_t undelivered = 0;           // waiting for delivery (backlog), including backoffs
+  int64_t oldest_unacked_age_us = 0;  // age of the oldest message not yet acked; 0 if none
+  uint64_t in_flight = 0;             // delivered, not yet acked or failed
+  uint64_t dead_lettered = 0;         // forwarded to the dead-letter topic, since creation
+};
+
+// Attributes added to a dead-lettered message.
+inline constexpr std::string_view kAttrDeliveryAttempt = "backbone.delivery_attempt";
+inline constexpr std::string_view kAttrLastError = "backbone.last_error";
+inline constexpr std::string_view kAttrSourceSubscription = "backbone.source_subscription";
+inline constexpr std::string_view kAttrSourceMessageId = "backbone.source_message_id";
+inline constexpr std::string_view kAttrDeadLetteredAt = "backbone.dead_lettered_at";
+
+// Limits (as Google Cloud Pub/Sub's).
+inline constexpr size_t kMaxMessageBytes = 10 * 1024 * 1024;  // data plus attributes
+inline constexpr size_t kMaxAttributes = 100;
+inline constexpr size_t kMaxAttributeKeyBytes = 256;
+inline constexpr size_t kMaxAttributeValueBytes = 1024;
+inline constexpr size_t kMaxOrderingKeyBytes = 1024;
+
+struct BrokerOptions {
+  std::string url;
+  const Clock* clock = nullptr;  // nullptr: the system clock. Must outlive the broker.
+};
+
+class Broker {
+ public:
+  virtual ~Broker() = default;
+
+  // Opens the broker named by options.url. kInvalidArgument for a bad URL, kUnavailable when
+  // it cannot be reached (or, embedded, is held by another process).
+  static Result<std::unique_ptr<Broker>> open(const BrokerOptions& options);
+
+  // Topics. create_* fail with kAlreadyExists; get/delete with kNotFound.
+  virtual Result<void> create_topic(const TopicConfig& config) = 0;
+  virtual Result<TopicConfig> get_topic(std::string_view name) = 0;
+  virtual Result<std::vector<TopicConfig>> list_topics() = 0;
+  // Subscriptions of a deleted topic stay, detached: they receive nothing more.
+  virtual Result<void> delete_topic(std::string_view name) = 0;
+
+  // Subscriptions. The topic (and the dead-letter topic) must exist: kNotFound.
+  virtual Result<void> create_subscription(const SubscriptionConfig& config) = 0;
+  virtual Result<SubscriptionConfig> get_subscription(std::string_view name) = 0;
+  virtual Result<std::vector<SubscriptionConfig>> list_subscriptions() = 0;
+  // Changes the policies of an existing subscription; its topic cannot change.
+  virtual Result<void> update_subscription(const SubscriptionConfig& config) = 0;
+  virtual Result<void> delete_subscription(std::string_view name) = 0;
+
+  // Publishes in order; returns each message's id once all are durable.
+  virtual Result<std::vector<std::string>> publish(std::string_view topic,
+                                                   std::span<const OutgoingMessage> messages) = 0;
+
+  // Up to `max` deliverable messages. With wait_us > 0, waits up to that long (real time) for
+  // at least one.
+  virtual Result<std::vector<ReceivedMessage>> pull(std::string_view subscription, size_t max,
+                                                    int64_t wait_us = 0) = 0;
+  // Acks; returns how many ack ids named a current delivery (stale ones are ignored).
+  virtual Result<size_t> ack(std::string_view subscription,
+                             std::span<const std::string> ack_ids) = 0;
+  // A failed attempt: redelivery after `delay_us` if given, else after the retry policy's
+  // backoff; or the dead-letter topic when the attempts are spent. `reason` is kept as the
+  // last error.
+  virtual Result<void> nack(std::string_view subscription, std::span<const std::string> ack_ids,
+                            std::optional<int64_t> delay_us = std::nullopt,
+                            std::string_view reason = {}) = 0;
+  // Sets the deadline of these deliveries to now + deadline_us (0 .. 600 s; 0 is a nack).
+  virtual Result<void> modify_ack_deadline(std::string_view subscription,
+                                           std::span<const std::string> ack_ids,
+                                           int64_t deadline_us) = 0;
+  // Sends a delivery to the dead-letter topic at once (a non-retriable failure).
+  // kInvalidArgument if the subscription has no dead-letter policy.
+  virtual Result<void> dead_letter(std::string_view subscription, const std::string& ack_id,
+                                   std::string_view reason) = 0;
+
+  virtual Result<SubscriptionStats> stats(std::string_view subscription) = 0;
+};
+
+// Checks shared by every backend (src/broker/validation.cc).
+Result<void> validate_resource_name(std::string_view name, const char* what);
+Result<void> validate_topic_config(const TopicConfig& config);
+Result<void> validate_subscription_config(const SubscriptionConfig& config);
+Result<void> validate_messages(std::span<const OutgoingMessage> messages);
+// The backoff before the redelivery that follows failed attempt number `attempt` (1-based).
+int64_t retry_backoff_us(const std::optional<RetryPolicy>& policy, int attempt);
+
+}  // namespace backbone

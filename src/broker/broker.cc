@@ -1,0 +1,23 @@
+#include "backbone/broker.h"
+
+#include "broker/embedded/embedded_broker.h"
+
+namespace backbone {
+
+Result<std::unique_ptr<Broker>> Broker::open(const BrokerOptions& options) {
+  const std::string_view url = options.url;
+  if (url.starts_with("embedded://")) {
+    auto o = embedded::parse_embedded_url(url);
+    if (!o.ok()) return o.error();
+    o->clock = options.clock;
+    return embedded::open_embedded_broker(*o);
+  }
+  if (url.starts_with("nats://") || url.starts_with("pubsub://")) {
+    return make_error(Errc::kInvalidArgument,
+                      "broker URL scheme of \"" + options.url + "\" is not built in yet", "broker");
+  }
+  return make_error(Errc::kInvalidArgument,
+                    "broker URL \"" + options.url + "\": want embedded://path", "broker");
+}
+
+}  // namespace backbone

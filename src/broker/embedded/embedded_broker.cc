@@ -1,0 +1,731 @@
+#include "broker/embedded/embedded_broker.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "broker/embedded/catalog.h"
+#include "broker/embedded/segment_log.h"
+#include "broker/embedded/state_journal.h"
+#include "broker/embedded/subscription_state.h"
+
+namespace backbone::embedded {
+namespace {
+
+constexpr std::string_view kDetachedTopic = "_deleted-topic_";
+
+struct Topic {
+  uint32_t id = 0;
+  TopicConfig config;
+  std::unique_ptr<SegmentLog> log;
+  TopicIndex index;
+  std::vector<std::pair<uint64_t, MsgRef>> unapplied;  // appended, not yet durable
+};
+
+struct Sub {
+  uint32_t id = 0;
+  uint64_t start_offset = 0;
+  Topic* topic = nullptr;  // nullptr once its topic is deleted
+  SubscriptionState state;
+  Sub(uint32_t id_, uint64_t start, Topic* t, SubscriptionConfig config, uint64_t gen)
+      : id(id_), start_offset(start), topic(t), state(std::move(config), start, gen) {}
+};
+
+// A delivery's ack id: "<subscription id>:<offset>:<generation>".
+std::string make_ack_id(uint32_t sub_id, uint64_t offset, uint64_t generation) {
+  return std::to_string(sub_id) + ":" + std::to_string(offset) + ":" + std::to_string(generation);
+}
+
+bool parse_ack_id(const std::string& s, uint32_t& sub_id, uint64_t& offset, uint64_t& gen) {
+  unsigned long long a, b, c;
+  char tail;
+  if (std::sscanf(s.c_str(), "%llu:%llu:%llu%c", &a, &b, &c, &tail) != 3) return false;
+  sub_id = static_cast<uint32_t>(a);
+  offset = b;
+  gen = c;
+  return true;
+}
+
+std::string message_id(uint32_t topic_id, uint64_t offset) {
+  return std::to_string(topic_id) + "." + std::to_string(offset);
+}
+
+class EmbeddedBroker final : public Broker {
+ public:
+  EmbeddedBroker(EmbeddedOptions options, int lock_fd)
+      : options_(std::move(options)),
+        clock_(options_.clock ? *options_.clock : SystemClock::instance()),
+        lock_fd_(lock_fd) {}
+
+  ~EmbeddedBroker() override {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    flush_cv_.notify_all();
+    if (flusher_.joinable()) flusher_.join();
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+
+  Result<void> recover();
+  void start() {
+    flusher_ = std::thread([this] { flush_loop(); });
+  }
+
+  Result<void> create_topic(const TopicConfig& config) override {
+    BACKBONE_TRY(validate_topic_config(config));
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(healthy());
+    if (topics_.count(config.name)) {
+      return make_error(Errc::kAlreadyExists, "topic " + config.name + " exists");
+    }
+    const uint32_t id = catalog_.next_id;
+    auto topic = std::make_unique<Topic>();
+    topic->id = id;
+    topic->config = config;
+    auto log =
+        SegmentLog::open(topic_dir(id), options_.segment_bytes, [](uint64_t, const MsgRef&) {});
+    if (!log.ok()) return log.error();
+    topic->log = std::move(*log);
+    topic->index = TopicIndex(topic->log->next_offset());
+    Catalog next = catalog_;
+    next.next_id = id + 1;
+    next.topics.push_back({id, config});
+    BACKBONE_TRY(save_catalog(catalog_path(), next));
+    catalog_ = std::move(next);
+    topics_by_id_[id] = topic.get();
+    topics_.emplace(config.name, std::move(topic));
+    return {};
+  }
+
+  Result<TopicConfig> get_topic(std::string_view name) override {
+    std::lock_guard lk(mu_);
+    auto t = find_topic(name);
+    if (!t.ok()) return t.error();
+    return (*t)->config;
+  }
+
+  Result<std::vector<TopicConfig>> list_topics() override {
+    std::lock_guard lk(mu_);
+    std::vector<TopicConfig> out;
+    for (const auto& [name, t] : topics_) out.push_back(t->config);
+    return out;
+  }
+
+  Result<void> delete_topic(std::string_view name) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(healthy());
+    auto t = find_topic(name);
+    if (!t.ok()) return t.error();
+    for (const auto& [sname, s] : subs_) {
+      const auto& dl = s->state.config().dead_letter;
+      if (dl && dl->topic == name) {
+        return make_error(Errc::kConflict, "topic " + std::string(name) +
+                                               " is the dead-letter topic of subscription " +
+                                               sname + "; change or delete that first");
+      }
+    }
+    Topic* topic = *t;
+    Catalog next = catalog_;
+    std::erase_if(next.topics, [&](const CatalogTopic& ct) { return ct.id == topic->id; });
+    for (auto& cs : next.subscriptions) {
+      if (cs.topic_id == topic->id) {
+        cs.topic_id = 0;
+        cs.config.topic = std::string(kDetachedTopic);
+      }
+    }
+    BACKBONE_TRY(save_catalog(catalog_path(), next));
+    catalog_ = std::move(next);
+    for (auto& [sname, s] : subs_) {
+      if (s->topic == topic) {
+        s->topic = nullptr;
+        SubscriptionConfig c = s->state.config();
+        c.topic = std::string(kDetachedTopic);
+        s->state.set_config(std::move(c));
+        s->state.detach(0);
+      }
+    }
+    topic->log->remove_all();
+    topics_by_id_.erase(topic->id);
+    topics_.erase(topics_.find(name));
+    return {};
+  }
+
+  Result<void> create_subscription(const SubscriptionConfig& config) override {
+    BACKBONE_TRY(validate_subscription_config(config));
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(healthy());
+    if (subs_.count(config.name)) {
+      return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
+    }
+    auto t = find_topic(config.topic);
+    if (!t.ok()) return t.error();
+    BACKBONE_TRY(check_dead_letter_topic(config));
+    Topic* topic = *t;
+    const uint32_t id = catalog_.next_id;
+    const uint64_t start = topic->log->next_offset();
+    Catalog next = catalog_;
+    next.next_id = id + 1;
+    next.subscriptions.push_back({id, topic->id, start, config});
+    BACKBONE_TRY(save_catalog(catalog_path(), next));
+    catalog_ = std::move(next);
+    auto sub = std::make_unique<Sub>(id, start, topic, config, next_generation_seed());
+    subs_by_id_[id] = sub.get();
+    subs_.emplace(config.name, std::move(sub));
+    return {};
+  }
+
+  Result<SubscriptionConfig> get_subscription(std::string_view name) override {
+    std::lock_guard lk(mu_);
+    auto s = find_sub(name);
+    if (!s.ok()) return s.error();
+    return (*s)->state.config();
+  }
+
+  Result<std::vector<SubscriptionConfig>> list_subscriptions() override {
+    std::lock_guard lk(mu_);
+    std::vector<SubscriptionConfig> out;
+    for (const auto& [name, s] : subs_) out.push_back(s->state.config());
+    return out;
+  }
+
+  Result<void> update_subscription(const SubscriptionConfig& config) override {
+    BACKBONE_TRY(validate_subscription_config(config));
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(healthy());
+    auto s = find_sub(config.name);
+    if (!s.ok()) return s.error();
+    Sub* sub = *s;
+    if (config.topic != sub->state.config().topic) {
+      return make_error(Errc::kInvalidArgument, "a subscription's topic cannot change", "topic");
+    }
+    if (config.ordered != sub->state.config().ordered) {
+      return make_error(Errc::kInvalidArgument, "message ordering cannot change after creation",
+                        "enable_message_ordering");
+    }
+    BACKBONE_TRY(check_dead_letter_topic(config));
+    Catalog next = catalog_;
+    for (auto& cs : next.subscriptions) {
+      if (cs.id == sub->id) cs.config = config;
+    }
+    BACKBONE_TRY(save_catalog(catalog_path(), next));
+    catalog_ = std::move(next);
+    sub->state.set_config(config);
+    return {};
+  }
+
+  Result<void> delete_subscription(std::string_view name) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(healthy());
+    auto s = find_sub(name);
+    if (!s.ok()) return s.error();
+    const uint32_t id = (*s)->id;
+    Catalog next = catalog_;
+    std::erase_if(next.subscriptions, [&](const CatalogSubscription& cs) { return cs.id == id; });
+    BACKBONE_TRY(save_catalog(catalog_path(), next));
+    catalog_ = std::move(next);
+    subs_by_id_.erase(id);
+    subs_.erase(subs_.find(name));
+    return {};
+  }
+
+  Result<std::vector<std::string>> publish(std::string_view topic_name,
+                                           std::span<const OutgoingMessage> messages) override {
+    BACKBONE_TRY(validate_messages(messages));
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(healthy());
+    auto t = find_topic(topic_name);
+    if (!t.ok()) return t.error();
+    std::vector<std::string> ids;
+    ids.reserve(messages.size());
+    const int64_t now = clock_.now().micros();
+    for (const OutgoingMessage& m : messages) {
+      auto id = append_locked(**t, m.data, m.attributes, m.ordering_key, now);
+      if (!id.ok()) return id.error();
+      ids.push_back(std::move(*id));
+    }
+    BACKBONE_TRY(wait_durable(lk, mark_dirty_locked()));
+    return ids;
+  }
+
+  Result<std::vector<ReceivedMessage>> pull(std::string_view subscription, size_t max,
+                                            int64_t wait_us) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(healthy());
+    auto s = find_sub(subscription);
+    if (!s.ok()) return s.error();
+    Sub* sub = *s;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(wait_us);
+    std::vector<Delivery> deliveries;
+    for (;;) {
+      if (!sub->topic) return std::vector<ReceivedMessage>{};
+      Sink sink(*this, *sub);
+      deliveries = sub->state.take(max, clock_.now(), sub->topic->index, sink);
+      if (!deliveries.empty() || std::chrono::steady_clock::now() >= give_up) break;
+      data_cv_.wait_until(
+          lk, std::min(give_up, std::chrono::steady_clock::now() + std::chrono::milliseconds(50)));
+      // The subscription may have been deleted while we waited.
+      auto again = find_sub(subscription);
+      if (!again.ok()) return again.error();
+      sub = *again;
+    }
+    std::vector<ReceivedMessage> out;
+    out.reserve(deliveries.size());
+    for (const Delivery& d : deliveries) {
+      auto m = sub->topic->log->read(sub->topic->index.at(d.offset));
+      if (!m.ok()) return m.error();
+      ReceivedMessage r;
+      r.ack_id = make_ack_id(sub->id, d.offset, d.generation);
+      r.delivery_attempt = d.attempt;
+      r.message.id = message_id(sub->topic->id, d.offset);
+      r.message.data = std::move(m->data);
+      r.message.attributes = std::move(m->attributes);
+      r.message.ordering_key = std::move(m->ordering_key);
+      r.message.publish_time = Timestamp::from_micros(m->publish_time_us);
+      out.push_back(std::move(r));
+    }
+    if (journal_->has_pending() || dirty_) BACKBONE_TRY(wait_durable(lk, mark_dirty_locked()));
+    return out;
+  }
+
+  Result<size_t> ack(std::string_view subscription, std::span<const std::string> ack_ids) override {
+    size_t acked = 0;
+    BACKBONE_TRY(for_each_delivery(
+        subscription, ack_ids, [&](Sub& sub, uint64_t off, uint64_t gen, Sink& sink) {
+          if (sub.state.ack(off, gen, sub.topic->index, sink, clock_.now())) ++acked;
+        }));
+    return acked;
+  }
+
+  Result<void> nack(std::string_view subscription, std::span<const std::string> ack_ids,
+                    std::optional<int64_t> delay_us, std::string_view reason) override {
+    if (delay_us && (*delay_us < 0 || *delay_us > 600 * kSecond)) {
+      return make_error(Errc::kInvalidArgument, "must be between 0 and 600 seconds", "delay");
+    }
+    const std::string why(reason);
+    return for_each_delivery(
+        subscription, ack_ids, [&](Sub& sub, uint64_t off, uint64_t gen, Sink& sink) {
+          sub.state.nack(off, gen, delay_us, why, clock_.now(), sub.topic->index, sink);
+        });
+  }
+
+  Result<void> modify_ack_deadline(std::string_view subscription,
+                                   std::span<const std::string> ack_ids,
+                                   int64_t deadline_us) override {
+    if (deadline_us < 0 || deadline_us > 600 * kSecond) {
+      return make_error(Errc::kInvalidArgument, "must be between 0 and 600 seconds",
+                        "ack_deadline");
+    }
+    return for_each_delivery(
+        subscription, ack_ids, [&](Sub& sub, uint64_t off, uint64_t gen, Sink& sink) {
+          sub.state.modify_deadline(off, gen, deadline_us, clock_.now(), sub.topic->index, sink);
+        });
+  }
+
+  Result<void> dead_letter(std::string_view subscription, const std::string& ack_id,
+                           std::string_view reason) override {
+    {
+      std::lock_guard lk(mu_);
+      auto s = find_sub(subscription);
+      if (!s.ok()) return s.error();
+      if (!(*s)->state.config().dead_letter) {
+        return make_error(
+            Errc::kInvalidArgument,
+            "subscription " + std::string(subscription) + " has no dead-letter policy",
+            "dead_letter_policy");
+      }
+    }
+    const std::string why(reason);
+    return for_each_delivery(
+        subscription, std::span(&ack_id, 1), [&](Sub& sub, uint64_t off, uint64_t gen, Sink& sink) {
+          sub.state.dead_letter(off, gen, why, clock_.now(), sub.topic->index, sink);
+        });
+  }
+
+  Result<SubscriptionStats> stats(std::string_view subscription) override {
+    std::unique_lock lk(mu_);
+    auto s = find_sub(subscription);
+    if (!s.ok()) return s.error();
+    Sub* sub = *s;
+    if (!sub->topic) return SubscriptionStats{0, 0, 0, sub->state.dead_lettered()};
+    Sink sink(*this, *sub);
+    (void)sub->state.take(0, clock_.now(), sub->topic->index, sink);  // expire deadlines
+    if (journal_->has_pending()) mark_dirty_locked();
+    return sub->state.stats(clock_.now(), sub->topic->index);
+  }
+
+ private:
+  // Turns the state machine's decisions into journal records and dead-letter publishes.
+  class Sink final : public StateSink {
+   public:
+    Sink(EmbeddedBroker& b, Sub& s) : b_(b), s_(s) {}
+    void on_attempt(uint64_t offset, int attempt, Timestamp available_at,
+                    const std::string& reason) override {
+      JournalRecord r;
+      r.type = JournalRecord::Type::kAttempt;
+      r.sub_id = s_.id;
+      r.offset = offset;
+      r.attempts = static_cast<uint32_t>(attempt);
+      r.when_us = available_at.micros();
+      r.reason = reason;
+      b_.journal_->append(r);
+    }
+    void on_acked(uint64_t offset) override {
+      b_.journal_->append({JournalRecord::Type::kAck, s_.id, offset, 0, 0, 0, {}});
+    }
+    void on_dead_letter(uint64_t offset, int attempt, const std::string& reason) override {
+      b_.forward_dead_letter(s_, offset, attempt, reason);
+      b_.journal_->append({JournalRecord::Type::kDead, s_.id, offset, 0, 0, 0, {}});
+    }
+
+   private:
+    EmbeddedBroker& b_;
+    Sub& s_;
+  };
+
+  template <typename Fn>
+  Result<void> for_each_delivery(std::string_view subscription,
+                                 std::span<const std::string> ack_ids, Fn&& fn) {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(healthy());
+    auto s = find_sub(subscription);
+    if (!s.ok()) return s.error();
+    Sub* sub = *s;
+    if (!sub->topic) return {};
+    Sink sink(*this, *sub);
+    for (const std::string& ack_id : ack_ids) {
+      uint32_t sub_id;
+      uint64_t off, gen;
+      if (!parse_ack_id(ack_id, sub_id, off, gen)) {
+        return make_error(Errc::kInvalidArgument, "malformed ack id \"" + ack_id + "\"", "ack_ids");
+      }
+      if (sub_id != sub->id) continue;  // another subscription's, or an old one's: stale
+      fn(*sub, off, gen, sink);
+    }
+    if (journal_->has_pending() || dirty_) BACKBONE_TRY(wait_durable(lk, mark_dirty_locked()));
+    data_cv_.notify_all();  // acks free ordering keys; nacks may make messages deliverable
+    return {};
+  }
+
+  // REQUIRES: mu_ held.
+  void forward_dead_letter(Sub& sub, uint64_t offset, int attempt, const std::string& reason) {
+    const auto& policy = sub.state.config().dead_letter;
+    BACKBONE_ASSERT(policy.has_value() && sub.topic);
+    auto it = topics_.find(policy->topic);
+    BACKBONE_ASSERT(it != topics_.end());  // delete_topic refuses a dead-letter topic in use
+    auto m = sub.topic->log->read(sub.topic->index.at(offset));
+    if (!m.ok()) {
+      failed_ = m.error();
+      return;
+    }
+    Attributes attrs = std::move(m->attributes);
+    attrs[std::string(kAttrDeliveryAttempt)] = std::to_string(attempt);
+    attrs[std::string(kAttrLastError)] = reason.substr(0, kMaxAttributeValueBytes);
+    attrs[std::string(kAttrSourceSubscription)] = sub.state.config().name;
+    attrs[std::string(kAttrSourceMessageId)] = message_id(sub.topic->id, offset);
+    attrs[std::string(kAttrDeadLetteredAt)] = clock_.now().to_rfc3339();
+    auto id = append_locked(*it->second, m->data, attrs, m->ordering_key, clock_.now().micros());
+    if (!id.ok()) failed_ = id.error();
+  }
+
+  // REQUIRES: mu_ held. Buffers one message; it becomes visible once the flusher made it durable.
+  Result<std::string> append_locked(Topic& t, const std::string& data, const Attributes& attrs,
+                                    const std::string& key, int64_t now) {
+    StoredMessage sm;
+    sm.offset = t.log->next_offset();
+    sm.publish_time_us = now;
+    sm.ordering_key = key;
+    sm.attributes = attrs;
+    sm.data = data;
+    auto ref = t.log->append(sm);
+    if (!ref.ok()) {
+      failed_ = ref.error();
+      return ref.error();
+    }
+    t.unapplied.emplace_back(sm.offset, *ref);
+    dirty_ = true;
+    return message_id(t.id, sm.offset);
+  }
+
+  uint64_t mark_dirty_locked() {
+    dirty_ = true;
+    flush_cv_.notify_one();
+    return open_cycle_;
+  }
+
+  Result<void> wait_durable(std::unique_lock<std::mutex>& lk, uint64_t ticket) {
+    durable_cv_.wait(lk, [&] { return durable_cycle_ >= ticket || failed_.has_value(); });
+    return healthy();
+  }
+
+  Result<void> healthy() const {
+    if (failed_) {
+      return make_error(Errc::kUnavailable,
+                        "the embedded broker stopped after a storage error: " + failed_->message);
+    }
+    return {};
+  }
+
+  void flush_loop() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      flush_cv_.wait(lk, [&] { return stop_ || dirty_ || journal_->has_pending(); });
+      if (stop_ && !dirty_ && !journal_->has_pending()) return;
+      SegmentLog::Pending writes;
+      std::vector<std::tuple<uint32_t, uint64_t, MsgRef>> apply;
+      for (auto& [name, t] : topics_) {
+        t->log->take_pending(writes);
+        for (auto& [off, ref] : t->unapplied) apply.emplace_back(t->id, off, ref);
+        t->unapplied.clear();
+      }
+      std::string journal_bytes;
+      journal_->take_pending(journal_bytes);
+      std::string snapshot;
+      const bool checkpoint = journal_->size() + journal_bytes.size() > options_.checkpoint_bytes;
+      if (checkpoint) snapshot = snapshot_locked();
+      const uint64_t cycle = open_cycle_++;
+      dirty_ = false;
+      lk.unlock();
+      Result<void> r = SegmentLog::write_pending(writes);
+      if (r.ok()) r = checkpoint ? journal_->rewrite(snapshot) : journal_->write(journal_bytes);
+      lk.lock();
+      if (!r.ok()) {
+        failed_ = r.error();
+      } else {
+        for (auto& [topic_id, off, ref] : apply) {
+          auto it = topics_by_id_.find(topic_id);
+          if (it == topics_by_id_.end()) continue;  // deleted meanwhile
+          if (off == it->second->index.end()) it->second->index.push_back(ref);
+        }
+        compact_locked();
+      }
+      durable_cycle_ = cycle;
+      durable_cv_.notify_all();
+      data_cv_.notify_all();
+    }
+  }
+
+  // The journal's replacement: per subscription, a base record and what lies above it.
+  std::string snapshot_locked() const {
+    std::string out;
+    for (const auto& [id, sub] : subs_by_id_) {
+      const RestoredState s = sub->state.snapshot();
+      encode_journal_record(
+          {JournalRecord::Type::kBase, id, s.lwm, 0, 0, sub->state.dead_lettered(), {}}, out);
+      for (uint64_t off : s.acked)
+        encode_journal_record({JournalRecord::Type::kAck, id, off, 0, 0, 0, {}}, out);
+      for (const auto& [off, a] : s.attempts) {
+        encode_journal_record(
+            {JournalRecord::Type::kAttempt, id, off, static_cast<uint32_t>(a.attempts),
+             a.available_at.micros(), 0, a.reason},
+            out);
+      }
+    }
+    return out;
+  }
+
+  // Drops the segments and index entries that every subscription of a topic has acked.
+  void compact_locked() {
+    for (auto& [name, t] : topics_) {
+      uint64_t keep = t->index.end();
+      for (const auto& [id, s] : subs_by_id_) {
+        if (s->topic == t.get()) keep = std::min(keep, s->state.low_water_mark());
+      }
+      if (keep > t->index.begin()) {
+        t->index.drop_before(keep);
+        t->log->drop_before(keep);
+      }
+    }
+  }
+
+  Result<Topic*> find_topic(std::string_view name) {
+    auto it = topics_.find(name);
+    if (it == topics_.end()) {
+      return make_error(Errc::kNotFound, "topic " + std::string(name) + " does not exist");
+    }
+    return it->second.get();
+  }
+  Result<Sub*> find_sub(std::string_view name) {
+    auto it = subs_.find(name);
+    if (it == subs_.end()) {
+      return make_error(Errc::kNotFound, "subscription " + std::string(name) + " does not exist");
+    }
+    return it->second.get();
+  }
+  Result<void> check_dead_letter_topic(const SubscriptionConfig& c) {
+    if (c.dead_letter && !topics_.count(c.dead_letter->topic)) {
+      return make_error(Errc::kNotFound,
+                        "dead-letter topic " + c.dead_letter->topic + " does not exist",
+                        "dead_letter_policy.topic");
+    }
+    return {};
+  }
+  uint64_t next_generation_seed() {
+    // Ack ids from an earlier run of the broker must never match: start each subscription's
+    // generations at a random point.
+    static thread_local std::mt19937_64 rng(std::random_device{}());
+    return (rng() >> 16) + 1;
+  }
+  std::string topic_dir(uint32_t id) const {
+    return options_.dir + "/topics/" + std::to_string(id);
+  }
+  std::string catalog_path() const { return options_.dir + "/catalog.json"; }
+
+  EmbeddedOptions options_;
+  const Clock& clock_;
+  int lock_fd_;
+  std::mutex mu_;
+  std::condition_variable flush_cv_, durable_cv_, data_cv_;
+  Catalog catalog_;                                                    // GUARDED_BY(mu_)
+  std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;  // GUARDED_BY(mu_)
+  std::map<uint32_t, Topic*> topics_by_id_;                            // GUARDED_BY(mu_)
+  std::map<std::string, std::unique_ptr<Sub>, std::less<>> subs_;      // GUARDED_BY(mu_)
+  std::map<uint32_t, Sub*> subs_by_id_;                                // GUARDED_BY(mu_)
+  std::unique_ptr<StateJournal> journal_;
+  uint64_t open_cycle_ = 1;      // GUARDED_BY(mu_): the batch now being filled
+  uint64_t durable_cycle_ = 0;   // GUARDED_BY(mu_): the last batch made durable
+  bool dirty_ = false;           // GUARDED_BY(mu_)
+  bool stop_ = false;            // GUARDED_BY(mu_)
+  std::optional<Error> failed_;  // GUARDED_BY(mu_)
+  std::thread flusher_;
+};
+
+Result<void> EmbeddedBroker::recover() {
+  auto catalog = load_catalog(catalog_path());
+  if (!catalog.ok()) return catalog.error();
+  catalog_ = std::move(*catalog);
+  for (const CatalogTopic& ct : catalog_.topics) {
+    auto topic = std::make_unique<Topic>();
+    topic->id = ct.id;
+    topic->config = ct.config;
+    bool first = true;
+    Topic* raw = topic.get();
+    auto log = SegmentLog::open(topic_dir(ct.id), options_.segment_bytes,
+                                [&](uint64_t offset, const MsgRef& ref) {
+                                  if (first) raw->index = TopicIndex(offset);
+                                  first = false;
+                                  raw->index.push_back(ref);
+                                });
+    if (!log.ok()) return log.error();
+    topic->log = std::move(*log);
+    if (first) topic->index = TopicIndex(topic->log->next_offset());
+    topics_by_id_[ct.id] = topic.get();
+    topics_.emplace(ct.config.name, std::move(topic));
+  }
+  std::unordered_map<uint32_t, RestoredState> restored;
+  std::unordered_map<uint32_t, uint64_t> dead;
+  auto journal = StateJournal::open(options_.dir + "/state.journal", [&](const JournalRecord& r) {
+    RestoredState& s = restored[r.sub_id];
+    switch (r.type) {
+      case JournalRecord::Type::kBase:
+        s = RestoredState();
+        s.lwm = r.offset;
+        dead[r.sub_id] = r.count;
+        break;
+      case JournalRecord::Type::kAttempt:
+        s.attempts[r.offset] = {static_cast<int>(r.attempts), Timestamp::from_micros(r.when_us),
+                                r.reason};
+        break;
+      case JournalRecord::Type::kDead:
+        ++dead[r.sub_id];
+        [[fallthrough]];
+      case JournalRecord::Type::kAck:
+        s.attempts.erase(r.offset);
+        s.acked.push_back(r.offset);
+        break;
+    }
+  });
+  if (!journal.ok()) return journal.error();
+  journal_ = std::move(*journal);
+  const Timestamp now = clock_.now();
+  for (const CatalogSubscription& cs : catalog_.subscriptions) {
+    Topic* topic = nullptr;
+    if (auto it = topics_by_id_.find(cs.topic_id); it != topics_by_id_.end()) topic = it->second;
+    auto sub =
+        std::make_unique<Sub>(cs.id, cs.start_offset, topic, cs.config, next_generation_seed());
+    if (topic) {
+      RestoredState& r = restored[cs.id];
+      r.lwm = std::max({r.lwm, cs.start_offset, topic->index.begin()});
+      sub->state.restore(r, topic->index, now);
+    }
+    sub->state.set_dead_lettered(dead[cs.id]);
+    subs_by_id_[cs.id] = sub.get();
+    subs_.emplace(cs.config.name, std::move(sub));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<EmbeddedOptions> parse_embedded_url(std::string_view url) {
+  constexpr std::string_view kScheme = "embedded://";
+  if (!url.starts_with(kScheme)) {
+    return make_error(Errc::kInvalidArgument, "want embedded://path", "broker");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  EmbeddedOptions o;
+  const size_t q = rest.find('?');
+  o.dir = std::string(rest.substr(0, q));
+  if (o.dir.empty())
+    return make_error(Errc::kInvalidArgument, "no folder in " + std::string(url), "broker");
+  if (q != std::string_view::npos) {
+    std::string_view query = rest.substr(q + 1);
+    while (!query.empty()) {
+      const size_t amp = query.find('&');
+      const std::string_view kv = query.substr(0, amp);
+      const size_t eq = kv.find('=');
+      const std::string key(kv.substr(0, eq));
+      const std::string value = eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
+      uint64_t n = 0;
+      try {
+        n = std::stoull(value);
+      } catch (...) {
+        return make_error(Errc::kInvalidArgument, "option " + key + " wants a number", "broker");
+      }
+      if (key == "segment_bytes") {
+        o.segment_bytes = std::max<uint64_t>(n, 256);
+      } else if (key == "checkpoint_bytes") {
+        o.checkpoint_bytes = std::max<uint64_t>(n, 256);
+      } else {
+        return make_error(Errc::kInvalidArgument, "unknown option " + key, "broker");
+      }
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    }
+  }
+  return o;
+}
+
+Result<std::unique_ptr<Broker>> open_embedded_broker(const EmbeddedOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir + "/topics", ec);
+  if (ec)
+    return make_error(Errc::kUnavailable, "cannot create " + options.dir + ": " + ec.message());
+  const std::string lock_path = options.dir + "/LOCK";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return make_error(Errc::kUnavailable, "cannot open " + lock_path + ": " + std::strerror(errno));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return make_error(Errc::kUnavailable,
+                      "the embedded broker at " + options.dir + " is open in another process");
+  }
+  auto broker = std::make_unique<EmbeddedBroker>(options, fd);
+  BACKBONE_TRY(broker->recover());
+  broker->start();
+  return std::unique_ptr<Broker>(std::move(broker));
+}
+
+}  // namespace backbone::embedded

@@ -1,0 +1,276 @@
+#include "broker/embedded/segment_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "broker/embedded/codec.h"
+
+namespace backbone::embedded {
+
+struct SegmentLog::Segment {
+  uint32_t id = 0;
+  uint64_t base = 0;         // the first offset it holds
+  uint64_t last_offset = 0;  // the last offset appended (valid when size > 0)
+  uint64_t size = 0;         // bytes, pending writes included
+  int fd = -1;
+  std::string path;
+  ~Segment() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+namespace {
+
+Error io_error(const std::string& what, const std::string& path) {
+  return make_error(Errc::kUnavailable, what + " " + path + ": " + std::strerror(errno));
+}
+
+std::string segment_name(uint64_t base) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%020llu.seg", static_cast<unsigned long long>(base));
+  return buf;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error("cannot open", path);
+  std::string data;
+  struct stat st {};
+  ::fstat(fd, &st);
+  data.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < data.size()) {
+    const ssize_t n = ::pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(got));
+    if (n <= 0) {
+      ::close(fd);
+      return io_error("cannot read", path);
+    }
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return data;
+}
+
+}  // namespace
+
+void encode_message(const StoredMessage& m, std::string& payload) {
+  Writer w(payload);
+  w.u64(m.offset);
+  w.i64(m.publish_time_us);
+  w.str(m.ordering_key);
+  w.u32(static_cast<uint32_t>(m.attributes.size()));
+  for (const auto& [k, v] : m.attributes) {
+    w.str(k);
+    w.str(v);
+  }
+  w.str(m.data);
+}
+
+bool decode_message(std::string_view payload, StoredMessage& m) {
+  Reader r(payload);
+  uint32_t n = 0;
+  if (!r.u64(m.offset) || !r.i64(m.publish_time_us) || !r.str(m.ordering_key) || !r.u32(n)) {
+    return false;
+  }
+  m.attributes.clear();
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string k, v;
+    if (!r.str(k) || !r.str(v)) return false;
+    m.attributes.emplace(std::move(k), std::move(v));
+  }
+  return r.str(m.data) && r.done();
+}
+
+uint64_t ordering_key_hash(std::string_view key) {
+  if (key.empty()) return 0;
+  const uint64_t h = std::hash<std::string_view>{}(key);
+  return h == 0 ? 1 : h;
+}
+
+Result<std::unique_ptr<SegmentLog>> SegmentLog::open(
+    const std::string& dir, uint64_t segment_bytes,
+    const std::function<void(uint64_t, const MsgRef&)>& on_record) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return make_error(Errc::kUnavailable, "cannot create " + dir + ": " + ec.message());
+  std::unique_ptr<SegmentLog> log(new SegmentLog(dir, segment_bytes));
+  std::vector<std::pair<uint64_t, std::string>> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() == 24 && name.ends_with(".seg")) {
+      files.emplace_back(std::stoull(name.substr(0, 20)), entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (size_t i = 0; i < files.size(); ++i) {
+    const auto& [base, path] = files[i];
+    const bool last = i + 1 == files.size();
+    auto data = read_file(path);
+    if (!data.ok()) return data.error();
+    auto seg = std::make_shared<Segment>();
+    seg->id = log->next_segment_id_++;
+    seg->base = base;
+    seg->path = path;
+    if (base != log->next_offset_ && !(i == 0)) {
+      return make_error(Errc::kDataLoss, "segment " + path + " does not follow its predecessor");
+    }
+    log->next_offset_ = base;
+    size_t pos = 0;
+    while (pos < data->size()) {
+      auto frame = read_frame(*data, pos);
+      StoredMessage m;
+      if (!frame || !decode_message(frame->payload, m) || m.offset != log->next_offset_) {
+        if (!last) {
+          return make_error(Errc::kDataLoss,
+                            "segment " + path + " is damaged at byte " + std::to_string(pos));
+        }
+        break;  // a torn tail: the crash cut the last write short
+      }
+      MsgRef ref;
+      ref.key_hash = ordering_key_hash(m.ordering_key);
+      ref.publish_time_us = m.publish_time_us;
+      ref.segment = seg->id;
+      ref.position = pos;
+      ref.length = static_cast<uint32_t>(frame->size);
+      on_record(m.offset, ref);
+      seg->last_offset = m.offset;
+      log->next_offset_ = m.offset + 1;
+      pos += frame->size;
+    }
+    seg->fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (seg->fd < 0) return io_error("cannot open", path);
+    if (pos < data->size()) {
+      if (::ftruncate(seg->fd, static_cast<off_t>(pos)) != 0 || ::fsync(seg->fd) != 0) {
+        return io_error("cannot cut the torn tail of", path);
+      }
+    }
+    seg->size = pos;
+    log->segments_.emplace(seg->id, std::move(seg));
+  }
+  return log;
+}
+
+SegmentLog::~SegmentLog() = default;
+
+Result<std::shared_ptr<SegmentLog::Segment>> SegmentLog::create_segment(uint64_t base) {
+  auto seg = std::make_shared<Segment>();
+  seg->id = next_segment_id_++;
+  seg->base = base;
+  seg->path = dir_ + "/" + segment_name(base);
+  seg->fd = ::open(seg->path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (seg->fd < 0) return io_error("cannot create", seg->path);
+  pending_.dir_to_sync = dir_;
+  segments_.emplace(seg->id, seg);
+  return seg;
+}
+
+Result<MsgRef> SegmentLog::append(const StoredMessage& m) {
+  BACKBONE_ASSERT(m.offset == next_offset_);
+  std::string payload;
+  payload.reserve(m.data.size() + m.ordering_key.size() + 64);
+  encode_message(m, payload);
+  std::shared_ptr<Segment> seg = segments_.empty() ? nullptr : segments_.rbegin()->second;
+  if (!seg || (seg->size > 0 && seg->size + payload.size() + kFrameHeader > segment_bytes_)) {
+    auto made = create_segment(m.offset);
+    if (!made.ok()) return made.error();
+    seg = *made;
+  }
+  MsgRef ref;
+  ref.key_hash = ordering_key_hash(m.ordering_key);
+  ref.publish_time_us = m.publish_time_us;
+  ref.segment = seg->id;
+  ref.position = seg->size;
+  ref.length = static_cast<uint32_t>(payload.size() + kFrameHeader);
+  if (pending_.writes.empty() || pending_.writes.back().segment != seg) {
+    pending_.writes.push_back({seg, seg->size, {}});
+  }
+  append_frame(pending_.writes.back().bytes, payload);
+  seg->size += ref.length;
+  seg->last_offset = m.offset;
+  ++next_offset_;
+  return ref;
+}
+
+void SegmentLog::take_pending(Pending& into) {
+  for (auto& w : pending_.writes) into.writes.push_back(std::move(w));
+  if (!pending_.dir_to_sync.empty()) into.dir_to_sync = pending_.dir_to_sync;
+  pending_ = Pending();
+}
+
+Result<void> SegmentLog::write_pending(Pending& pending) {
+  std::vector<Segment*> synced;
+  for (auto& w : pending.writes) {
+    size_t done = 0;
+    while (done < w.bytes.size()) {
+      const ssize_t n = ::pwrite(w.segment->fd, w.bytes.data() + done, w.bytes.size() - done,
+                                 static_cast<off_t>(w.position + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return io_error("cannot write", w.segment->path);
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  for (auto& w : pending.writes) {
+    if (std::find(synced.begin(), synced.end(), w.segment.get()) != synced.end()) continue;
+    if (::fdatasync(w.segment->fd) != 0) return io_error("cannot sync", w.segment->path);
+    synced.push_back(w.segment.get());
+  }
+  if (!pending.dir_to_sync.empty()) {
+    const int dfd = ::open(pending.dir_to_sync.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  return {};
+}
+
+Result<StoredMessage> SegmentLog::read(const MsgRef& ref) const {
+  auto it = segments_.find(ref.segment);
+  if (it == segments_.end()) {
+    return make_error(Errc::kInternal, "segment " + std::to_string(ref.segment) + " is gone");
+  }
+  std::string buf(ref.length, '\0');
+  size_t got = 0;
+  while (got < buf.size()) {
+    const ssize_t n = ::pread(it->second->fd, buf.data() + got, buf.size() - got,
+                              static_cast<off_t>(ref.position + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return io_error("cannot read", it->second->path);
+    got += static_cast<size_t>(n);
+  }
+  auto frame = read_frame(buf, 0);
+  StoredMessage m;
+  if (!frame || !decode_message(frame->payload, m)) {
+    return make_error(Errc::kDataLoss, "damaged record in " + it->second->path + " at byte " +
+                                           std::to_string(ref.position));
+  }
+  return m;
+}
+
+void SegmentLog::drop_before(uint64_t offset) {
+  // Never the active (last) segment: it tells the next offset after a restart.
+  while (segments_.size() > 1) {
+    auto first = segments_.begin();
+    const Segment& s = *first->second;
+    if (s.size > 0 && s.last_offset >= offset) break;
+    ::unlink(s.path.c_str());
+    segments_.erase(first);
+  }
+}
+
+void SegmentLog::remove_all() {
+  for (auto& [id, s] : segments_) ::unlink(s->path.c_str());
+  segments_.clear();
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+}  // namespace backbone::embedded

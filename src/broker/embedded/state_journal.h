@@ -1,0 +1,66 @@
+// StateJournal: the subscriptions' delivery state on disk, as one append-only file of framed
+// records (doc/broker_log_format.md): each delivery attempt with its count and earliest
+// redelivery, each ack, each dead-letter. A checkpoint rewrites the file as the current state
+// (a base record per subscription plus its outstanding records) and renames it into place, so
+// the journal stays about as large as the state it describes.
+//
+// Thread-safety: append and take_pending run under the broker's mutex; write and rewrite run on
+// the flusher thread alone.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "backbone/result.h"
+#include "backbone/timestamp.h"
+
+namespace backbone::embedded {
+
+struct JournalRecord {
+  enum class Type : uint8_t {
+    kAttempt = 1,  // offset was delivered (attempt = attempts) or failed and waits until `when`
+    kAck = 2,      // offset is acked (or dropped by retention)
+    kDead = 3,     // offset was dead-lettered (and so is acked)
+    kBase = 4,     // checkpoint: everything below `offset` is acked; `count` dead-lettered so far
+  };
+  Type type = Type::kAck;
+  uint32_t sub_id = 0;
+  uint64_t offset = 0;
+  uint32_t attempts = 0;
+  int64_t when_us = 0;
+  uint64_t count = 0;
+  std::string reason;
+};
+
+void encode_journal_record(const JournalRecord& r, std::string& framed_out);
+
+class StateJournal {
+ public:
+  // Opens (creating) the journal at `path` and replays it; a torn tail is cut off.
+  static Result<std::unique_ptr<StateJournal>> open(
+      const std::string& path, const std::function<void(const JournalRecord&)>& on_record);
+  ~StateJournal();
+
+  void append(const JournalRecord& r) { encode_journal_record(r, pending_); }
+  bool has_pending() const { return !pending_.empty(); }
+  void take_pending(std::string& into) {
+    into.append(pending_);
+    pending_.clear();
+  }
+  // Appends and fdatasyncs.
+  Result<void> write(const std::string& bytes);
+  // Replaces the whole journal with `contents` (framed records), durably.
+  Result<void> rewrite(const std::string& contents);
+  uint64_t size() const { return size_; }
+
+ private:
+  explicit StateJournal(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::string pending_;
+};
+
+}  // namespace backbone::embedded

@@ -1,0 +1,106 @@
+// Checks shared by every Broker backend: names, policy ranges and message limits follow Google
+// Cloud Pub/Sub's, so that the same configuration is valid on every backend.
+#include <algorithm>
+
+#include "backbone/broker.h"
+
+namespace backbone {
+namespace {
+
+Error invalid(std::string msg, std::string where) {
+  return make_error(Errc::kInvalidArgument, std::move(msg), std::move(where));
+}
+
+}  // namespace
+
+Result<void> validate_resource_name(std::string_view name, const char* what) {
+  // Pub/Sub: [A-Za-z][A-Za-z0-9-_.~+%]{2,254}, not starting with "goog".
+  auto ok_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~' || c == '+' || c == '%';
+  };
+  const bool letter =
+      !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
+  if (name.size() < 3 || name.size() > 255 || !letter ||
+      !std::all_of(name.begin(), name.end(), ok_char) || name.starts_with("goog")) {
+    return invalid("\"" + std::string(name.substr(0, 80)) +
+                       "\" is not a valid name: 3-255 characters of [A-Za-z0-9-_.~+%], starting "
+                       "with a letter, not with \"goog\"",
+                   what);
+  }
+  return {};
+}
+
+Result<void> validate_topic_config(const TopicConfig& c) {
+  return validate_resource_name(c.name, "topic");
+}
+
+Result<void> validate_subscription_config(const SubscriptionConfig& c) {
+  BACKBONE_TRY(validate_resource_name(c.name, "subscription"));
+  BACKBONE_TRY(validate_resource_name(c.topic, "topic"));
+  if (c.ack_deadline_us < 10 * kSecond || c.ack_deadline_us > 600 * kSecond) {
+    return invalid("must be between 10 and 600 seconds", "ack_deadline");
+  }
+  if (c.retry) {
+    if (c.retry->min_backoff_us < 0 || c.retry->min_backoff_us > 600 * kSecond) {
+      return invalid("must be between 0 and 600 seconds", "retry_policy.minimum_backoff");
+    }
+    if (c.retry->max_backoff_us < c.retry->min_backoff_us ||
+        c.retry->max_backoff_us > 600 * kSecond) {
+      return invalid("must be between minimum_backoff and 600 seconds",
+                     "retry_policy.maximum_backoff");
+    }
+  }
+  if (c.dead_letter) {
+    BACKBONE_TRY(validate_resource_name(c.dead_letter->topic, "dead_letter_policy.topic"));
+    if (c.dead_letter->max_delivery_attempts < 5 || c.dead_letter->max_delivery_attempts > 100) {
+      return invalid("must be between 5 and 100", "dead_letter_policy.max_delivery_attempts");
+    }
+  }
+  if (c.retention_us < 10 * kMinute || c.retention_us > 31 * kDay) {
+    return invalid("must be between 10 minutes and 31 days", "message_retention_duration");
+  }
+  return {};
+}
+
+Result<void> validate_messages(std::span<const OutgoingMessage> messages) {
+  if (messages.empty()) return invalid("at least one message is needed", "messages");
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const OutgoingMessage& m = messages[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (m.data.empty() && m.attributes.empty()) {
+      return invalid("a message needs data or attributes", where);
+    }
+    if (m.attributes.size() > kMaxAttributes) {
+      return invalid("more than 100 attributes", where + ".attributes");
+    }
+    size_t bytes = m.data.size();
+    for (const auto& [k, v] : m.attributes) {
+      if (k.empty() || k.size() > kMaxAttributeKeyBytes) {
+        return invalid("attribute keys are 1 to 256 bytes", where + ".attributes");
+      }
+      if (v.size() > kMaxAttributeValueBytes) {
+        return invalid("attribute values are at most 1024 bytes", where + ".attributes." + k);
+      }
+      bytes += k.size() + v.size();
+    }
+    if (m.ordering_key.size() > kMaxOrderingKeyBytes) {
+      return invalid("at most 1024 bytes", where + ".ordering_key");
+    }
+    if (bytes > kMaxMessageBytes) {
+      return make_error(Errc::kTooLarge, "a message is at most 10 MiB", where);
+    }
+  }
+  return {};
+}
+
+int64_t retry_backoff_us(const std::optional<RetryPolicy>& policy, int attempt) {
+  if (!policy || attempt < 1) return 0;
+  int64_t d = policy->min_backoff_us;
+  for (int i = 1; i < attempt && d < policy->max_backoff_us; ++i) {
+    d = d == 0 ? 0 : d * 2;
+  }
+  return std::min(d, policy->max_backoff_us);
+}
+
+}  // namespace backbone

@@ -1,0 +1,151 @@
+// The Broker conformance suite on the embedded backend, and what only that backend does: its
+// files, compaction, checkpoints, torn tails and the single-process lock.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "broker/broker_conformance.h"
+#include "broker/embedded/embedded_broker.h"
+#include "store/sqlite_harness.h"
+
+namespace backbone::testing {
+namespace {
+
+class EmbeddedHarness final : public BrokerHarness {
+ public:
+  explicit EmbeddedHarness(std::string query = "") : query_(std::move(query)) {}
+  std::string url() override { return "embedded://" + dir_.file("broker") + query_; }
+  std::string path(const std::string& rel) const { return dir_.file("broker/" + rel); }
+
+ private:
+  TempDir dir_;
+  std::string query_;
+};
+
+}  // namespace
+
+INSTANTIATE_TEST_SUITE_P(
+    Embedded, BrokerConformance,
+    ::testing::Values(
+        BrokerBackend{"embedded", [] { return std::make_unique<EmbeddedHarness>(); }},
+        // Tiny segments and journal: every test also exercises rolling and checkpoints.
+        BrokerBackend{"embedded_tiny_files",
+                      [] {
+                        return std::make_unique<EmbeddedHarness>(
+                            "?segment_bytes=512&checkpoint_bytes=1024");
+                      }}),
+    [](const auto& info) { return info.param.name; });
+
+namespace {
+
+class EmbeddedBroker : public ::testing::Test {
+ protected:
+  std::unique_ptr<Broker> open(const std::string& query = "") {
+    BrokerOptions o;
+    o.url = harness_.url() + query;
+    o.clock = &clock_;
+    auto b = Broker::open(o);
+    EXPECT_TRUE(b.ok()) << b.error().describe();
+    return b.ok() ? std::move(*b) : nullptr;
+  }
+  size_t files_in(const std::string& rel) {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(harness_.path(rel))) {
+      n += e.path().extension() == ".seg";
+    }
+    return n;
+  }
+  std::vector<OutgoingMessage> messages(int n, size_t size = 100) {
+    std::vector<OutgoingMessage> out;
+    for (int i = 0; i < n; ++i) out.push_back({std::string(size, 'a' + i % 26), {}, ""});
+    return out;
+  }
+  ManualClock clock_;
+  EmbeddedHarness harness_;
+};
+
+TEST_F(EmbeddedBroker, OnlyOneProcessMayOpenIt) {
+  auto first = open();
+  BrokerOptions o;
+  o.url = harness_.url();
+  auto second = Broker::open(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.code(), Errc::kUnavailable);
+  first.reset();
+  EXPECT_TRUE(Broker::open(o).ok());
+}
+
+TEST_F(EmbeddedBroker, BadUrlsAreRefused) {
+  for (const char* url : {"embedded://", "embedded://x?segment_bytes=big", "embedded://x?color=red",
+                          "kafka://x", "nats://127.0.0.1:4222"}) {
+    BrokerOptions o;
+    o.url = url;
+    EXPECT_EQ(Broker::open(o).code(), Errc::kInvalidArgument) << url;
+  }
+}
+
+TEST_F(EmbeddedBroker, AckedSegmentsAreDeleted) {
+  auto b = open("?segment_bytes=4096");
+  ASSERT_TRUE(b->create_topic({"orders", {}}).ok());
+  ASSERT_TRUE(b->create_subscription({.name = "orders.work", .topic = "orders"}).ok());
+  ASSERT_TRUE(b->publish("orders", messages(200)).ok());
+  const std::string dir = "topics/1";
+  const size_t before = files_in(dir);
+  EXPECT_GT(before, 4u);
+  for (;;) {
+    auto got = b->pull("orders.work", 50);
+    ASSERT_TRUE(got.ok());
+    if (got->empty()) break;
+    std::vector<std::string> ids;
+    for (auto& m : *got) ids.push_back(m.ack_id);
+    ASSERT_TRUE(b->ack("orders.work", ids).ok());
+  }
+  ASSERT_TRUE(b->publish("orders", messages(1)).ok());  // a flush runs the compaction
+  EXPECT_LE(files_in(dir), 2u);
+  b.reset();
+  b = open("?segment_bytes=4096");
+  auto got = b->pull("orders.work", 500);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), 1u);  // only the last message
+}
+
+TEST_F(EmbeddedBroker, TheJournalIsCheckpointedAndStaysSmall) {
+  auto b = open("?checkpoint_bytes=4096");
+  ASSERT_TRUE(b->create_topic({"orders", {}}).ok());
+  ASSERT_TRUE(b->create_subscription({.name = "orders.work", .topic = "orders"}).ok());
+  for (int round = 0; round < 50; ++round) {
+    ASSERT_TRUE(b->publish("orders", messages(20, 10)).ok());
+    auto got = b->pull("orders.work", 100);
+    std::vector<std::string> ids;
+    for (auto& m : *got) ids.push_back(m.ack_id);
+    ASSERT_TRUE(b->ack("orders.work", ids).ok());
+  }
+  EXPECT_LT(std::filesystem::file_size(harness_.path("state.journal")), 8192u);
+  b.reset();
+  b = open("?checkpoint_bytes=4096");
+  EXPECT_TRUE(b->pull("orders.work", 100)->empty());
+}
+
+TEST_F(EmbeddedBroker, ATornTailIsCutOffAndEverythingBeforeItKept) {
+  {
+    auto b = open();
+    ASSERT_TRUE(b->create_topic({"orders", {}}).ok());
+    ASSERT_TRUE(b->create_subscription({.name = "orders.work", .topic = "orders"}).ok());
+    ASSERT_TRUE(b->publish("orders", messages(3)).ok());
+  }
+  // A crash in the middle of a write leaves half a record at the end of each file.
+  for (const std::string& rel :
+       {std::string("topics/1/00000000000000000000.seg"), std::string("state.journal")}) {
+    std::ofstream(harness_.path(rel), std::ios::app) << std::string("\x20\x00\x00\x00\x01\x02", 6);
+  }
+  auto b = open();
+  auto got = b->pull("orders.work", 10);
+  ASSERT_TRUE(got.ok()) << got.error().describe();
+  EXPECT_EQ(got->size(), 3u);
+  ASSERT_TRUE(b->publish("orders", messages(1)).ok());  // appends after the cut
+  EXPECT_EQ(b->pull("orders.work", 10)->size(), 1u);
+}
+
+}  // namespace
+}  // namespace backbone::testing
