@@ -26,6 +26,7 @@ struct Config {
   std::string broker;
   std::string listen;
   std::string pubsub_listen;
+  std::string topology;  // a topology file; empty: the built-in config/topology.toml
   Durability durability = Durability::kFsync;
   std::string source;  // where the config came from, for messages
 };

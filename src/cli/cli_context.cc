@@ -13,6 +13,7 @@ Result<void> CliContext::load() {
   config = std::move(*c);
   if (env_flag) config.env = *env_flag;
   if (store_flag) config.store = *store_flag;
+  if (broker_flag) config.broker = *broker_flag;
   return check_environment(config, config.env);
 }
 
@@ -25,6 +26,14 @@ Result<std::unique_ptr<EventStore>> CliContext::open_store(Role role) const {
   opts.durability = config.durability;
   return EventStore::open(opts);
 }
+
+Result<std::unique_ptr<Broker>> CliContext::open_broker() const {
+  BrokerOptions opts;
+  opts.url = config.broker;
+  return Broker::open(opts);
+}
+
+Result<Topology> CliContext::topology() const { return Topology::load(config.topology); }
 
 void CliContext::fail(const Error& error) {
   exit_status = exit_code(error.code);

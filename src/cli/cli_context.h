@@ -6,9 +6,11 @@
 #include <optional>
 #include <string>
 
+#include "backbone/broker.h"
 #include "backbone/config.h"
 #include "backbone/event_store.h"
 #include "backbone/result.h"
+#include "backbone/topology.h"
 
 namespace CLI {
 class App;
@@ -21,6 +23,7 @@ struct CliContext {
   std::optional<std::string> config_file;
   std::optional<std::string> env_flag;
   std::optional<std::string> store_flag;
+  std::optional<std::string> broker_flag;
   bool json = false;
 
   Config config;
@@ -32,6 +35,10 @@ struct CliContext {
   const std::string& env() const { return config.env; }
   // Opens the current environment's store as `role`.
   Result<std::unique_ptr<EventStore>> open_store(Role role) const;
+  // Opens the broker (shared by all environments).
+  Result<std::unique_ptr<Broker>> open_broker() const;
+  // The topology (config/topology.toml unless the config names a file).
+  Result<Topology> topology() const;
 
   // Prints "backbone: error: ..." (or a JSON error with --json) to stderr and sets the status.
   void fail(const Error& error);
@@ -43,5 +50,7 @@ void register_publish(CLI::App& app, CliContext& ctx);
 void register_events(CLI::App& app, CliContext& ctx);
 void register_audit(CLI::App& app, CliContext& ctx);
 void register_version(CLI::App& app, CliContext& ctx);
+void register_provision(CLI::App& app, CliContext& ctx);
+void register_topology(CLI::App& app, CliContext& ctx);
 
 }  // namespace backbone::cli

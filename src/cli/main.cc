@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
                  "Environment to act on (default: BACKBONE_ENV, else the "
                  "config's env)");
   app.add_option("--store", ctx.store_flag, "Store URL template, overriding BACKBONE_STORE");
+  app.add_option("--broker", ctx.broker_flag, "Broker URL, overriding BACKBONE_BROKER");
   app.add_flag("--json", ctx.json, "Machine-readable output");
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "Log progress to stderr");
@@ -27,6 +28,8 @@ int main(int argc, char** argv) {
   backbone::cli::register_events(app, ctx);
   backbone::cli::register_audit(app, ctx);
   backbone::cli::register_version(app, ctx);
+  backbone::cli::register_provision(app, ctx);
+  backbone::cli::register_topology(app, ctx);
 
   app.parse_complete_callback([&] {
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);

@@ -27,7 +27,7 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
     return make_error(Errc::kInvalidArgument, msg.str(), std::string(source));
   }
   static constexpr std::string_view kKeys[] = {"env",    "environments",  "store",     "broker",
-                                               "listen", "pubsub_listen", "durability"};
+                                               "listen", "pubsub_listen", "durability", "topology"};
   for (const auto& [key, value] : t) {
     bool known = false;
     for (auto k : kKeys) known = known || key.str() == k;
@@ -47,6 +47,7 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
   BACKBONE_TRY(string_key("broker", c.broker));
   BACKBONE_TRY(string_key("listen", c.listen));
   BACKBONE_TRY(string_key("pubsub_listen", c.pubsub_listen));
+  BACKBONE_TRY(string_key("topology", c.topology));
   if (const auto* node = t.get("environments")) {
     const auto* arr = node->as_array();
     if (!arr || arr->empty()) return bad_key(source, "environments", "must be a non-empty array");

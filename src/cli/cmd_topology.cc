@@ -1,0 +1,93 @@
+// `backbone topology show`: the topics and subscriptions of each environment with their
+// policies, their state in the broker (ok, missing, drift) and their backlog.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <map>
+
+#include "cli/cli_context.h"
+#include "cli/topology_view.h"
+
+namespace backbone::cli {
+namespace {
+
+void run_show(CliContext& ctx) {
+  auto topology = ctx.topology();
+  if (!topology.ok()) return ctx.fail(topology.error());
+  auto broker = ctx.open_broker();
+  if (!broker.ok()) return ctx.fail(broker.error());
+  std::map<std::string, std::string> consumers;
+  const std::vector<std::string> envs =
+      ctx.env_flag ? std::vector<std::string>{ctx.env()} : ctx.config.environments;
+  nlohmann::json out = {{"project", topology->project()},
+                        {"broker", ctx.config.broker},
+                        {"environments", nlohmann::json::array()}};
+  for (const std::string& env : envs) {
+    for (const auto& ts : topology->subscription_templates()) {
+      std::string name = ts.name;
+      name.replace(name.find("{env}"), 5, env);
+      consumers[name] = ts.consumer;
+    }
+    auto plan = plan_topology(**broker, *topology, env, ctx.config.environments);
+    if (!plan.ok()) return ctx.fail(plan.error());
+    nlohmann::json topics = nlohmann::json::array(), subs = nlohmann::json::array();
+    if (!ctx.json) std::printf("%s (project %s)\n", env.c_str(), topology->project().c_str());
+    for (const auto& item : *plan) {
+      nlohmann::json j = item_json(item);
+      std::optional<SubscriptionStats> stats;
+      if (item.kind == ProvisionItem::Kind::kSubscription &&
+          item.state != ProvisionItem::State::kMissing) {
+        auto s = (*broker)->stats(item.name);
+        if (s.ok()) stats = *s;
+      }
+      if (stats) {
+        j["backlog"] = {{"undelivered", stats->undelivered},
+                        {"in_flight", stats->in_flight},
+                        {"oldest_unacked_age_seconds",
+                         static_cast<double>(stats->oldest_unacked_age_us) / kSecond},
+                        {"dead_lettered", stats->dead_lettered}};
+      }
+      if (item.kind == ProvisionItem::Kind::kTopic) {
+        topics.push_back(j);
+        if (!ctx.json) {
+          std::printf("  topic        %-32s %s\n", item.name.c_str(),
+                      provision_state_name(item.state));
+        }
+      } else {
+        j["consumer"] = consumers.count(item.name) ? consumers[item.name] : "";
+        subs.push_back(j);
+        if (!ctx.json) {
+          const SubscriptionConfig& c = *item.subscription;
+          std::printf("  subscription %-32s %s\n    on %s, for %s\n    %s\n", item.name.c_str(),
+                      provision_state_name(item.state), c.topic.c_str(),
+                      j["consumer"].get<std::string>().c_str(), policy_text(c).c_str());
+          if (stats) {
+            std::printf("    backlog %llu, in flight %llu, oldest unacked %s, dead-lettered %llu\n",
+                        static_cast<unsigned long long>(stats->undelivered),
+                        static_cast<unsigned long long>(stats->in_flight),
+                        duration_text(stats->oldest_unacked_age_us).c_str(),
+                        static_cast<unsigned long long>(stats->dead_lettered));
+          }
+        }
+      }
+      if (!ctx.json) {
+        for (const auto& d : item.differences) std::printf("    drift: %s\n", d.c_str());
+      }
+    }
+    out["environments"].push_back({{"env", env}, {"topics", topics}, {"subscriptions", subs}});
+  }
+  if (ctx.json) std::printf("%s\n", out.dump().c_str());
+}
+
+}  // namespace
+
+void register_topology(CLI::App& app, CliContext& ctx) {
+  auto* topo = app.add_subcommand("topology", "Inspect the messaging topology");
+  topo->require_subcommand(1);
+  auto* show =
+      topo->add_subcommand("show",
+                           "List topics and subscriptions with their policies, drift and backlog "
+                           "(every environment unless --env)");
+  show->callback([&ctx] { run_show(ctx); });
+}
+
+}  // namespace backbone::cli

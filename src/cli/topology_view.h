@@ -1,0 +1,19 @@
+// How the CLI shows topology items and subscription policies, as text and as JSON. Shared by
+// `provision` and `topology show`.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "backbone/broker.h"
+#include "backbone/topology.h"
+
+namespace backbone::cli {
+
+std::string duration_text(int64_t us);  // "30s", "31d", "250ms"
+// For example: ordered, ack 30s, retry 10s..600s, dead-letter TOPIC after 5, retention 7d
+std::string policy_text(const SubscriptionConfig& c);
+nlohmann::json subscription_json(const SubscriptionConfig& c);
+nlohmann::json item_json(const ProvisionItem& item);
+
+}  // namespace backbone::cli
