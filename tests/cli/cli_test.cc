@@ -166,9 +166,42 @@ TEST_F(Cli, UnknownEnvironmentsAndBadIdsAreRefused) {
   EXPECT_NE(unmigrated.err.find("backbone migrate"), std::string::npos) << unmigrated.err;
 }
 
+TEST_F(Cli, ProvisionMakesTheTopologyOnceAndTopologyShowListsIt) {
+  auto first = run("provision --env sandbox --json");
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_EQ(nlohmann::json::parse(first.out)["created"], 9);
+  ASSERT_EQ(run("provision --env production").status, 0);
+  auto again = run("provision --env sandbox --json");
+  ASSERT_EQ(again.status, 0) << again.err;
+  auto j = nlohmann::json::parse(again.out);
+  EXPECT_EQ(j["changes"], 0);
+  EXPECT_EQ(j["unchanged"], 9);
+  auto show = run("topology show --json");
+  ASSERT_EQ(show.status, 0) << show.err;
+  auto t = nlohmann::json::parse(show.out);
+  size_t topics = 0, subs = 0;
+  for (const auto& env : t["environments"]) {
+    topics += env["topics"].size();
+    subs += env["subscriptions"].size();
+    for (const auto& s : env["subscriptions"]) {
+      EXPECT_EQ(s["state"], "ok");
+      EXPECT_TRUE(s.contains("backlog"));
+    }
+  }
+  EXPECT_EQ(topics, 8u);
+  EXPECT_EQ(subs, 10u);
+  auto one = nlohmann::json::parse(run("--env production topology show --json").out);
+  ASSERT_EQ(one["environments"].size(), 1u);
+  EXPECT_EQ(one["environments"][0]["env"], "production");
+  auto text = run("topology show");
+  EXPECT_NE(text.out.find("events.merged.sandbox.sync"), std::string::npos);
+  EXPECT_NE(text.out.find("dead-letter events.dlq.sandbox after 5"), std::string::npos) << text.out;
+}
+
 TEST_F(Cli, EveryCommandHasHelp) {
-  for (const char* cmd : {"", "migrate", "publish", "events", "events get", "events history",
-                          "audit", "audit verify", "version"}) {
+  for (const char* cmd :
+       {"", "migrate", "publish", "events", "events get", "events history", "audit", "audit verify",
+        "version", "provision", "topology", "topology show"}) {
     auto r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd;
