@@ -4,4 +4,8 @@
 set -euo pipefail
 build=${1:-build-bench}
 mkdir -p var/bench
-"$build/bench/bench_store_append" --dir var/bench "${@:2}"
+"$build/bench/bench_store_append" --dir var/bench
+echo
+"$build/bench/bench_broker_storage" --dir var/bench/storage
+echo
+"$build/bench/bench_broker" --dir var/bench/broker

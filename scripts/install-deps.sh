@@ -13,6 +13,7 @@ packages=(
   libspdlog-dev libfmt-dev      # logging
   libtomlplusplus-dev           # backbone.toml
   libgtest-dev libgmock-dev     # tests
+  nats-server libnats-dev       # the JetStream peer in bench/broker (and the nats:// backend)
 )
 
 missing=()
