@@ -14,6 +14,7 @@
 //
 //   bench_broker [--messages N] [--rounds R] [--backlog N] [--dir PATH]
 #include <sys/resource.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -198,7 +199,8 @@ Figures run_nats(const Options& o, size_t size, int port) {
   jsSubOptions_Init(&so);
   so.Config.AckPolicy = js_AckExplicit;
   so.Config.MaxAckPending = 100'000;
-  nats_check(js_PullSubscribe(&sub, js, "bench.>", "work", nullptr, &so, nullptr), "pull subscribe");
+  nats_check(js_PullSubscribe(&sub, js, "bench.>", "work", nullptr, &so, nullptr),
+             "pull subscribe");
   t0 = Clock::now();
   int got = 0;
   while (got < o.messages) {
@@ -264,15 +266,13 @@ int main(int argc, char** argv) {
   using namespace backbone::bench;
   Options o;
   bool backlog_only = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--backlog-child") backlog_only = true;
-    if (i + 1 >= argc) continue;
-    if (flag == "--messages") o.messages = std::atoi(argv[i + 1]);
-    if (flag == "--rounds") o.rounds = std::atoi(argv[i + 1]);
-    if (flag == "--backlog") o.backlog = std::atoi(argv[i + 1]);
-    if (flag == "--dir") o.dir = argv[i + 1];
-  }
+  CLI::App app{"bench/broker: the embedded broker against NATS JetStream"};
+  app.add_option("--messages", o.messages, "Messages per run");
+  app.add_option("--rounds", o.rounds, "Rounds (the median is reported)");
+  app.add_option("--backlog", o.backlog, "Backlog size for the memory figure");
+  app.add_option("--dir", o.dir, "Folder for the brokers' files");
+  app.add_flag("--backlog-child", backlog_only, "(internal) measure the backlog's memory");
+  CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(o.dir);
   if (backlog_only) {
     // A fresh process, so that the peak RSS is the backlog's alone.
@@ -292,20 +292,22 @@ int main(int argc, char** argv) {
     auto reopened = Broker::open(bo);  // recovery indexes the whole backlog
     if (!reopened.ok()) return 1;
     auto stats = (*reopened)->stats("bench.work");
-    std::printf("backlog: %d unacked 256 B messages (stats say %llu); peak RSS %ld MB after "
-                "publishing, %ld MB after reopening\n",
-                o.backlog, static_cast<unsigned long long>(stats->undelivered), after_publish,
-                peak_rss_mb());
+    std::printf(
+        "backlog: %d unacked 256 B messages (stats say %llu); peak RSS %ld MB after "
+        "publishing, %ld MB after reopening\n",
+        o.backlog, static_cast<unsigned long long>(stats->undelivered), after_publish,
+        peak_rss_mb());
     std::filesystem::remove_all(o.dir + "/backlog");
     return 0;
   }
 
   std::printf("bench/broker  machine: %s\n", machine_description().c_str());
-  std::printf("%d messages per run over %d ordering keys, median of %d rounds\n", o.messages,
-              kKeys, o.rounds);
-  std::printf("durability: backbone acks a publish after fsync (group commit); JetStream "
-              "(nats-server %s, file storage) acks before fsync\n\n",
-              "2.9");
+  std::printf("%d messages per run over %d ordering keys, median of %d rounds\n", o.messages, kKeys,
+              o.rounds);
+  std::printf(
+      "durability: backbone acks a publish after fsync (group commit); JetStream "
+      "(nats-server %s, file storage) acks before fsync\n\n",
+      "2.9");
   std::printf("%-6s %-10s %14s %14s %10s %10s\n", "size", "system", "publish msg/s",
               "consume msg/s", "p50 us", "p99 us");
   int port = 14222;
@@ -334,8 +336,8 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(o.dir + "/ours");
   std::filesystem::remove_all(o.dir + "/nats");
   const std::string self = argv[0];
-  const std::string cmd = self + " --backlog-child --backlog " + std::to_string(o.backlog) +
-                          " --dir " + o.dir;
+  const std::string cmd =
+      self + " --backlog-child --backlog " + std::to_string(o.backlog) + " --dir " + o.dir;
   std::fflush(stdout);
   return std::system(cmd.c_str()) == 0 ? 0 : 1;
 }

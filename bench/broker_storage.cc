@@ -6,6 +6,7 @@
 //
 //   bench_broker_storage [--messages N] [--commit N] [--size BYTES] [--rounds R] [--dir PATH]
 #include <sqlite3.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -87,19 +88,19 @@ double run_sqlite(const Options& o) {
 int main(int argc, char** argv) {
   using namespace backbone::bench;
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--messages") o.messages = std::atoi(argv[i + 1]);
-    if (flag == "--commit") o.commit = std::atoi(argv[i + 1]);
-    if (flag == "--size") o.size = static_cast<size_t>(std::atoi(argv[i + 1]));
-    if (flag == "--rounds") o.rounds = std::atoi(argv[i + 1]);
-    if (flag == "--dir") o.dir = argv[i + 1];
-  }
+  CLI::App app{"bench/broker_storage: the segment log against SQLite"};
+  app.add_option("--messages", o.messages, "Messages per round");
+  app.add_option("--commit", o.commit, "Messages per commit");
+  app.add_option("--size", o.size, "Message size in bytes");
+  app.add_option("--rounds", o.rounds, "Rounds (the median is reported)");
+  app.add_option("--dir", o.dir, "Folder for the files");
+  CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(o.dir);
   std::printf("bench/broker_storage  machine: %s\n", machine_description().c_str());
-  std::printf("%d messages of %zu B, %d per commit, fsync per commit, median of %d rounds, "
-              "SQLite %s\n",
-              o.messages, o.size, o.commit, o.rounds, sqlite3_libversion());
+  std::printf(
+      "%d messages of %zu B, %d per commit, fsync per commit, median of %d rounds, "
+      "SQLite %s\n",
+      o.messages, o.size, o.commit, o.rounds, sqlite3_libversion());
   std::vector<double> log, sql, ratio;
   for (int r = 0; r < o.rounds; ++r) {
     log.push_back(run_segment_log(o));

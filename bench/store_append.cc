@@ -7,6 +7,7 @@
 //
 //   bench_store_append [--events N] [--batch B] [--rounds R] [--dir PATH]
 #include <sqlite3.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -111,17 +112,12 @@ int main(int argc, char** argv) {
   using namespace backbone;
   using namespace backbone::bench;
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--events")
-      o.events = std::atoi(argv[i + 1]);
-    else if (flag == "--batch")
-      o.batch = std::atoi(argv[i + 1]);
-    else if (flag == "--rounds")
-      o.rounds = std::atoi(argv[i + 1]);
-    else if (flag == "--dir")
-      o.dir = argv[i + 1];
-  }
+  CLI::App app{"bench/store_append: EventStore::append against plain INSERTs"};
+  app.add_option("--events", o.events, "Events per round");
+  app.add_option("--batch", o.batch, "Events per append");
+  app.add_option("--rounds", o.rounds, "Rounds (the median is reported)");
+  app.add_option("--dir", o.dir, "Folder for the databases");
+  CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(o.dir);
   SystemClock& clock = SystemClock::instance();
   EventIdGenerator ids(clock);

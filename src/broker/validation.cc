@@ -94,6 +94,12 @@ Result<void> validate_messages(std::span<const OutgoingMessage> messages) {
   return {};
 }
 
+std::string format_duration(int64_t us) {
+  if (us >= kDay && us % kDay == 0) return std::to_string(us / kDay) + "d";
+  if (us % kSecond == 0) return std::to_string(us / kSecond) + "s";
+  return std::to_string(us / 1000) + "ms";
+}
+
 int64_t retry_backoff_us(const std::optional<RetryPolicy>& policy, int attempt) {
   if (!policy || attempt < 1) return 0;
   int64_t d = policy->min_backoff_us;

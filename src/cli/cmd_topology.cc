@@ -64,7 +64,7 @@ void run_show(CliContext& ctx) {
             std::printf("    backlog %llu, in flight %llu, oldest unacked %s, dead-lettered %llu\n",
                         static_cast<unsigned long long>(stats->undelivered),
                         static_cast<unsigned long long>(stats->in_flight),
-                        duration_text(stats->oldest_unacked_age_us).c_str(),
+                        format_duration(stats->oldest_unacked_age_us).c_str(),
                         static_cast<unsigned long long>(stats->dead_lettered));
           }
         }

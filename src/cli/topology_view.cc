@@ -2,22 +2,16 @@
 
 namespace backbone::cli {
 
-std::string duration_text(int64_t us) {
-  if (us >= kDay && us % kDay == 0) return std::to_string(us / kDay) + "d";
-  if (us % kSecond == 0) return std::to_string(us / kSecond) + "s";
-  return std::to_string(us / 1000) + "ms";
-}
-
 std::string policy_text(const SubscriptionConfig& c) {
   std::string s = c.ordered ? "ordered" : "unordered";
-  s += ", ack " + duration_text(c.ack_deadline_us);
-  s += ", retry " + (c.retry ? duration_text(c.retry->min_backoff_us) + ".." +
-                                   duration_text(c.retry->max_backoff_us)
+  s += ", ack " + format_duration(c.ack_deadline_us);
+  s += ", retry " + (c.retry ? format_duration(c.retry->min_backoff_us) + ".." +
+                                   format_duration(c.retry->max_backoff_us)
                              : std::string("at once"));
   s += ", dead-letter " + (c.dead_letter ? c.dead_letter->topic + " after " +
                                                std::to_string(c.dead_letter->max_delivery_attempts)
                                          : std::string("none"));
-  s += ", retention " + duration_text(c.retention_us);
+  s += ", retention " + format_duration(c.retention_us);
   return s;
 }
 

@@ -10,7 +10,6 @@
 
 namespace backbone::cli {
 
-std::string duration_text(int64_t us);  // "30s", "31d", "250ms"
 // For example: ordered, ack 30s, retry 10s..600s, dead-letter TOPIC after 5, retention 7d
 std::string policy_text(const SubscriptionConfig& c);
 nlohmann::json subscription_json(const SubscriptionConfig& c);

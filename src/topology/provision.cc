@@ -8,14 +8,9 @@
 namespace backbone {
 namespace {
 
-std::string duration(int64_t us) {
-  if (us % kDay == 0 && us >= kDay) return std::to_string(us / kDay) + "d";
-  if (us % kSecond == 0) return std::to_string(us / kSecond) + "s";
-  return std::to_string(us / 1000) + "ms";
-}
-
 std::string retry_text(const std::optional<RetryPolicy>& r) {
-  return r ? duration(r->min_backoff_us) + ".." + duration(r->max_backoff_us) : "none";
+  return r ? format_duration(r->min_backoff_us) + ".." + format_duration(r->max_backoff_us)
+           : "none";
 }
 
 std::string dead_letter_text(const std::optional<DeadLetterPolicy>& d) {
@@ -30,10 +25,11 @@ void compare(const SubscriptionConfig& have, const SubscriptionConfig& want, Pro
   diff("topic", have.topic, want.topic);
   diff("ordered", have.ordered ? "yes" : "no", want.ordered ? "yes" : "no");
   const bool unfixable = !item.differences.empty();
-  diff("ack_deadline", duration(have.ack_deadline_us), duration(want.ack_deadline_us));
+  diff("ack_deadline", format_duration(have.ack_deadline_us),
+       format_duration(want.ack_deadline_us));
   diff("retry", retry_text(have.retry), retry_text(want.retry));
   diff("dead_letter", dead_letter_text(have.dead_letter), dead_letter_text(want.dead_letter));
-  diff("retention", duration(have.retention_us), duration(want.retention_us));
+  diff("retention", format_duration(have.retention_us), format_duration(want.retention_us));
   for (const auto& [k, v] : want.labels) {
     auto it = have.labels.find(k);
     diff(("label " + k).c_str(), it == have.labels.end() ? "(none)" : it->second, v);

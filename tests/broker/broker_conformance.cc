@@ -8,12 +8,7 @@ namespace backbone::testing {
 
 void BrokerConformance::SetUp() {
   harness_ = GetParam().make();
-  BrokerOptions o;
-  o.url = harness_->url();
-  o.clock = &clock_;
-  auto b = Broker::open(o);
-  ASSERT_TRUE(b.ok()) << b.error().describe();
-  broker_ = std::move(*b);
+  reopen();
 }
 
 void BrokerConformance::reopen() {

@@ -1,0 +1,75 @@
+#include "backbone/streaming_consumer.h"
+
+#include <chrono>
+#include <exception>
+
+namespace backbone {
+
+StreamingConsumer::StreamingConsumer(Broker& broker, std::string subscription, Handler handler,
+                                     Options options, ErrorHandler on_error)
+    : broker_(broker),
+      subscription_(std::move(subscription)),
+      handler_(std::move(handler)),
+      options_(options),
+      on_error_(std::move(on_error)) {}
+
+StreamingConsumer::~StreamingConsumer() { stop(); }
+
+void StreamingConsumer::start() {
+  stop_ = false;
+  for (size_t i = 0; i < std::max<size_t>(1, options_.workers); ++i) {
+    workers_.emplace_back([this] { run(); });
+  }
+}
+
+void StreamingConsumer::stop() {
+  stop_ = true;
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+void StreamingConsumer::run() {
+  auto report = [&](const Error& e) {
+    if (on_error_) on_error_(e);
+    // The broker is down or closing: do not spin.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  };
+  std::vector<std::string> acks;
+  while (!stop_) {
+    auto got = broker_.pull(subscription_, options_.max_messages, options_.wait_us);
+    if (!got.ok()) {
+      report(got.error());
+      continue;
+    }
+    acks.clear();
+    for (const ReceivedMessage& m : *got) {
+      ConsumerDecision d;
+      try {
+        d = handler_(m);
+      } catch (const std::exception& e) {
+        d = ConsumerDecision::nack(std::string("handler threw: ") + e.what());
+      } catch (...) {
+        d = ConsumerDecision::nack("handler threw");
+      }
+      Result<void> r;
+      switch (d.outcome) {
+        case ConsumerDecision::Outcome::kAck:
+          acks.push_back(m.ack_id);
+          break;
+        case ConsumerDecision::Outcome::kNack:
+          r = broker_.nack(subscription_, std::span(&m.ack_id, 1), d.delay_us, d.reason);
+          break;
+        case ConsumerDecision::Outcome::kDeadLetter:
+          r = broker_.dead_letter(subscription_, m.ack_id, d.reason);
+          break;
+      }
+      if (!r.ok()) report(r.error());
+    }
+    if (!acks.empty()) {
+      auto r = broker_.ack(subscription_, acks);
+      if (!r.ok()) report(r.error());
+    }
+  }
+}
+
+}  // namespace backbone
