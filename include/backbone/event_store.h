@@ -61,6 +61,26 @@ struct EventCursor {
   EventId id;
 };
 
+// A row of `records`: the projection of a record's merged events.
+struct StoredRecord {
+  RecordKey key;
+  uint64_t version = 0;
+  std::string state = "{}";           // canonical JSON object
+  std::string field_versions = "{}";  // canonical JSON object: field -> version
+  Timestamp updated_at;
+  bool operator==(const StoredRecord&) const = default;
+};
+
+// The outcome of merging one event, written atomically by commit_merge.
+struct MergeCommit {
+  EventId event_id;  // set processed = 1
+  RecordKey record;
+  uint64_t expected_version = 0;     // the record's version the decision was made on (0: absent)
+  std::optional<StoredRecord> next;  // the record's new row, when it changed
+  std::vector<AuditDraft> audit;     // appended in order
+  bool replay = false;               // a replayed event: processed is 1 already, and stays
+};
+
 class EventStore {
  public:
   virtual ~EventStore() = default;
@@ -87,6 +107,20 @@ class EventStore {
   // Sets processed from 0 to 1. Returns true if it changed, false if it was already 1.
   // kNotFound if the event does not exist. REQUIRES: role kMergeWorker or kMigrator.
   virtual Result<bool> mark_processed(const EventId& id) = 0;
+
+  // A record's row, or nullopt when no event of it has merged yet.
+  virtual Result<std::optional<StoredRecord>> get_record(const RecordKey& record) = 0;
+  // Every row of `records`, ordered by (record_type, record_id); `after` pages.
+  virtual Result<std::vector<StoredRecord>> scan_records(std::optional<RecordKey> after,
+                                                         size_t limit) = 0;
+  // The record's unprocessed events, in history order.
+  virtual Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& record,
+                                                                  size_t limit) = 0;
+  // In one transaction: checks that the record is still at expected_version (kConflict
+  // otherwise), writes `next`, sets the event's processed from 0 to 1 (kConflict if it was
+  // already 1, unless `replay`), and appends the audit entries. REQUIRES: role kMergeWorker or
+  // kMigrator.
+  virtual Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& commit) = 0;
 
   // Appends entries to the chain, atomically, in order.
   virtual Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) = 0;

@@ -35,6 +35,11 @@ struct ConsumerDecision {
   }
 };
 
+// Settles one delivery as `decision` says (shared by StreamingConsumer and step-by-step drivers).
+// An ack is sent at once; StreamingConsumer batches its acks instead.
+Result<void> settle(Broker& broker, std::string_view subscription, const ReceivedMessage& m,
+                    const ConsumerDecision& decision);
+
 class StreamingConsumer {
  public:
   using Handler = std::function<ConsumerDecision(const ReceivedMessage&)>;

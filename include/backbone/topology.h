@@ -30,6 +30,7 @@ inline constexpr std::string_view kLabelManagedBy = "managed-by";
 
 struct TopologySubscription {
   std::string name;  // with "{env}"
+  std::string role;  // what consumes it: "merge", "sync", "audit", "retry", "inspect"
   TopicFamily topic = TopicFamily::kRaw;
   std::string consumer;
   SubscriptionConfig policy;  // name and topic empty; the dead-letter topic is a family name
@@ -49,6 +50,8 @@ class Topology {
   std::string topic_name(TopicFamily family, std::string_view env) const;
   std::vector<TopicConfig> topics(std::string_view env) const;
   std::vector<SubscriptionConfig> subscriptions(std::string_view env) const;
+  // The subscription of `env` with `role`: kNotFound if the topology has none.
+  Result<SubscriptionConfig> subscription_for(std::string_view role, std::string_view env) const;
   const std::vector<TopologySubscription>& subscription_templates() const { return subs_; }
   // The environment (among `envs`) whose topology names `name` (a topic or subscription).
   std::optional<std::string> environment_of(std::string_view name,

@@ -5,6 +5,22 @@
 
 namespace backbone {
 
+Result<void> settle(Broker& broker, std::string_view subscription, const ReceivedMessage& m,
+                    const ConsumerDecision& d) {
+  switch (d.outcome) {
+    case ConsumerDecision::Outcome::kAck: {
+      auto r = broker.ack(subscription, std::span(&m.ack_id, 1));
+      if (!r.ok()) return r.error();
+      return {};
+    }
+    case ConsumerDecision::Outcome::kNack:
+      return broker.nack(subscription, std::span(&m.ack_id, 1), d.delay_us, d.reason);
+    case ConsumerDecision::Outcome::kDeadLetter:
+      return broker.dead_letter(subscription, m.ack_id, d.reason);
+  }
+  return {};
+}
+
 StreamingConsumer::StreamingConsumer(Broker& broker, std::string subscription, Handler handler,
                                      Options options, ErrorHandler on_error)
     : broker_(broker),
@@ -51,19 +67,11 @@ void StreamingConsumer::run() {
       } catch (...) {
         d = ConsumerDecision::nack("handler threw");
       }
-      Result<void> r;
-      switch (d.outcome) {
-        case ConsumerDecision::Outcome::kAck:
-          acks.push_back(m.ack_id);
-          break;
-        case ConsumerDecision::Outcome::kNack:
-          r = broker_.nack(subscription_, std::span(&m.ack_id, 1), d.delay_us, d.reason);
-          break;
-        case ConsumerDecision::Outcome::kDeadLetter:
-          r = broker_.dead_letter(subscription_, m.ack_id, d.reason);
-          break;
+      if (d.outcome == ConsumerDecision::Outcome::kAck) {
+        acks.push_back(m.ack_id);  // sent as one batch after the pull
+      } else if (auto r = settle(broker_, subscription_, m, d); !r.ok()) {
+        report(r.error());
       }
-      if (!r.ok()) report(r.error());
     }
     if (!acks.empty()) {
       auto r = broker_.ack(subscription_, acks);

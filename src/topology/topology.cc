@@ -93,6 +93,12 @@ Result<Topology> Topology::parse(std::string_view text, std::string_view source)
     if (!family) return bad(source, key + ".topic", "must be raw, merged, error or dlq");
     ts.topic = *family;
     ts.consumer = (*s)["consumer"].value_or(std::string());
+    ts.role = (*s)["role"].value_or(std::string());
+    for (const auto& other : topo.subs_) {
+      if (!ts.role.empty() && other.role == ts.role) {
+        return bad(source, key + ".role", "\"" + ts.role + "\" is taken by another subscription");
+      }
+    }
     SubscriptionConfig& p = ts.policy;
     p.ordered = (*s)["ordered"].value_or(false);
     if (auto us = seconds_us((*s)["ack_deadline_seconds"].node())) p.ack_deadline_us = *us;
@@ -159,6 +165,16 @@ std::vector<SubscriptionConfig> Topology::subscriptions(std::string_view env) co
     out.push_back(std::move(c));
   }
   return out;
+}
+
+Result<SubscriptionConfig> Topology::subscription_for(std::string_view role,
+                                                      std::string_view env) const {
+  const auto all = subscriptions(env);
+  for (size_t i = 0; i < subs_.size(); ++i) {
+    if (subs_[i].role == role) return all[i];
+  }
+  return make_error(Errc::kNotFound,
+                    "the topology has no subscription with role \"" + std::string(role) + "\"");
 }
 
 std::optional<std::string> Topology::environment_of(std::string_view name,

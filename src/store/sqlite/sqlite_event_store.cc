@@ -13,6 +13,8 @@ namespace {
 constexpr const char* kEventColumns =
     "id, record_type, record_id, source, timestamp, base_version, changes, full_snapshot_ref, "
     "processed";
+constexpr const char* kRecordColumns =
+    "record_type, record_id, version, state, field_versions, updated_at";
 constexpr const char* kAuditColumns =
     "id, event_id, record_type, record_id, action, fingerprint, chain_hash, detail, created_at";
 
@@ -50,6 +52,16 @@ Result<AuditEntry> read_audit(const Stmt& s) {
   a.detail = s.optional_text(7);
   a.created_at = Timestamp::from_micros(s.integer(8));
   return a;
+}
+
+Result<StoredRecord> read_record(const Stmt& s) {
+  StoredRecord r;
+  r.key = {s.text(0), s.text(1)};
+  r.version = static_cast<uint64_t>(s.integer(2));
+  r.state = s.text(3);
+  r.field_versions = s.text(4);
+  r.updated_at = Timestamp::from_micros(s.integer(5));
+  return r;
 }
 
 class SqliteEventStore final : public EventStore {
@@ -165,6 +177,99 @@ class SqliteEventStore final : public EventStore {
     if (!row.ok()) return row.error();
     if (!*row) return make_error(Errc::kNotFound, "no event with id " + id.str());
     return false;
+  }
+
+  Result<std::optional<StoredRecord>> get_record(const RecordKey& record) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kRecordColumns +
+                          " FROM records WHERE record_type = ? AND record_id = ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, record.record_type).bind(2, record.record_id);
+    auto rows = collect<StoredRecord>(**s, read_record);
+    if (!rows.ok()) return rows.error();
+    if (rows->empty()) return std::optional<StoredRecord>();
+    return std::optional<StoredRecord>(std::move(rows->front()));
+  }
+
+  Result<std::vector<StoredRecord>> scan_records(std::optional<RecordKey> after,
+                                                 size_t limit) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kRecordColumns +
+                          " FROM records WHERE (record_type, record_id) > (?, ?)"
+                          " ORDER BY record_type, record_id LIMIT ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, after ? after->record_type : std::string())
+        .bind(2, after ? after->record_id : std::string())
+        .bind(3, static_cast<int64_t>(limit));
+    return collect<StoredRecord>(**s, read_record);
+  }
+
+  Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& record,
+                                                          size_t limit) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto s = db_->prepare(std::string("SELECT ") + kEventColumns +
+                          " FROM events WHERE record_type = ? AND record_id = ? AND processed = 0"
+                          " ORDER BY timestamp, id LIMIT ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, record.record_type)
+        .bind(2, record.record_id)
+        .bind(3, static_cast<int64_t>(limit));
+    return collect<StoredEvent>(**s, read_event);
+  }
+
+  Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& c) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    return in_write_txn<std::vector<AuditEntry>>([&]() -> Result<std::vector<AuditEntry>> {
+      auto current =
+          db_->prepare("SELECT version FROM records WHERE record_type = ? AND record_id = ?");
+      if (!current.ok()) return current.error();
+      auto row = (*current)->bind(1, c.record.record_type).bind(2, c.record.record_id).step();
+      if (!row.ok()) return row.error();
+      const uint64_t have = *row ? static_cast<uint64_t>((*current)->integer(0)) : 0;
+      (*current)->reset();
+      if (have != c.expected_version) {
+        return make_error(Errc::kConflict, "record " + c.record.record_type + "/" +
+                                               c.record.record_id + " is at version " +
+                                               std::to_string(have) + ", not " +
+                                               std::to_string(c.expected_version));
+      }
+      if (c.next) {
+        auto up = db_->prepare(
+            "INSERT INTO records (record_type, record_id, version, state, field_versions, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (record_type, record_id) DO UPDATE "
+            "SET version = excluded.version, state = excluded.state, "
+            "field_versions = excluded.field_versions, updated_at = excluded.updated_at");
+        if (!up.ok()) return up.error();
+        BACKBONE_TRY((*up)
+                         ->bind(1, c.record.record_type)
+                         .bind(2, c.record.record_id)
+                         .bind(3, static_cast<int64_t>(c.next->version))
+                         .bind(4, c.next->state)
+                         .bind(5, c.next->field_versions)
+                         .bind(6, c.next->updated_at.micros())
+                         .run());
+      }
+      auto mark = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
+      if (!mark.ok()) return mark.error();
+      BACKBONE_TRY((*mark)->bind(1, c.event_id.str()).run());
+      if (sqlite3_changes(db_->handle()) != 1 && !c.replay) {
+        return make_error(Errc::kConflict,
+                          "event " + c.event_id.str() + " is already processed, or does not exist");
+      }
+      auto chain = chain_tail();
+      if (!chain.ok()) return chain.error();
+      std::vector<AuditEntry> out;
+      for (const AuditDraft& d : c.audit) {
+        auto entry = insert_audit(d, *chain);
+        if (!entry.ok()) return entry.error();
+        out.push_back(std::move(*entry));
+      }
+      return out;
+    });
   }
 
   Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) override {

@@ -1,0 +1,312 @@
+#include "pipeline/merger.h"
+
+#include "core/json_internal.h"
+#include "pipeline/messages.h"
+
+namespace backbone::pipeline {
+namespace {
+
+using nlohmann::json;
+
+std::string canonical(const json& j) {
+  std::string out;
+  BACKBONE_ASSERT(json_internal::write_canonical(j, out).ok());
+  return out;
+}
+
+bool transient(Errc code) { return code == Errc::kUnavailable || code == Errc::kConflict; }
+
+AuditDraft draft(const Event& e, AuditAction action, std::string detail) {
+  return AuditDraft{e.id(), e.record_key(), action, e.fingerprint(), std::move(detail)};
+}
+
+}  // namespace
+
+Result<bool> Merger::needs_merge(const StoredEvent& e) {
+  if (!e.processed) return true;
+  auto entries = d_.store->audit_for_event(e.event.id());
+  if (!entries.ok()) return entries.error();
+  for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
+    switch (it->action) {
+      case AuditAction::kReplayed:
+        return true;
+      case AuditAction::kMerged:
+      case AuditAction::kRebased:
+      case AuditAction::kConflict:
+      case AuditAction::kDeadLettered:
+        return false;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
+Result<FieldOrigin> Merger::origin_of(const RecordKey& record, uint64_t version) {
+  auto entries = d_.store->audit_for_record(record);
+  if (!entries.ok()) return entries.error();
+  for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
+    if ((it->action != AuditAction::kMerged && it->action != AuditAction::kRebased) ||
+        !it->detail) {
+      continue;
+    }
+    auto detail = json_internal::parse_strict(*it->detail);
+    if (!detail.ok() || !detail->contains("version") || (*detail)["version"] != version) continue;
+    auto e = d_.store->get(it->event_id);
+    if (!e.ok()) return e.error();
+    return FieldOrigin{e->event.timestamp(), e->event.source()};
+  }
+  return make_error(Errc::kDataLoss, "no merge of version " + std::to_string(version) + " of " +
+                                         record.record_type + "/" + record.record_id +
+                                         " in the audit log");
+}
+
+std::string Merger::failure_history(const Event& event, const std::string& last_reason) {
+  json history = json::array();
+  if (auto entries = d_.store->audit_for_event(event.id()); entries.ok()) {
+    for (const AuditEntry& e : *entries) {
+      if (e.action != AuditAction::kRetryScheduled || !e.detail) continue;
+      auto detail = json_internal::parse_strict(*e.detail);
+      if (!detail.ok()) continue;
+      history.push_back({{"at", e.created_at.to_rfc3339()},
+                         {"failure", detail->value("failure", "")},
+                         {"error", detail->value("reason", "").substr(0, 100)}});
+    }
+  }
+  history.push_back({{"at", d_.clock->now().to_rfc3339()},
+                     {"failure", "final"},
+                     {"error", last_reason.substr(0, 100)}});
+  while (history.size() > 5) history.erase(history.begin());  // fits an attribute
+  return canonical(history);
+}
+
+void Merger::audit_retry(const Event& event, const std::string& failure, const std::string& reason,
+                         int attempt) {
+  AuditDraft a =
+      draft(event, AuditAction::kRetryScheduled,
+            canonical(json{
+                {"failure", failure}, {"reason", reason.substr(0, 500)}, {"attempt", attempt}}));
+  (void)d_.store->append_audit(std::span(&a, 1));  // best effort: the store may be what failed
+}
+
+Result<void> Merger::dead_letter(const Event& event, Stage stage, const std::string& reason,
+                                 std::vector<AuditDraft> audit, bool replay) {
+  const std::string history = failure_history(event, reason);
+  if (stage == Stage::kRaw) {
+    OutgoingMessage m = dlq_message(event, "merge", reason, history);
+    auto published = d_.publisher->publish(TopicFamily::kDlq, std::span(&m, 1));
+    if (!published.ok()) return published.error();
+  }
+  auto record = d_.store->get_record(event.record_key());
+  if (!record.ok()) return record.error();
+  audit.push_back(draft(event, AuditAction::kDeadLettered,
+                        canonical(json{{"reason", reason.substr(0, 500)},
+                                       {"stage", stage == Stage::kRaw ? "merge" : "retry"},
+                                       {"failure_history", json::parse(history)}})));
+  MergeCommit c;
+  c.event_id = event.id();
+  c.record = event.record_key();
+  c.expected_version = *record ? (*record)->version : 0;
+  c.audit = std::move(audit);
+  c.replay = replay;
+  auto committed = d_.store->commit_merge(c);
+  if (!committed.ok()) return committed.error();
+  return {};
+}
+
+Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMessage* /*m*/) {
+  Outcome out;
+  auto fail = [&](const Error& e) {
+    out.kind = Outcome::Kind::kTransient;
+    out.reason = e.describe();
+    return out;
+  };
+  auto stored = d_.store->get(id);
+  if (!stored.ok()) {
+    if (stored.code() == Errc::kNotFound || stored.code() == Errc::kDataLoss) {
+      out.kind = Outcome::Kind::kDeadLettered;
+      out.reason = "poison: " + stored.error().message;
+      return out;
+    }
+    return fail(stored.error());
+  }
+  out.event = stored->event;
+  const Event& ev = stored->event;
+  auto need = needs_merge(*stored);
+  if (!need.ok()) return fail(need.error());
+  if (!*need) return out;  // merged already: a duplicate delivery
+  const bool replay = stored->processed;
+
+  auto record = d_.store->get_record(ev.record_key());
+  if (!record.ok()) return fail(record.error());
+  RecordState current;
+  if (*record) current = {(*record)->version, (*record)->state, (*record)->field_versions};
+  auto decision = decide_merge(ev, current, d_.settings,
+                               [&](uint64_t v) { return origin_of(ev.record_key(), v); });
+  if (!decision.ok()) {
+    if (!transient(decision.code())) {
+      auto dl = dead_letter(ev, stage, "invariant broken: " + decision.error().message, {}, replay);
+      if (!dl.ok()) return fail(dl.error());
+      out.kind = Outcome::Kind::kDeadLettered;
+      out.reason = decision.error().message;
+      return out;
+    }
+    return fail(decision.error());
+  }
+  const MergeDecision& d = *decision;
+  switch (d.kind) {
+    case MergeDecision::Kind::kGap: {
+      out.kind = Outcome::Kind::kGap;
+      out.reason = "gap: base_version " + std::to_string(ev.base_version()) + ", record at " +
+                   std::to_string(current.version);
+      return out;
+    }
+    case MergeDecision::Kind::kRejected: {
+      const std::string reason = "conflict: fields changed since base_version " +
+                                 std::to_string(ev.base_version()) + " (policy reject)";
+      auto dl =
+          dead_letter(ev, stage, reason, {draft(ev, AuditAction::kConflict, d.detail)}, replay);
+      if (!dl.ok()) return fail(dl.error());
+      out.kind = Outcome::Kind::kDeadLettered;
+      out.reason = reason;
+      return out;
+    }
+    default:
+      break;
+  }
+  const bool advances = d.new_version(current.version);
+  if (advances) {
+    OutgoingMessage merged = merged_message(ev, d);
+    auto published = d_.publisher->publish(TopicFamily::kMerged, std::span(&merged, 1));
+    if (!published.ok()) return fail(published.error());
+  }
+  MergeCommit c;
+  c.event_id = ev.id();
+  c.record = ev.record_key();
+  c.expected_version = current.version;
+  c.replay = replay;
+  if (advances) {
+    c.next = StoredRecord{ev.record_key(), d.next.version, d.next.state, d.next.field_versions,
+                          d_.clock->now()};
+  }
+  switch (d.kind) {
+    case MergeDecision::Kind::kFastForward:
+      c.audit.push_back(draft(ev, AuditAction::kMerged, d.detail));
+      break;
+    case MergeDecision::Kind::kRebased:
+      c.audit.push_back(draft(ev, AuditAction::kRebased, d.detail));
+      break;
+    default:  // resolved by policy
+      c.audit.push_back(draft(ev, AuditAction::kConflict, d.detail));
+      if (advances) c.audit.push_back(draft(ev, AuditAction::kMerged, d.detail));
+      break;
+  }
+  auto committed = d_.store->commit_merge(c);
+  if (!committed.ok()) return fail(committed.error());
+  return out;
+}
+
+Result<size_t> Merger::apply_parked(const RecordKey& record) {
+  size_t merged = 0;
+  for (int guard = 0; guard < 10'000; ++guard) {
+    auto rec = d_.store->get_record(record);
+    if (!rec.ok()) return rec.error();
+    const uint64_t version = *rec ? (*rec)->version : 0;
+    auto pending = d_.store->unprocessed_for_record(record, 100);
+    if (!pending.ok()) return pending.error();
+    std::optional<EventId> next;
+    for (const StoredEvent& p : *pending) {
+      if (p.event.base_version() != version) continue;
+      auto entries = d_.store->audit_for_event(p.event.id());
+      if (!entries.ok()) return entries.error();
+      for (const AuditEntry& a : *entries) {
+        if (a.action == AuditAction::kRetryScheduled && a.detail &&
+            a.detail->find("\"failure\":\"gap\"") != std::string::npos) {
+          next = p.event.id();
+        }
+      }
+      if (next) break;
+    }
+    if (!next) break;
+    Outcome o = process(*next, Stage::kRaw, nullptr);
+    if (o.kind != Outcome::Kind::kDone) break;  // its retry copy takes it from here
+    ++merged;
+  }
+  return merged;
+}
+
+ConsumerDecision Merger::on_raw(const ReceivedMessage& m) {
+  auto id = message_event_id(m.message);
+  const int64_t backoff = retry_backoff_us(d_.retry_policy, m.delivery_attempt);
+  if (!id.ok()) {
+    OutgoingMessage poison{m.message.data, m.message.attributes, m.message.ordering_key};
+    poison.attributes[kAttrStage] = "merge";
+    poison.attributes[kAttrReason] = "poison: " + id.error().message;
+    if (poison.data.empty() && poison.attributes.empty()) poison.data = "(empty)";
+    auto r = d_.publisher->publish(TopicFamily::kDlq, std::span(&poison, 1));
+    if (!r.ok()) return ConsumerDecision::nack(r.error().describe(), backoff);
+    return ConsumerDecision::ack();
+  }
+  Outcome o = process(*id, Stage::kRaw, &m);
+  switch (o.kind) {
+    case Outcome::Kind::kDone:
+      if (o.event) (void)apply_parked(o.event->record_key());
+      return ConsumerDecision::ack();
+    case Outcome::Kind::kDeadLettered:
+      if (!o.event) {  // no stored event: forward the message itself
+        OutgoingMessage poison{m.message.data, m.message.attributes, m.message.ordering_key};
+        poison.attributes[kAttrStage] = "merge";
+        poison.attributes[kAttrReason] = o.reason.substr(0, kMaxAttributeValueBytes);
+        auto r = d_.publisher->publish(TopicFamily::kDlq, std::span(&poison, 1));
+        if (!r.ok()) return ConsumerDecision::nack(r.error().describe(), backoff);
+      }
+      return ConsumerDecision::ack();
+    case Outcome::Kind::kGap: {
+      audit_retry(*o.event, "gap", o.reason, 0);
+      OutgoingMessage e = error_message(*o.event, "gap", o.reason);
+      auto r = d_.publisher->publish(TopicFamily::kError, std::span(&e, 1));
+      if (!r.ok()) return ConsumerDecision::nack(r.error().describe(), backoff);
+      return ConsumerDecision::ack();  // parked: the record's later events pass it
+    }
+    case Outcome::Kind::kTransient:
+      if (m.delivery_attempt == 1 && o.event) {
+        audit_retry(*o.event, "transient", o.reason, 1);
+        OutgoingMessage e = error_message(*o.event, "transient", o.reason);
+        (void)d_.publisher->publish(TopicFamily::kError, std::span(&e, 1));
+      }
+      // Keep the record's key busy: its later events wait behind this one, in order.
+      return ConsumerDecision::nack(o.reason, backoff);
+  }
+  return ConsumerDecision::ack();
+}
+
+ConsumerDecision Merger::on_retry(const ReceivedMessage& m) {
+  auto id = message_event_id(m.message);
+  if (!id.ok()) return ConsumerDecision::dead_letter("poison: " + id.error().message);
+  Outcome o = process(*id, Stage::kRetry, &m);
+  switch (o.kind) {
+    case Outcome::Kind::kDone:
+      if (o.event) (void)apply_parked(o.event->record_key());
+      return ConsumerDecision::ack();
+    case Outcome::Kind::kDeadLettered:
+      return ConsumerDecision::dead_letter(o.reason);
+    case Outcome::Kind::kGap:
+    case Outcome::Kind::kTransient: {
+      const std::string failure = o.kind == Outcome::Kind::kGap ? "gap" : "transient";
+      if (m.delivery_attempt >= d_.max_attempts) {
+        if (o.event) {
+          auto dl = dead_letter(
+              *o.event, Stage::kRetry,
+              o.reason + " (after " + std::to_string(m.delivery_attempt) + " attempts)", {}, false);
+          (void)dl;  // when the store is down, the broker's dead letter still carries it
+        }
+        return ConsumerDecision::dead_letter(o.reason);
+      }
+      if (o.event) audit_retry(*o.event, failure, o.reason, m.delivery_attempt);
+      return ConsumerDecision::nack(o.reason);
+    }
+  }
+  return ConsumerDecision::ack();
+}
+
+}  // namespace backbone::pipeline

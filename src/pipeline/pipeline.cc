@@ -1,0 +1,223 @@
+#include "pipeline/pipeline.h"
+
+#include <algorithm>
+
+#include "pipeline/messages.h"
+
+namespace backbone::pipeline {
+
+Result<std::unique_ptr<EnvironmentPipeline>> EnvironmentPipeline::open(const PipelineOptions& o) {
+  BACKBONE_ASSERT(o.broker && o.topology);
+  std::unique_ptr<EnvironmentPipeline> p(new EnvironmentPipeline(o));
+  const Clock& clock = o.clock ? *o.clock : SystemClock::instance();
+  p->o_.clock = &clock;
+  for (auto [role, slot] : {std::pair{Role::kSyncWorker, &p->ingest_store_},
+                            std::pair{Role::kMergeWorker, &p->merge_store_}}) {
+    StoreOptions so;
+    so.url = o.store_url;
+    so.role = role;
+    so.durability = o.durability;
+    so.clock = &clock;
+    so.ids = o.ids;
+    auto store = EventStore::open(so);
+    if (!store.ok()) return store.error();
+    *slot = std::move(*store);
+  }
+  auto raw = o.topology->subscription_for("merge", o.env);
+  if (!raw.ok()) return raw.error();
+  auto retry = o.topology->subscription_for("retry", o.env);
+  if (!retry.ok()) return retry.error();
+  p->raw_subscription_ = raw->name;
+  p->retry_subscription_ = retry->name;
+  p->publisher_ = std::make_unique<EnvPublisher>(*o.broker, *o.topology, o.env, o.environments);
+  MergerDeps deps;
+  deps.store = p->merge_store_.get();
+  deps.broker = o.broker;
+  deps.publisher = p->publisher_.get();
+  deps.clock = &clock;
+  deps.settings = o.settings;
+  deps.retry_subscription = retry->name;
+  deps.retry_policy = retry->retry;
+  deps.max_attempts = retry->dead_letter ? retry->dead_letter->max_delivery_attempts : 5;
+  p->merger_ = std::make_unique<Merger>(std::move(deps));
+  return p;
+}
+
+EnvironmentPipeline::~EnvironmentPipeline() { stop(); }
+
+Result<std::vector<IngestOutcome>> EnvironmentPipeline::ingest(std::span<const EventDraft> drafts) {
+  EventIdGenerator& ids = o_.ids ? *o_.ids : EventIdGenerator::process();
+  auto events = create_events(drafts, ids, *o_.clock);
+  if (!events.ok()) return events.error();
+  std::lock_guard lock(ingest_mu_);
+  auto stored = ingest_store_->append(*events);
+  if (!stored.ok()) return stored.error();
+  std::vector<OutgoingMessage> raw;
+  std::vector<IngestOutcome> out;
+  for (size_t i = 0; i < stored->size(); ++i) {
+    const AppendOutcome& a = (*stored)[i];
+    out.push_back({a.id, a.fingerprint, a.duplicate});
+    if (!a.duplicate) raw.push_back(raw_message((*events)[i]));
+  }
+  if (!raw.empty()) {
+    auto published = publisher_->publish(TopicFamily::kRaw, raw);
+    if (!published.ok()) {
+      // Stored but not published: the relay publishes them when the pipeline starts again.
+      Error e = published.error();
+      e.message =
+          "the events are stored, but publishing them failed (they will be relayed): " + e.message;
+      return e;
+    }
+  }
+  return out;
+}
+
+Result<size_t> EnvironmentPipeline::relay() {
+  std::lock_guard lock(ingest_mu_);
+  size_t relayed = 0;
+  std::optional<EventCursor> cursor;
+  for (;;) {
+    auto page = ingest_store_->unprocessed(1000, cursor);
+    if (!page.ok()) return page.error();
+    if (page->empty()) break;
+    std::vector<OutgoingMessage> raw;
+    for (const StoredEvent& e : *page) raw.push_back(raw_message(e.event));
+    auto published = publisher_->publish(TopicFamily::kRaw, raw);
+    if (!published.ok()) return published.error();
+    relayed += raw.size();
+    cursor = EventCursor{page->back().event.timestamp(), page->back().event.id()};
+  }
+  return relayed;
+}
+
+void EnvironmentPipeline::start() {
+  StreamingConsumer::Options opts;
+  opts.workers = o_.workers;
+  merge_consumer_ = std::make_unique<StreamingConsumer>(
+      *o_.broker, raw_subscription_,
+      [this](const ReceivedMessage& m) { return merger_->on_raw(m); }, opts);
+  retry_consumer_ = std::make_unique<StreamingConsumer>(
+      *o_.broker, retry_subscription_,
+      [this](const ReceivedMessage& m) { return merger_->on_retry(m); }, opts);
+  merge_consumer_->start();
+  retry_consumer_->start();
+}
+
+void EnvironmentPipeline::stop() {
+  if (merge_consumer_) merge_consumer_->stop();
+  if (retry_consumer_) retry_consumer_->stop();
+  merge_consumer_.reset();
+  retry_consumer_.reset();
+}
+
+Result<size_t> EnvironmentPipeline::drain(const std::string& subscription, bool raw) {
+  size_t settled = 0;
+  for (;;) {
+    auto got = o_.broker->pull(subscription, 100);
+    if (!got.ok()) return got.error();
+    if (got->empty()) return settled;
+    for (const ReceivedMessage& m : *got) {
+      const ConsumerDecision d = raw ? merger_->on_raw(m) : merger_->on_retry(m);
+      BACKBONE_TRY(settle(*o_.broker, subscription, m, d));
+      ++settled;
+    }
+  }
+}
+
+Result<size_t> EnvironmentPipeline::step() {
+  size_t total = 0;
+  for (;;) {
+    auto a = drain(raw_subscription_, true);
+    if (!a.ok()) return a.error();
+    auto b = drain(retry_subscription_, false);
+    if (!b.ok()) return b.error();
+    total += *a + *b;
+    if (*a + *b == 0) return total;
+  }
+}
+
+namespace {
+
+bool terminal(AuditAction a) {
+  return a == AuditAction::kMerged || a == AuditAction::kRebased || a == AuditAction::kConflict ||
+         a == AuditAction::kDeadLettered || a == AuditAction::kReplayed;
+}
+
+// The event's DLQ entry when its latest terminal audit entry is `dead_lettered`.
+std::optional<DlqEntry> dlq_entry(EventStore& store, const EventId& id) {
+  auto history = store.audit_for_event(id);
+  if (!history.ok()) return std::nullopt;
+  const AuditEntry* last = nullptr;
+  for (const AuditEntry& a : *history) {
+    if (terminal(a.action)) last = &a;
+  }
+  if (!last || last->action != AuditAction::kDeadLettered) return std::nullopt;
+  auto e = store.get(id);
+  if (!e.ok()) return std::nullopt;
+  return DlqEntry{*e, *last, *history};
+}
+
+}  // namespace
+
+Result<std::vector<DlqEntry>> EnvironmentPipeline::dlq_list() {
+  // Dead-lettered events, from the audit chain, oldest dead letter first.
+  std::vector<DlqEntry> out;
+  std::vector<EventId> seen;
+  std::optional<EventId> after;
+  for (;;) {
+    auto page = ingest_store_->scan_audit(after, 1000);
+    if (!page.ok()) return page.error();
+    if (page->empty()) break;
+    for (const AuditEntry& a : *page) {
+      if (a.action == AuditAction::kDeadLettered &&
+          std::find(seen.begin(), seen.end(), a.event_id) == seen.end()) {
+        seen.push_back(a.event_id);
+      }
+    }
+    after = page->back().id;
+  }
+  for (const EventId& id : seen) {
+    if (auto e = dlq_entry(*ingest_store_, id)) out.push_back(std::move(*e));
+  }
+  return out;
+}
+
+Result<DlqEntry> EnvironmentPipeline::dlq_show(const EventId& id) {
+  auto e = ingest_store_->get(id);
+  if (!e.ok()) return e.error();
+  auto entry = dlq_entry(*ingest_store_, id);
+  if (!entry) {
+    return make_error(Errc::kNotFound, "event " + id.str() + " is not in the dead-letter queue");
+  }
+  return std::move(*entry);
+}
+
+Result<void> EnvironmentPipeline::dlq_replay(const EventId& id) {
+  auto entry = dlq_show(id);
+  if (!entry.ok()) return entry.error();
+  const Event& ev = entry->event.event;
+  std::lock_guard lock(ingest_mu_);
+  AuditDraft replayed{ev.id(), ev.record_key(), AuditAction::kReplayed, ev.fingerprint(),
+                      std::string("{\"from\":\"dlq\"}")};
+  auto a = ingest_store_->append_audit(std::span(&replayed, 1));
+  if (!a.ok()) return a.error();
+  OutgoingMessage m = raw_message(ev);
+  auto published = publisher_->publish(TopicFamily::kRaw, std::span(&m, 1));
+  if (!published.ok()) return published.error();
+  return {};
+}
+
+Result<size_t> EnvironmentPipeline::dlq_replay_all() {
+  auto all = dlq_list();
+  if (!all.ok()) return all.error();
+  // In the original order: history order, which is the order the events were sent in.
+  std::sort(all->begin(), all->end(), [](const DlqEntry& a, const DlqEntry& b) {
+    const Event& x = a.event.event;
+    const Event& y = b.event.event;
+    return std::make_pair(x.timestamp(), x.id()) < std::make_pair(y.timestamp(), y.id());
+  });
+  for (const DlqEntry& e : *all) BACKBONE_TRY(dlq_replay(e.event.event.id()));
+  return all->size();
+}
+
+}  // namespace backbone::pipeline
