@@ -171,13 +171,12 @@ Result<MergeDecision> decide_merge(const Event& event, const RecordState& curren
   d.next.version = version;
   d.next.state = canonical(*state);
   d.next.field_versions = canonical(*versions);
-  if (d.detail.empty()) {
-    d.detail = canonical(json{{"version", version}, {"base_version", base}});
-  } else {
-    auto detail = json::parse(d.detail);
-    detail["version"] = version;
-    d.detail = canonical(detail);
-  }
+  // The detail of a new version says all a merged message needs (messages.h).
+  json detail = d.detail.empty() ? json{{"base_version", base}} : json::parse(d.detail);
+  detail["version"] = version;
+  detail["kind"] = merge_kind_name(d.kind);
+  detail["changes"] = effective;
+  d.detail = canonical(detail);
   return d;
 }
 

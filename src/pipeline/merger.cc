@@ -22,24 +22,38 @@ AuditDraft draft(const Event& e, AuditAction action, std::string detail) {
 
 }  // namespace
 
-Result<bool> Merger::needs_merge(const StoredEvent& e) {
-  if (!e.processed) return true;
-  auto entries = d_.store->audit_for_event(e.event.id());
+bool Merger::PublishedSet::contains(const EventId& id) {
+  std::lock_guard lk(mu_);
+  return ids_.count(id.str()) > 0;
+}
+
+void Merger::PublishedSet::add(const EventId& id) {
+  constexpr size_t kCapacity = 200'000;
+  std::lock_guard lk(mu_);
+  if (!ids_.insert(id.str()).second) return;
+  order_.push_back(id.str());
+  if (order_.size() > kCapacity) {
+    ids_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+Result<std::optional<AuditEntry>> Merger::terminal_entry(const EventId& id) {
+  auto entries = d_.store->audit_for_event(id);
   if (!entries.ok()) return entries.error();
   for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
     switch (it->action) {
       case AuditAction::kReplayed:
-        return true;
       case AuditAction::kMerged:
       case AuditAction::kRebased:
       case AuditAction::kConflict:
       case AuditAction::kDeadLettered:
-        return false;
+        return std::optional<AuditEntry>(*it);
       default:
         break;
     }
   }
-  return false;
+  return std::optional<AuditEntry>();
 }
 
 Result<FieldOrigin> Merger::origin_of(const RecordKey& record, uint64_t version) {
@@ -89,16 +103,19 @@ void Merger::audit_retry(const Event& event, const std::string& failure, const s
   (void)d_.store->append_audit(std::span(&a, 1));  // best effort: the store may be what failed
 }
 
+Result<void> Merger::publish_dlq(const Event& event, const std::string& reason,
+                                 const std::string& history) {
+  OutgoingMessage m = dlq_message(event, "merge", reason, history);
+  auto published = d_.publisher->publish(TopicFamily::kDlq, std::span(&m, 1));
+  if (!published.ok()) return published.error();
+  published_.add(event.id());
+  return {};
+}
+
 Result<void> Merger::dead_letter(const Event& event, Stage stage, const std::string& reason,
-                                 std::vector<AuditDraft> audit, bool replay) {
+                                 std::vector<AuditDraft> audit, bool replay,
+                                 uint64_t record_version) {
   const std::string history = failure_history(event, reason);
-  if (stage == Stage::kRaw) {
-    OutgoingMessage m = dlq_message(event, "merge", reason, history);
-    auto published = d_.publisher->publish(TopicFamily::kDlq, std::span(&m, 1));
-    if (!published.ok()) return published.error();
-  }
-  auto record = d_.store->get_record(event.record_key());
-  if (!record.ok()) return record.error();
   audit.push_back(draft(event, AuditAction::kDeadLettered,
                         canonical(json{{"reason", reason.substr(0, 500)},
                                        {"stage", stage == Stage::kRaw ? "merge" : "retry"},
@@ -106,12 +123,53 @@ Result<void> Merger::dead_letter(const Event& event, Stage stage, const std::str
   MergeCommit c;
   c.event_id = event.id();
   c.record = event.record_key();
-  c.expected_version = *record ? (*record)->version : 0;
+  c.expected_version = record_version;
   c.audit = std::move(audit);
   c.replay = replay;
   auto committed = d_.store->commit_merge(c);
   if (!committed.ok()) return committed.error();
+  if (stage == Stage::kRaw) return publish_dlq(event, reason, history);
   return {};
+}
+
+Merger::Outcome Merger::reemit(const Event& ev, const AuditEntry& terminal, Stage stage) {
+  Outcome out;
+  out.event = ev;
+  const bool ours = published_.contains(ev.id());
+  if (terminal.action == AuditAction::kDeadLettered) {
+    out.kind = Outcome::Kind::kDeadLettered;
+    out.emit = !ours;
+    std::string reason = "dead-lettered", history = "[]";
+    if (terminal.detail) {
+      if (auto d = json_internal::parse_strict(*terminal.detail); d.ok()) {
+        reason = d->value("reason", reason);
+        if (d->contains("failure_history")) history = canonical((*d)["failure_history"]);
+      }
+    }
+    out.reason = reason;
+    if (out.emit && stage == Stage::kRaw) {
+      if (auto r = publish_dlq(ev, reason, history); !r.ok()) {
+        out.kind = Outcome::Kind::kTransient;
+        out.reason = r.error().describe();
+      }
+      out.emit = false;
+    }
+    return out;
+  }
+  // Merged (or resolved) earlier: publish the merged message again if this Merger did not.
+  if (!ours && terminal.detail && terminal.detail->find("\"changes\"") != std::string::npos) {
+    auto m = merged_message(ev, *terminal.detail);
+    if (m.ok()) {
+      auto published = d_.publisher->publish(TopicFamily::kMerged, std::span(&*m, 1));
+      if (!published.ok()) {
+        out.kind = Outcome::Kind::kTransient;
+        out.reason = published.error().describe();
+        return out;
+      }
+    }
+    published_.add(ev.id());
+  }
+  return out;
 }
 
 Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMessage* /*m*/) {
@@ -132,9 +190,16 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
   }
   out.event = stored->event;
   const Event& ev = stored->event;
-  auto need = needs_merge(*stored);
-  if (!need.ok()) return fail(need.error());
-  if (!*need) return out;  // merged already: a duplicate delivery
+  std::optional<AuditEntry> terminal;
+  if (stored->processed) {
+    auto t = terminal_entry(id);
+    if (!t.ok()) return fail(t.error());
+    terminal = *t;
+    // Done already (a duplicate delivery, or one after a crash): publish its outcome again
+    // unless this Merger did.
+    if (terminal && terminal->action != AuditAction::kReplayed) return reemit(ev, *terminal, stage);
+    if (!terminal) return out;
+  }
   const bool replay = stored->processed;
 
   auto record = d_.store->get_record(ev.record_key());
@@ -145,7 +210,8 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
                                [&](uint64_t v) { return origin_of(ev.record_key(), v); });
   if (!decision.ok()) {
     if (!transient(decision.code())) {
-      auto dl = dead_letter(ev, stage, "invariant broken: " + decision.error().message, {}, replay);
+      auto dl = dead_letter(ev, stage, "invariant broken: " + decision.error().message, {}, replay,
+                            current.version);
       if (!dl.ok()) return fail(dl.error());
       out.kind = Outcome::Kind::kDeadLettered;
       out.reason = decision.error().message;
@@ -164,8 +230,8 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
     case MergeDecision::Kind::kRejected: {
       const std::string reason = "conflict: fields changed since base_version " +
                                  std::to_string(ev.base_version()) + " (policy reject)";
-      auto dl =
-          dead_letter(ev, stage, reason, {draft(ev, AuditAction::kConflict, d.detail)}, replay);
+      auto dl = dead_letter(ev, stage, reason, {draft(ev, AuditAction::kConflict, d.detail)},
+                            replay, current.version);
       if (!dl.ok()) return fail(dl.error());
       out.kind = Outcome::Kind::kDeadLettered;
       out.reason = reason;
@@ -175,11 +241,6 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
       break;
   }
   const bool advances = d.new_version(current.version);
-  if (advances) {
-    OutgoingMessage merged = merged_message(ev, d);
-    auto published = d_.publisher->publish(TopicFamily::kMerged, std::span(&merged, 1));
-    if (!published.ok()) return fail(published.error());
-  }
   MergeCommit c;
   c.event_id = ev.id();
   c.record = ev.record_key();
@@ -203,6 +264,14 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
   }
   auto committed = d_.store->commit_merge(c);
   if (!committed.ok()) return fail(committed.error());
+  if (advances) {
+    auto merged = merged_message(ev, d.detail);
+    if (!merged.ok()) return fail(merged.error());
+    auto published = d_.publisher->publish(TopicFamily::kMerged, std::span(&*merged, 1));
+    // Committed but not published: the delivery comes again and publishes it then.
+    if (!published.ok()) return fail(published.error());
+  }
+  published_.add(ev.id());
   return out;
 }
 
@@ -289,16 +358,22 @@ ConsumerDecision Merger::on_retry(const ReceivedMessage& m) {
       if (o.event) (void)apply_parked(o.event->record_key());
       return ConsumerDecision::ack();
     case Outcome::Kind::kDeadLettered:
+      if (!o.emit) return ConsumerDecision::ack();
+      if (o.event) published_.add(o.event->id());
       return ConsumerDecision::dead_letter(o.reason);
     case Outcome::Kind::kGap:
     case Outcome::Kind::kTransient: {
       const std::string failure = o.kind == Outcome::Kind::kGap ? "gap" : "transient";
       if (m.delivery_attempt >= d_.max_attempts) {
         if (o.event) {
-          auto dl = dead_letter(
-              *o.event, Stage::kRetry,
-              o.reason + " (after " + std::to_string(m.delivery_attempt) + " attempts)", {}, false);
+          auto record = d_.store->get_record(o.event->record_key());
+          const uint64_t version = record.ok() && *record ? (*record)->version : 0;
+          auto dl =
+              dead_letter(*o.event, Stage::kRetry,
+                          o.reason + " (after " + std::to_string(m.delivery_attempt) + " attempts)",
+                          {}, false, version);
           (void)dl;  // when the store is down, the broker's dead letter still carries it
+          published_.add(o.event->id());
         }
         return ConsumerDecision::dead_letter(o.reason);
       }

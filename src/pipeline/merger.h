@@ -2,10 +2,10 @@
 // delivery from its subscription and answers with the decision for the broker:
 //
 //  raw (events.raw.E.merge)
-//    merged / rebased / resolved   publish to merged, commit, ack; then apply the record's
+//    merged / rebased / resolved   commit, publish to merged, ack; then apply the record's
 //                                  parked events that now fit, at once
-//    conflict under `reject`       dead letter at once (not retriable): publish to dlq, commit
-//                                  `conflict` + `dead_lettered`, ack
+//    conflict under `reject`       dead letter at once (not retriable): commit `conflict` and
+//                                  `dead_lettered`, publish to dlq, ack
 //    gap                           park: audit `retry_scheduled`, publish to error, ack (the
 //                                  record is not blocked)
 //    transient failure             first time: publish to error; nack with the retry backoff,
@@ -15,17 +15,23 @@
 //    done meanwhile                ack
 //    merged now                    ack
 //    still a gap, or transient     audit `retry_scheduled`, nack (the broker backs off); on the
-//                                  last attempt, dead letter
+//                                  last attempt, commit `dead_lettered` and dead letter
 //
-// Messages for events already merged (duplicates after a crash, the relay's re-publishes) are
-// acked without effect. A merged publish precedes its commit, so a crash between the two
-// repeats the publish (at least once; consumers see the same event_id and version again).
+// The commit (record, processed, audit: one transaction) comes before the publish of its
+// outcome (merged or dlq). A crash between the two leaves the event processed and its outcome
+// unpublished; the delivery then comes again, and a Merger that has not itself published that
+// event's outcome publishes it again from the audit entry. So every outcome is published at
+// least once, and repeats happen only around restarts (consumers see the same event_id and
+// version again).
 //
 // Thread-safety: thread-safe (the broker serializes each record's messages).
 #pragma once
 
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 #include "backbone/event_store.h"
 #include "backbone/streaming_consumer.h"
@@ -61,19 +67,40 @@ class Merger {
     enum class Kind { kDone, kGap, kTransient, kDeadLettered } kind = Kind::kDone;
     std::string reason;
     std::optional<Event> event;
+    bool emit = true;  // for kDeadLettered: this Merger has not published it yet
+  };
+  // The events whose outcome this Merger published (bounded; oldest forgotten first).
+  class PublishedSet {
+   public:
+    bool contains(const EventId& id);
+    void add(const EventId& id);
+
+   private:
+    std::mutex mu_;
+    std::unordered_set<std::string> ids_;
+    std::deque<std::string> order_;
   };
   // Tries to merge the event; never throws away a transient failure.
   Outcome process(const EventId& id, Stage stage, const ReceivedMessage* delivery);
-  Result<bool> needs_merge(const StoredEvent& e);
+  // The event's latest terminal audit entry (merged, rebased, conflict, dead_lettered or
+  // replayed), if any.
+  Result<std::optional<AuditEntry>> terminal_entry(const EventId& id);
+  // Publishes the outcome of an event merged or dead-lettered earlier, unless this Merger did.
+  Outcome reemit(const Event& ev, const AuditEntry& terminal, Stage stage);
   Result<FieldOrigin> origin_of(const RecordKey& record, uint64_t version);
-  // Dead-letters `event` from `stage` with `reason`: the dlq message (raw stage) and the commit.
+  // Dead-letters `event` from `stage` with `reason`: the commit, then (raw stage) the dlq
+  // message. The retry stage leaves the forward to the broker.
   Result<void> dead_letter(const Event& event, Stage stage, const std::string& reason,
-                           std::vector<AuditDraft> audit_before, bool replay);
+                           std::vector<AuditDraft> audit_before, bool replay,
+                           uint64_t record_version);
+  Result<void> publish_dlq(const Event& event, const std::string& reason,
+                           const std::string& history);
   std::string failure_history(const Event& event, const std::string& last_reason);
   void audit_retry(const Event& event, const std::string& failure, const std::string& reason,
                    int attempt);
 
   MergerDeps d_;
+  PublishedSet published_;
 };
 
 }  // namespace backbone::pipeline

@@ -11,20 +11,27 @@ OutgoingMessage raw_message(const Event& event) {
           OrderingKey(event.record_key()).str()};
 }
 
-OutgoingMessage merged_message(const Event& event, const MergeDecision& d) {
+Result<OutgoingMessage> merged_message(const Event& event, const std::string& detail) {
+  auto d = json_internal::parse_strict(detail);
+  if (!d.ok() || !d->contains("version") || !d->contains("changes")) {
+    return make_error(Errc::kDataLoss,
+                      "merge detail of " + event.id().str() + " lacks version or changes");
+  }
+  const uint64_t version = (*d)["version"].get<uint64_t>();
   nlohmann::json body = {{"event_id", event.id().str()},
                          {"record_type", event.record_type()},
                          {"record_id", event.record_id()},
                          {"source", event.source()},
                          {"timestamp", event.timestamp().to_rfc3339()},
-                         {"version", d.next.version},
-                         {"kind", merge_kind_name(d.kind)},
-                         {"changes", nlohmann::json::parse(d.effective_changes)}};
+                         {"version", version},
+                         {"kind", d->value("kind", "")},
+                         {"changes", (*d)["changes"]}};
   std::string data;
   BACKBONE_ASSERT(json_internal::write_canonical(body, data).ok());
-  return {std::move(data),
-          {{kAttrEventId, event.id().str()}, {kAttrVersion, std::to_string(d.next.version)}},
-          OrderingKey(event.record_key()).str()};
+  return OutgoingMessage{
+      std::move(data),
+      {{kAttrEventId, event.id().str()}, {kAttrVersion, std::to_string(version)}},
+      OrderingKey(event.record_key()).str()};
 }
 
 OutgoingMessage error_message(const Event& event, const std::string& failure,

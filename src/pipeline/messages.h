@@ -30,7 +30,8 @@ inline constexpr const char* kAttrStage = "stage";
 inline constexpr const char* kAttrFailureHistory = "failure_history";
 
 OutgoingMessage raw_message(const Event& event);
-OutgoingMessage merged_message(const Event& event, const MergeDecision& decision);
+// `detail` is the audit detail of the merge (it holds version, kind and the applied changes).
+Result<OutgoingMessage> merged_message(const Event& event, const std::string& detail);
 OutgoingMessage error_message(const Event& event, const std::string& failure,
                               const std::string& reason);
 OutgoingMessage dlq_message(const Event& event, const std::string& stage, const std::string& reason,

@@ -19,7 +19,7 @@ Result<std::unique_ptr<EnvironmentPipeline>> EnvironmentPipeline::open(const Pip
     so.durability = o.durability;
     so.clock = &clock;
     so.ids = o.ids;
-    auto store = EventStore::open(so);
+    auto store = o.open_store ? o.open_store(role) : EventStore::open(so);
     if (!store.ok()) return store.error();
     *slot = std::move(*store);
   }

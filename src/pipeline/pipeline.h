@@ -13,6 +13,7 @@
 // Thread-safety: thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +39,9 @@ struct PipelineOptions {
   EventIdGenerator* ids = nullptr;
   MergeSettings settings;
   size_t workers = 2;  // per stage, when started
+  // Opens a store connection as a role; by default EventStore::open on store_url. Tests wrap
+  // the real store to inject faults.
+  std::function<Result<std::unique_ptr<EventStore>>(Role)> open_store;
 };
 
 struct IngestOutcome {

@@ -1,0 +1,80 @@
+// FaultyStore: a real EventStore with injected failures (the leveldb ErrorEnv pattern): while
+// `fail_merges_for` names a record, commit_merge on that record fails with kUnavailable, as a
+// store that went away would.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "backbone/event_store.h"
+
+namespace backbone::testing {
+
+class FaultyStore final : public EventStore {
+ public:
+  explicit FaultyStore(std::unique_ptr<EventStore> real) : real_(std::move(real)) {}
+
+  void fail_merges_for(std::optional<RecordKey> record) {
+    std::lock_guard lk(mu_);
+    failing_ = std::move(record);
+  }
+  int injected() const { return injected_; }
+
+  Result<int> migrate() override { return real_->migrate(); }
+  Result<int> schema_version() override { return real_->schema_version(); }
+  Result<std::vector<AppendOutcome>> append(std::span<const Event> e) override {
+    return real_->append(e);
+  }
+  Result<StoredEvent> get(const EventId& id) override { return real_->get(id); }
+  Result<std::vector<StoredEvent>> history(const RecordKey& r) override {
+    return real_->history(r);
+  }
+  Result<std::vector<StoredEvent>> unprocessed(size_t n, std::optional<EventCursor> a) override {
+    return real_->unprocessed(n, a);
+  }
+  Result<bool> mark_processed(const EventId& id) override { return real_->mark_processed(id); }
+  Result<std::optional<StoredRecord>> get_record(const RecordKey& r) override {
+    return real_->get_record(r);
+  }
+  Result<std::vector<StoredRecord>> scan_records(std::optional<RecordKey> a, size_t n) override {
+    return real_->scan_records(a, n);
+  }
+  Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& r, size_t n) override {
+    return real_->unprocessed_for_record(r, n);
+  }
+  Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& c) override {
+    {
+      std::lock_guard lk(mu_);
+      if (failing_ && *failing_ == c.record) {
+        ++injected_;
+        return make_error(Errc::kUnavailable, "injected: the store is unavailable");
+      }
+    }
+    return real_->commit_merge(c);
+  }
+  Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> d) override {
+    return real_->append_audit(d);
+  }
+  Result<std::vector<AuditEntry>> audit_for_event(const EventId& id) override {
+    return real_->audit_for_event(id);
+  }
+  Result<std::vector<AuditEntry>> audit_for_record(const RecordKey& r) override {
+    return real_->audit_for_record(r);
+  }
+  Result<std::vector<AuditEntry>> audit_by_fingerprint(const std::string& f) override {
+    return real_->audit_by_fingerprint(f);
+  }
+  Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> a, size_t n) override {
+    return real_->scan_audit(a, n);
+  }
+
+ private:
+  std::unique_ptr<EventStore> real_;
+  std::mutex mu_;
+  std::optional<RecordKey> failing_;
+  std::atomic<int> injected_{0};
+};
+
+}  // namespace backbone::testing
