@@ -9,6 +9,8 @@ packages=(
   libssl-dev                    # SHA-256 (OpenSSL EVP)
   zlib1g-dev                    # CRC-32 of the embedded broker's records
   nlohmann-json3-dev            # JSON parsing and building
+  libcpp-httplib-dev            # the HTTP server of `backbone serve`
+  wrk                           # HTTP load in bench/
   libcli11-dev                  # command-line parsing
   libspdlog-dev libfmt-dev      # logging
   libtomlplusplus-dev           # backbone.toml

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,13 @@ struct Config {
   std::string listen;
   std::string pubsub_listen;
   std::string topology;  // a topology file; empty: the built-in config/topology.toml
+  std::string tokens;    // the bearer token file (hashes only)
+  size_t max_body_bytes = 1 << 20;
+  size_t max_batch = 1000;
+  // [merge]: conflict policies ("reject", "last_writer_wins", "source_priority").
+  std::string merge_default_policy = "reject";
+  std::map<std::string, std::string> merge_policies;  // record type -> policy
+  std::vector<std::string> source_priority;           // highest first
   Durability durability = Durability::kFsync;
   std::string source;  // where the config came from, for messages
 };

@@ -23,6 +23,7 @@ enum class Errc {
   kOk = 0,
   kInvalidArgument,   // bad input: malformed JSON, a wrong type, a pattern not matched
   kTooLarge,          // a value or body over its limit
+  kUnsupportedMedia,  // a body of the wrong content type
   kNotFound,          // unknown id, record or environment
   kAlreadyExists,     // a create of something that exists
   kImmutable,         // an update or delete of an immutable row

@@ -52,5 +52,8 @@ void register_audit(CLI::App& app, CliContext& ctx);
 void register_version(CLI::App& app, CliContext& ctx);
 void register_provision(CLI::App& app, CliContext& ctx);
 void register_topology(CLI::App& app, CliContext& ctx);
+void register_serve(CLI::App& app, CliContext& ctx);
+void register_token(CLI::App& app, CliContext& ctx);
+void register_dlq(CLI::App& app, CliContext& ctx);
 
 }  // namespace backbone::cli

@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   backbone::cli::register_version(app, ctx);
   backbone::cli::register_provision(app, ctx);
   backbone::cli::register_topology(app, ctx);
+  backbone::cli::register_serve(app, ctx);
+  backbone::cli::register_token(app, ctx);
+  backbone::cli::register_dlq(app, ctx);
 
   app.parse_complete_callback([&] {
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);

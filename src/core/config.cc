@@ -26,8 +26,9 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
         << e.source().begin.column;
     return make_error(Errc::kInvalidArgument, msg.str(), std::string(source));
   }
-  static constexpr std::string_view kKeys[] = {"env",    "environments",  "store",     "broker",
-                                               "listen", "pubsub_listen", "durability", "topology"};
+  static constexpr std::string_view kKeys[] = {"env",    "environments",   "store",      "broker",
+                                               "listen", "pubsub_listen",  "durability", "topology",
+                                               "tokens", "max_body_bytes", "max_batch"};
   for (const auto& [key, value] : t) {
     bool known = false;
     for (auto k : kKeys) known = known || key.str() == k;
@@ -48,6 +49,31 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
   BACKBONE_TRY(string_key("listen", c.listen));
   BACKBONE_TRY(string_key("pubsub_listen", c.pubsub_listen));
   BACKBONE_TRY(string_key("topology", c.topology));
+  BACKBONE_TRY(string_key("tokens", c.tokens));
+  for (auto [key, slot] :
+       {std::pair{"max_body_bytes", &c.max_body_bytes}, std::pair{"max_batch", &c.max_batch}}) {
+    if (const auto* node = t.get(key)) {
+      auto v = node->value<int64_t>();
+      if (!v || *v < 1) return bad_key(source, key, "must be a positive integer");
+      *slot = static_cast<size_t>(*v);
+    }
+  }
+  if (const auto* merge = t.get_as<toml::table>("merge")) {
+    if (auto d = (*merge)["default_policy"].value<std::string>()) c.merge_default_policy = *d;
+    if (const auto* pr = (*merge)["source_priority"].as_array()) {
+      c.source_priority.clear();
+      for (const auto& item : *pr) {
+        if (!item.is_string()) return bad_key(source, "merge.source_priority", "must hold strings");
+        c.source_priority.push_back(item.as_string()->get());
+      }
+    }
+    if (const auto* pol = (*merge)["policies"].as_table()) {
+      for (const auto& [k, v] : *pol) {
+        if (!v.is_string()) return bad_key(source, "merge.policies", "values must be strings");
+        c.merge_policies[std::string(k.str())] = v.as_string()->get();
+      }
+    }
+  }
   if (const auto* node = t.get("environments")) {
     const auto* arr = node->as_array();
     if (!arr || arr->empty()) return bad_key(source, "environments", "must be a non-empty array");

@@ -14,6 +14,8 @@ const char* errc_name(Errc code) {
       return "invalid_argument";
     case Errc::kTooLarge:
       return "too_large";
+    case Errc::kUnsupportedMedia:
+      return "unsupported_media_type";
     case Errc::kNotFound:
       return "not_found";
     case Errc::kAlreadyExists:
@@ -69,6 +71,8 @@ int http_status(Errc code) {
       return 409;
     case Errc::kTooLarge:
       return 413;
+    case Errc::kUnsupportedMedia:
+      return 415;
     case Errc::kUnavailable:
       return 503;
     case Errc::kDataLoss:
@@ -86,6 +90,7 @@ int grpc_code(Errc code) {
     case Errc::kInvalidArgument:
       return 3;
     case Errc::kTooLarge:
+    case Errc::kUnsupportedMedia:
       return 3;
     case Errc::kNotFound:
       return 5;
@@ -115,6 +120,7 @@ int exit_code(Errc code) {
       return 0;
     case Errc::kInvalidArgument:
     case Errc::kTooLarge:
+    case Errc::kUnsupportedMedia:
       return 2;
     case Errc::kNotFound:
       return 3;

@@ -22,6 +22,12 @@ AuditDraft draft(const Event& e, AuditAction action, std::string detail) {
 
 }  // namespace
 
+void Merger::count(const char* name, const char* help, Labels labels) {
+  if (!d_.metrics) return;
+  labels["env"] = d_.env;
+  d_.metrics->counter(name, help, labels).inc();
+}
+
 bool Merger::PublishedSet::contains(const EventId& id) {
   std::lock_guard lk(mu_);
   return ids_.count(id.str()) > 0;
@@ -128,6 +134,7 @@ Result<void> Merger::dead_letter(const Event& event, Stage stage, const std::str
   c.replay = replay;
   auto committed = d_.store->commit_merge(c);
   if (!committed.ok()) return committed.error();
+  count("backbone_dead_lettered_events_total", "Events dead-lettered");
   if (stage == Stage::kRaw) return publish_dlq(event, reason, history);
   return {};
 }
@@ -272,6 +279,8 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
     if (!published.ok()) return fail(published.error());
   }
   published_.add(ev.id());
+  count("backbone_merged_events_total", "Events merged, by how",
+        {{"kind", merge_kind_name(d.kind)}});
   return out;
 }
 
@@ -319,6 +328,14 @@ ConsumerDecision Merger::on_raw(const ReceivedMessage& m) {
   Outcome o = process(*id, Stage::kRaw, &m);
   switch (o.kind) {
     case Outcome::Kind::kDone:
+      if (d_.metrics) {
+        d_.metrics
+            ->histogram("backbone_ingest_to_merged_seconds",
+                        "From the raw publish to the merge commit", {{"env", d_.env}})
+            .observe(
+                static_cast<double>(d_.clock->now().micros() - m.message.publish_time.micros()) /
+                kSecond);
+      }
       if (o.event) (void)apply_parked(o.event->record_key());
       return ConsumerDecision::ack();
     case Outcome::Kind::kDeadLettered:

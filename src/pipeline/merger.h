@@ -34,6 +34,7 @@
 #include <unordered_set>
 
 #include "backbone/event_store.h"
+#include "backbone/metrics.h"
 #include "backbone/streaming_consumer.h"
 #include "backbone/topology.h"
 #include "pipeline/merge_rules.h"
@@ -49,6 +50,8 @@ struct MergerDeps {
   std::string retry_subscription;           // events.error.E.retry
   std::optional<RetryPolicy> retry_policy;  // the retry subscription's
   int max_attempts = 5;                     // the retry subscription's dead-letter attempts
+  Metrics* metrics = nullptr;               // may be null
+  std::string env;
 };
 
 class Merger {
@@ -96,6 +99,7 @@ class Merger {
   Result<void> publish_dlq(const Event& event, const std::string& reason,
                            const std::string& history);
   std::string failure_history(const Event& event, const std::string& last_reason);
+  void count(const char* name, const char* help, Labels labels = {});
   void audit_retry(const Event& event, const std::string& failure, const std::string& reason,
                    int attempt);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "pipeline/dlq.h"
 #include "pipeline/messages.h"
 
 namespace backbone::pipeline {
@@ -39,6 +40,8 @@ Result<std::unique_ptr<EnvironmentPipeline>> EnvironmentPipeline::open(const Pip
   deps.retry_subscription = retry->name;
   deps.retry_policy = retry->retry;
   deps.max_attempts = retry->dead_letter ? retry->dead_letter->max_delivery_attempts : 5;
+  deps.metrics = o.metrics;
+  deps.env = o.env;
   p->merger_ = std::make_unique<Merger>(std::move(deps));
   return p;
 }
@@ -58,6 +61,14 @@ Result<std::vector<IngestOutcome>> EnvironmentPipeline::ingest(std::span<const E
     const AppendOutcome& a = (*stored)[i];
     out.push_back({a.id, a.fingerprint, a.duplicate});
     if (!a.duplicate) raw.push_back(raw_message((*events)[i]));
+  }
+  if (o_.metrics) {
+    const Labels env = {{"env", o_.env}};
+    o_.metrics->counter("backbone_ingested_events_total", "Events stored by ingest", env)
+        .inc(static_cast<double>(raw.size()));
+    o_.metrics
+        ->counter("backbone_duplicate_events_total", "Ingested events that were duplicates", env)
+        .inc(static_cast<double>(out.size() - raw.size()));
   }
   if (!raw.empty()) {
     auto published = publisher_->publish(TopicFamily::kRaw, raw);
@@ -136,60 +147,12 @@ Result<size_t> EnvironmentPipeline::step() {
   }
 }
 
-namespace {
-
-bool terminal(AuditAction a) {
-  return a == AuditAction::kMerged || a == AuditAction::kRebased || a == AuditAction::kConflict ||
-         a == AuditAction::kDeadLettered || a == AuditAction::kReplayed;
-}
-
-// The event's DLQ entry when its latest terminal audit entry is `dead_lettered`.
-std::optional<DlqEntry> dlq_entry(EventStore& store, const EventId& id) {
-  auto history = store.audit_for_event(id);
-  if (!history.ok()) return std::nullopt;
-  const AuditEntry* last = nullptr;
-  for (const AuditEntry& a : *history) {
-    if (terminal(a.action)) last = &a;
-  }
-  if (!last || last->action != AuditAction::kDeadLettered) return std::nullopt;
-  auto e = store.get(id);
-  if (!e.ok()) return std::nullopt;
-  return DlqEntry{*e, *last, *history};
-}
-
-}  // namespace
-
 Result<std::vector<DlqEntry>> EnvironmentPipeline::dlq_list() {
-  // Dead-lettered events, from the audit chain, oldest dead letter first.
-  std::vector<DlqEntry> out;
-  std::vector<EventId> seen;
-  std::optional<EventId> after;
-  for (;;) {
-    auto page = ingest_store_->scan_audit(after, 1000);
-    if (!page.ok()) return page.error();
-    if (page->empty()) break;
-    for (const AuditEntry& a : *page) {
-      if (a.action == AuditAction::kDeadLettered &&
-          std::find(seen.begin(), seen.end(), a.event_id) == seen.end()) {
-        seen.push_back(a.event_id);
-      }
-    }
-    after = page->back().id;
-  }
-  for (const EventId& id : seen) {
-    if (auto e = dlq_entry(*ingest_store_, id)) out.push_back(std::move(*e));
-  }
-  return out;
+  return list_dead_letters(*ingest_store_);
 }
 
 Result<DlqEntry> EnvironmentPipeline::dlq_show(const EventId& id) {
-  auto e = ingest_store_->get(id);
-  if (!e.ok()) return e.error();
-  auto entry = dlq_entry(*ingest_store_, id);
-  if (!entry) {
-    return make_error(Errc::kNotFound, "event " + id.str() + " is not in the dead-letter queue");
-  }
-  return std::move(*entry);
+  return show_dead_letter(*ingest_store_, id);
 }
 
 Result<void> EnvironmentPipeline::dlq_replay(const EventId& id) {

@@ -22,8 +22,10 @@
 #include <vector>
 
 #include "backbone/event_store.h"
+#include "backbone/metrics.h"
 #include "backbone/streaming_consumer.h"
 #include "backbone/topology.h"
+#include "pipeline/dlq.h"
 #include "pipeline/merger.h"
 
 namespace backbone::pipeline {
@@ -38,7 +40,8 @@ struct PipelineOptions {
   const Clock* clock = nullptr;
   EventIdGenerator* ids = nullptr;
   MergeSettings settings;
-  size_t workers = 2;  // per stage, when started
+  size_t workers = 2;          // per stage, when started
+  Metrics* metrics = nullptr;  // counters and latencies; may be null
   // Opens a store connection as a role; by default EventStore::open on store_url. Tests wrap
   // the real store to inject faults.
   std::function<Result<std::unique_ptr<EventStore>>(Role)> open_store;
@@ -48,12 +51,6 @@ struct IngestOutcome {
   EventId id;
   std::string fingerprint;
   bool duplicate = false;
-};
-
-struct DlqEntry {
-  StoredEvent event;
-  AuditEntry dead_lettered;         // the latest `dead_lettered` entry
-  std::vector<AuditEntry> history;  // every audit entry of the event
 };
 
 class EnvironmentPipeline {

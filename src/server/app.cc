@@ -1,0 +1,113 @@
+#include "server/app.h"
+
+#include <algorithm>
+
+namespace backbone::server {
+
+Result<std::unique_ptr<App>> App::open(AppOptions options) {
+  std::unique_ptr<App> app(new App(std::move(options)));
+  const Config& c = app->o_.config;
+  if (app->o_.envs.empty()) app->o_.envs = c.environments;
+  for (const auto& env : app->o_.envs) BACKBONE_TRY(check_environment(c, env));
+  if (app->o_.envs.size() > 1 && c.store.find("{env}") == std::string::npos) {
+    return make_error(Errc::kInvalidArgument,
+                      "the store URL has no {env}, so it can hold one environment only; serve "
+                      "one with --env, or put {env} in the URL",
+                      "store");
+  }
+  auto topology = Topology::load(c.topology);
+  if (!topology.ok()) return topology.error();
+  app->topology_ = std::move(*topology);
+  pipeline::MergeSettings settings;
+  auto def = pipeline::parse_conflict_policy(c.merge_default_policy);
+  if (!def.ok())
+    return make_error(Errc::kInvalidArgument, def.error().message, "merge.default_policy");
+  settings.default_policy = *def;
+  for (const auto& [type, name] : c.merge_policies) {
+    auto p = pipeline::parse_conflict_policy(name);
+    if (!p.ok())
+      return make_error(Errc::kInvalidArgument, p.error().message, "merge.policies." + type);
+    settings.policies[type] = *p;
+  }
+  settings.source_priority = c.source_priority;
+
+  BrokerOptions bo;
+  bo.url = c.broker;
+  bo.clock = app->o_.clock;
+  auto broker = Broker::open(bo);
+  if (!broker.ok()) return broker.error();
+  app->broker_ = std::move(*broker);
+  auto tokens = TokenStore::open(c.tokens.empty() ? "var/tokens.json" : c.tokens);
+  if (!tokens.ok()) return tokens.error();
+  app->tokens_ = std::make_unique<TokenStore>(std::move(*tokens));
+
+  for (const auto& env : app->o_.envs) {
+    auto url = store_url_for(c, env);
+    if (!url.ok()) return url.error();
+    {
+      StoreOptions so;
+      so.url = *url;
+      so.role = Role::kMigrator;
+      so.durability = c.durability;
+      auto migrator = EventStore::open(so);
+      if (!migrator.ok()) return migrator.error();
+      BACKBONE_TRY((*migrator)->migrate());
+    }
+    auto provisioned = provision_topology(*app->broker_, app->topology_, env, c.environments);
+    if (!provisioned.ok()) return provisioned.error();
+    pipeline::PipelineOptions po;
+    po.env = env;
+    po.environments = c.environments;
+    po.store_url = *url;
+    po.durability = c.durability;
+    po.broker = app->broker_.get();
+    po.topology = &app->topology_;
+    po.clock = app->o_.clock;
+    po.settings = settings;
+    po.metrics = &app->metrics_;
+    auto p = pipeline::EnvironmentPipeline::open(po);
+    if (!p.ok()) return p.error();
+    auto relayed = (*p)->relay();
+    if (!relayed.ok()) return relayed.error();
+    if (app->o_.start_stages) (*p)->start();
+    app->pipelines_.emplace(env, std::move(*p));
+  }
+  return app;
+}
+
+App::~App() { stop(); }
+
+Result<pipeline::EnvironmentPipeline*> App::pipeline(std::string_view env) {
+  auto it = pipelines_.find(env);
+  if (it == pipelines_.end()) {
+    return make_error(Errc::kNotFound, "unknown environment \"" + std::string(env) + "\"");
+  }
+  return it->second.get();
+}
+
+void App::refresh_gauges() {
+  for (const auto& env : o_.envs) {
+    for (const SubscriptionConfig& s : topology_.subscriptions(env)) {
+      auto st = broker_->stats(s.name);
+      if (!st.ok()) continue;
+      const Labels l = {{"env", env}, {"subscription", s.name}};
+      metrics_.gauge("backbone_subscription_undelivered", "Messages waiting for delivery", l)
+          .set(static_cast<double>(st->undelivered));
+      metrics_.gauge("backbone_subscription_in_flight", "Messages delivered, not yet acked", l)
+          .set(static_cast<double>(st->in_flight));
+      metrics_
+          .gauge("backbone_subscription_oldest_unacked_age_seconds",
+                 "Age of the oldest unacked message", l)
+          .set(static_cast<double>(st->oldest_unacked_age_us) / kSecond);
+      metrics_
+          .gauge("backbone_subscription_dead_lettered", "Messages dead-lettered since creation", l)
+          .set(static_cast<double>(st->dead_lettered));
+    }
+  }
+}
+
+void App::stop() {
+  for (auto& [env, p] : pipelines_) p->stop();
+}
+
+}  // namespace backbone::server

@@ -1,0 +1,58 @@
+// App: what `backbone serve` runs — the broker, and for each served environment its store,
+// topology and pipeline — ready for the HTTP API. Opening it migrates each store and
+// provisions each environment's topology (both idempotent), relays what a crash left
+// unpublished, and starts the merge and retry stages.
+//
+// Thread-safety: thread-safe after open.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backbone/broker.h"
+#include "backbone/config.h"
+#include "backbone/metrics.h"
+#include "backbone/topology.h"
+#include "pipeline/pipeline.h"
+#include "server/tokens.h"
+
+namespace backbone::server {
+
+struct AppOptions {
+  Config config;
+  std::vector<std::string> envs;  // the environments to serve
+  const Clock* clock = nullptr;
+  bool start_stages = true;  // false: the caller drives the stages (tests)
+};
+
+class App {
+ public:
+  static Result<std::unique_ptr<App>> open(AppOptions options);
+  ~App();
+
+  const Config& config() const { return o_.config; }
+  const Topology& topology() const { return topology_; }
+  Broker& broker() { return *broker_; }
+  TokenStore& tokens() { return *tokens_; }
+  Metrics& metrics() { return metrics_; }
+  const std::vector<std::string>& envs() const { return o_.envs; }
+  // kNotFound when `env` is not configured or not served here.
+  Result<pipeline::EnvironmentPipeline*> pipeline(std::string_view env);
+  // Refreshes the backlog gauges of every served subscription.
+  void refresh_gauges();
+  // Stops the stages; what they hold is finished first.
+  void stop();
+
+ private:
+  explicit App(AppOptions o) : o_(std::move(o)) {}
+  AppOptions o_;
+  Topology topology_;
+  Metrics metrics_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<TokenStore> tokens_;
+  std::map<std::string, std::unique_ptr<pipeline::EnvironmentPipeline>, std::less<>> pipelines_;
+};
+
+}  // namespace backbone::server

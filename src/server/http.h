@@ -1,0 +1,34 @@
+// Shared pieces of the HTTP routes: JSON responses, the error body of SPEC §6
+// ({"error":{"code","message","details"}}, status from http_status()), and authorization.
+#pragma once
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "backbone/result.h"
+#include "server/app.h"
+
+namespace backbone::server {
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body);
+void send_error(httplib::Response& res, const Error& error);
+
+// Checks, in order: the environment is served (404), the bearer token is known (401), the token
+// is for this environment and has `role` (403). Returns the environment's pipeline.
+Result<pipeline::EnvironmentPipeline*> authorize(App& app, const httplib::Request& req,
+                                                 const std::string& env, const char* role);
+// 415 unless the body is declared as JSON.
+Result<void> require_json(const httplib::Request& req);
+// Parses the body as strict JSON (400 naming the byte offset).
+Result<nlohmann::json> parse_body(const httplib::Request& req);
+
+// Route groups (one file each).
+void add_event_routes(httplib::Server& s, App& app);
+void add_record_routes(httplib::Server& s, App& app);
+void add_admin_routes(httplib::Server& s, App& app);
+void add_subscription_routes(httplib::Server& s, App& app);
+void add_health_routes(httplib::Server& s, App& app);
+
+}  // namespace backbone::server

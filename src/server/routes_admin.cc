@@ -1,0 +1,62 @@
+// GET /v1/envs/{env}/topology, GET /v1/envs/{env}/dlq, POST /v1/envs/{env}/dlq/{id}:replay.
+#include "backbone/event_json.h"
+#include "server/http.h"
+
+namespace backbone::server {
+
+void add_admin_routes(httplib::Server& s, App& app) {
+  s.Get(R"(/v1/envs/([^/]+)/topology)",
+        [&app](const httplib::Request& req, httplib::Response& res) {
+          const std::string env = req.matches[1];
+          auto p = authorize(app, req, env, "read");
+          if (!p.ok()) return send_error(res, p.error());
+          nlohmann::json topics = nlohmann::json::array(), subs = nlohmann::json::array();
+          for (const auto& t : app.topology().topics(env)) topics.push_back({{"name", t.name}});
+          for (const auto& c : app.topology().subscriptions(env)) {
+            nlohmann::json j = {
+                {"name", c.name},
+                {"topic", c.topic},
+                {"ordered", c.ordered},
+                {"ack_deadline_seconds", static_cast<double>(c.ack_deadline_us) / kSecond}};
+            if (auto st = app.broker().stats(c.name); st.ok()) {
+              j["backlog"] = {{"undelivered", st->undelivered},
+                              {"in_flight", st->in_flight},
+                              {"oldest_unacked_age_seconds",
+                               static_cast<double>(st->oldest_unacked_age_us) / kSecond},
+                              {"dead_lettered", st->dead_lettered}};
+            }
+            subs.push_back(j);
+          }
+          send_json(res, 200, {{"env", env}, {"topics", topics}, {"subscriptions", subs}});
+        });
+
+  s.Get(R"(/v1/envs/([^/]+)/dlq)", [&app](const httplib::Request& req, httplib::Response& res) {
+    auto p = authorize(app, req, req.matches[1], "read");
+    if (!p.ok()) return send_error(res, p.error());
+    auto list = (*p)->dlq_list();
+    if (!list.ok()) return send_error(res, list.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : *list) {
+      out.push_back(
+          {{"event", nlohmann::json::parse(event_to_json(e.event.event))},
+           {"dead_lettered_at", e.dead_lettered.created_at.to_rfc3339()},
+           {"detail", e.dead_lettered.detail ? nlohmann::json::parse(*e.dead_lettered.detail)
+                                             : nlohmann::json(nullptr)}});
+    }
+    send_json(res, 200, {{"dead_letters", out}});
+  });
+
+  s.Post(R"(/v1/envs/([^/]+)/dlq/([^/:]+):replay)",
+         [&app](const httplib::Request& req, httplib::Response& res) {
+           auto p = authorize(app, req, req.matches[1], "admin");
+           if (!p.ok()) return send_error(res, p.error());
+           auto id = EventId::parse(req.matches[2].str());
+           if (!id.ok())
+             return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "id"));
+           auto r = (*p)->dlq_replay(*id);
+           if (!r.ok()) return send_error(res, r.error());
+           send_json(res, 202, {{"replayed", id->str()}});
+         });
+}
+
+}  // namespace backbone::server

@@ -1,0 +1,73 @@
+// POST /v1/envs/{env}/events (one event or a batch) and GET /v1/envs/{env}/events/{id}.
+#include "backbone/event_json.h"
+#include "server/http.h"
+
+namespace backbone::server {
+
+void add_event_routes(httplib::Server& s, App& app) {
+  s.Post(R"(/v1/envs/([^/]+)/events)", [&app](const httplib::Request& req, httplib::Response& res) {
+    auto p = authorize(app, req, req.matches[1], "publish");
+    if (!p.ok()) return send_error(res, p.error());
+    if (auto r = require_json(req); !r.ok()) return send_error(res, r.error());
+    auto body = parse_body(req);
+    if (!body.ok()) return send_error(res, body.error());
+    const bool batch = body->is_array();
+    if (!batch && !body->is_object()) {
+      return send_error(
+          res, make_error(Errc::kInvalidArgument,
+                          "the body must be an event object or an array of events", "body"));
+    }
+    const nlohmann::json items = batch ? *body : nlohmann::json::array({*body});
+    if (items.empty()) {
+      return send_error(res, make_error(Errc::kInvalidArgument, "the batch is empty", "body"));
+    }
+    if (items.size() > app.config().max_batch) {
+      return send_error(
+          res, make_error(Errc::kTooLarge,
+                          "a batch holds at most " + std::to_string(app.config().max_batch) +
+                              " events, not " + std::to_string(items.size()),
+                          "body"));
+    }
+    std::vector<EventDraft> drafts;
+    drafts.reserve(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      auto d = parse_event_draft(items[i].dump());
+      if (!d.ok()) {
+        Error e = d.error();
+        const std::string item = batch ? "events[" + std::to_string(i) + "]" : "";
+        e.where = item.empty() ? e.where : item + (e.where.empty() ? "" : "." + e.where);
+        return send_error(res, e);
+      }
+      drafts.push_back(std::move(*d));
+    }
+    auto out = (*p)->ingest(drafts);
+    if (!out.ok()) {
+      Error e = out.error();
+      if (!batch && e.where.rfind("events[0]", 0) == 0) {
+        e.where = e.where.size() > 10 ? e.where.substr(10) : "";
+      }
+      return send_error(res, e);
+    }
+    nlohmann::json events = nlohmann::json::array();
+    for (const auto& o : *out) {
+      events.push_back(
+          {{"id", o.id.str()}, {"fingerprint", o.fingerprint}, {"duplicate", o.duplicate}});
+    }
+    send_json(res, 201, {{"events", events}});
+  });
+
+  s.Get(R"(/v1/envs/([^/]+)/events/([^/]+))",
+        [&app](const httplib::Request& req, httplib::Response& res) {
+          auto p = authorize(app, req, req.matches[1], "read");
+          if (!p.ok()) return send_error(res, p.error());
+          auto id = EventId::parse(req.matches[2].str());
+          if (!id.ok())
+            return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "id"));
+          auto e = (*p)->ingest_store().get(*id);
+          if (!e.ok()) return send_error(res, e.error());
+          res.status = 200;
+          res.set_content(event_to_json(e->event, e->processed), "application/json");
+        });
+}
+
+}  // namespace backbone::server

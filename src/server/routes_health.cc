@@ -1,0 +1,33 @@
+// GET /healthz (the process answers), GET /readyz (every served environment's store and the
+// broker answer), GET /metrics (Prometheus text format).
+#include "server/http.h"
+
+namespace backbone::server {
+
+void add_health_routes(httplib::Server& s, App& app) {
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  s.Get("/readyz", [&app](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json checks = nlohmann::json::object();
+    bool ready = true;
+    for (const auto& env : app.envs()) {
+      auto p = app.pipeline(env);
+      auto v = p.ok() ? (*p)->ingest_store().schema_version() : Result<int>(p.error());
+      checks["store." + env] = v.ok() ? "ok" : v.error().message;
+      ready = ready && v.ok();
+    }
+    auto topics = app.broker().list_topics();
+    checks["broker"] = topics.ok() ? "ok" : topics.error().message;
+    ready = ready && topics.ok();
+    send_json(res, ready ? 200 : 503,
+              {{"status", ready ? "ready" : "not ready"}, {"checks", checks}});
+  });
+  s.Get("/metrics", [&app](const httplib::Request&, httplib::Response& res) {
+    app.refresh_gauges();
+    res.status = 200;
+    res.set_content(app.metrics().render(), "text/plain; version=0.0.4");
+  });
+}
+
+}  // namespace backbone::server

@@ -1,0 +1,84 @@
+// GET /v1/envs/{env}/records/{type}/{id}, .../events (ordered history) and .../audit.
+#include "backbone/event_json.h"
+#include "server/http.h"
+
+namespace backbone::server {
+namespace {
+
+nlohmann::json audit_json(const AuditEntry& a) {
+  return {{"id", a.id.str()},
+          {"event_id", a.event_id.str()},
+          {"record_type", a.record.record_type},
+          {"record_id", a.record.record_id},
+          {"action", audit_action_name(a.action)},
+          {"fingerprint", a.fingerprint},
+          {"chain_hash", a.chain_hash},
+          {"detail", a.detail ? nlohmann::json::parse(*a.detail) : nlohmann::json(nullptr)},
+          {"created_at", a.created_at.to_rfc3339()}};
+}
+
+Result<RecordKey> record_key(const httplib::Request& req) {
+  RecordKey k{req.matches[2], req.matches[3]};
+  if (!is_valid_name(k.record_type)) {
+    return make_error(Errc::kInvalidArgument, "must match [a-z][a-z0-9_.-]{0,63}", "record_type");
+  }
+  if (!is_valid_record_id(k.record_id)) {
+    return make_error(Errc::kInvalidArgument, "must be 1-191 bytes of printable UTF-8",
+                      "record_id");
+  }
+  return k;
+}
+
+}  // namespace
+
+void add_record_routes(httplib::Server& s, App& app) {
+  const std::string base = R"(/v1/envs/([^/]+)/records/([^/]+)/([^/]+))";
+  s.Get(base, [&app](const httplib::Request& req, httplib::Response& res) {
+    auto p = authorize(app, req, req.matches[1], "read");
+    if (!p.ok()) return send_error(res, p.error());
+    auto key = record_key(req);
+    if (!key.ok()) return send_error(res, key.error());
+    auto r = (*p)->merge_store().get_record(*key);
+    if (!r.ok()) return send_error(res, r.error());
+    if (!*r) {
+      return send_error(
+          res, make_error(Errc::kNotFound, "no merged version of " + key->record_type + "/" +
+                                               key->record_id + " yet"));
+    }
+    send_json(res, 200,
+              {{"record_type", key->record_type},
+               {"record_id", key->record_id},
+               {"version", (*r)->version},
+               {"state", nlohmann::json::parse((*r)->state)},
+               {"field_versions", nlohmann::json::parse((*r)->field_versions)},
+               {"updated_at", (*r)->updated_at.to_rfc3339()}});
+  });
+  s.Get(base + "/events", [&app](const httplib::Request& req, httplib::Response& res) {
+    auto p = authorize(app, req, req.matches[1], "read");
+    if (!p.ok()) return send_error(res, p.error());
+    auto key = record_key(req);
+    if (!key.ok()) return send_error(res, key.error());
+    auto h = (*p)->ingest_store().history(*key);
+    if (!h.ok()) return send_error(res, h.error());
+    std::string out = "{\"events\":[";
+    for (size_t i = 0; i < h->size(); ++i) {
+      if (i) out += ",";
+      out += event_to_json((*h)[i].event, (*h)[i].processed);
+    }
+    res.status = 200;
+    res.set_content(out + "]}", "application/json");
+  });
+  s.Get(base + "/audit", [&app](const httplib::Request& req, httplib::Response& res) {
+    auto p = authorize(app, req, req.matches[1], "read");
+    if (!p.ok()) return send_error(res, p.error());
+    auto key = record_key(req);
+    if (!key.ok()) return send_error(res, key.error());
+    auto a = (*p)->ingest_store().audit_for_record(*key);
+    if (!a.ok()) return send_error(res, a.error());
+    nlohmann::json entries = nlohmann::json::array();
+    for (const auto& e : *a) entries.push_back(audit_json(e));
+    send_json(res, 200, {{"audit", entries}});
+  });
+}
+
+}  // namespace backbone::server

@@ -1,0 +1,99 @@
+#include "server/tokens.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "backbone/sha256.h"
+
+namespace backbone::server {
+
+Result<TokenStore> TokenStore::open(const std::string& path) {
+  TokenStore store(path);
+  std::ifstream in(path);
+  if (!in) return store;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  try {
+    const auto j = nlohmann::json::parse(buf.str());
+    for (const auto& t : j.at("tokens")) {
+      Principal p;
+      p.name = t.at("name").get<std::string>();
+      p.env = t.at("env").get<std::string>();
+      for (const auto& r : t.at("roles")) p.roles.insert(r.get<std::string>());
+      store.by_hash_[t.at("sha256").get<std::string>()] = std::move(p);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(Errc::kDataLoss, "token file " + path + " is damaged: " + e.what());
+  }
+  return store;
+}
+
+Result<std::string> TokenStore::create(const std::string& name, const std::string& env,
+                                       const std::vector<std::string>& roles) {
+  if (roles.empty())
+    return make_error(Errc::kInvalidArgument, "at least one role is needed", "roles");
+  for (const auto& r : roles) {
+    if (std::find(std::begin(kRoles), std::end(kRoles), r) == std::end(kRoles)) {
+      return make_error(Errc::kInvalidArgument,
+                        "unknown role \"" + r + "\" (want publish, subscribe, read or admin)",
+                        "roles");
+    }
+  }
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) return make_error(Errc::kInternal, "no randomness");
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string token = "bb_" + env + "_";
+  for (unsigned char c : raw) token.push_back(kAlphabet[c & 63]);
+  Principal p{name, env, {roles.begin(), roles.end()}};
+  std::lock_guard lk(mu_);
+  by_hash_[sha256_hex(token)] = std::move(p);
+  BACKBONE_TRY(save());
+  return token;
+}
+
+Result<Principal> TokenStore::authenticate(std::string_view token) const {
+  const std::string hash = sha256_hex(token);
+  std::lock_guard lk(mu_);
+  auto it = by_hash_.find(hash);
+  if (it == by_hash_.end()) return make_error(Errc::kUnauthenticated, "unknown bearer token");
+  return it->second;
+}
+
+size_t TokenStore::size() const {
+  std::lock_guard lk(mu_);
+  return by_hash_.size();
+}
+
+Result<void> TokenStore::save() const {
+  nlohmann::json j = {{"tokens", nlohmann::json::array()}};
+  for (const auto& [hash, p] : by_hash_) {
+    j["tokens"].push_back({{"sha256", hash}, {"name", p.name}, {"env", p.env}, {"roles", p.roles}});
+  }
+  const auto dir = std::filesystem::path(path_).parent_path();
+  std::error_code ec;
+  if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  const std::string tmp = path_ + ".new";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return make_error(Errc::kUnavailable, "cannot write " + tmp + ": " + std::strerror(errno));
+  const std::string text = j.dump(2) + "\n";
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path_.c_str()) != 0) {
+    return make_error(Errc::kUnavailable, "cannot save " + path_ + ": " + std::strerror(errno));
+  }
+  return {};
+}
+
+}  // namespace backbone::server

@@ -1,0 +1,52 @@
+// TokenStore: bearer tokens, each scoped to one environment and a set of roles (publish,
+// subscribe, read, admin). Only the SHA-256 of a token is stored, in a JSON file that is
+// replaced atomically; the token itself is shown once, when it is made.
+//
+// Thread-safety: thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backbone/result.h"
+
+namespace backbone::server {
+
+inline constexpr const char* kRoles[] = {"publish", "subscribe", "read", "admin"};
+
+struct Principal {
+  std::string name;
+  std::string env;
+  std::set<std::string> roles;
+  bool may(std::string_view role) const {
+    return roles.count(std::string(role)) || roles.count("admin");
+  }
+};
+
+class TokenStore {
+ public:
+  // Loads `path` (a missing file is an empty store).
+  static Result<TokenStore> open(const std::string& path);
+  TokenStore(TokenStore&& o) noexcept
+      : path_(std::move(o.path_)), by_hash_(std::move(o.by_hash_)) {}
+
+  // Makes a token for `env` with `roles` and saves its hash; returns the token.
+  Result<std::string> create(const std::string& name, const std::string& env,
+                             const std::vector<std::string>& roles);
+  // The principal of a bearer token: kUnauthenticated when it is unknown.
+  Result<Principal> authenticate(std::string_view token) const;
+  size_t size() const;
+
+ private:
+  explicit TokenStore(std::string path) : path_(std::move(path)) {}
+  Result<void> save() const;
+  std::string path_;
+  mutable std::mutex mu_;
+  std::map<std::string, Principal> by_hash_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace backbone::server
