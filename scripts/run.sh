@@ -1,31 +1,26 @@
 #!/usr/bin/env bash
-# `make run`: the main job on the embedded defaults. Until `backbone serve` exists this migrates
-# both environments' stores (var/sandbox.db, var/production.db), publishes a short demo to
-# sandbox, prints the record's history, and verifies the audit chain.
+# `make run`: the main job on the embedded defaults. Makes a development token for sandbox
+# (kept in var/dev-token so that it stays the same across runs), prints a curl example, and
+# runs `backbone serve`, which migrates both environments' stores (var/sandbox.db,
+# var/production.db), provisions their topology in the embedded broker (var/broker), and
+# serves the HTTP API on 127.0.0.1:8080 until Ctrl-C.
 set -euo pipefail
 bin=${1:-build/backbone}
+mkdir -p var
+if [ ! -s var/dev-token ]; then
+  "$bin" token create --env sandbox --roles publish,read,subscribe,admin --name dev > var/dev-token
+fi
+token=$(cat var/dev-token)
+listen=${BACKBONE_LISTEN:-127.0.0.1:8080}
+cat <<EOF_HELP
+Development token for sandbox (publish, read, subscribe, admin):
+  $token
 
-"$bin" migrate --env sandbox
-"$bin" migrate --env production
+Post an event, then read the merged record back:
+  curl -s -X POST http://$listen/v1/envs/sandbox/events \\
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \\
+    -d '{"record_type":"contact","record_id":"42","source":"crm","base_version":0,"changes":{"name":"Ada"}}'
+  curl -s http://$listen/v1/envs/sandbox/records/contact/42 -H "Authorization: Bearer $token"
 
-demo_id="demo-$(date +%s)"
-echo
-echo "Publishing three changes to contact/$demo_id in sandbox:"
-"$bin" publish --env sandbox <<EOF_EVENTS
-{"record_type":"contact","record_id":"$demo_id","source":"crm","base_version":0,"changes":{"name":"Ada Lovelace","email":"ada@example.test"}}
-{"record_type":"contact","record_id":"$demo_id","source":"billing","base_version":1,"changes":{"plan":"pro"}}
-{"record_type":"contact","record_id":"$demo_id","source":"crm","base_version":2,"changes":{"email":null,"phone":"+44 20 7946 0000"}}
-EOF_EVENTS
-
-echo
-echo "Sending the first change again (same content, new delivery) is answered as a duplicate:"
-"$bin" publish --env sandbox <<EOF_EVENTS
-{"record_type":"contact","record_id":"$demo_id","source":"crm","base_version":0,"changes":{"email":"ada@example.test","name":"Ada Lovelace"}}
-EOF_EVENTS
-
-echo
-echo "History of contact/$demo_id:"
-"$bin" events history contact "$demo_id" --env sandbox
-echo
-"$bin" audit verify --env sandbox
-"$bin" audit verify --env production
+EOF_HELP
+exec "$bin" serve --listen "$listen"
