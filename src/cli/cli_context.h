@@ -55,5 +55,6 @@ void register_topology(CLI::App& app, CliContext& ctx);
 void register_serve(CLI::App& app, CliContext& ctx);
 void register_token(CLI::App& app, CliContext& ctx);
 void register_dlq(CLI::App& app, CliContext& ctx);
+void register_stress(CLI::App& app, CliContext& ctx);
 
 }  // namespace backbone::cli

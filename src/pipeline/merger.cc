@@ -22,6 +22,10 @@ AuditDraft draft(const Event& e, AuditAction action, std::string detail) {
 
 }  // namespace
 
+std::mutex& Merger::record_lock(const std::string& ordering_key) {
+  return record_locks_[std::hash<std::string>{}(ordering_key) % record_locks_.size()];
+}
+
 void Merger::count(const char* name, const char* help, Labels labels) {
   if (!d_.metrics) return;
   labels["env"] = d_.env;
@@ -314,6 +318,7 @@ Result<size_t> Merger::apply_parked(const RecordKey& record) {
 }
 
 ConsumerDecision Merger::on_raw(const ReceivedMessage& m) {
+  std::lock_guard record(record_lock(m.message.ordering_key));
   auto id = message_event_id(m.message);
   const int64_t backoff = retry_backoff_us(d_.retry_policy, m.delivery_attempt);
   if (!id.ok()) {
@@ -367,6 +372,7 @@ ConsumerDecision Merger::on_raw(const ReceivedMessage& m) {
 }
 
 ConsumerDecision Merger::on_retry(const ReceivedMessage& m) {
+  std::lock_guard record(record_lock(m.message.ordering_key));
   auto id = message_event_id(m.message);
   if (!id.ok()) return ConsumerDecision::dead_letter("poison: " + id.error().message);
   Outcome o = process(*id, Stage::kRetry, &m);

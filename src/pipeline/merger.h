@@ -24,9 +24,11 @@
 // least once, and repeats happen only around restarts (consumers see the same event_id and
 // version again).
 //
-// Thread-safety: thread-safe (the broker serializes each record's messages).
+// Thread-safety: thread-safe. The work on one record is serialized (record_lock), so the
+// raw and retry stages may run on many threads.
 #pragma once
 
+#include <array>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -103,8 +105,14 @@ class Merger {
   void audit_retry(const Event& event, const std::string& failure, const std::string& reason,
                    int attempt);
 
+  // Serializes the work on one record within this Merger: the raw stage, the retry stage and
+  // the parked events of a record never run at once, so its commits and their merged
+  // publishes keep the same order.
+  std::mutex& record_lock(const std::string& ordering_key);
+
   MergerDeps d_;
   PublishedSet published_;
+  std::array<std::mutex, 64> record_locks_;
 };
 
 }  // namespace backbone::pipeline

@@ -104,6 +104,9 @@ Result<size_t> EnvironmentPipeline::relay() {
 void EnvironmentPipeline::start() {
   StreamingConsumer::Options opts;
   opts.workers = o_.workers;
+  // One message per pull: the keys of a pull then spread over the workers, whose commits the
+  // store groups into one transaction.
+  opts.max_messages = 1;
   merge_consumer_ = std::make_unique<StreamingConsumer>(
       *o_.broker, raw_subscription_,
       [this](const ReceivedMessage& m) { return merger_->on_raw(m); }, opts);

@@ -65,6 +65,7 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     po.clock = app->o_.clock;
     po.settings = settings;
     po.metrics = &app->metrics_;
+    po.workers = app->o_.workers;
     auto p = pipeline::EnvironmentPipeline::open(po);
     if (!p.ok()) return p.error();
     auto relayed = (*p)->relay();

@@ -25,6 +25,7 @@ struct AppOptions {
   std::vector<std::string> envs;  // the environments to serve
   const Clock* clock = nullptr;
   bool start_stages = true;  // false: the caller drives the stages (tests)
+  size_t workers = 2;        // per stage and environment
 };
 
 class App {

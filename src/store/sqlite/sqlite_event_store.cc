@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_event_store.h"
 
+#include <condition_variable>
 #include <mutex>
 #include <unordered_map>
 
@@ -220,10 +221,74 @@ class SqliteEventStore final : public EventStore {
     return collect<StoredEvent>(**s, read_event);
   }
 
+  // Group commit: concurrent callers queue their commits; one of them (the leader) runs every
+  // queued commit in one transaction, each inside its own savepoint so that one failing
+  // rolls back alone, and one COMMIT (one fsync) makes them all durable.
   Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& c) override {
+    QueuedMerge mine{&c, make_error(Errc::kInternal, "not run"), false};
+    std::unique_lock gl(group_mu_);
+    group_.push_back(&mine);
+    while (!mine.done) {
+      if (leading_) {
+        group_cv_.wait(gl);
+        continue;
+      }
+      leading_ = true;
+      std::vector<QueuedMerge*> batch;
+      batch.swap(group_);
+      gl.unlock();
+      run_merge_group(batch);
+      gl.lock();
+      leading_ = false;
+      group_cv_.notify_all();
+    }
+    return std::move(mine.result);
+  }
+
+ private:
+  struct QueuedMerge {
+    const MergeCommit* commit;
+    Result<std::vector<AuditEntry>> result;
+    bool done;
+  };
+
+  void run_merge_group(std::vector<QueuedMerge*>& batch) {
     std::lock_guard lock(mu_);
-    BACKBONE_TRY(check_schema());
-    return in_write_txn<std::vector<AuditEntry>>([&]() -> Result<std::vector<AuditEntry>> {
+    auto finish = [&](const Error& e) {
+      std::lock_guard gl(group_mu_);
+      for (QueuedMerge* q : batch) {
+        q->result = e;
+        q->done = true;
+      }
+    };
+    if (auto v = check_schema(); !v.ok()) return finish(v.error());
+    if (auto b = db_->exec("BEGIN IMMEDIATE"); !b.ok()) return finish(b.error());
+    std::vector<Result<std::vector<AuditEntry>>> results;
+    results.reserve(batch.size());
+    for (QueuedMerge* q : batch) {
+      if (auto sp = db_->exec("SAVEPOINT merge"); !sp.ok()) {
+        (void)db_->exec("ROLLBACK");
+        return finish(sp.error());
+      }
+      auto r = commit_one(*q->commit);
+      if (!r.ok()) (void)db_->exec("ROLLBACK TO merge");
+      (void)db_->exec("RELEASE merge");
+      results.push_back(std::move(r));
+    }
+    if (auto cm = db_->exec("COMMIT"); !cm.ok()) {
+      (void)db_->exec("ROLLBACK");
+      return finish(cm.error());
+    }
+    std::lock_guard gl(group_mu_);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->result = std::move(results[i]);
+      batch[i]->done = true;
+    }
+  }
+
+  // One commit, inside the caller's transaction. REQUIRES: mu_ held, a transaction open.
+  Result<std::vector<AuditEntry>> commit_one(const MergeCommit& c) {
+    {
       auto current =
           db_->prepare("SELECT version FROM records WHERE record_type = ? AND record_id = ?");
       if (!current.ok()) return current.error();
@@ -269,9 +334,10 @@ class SqliteEventStore final : public EventStore {
         out.push_back(std::move(*entry));
       }
       return out;
-    });
+    }
   }
 
+ public:
   Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());
@@ -446,6 +512,10 @@ class SqliteEventStore final : public EventStore {
 
   std::mutex mu_;
   std::unique_ptr<SqliteDb> db_;  // GUARDED_BY(mu_)
+  std::mutex group_mu_;
+  std::condition_variable group_cv_;
+  std::vector<QueuedMerge*> group_;  // GUARDED_BY(group_mu_)
+  bool leading_ = false;             // GUARDED_BY(group_mu_)
   const Clock& clock_;
   EventIdGenerator& ids_;
 };

@@ -1,0 +1,296 @@
+// `backbone stress`: the seed's stress test. Drives N events over K records from S sources,
+// with rates of stale bases, conflicts, out-of-order arrivals and poison messages, through a
+// pipeline of its own (a scratch folder, `--dir`), waits until everything settled, and checks:
+//   0 lost (every stored event processed), 0 applied twice (one merge per event at most),
+//   0 per-record order violations on the merged topic, a DLQ count equal to the poison
+//   messages plus the conflicts the reject policy dead-letters, final records equal to a
+//   single-threaded fold of the same events, and a clean audit chain.
+// It reports ingest and end-to-end throughput and ingest-to-merged latency percentiles, and
+// exits non-zero on any violation.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "cli/cli_context.h"
+#include "pipeline/messages.h"
+#include "server/app.h"
+#include "stress/generator.h"
+
+namespace backbone::cli {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+struct StressFlags {
+  stress::WorkloadOptions workload;
+  size_t batch = 500;
+  size_t workers = 4;
+  std::string dir = "var/stress";
+  double timeout_s = 1800;
+};
+
+void progress(const char* what, size_t done, size_t total) {
+  if (!::isatty(2) || total == 0) return;
+  const int width = 30;
+  const int filled = static_cast<int>(width * done / total);
+  std::fprintf(stderr, "\r%-10s [%s%s] %3zu%% %zu/%zu", what, std::string(filled, '#').c_str(),
+               std::string(width - filled, ' ').c_str(), done * 100 / total, done, total);
+  if (done == total) std::fprintf(stderr, "\n");
+}
+
+double percentile(std::vector<double>& v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+}
+
+void run_stress(CliContext& ctx, const StressFlags& f) {
+  const std::string env = ctx.env();
+  std::error_code ec;
+  std::filesystem::remove_all(f.dir, ec);
+  std::filesystem::create_directories(f.dir, ec);
+  Config config = ctx.config;
+  config.store = "sqlite://" + f.dir + "/{env}.db";
+  config.broker = "embedded://" + f.dir + "/broker";
+  config.tokens = f.dir + "/tokens.json";
+  server::AppOptions ao;
+  ao.config = config;
+  ao.envs = {env};
+  ao.workers = f.workers;
+  auto app = server::App::open(ao);
+  if (!app.ok()) return ctx.fail(app.error());
+  Broker& broker = (*app)->broker();
+  const Topology& topology = (*app)->topology();
+  auto p = (*app)->pipeline(env);
+  if (!p.ok()) return ctx.fail(p.error());
+  pipeline::EnvironmentPipeline& pipe = **p;
+  // An ordered subscription of our own on the merged topic, to check the per-record order.
+  const std::string merged_topic = topology.topic_name(TopicFamily::kMerged, env);
+  SubscriptionConfig verify;
+  verify.name = merged_topic + ".stress-verify";
+  verify.topic = merged_topic;
+  verify.ordered = true;
+  verify.ack_deadline_us = 600 * kSecond;
+  if (auto r = broker.create_subscription(verify); !r.ok()) return ctx.fail(r.error());
+
+  stress::Workload workload(f.workload);
+  const auto& drafts = workload.events();
+  EnvPublisher poison_pub(broker, topology, env, config.environments);
+  std::vector<EventId> ids;
+  ids.reserve(drafts.size());
+  size_t poison_sent = 0;
+  const auto t0 = Steady::now();
+  for (size_t i = 0; i < drafts.size(); i += f.batch) {
+    const size_t n = std::min(f.batch, drafts.size() - i);
+    auto out = pipe.ingest(std::span(drafts.data() + i, n));
+    if (!out.ok()) return ctx.fail(out.error());
+    for (const auto& o : *out) ids.push_back(o.id);
+    // Poison messages, spread over the run: not events at all, straight to the raw topic.
+    const size_t due = workload.poison() * (i + n) / std::max<size_t>(1, drafts.size());
+    for (; poison_sent < due; ++poison_sent) {
+      auto r = poison_pub.publish_record(TopicFamily::kRaw, {"stress", "poison"},
+                                         "not an event " + std::to_string(poison_sent));
+      if (!r.ok()) return ctx.fail(r.error());
+    }
+    progress("ingest", i + n, drafts.size());
+  }
+  const double ingest_s = std::chrono::duration<double>(Steady::now() - t0).count();
+
+  // Wait until everything settled: nothing unprocessed, nothing left in the stages.
+  const auto raw = topology.subscription_for("merge", env);
+  const auto retry = topology.subscription_for("retry", env);
+  for (;;) {
+    auto un = pipe.ingest_store().unprocessed(1, std::nullopt);
+    auto a = broker.stats(raw->name);
+    auto b = broker.stats(retry->name);
+    if (!un.ok() || !a.ok() || !b.ok())
+      return ctx.fail(make_error(Errc::kUnavailable, "lost the pipeline"));
+    const bool settled =
+        un->empty() && a->undelivered + a->in_flight == 0 && b->undelivered + b->in_flight == 0;
+    if (settled) break;
+    if (std::chrono::duration<double>(Steady::now() - t0).count() > f.timeout_s) {
+      return ctx.fail(
+          make_error(Errc::kUnavailable, "the pipeline did not settle within the timeout"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double total_s = std::chrono::duration<double>(Steady::now() - t0).count();
+  (*app)->stop();
+
+  // ---- checks ----
+  std::vector<std::string> violations;
+  EventStore& store = pipe.merge_store();
+  std::vector<Event> stored;
+  std::set<std::string> unique_ids;
+  for (const EventId& id : ids) {
+    if (!unique_ids.insert(id.str()).second) continue;  // a duplicate answered with the original
+    auto e = store.get(id);
+    if (!e.ok()) return ctx.fail(e.error());
+    if (!e->processed) violations.push_back("lost: " + id.str() + " was never processed");
+    stored.push_back(e->event);
+  }
+  pipeline::MergeSettings settings;  // the workload is checked under `reject`
+  auto expected = stress::Workload::fold(stored, settings);
+  if (!expected.ok()) return ctx.fail(expected.error());
+  size_t state_mismatches = 0;
+  for (const auto& [key, want] : expected->records) {
+    auto have = store.get_record(key);
+    if (!have.ok()) return ctx.fail(have.error());
+    const bool same = want.version == 0 ? !*have
+                                        : (*have && (*have)->version == want.version &&
+                                           (*have)->state == want.state &&
+                                           (*have)->field_versions == want.field_versions);
+    if (!same && ++state_mismatches <= 5) {
+      violations.push_back("record " + key.record_id + ": expected version " +
+                           std::to_string(want.version) + ", have " +
+                           (*have ? std::to_string((*have)->version) : std::string("none")));
+    }
+  }
+  // Applied twice: at most one merged or rebased entry per event.
+  std::map<std::string, int> merges;
+  size_t dead_lettered_entries = 0;
+  std::optional<EventId> after;
+  for (;;) {
+    auto page = store.scan_audit(after, 5000);
+    if (!page.ok()) return ctx.fail(page.error());
+    if (page->empty()) break;
+    for (const auto& a : *page) {
+      if (a.action == AuditAction::kMerged || a.action == AuditAction::kRebased)
+        ++merges[a.event_id.str()];
+      if (a.action == AuditAction::kDeadLettered) ++dead_lettered_entries;
+    }
+    after = page->back().id;
+  }
+  size_t applied_twice = 0;
+  for (const auto& [id, n] : merges) applied_twice += n > 1;
+  if (applied_twice) violations.push_back(std::to_string(applied_twice) + " events applied twice");
+  if (merges.size() != expected->merged) {
+    violations.push_back("merged " + std::to_string(merges.size()) + " events, the fold merges " +
+                         std::to_string(expected->merged));
+  }
+  // Per-record order on the merged topic, and ingest-to-merged latency.
+  std::map<std::string, uint64_t> last_version;
+  std::set<std::pair<std::string, uint64_t>> seen;
+  std::vector<double> latency_ms;
+  size_t order_violations = 0;
+  for (;;) {
+    auto got = broker.pull(verify.name, 1000);
+    if (!got.ok()) return ctx.fail(got.error());
+    if (got->empty()) break;
+    std::vector<std::string> acks;
+    for (const auto& m : *got) {
+      acks.push_back(m.ack_id);
+      auto body = nlohmann::json::parse(m.message.data, nullptr, false);
+      if (!body.is_object()) continue;
+      const uint64_t v = body.value("version", uint64_t{0});
+      if (!seen.insert({body.value("event_id", ""), v}).second)
+        continue;  // an at-least-once repeat
+      uint64_t& last = last_version[m.message.ordering_key];
+      if (v <= last) ++order_violations;
+      last = v;
+      auto ts = Timestamp::parse_rfc3339(body.value("timestamp", ""));
+      if (ts.ok()) latency_ms.push_back((m.message.publish_time.micros() - ts->micros()) / 1000.0);
+    }
+    if (auto r = broker.ack(verify.name, acks); !r.ok()) return ctx.fail(r.error());
+  }
+  if (order_violations)
+    violations.push_back(std::to_string(order_violations) + " per-record order violations");
+  // The DLQ: poison plus the rejected conflicts.
+  auto inspect = topology.subscription_for("inspect", env);
+  const uint64_t dlq = broker.stats(inspect->name)->undelivered;
+  const size_t want_dlq = workload.poison() + expected->rejected;
+  if (dlq != want_dlq) {
+    violations.push_back("DLQ holds " + std::to_string(dlq) + ", expected " +
+                         std::to_string(want_dlq) + " (" + std::to_string(workload.poison()) +
+                         " poison + " + std::to_string(expected->rejected) + " conflicts)");
+  }
+  auto audit = verify_audit_chain(store);
+  if (!audit.ok()) return ctx.fail(audit.error());
+  if (!audit->ok) violations.push_back("audit chain broken: " + audit->problem);
+
+  const double p50 = percentile(latency_ms, 0.50), p95 = percentile(latency_ms, 0.95),
+               p99 = percentile(latency_ms, 0.99), p999 = percentile(latency_ms, 0.999);
+  long rss_kb = 0;
+  if (FILE* s = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, s)) {
+      if (std::sscanf(line, "VmHWM: %ld kB", &rss_kb) == 1) break;
+    }
+    std::fclose(s);
+  }
+  nlohmann::json report = {
+      {"env", env},
+      {"events", drafts.size()},
+      {"records", f.workload.records},
+      {"sources", f.workload.sources},
+      {"poison", workload.poison()},
+      {"expected_merged", expected->merged},
+      {"expected_rejected", expected->rejected},
+      {"dlq", dlq},
+      {"ingest_seconds", ingest_s},
+      {"total_seconds", total_s},
+      {"ingest_events_per_second", drafts.size() / ingest_s},
+      {"end_to_end_events_per_second", drafts.size() / total_s},
+      {"latency_ms", {{"p50", p50}, {"p95", p95}, {"p99", p99}, {"p99.9", p999}}},
+      {"peak_rss_mb", rss_kb / 1024},
+      {"audit_entries_checked", audit->entries_checked},
+      {"violations", violations},
+      {"ok", violations.empty()}};
+  if (ctx.json) {
+    std::printf("%s\n", report.dump().c_str());
+  } else {
+    std::printf("stress %s: %zu events over %zu records from %zu sources, %zu poison\n",
+                env.c_str(), drafts.size(), f.workload.records, f.workload.sources,
+                workload.poison());
+    std::printf("  ingest        %8.0f events/s (%.1f s)\n", drafts.size() / ingest_s, ingest_s);
+    std::printf("  end to end    %8.0f events/s (%.1f s until settled)\n", drafts.size() / total_s,
+                total_s);
+    std::printf("  ingest->merged latency ms: p50 %.1f  p95 %.1f  p99 %.1f  p99.9 %.1f\n", p50, p95,
+                p99, p999);
+    std::printf("  merged %zu, rejected %zu, DLQ %llu, audit entries %llu, peak RSS %ld MB\n",
+                expected->merged, expected->rejected, static_cast<unsigned long long>(dlq),
+                static_cast<unsigned long long>(audit->entries_checked), rss_kb / 1024);
+    std::printf(
+        "  checks: lost 0? %s  applied twice 0? %s  order violations 0? %s  DLQ count %s  "
+        "records = fold %s  audit chain %s\n",
+        std::none_of(violations.begin(), violations.end(),
+                     [](auto& v) { return v.rfind("lost", 0) == 0; })
+            ? "yes"
+            : "NO",
+        applied_twice == 0 ? "yes" : "NO", order_violations == 0 ? "yes" : "NO",
+        dlq == want_dlq ? "ok" : "WRONG", state_mismatches == 0 ? "yes" : "NO",
+        audit->ok ? "intact" : "BROKEN");
+    for (const auto& v : violations) std::printf("  VIOLATION: %s\n", v.c_str());
+  }
+  if (!violations.empty()) ctx.exit_status = 1;
+}
+
+}  // namespace
+
+void register_stress(CLI::App& app, CliContext& ctx) {
+  auto* cmd = app.add_subcommand("stress", "Drive a checked workload through a scratch pipeline");
+  auto f = std::make_shared<StressFlags>();
+  cmd->add_option("--events", f->workload.events, "Events to send");
+  cmd->add_option("--records", f->workload.records, "Records they touch");
+  cmd->add_option("--sources", f->workload.sources, "Sources they come from");
+  cmd->add_option("--stale-rate", f->workload.stale_rate, "Share of stale bases that rebase");
+  cmd->add_option("--conflict-rate", f->workload.conflict_rate, "Share of rejected conflicts");
+  cmd->add_option("--gap-rate", f->workload.gap_rate, "Share of out-of-order pairs");
+  cmd->add_option("--poison-rate", f->workload.poison_rate, "Share of poison messages");
+  cmd->add_option("--seed", f->workload.seed, "Seed of the workload");
+  cmd->add_option("--batch", f->batch, "Events per ingest call");
+  cmd->add_option("--workers", f->workers, "Workers per stage");
+  cmd->add_option("--dir", f->dir, "Scratch folder (emptied first)");
+  cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for the pipeline to settle");
+  cmd->callback([&ctx, f] { run_stress(ctx, *f); });
+}
+
+}  // namespace backbone::cli
