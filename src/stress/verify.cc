@@ -1,0 +1,104 @@
+#include "stress/verify.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "stress/generator.h"
+
+namespace backbone::stress {
+
+Result<VerifyReport> verify_stress(const VerifyInput& in) {
+  VerifyReport r;
+  EventStore& store = *in.store;
+  std::vector<Event> stored;
+  std::set<std::string> unique;
+  size_t lost = 0;
+  for (const EventId& id : in.sent) {
+    if (!unique.insert(id.str()).second) continue;
+    auto e = store.get(id);
+    if (!e.ok()) return e.error();
+    if (!e->processed && ++lost <= 5)
+      r.violations.push_back("lost: " + id.str() + " was never processed");
+    stored.push_back(e->event);
+  }
+  if (lost > 5) r.violations.push_back(std::to_string(lost) + " events lost in all");
+  auto expected = Workload::fold(stored, in.settings);
+  if (!expected.ok()) return expected.error();
+  r.rejected = expected->rejected;
+  size_t mismatches = 0;
+  for (const auto& [key, want] : expected->records) {
+    auto have = store.get_record(key);
+    if (!have.ok()) return have.error();
+    const bool same = want.version == 0 ? !*have
+                                        : (*have && (*have)->version == want.version &&
+                                           (*have)->state == want.state &&
+                                           (*have)->field_versions == want.field_versions);
+    if (!same && ++mismatches <= 5) {
+      r.violations.push_back("record " + key.record_type + "/" + key.record_id +
+                             ": the fold has version " + std::to_string(want.version) +
+                             ", the store " + (*have ? std::to_string((*have)->version) : "none"));
+    }
+  }
+  if (mismatches > 5) r.violations.push_back(std::to_string(mismatches) + " records differ in all");
+  std::map<std::string, int> merges;
+  std::optional<EventId> after;
+  for (;;) {
+    auto page = store.scan_audit(after, 5000);
+    if (!page.ok()) return page.error();
+    if (page->empty()) break;
+    for (const auto& a : *page) {
+      if (a.action == AuditAction::kMerged || a.action == AuditAction::kRebased)
+        ++merges[a.event_id.str()];
+    }
+    after = page->back().id;
+  }
+  size_t twice = 0;
+  for (const auto& [id, n] : merges) twice += n > 1;
+  if (twice) r.violations.push_back(std::to_string(twice) + " events applied twice");
+  r.merged = merges.size();
+  if (r.merged != expected->merged) {
+    r.violations.push_back("merged " + std::to_string(r.merged) + " events; the fold merges " +
+                           std::to_string(expected->merged));
+  }
+  std::map<std::string, uint64_t> last;
+  std::set<std::pair<std::string, uint64_t>> seen;
+  size_t disorder = 0;
+  for (;;) {
+    auto got = in.broker->pull(in.order_subscription, 1000);
+    if (!got.ok()) return got.error();
+    if (got->empty()) break;
+    std::vector<std::string> acks;
+    for (const auto& m : *got) {
+      acks.push_back(m.ack_id);
+      auto body = nlohmann::json::parse(m.message.data, nullptr, false);
+      if (!body.is_object()) continue;
+      const uint64_t v = body.value("version", uint64_t{0});
+      if (!seen.insert({body.value("event_id", ""), v}).second) continue;
+      uint64_t& l = last[m.message.ordering_key];
+      if (v <= l) ++disorder;
+      l = v;
+      auto ts = Timestamp::parse_rfc3339(body.value("timestamp", ""));
+      if (ts.ok())
+        r.latency_ms.push_back((m.message.publish_time.micros() - ts->micros()) / 1000.0);
+    }
+    if (auto a = in.broker->ack(in.order_subscription, acks); !a.ok()) return a.error();
+  }
+  if (disorder) r.violations.push_back(std::to_string(disorder) + " per-record order violations");
+  auto dlq = in.broker->stats(in.dlq_subscription);
+  if (!dlq.ok()) return dlq.error();
+  r.dlq = dlq->undelivered;
+  const size_t want_dlq = in.poison + expected->rejected;
+  if (r.dlq != want_dlq) {
+    r.violations.push_back("the DLQ holds " + std::to_string(r.dlq) + ", expected " +
+                           std::to_string(want_dlq) + " (" + std::to_string(in.poison) +
+                           " poison + " + std::to_string(expected->rejected) + " conflicts)");
+  }
+  auto audit = verify_audit_chain(store);
+  if (!audit.ok()) return audit.error();
+  r.audit_entries = audit->entries_checked;
+  if (!audit->ok) r.violations.push_back("audit chain broken: " + audit->problem);
+  return r;
+}
+
+}  // namespace backbone::stress
