@@ -85,12 +85,33 @@ Result<VerifyReport> verify_stress(const VerifyInput& in) {
     if (auto a = in.broker->ack(in.order_subscription, acks); !a.ok()) return a.error();
   }
   if (disorder) r.violations.push_back(std::to_string(disorder) + " per-record order violations");
-  auto dlq = in.broker->stats(in.dlq_subscription);
-  if (!dlq.ok()) return dlq.error();
-  r.dlq = dlq->undelivered;
+  // The DLQ: distinct dead letters (a crash may repeat a message; poison has no event id, so
+  // each poison message counts). The messages are handed back when counted.
+  std::set<std::string> dead;
+  size_t anonymous = 0;
+  std::vector<std::string> held;
+  for (;;) {
+    auto got = in.broker->pull(in.dlq_subscription, 1000);
+    if (!got.ok()) return got.error();
+    if (got->empty()) break;
+    for (const auto& m : *got) {
+      held.push_back(m.ack_id);
+      auto id = m.message.attributes.find("event_id");
+      if (id == m.message.attributes.end()) {
+        ++anonymous;
+      } else {
+        dead.insert(id->second);
+      }
+    }
+  }
+  if (!held.empty()) {
+    if (auto n = in.broker->nack(in.dlq_subscription, held, 0, "counted"); !n.ok())
+      return n.error();
+  }
+  r.dlq = dead.size() + anonymous;
   const size_t want_dlq = in.poison + expected->rejected;
   if (r.dlq != want_dlq) {
-    r.violations.push_back("the DLQ holds " + std::to_string(r.dlq) + ", expected " +
+    r.violations.push_back("the DLQ holds " + std::to_string(r.dlq) + " dead letters, expected " +
                            std::to_string(want_dlq) + " (" + std::to_string(in.poison) +
                            " poison + " + std::to_string(expected->rejected) + " conflicts)");
   }

@@ -8,6 +8,7 @@
 //   order           per record, the merged topic's versions strictly increase (repeats of the
 //                   same event and version, allowed after a crash, are skipped)
 //   dlq             the dlq subscription holds the poison messages plus the rejected conflicts
+//                   (distinct events: a crash may repeat a dead letter)
 //   audit           the hash chain verifies
 #pragma once
 
