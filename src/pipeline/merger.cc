@@ -1,5 +1,7 @@
 #include "pipeline/merger.h"
 
+#include <algorithm>
+
 #include "core/json_internal.h"
 #include "pipeline/messages.h"
 
@@ -288,7 +290,23 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
   return out;
 }
 
+void Merger::note_parked(const RecordKey& record, bool parked) {
+  const std::string key = OrderingKey(record).str();
+  std::lock_guard lk(parked_mu_);
+  if (parked) {
+    parked_records_.insert(key);
+  } else {
+    parked_records_.erase(key);
+  }
+}
+
 Result<size_t> Merger::apply_parked(const RecordKey& record) {
+  {
+    // Most records have nothing parked: skip the reads. A restart loses this set, but the relay
+    // and the retry copies park every parked event again.
+    std::lock_guard lk(parked_mu_);
+    if (!parked_records_.count(OrderingKey(record).str())) return size_t{0};
+  }
   size_t merged = 0;
   for (int guard = 0; guard < 10'000; ++guard) {
     auto rec = d_.store->get_record(record);
@@ -296,6 +314,12 @@ Result<size_t> Merger::apply_parked(const RecordKey& record) {
     const uint64_t version = *rec ? (*rec)->version : 0;
     auto pending = d_.store->unprocessed_for_record(record, 100);
     if (!pending.ok()) return pending.error();
+    // A parked event's base is ahead of the record; when none is, nothing is parked any more.
+    if (std::none_of(pending->begin(), pending->end(),
+                     [&](const StoredEvent& p) { return p.event.base_version() >= version; })) {
+      note_parked(record, false);
+      break;
+    }
     std::optional<EventId> next;
     for (const StoredEvent& p : *pending) {
       if (p.event.base_version() != version) continue;
@@ -353,6 +377,7 @@ ConsumerDecision Merger::on_raw(const ReceivedMessage& m) {
       }
       return ConsumerDecision::ack();
     case Outcome::Kind::kGap: {
+      note_parked(o.event->record_key(), true);
       audit_retry(*o.event, "gap", o.reason, 0);
       OutgoingMessage e = error_message(*o.event, "gap", o.reason);
       auto r = d_.publisher->publish(TopicFamily::kError, std::span(&e, 1));
@@ -387,6 +412,7 @@ ConsumerDecision Merger::on_retry(const ReceivedMessage& m) {
     case Outcome::Kind::kGap:
     case Outcome::Kind::kTransient: {
       const std::string failure = o.kind == Outcome::Kind::kGap ? "gap" : "transient";
+      if (o.kind == Outcome::Kind::kGap && o.event) note_parked(o.event->record_key(), true);
       if (m.delivery_attempt >= d_.max_attempts) {
         if (o.event) {
           auto record = d_.store->get_record(o.event->record_key());

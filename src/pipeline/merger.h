@@ -109,10 +109,14 @@ class Merger {
   // the parked events of a record never run at once, so its commits and their merged
   // publishes keep the same order.
   std::mutex& record_lock(const std::string& ordering_key);
+  // Records that have (or may have) parked events.
+  void note_parked(const RecordKey& record, bool parked);
 
   MergerDeps d_;
   PublishedSet published_;
   std::array<std::mutex, 64> record_locks_;
+  std::mutex parked_mu_;
+  std::unordered_set<std::string> parked_records_;  // GUARDED_BY(parked_mu_)
 };
 
 }  // namespace backbone::pipeline
