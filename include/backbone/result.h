@@ -81,7 +81,8 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
-  T&& operator*() && { return std::move(*this).value(); }
+  // By value, so that `for (auto& x : *make())` keeps the temporary's value alive.
+  T operator*() && { return std::move(*this).value(); }
 
   // REQUIRES: !ok().
   const Error& error() const {

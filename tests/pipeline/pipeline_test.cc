@@ -102,7 +102,9 @@ class PipelineTest : public ::testing::Test {
   }
   std::vector<AuditAction> actions(const EventId& id) {
     std::vector<AuditAction> out;
-    for (const auto& a : *pipeline_->merge_store().audit_for_event(id)) out.push_back(a.action);
+    auto entries = pipeline_->merge_store().audit_for_event(id);
+    EXPECT_TRUE(entries.ok());
+    for (const auto& a : *entries) out.push_back(a.action);
     return out;
   }
   bool processed(const EventId& id) { return pipeline_->merge_store().get(id)->processed; }
