@@ -169,20 +169,47 @@ Merger::Outcome Merger::reemit(const Event& ev, const AuditEntry& terminal, Stag
     }
     return out;
   }
-  // Merged (or resolved) earlier: publish the merged message again if this Merger did not.
-  if (!ours && terminal.detail && terminal.detail->find("\"changes\"") != std::string::npos) {
-    auto m = merged_message(ev, *terminal.detail);
-    if (m.ok()) {
-      auto published = d_.publisher->publish(TopicFamily::kMerged, std::span(&*m, 1));
-      if (!published.ok()) {
-        out.kind = Outcome::Kind::kTransient;
-        out.reason = published.error().describe();
-        return out;
-      }
-    }
-    published_.add(ev.id());
+  // Merged earlier. Only the record's latest version can lack its merged message (every merge
+  // first makes sure its predecessor's went out), so publish that one if need be; repeating
+  // an older version would put it after a newer one.
+  if (auto r = ensure_current_published(ev.record_key()); !r.ok()) {
+    out.kind = Outcome::Kind::kTransient;
+    out.reason = r.error().describe();
   }
   return out;
+}
+
+Result<void> Merger::ensure_current_published(const RecordKey& record) {
+  auto rec = d_.store->get_record(record);
+  if (!rec.ok()) return rec.error();
+  if (!*rec) return {};
+  const uint64_t version = (*rec)->version;
+  const std::string key = OrderingKey(record).str();
+  {
+    std::lock_guard lk(parked_mu_);
+    auto it = published_version_.find(key);
+    if (it != published_version_.end() && it->second >= version) return {};
+  }
+  auto entries = d_.store->audit_for_record(record);
+  if (!entries.ok()) return entries.error();
+  for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
+    if ((it->action != AuditAction::kMerged && it->action != AuditAction::kRebased) ||
+        !it->detail) {
+      continue;
+    }
+    auto detail = json_internal::parse_strict(*it->detail);
+    if (!detail.ok() || !detail->contains("version") || (*detail)["version"] != version) continue;
+    auto e = d_.store->get(it->event_id);
+    if (!e.ok()) return e.error();
+    auto m = merged_message(e->event, *it->detail);
+    if (!m.ok()) return m.error();
+    auto published = d_.publisher->publish(TopicFamily::kMerged, std::span(&*m, 1));
+    if (!published.ok()) return published.error();
+    break;
+  }
+  std::lock_guard lk(parked_mu_);
+  published_version_[key] = version;
+  return {};
 }
 
 Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMessage* /*m*/) {
@@ -254,6 +281,11 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
       break;
   }
   const bool advances = d.new_version(current.version);
+  if (advances) {
+    // The previous version's merged message must be out before this one (after a crash it may
+    // not be).
+    if (auto r = ensure_current_published(ev.record_key()); !r.ok()) return fail(r.error());
+  }
   MergeCommit c;
   c.event_id = ev.id();
   c.record = ev.record_key();
@@ -283,6 +315,8 @@ Merger::Outcome Merger::process(const EventId& id, Stage stage, const ReceivedMe
     auto published = d_.publisher->publish(TopicFamily::kMerged, std::span(&*merged, 1));
     // Committed but not published: the delivery comes again and publishes it then.
     if (!published.ok()) return fail(published.error());
+    std::lock_guard lk(parked_mu_);
+    published_version_[OrderingKey(ev.record_key()).str()] = d.next.version;
   }
   published_.add(ev.id());
   count("backbone_merged_events_total", "Events merged, by how",

@@ -19,10 +19,11 @@
 //
 // The commit (record, processed, audit: one transaction) comes before the publish of its
 // outcome (merged or dlq). A crash between the two leaves the event processed and its outcome
-// unpublished; the delivery then comes again, and a Merger that has not itself published that
-// event's outcome publishes it again from the audit entry. So every outcome is published at
-// least once, and repeats happen only around restarts (consumers see the same event_id and
-// version again).
+// unpublished. So before a record's next version is published, the Merger makes sure the
+// current version's merged message went out (publishing it again from the audit entry when it
+// cannot know), and a redelivered dead letter is forwarded again. Every outcome is published at
+// least once, per record in version order; repeats happen only around restarts (consumers see
+// the same event_id and version again).
 //
 // Thread-safety: thread-safe. The work on one record is serialized (record_lock), so the
 // raw and retry stages may run on many threads.
@@ -33,6 +34,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "backbone/event_store.h"
@@ -111,12 +113,17 @@ class Merger {
   std::mutex& record_lock(const std::string& ordering_key);
   // Records that have (or may have) parked events.
   void note_parked(const RecordKey& record, bool parked);
+  // Publishes the merged message of the record's current version unless this Merger knows it
+  // went out. REQUIRES: the record's lock.
+  Result<void> ensure_current_published(const RecordKey& record);
 
   MergerDeps d_;
   PublishedSet published_;
   std::array<std::mutex, 64> record_locks_;
   std::mutex parked_mu_;
   std::unordered_set<std::string> parked_records_;  // GUARDED_BY(parked_mu_)
+  // Per record, the highest version whose merged message this Merger published or checked.
+  std::unordered_map<std::string, uint64_t> published_version_;  // GUARDED_BY(parked_mu_)
 };
 
 }  // namespace backbone::pipeline
