@@ -147,5 +147,25 @@ TEST_F(EmbeddedBroker, ATornTailIsCutOffAndEverythingBeforeItKept) {
   EXPECT_EQ(b->pull("orders.work", 10)->size(), 1u);
 }
 
+TEST_F(EmbeddedBroker, ASegmentMadeAfterAnUnsyncedTailIsDropped) {
+  {
+    auto b = open("?segment_bytes=4096");
+    ASSERT_TRUE(b->create_topic({"orders", {}}).ok());
+    ASSERT_TRUE(b->create_subscription({.name = "orders.work", .topic = "orders"}).ok());
+    ASSERT_TRUE(b->publish("orders", messages(3)).ok());
+  }
+  // As after a kill: the next segment file was made when the first filled up, but the records
+  // between were never written.
+  std::ofstream(harness_.path("topics/1/00000000000000000090.seg")).flush();
+  auto b = open("?segment_bytes=4096");
+  ASSERT_TRUE(b);
+  auto got = b->pull("orders.work", 10);
+  ASSERT_TRUE(got.ok()) << got.error().describe();
+  EXPECT_EQ(got->size(), 3u);
+  EXPECT_EQ(files_in("topics/1"), 1u);
+  ASSERT_TRUE(b->publish("orders", messages(1)).ok());
+  EXPECT_EQ(b->pull("orders.work", 10)->size(), 1u);
+}
+
 }  // namespace
 }  // namespace backbone::testing

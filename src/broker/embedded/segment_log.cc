@@ -117,8 +117,15 @@ Result<std::unique_ptr<SegmentLog>> SegmentLog::open(
     seg->id = log->next_segment_id_++;
     seg->base = base;
     seg->path = path;
-    if (base != log->next_offset_ && !(i == 0)) {
-      return make_error(Errc::kDataLoss, "segment " + path + " does not follow its predecessor");
+    if (i > 0 && base > log->next_offset_) {
+      // The previous segment lost its unsynced tail, and this one (made when that one filled
+      // up) starts after the gap. A batch is acknowledged only once all of it is synced, and
+      // batches are synced in order, so nothing from here on was acknowledged: drop it.
+      for (size_t j = i; j < files.size(); ++j) ::unlink(files[j].second.c_str());
+      break;
+    }
+    if (i > 0 && base < log->next_offset_) {
+      return make_error(Errc::kDataLoss, "segment " + path + " overlaps its predecessor");
     }
     log->next_offset_ = base;
     size_t pos = 0;
