@@ -68,7 +68,8 @@ Result<std::optional<AuditEntry>> Merger::terminal_entry(const EventId& id) {
   return std::optional<AuditEntry>();
 }
 
-Result<FieldOrigin> Merger::origin_of(const RecordKey& record, uint64_t version) {
+Result<std::optional<Merger::VersionMerge>> Merger::merge_of_version(const RecordKey& record,
+                                                                     uint64_t version) {
   auto entries = d_.store->audit_for_record(record);
   if (!entries.ok()) return entries.error();
   for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
@@ -80,11 +81,20 @@ Result<FieldOrigin> Merger::origin_of(const RecordKey& record, uint64_t version)
     if (!detail.ok() || !detail->contains("version") || (*detail)["version"] != version) continue;
     auto e = d_.store->get(it->event_id);
     if (!e.ok()) return e.error();
-    return FieldOrigin{e->event.timestamp(), e->event.source()};
+    return std::optional<VersionMerge>(VersionMerge{std::move(e->event), *it->detail});
   }
-  return make_error(Errc::kDataLoss, "no merge of version " + std::to_string(version) + " of " +
-                                         record.record_type + "/" + record.record_id +
-                                         " in the audit log");
+  return std::optional<VersionMerge>();
+}
+
+Result<FieldOrigin> Merger::origin_of(const RecordKey& record, uint64_t version) {
+  auto m = merge_of_version(record, version);
+  if (!m.ok()) return m.error();
+  if (!*m) {
+    return make_error(Errc::kDataLoss, "no merge of version " + std::to_string(version) + " of " +
+                                           record.record_type + "/" + record.record_id +
+                                           " in the audit log");
+  }
+  return FieldOrigin{(*m)->event.timestamp(), (*m)->event.source()};
 }
 
 std::string Merger::failure_history(const Event& event, const std::string& last_reason) {
@@ -190,22 +200,13 @@ Result<void> Merger::ensure_current_published(const RecordKey& record) {
     auto it = published_version_.find(key);
     if (it != published_version_.end() && it->second >= version) return {};
   }
-  auto entries = d_.store->audit_for_record(record);
-  if (!entries.ok()) return entries.error();
-  for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
-    if ((it->action != AuditAction::kMerged && it->action != AuditAction::kRebased) ||
-        !it->detail) {
-      continue;
-    }
-    auto detail = json_internal::parse_strict(*it->detail);
-    if (!detail.ok() || !detail->contains("version") || (*detail)["version"] != version) continue;
-    auto e = d_.store->get(it->event_id);
-    if (!e.ok()) return e.error();
-    auto m = merged_message(e->event, *it->detail);
+  auto merge = merge_of_version(record, version);
+  if (!merge.ok()) return merge.error();
+  if (*merge) {
+    auto m = merged_message((*merge)->event, (*merge)->detail);
     if (!m.ok()) return m.error();
     auto published = d_.publisher->publish(TopicFamily::kMerged, std::span(&*m, 1));
     if (!published.ok()) return published.error();
-    break;
   }
   std::lock_guard lk(parked_mu_);
   published_version_[key] = version;

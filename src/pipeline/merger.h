@@ -95,6 +95,12 @@ class Merger {
   // Publishes the outcome of an event merged or dead-lettered earlier, unless this Merger did.
   Outcome reemit(const Event& ev, const AuditEntry& terminal, Stage stage);
   Result<FieldOrigin> origin_of(const RecordKey& record, uint64_t version);
+  // The event that made `version` of the record and its audit detail, from the audit log.
+  struct VersionMerge {
+    Event event;
+    std::string detail;
+  };
+  Result<std::optional<VersionMerge>> merge_of_version(const RecordKey& record, uint64_t version);
   // Dead-letters `event` from `stage` with `reason`: the commit, then (raw stage) the dlq
   // message. The retry stage leaves the forward to the broker.
   Result<void> dead_letter(const Event& event, Stage stage, const std::string& reason,
