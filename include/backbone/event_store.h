@@ -116,11 +116,19 @@ class EventStore {
   // The record's unprocessed events, in history order.
   virtual Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& record,
                                                                   size_t limit) = 0;
-  // In one transaction: checks that the record is still at expected_version (kConflict
-  // otherwise), writes `next`, sets the event's processed from 0 to 1 (kConflict if it was
-  // already 1, unless `replay`), and appends the audit entries. REQUIRES: role kMergeWorker or
-  // kMigrator.
-  virtual Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& commit) = 0;
+  // Commits merges, in order, and returns one result per commit. Each commit is atomic on its
+  // own: it checks that the record is still at expected_version (kConflict otherwise), writes
+  // `next`, sets the event's processed from 0 to 1 (kConflict if it was already 1, unless
+  // `replay`), and appends the audit entries; or it changes nothing. A failed commit leaves the
+  // others; a later commit of the same record then sees the version before it. The whole call
+  // is durable when it returns (backends make it one transaction, one sync). REQUIRES: role
+  // kMergeWorker or kMigrator.
+  virtual std::vector<Result<std::vector<AuditEntry>>> commit_merges(
+      std::span<const MergeCommit> commits) = 0;
+  // One merge (commit_merges of one).
+  Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& commit) {
+    return std::move(commit_merges(std::span(&commit, 1)).front());
+  }
 
   // Appends entries to the chain, atomically, in order.
   virtual Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) = 0;

@@ -44,15 +44,26 @@ class FaultyStore final : public EventStore {
   Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& r, size_t n) override {
     return real_->unprocessed_for_record(r, n);
   }
-  Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& c) override {
+  std::vector<Result<std::vector<AuditEntry>>> commit_merges(
+      std::span<const MergeCommit> commits) override {
+    std::vector<Result<std::vector<AuditEntry>>> out(
+        commits.size(), make_error(Errc::kUnavailable, "injected: the store is unavailable"));
+    std::vector<MergeCommit> pass;
+    std::vector<size_t> where;
     {
       std::lock_guard lk(mu_);
-      if (failing_ && *failing_ == c.record) {
-        ++injected_;
-        return make_error(Errc::kUnavailable, "injected: the store is unavailable");
+      for (size_t i = 0; i < commits.size(); ++i) {
+        if (failing_ && *failing_ == commits[i].record) {
+          ++injected_;
+          continue;
+        }
+        pass.push_back(commits[i]);
+        where.push_back(i);
       }
     }
-    return real_->commit_merge(c);
+    auto real = real_->commit_merges(pass);
+    for (size_t i = 0; i < real.size(); ++i) out[where[i]] = std::move(real[i]);
+    return out;
   }
   Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> d) override {
     return real_->append_audit(d);

@@ -45,15 +45,11 @@ Event EventStoreConformance::event(const std::string& record_id, const std::stri
   return std::move(e).value();
 }
 
-namespace {
-
-int64_t count(StoreHarness& h, const char* table) {
-  auto n = h.raw_query_int(Role::kMigrator, std::string("SELECT COUNT(*) FROM ") + table);
+int64_t EventStoreConformance::rows(const char* table) {
+  auto n = harness_->raw_query_int(Role::kMigrator, std::string("SELECT COUNT(*) FROM ") + table);
   EXPECT_TRUE(n.ok()) << n.error().describe();
   return n.ok() ? *n : -1;
 }
-
-}  // namespace
 
 TEST_P(EventStoreConformance, MigrateIsIdempotent) {
   auto version = store_->schema_version();
@@ -122,15 +118,15 @@ TEST_P(EventStoreConformance, SavingAnExistingIdFailsWithTheExactMessage) {
 TEST_P(EventStoreConformance, ABatchWithOneFailingItemWritesNothing) {
   const Event existing = event("1", R"({"a":1})");
   ASSERT_TRUE(store_->append(std::span(&existing, 1)).ok());
-  const int64_t events_before = count(*harness_, "events");
-  const int64_t audit_before = count(*harness_, "event_audit_log");
+  const int64_t events_before = rows("events");
+  const int64_t audit_before = rows("event_audit_log");
   std::vector<Event> batch = {event("2", R"({"a":2})"), event("9", R"({"b":1})", 0, existing.id()),
                               event("3", R"({"a":3})")};
   auto r = store_->append(batch);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().where, "events[1]");
-  EXPECT_EQ(count(*harness_, "events"), events_before);
-  EXPECT_EQ(count(*harness_, "event_audit_log"), audit_before);
+  EXPECT_EQ(rows("events"), events_before);
+  EXPECT_EQ(rows("event_audit_log"), audit_before);
   EXPECT_EQ(store_->get(batch[0].id()).code(), Errc::kNotFound);
   EXPECT_EQ(store_->get(batch[2].id()).code(), Errc::kNotFound);
 }
@@ -263,7 +259,7 @@ TEST_P(EventStoreConformance, TheDatabaseRefusesAuditUpdateAndDelete) {
   auto del = harness_->raw_sql(Role::kMigrator, "DELETE FROM event_audit_log");
   ASSERT_FALSE(del.ok());
   EXPECT_EQ(del.error().message, kAuditDeleted);
-  EXPECT_EQ(count(*harness_, "event_audit_log"), 1);
+  EXPECT_EQ(rows("event_audit_log"), 1);
 }
 
 TEST_P(EventStoreConformance, SyncWorkerMaySelectAndInsertAndNothingElse) {
@@ -321,7 +317,7 @@ TEST_P(EventStoreConformance, ReaderMayOnlyRead) {
   EXPECT_EQ(reader->append(std::span(&other, 1)).code(), Errc::kPermissionDenied);
   EXPECT_EQ(reader->mark_processed(e.id()).code(), Errc::kPermissionDenied);
   EXPECT_EQ(reader->migrate().code(), Errc::kPermissionDenied);
-  EXPECT_EQ(count(*harness_, "events"), 1);
+  EXPECT_EQ(rows("events"), 1);
 }
 
 TEST_P(EventStoreConformance, AuditEntriesAreFoundByEventRecordAndFingerprint) {
@@ -412,7 +408,7 @@ TEST_P(EventStoreConformance, ConcurrentAppendsFromThreadsAllLand) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
-  EXPECT_EQ(count(*harness_, "events"), 100);
+  EXPECT_EQ(rows("events"), 100);
   auto report = verify_audit_chain(*store_);
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok) << report->problem;

@@ -47,6 +47,8 @@ class EventStoreConformance : public ::testing::TestWithParam<StoreBackend> {
   // given).
   Event event(const std::string& record_id, const std::string& changes, uint64_t base_version = 0,
               std::optional<EventId> id = std::nullopt);
+  // SELECT COUNT(*) FROM `table`, as the migrator (-1 on failure, which is also reported).
+  int64_t rows(const char* table);
 
   ManualClock clock_{Timestamp::from_millis(1'795'838'706'000)};
   EventIdGenerator ids_{clock_, 77};

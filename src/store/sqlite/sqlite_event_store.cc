@@ -224,8 +224,9 @@ class SqliteEventStore final : public EventStore {
   // Group commit: concurrent callers queue their commits; one of them (the leader) runs every
   // queued commit in one transaction, each inside its own savepoint so that one failing
   // rolls back alone, and one COMMIT (one fsync) makes them all durable.
-  Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& c) override {
-    QueuedMerge mine{&c, make_error(Errc::kInternal, "not run"), false};
+  std::vector<Result<std::vector<AuditEntry>>> commit_merges(
+      std::span<const MergeCommit> commits) override {
+    QueuedMerges mine{commits, {}, false};
     std::unique_lock gl(group_mu_);
     group_.push_back(&mine);
     while (!mine.done) {
@@ -234,7 +235,7 @@ class SqliteEventStore final : public EventStore {
         continue;
       }
       leading_ = true;
-      std::vector<QueuedMerge*> batch;
+      std::vector<QueuedMerges*> batch;
       batch.swap(group_);
       gl.unlock();
       run_merge_group(batch);
@@ -242,38 +243,40 @@ class SqliteEventStore final : public EventStore {
       leading_ = false;
       group_cv_.notify_all();
     }
-    return std::move(mine.result);
+    return std::move(mine.results);
   }
 
  private:
-  struct QueuedMerge {
-    const MergeCommit* commit;
-    Result<std::vector<AuditEntry>> result;
+  struct QueuedMerges {
+    std::span<const MergeCommit> commits;
+    std::vector<Result<std::vector<AuditEntry>>> results;
     bool done;
   };
 
-  void run_merge_group(std::vector<QueuedMerge*>& batch) {
+  void run_merge_group(std::vector<QueuedMerges*>& batch) {
     std::lock_guard lock(mu_);
     auto finish = [&](const Error& e) {
       std::lock_guard gl(group_mu_);
-      for (QueuedMerge* q : batch) {
-        q->result = e;
+      for (QueuedMerges* q : batch) {
+        q->results.assign(q->commits.size(), e);
         q->done = true;
       }
     };
     if (auto v = check_schema(); !v.ok()) return finish(v.error());
     if (auto b = db_->exec("BEGIN IMMEDIATE"); !b.ok()) return finish(b.error());
-    std::vector<Result<std::vector<AuditEntry>>> results;
-    results.reserve(batch.size());
-    for (QueuedMerge* q : batch) {
-      if (auto sp = db_->exec("SAVEPOINT merge"); !sp.ok()) {
-        (void)db_->exec("ROLLBACK");
-        return finish(sp.error());
+    std::vector<std::vector<Result<std::vector<AuditEntry>>>> results(batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) {
+      results[i].reserve(batch[i]->commits.size());
+      for (const MergeCommit& c : batch[i]->commits) {
+        if (auto sp = db_->exec("SAVEPOINT merge"); !sp.ok()) {
+          (void)db_->exec("ROLLBACK");
+          return finish(sp.error());
+        }
+        auto r = commit_one(c);
+        if (!r.ok()) (void)db_->exec("ROLLBACK TO merge");
+        (void)db_->exec("RELEASE merge");
+        results[i].push_back(std::move(r));
       }
-      auto r = commit_one(*q->commit);
-      if (!r.ok()) (void)db_->exec("ROLLBACK TO merge");
-      (void)db_->exec("RELEASE merge");
-      results.push_back(std::move(r));
     }
     if (auto cm = db_->exec("COMMIT"); !cm.ok()) {
       (void)db_->exec("ROLLBACK");
@@ -281,7 +284,7 @@ class SqliteEventStore final : public EventStore {
     }
     std::lock_guard gl(group_mu_);
     for (size_t i = 0; i < batch.size(); ++i) {
-      batch[i]->result = std::move(results[i]);
+      batch[i]->results = std::move(results[i]);
       batch[i]->done = true;
     }
   }
@@ -514,8 +517,8 @@ class SqliteEventStore final : public EventStore {
   std::unique_ptr<SqliteDb> db_;  // GUARDED_BY(mu_)
   std::mutex group_mu_;
   std::condition_variable group_cv_;
-  std::vector<QueuedMerge*> group_;  // GUARDED_BY(group_mu_)
-  bool leading_ = false;             // GUARDED_BY(group_mu_)
+  std::vector<QueuedMerges*> group_;  // GUARDED_BY(group_mu_)
+  bool leading_ = false;              // GUARDED_BY(group_mu_)
   const Clock& clock_;
   EventIdGenerator& ids_;
 };

@@ -1,0 +1,194 @@
+// The EventStore conformance suite, part two: the merge stage's writes (commit_merges, the
+// records projection, and the reads the merge stage relies on).
+#include <atomic>
+#include <thread>
+
+#include "store/event_store_conformance.h"
+
+namespace backbone::testing {
+namespace {
+
+MergeCommit merged(const Event& e, uint64_t from, uint64_t to, const std::string& state,
+                   Timestamp at) {
+  MergeCommit c;
+  c.event_id = e.id();
+  c.record = e.record_key();
+  c.expected_version = from;
+  c.next = StoredRecord{e.record_key(), to, state, "{}", at};
+  c.audit.push_back({e.id(), e.record_key(), AuditAction::kMerged, e.fingerprint(),
+                     "{\"version\":" + std::to_string(to) + "}"});
+  return c;
+}
+
+}  // namespace
+
+TEST_P(EventStoreConformance, ACommittedMergeWritesTheRecordMarksProcessedAndAudits) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  auto merge = open(Role::kMergeWorker);
+  auto r = merge->commit_merge(merged(e, 0, 1, R"({"a":1})", clock_.now()));
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].action, AuditAction::kMerged);
+  EXPECT_EQ((*r)[0].event_id, e.id());
+  EXPECT_TRUE(store_->get(e.id())->processed);
+  auto record = store_->get_record(e.record_key());
+  ASSERT_TRUE(record.ok() && *record);
+  EXPECT_EQ((*record)->version, 1u);
+  EXPECT_EQ((*record)->state, R"({"a":1})");
+  auto audit = store_->audit_for_event(e.id());
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 2u);  // ingested, merged
+  EXPECT_EQ(audit->back().action, AuditAction::kMerged);
+  EXPECT_EQ(audit->back().detail, R"({"version":1})");
+}
+
+TEST_P(EventStoreConformance, AMergeOnAStaleVersionIsAConflictAndChangesNothing) {
+  const Event a = event("1", R"({"a":1})");
+  const Event b = event("1", R"({"a":2})");
+  ASSERT_TRUE(store_->append(std::vector<Event>{a, b}).ok());
+  auto merge = open(Role::kMergeWorker);
+  ASSERT_TRUE(merge->commit_merge(merged(a, 0, 1, R"({"a":1})", clock_.now())).ok());
+  const int64_t audit_before = rows("event_audit_log");
+  auto stale = merge->commit_merge(merged(b, 0, 1, R"({"a":2})", clock_.now()));
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.code(), Errc::kConflict);
+  EXPECT_FALSE(store_->get(b.id())->processed);
+  EXPECT_EQ((*store_->get_record(a.record_key()))->state, R"({"a":1})");
+  EXPECT_EQ(rows("event_audit_log"), audit_before);
+}
+
+TEST_P(EventStoreConformance, MergingAProcessedEventAgainIsAConflictUnlessItIsAReplay) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  auto merge = open(Role::kMergeWorker);
+  ASSERT_TRUE(merge->commit_merge(merged(e, 0, 1, R"({"a":1})", clock_.now())).ok());
+  auto again = merge->commit_merge(merged(e, 1, 2, R"({"a":1})", clock_.now()));
+  EXPECT_EQ(again.code(), Errc::kConflict);
+  EXPECT_EQ((*store_->get_record(e.record_key()))->version, 1u);
+  MergeCommit replay = merged(e, 1, 2, R"({"a":1})", clock_.now());
+  replay.replay = true;
+  auto replayed = merge->commit_merge(replay);
+  ASSERT_TRUE(replayed.ok()) << replayed.error().describe();
+  EXPECT_EQ((*store_->get_record(e.record_key()))->version, 2u);
+}
+
+TEST_P(EventStoreConformance, OneFailingMergeOfACallLeavesTheOthers) {
+  const Event a = event("1", R"({"a":1})");
+  const Event stale = event("2", R"({"b":1})", 3);
+  const Event c = event("3", R"({"c":1})");
+  ASSERT_TRUE(store_->append(std::vector<Event>{a, stale, c}).ok());
+  auto merge = open(Role::kMergeWorker);
+  std::vector<MergeCommit> commits = {merged(a, 0, 1, R"({"a":1})", clock_.now()),
+                                      merged(stale, 3, 4, R"({"b":1})", clock_.now()),
+                                      merged(c, 0, 1, R"({"c":1})", clock_.now())};
+  auto results = merge->commit_merges(commits);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_EQ(results[1].code(), Errc::kConflict);
+  EXPECT_TRUE(results[2].ok());
+  EXPECT_TRUE(store_->get(a.id())->processed);
+  EXPECT_FALSE(store_->get(stale.id())->processed);
+  EXPECT_TRUE(store_->get(c.id())->processed);
+  EXPECT_FALSE(*store_->get_record(stale.record_key()));
+  EXPECT_EQ(rows("records"), 2);
+  auto report = verify_audit_chain(*store_);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
+TEST_P(EventStoreConformance, MergesOfOneRecordInOneCallChainInOrder) {
+  const Event a = event("1", R"({"a":1})");
+  const Event b = event("1", R"({"a":2})", 1);
+  const Event c = event("1", R"({"a":3})", 2);
+  ASSERT_TRUE(store_->append(std::vector<Event>{a, b, c}).ok());
+  auto merge = open(Role::kMergeWorker);
+  std::vector<MergeCommit> commits = {merged(a, 0, 1, R"({"a":1})", clock_.now()),
+                                      merged(b, 1, 2, R"({"a":2})", clock_.now())};
+  for (const auto& r : merge->commit_merges(commits)) EXPECT_TRUE(r.ok());
+  EXPECT_EQ((*store_->get_record(a.record_key()))->version, 2u);
+  // A chain whose first link fails: the second finds the record where the first left it.
+  const Event d = event("1", R"({"a":4})", 3);
+  ASSERT_TRUE(store_->append(std::span(&d, 1)).ok());
+  std::vector<MergeCommit> broken = {merged(c, 1, 3, R"({"a":3})", clock_.now()),
+                                     merged(d, 3, 4, R"({"a":4})", clock_.now())};
+  auto results = merge->commit_merges(broken);
+  EXPECT_EQ(results[0].code(), Errc::kConflict);
+  EXPECT_EQ(results[1].code(), Errc::kConflict);
+  EXPECT_EQ((*store_->get_record(a.record_key()))->version, 2u);
+}
+
+TEST_P(EventStoreConformance, ConcurrentMergeCallsFromThreadsAllLand) {
+  std::vector<std::vector<Event>> per_thread(4);
+  for (size_t t = 0; t < per_thread.size(); ++t) {
+    for (int i = 0; i < 30; ++i) {
+      per_thread[t].push_back(
+          event("t" + std::to_string(t) + "-" + std::to_string(i), R"({"v":1})"));
+    }
+    ASSERT_TRUE(store_->append(per_thread[t]).ok());
+  }
+  auto merge = open(Role::kMergeWorker);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  const Timestamp at = clock_.now();
+  for (auto& events : per_thread) {
+    threads.emplace_back([&] {
+      // In calls of 1, 2, 3, ... commits.
+      size_t i = 0;
+      for (size_t n = 1; i < events.size(); ++n) {
+        std::vector<MergeCommit> commits;
+        for (; commits.size() < n && i < events.size(); ++i) {
+          commits.push_back(merged(events[i], 0, 1, R"({"v":1})", at));
+        }
+        for (const auto& r : merge->commit_merges(commits)) failures += r.ok() ? 0 : 1;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(rows("records"), 120);
+  EXPECT_EQ(rows("events WHERE processed = 1"), 120);
+  auto report = verify_audit_chain(*store_);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->entries_checked, 240u);
+}
+
+TEST_P(EventStoreConformance, OnlyTheMergeWorkerAndMigratorMayCommitMerges) {
+  const Event e = event("1", R"({"a":1})");
+  ASSERT_TRUE(store_->append(std::span(&e, 1)).ok());
+  for (Role role : {Role::kSyncWorker, Role::kReader}) {
+    auto s = open(role);
+    auto r = s->commit_merge(merged(e, 0, 1, R"({"a":1})", clock_.now()));
+    EXPECT_EQ(r.code(), Errc::kPermissionDenied) << role_name(role);
+  }
+  EXPECT_EQ(rows("records"), 0);
+  EXPECT_FALSE(store_->get(e.id())->processed);
+}
+
+TEST_P(EventStoreConformance, ARecordsUnprocessedEventsAndTheRecordScanReadInOrder) {
+  const Event a = event("1", R"({"a":1})");
+  const Event b = event("1", R"({"a":2})", 1);
+  const Event other = event("2", R"({"b":1})");
+  ASSERT_TRUE(store_->append(std::vector<Event>{a, b, other}).ok());
+  auto merge = open(Role::kMergeWorker);
+  auto pending = merge->unprocessed_for_record(a.record_key(), 10);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].event.id(), a.id());
+  EXPECT_EQ((*pending)[1].event.id(), b.id());
+  ASSERT_TRUE(merge->commit_merge(merged(a, 0, 1, R"({"a":1})", clock_.now())).ok());
+  ASSERT_TRUE(merge->commit_merge(merged(other, 0, 1, R"({"b":1})", clock_.now())).ok());
+  pending = merge->unprocessed_for_record(a.record_key(), 10);
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].event.id(), b.id());
+  auto first = store_->scan_records(std::nullopt, 1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ((*first)[0].key.record_id, "1");
+  auto rest = store_->scan_records((*first)[0].key, 10);
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].key.record_id, "2");
+}
+
+}  // namespace backbone::testing
