@@ -17,8 +17,7 @@
 
 #include "backbone/event_store.h"
 #include "bench/bench_util.h"
-#include "store/sqlite/sqlite_db.h"
-#include "store/sqlite/sqlite_rows.h"
+#include "bench/event_rows.h"
 
 namespace backbone::bench {
 namespace {
@@ -30,44 +29,10 @@ struct Options {
   std::string dir = "var/bench";
 };
 
-std::vector<Event> make_events(int n, EventIdGenerator& ids, const Clock& clock) {
-  std::vector<Event> out;
-  out.reserve(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    EventDraft d;
-    d.record_type = "contact";
-    d.record_id = "rec-" + std::to_string(i % 1000);
-    d.source = "crm";
-    d.base_version = static_cast<uint64_t>(i / 1000);
-    d.changes = R"({"email":"user)" + std::to_string(i) +
-                R"(@example.test","name":"Ada Lovelace","phone":"+44 20 7946 0000",)"
-                R"("score":)" +
-                std::to_string(i % 97) +
-                R"(,"tags":["customer","newsletter"],"address":{"city":"London","zip":"N1 9GU"}})";
-    out.push_back(*Event::create(d, ids, clock));
-  }
-  return out;
-}
-
-std::string fresh_db(const Options& o, const char* name, Role role, Durability durability) {
-  const std::string path = o.dir + "/" + name + ".db";
-  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
-  StoreOptions so;
-  so.url = "sqlite://" + path;
-  so.role = Role::kMigrator;
-  so.durability = durability;
-  auto s = EventStore::open(so);
-  if (!s.ok() || !(*s)->migrate().ok()) {
-    std::fprintf(stderr, "cannot create %s\n", path.c_str());
-    std::exit(1);
-  }
-  (void)role;
-  return path;
-}
-
 // The library: EventStore::append in batches, as the sync_worker role.
 double run_library(const Options& o, const std::vector<Event>& events, Durability durability) {
-  const std::string path = fresh_db(o, "library", Role::kSyncWorker, durability);
+  const std::string path = o.dir + "/library.db";
+  fresh_store(path, durability);
   StoreOptions so;
   so.url = "sqlite://" + path;
   so.role = Role::kSyncWorker;
@@ -81,26 +46,6 @@ double run_library(const Options& o, const std::vector<Event>& events, Durabilit
       std::fprintf(stderr, "append failed: %s\n", r.error().describe().c_str());
       std::exit(1);
     }
-  }
-  return static_cast<double>(events.size()) / seconds_since(t0);
-}
-
-// The floor: the same rows with plain prepared statements, no checks, no hashing.
-double run_floor(const Options& o, const std::vector<Event>& events,
-                 const std::vector<AuditEntry>& audit, Durability durability) {
-  const std::string path = fresh_db(o, "floor", Role::kMigrator, durability);
-  auto db = sqlite::SqliteDb::open(path, Role::kMigrator, durability);
-  auto ins_event = (*db)->prepare(sqlite::kInsertEventSql);
-  auto ins_audit = (*db)->prepare(sqlite::kInsertAuditSql);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < events.size(); i += static_cast<size_t>(o.batch)) {
-    const size_t end = std::min(events.size(), i + static_cast<size_t>(o.batch));
-    (void)(*db)->exec("BEGIN IMMEDIATE");
-    for (size_t k = i; k < end; ++k) {
-      (void)sqlite::bind_event_row(**ins_event, events[k]).run();
-      (void)sqlite::bind_audit_row(**ins_audit, audit[k]).run();
-    }
-    (void)(*db)->exec("COMMIT");
   }
   return static_cast<double>(events.size()) / seconds_since(t0);
 }
@@ -121,14 +66,8 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(o.dir);
   SystemClock& clock = SystemClock::instance();
   EventIdGenerator ids(clock);
-  const std::vector<Event> events = make_events(o.events, ids, clock);
-  std::vector<AuditEntry> audit;
-  std::string prev(kAuditGenesis);
-  for (const Event& e : events) {
-    AuditDraft d{e.id(), e.record_key(), AuditAction::kIngested, e.fingerprint(), std::nullopt};
-    audit.push_back(*seal_audit_entry(d, ids.next(), clock.now(), prev));
-    prev = audit.back().chain_hash;
-  }
+  const std::vector<Event> events = make_events(make_drafts(o.events, 1000), ids, clock);
+  const std::vector<AuditEntry> audit = ingested_entries(events, ids, clock);
   size_t bytes = 0;
   for (const Event& e : events) bytes += e.changes().size();
 
@@ -141,7 +80,8 @@ int main(int argc, char** argv) {
     std::vector<double> lib, floor, ratio;
     for (int r = 0; r < o.rounds; ++r) {
       lib.push_back(run_library(o, events, d));
-      floor.push_back(run_floor(o, events, audit, d));
+      floor.push_back(
+          run_sqlite_floor(o.dir + "/floor.db", events, audit, static_cast<size_t>(o.batch), d));
       ratio.push_back(lib.back() / floor.back());
     }
     std::printf("%-30s %14.0f %14.0f %8.2f\n",

@@ -1,6 +1,7 @@
-// StreamingConsumer: a callback consumer on any Broker. Worker threads pull, hand each message
-// to the handler, and settle it the way the handler decides: ack, nack (with an optional delay
-// and a reason), or dead-letter at once. Acks are sent in one batch per pull.
+// StreamingConsumer: a callback consumer on any Broker. Worker threads pull, hand the messages
+// to the handler (one at a time, or the whole pull to a batch handler), and settle each the way
+// the handler decides: ack, nack (with an optional delay and a reason), or dead-letter at once.
+// Acks are sent in one batch per pull.
 //
 // Order: on an ordered subscription the broker never hands out two messages of one key at
 // once, so several workers keep per-key order.
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,6 +45,9 @@ Result<void> settle(Broker& broker, std::string_view subscription, const Receive
 class StreamingConsumer {
  public:
   using Handler = std::function<ConsumerDecision(const ReceivedMessage&)>;
+  // Decides a whole pull: one decision per message, in order.
+  using BatchHandler =
+      std::function<std::vector<ConsumerDecision>(std::span<const ReceivedMessage>)>;
   // Called when the broker fails (the worker backs off and retries).
   using ErrorHandler = std::function<void(const Error&)>;
 
@@ -55,6 +60,8 @@ class StreamingConsumer {
   // `broker` must outlive the consumer.
   StreamingConsumer(Broker& broker, std::string subscription, Handler handler, Options options,
                     ErrorHandler on_error = nullptr);
+  StreamingConsumer(Broker& broker, std::string subscription, BatchHandler handler, Options options,
+                    ErrorHandler on_error = nullptr);
   ~StreamingConsumer();  // stops
 
   void start();
@@ -65,7 +72,7 @@ class StreamingConsumer {
   void run();
   Broker& broker_;
   std::string subscription_;
-  Handler handler_;
+  BatchHandler handler_;
   Options options_;
   ErrorHandler on_error_;
   std::atomic<bool> stop_{false};

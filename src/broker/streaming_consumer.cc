@@ -23,6 +23,26 @@ Result<void> settle(Broker& broker, std::string_view subscription, const Receive
 
 StreamingConsumer::StreamingConsumer(Broker& broker, std::string subscription, Handler handler,
                                      Options options, ErrorHandler on_error)
+    : StreamingConsumer(
+          broker, std::move(subscription),
+          BatchHandler([h = std::move(handler)](std::span<const ReceivedMessage> batch) {
+            std::vector<ConsumerDecision> out;
+            out.reserve(batch.size());
+            for (const ReceivedMessage& m : batch) {
+              try {
+                out.push_back(h(m));
+              } catch (const std::exception& e) {
+                out.push_back(ConsumerDecision::nack(std::string("handler threw: ") + e.what()));
+              } catch (...) {
+                out.push_back(ConsumerDecision::nack("handler threw"));
+              }
+            }
+            return out;
+          }),
+          options, std::move(on_error)) {}
+
+StreamingConsumer::StreamingConsumer(Broker& broker, std::string subscription, BatchHandler handler,
+                                     Options options, ErrorHandler on_error)
     : broker_(broker),
       subscription_(std::move(subscription)),
       handler_(std::move(handler)),
@@ -58,15 +78,22 @@ void StreamingConsumer::run() {
       continue;
     }
     acks.clear();
-    for (const ReceivedMessage& m : *got) {
-      ConsumerDecision d;
-      try {
-        d = handler_(m);
-      } catch (const std::exception& e) {
-        d = ConsumerDecision::nack(std::string("handler threw: ") + e.what());
-      } catch (...) {
-        d = ConsumerDecision::nack("handler threw");
-      }
+    if (got->empty()) continue;
+    std::vector<ConsumerDecision> decisions;
+    try {
+      decisions = handler_(*got);
+    } catch (const std::exception& e) {
+      decisions.clear();
+      report(make_error(Errc::kInternal, std::string("handler threw: ") + e.what()));
+    } catch (...) {
+      decisions.clear();
+      report(make_error(Errc::kInternal, "handler threw"));
+    }
+    // A handler that threw (or answered for fewer messages) leaves the rest to be redelivered.
+    decisions.resize(got->size(), ConsumerDecision::nack("the handler gave no decision"));
+    for (size_t i = 0; i < got->size(); ++i) {
+      const ReceivedMessage& m = (*got)[i];
+      const ConsumerDecision& d = decisions[i];
       if (d.outcome == ConsumerDecision::Outcome::kAck) {
         acks.push_back(m.ack_id);  // sent as one batch after the pull
       } else if (auto r = settle(broker_, subscription_, m, d); !r.ok()) {

@@ -1,5 +1,6 @@
-// Merger: the merge stage and the retry stage of one environment (SPEC §5). Each takes a
-// delivery from its subscription and answers with the decision for the broker:
+// Merger: the merge stage and the retry stage of one environment (SPEC §5). Each takes the
+// deliveries of one pull from its subscription and answers, per delivery, with the decision for
+// the broker:
 //
 //  raw (events.raw.E.merge)
 //    merged / rebased / resolved   commit, publish to merged, ack; then apply the record's
@@ -17,6 +18,12 @@
 //    still a gap, or transient     audit `retry_scheduled`, nack (the broker backs off); on the
 //                                  last attempt, commit `dead_lettered` and dead letter
 //
+// A pull is worked as a batch: every delivery is read and decided, the commits go to the store
+// in one commit_merges call (one transaction), and the outcomes in one publish per topic. A
+// record met twice in one pull is taken in rounds, one delivery of it per round, so its later
+// events are decided on its earlier ones' committed result; after a transient failure its
+// later deliveries of that pull wait (nack) behind it.
+//
 // The commit (record, processed, audit: one transaction) comes before the publish of its
 // outcome (merged or dlq). A crash between the two leaves the event processed and its outcome
 // unpublished. So before a record's next version is published, the Merger makes sure the
@@ -25,22 +32,24 @@
 // least once, per record in version order; repeats happen only around restarts (consumers see
 // the same event_id and version again).
 //
-// Thread-safety: thread-safe. The work on one record is serialized (record_lock), so the
-// raw and retry stages may run on many threads.
+// Thread-safety: thread-safe. The work on one record is serialized (KeyLocks), so the raw and
+// retry stages may run on many threads.
 #pragma once
 
-#include <array>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "backbone/event_store.h"
 #include "backbone/metrics.h"
 #include "backbone/streaming_consumer.h"
 #include "backbone/topology.h"
+#include "pipeline/key_locks.h"
 #include "pipeline/merge_rules.h"
 
 namespace backbone::pipeline {
@@ -62,11 +71,10 @@ class Merger {
  public:
   explicit Merger(MergerDeps deps) : d_(std::move(deps)) {}
 
-  ConsumerDecision on_raw(const ReceivedMessage& m);
-  ConsumerDecision on_retry(const ReceivedMessage& m);
-
-  // Merges the record's parked events that fit its version now. Returns how many merged.
-  Result<size_t> apply_parked(const RecordKey& record);
+  // The merge stage: one decision per delivery of a pull from events.raw.E.merge, in order.
+  std::vector<ConsumerDecision> on_raw(std::span<const ReceivedMessage> batch);
+  // The retry stage: the same for a pull from events.error.E.retry.
+  std::vector<ConsumerDecision> on_retry(std::span<const ReceivedMessage> batch);
 
  private:
   enum class Stage { kRaw, kRetry };
@@ -75,6 +83,23 @@ class Merger {
     std::string reason;
     std::optional<Event> event;
     bool emit = true;  // for kDeadLettered: this Merger has not published it yet
+  };
+  // One event to merge: a delivery, or a parked event taken up again (no delivery).
+  struct Item {
+    const ReceivedMessage* delivery = nullptr;
+    std::string key;            // the ordering key
+    std::optional<EventId> id;  // nullopt: a poison message
+    Outcome out;
+  };
+  // What one item of a round will write and publish.
+  struct Plan {
+    Item* item = nullptr;
+    std::optional<MergeCommit> commit;
+    std::optional<OutgoingMessage> merged;  // published once the commit is durable
+    std::optional<OutgoingMessage> dlq;     // likewise
+    uint64_t next_version = 0;              // with `merged`
+    const char* counter_kind = nullptr;     // with `merged`: how it merged
+    bool dead_letter = false;               // the commit dead-letters the event
   };
   // The events whose outcome this Merger published (bounded; oldest forgotten first).
   class PublishedSet {
@@ -87,8 +112,24 @@ class Merger {
     std::unordered_set<std::string> ids_;
     std::deque<std::string> order_;
   };
-  // Tries to merge the event; never throws away a transient failure.
-  Outcome process(const EventId& id, Stage stage, const ReceivedMessage* delivery);
+
+  // Merges a pull: one item per delivery, in order (a poison message has no id). REQUIRES: the
+  // keys held.
+  std::vector<Item> merge_batch(Stage stage, std::span<const ReceivedMessage> batch);
+  // Merges the items in rounds that take each record at most once. REQUIRES: the keys held.
+  void merge_items(Stage stage, std::vector<Item>& items);
+  // One round: reads and decides each item, commits in one call, publishes in one call per
+  // topic.
+  void merge_round(Stage stage, std::span<Item* const> round);
+  // Reads and decides one item; sets item->out when nothing is to be committed.
+  Plan plan(Stage stage, Item& item);
+  // Takes up the parked events of the items' records that fit now. REQUIRES: the keys held.
+  void apply_parked(std::span<const Item> items);
+  // The record's parked event that fits its version now, if any (nullopt on a store error
+  // too: its retry copy takes it on).
+  std::optional<EventId> next_parked(const std::string& key, const RecordKey& record);
+
+  // merger_history.cc: what the audit log says about earlier work.
   // The event's latest terminal audit entry (merged, rebased, conflict, dead_lettered or
   // replayed), if any.
   Result<std::optional<AuditEntry>> terminal_entry(const EventId& id);
@@ -101,31 +142,25 @@ class Merger {
     std::string detail;
   };
   Result<std::optional<VersionMerge>> merge_of_version(const RecordKey& record, uint64_t version);
-  // Dead-letters `event` from `stage` with `reason`: the commit, then (raw stage) the dlq
-  // message. The retry stage leaves the forward to the broker.
-  Result<void> dead_letter(const Event& event, Stage stage, const std::string& reason,
-                           std::vector<AuditDraft> audit_before, bool replay,
-                           uint64_t record_version);
-  Result<void> publish_dlq(const Event& event, const std::string& reason,
-                           const std::string& history);
+  // Publishes the merged message of `version`, the record's current version, unless this Merger
+  // knows it went out. REQUIRES: the record's key held.
+  Result<void> ensure_published(const RecordKey& record, uint64_t version);
+  // The commit that dead-letters `event` from `stage` with `reason`; sets plan.dlq for the raw
+  // stage (the retry stage leaves the forward to the broker).
+  void plan_dead_letter(Plan& plan, const Event& event, Stage stage, const std::string& reason,
+                        std::vector<AuditDraft> audit_before, bool replay, uint64_t record_version);
   std::string failure_history(const Event& event, const std::string& last_reason);
-  void count(const char* name, const char* help, Labels labels = {});
-  void audit_retry(const Event& event, const std::string& failure, const std::string& reason,
-                   int attempt);
-
-  // Serializes the work on one record within this Merger: the raw stage, the retry stage and
-  // the parked events of a record never run at once, so its commits and their merged
-  // publishes keep the same order.
-  std::mutex& record_lock(const std::string& ordering_key);
+  AuditDraft retry_entry(const Event& event, const std::string& failure, const std::string& reason,
+                         int attempt);
+  void count(const char* name, const char* help, Labels labels = {}, double n = 1);
+  void note_published(const RecordKey& record, uint64_t version);
   // Records that have (or may have) parked events.
-  void note_parked(const RecordKey& record, bool parked);
-  // Publishes the merged message of the record's current version unless this Merger knows it
-  // went out. REQUIRES: the record's lock.
-  Result<void> ensure_current_published(const RecordKey& record);
+  void note_parked(const std::string& key, bool parked);
+  bool maybe_parked(const std::string& key);
 
   MergerDeps d_;
   PublishedSet published_;
-  std::array<std::mutex, 64> record_locks_;
+  KeyLocks keys_;
   std::mutex parked_mu_;
   std::unordered_set<std::string> parked_records_;  // GUARDED_BY(parked_mu_)
   // Per record, the highest version whose merged message this Merger published or checked.

@@ -1,11 +1,38 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "pipeline/dlq.h"
 #include "pipeline/messages.h"
 
 namespace backbone::pipeline {
+namespace {
+
+// Deliveries merged as one batch.
+constexpr size_t kMergeBatch = 500;
+
+// The item a store error names ("events[12]" or "events[12].field"), if any.
+std::optional<size_t> item_index(const std::string& where) {
+  constexpr std::string_view kPrefix = "events[";
+  if (where.rfind(kPrefix, 0) != 0) return std::nullopt;
+  size_t i = 0, pos = kPrefix.size();
+  if (pos >= where.size() || !std::isdigit(static_cast<unsigned char>(where[pos]))) {
+    return std::nullopt;
+  }
+  for (; pos < where.size() && std::isdigit(static_cast<unsigned char>(where[pos])); ++pos) {
+    i = i * 10 + static_cast<size_t>(where[pos] - '0');
+  }
+  if (pos >= where.size() || where[pos] != ']') return std::nullopt;
+  return i;
+}
+
+// `where` with its item index replaced by `index`.
+std::string rebase_item(const std::string& where, size_t index) {
+  return "events[" + std::to_string(index) + where.substr(where.find(']'));
+}
+
+}  // namespace
 
 Result<std::unique_ptr<EnvironmentPipeline>> EnvironmentPipeline::open(const PipelineOptions& o) {
   BACKBONE_ASSERT(o.broker && o.topology);
@@ -52,15 +79,57 @@ Result<std::vector<IngestOutcome>> EnvironmentPipeline::ingest(std::span<const E
   EventIdGenerator& ids = o_.ids ? *o_.ids : EventIdGenerator::process();
   auto events = create_events(drafts, ids, *o_.clock);
   if (!events.ok()) return events.error();
+  PendingIngest mine{*events, make_error(Errc::kInternal, "not run")};
+  ingest_group_.submit(mine, [this](std::vector<PendingIngest*>& group) { store_group(group); });
+  return std::move(mine.result);
+}
+
+void EnvironmentPipeline::store_group(std::vector<PendingIngest*>& group) {
   std::lock_guard lock(ingest_mu_);
-  auto stored = ingest_store_->append(*events);
-  if (!stored.ok()) return stored.error();
+  // One append for the whole group. A failure that names an item (an id stored before) fails
+  // that item's request alone: the others are appended again without it.
+  std::vector<PendingIngest*> live = group;
+  std::vector<AppendOutcome> stored;
+  std::vector<Event> joined;
+  for (;;) {
+    std::span<const Event> all = live.front()->events;
+    if (live.size() > 1) {
+      joined.clear();
+      for (PendingIngest* p : live) joined.insert(joined.end(), p->events.begin(), p->events.end());
+      all = joined;
+    }
+    auto r = ingest_store_->append(all);
+    if (r.ok()) {
+      stored = std::move(*r);
+      break;
+    }
+    const Error e = r.error();
+    const std::optional<size_t> at = item_index(e.where);
+    if (live.size() == 1 || !at) {
+      for (PendingIngest* p : live) p->result = e;
+      return;
+    }
+    size_t start = 0;
+    for (auto it = live.begin(); it != live.end(); start += (*it)->events.size(), ++it) {
+      if (*at >= start + (*it)->events.size()) continue;
+      Error own = e;
+      own.where = rebase_item(e.where, *at - start);
+      (*it)->result = own;
+      live.erase(it);
+      break;
+    }
+  }
   std::vector<OutgoingMessage> raw;
-  std::vector<IngestOutcome> out;
-  for (size_t i = 0; i < stored->size(); ++i) {
-    const AppendOutcome& a = (*stored)[i];
-    out.push_back({a.id, a.fingerprint, a.duplicate});
-    if (!a.duplicate) raw.push_back(raw_message((*events)[i]));
+  size_t at = 0;
+  for (PendingIngest* p : live) {
+    std::vector<IngestOutcome> out;
+    out.reserve(p->events.size());
+    for (const Event& e : p->events) {
+      const AppendOutcome& a = stored[at++];
+      out.push_back({a.id, a.fingerprint, a.duplicate});
+      if (!a.duplicate) raw.push_back(raw_message(e));
+    }
+    p->result = std::move(out);
   }
   if (o_.metrics) {
     const Labels env = {{"env", o_.env}};
@@ -68,19 +137,17 @@ Result<std::vector<IngestOutcome>> EnvironmentPipeline::ingest(std::span<const E
         .inc(static_cast<double>(raw.size()));
     o_.metrics
         ->counter("backbone_duplicate_events_total", "Ingested events that were duplicates", env)
-        .inc(static_cast<double>(out.size() - raw.size()));
+        .inc(static_cast<double>(stored.size() - raw.size()));
   }
-  if (!raw.empty()) {
-    auto published = publisher_->publish(TopicFamily::kRaw, raw);
-    if (!published.ok()) {
-      // Stored but not published: the relay publishes them when the pipeline starts again.
-      Error e = published.error();
-      e.message =
-          "the events are stored, but publishing them failed (they will be relayed): " + e.message;
-      return e;
-    }
+  if (raw.empty()) return;
+  auto published = publisher_->publish(TopicFamily::kRaw, raw);
+  if (!published.ok()) {
+    // Stored but not published: the relay publishes them when the pipeline starts again.
+    Error e = published.error();
+    e.message =
+        "the events are stored, but publishing them failed (they will be relayed): " + e.message;
+    for (PendingIngest* p : live) p->result = e;
   }
-  return out;
 }
 
 Result<size_t> EnvironmentPipeline::relay() {
@@ -104,15 +171,19 @@ Result<size_t> EnvironmentPipeline::relay() {
 void EnvironmentPipeline::start() {
   StreamingConsumer::Options opts;
   opts.workers = o_.workers;
-  // One message per pull: the keys of a pull then spread over the workers, whose commits the
-  // store groups into one transaction.
-  opts.max_messages = 1;
+  // A pull is merged as one batch (one store transaction, one publish per topic); while one
+  // worker waits for its commit to be durable, another reads and decides the next pull.
+  opts.max_messages = kMergeBatch;
   merge_consumer_ = std::make_unique<StreamingConsumer>(
       *o_.broker, raw_subscription_,
-      [this](const ReceivedMessage& m) { return merger_->on_raw(m); }, opts);
+      StreamingConsumer::BatchHandler(
+          [this](std::span<const ReceivedMessage> b) { return merger_->on_raw(b); }),
+      opts);
   retry_consumer_ = std::make_unique<StreamingConsumer>(
       *o_.broker, retry_subscription_,
-      [this](const ReceivedMessage& m) { return merger_->on_retry(m); }, opts);
+      StreamingConsumer::BatchHandler(
+          [this](std::span<const ReceivedMessage> b) { return merger_->on_retry(b); }),
+      opts);
   merge_consumer_->start();
   retry_consumer_->start();
 }
@@ -127,12 +198,13 @@ void EnvironmentPipeline::stop() {
 Result<size_t> EnvironmentPipeline::drain(const std::string& subscription, bool raw) {
   size_t settled = 0;
   for (;;) {
-    auto got = o_.broker->pull(subscription, 100);
+    auto got = o_.broker->pull(subscription, kMergeBatch);
     if (!got.ok()) return got.error();
     if (got->empty()) return settled;
-    for (const ReceivedMessage& m : *got) {
-      const ConsumerDecision d = raw ? merger_->on_raw(m) : merger_->on_retry(m);
-      BACKBONE_TRY(settle(*o_.broker, subscription, m, d));
+    const std::vector<ConsumerDecision> decisions =
+        raw ? merger_->on_raw(*got) : merger_->on_retry(*got);
+    for (size_t i = 0; i < got->size(); ++i) {
+      BACKBONE_TRY(settle(*o_.broker, subscription, (*got)[i], decisions[i]));
       ++settled;
     }
   }

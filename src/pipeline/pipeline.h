@@ -5,10 +5,11 @@
 // stages use one as merge_worker.
 //
 // Ingest stores first (events, `ingested` audit, one transaction) and publishes to the raw
-// topic after. A crash between the two leaves stored events unpublished; the relay, run when
-// the pipeline starts, publishes every unprocessed event again (the merge stage ignores the
-// ones it has merged meanwhile). So no event is published without being stored, and none is
-// stored without being published.
+// topic after. Concurrent ingest calls share one transaction and one publish (GroupCommit);
+// each call's events are still all or nothing. A crash between the two leaves stored events
+// unpublished; the relay, run when the pipeline starts, publishes every unprocessed event again
+// (the merge stage ignores the ones it has merged meanwhile). So no event is published without
+// being stored, and none is stored without being published.
 //
 // Thread-safety: thread-safe.
 #pragma once
@@ -25,6 +26,7 @@
 #include "backbone/metrics.h"
 #include "backbone/streaming_consumer.h"
 #include "backbone/topology.h"
+#include "core/group_commit.h"
 #include "pipeline/dlq.h"
 #include "pipeline/merger.h"
 
@@ -88,6 +90,13 @@ class EnvironmentPipeline {
  private:
   explicit EnvironmentPipeline(PipelineOptions o) : o_(std::move(o)) {}
   Result<size_t> drain(const std::string& subscription, bool raw);
+  // One ingest call waiting for its group's store commit and publish.
+  struct PendingIngest {
+    std::span<const Event> events;
+    Result<std::vector<IngestOutcome>> result;
+  };
+  // Stores and publishes a group of ingest calls: one store transaction, one publish.
+  void store_group(std::vector<PendingIngest*>& group);
 
   PipelineOptions o_;
   std::unique_ptr<EventStore> ingest_store_;  // sync_worker
@@ -95,7 +104,9 @@ class EnvironmentPipeline {
   std::unique_ptr<EnvPublisher> publisher_;
   std::unique_ptr<Merger> merger_;
   std::string raw_subscription_, retry_subscription_;
-  std::mutex ingest_mu_;  // one ingest at a time keeps store order and publish order alike
+  GroupCommit<PendingIngest> ingest_group_;
+  // One group at a time (and the relay and DLQ replays): store order and publish order alike.
+  std::mutex ingest_mu_;
   std::unique_ptr<StreamingConsumer> merge_consumer_, retry_consumer_;
 };
 

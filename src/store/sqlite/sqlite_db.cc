@@ -1,11 +1,31 @@
 #include "store/sqlite/sqlite_db.h"
 
 #include <filesystem>
+#include <map>
 #include <system_error>
 
 #include "store/sqlite/sqlite_authorizer.h"
 
 namespace backbone::sqlite {
+namespace {
+
+// The writer lock of a database file, shared by the connections of this process.
+std::shared_ptr<std::mutex> writer_lock_for(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<std::mutex>> locks;  // GUARDED_BY(mu)
+  std::error_code ec;
+  std::string key = std::filesystem::weakly_canonical(path, ec).string();
+  if (ec) key = path;
+  std::lock_guard lk(mu);
+  std::shared_ptr<std::mutex> lock = locks[key].lock();
+  if (!lock) {
+    lock = std::make_shared<std::mutex>();
+    locks[key] = lock;
+  }
+  return lock;
+}
+
+}  // namespace
 
 Stmt::~Stmt() { sqlite3_finalize(s_); }
 
@@ -76,12 +96,14 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, Role r
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path, role));
+  db->writer_lock_ = writer_lock_for(path);
   if (rc != SQLITE_OK) return db->error(rc, "open " + path);
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, 10'000);
   const char* sync = durability == Durability::kFsync ? "FULL" : "NORMAL";
   BACKBONE_TRY(db->exec(std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") + sync +
-                        "; PRAGMA foreign_keys=ON;"));
+                        "; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA "
+                        "mmap_size=268435456; PRAGMA wal_autocheckpoint=10000;"));
   {
     auto v = db->prepare("PRAGMA user_version");
     if (!v.ok()) return v.error();

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +87,10 @@ class SqliteDb {
   void set_user_version_cache(int v) { user_version_ = v; }
 
   Role role() const { return role_; }
+  // Shared by every connection of this process to the same file. Writers hold it around a
+  // write transaction, so that they queue on it instead of in SQLite's busy handler, which
+  // sleeps 1 to 100 ms between tries. (Other processes still meet the busy timeout.)
+  std::mutex& writer_lock() { return *writer_lock_; }
   sqlite3* handle() { return db_; }
   const std::string& path() const { return path_; }
 
@@ -102,6 +107,7 @@ class SqliteDb {
   std::string path_;
   Role role_;
   int user_version_ = 0;
+  std::shared_ptr<std::mutex> writer_lock_;
   std::unordered_map<std::string, std::unique_ptr<Stmt>> cache_;
   friend class Stmt;
 };

@@ -1,9 +1,11 @@
 #include "store/sqlite/sqlite_event_store.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <unordered_map>
 
+#include "core/group_commit.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_schema.h"
@@ -68,7 +70,12 @@ Result<StoredRecord> read_record(const Stmt& s) {
 class SqliteEventStore final : public EventStore {
  public:
   SqliteEventStore(std::unique_ptr<SqliteDb> db, const Clock& clock, EventIdGenerator& ids)
-      : db_(std::move(db)), clock_(clock), ids_(ids) {}
+      : db_(std::move(db)),
+        path_(db_->path()),
+        role_(db_->role()),
+        schema_version_(db_->user_version()),
+        clock_(clock),
+        ids_(ids) {}
 
   Result<int> migrate() override {
     std::lock_guard lock(mu_);
@@ -77,7 +84,10 @@ class SqliteEventStore final : public EventStore {
                                                      role_name(db_->role()) +
                                                      ": migrations need the migrator role");
     }
-    return sqlite::migrate(*db_, clock_.now().micros());
+    std::lock_guard writer(db_->writer_lock());
+    auto applied = sqlite::migrate(*db_, clock_.now().micros());
+    schema_version_ = db_->user_version();
+    return applied;
   }
 
   Result<int> schema_version() override {
@@ -123,9 +133,11 @@ class SqliteEventStore final : public EventStore {
   }
 
   Result<StoredEvent> get(const EventId& id) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kEventColumns + " FROM events WHERE id = ?");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kEventColumns + " FROM events WHERE id = ?");
     if (!s.ok()) return s.error();
     (*s)->bind(1, id.str());
     auto row = (*s)->step();
@@ -140,11 +152,13 @@ class SqliteEventStore final : public EventStore {
   }
 
   Result<std::vector<StoredEvent>> history(const RecordKey& record) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kEventColumns +
-                          " FROM events WHERE record_type = ? AND record_id = ?"
-                          " ORDER BY timestamp, id");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kEventColumns +
+                            " FROM events WHERE record_type = ? AND record_id = ?"
+                            " ORDER BY timestamp, id");
     if (!s.ok()) return s.error();
     (*s)->bind(1, record.record_type).bind(2, record.record_id);
     return collect<StoredEvent>(**s, read_event);
@@ -152,11 +166,13 @@ class SqliteEventStore final : public EventStore {
 
   Result<std::vector<StoredEvent>> unprocessed(size_t limit,
                                                std::optional<EventCursor> after) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kEventColumns +
-                          " FROM events WHERE processed = 0 AND (timestamp, id) > (?, ?)"
-                          " ORDER BY timestamp, id LIMIT ?");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kEventColumns +
+                            " FROM events WHERE processed = 0 AND (timestamp, id) > (?, ?)"
+                            " ORDER BY timestamp, id LIMIT ?");
     if (!s.ok()) return s.error();
     (*s)->bind(1, after ? after->timestamp.micros() : INT64_MIN)
         .bind(2, after ? after->id.str() : std::string())
@@ -167,6 +183,7 @@ class SqliteEventStore final : public EventStore {
   Result<bool> mark_processed(const EventId& id) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());
+    std::lock_guard writer(db_->writer_lock());
     auto s = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
     if (!s.ok()) return s.error();
     BACKBONE_TRY((*s)->bind(1, id.str()).run());
@@ -181,10 +198,12 @@ class SqliteEventStore final : public EventStore {
   }
 
   Result<std::optional<StoredRecord>> get_record(const RecordKey& record) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kRecordColumns +
-                          " FROM records WHERE record_type = ? AND record_id = ?");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kRecordColumns +
+                            " FROM records WHERE record_type = ? AND record_id = ?");
     if (!s.ok()) return s.error();
     (*s)->bind(1, record.record_type).bind(2, record.record_id);
     auto rows = collect<StoredRecord>(**s, read_record);
@@ -195,11 +214,13 @@ class SqliteEventStore final : public EventStore {
 
   Result<std::vector<StoredRecord>> scan_records(std::optional<RecordKey> after,
                                                  size_t limit) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kRecordColumns +
-                          " FROM records WHERE (record_type, record_id) > (?, ?)"
-                          " ORDER BY record_type, record_id LIMIT ?");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kRecordColumns +
+                            " FROM records WHERE (record_type, record_id) > (?, ?)"
+                            " ORDER BY record_type, record_id LIMIT ?");
     if (!s.ok()) return s.error();
     (*s)->bind(1, after ? after->record_type : std::string())
         .bind(2, after ? after->record_id : std::string())
@@ -209,11 +230,13 @@ class SqliteEventStore final : public EventStore {
 
   Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& record,
                                                           size_t limit) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kEventColumns +
-                          " FROM events WHERE record_type = ? AND record_id = ? AND processed = 0"
-                          " ORDER BY timestamp, id LIMIT ?");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kEventColumns +
+                            " FROM events WHERE record_type = ? AND record_id = ? AND processed = 0"
+                            " ORDER BY timestamp, id LIMIT ?");
     if (!s.ok()) return s.error();
     (*s)->bind(1, record.record_type)
         .bind(2, record.record_id)
@@ -226,118 +249,130 @@ class SqliteEventStore final : public EventStore {
   // rolls back alone, and one COMMIT (one fsync) makes them all durable.
   std::vector<Result<std::vector<AuditEntry>>> commit_merges(
       std::span<const MergeCommit> commits) override {
-    QueuedMerges mine{commits, {}, false};
-    std::unique_lock gl(group_mu_);
-    group_.push_back(&mine);
-    while (!mine.done) {
-      if (leading_) {
-        group_cv_.wait(gl);
-        continue;
-      }
-      leading_ = true;
-      std::vector<QueuedMerges*> batch;
-      batch.swap(group_);
-      gl.unlock();
-      run_merge_group(batch);
-      gl.lock();
-      leading_ = false;
-      group_cv_.notify_all();
-    }
+    QueuedMerges mine{commits, {}};
+    merge_group_.submit(mine,
+                        [this](std::vector<QueuedMerges*>& group) { run_merge_group(group); });
     return std::move(mine.results);
   }
 
  private:
+  // The last entry of the chain, which the next entry follows.
+  struct ChainTail {
+    EventId id;
+    std::string chain_hash{kAuditGenesis};
+    Timestamp created_at;
+  };
+
   struct QueuedMerges {
     std::span<const MergeCommit> commits;
     std::vector<Result<std::vector<AuditEntry>>> results;
-    bool done;
   };
 
   void run_merge_group(std::vector<QueuedMerges*>& batch) {
     std::lock_guard lock(mu_);
     auto finish = [&](const Error& e) {
-      std::lock_guard gl(group_mu_);
-      for (QueuedMerges* q : batch) {
-        q->results.assign(q->commits.size(), e);
-        q->done = true;
-      }
+      for (QueuedMerges* q : batch) q->results.assign(q->commits.size(), e);
     };
     if (auto v = check_schema(); !v.ok()) return finish(v.error());
+    std::lock_guard writer(db_->writer_lock());
     if (auto b = db_->exec("BEGIN IMMEDIATE"); !b.ok()) return finish(b.error());
+    auto abort = [&](const Error& e) {
+      (void)db_->exec("ROLLBACK");
+      finish(e);
+    };
+    auto chain = chain_tail();
+    if (!chain.ok()) return abort(chain.error());
     std::vector<std::vector<Result<std::vector<AuditEntry>>>> results(batch.size());
     for (size_t i = 0; i < batch.size(); ++i) {
       results[i].reserve(batch[i]->commits.size());
       for (const MergeCommit& c : batch[i]->commits) {
-        if (auto sp = db_->exec("SAVEPOINT merge"); !sp.ok()) {
-          (void)db_->exec("ROLLBACK");
-          return finish(sp.error());
+        if (auto sp = run_cached("SAVEPOINT merge"); !sp.ok()) return abort(sp.error());
+        const ChainTail before = *chain;
+        auto r = commit_one(c, *chain);
+        if (!r.ok()) {
+          *chain = before;
+          if (auto rb = run_cached("ROLLBACK TO merge"); !rb.ok()) return abort(rb.error());
         }
-        auto r = commit_one(c);
-        if (!r.ok()) (void)db_->exec("ROLLBACK TO merge");
-        (void)db_->exec("RELEASE merge");
+        if (auto rel = run_cached("RELEASE merge"); !rel.ok()) return abort(rel.error());
         results[i].push_back(std::move(r));
       }
     }
-    if (auto cm = db_->exec("COMMIT"); !cm.ok()) {
-      (void)db_->exec("ROLLBACK");
-      return finish(cm.error());
-    }
-    std::lock_guard gl(group_mu_);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      batch[i]->results = std::move(results[i]);
-      batch[i]->done = true;
-    }
+    if (auto cm = db_->exec("COMMIT"); !cm.ok()) return abort(cm.error());
+    for (size_t i = 0; i < batch.size(); ++i) batch[i]->results = std::move(results[i]);
   }
 
-  // One commit, inside the caller's transaction. REQUIRES: mu_ held, a transaction open.
-  Result<std::vector<AuditEntry>> commit_one(const MergeCommit& c) {
-    {
-      auto current =
-          db_->prepare("SELECT version FROM records WHERE record_type = ? AND record_id = ?");
-      if (!current.ok()) return current.error();
-      auto row = (*current)->bind(1, c.record.record_type).bind(2, c.record.record_id).step();
-      if (!row.ok()) return row.error();
-      const uint64_t have = *row ? static_cast<uint64_t>((*current)->integer(0)) : 0;
-      (*current)->reset();
-      if (have != c.expected_version) {
-        return make_error(Errc::kConflict, "record " + c.record.record_type + "/" +
-                                               c.record.record_id + " is at version " +
-                                               std::to_string(have) + ", not " +
-                                               std::to_string(c.expected_version));
+  // A statement without parameters, prepared once. REQUIRES: mu_ held.
+  Result<void> run_cached(const std::string& sql) {
+    auto s = db_->prepare(sql);
+    if (!s.ok()) return s.error();
+    return (*s)->run();
+  }
+
+  // The record's version in this transaction (0: absent). REQUIRES: mu_ held.
+  Result<uint64_t> record_version(const RecordKey& record) {
+    auto current =
+        db_->prepare("SELECT version FROM records WHERE record_type = ? AND record_id = ?");
+    if (!current.ok()) return current.error();
+    auto row = (*current)->bind(1, record.record_type).bind(2, record.record_id).step();
+    if (!row.ok()) return row.error();
+    const uint64_t have = *row ? static_cast<uint64_t>((*current)->integer(0)) : 0;
+    (*current)->reset();
+    return have;
+  }
+
+  Error version_conflict(const MergeCommit& c, uint64_t have) {
+    return make_error(Errc::kConflict, "record " + c.record.record_type + "/" + c.record.record_id +
+                                           " is at version " + std::to_string(have) + ", not " +
+                                           std::to_string(c.expected_version));
+  }
+
+  // One commit, inside the caller's transaction, with the audit chain's tail. REQUIRES: mu_
+  // held, a transaction open.
+  Result<std::vector<AuditEntry>> commit_one(const MergeCommit& c, ChainTail& chain) {
+    if (c.next) {
+      // The version check and the write in one statement: a new record must not exist yet, an
+      // existing one must be at expected_version.
+      auto up = db_->prepare(
+          c.expected_version == 0
+              ? "INSERT INTO records (record_type, record_id, version, state, field_versions, "
+                "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"
+              : "UPDATE records SET version = ?3, state = ?4, field_versions = ?5, "
+                "updated_at = ?6 WHERE record_type = ?1 AND record_id = ?2 AND version = ?7");
+      if (!up.ok()) return up.error();
+      (*up)
+          ->bind(1, c.record.record_type)
+          .bind(2, c.record.record_id)
+          .bind(3, static_cast<int64_t>(c.next->version))
+          .bind(4, c.next->state)
+          .bind(5, c.next->field_versions)
+          .bind(6, c.next->updated_at.micros());
+      if (c.expected_version != 0) (*up)->bind(7, static_cast<int64_t>(c.expected_version));
+      BACKBONE_TRY((*up)->run());
+      if (sqlite3_changes(db_->handle()) != 1) {
+        auto have = record_version(c.record);
+        if (!have.ok()) return have.error();
+        return version_conflict(c, *have);
       }
-      if (c.next) {
-        auto up = db_->prepare(
-            "INSERT INTO records (record_type, record_id, version, state, field_versions, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (record_type, record_id) DO UPDATE "
-            "SET version = excluded.version, state = excluded.state, "
-            "field_versions = excluded.field_versions, updated_at = excluded.updated_at");
-        if (!up.ok()) return up.error();
-        BACKBONE_TRY((*up)
-                         ->bind(1, c.record.record_type)
-                         .bind(2, c.record.record_id)
-                         .bind(3, static_cast<int64_t>(c.next->version))
-                         .bind(4, c.next->state)
-                         .bind(5, c.next->field_versions)
-                         .bind(6, c.next->updated_at.micros())
-                         .run());
-      }
-      auto mark = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
-      if (!mark.ok()) return mark.error();
-      BACKBONE_TRY((*mark)->bind(1, c.event_id.str()).run());
-      if (sqlite3_changes(db_->handle()) != 1 && !c.replay) {
-        return make_error(Errc::kConflict,
-                          "event " + c.event_id.str() + " is already processed, or does not exist");
-      }
-      auto chain = chain_tail();
-      if (!chain.ok()) return chain.error();
-      std::vector<AuditEntry> out;
-      for (const AuditDraft& d : c.audit) {
-        auto entry = insert_audit(d, *chain);
-        if (!entry.ok()) return entry.error();
-        out.push_back(std::move(*entry));
-      }
-      return out;
+    } else {
+      auto have = record_version(c.record);
+      if (!have.ok()) return have.error();
+      if (*have != c.expected_version) return version_conflict(c, *have);
     }
+    auto mark = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
+    if (!mark.ok()) return mark.error();
+    BACKBONE_TRY((*mark)->bind(1, c.event_id.str()).run());
+    if (sqlite3_changes(db_->handle()) != 1 && !c.replay) {
+      return make_error(Errc::kConflict,
+                        "event " + c.event_id.str() + " is already processed, or does not exist");
+    }
+    std::vector<AuditEntry> out;
+    out.reserve(c.audit.size());
+    for (const AuditDraft& d : c.audit) {
+      auto entry = insert_audit(d, chain);
+      if (!entry.ok()) return entry.error();
+      out.push_back(std::move(*entry));
+    }
+    return out;
   }
 
  public:
@@ -370,50 +405,48 @@ class SqliteEventStore final : public EventStore {
     return audit_where("fingerprint = ?", fp);
   }
   Result<std::vector<AuditEntry>> audit_for_record(const RecordKey& record) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kAuditColumns +
-                          " FROM event_audit_log WHERE record_type = ? AND record_id = ?"
-                          " ORDER BY id");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kAuditColumns +
+                            " FROM event_audit_log WHERE record_type = ? AND record_id = ?"
+                            " ORDER BY id");
     if (!s.ok()) return s.error();
     (*s)->bind(1, record.record_type).bind(2, record.record_id);
     return collect<AuditEntry>(**s, read_audit);
   }
 
   Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> after, size_t limit) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kAuditColumns +
-                          " FROM event_audit_log WHERE id > ? ORDER BY id LIMIT ?");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kAuditColumns +
+                            " FROM event_audit_log WHERE id > ? ORDER BY id LIMIT ?");
     if (!s.ok()) return s.error();
     (*s)->bind(1, after ? after->str() : std::string()).bind(2, static_cast<int64_t>(limit));
     return collect<AuditEntry>(**s, read_audit);
   }
 
  private:
-  // The last entry of the chain, which the next entry follows.
-  struct ChainTail {
-    EventId id;
-    std::string chain_hash{kAuditGenesis};
-    Timestamp created_at;
-  };
-
   Result<void> check_schema() {
-    const int have = db_->user_version();
+    const int have = schema_version_;
     const int want = current_schema_version();
     if (have == want) return {};
     if (have < want) {
-      return make_error(Errc::kUnavailable, "store " + db_->path() + " is at schema version " +
+      return make_error(Errc::kUnavailable, "store " + path_ + " is at schema version " +
                                                 std::to_string(have) + ", this build needs " +
                                                 std::to_string(want) + ": run `backbone migrate`");
     }
-    return make_error(Errc::kUnavailable, "store " + db_->path() + " is at schema version " +
+    return make_error(Errc::kUnavailable, "store " + path_ + " is at schema version " +
                                               std::to_string(have) + ", newer than this build (" +
                                               std::to_string(want) + ")");
   }
 
   template <typename T, typename Fn>
   Result<T> in_write_txn(Fn&& body) {
+    std::lock_guard writer(db_->writer_lock());
     BACKBONE_TRY(db_->exec("BEGIN IMMEDIATE"));
     Result<T> r = body();
     if (!r.ok()) {
@@ -446,10 +479,12 @@ class SqliteEventStore final : public EventStore {
   }
 
   Result<std::vector<AuditEntry>> audit_where(const char* where, const std::string& value) {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
-    auto s = db_->prepare(std::string("SELECT ") + kAuditColumns + " FROM event_audit_log WHERE " +
-                          where + " ORDER BY id");
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kAuditColumns +
+                            " FROM event_audit_log WHERE " + where + " ORDER BY id");
     if (!s.ok()) return s.error();
     (*s)->bind(1, value);
     return collect<AuditEntry>(**s, read_audit);
@@ -513,12 +548,25 @@ class SqliteEventStore final : public EventStore {
     return entry;
   }
 
+  // The connection for reads, opened at first use. In WAL mode it reads the last commit while
+  // the writing connection holds a transaction open, so reads never wait for a commit's sync.
+  Result<SqliteDb*> reader() {
+    if (!reader_) {
+      auto db = SqliteDb::open(path_, role_, Durability::kRelaxed);
+      if (!db.ok()) return db.error();
+      reader_ = std::move(*db);
+    }
+    return reader_.get();
+  }
+
   std::mutex mu_;
-  std::unique_ptr<SqliteDb> db_;  // GUARDED_BY(mu_)
-  std::mutex group_mu_;
-  std::condition_variable group_cv_;
-  std::vector<QueuedMerges*> group_;  // GUARDED_BY(group_mu_)
-  bool leading_ = false;              // GUARDED_BY(group_mu_)
+  std::unique_ptr<SqliteDb> db_;  // GUARDED_BY(mu_): writes, and reads inside a write
+  std::mutex read_mu_;
+  std::unique_ptr<SqliteDb> reader_;  // GUARDED_BY(read_mu_)
+  const std::string path_;
+  const Role role_;
+  std::atomic<int> schema_version_;  // the writing connection's user_version
+  GroupCommit<QueuedMerges> merge_group_;
   const Clock& clock_;
   EventIdGenerator& ids_;
 };
