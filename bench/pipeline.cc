@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 #include <unordered_map>
 
@@ -41,12 +42,14 @@ struct Options {
   int rounds = 3;
   std::string dir = "var/bench/pipeline";
   bool half_load = true;
+  double rate = 0;  // the paced run's offered load; 0: half the median peak
 };
 
 struct RunResult {
   double ingest_per_s = 0;
   double end_to_end_per_s = 0;
   double cpu_us_per_event = 0;     // the process's user + system time over the run
+  double bytes_per_event = 0;      // written by the process over the run (store, WAL, broker)
   std::vector<double> latency_ms;  // per event, due (or sent) -> merged received
 };
 
@@ -60,6 +63,17 @@ double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+}
+
+// Bytes this process has written with write(2) and friends so far (/proc/self/io wchar).
+double written_bytes() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  double value = 0;
+  while (io >> key >> value) {
+    if (key == "wchar:") return value;
+  }
+  return 0;
 }
 
 double cpu_seconds() {
@@ -88,6 +102,7 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
   server::AppOptions ao;
   ao.config = *config;
   ao.envs = {env};
+  if (const char* w = std::getenv("BENCH_WORKERS")) ao.workers = std::stoul(w);
   auto app = server::App::open(ao);
   if (!app.ok()) die(app.error().describe());
   auto token = (*app)->tokens().create("bench", env, {"publish"});
@@ -117,6 +132,7 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
   result.latency_ms.reserve(drafts.size());
 
   const double cpu0 = cpu_seconds();
+  const double written0 = written_bytes();
   const Steady::time_point t0 = Steady::now();
   auto ns_since_t0 = [&] {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Steady::now() - t0).count();
@@ -157,6 +173,7 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
       }
       httplib::Client client("127.0.0.1", http.port());
       client.set_read_timeout(120, 0);
+      client.set_tcp_nodelay(true);
       const httplib::Headers headers = {{"Authorization", "Bearer " + *token}};
       // Paced: this client's batches are due at even intervals.
       const double interval_ns = rate > 0 ? 1e9 * o.batch * o.clients / rate : 0;
@@ -171,7 +188,9 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
         body += "]";
         int64_t due = ns_since_t0();
         if (rate > 0) {
-          due = static_cast<int64_t>(interval_ns * static_cast<double>(k));
+          // Clients take turns, so that batches arrive evenly spread.
+          due = static_cast<int64_t>(interval_ns *
+                                     (static_cast<double>(k) + static_cast<double>(c) / o.clients));
           const int64_t wait = due - ns_since_t0();
           if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
         }
@@ -190,6 +209,7 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
   result.ingest_per_s = static_cast<double>(drafts.size()) / (ingested_at_ns.load() / 1e9);
   result.end_to_end_per_s = static_cast<double>(drafts.size()) / (merged_at_ns.load() / 1e9);
   result.cpu_us_per_event = (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(drafts.size());
+  result.bytes_per_event = (written_bytes() - written0) / static_cast<double>(drafts.size());
   http.stop();
   server.join();
   (*app)->stop();
@@ -211,6 +231,7 @@ int main(int argc, char** argv) {
   cli.add_option("--rounds", o.rounds, "Peak rounds (the median is reported)");
   cli.add_option("--dir", o.dir, "Scratch folder");
   cli.add_flag("!--no-half-load", o.half_load, "Skip the half-load latency run");
+  cli.add_option("--rate", o.rate, "Offered load of the paced run, ev/s (default: half the peak)");
   CLI11_PARSE(cli, argc, argv);
   std::filesystem::create_directories(o.dir);
   const std::vector<EventDraft> drafts = make_drafts(o.events, o.records);
@@ -231,19 +252,23 @@ int main(int argc, char** argv) {
     RunResult res = run(o, drafts, 0);
     ingest.push_back(res.ingest_per_s);
     e2e.push_back(res.end_to_end_per_s);
+    const double floor_written0 = written_bytes();
     floor.push_back(run_sqlite_floor(o.dir + "-floor.db", events, audit,
                                      static_cast<size_t>(o.batch), Durability::kFsync));
     ratio.push_back(e2e.back() / floor.back());
+    const double floor_bytes =
+        (written_bytes() - floor_written0) / static_cast<double>(events.size());
     std::printf(
-        "  round %d: ingest %.0f ev/s, end to end %.0f ev/s (%.0f us CPU per event), floor %.0f "
-        "rows/s\n",
-        r + 1, ingest.back(), e2e.back(), res.cpu_us_per_event, floor.back());
+        "  round %d: ingest %.0f ev/s, end to end %.0f ev/s (per event: %.0f us CPU, %.0f B "
+        "written), floor %.0f rows/s (%.0f B written per row)\n",
+        r + 1, ingest.back(), e2e.back(), res.cpu_us_per_event, res.bytes_per_event, floor.back(),
+        floor_bytes);
   }
   std::printf("%-34s %12s %12s %12s %8s\n", "", "ingest ev/s", "e2e ev/s", "floor ev/s", "ratio");
   std::printf("%-34s %12.0f %12.0f %12.0f %8.2f\n", "peak (median of rounds)", median(ingest),
               median(e2e), median(floor), median(ratio));
   if (!o.half_load) return 0;
-  const double half = median(e2e) / 2;
+  const double half = o.rate > 0 ? o.rate : median(e2e) / 2;
   RunResult paced = run(o, drafts, half);
   std::printf(
       "half load: %.0f ev/s offered, end to end %.0f ev/s; ingest->merged latency ms: "

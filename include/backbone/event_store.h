@@ -75,10 +75,12 @@ struct StoredRecord {
 struct MergeCommit {
   EventId event_id;  // set processed = 1
   RecordKey record;
-  uint64_t expected_version = 0;     // the record's version the decision was made on (0: absent)
-  std::optional<StoredRecord> next;  // the record's new row, when it changed
-  std::vector<AuditDraft> audit;     // appended in order
-  bool replay = false;               // a replayed event: processed is 1 already, and stays
+  uint64_t expected_version = 0;  // the record's version the decision was made on (0: absent)
+  // The record's new row, when it changed. Its updated_at is set by the store: the time of the
+  // commit's last audit entry (so that `rebuild` can reproduce it).
+  std::optional<StoredRecord> next;
+  std::vector<AuditDraft> audit;  // appended in order
+  bool replay = false;            // a replayed event: processed is 1 already, and stays
 };
 
 class EventStore {
@@ -125,6 +127,11 @@ class EventStore {
   // kMergeWorker or kMigrator.
   virtual std::vector<Result<std::vector<AuditEntry>>> commit_merges(
       std::span<const MergeCommit> commits) = 0;
+  // Replaces every row of `records` with `rows`, in one transaction (for `rebuild`), provided
+  // the audit chain still ends at `audit_tail` (nullopt: is still empty); kConflict otherwise,
+  // changing nothing (a merge committed after the rows were computed). REQUIRES: role kMigrator.
+  virtual Result<void> replace_records(std::span<const StoredRecord> rows,
+                                       std::optional<EventId> audit_tail) = 0;
   // One merge (commit_merges of one).
   Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& commit) {
     return std::move(commit_merges(std::span(&commit, 1)).front());

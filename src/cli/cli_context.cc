@@ -1,5 +1,7 @@
 #include "cli/cli_context.h"
 
+#include "backbone/event.h"
+
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -34,6 +36,17 @@ Result<std::unique_ptr<Broker>> CliContext::open_broker() const {
 }
 
 Result<Topology> CliContext::topology() const { return Topology::load(config.topology); }
+
+Result<RecordKey> record_key_arg(const std::string& record_type, const std::string& record_id) {
+  if (!is_valid_name(record_type)) {
+    return make_error(Errc::kInvalidArgument, "must match [a-z][a-z0-9_.-]{0,63}", "record_type");
+  }
+  if (!is_valid_record_id(record_id)) {
+    return make_error(Errc::kInvalidArgument, "must be 1-191 bytes of printable UTF-8",
+                      "record_id");
+  }
+  return RecordKey{record_type, record_id};
+}
 
 void CliContext::fail(const Error& error) {
   exit_status = exit_code(error.code);

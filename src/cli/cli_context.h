@@ -9,6 +9,7 @@
 #include "backbone/broker.h"
 #include "backbone/config.h"
 #include "backbone/event_store.h"
+#include "backbone/record_key.h"
 #include "backbone/result.h"
 #include "backbone/topology.h"
 
@@ -44,6 +45,9 @@ struct CliContext {
   void fail(const Error& error);
 };
 
+// A record named on the command line: kInvalidArgument naming `record_type` or `record_id`.
+Result<RecordKey> record_key_arg(const std::string& record_type, const std::string& record_id);
+
 // Each subcommand registers itself on the app; its callback runs the command.
 void register_migrate(CLI::App& app, CliContext& ctx);
 void register_publish(CLI::App& app, CliContext& ctx);
@@ -56,5 +60,6 @@ void register_serve(CLI::App& app, CliContext& ctx);
 void register_token(CLI::App& app, CliContext& ctx);
 void register_dlq(CLI::App& app, CliContext& ctx);
 void register_stress(CLI::App& app, CliContext& ctx);
+void register_records(CLI::App& app, CliContext& ctx);
 
 }  // namespace backbone::cli

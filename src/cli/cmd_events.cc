@@ -48,17 +48,11 @@ void register_events(CLI::App& app, CliContext& ctx) {
   history->add_option("record_type", *type, "The record's type")->required();
   history->add_option("record_id", *rid, "The record's id")->required();
   history->callback([&ctx, type, rid] {
-    if (!is_valid_name(*type)) {
-      return ctx.fail(
-          make_error(Errc::kInvalidArgument, "must match [a-z][a-z0-9_.-]{0,63}", "record_type"));
-    }
-    if (!is_valid_record_id(*rid)) {
-      return ctx.fail(make_error(Errc::kInvalidArgument, "must be 1-191 bytes of printable UTF-8",
-                                 "record_id"));
-    }
+    auto key = record_key_arg(*type, *rid);
+    if (!key.ok()) return ctx.fail(key.error());
     auto store = ctx.open_store(Role::kReader);
     if (!store.ok()) return ctx.fail(store.error());
-    auto list = (*store)->history({*type, *rid});
+    auto list = (*store)->history(*key);
     if (!list.ok()) return ctx.fail(list.error());
     if (ctx.json) {
       std::string out = "[";

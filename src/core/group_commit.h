@@ -43,6 +43,12 @@ class GroupCommit {
     }
   }
 
+  // Requests queued behind the running group.
+  size_t queued() {
+    std::lock_guard lk(mu_);
+    return queue_.size();
+  }
+
  private:
   struct Slot {
     Request* request;

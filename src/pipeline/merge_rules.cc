@@ -32,6 +32,12 @@ void merge_patch(json& target, const json& patch) {
   }
 }
 
+// Applies the effective patch to the parsed state, making `version` for each field it names.
+void apply_patch(json& state, json& versions, const json& effective, uint64_t version) {
+  merge_patch(state, effective);
+  for (auto it = effective.begin(); it != effective.end(); ++it) versions[it.key()] = version;
+}
+
 Result<json> parse_stored(const std::string& text, const char* what) {
   auto j = json_internal::parse_strict(text);
   if (!j.ok() || !j->is_object()) {
@@ -166,8 +172,7 @@ Result<MergeDecision> decide_merge(const Event& event, const RecordState& curren
   // fast-forward or rebase is a new version even when its patch is empty.
   if (d.kind == MergeDecision::Kind::kResolved && effective.empty()) return d;
   const uint64_t version = current.version + 1;
-  merge_patch(*state, effective);
-  for (auto it = effective.begin(); it != effective.end(); ++it) (*versions)[it.key()] = version;
+  apply_patch(*state, *versions, effective, version);
   d.next.version = version;
   d.next.state = canonical(*state);
   d.next.field_versions = canonical(*versions);
@@ -178,6 +183,20 @@ Result<MergeDecision> decide_merge(const Event& event, const RecordState& curren
   detail["changes"] = effective;
   d.detail = canonical(detail);
   return d;
+}
+
+Result<RecordState> apply_effective(const RecordState& current, const std::string& effective,
+                                    uint64_t version) {
+  auto state = parse_stored(current.state, "state");
+  if (!state.ok()) return state.error();
+  auto versions = parse_stored(current.field_versions, "field_versions");
+  if (!versions.ok()) return versions.error();
+  auto patch = json_internal::parse_strict(effective);
+  if (!patch.ok() || !patch->is_object()) {
+    return make_error(Errc::kDataLoss, "the effective changes are not a JSON object");
+  }
+  apply_patch(*state, *versions, *patch, version);
+  return RecordState{version, canonical(*state), canonical(*versions)};
 }
 
 }  // namespace backbone::pipeline

@@ -70,4 +70,10 @@ const char* merge_kind_name(MergeDecision::Kind kind);
 Result<MergeDecision> decide_merge(const Event& event, const RecordState& current,
                                    const MergeSettings& settings, const OriginLookup& origin);
 
+// Applies `effective` (the patch a merge applied, a JSON object) to `current`, making `version`:
+// each field it names is set to `version` in field_versions. What decide_merge does for a new
+// version, and what `rebuild` replays. Fails (kDataLoss) when a JSON text is not an object.
+Result<RecordState> apply_effective(const RecordState& current, const std::string& effective,
+                                    uint64_t version);
+
 }  // namespace backbone::pipeline

@@ -64,6 +64,8 @@ class EnvironmentPipeline {
 
   // Validates, stores and publishes. All or nothing for validation; `where` names the item.
   Result<std::vector<IngestOutcome>> ingest(std::span<const EventDraft> drafts);
+  // Ingest calls waiting for the group in progress to finish.
+  size_t ingest_queued() { return ingest_group_.queued(); }
   // Publishes every unprocessed event to the raw topic again, in history order.
   Result<size_t> relay();
 

@@ -9,6 +9,8 @@ namespace backbone::server {
 HttpServer::HttpServer(App& app) : app_(app), server_(std::make_unique<httplib::Server>()) {
   httplib::Server& s = *server_;
   s.set_payload_max_length(app.config().max_body_bytes);
+  // Answers go out at once (Nagle's algorithm with delayed ACKs holds small writes ~40 ms).
+  s.set_tcp_nodelay(true);
   add_event_routes(s, app);
   add_record_routes(s, app);
   add_admin_routes(s, app);

@@ -198,10 +198,45 @@ TEST_F(Cli, ProvisionMakesTheTopologyOnceAndTopologyShowListsIt) {
   EXPECT_NE(text.out.find("dead-letter events.dlq.sandbox after 5"), std::string::npos) << text.out;
 }
 
+TEST_F(Cli, RecordPrintsTheMergedStateAndRebuildPutsADamagedTableRight) {
+  auto stress = run("stress --events 400 --records 20 --dir var/s");
+  ASSERT_EQ(stress.status, 0) << stress.out << stress.err;
+  const std::string store = "--store 'sqlite://var/s/{env}.db' ";
+  auto shown = run(store + "--json record stress r3");
+  ASSERT_EQ(shown.status, 0) << shown.err;
+  auto j = nlohmann::json::parse(shown.out);
+  EXPECT_EQ(j["record_id"], "r3");
+  EXPECT_GE(j["version"].get<int>(), 1);
+  EXPECT_TRUE(j["state"].is_object());
+  EXPECT_EQ(run(store + "record stress nobody").status, 3);  // not found
+  auto bad = run(store + "record Stress r3");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("record_type"), std::string::npos) << bad.err;
+
+  auto check = run(store + "--json rebuild --check");
+  ASSERT_EQ(check.status, 0) << check.out << check.err;
+  EXPECT_EQ(nlohmann::json::parse(check.out)["matched"], true) << check.out;
+  const std::string db = dir_.file("var/s/sandbox.db");
+  ASSERT_EQ(std::system(("sqlite3 '" + db +
+                         "' \"UPDATE records SET state = '{}' WHERE "
+                         "record_id = 'r3'\"")
+                            .c_str()),
+            0);
+  check = run(store + "--json rebuild --check");
+  EXPECT_EQ(check.status, 1);
+  EXPECT_EQ(nlohmann::json::parse(check.out)["differing"], 1) << check.out;
+  auto fixed = run(store + "rebuild");
+  ASSERT_EQ(fixed.status, 0) << fixed.err;
+  EXPECT_NE(fixed.out.find("replaced"), std::string::npos) << fixed.out;
+  EXPECT_EQ(run(store + "rebuild --check").status, 0);
+  EXPECT_EQ(run(store + "--json record stress r3").out, shown.out);
+}
+
 TEST_F(Cli, EveryCommandHasHelp) {
   for (const char* cmd :
        {"", "migrate", "publish", "events", "events get", "events history", "audit", "audit verify",
-        "version", "provision", "topology", "topology show"}) {
+        "version", "provision", "topology", "topology show", "serve", "token", "dlq", "stress",
+        "record", "rebuild"}) {
     auto r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << cmd;

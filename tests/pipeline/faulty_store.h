@@ -1,9 +1,11 @@
 // FaultyStore: a real EventStore with injected failures (the leveldb ErrorEnv pattern): while
 // `fail_merges_for` names a record, commit_merge on that record fails with kUnavailable, as a
-// store that went away would.
+// store that went away would. While appends are held, append waits (to line up concurrent
+// callers behind it).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -21,10 +23,24 @@ class FaultyStore final : public EventStore {
     failing_ = std::move(record);
   }
   int injected() const { return injected_; }
+  void hold_appends(bool hold) {
+    {
+      std::lock_guard lk(mu_);
+      held_ = hold;
+    }
+    released_.notify_all();
+  }
+  int appends_waiting() const { return appends_waiting_; }
 
   Result<int> migrate() override { return real_->migrate(); }
   Result<int> schema_version() override { return real_->schema_version(); }
   Result<std::vector<AppendOutcome>> append(std::span<const Event> e) override {
+    {
+      std::unique_lock lk(mu_);
+      ++appends_waiting_;
+      released_.wait(lk, [&] { return !held_; });
+      --appends_waiting_;
+    }
     return real_->append(e);
   }
   Result<StoredEvent> get(const EventId& id) override { return real_->get(id); }
@@ -65,6 +81,10 @@ class FaultyStore final : public EventStore {
     for (size_t i = 0; i < real.size(); ++i) out[where[i]] = std::move(real[i]);
     return out;
   }
+  Result<void> replace_records(std::span<const StoredRecord> rows,
+                               std::optional<EventId> tail) override {
+    return real_->replace_records(rows, tail);
+  }
   Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> d) override {
     return real_->append_audit(d);
   }
@@ -85,6 +105,9 @@ class FaultyStore final : public EventStore {
   std::unique_ptr<EventStore> real_;
   std::mutex mu_;
   std::optional<RecordKey> failing_;
+  bool held_ = false;  // GUARDED_BY(mu_)
+  std::condition_variable released_;
+  std::atomic<int> appends_waiting_{0};
   std::atomic<int> injected_{0};
 };
 

@@ -1,11 +1,16 @@
 // The pipeline of one environment, end to end on a real SQLite store and the embedded broker,
 // driven step by step on a ManualClock: backoffs and the retry span pass by moving the clock.
 #include "pipeline/pipeline.h"
+#include "pipeline/rebuild.h"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "backbone/event_json.h"
 #include "pipeline/faulty_store.h"
@@ -49,9 +54,9 @@ class PipelineTest : public ::testing::Test {
       s.clock = &clock_;
       s.ids = &ids_;
       auto store = EventStore::open(s);
-      if (!store.ok() || role != Role::kMergeWorker) return store;
+      if (!store.ok()) return store;
       auto faulty = std::make_unique<FaultyStore>(std::move(*store));
-      faulty_ = faulty.get();
+      (role == Role::kMergeWorker ? faulty_ : faulty_ingest_) = faulty.get();
       return std::unique_ptr<EventStore>(std::move(faulty));
     };
     auto p = EnvironmentPipeline::open(o);
@@ -115,8 +120,29 @@ class PipelineTest : public ::testing::Test {
   std::string store_url_ = "sqlite://" + dir_.file("sandbox.db");
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<EnvironmentPipeline> pipeline_;
-  FaultyStore* faulty_ = nullptr;
+  FaultyStore* faulty_ = nullptr;         // the merge stage's store
+  FaultyStore* faulty_ingest_ = nullptr;  // ingest's
 };
+
+// Every column of every row, one line each (for readable comparisons).
+std::string describe(const std::vector<StoredRecord>& rows) {
+  std::string out;
+  for (const StoredRecord& r : rows) {
+    out += r.key.record_type + "/" + r.key.record_id + " v" + std::to_string(r.version) + " " +
+           r.state + " " + r.field_versions + " @" + std::to_string(r.updated_at.micros()) + "\n";
+  }
+  return out;
+}
+
+// Waits (in real time, bounded) until `done` holds; false if it never did.
+bool eventually(const std::function<bool()>& done) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
 
 TEST_F(PipelineTest, EventsAreStoredPublishedAndMergedInOrder) {
   auto out =
@@ -146,6 +172,51 @@ TEST_F(PipelineTest, EventsAreStoredPublishedAndMergedInOrder) {
     last[m.ordering_key] = v;
   }
   EXPECT_TRUE(verify_audit_chain(pipeline_->merge_store())->ok);
+}
+
+TEST_F(PipelineTest, ConcurrentIngestCallsShareACommitAndAFailingCallFailsAlone) {
+  const auto stored = ingest({draft("0", 0, R"({"v":0})")});
+  // The first call takes the lead and waits in the store; three more queue behind it and go
+  // in one group. One of them reuses a stored id in its second event.
+  faulty_ingest_->hold_appends(true);
+  std::map<std::string, Result<std::vector<pipeline::IngestOutcome>>> results;
+  std::mutex mu;
+  auto call = [&](const std::string& name, std::vector<EventDraft> drafts) {
+    return std::thread([&, name, drafts] {
+      auto r = pipeline_->ingest(drafts);
+      std::lock_guard lk(mu);
+      results.emplace(name, std::move(r));
+    });
+  };
+  std::vector<std::thread> threads;
+  threads.push_back(call("a", {draft("a", 0, R"({"v":1})")}));
+  ASSERT_TRUE(eventually([&] { return faulty_ingest_->appends_waiting() == 1; }));
+  // Queued in this order, so that b's reused id is the group's fourth event but its own second.
+  threads.push_back(call("c", {draft("c", 0, R"({"v":3})"), draft("c", 1, R"({"v":4})")}));
+  ASSERT_TRUE(eventually([&] { return pipeline_->ingest_queued() == 1; }));
+  EventDraft reused = draft("b", 1, R"({"v":"other"})");
+  reused.id = stored[0].id;
+  threads.push_back(call("b", {draft("b", 0, R"({"v":2})"), reused}));
+  ASSERT_TRUE(eventually([&] { return pipeline_->ingest_queued() == 2; }));
+  threads.push_back(call("d", {draft("d", 0, R"({"v":5})")}));
+  ASSERT_TRUE(eventually([&] { return pipeline_->ingest_queued() == 3; }));
+  faulty_ingest_->hold_appends(false);
+  for (auto& t : threads) t.join();
+
+  ASSERT_TRUE(results.at("a").ok());
+  ASSERT_FALSE(results.at("b").ok());
+  EXPECT_EQ(results.at("b").code(), Errc::kImmutable);
+  EXPECT_EQ(results.at("b").error().where, "events[1]");  // its own numbering, not the group's
+  ASSERT_TRUE(results.at("c").ok()) << results.at("c").error().describe();
+  ASSERT_TRUE(results.at("d").ok());
+  EXPECT_EQ(results.at("c")->size(), 2u);
+  step();
+  for (const char* id : {"a", "c", "d"}) EXPECT_TRUE(record(id).has_value()) << id;
+  EXPECT_EQ(record("c")->version, 2u);
+  EXPECT_FALSE(record("b").has_value());  // nothing of the failed call was stored
+  auto history = pipeline_->merge_store().history({"contact", "b"});
+  ASSERT_TRUE(history.ok());
+  EXPECT_TRUE(history->empty());
 }
 
 TEST_F(PipelineTest, ADuplicateIsAnsweredWithTheOriginalAndNeverMergedTwice) {
@@ -338,6 +409,67 @@ TEST_F(PipelineTest, AReplayedDeadLetterMergesOnceItCan) {
   EXPECT_NE(std::find(acts.begin(), acts.end(), AuditAction::kReplayed), acts.end());
   EXPECT_EQ(pipeline_->dlq_replay(e[1].id).code(), Errc::kNotFound);
   EXPECT_TRUE(verify_audit_chain(pipeline_->merge_store())->ok);
+}
+
+TEST_F(PipelineTest, RebuildReproducesTheRecordsTableExactly) {
+  pipeline::MergeSettings settings;
+  settings.policies["contact"] = pipeline::ConflictPolicy::kLastWriterWins;
+  settings.policies["deal"] = pipeline::ConflictPolicy::kReject;
+  open(settings);
+  ingest({draft("1", 0, R"({"a":1,"b":{"x":1}})"), draft("1", 1, R"({"a":2})"),
+          draft("1", 1, R"({"b":{"y":2}})"),  // rebased
+          draft("1", 1, R"({"a":3,"c":null})"),  // a moved: resolved, the newer wins
+          draft("2", 1, R"({"v":1})"),         // a gap, filled next
+          draft("2", 0, R"({"v":0,"w":0})")});
+  EventDraft deal = draft("9", 0, R"({"s":1})");
+  deal.record_type = "deal";
+  EventDraft stale = draft("9", 0, R"({"s":2})");
+  stale.record_type = "deal";
+  ingest({deal, stale});  // the second is rejected
+  step();
+  StoreOptions so;
+  so.url = store_url_;
+  so.role = Role::kMigrator;
+  so.clock = &clock_;
+  auto store = std::move(*EventStore::open(so));
+  auto table = store->scan_records(std::nullopt, 100);
+  ASSERT_TRUE(table.ok());
+  ASSERT_EQ(table->size(), 3u);
+  auto rebuilt = pipeline::fold_records(*store);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().describe();
+  EXPECT_EQ(describe(rebuilt->rows), describe(*table));  // every column, updated_at included
+  EXPECT_EQ(rebuilt->merges, 7u);
+  auto report = pipeline::rebuild_records(*store, true);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->matches());
+  EXPECT_FALSE(report->replaced);
+
+  // A damaged table is found and put right.
+  SqliteHarness raw(store_url_.substr(std::string("sqlite://").size()));
+  ASSERT_TRUE(raw.raw_sql(Role::kMigrator, "UPDATE records SET state = '{}' WHERE record_id = '1'")
+                  .ok());
+  ASSERT_TRUE(raw.raw_sql(Role::kMigrator, "DELETE FROM records WHERE record_id = '2'").ok());
+  ASSERT_TRUE(raw.raw_sql(Role::kMigrator,
+                          "INSERT INTO records VALUES ('contact', '77', 1, '{}', '{}', 0)")
+                  .ok());
+  report = pipeline::rebuild_records(*store, false);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->differing, 1u);
+  EXPECT_EQ(report->missing, 1u);
+  EXPECT_EQ(report->extra, 1u);
+  EXPECT_NE(describe(*store->scan_records(std::nullopt, 100)), describe(*table));
+  report = pipeline::rebuild_records(*store, true);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->replaced);
+  EXPECT_EQ(describe(*store->scan_records(std::nullopt, 100)), describe(*table));
+
+  // Rows computed before a later merge are not written over it.
+  auto before = pipeline::fold_records(*store);
+  ASSERT_TRUE(before.ok());
+  ingest({draft("3", 0, R"({"z":1})")});
+  step();
+  EXPECT_EQ(store->replace_records(before->rows, before->audit_tail).code(), Errc::kConflict);
+  EXPECT_TRUE(record("3").has_value());
 }
 
 }  // namespace

@@ -26,6 +26,8 @@ class TempDir {
 class SqliteHarness final : public StoreHarness {
  public:
   SqliteHarness() : db_path_(dir_.file("events.db")) {}
+  // On an existing database file.
+  explicit SqliteHarness(std::string path) : db_path_(std::move(path)) {}
   std::string url() override { return "sqlite://" + db_path_; }
   Result<void> raw_sql(Role role, const std::string& sql) override;
   Result<int64_t> raw_query_int(Role role, const std::string& sql) override;

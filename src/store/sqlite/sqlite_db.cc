@@ -101,9 +101,11 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, Role r
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, 10'000);
   const char* sync = durability == Durability::kFsync ? "FULL" : "NORMAL";
+  // A 16 MiB page cache per connection (the default is 2 MiB), and a checkpoint every 10,000
+  // WAL pages (40 MiB) instead of 1,000: pages that many commits touch are copied back once.
   BACKBONE_TRY(db->exec(std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") + sync +
-                        "; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536; PRAGMA "
-                        "mmap_size=268435456; PRAGMA wal_autocheckpoint=10000;"));
+                        "; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;"
+                        " PRAGMA wal_autocheckpoint=10000;"));
   {
     auto v = db->prepare("PRAGMA user_version");
     if (!v.ok()) return v.error();

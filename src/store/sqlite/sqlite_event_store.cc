@@ -329,35 +329,6 @@ class SqliteEventStore final : public EventStore {
   // One commit, inside the caller's transaction, with the audit chain's tail. REQUIRES: mu_
   // held, a transaction open.
   Result<std::vector<AuditEntry>> commit_one(const MergeCommit& c, ChainTail& chain) {
-    if (c.next) {
-      // The version check and the write in one statement: a new record must not exist yet, an
-      // existing one must be at expected_version.
-      auto up = db_->prepare(
-          c.expected_version == 0
-              ? "INSERT INTO records (record_type, record_id, version, state, field_versions, "
-                "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"
-              : "UPDATE records SET version = ?3, state = ?4, field_versions = ?5, "
-                "updated_at = ?6 WHERE record_type = ?1 AND record_id = ?2 AND version = ?7");
-      if (!up.ok()) return up.error();
-      (*up)
-          ->bind(1, c.record.record_type)
-          .bind(2, c.record.record_id)
-          .bind(3, static_cast<int64_t>(c.next->version))
-          .bind(4, c.next->state)
-          .bind(5, c.next->field_versions)
-          .bind(6, c.next->updated_at.micros());
-      if (c.expected_version != 0) (*up)->bind(7, static_cast<int64_t>(c.expected_version));
-      BACKBONE_TRY((*up)->run());
-      if (sqlite3_changes(db_->handle()) != 1) {
-        auto have = record_version(c.record);
-        if (!have.ok()) return have.error();
-        return version_conflict(c, *have);
-      }
-    } else {
-      auto have = record_version(c.record);
-      if (!have.ok()) return have.error();
-      if (*have != c.expected_version) return version_conflict(c, *have);
-    }
     auto mark = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
     if (!mark.ok()) return mark.error();
     BACKBONE_TRY((*mark)->bind(1, c.event_id.str()).run());
@@ -372,7 +343,78 @@ class SqliteEventStore final : public EventStore {
       if (!entry.ok()) return entry.error();
       out.push_back(std::move(*entry));
     }
+    if (!c.next) {
+      auto have = record_version(c.record);
+      if (!have.ok()) return have.error();
+      if (*have != c.expected_version) return version_conflict(c, *have);
+      return out;
+    }
+    // The version check and the write in one statement: a new record must not exist yet, an
+    // existing one must be at expected_version. updated_at is the time of the commit's last
+    // audit entry, so that `rebuild` reproduces it.
+    const Timestamp updated_at = out.empty() ? clock_.now() : out.back().created_at;
+    auto up = db_->prepare(
+        c.expected_version == 0
+            ? "INSERT INTO records (record_type, record_id, version, state, field_versions, "
+              "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"
+            : "UPDATE records SET version = ?3, state = ?4, field_versions = ?5, "
+              "updated_at = ?6 WHERE record_type = ?1 AND record_id = ?2 AND version = ?7");
+    if (!up.ok()) return up.error();
+    (*up)
+        ->bind(1, c.record.record_type)
+        .bind(2, c.record.record_id)
+        .bind(3, static_cast<int64_t>(c.next->version))
+        .bind(4, c.next->state)
+        .bind(5, c.next->field_versions)
+        .bind(6, updated_at.micros());
+    if (c.expected_version != 0) (*up)->bind(7, static_cast<int64_t>(c.expected_version));
+    BACKBONE_TRY((*up)->run());
+    if (sqlite3_changes(db_->handle()) != 1) {
+      auto have = record_version(c.record);
+      if (!have.ok()) return have.error();
+      return version_conflict(c, *have);
+    }
     return out;
+  }
+
+ public:
+  Result<void> replace_records(std::span<const StoredRecord> rows,
+                               std::optional<EventId> audit_tail) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    if (db_->role() != Role::kMigrator) {
+      return make_error(Errc::kPermissionDenied, std::string("access denied for role ") +
+                                                     role_name(db_->role()) +
+                                                     ": replacing records needs the migrator role");
+    }
+    auto replaced = in_write_txn<bool>([&]() -> Result<bool> {
+      auto tail = chain_tail();
+      if (!tail.ok()) return tail.error();
+      const bool empty = tail->chain_hash == kAuditGenesis;
+      if (audit_tail ? (empty || tail->id != *audit_tail) : !empty) {
+        return make_error(Errc::kConflict,
+                          "the audit log moved on while the records were rebuilt (is "
+                          "`serve` running?); nothing was replaced");
+      }
+      BACKBONE_TRY(run_cached("DELETE FROM records"));
+      auto ins = db_->prepare(
+          "INSERT INTO records (record_type, record_id, version, state, field_versions, "
+          "updated_at) VALUES (?, ?, ?, ?, ?, ?)");
+      if (!ins.ok()) return ins.error();
+      for (const StoredRecord& r : rows) {
+        BACKBONE_TRY((*ins)
+                         ->bind(1, r.key.record_type)
+                         .bind(2, r.key.record_id)
+                         .bind(3, static_cast<int64_t>(r.version))
+                         .bind(4, r.state)
+                         .bind(5, r.field_versions)
+                         .bind(6, r.updated_at.micros())
+                         .run());
+      }
+      return true;
+    });
+    if (!replaced.ok()) return replaced.error();
+    return {};
   }
 
  public:
