@@ -1,6 +1,7 @@
 // `backbone stress`: the seed's stress test. Drives N events over K records from S sources,
 // with rates of stale bases, conflicts, out-of-order arrivals and poison messages, through a
-// pipeline of its own (a scratch folder, `--dir`), waits until everything settled, and checks:
+// pipeline of its own (a scratch folder, `--dir`) or a running server (`--url`, over HTTP),
+// waits until everything settled, and checks:
 //   0 lost (every stored event processed), 0 applied twice (one merge per event at most),
 //   0 per-record order violations on the merged topic, a DLQ count equal to the poison
 //   messages plus the conflicts the reject policy dead-letters, final records equal to a
@@ -23,6 +24,7 @@
 #include "pipeline/messages.h"
 #include "server/app.h"
 #include "stress/generator.h"
+#include "stress/http_target.h"
 #include "stress/verify.h"
 
 namespace backbone::cli {
@@ -32,6 +34,8 @@ using Steady = std::chrono::steady_clock;
 
 struct StressFlags {
   stress::WorkloadOptions workload;
+  std::string url;    // a running server: drive it over HTTP instead of a scratch pipeline
+  std::string token;  // for --url (else BACKBONE_TOKEN)
   size_t batch = 500;
   size_t workers = 4;
   std::string dir = "var/stress";
@@ -51,6 +55,72 @@ double percentile(std::vector<double>& v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+}
+
+// Verifies, prints the report (or --json), and sets the exit status.
+void verify_and_report(CliContext& ctx, const StressFlags& f, const std::string& env,
+                       const stress::Workload& workload, const stress::VerifyInput& vi,
+                       double ingest_s, double total_s,
+                       const std::vector<std::string>& more_violations = {}) {
+  const auto& drafts = workload.events();
+  auto checked = stress::verify_stress(vi);
+  if (!checked.ok()) return ctx.fail(checked.error());
+  checked->violations.insert(checked->violations.end(), more_violations.begin(),
+                             more_violations.end());
+  const auto& violations = checked->violations;
+  auto& latency_ms = checked->latency_ms;
+  const double p50 = percentile(latency_ms, 0.50), p95 = percentile(latency_ms, 0.95),
+               p99 = percentile(latency_ms, 0.99), p999 = percentile(latency_ms, 0.999);
+  long rss_kb = 0;
+  if (FILE* s = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, s)) {
+      if (std::sscanf(line, "VmHWM: %ld kB", &rss_kb) == 1) break;
+    }
+    std::fclose(s);
+  }
+  nlohmann::json report = {
+      {"env", env},
+      {"events", drafts.size()},
+      {"records", f.workload.records},
+      {"sources", f.workload.sources},
+      {"target", f.url.empty() ? std::string("in process") : f.url},
+      {"poison", workload.poison()},
+      {"poison_path", f.url.empty() ? "raw topic" : "HTTP (refused with 400)"},
+      {"merged", checked->merged},
+      {"rejected", checked->rejected},
+      {"dlq", checked->dlq},
+      {"ingest_seconds", ingest_s},
+      {"total_seconds", total_s},
+      {"ingest_events_per_second", drafts.size() / ingest_s},
+      {"end_to_end_events_per_second", drafts.size() / total_s},
+      {"latency_ms", {{"p50", p50}, {"p95", p95}, {"p99", p99}, {"p99.9", p999}}},
+      {"peak_rss_mb", rss_kb / 1024},
+      {"audit_entries_checked", checked->audit_entries},
+      {"violations", violations},
+      {"ok", violations.empty()}};
+  if (ctx.json) {
+    std::printf("%s\n", report.dump().c_str());
+  } else {
+    std::printf("stress %s%s%s: %zu events over %zu records from %zu sources, %zu poison%s\n",
+                env.c_str(), f.url.empty() ? "" : " at ", f.url.c_str(), drafts.size(),
+                f.workload.records, f.workload.sources, workload.poison(),
+                f.url.empty() ? "" : " (sent over HTTP, refused with 400)");
+    std::printf("  ingest        %8.0f events/s (%.1f s)\n", drafts.size() / ingest_s, ingest_s);
+    std::printf("  end to end    %8.0f events/s (%.1f s until settled)\n", drafts.size() / total_s,
+                total_s);
+    std::printf("  ingest->merged latency ms: p50 %.1f  p95 %.1f  p99 %.1f  p99.9 %.1f\n", p50, p95,
+                p99, p999);
+    std::printf("  merged %zu, rejected %zu, DLQ %zu, audit entries %llu, peak RSS %ld MB\n",
+                checked->merged, checked->rejected, checked->dlq,
+                static_cast<unsigned long long>(checked->audit_entries), rss_kb / 1024);
+    std::printf("  checks: %s\n", violations.empty()
+                                      ? "0 lost, 0 applied twice, 0 order violations, DLQ count "
+                                        "right, records equal the fold, audit chain intact"
+                                      : "FAILED");
+    for (const auto& v : violations) std::printf("  VIOLATION: %s\n", v.c_str());
+  }
+  if (!violations.empty()) ctx.exit_status = 1;
 }
 
 void run_stress(CliContext& ctx, const StressFlags& f) {
@@ -129,64 +199,68 @@ void run_stress(CliContext& ctx, const StressFlags& f) {
 
   stress::VerifyInput vi;
   vi.store = &pipe.merge_store();
-  vi.broker = &broker;
-  vi.order_subscription = verify.name;
-  vi.dlq_subscription = topology.subscription_for("inspect", env)->name;
+  stress::use_broker(vi, broker, verify.name, topology.subscription_for("inspect", env)->name);
   vi.sent = ids;
   vi.poison = workload.poison();
-  auto checked = stress::verify_stress(vi);
-  if (!checked.ok()) return ctx.fail(checked.error());
-  const auto& violations = checked->violations;
-  auto& latency_ms = checked->latency_ms;
-  const double p50 = percentile(latency_ms, 0.50), p95 = percentile(latency_ms, 0.95),
-               p99 = percentile(latency_ms, 0.99), p999 = percentile(latency_ms, 0.999);
-  long rss_kb = 0;
-  if (FILE* s = std::fopen("/proc/self/status", "r")) {
-    char line[256];
-    while (std::fgets(line, sizeof line, s)) {
-      if (std::sscanf(line, "VmHWM: %ld kB", &rss_kb) == 1) break;
+  verify_and_report(ctx, f, env, workload, vi, ingest_s, total_s);
+}
+
+// --url: the workload goes to a running server over HTTP; the checks read the server's store
+// (as reader, through the configured store URL) and its merged topic and DLQ over HTTP.
+void run_against_url(CliContext& ctx, const StressFlags& f) {
+  const std::string env = ctx.env();
+  std::string token = f.token;
+  if (token.empty()) {
+    if (const char* t = std::getenv("BACKBONE_TOKEN")) token = t;
+  }
+  auto target = stress::HttpTarget::connect(f.url, token, env);
+  if (!target.ok()) return ctx.fail(target.error());
+  auto store = ctx.open_store(Role::kReader);
+  if (!store.ok()) return ctx.fail(store.error());
+  stress::WorkloadOptions wo = f.workload;
+  // Records of this run's own, so that runs on one server do not mix.
+  wo.record_prefix = "run" + std::to_string(SystemClock::instance().now().micros() / 1000) + "-r";
+  stress::Workload workload(wo);
+  const auto& drafts = workload.events();
+  const auto t0 = Steady::now();
+  auto ids = (*target)->ingest(drafts, f.batch,
+                               [&](size_t done) { progress("ingest", done, drafts.size()); });
+  if (!ids.ok()) return ctx.fail(ids.error());
+  // Poison cannot reach the raw topic through the API: it is sent, and must be refused.
+  auto accepted = (*target)->send_malformed(workload.poison());
+  if (!accepted.ok()) return ctx.fail(accepted.error());
+  const double ingest_s = std::chrono::duration<double>(Steady::now() - t0).count();
+  size_t processed = 0;
+  for (;;) {
+    for (; processed < ids->size(); ++processed) {
+      auto e = (*store)->get((*ids)[processed]);
+      if (!e.ok()) return ctx.fail(e.error());
+      if (!e->processed) break;
     }
-    std::fclose(s);
+    progress("merge", processed, ids->size());
+    if (processed == ids->size()) {
+      auto idle = (*target)->stages_idle();
+      if (!idle.ok()) return ctx.fail(idle.error());
+      if (*idle) break;
+    }
+    if (std::chrono::duration<double>(Steady::now() - t0).count() > f.timeout_s) {
+      return ctx.fail(
+          make_error(Errc::kUnavailable, "the server did not settle within the timeout"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  nlohmann::json report = {
-      {"env", env},
-      {"events", drafts.size()},
-      {"records", f.workload.records},
-      {"sources", f.workload.sources},
-      {"poison", workload.poison()},
-      {"merged", checked->merged},
-      {"rejected", checked->rejected},
-      {"dlq", checked->dlq},
-      {"ingest_seconds", ingest_s},
-      {"total_seconds", total_s},
-      {"ingest_events_per_second", drafts.size() / ingest_s},
-      {"end_to_end_events_per_second", drafts.size() / total_s},
-      {"latency_ms", {{"p50", p50}, {"p95", p95}, {"p99", p99}, {"p99.9", p999}}},
-      {"peak_rss_mb", rss_kb / 1024},
-      {"audit_entries_checked", checked->audit_entries},
-      {"violations", violations},
-      {"ok", violations.empty()}};
-  if (ctx.json) {
-    std::printf("%s\n", report.dump().c_str());
-  } else {
-    std::printf("stress %s: %zu events over %zu records from %zu sources, %zu poison\n",
-                env.c_str(), drafts.size(), f.workload.records, f.workload.sources,
-                workload.poison());
-    std::printf("  ingest        %8.0f events/s (%.1f s)\n", drafts.size() / ingest_s, ingest_s);
-    std::printf("  end to end    %8.0f events/s (%.1f s until settled)\n", drafts.size() / total_s,
-                total_s);
-    std::printf("  ingest->merged latency ms: p50 %.1f  p95 %.1f  p99 %.1f  p99.9 %.1f\n", p50, p95,
-                p99, p999);
-    std::printf("  merged %zu, rejected %zu, DLQ %zu, audit entries %llu, peak RSS %ld MB\n",
-                checked->merged, checked->rejected, checked->dlq,
-                static_cast<unsigned long long>(checked->audit_entries), rss_kb / 1024);
-    std::printf("  checks: %s\n", violations.empty()
-                                      ? "0 lost, 0 applied twice, 0 order violations, DLQ count "
-                                        "right, records equal the fold, audit chain intact"
-                                      : "FAILED");
-    for (const auto& v : violations) std::printf("  VIOLATION: %s\n", v.c_str());
+  const double total_s = std::chrono::duration<double>(Steady::now() - t0).count();
+  stress::VerifyInput vi;
+  vi.store = store->get();
+  (*target)->use_for(vi);
+  vi.sent = *ids;
+  vi.poison = 0;
+  std::vector<std::string> more;
+  if (*accepted) {
+    more.push_back(std::to_string(*accepted) + " of " + std::to_string(workload.poison()) +
+                   " malformed events were accepted");
   }
-  if (!violations.empty()) ctx.exit_status = 1;
+  verify_and_report(ctx, f, env, workload, vi, ingest_s, total_s, more);
 }
 
 }  // namespace
@@ -206,7 +280,13 @@ void register_stress(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--workers", f->workers, "Workers per stage");
   cmd->add_option("--dir", f->dir, "Scratch folder (emptied first)");
   cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for the pipeline to settle");
-  cmd->callback([&ctx, f] { run_stress(ctx, *f); });
+  cmd->add_option("--url", f->url,
+                  "A running server (http://host:port) to drive over HTTP instead of a scratch "
+                  "pipeline; the checks read the configured store");
+  cmd->add_option("--token", f->token,
+                  "With --url: a token with the publish, read and subscribe roles (default: "
+                  "BACKBONE_TOKEN)");
+  cmd->callback([&ctx, f] { f->url.empty() ? run_stress(ctx, *f) : run_against_url(ctx, *f); });
 }
 
 }  // namespace backbone::cli

@@ -18,10 +18,20 @@ namespace backbone::server {
 
 Result<TokenStore> TokenStore::open(const std::string& path) {
   TokenStore store(path);
-  std::ifstream in(path);
-  if (!in) return store;
+  std::lock_guard lk(store.mu_);
+  BACKBONE_TRY(store.load_locked());
+  return store;
+}
+
+Result<void> TokenStore::load_locked() const {
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(path_, ec);
+  if (ec) return {};  // no file yet: no tokens
+  std::ifstream in(path_);
+  if (!in) return {};
   std::stringstream buf;
   buf << in.rdbuf();
+  std::map<std::string, Principal> loaded;
   try {
     const auto j = nlohmann::json::parse(buf.str());
     for (const auto& t : j.at("tokens")) {
@@ -29,12 +39,14 @@ Result<TokenStore> TokenStore::open(const std::string& path) {
       p.name = t.at("name").get<std::string>();
       p.env = t.at("env").get<std::string>();
       for (const auto& r : t.at("roles")) p.roles.insert(r.get<std::string>());
-      store.by_hash_[t.at("sha256").get<std::string>()] = std::move(p);
+      loaded[t.at("sha256").get<std::string>()] = std::move(p);
     }
   } catch (const nlohmann::json::exception& e) {
-    return make_error(Errc::kDataLoss, "token file " + path + " is damaged: " + e.what());
+    return make_error(Errc::kDataLoss, "token file " + path_ + " is damaged: " + e.what());
   }
-  return store;
+  by_hash_ = std::move(loaded);
+  loaded_mtime_ = mtime;
+  return {};
 }
 
 Result<std::string> TokenStore::create(const std::string& name, const std::string& env,
@@ -56,6 +68,7 @@ Result<std::string> TokenStore::create(const std::string& name, const std::strin
   for (unsigned char c : raw) token.push_back(kAlphabet[c & 63]);
   Principal p{name, env, {roles.begin(), roles.end()}};
   std::lock_guard lk(mu_);
+  BACKBONE_TRY(load_locked());  // keep the tokens another process added meanwhile
   by_hash_[sha256_hex(token)] = std::move(p);
   BACKBONE_TRY(save());
   return token;
@@ -65,6 +78,15 @@ Result<Principal> TokenStore::authenticate(std::string_view token) const {
   const std::string hash = sha256_hex(token);
   std::lock_guard lk(mu_);
   auto it = by_hash_.find(hash);
+  if (it == by_hash_.end()) {
+    // Unknown here: `backbone token create` may have added it since the file was read.
+    std::error_code ec;
+    const auto mtime = std::filesystem::last_write_time(path_, ec);
+    if (!ec && mtime != loaded_mtime_) {
+      BACKBONE_TRY(load_locked());
+      it = by_hash_.find(hash);
+    }
+  }
   if (it == by_hash_.end()) return make_error(Errc::kUnauthenticated, "unknown bearer token");
   return it->second;
 }

@@ -5,6 +5,7 @@
 // Thread-safety: thread-safe.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -32,21 +33,28 @@ class TokenStore {
   // Loads `path` (a missing file is an empty store).
   static Result<TokenStore> open(const std::string& path);
   TokenStore(TokenStore&& o) noexcept
-      : path_(std::move(o.path_)), by_hash_(std::move(o.by_hash_)) {}
+      : path_(std::move(o.path_)),
+        by_hash_(std::move(o.by_hash_)),
+        loaded_mtime_(o.loaded_mtime_) {}
 
   // Makes a token for `env` with `roles` and saves its hash; returns the token.
   Result<std::string> create(const std::string& name, const std::string& env,
                              const std::vector<std::string>& roles);
-  // The principal of a bearer token: kUnauthenticated when it is unknown.
+  // The principal of a bearer token: kUnauthenticated when it is unknown. A token unknown here
+  // is looked up again in the file when the file changed since it was read (tokens created
+  // while `serve` runs work at once).
   Result<Principal> authenticate(std::string_view token) const;
   size_t size() const;
 
  private:
   explicit TokenStore(std::string path) : path_(std::move(path)) {}
   Result<void> save() const;
+  // Reads the file into by_hash_. REQUIRES: mu_ held.
+  Result<void> load_locked() const;
   std::string path_;
   mutable std::mutex mu_;
-  std::map<std::string, Principal> by_hash_;  // GUARDED_BY(mu_)
+  mutable std::map<std::string, Principal> by_hash_;        // GUARDED_BY(mu_)
+  mutable std::filesystem::file_time_type loaded_mtime_{};  // GUARDED_BY(mu_)
 };
 
 }  // namespace backbone::server

@@ -23,7 +23,7 @@ Workload::Workload(WorkloadOptions o) : o_(o) {
   auto make = [&](size_t r, uint64_t base, const std::set<std::string>& fields) {
     EventDraft d;
     d.record_type = "stress";
-    d.record_id = "r" + std::to_string(r);
+    d.record_id = o_.record_prefix + std::to_string(r);
     d.source = "s" + std::to_string(rng() % std::max<size_t>(1, o_.sources));
     d.base_version = base;
     std::string changes = "{";

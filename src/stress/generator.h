@@ -27,6 +27,7 @@ struct WorkloadOptions {
   double gap_rate = 0.05;       // the next two events of a record sent in swapped order
   double poison_rate = 0.001;   // messages that are not events, straight to the raw topic
   uint64_t seed = 1;
+  std::string record_prefix = "r";  // record ids are prefix + number
 };
 
 class Workload {

@@ -41,6 +41,8 @@ Result<VerifyReport> verify_stress(const VerifyInput& in) {
     }
   }
   if (mismatches > 5) r.violations.push_back(std::to_string(mismatches) + " records differ in all");
+  std::set<std::string> ordering_keys;
+  for (const auto& [key, want] : expected->records) ordering_keys.insert(OrderingKey(key).str());
   std::map<std::string, int> merges;
   std::optional<EventId> after;
   for (;;) {
@@ -48,8 +50,10 @@ Result<VerifyReport> verify_stress(const VerifyInput& in) {
     if (!page.ok()) return page.error();
     if (page->empty()) break;
     for (const auto& a : *page) {
-      if (a.action == AuditAction::kMerged || a.action == AuditAction::kRebased)
+      if ((a.action == AuditAction::kMerged || a.action == AuditAction::kRebased) &&
+          expected->records.count(a.record)) {
         ++merges[a.event_id.str()];
+      }
     }
     after = page->back().id;
   }
@@ -65,48 +69,35 @@ Result<VerifyReport> verify_stress(const VerifyInput& in) {
   std::set<std::pair<std::string, uint64_t>> seen;
   size_t disorder = 0;
   for (;;) {
-    auto got = in.broker->pull(in.order_subscription, 1000);
+    auto got = in.next_merged();
     if (!got.ok()) return got.error();
     if (got->empty()) break;
-    std::vector<std::string> acks;
-    for (const auto& m : *got) {
-      acks.push_back(m.ack_id);
-      auto body = nlohmann::json::parse(m.message.data, nullptr, false);
+    for (const MergedSeen& m : *got) {
+      if (!ordering_keys.count(m.ordering_key)) continue;  // another workload's record
+      auto body = nlohmann::json::parse(m.data, nullptr, false);
       if (!body.is_object()) continue;
       const uint64_t v = body.value("version", uint64_t{0});
       if (!seen.insert({body.value("event_id", ""), v}).second) continue;
-      uint64_t& l = last[m.message.ordering_key];
+      uint64_t& l = last[m.ordering_key];
       if (v <= l) ++disorder;
       l = v;
       auto ts = Timestamp::parse_rfc3339(body.value("timestamp", ""));
-      if (ts.ok())
-        r.latency_ms.push_back((m.message.publish_time.micros() - ts->micros()) / 1000.0);
+      if (ts.ok()) r.latency_ms.push_back((m.publish_time.micros() - ts->micros()) / 1000.0);
     }
-    if (auto a = in.broker->ack(in.order_subscription, acks); !a.ok()) return a.error();
   }
   if (disorder) r.violations.push_back(std::to_string(disorder) + " per-record order violations");
   // The DLQ: distinct dead letters (a crash may repeat a message; poison has no event id, so
   // each poison message counts). The messages are handed back when counted.
   std::set<std::string> dead;
   size_t anonymous = 0;
-  std::vector<std::string> held;
-  for (;;) {
-    auto got = in.broker->pull(in.dlq_subscription, 1000);
-    if (!got.ok()) return got.error();
-    if (got->empty()) break;
-    for (const auto& m : *got) {
-      held.push_back(m.ack_id);
-      auto id = m.message.attributes.find("event_id");
-      if (id == m.message.attributes.end()) {
-        ++anonymous;
-      } else {
-        dead.insert(id->second);
-      }
+  auto letters = in.dead_letters();
+  if (!letters.ok()) return letters.error();
+  for (const auto& id : *letters) {
+    if (!id) {
+      ++anonymous;
+    } else if (unique.count(*id)) {  // one of this workload's events
+      dead.insert(*id);
     }
-  }
-  if (!held.empty()) {
-    if (auto n = in.broker->nack(in.dlq_subscription, held, 0, "counted"); !n.ok())
-      return n.error();
   }
   r.dlq = dead.size() + anonymous;
   const size_t want_dlq = in.poison + expected->rejected;
@@ -120,6 +111,40 @@ Result<VerifyReport> verify_stress(const VerifyInput& in) {
   r.audit_entries = audit->entries_checked;
   if (!audit->ok) r.violations.push_back("audit chain broken: " + audit->problem);
   return r;
+}
+
+void use_broker(VerifyInput& in, Broker& broker, const std::string& order_subscription,
+                const std::string& dlq_subscription) {
+  in.next_merged = [&broker, order_subscription]() -> Result<std::vector<MergedSeen>> {
+    auto got = broker.pull(order_subscription, 1000);
+    if (!got.ok()) return got.error();
+    std::vector<MergedSeen> out;
+    std::vector<std::string> acks;
+    for (const auto& m : *got) {
+      acks.push_back(m.ack_id);
+      out.push_back({m.message.ordering_key, m.message.data, m.message.publish_time});
+    }
+    if (!acks.empty()) BACKBONE_TRY(broker.ack(order_subscription, acks));
+    return out;
+  };
+  in.dead_letters = [&broker,
+                     dlq_subscription]() -> Result<std::vector<std::optional<std::string>>> {
+    std::vector<std::optional<std::string>> out;
+    std::vector<std::string> held;
+    for (;;) {
+      auto got = broker.pull(dlq_subscription, 1000);
+      if (!got.ok()) return got.error();
+      if (got->empty()) break;
+      for (const auto& m : *got) {
+        held.push_back(m.ack_id);
+        auto id = m.message.attributes.find("event_id");
+        out.push_back(id == m.message.attributes.end() ? std::nullopt
+                                                       : std::optional<std::string>(id->second));
+      }
+    }
+    if (!held.empty()) BACKBONE_TRY(broker.nack(dlq_subscription, held, 0, "counted"));
+    return out;
+  };
 }
 
 }  // namespace backbone::stress

@@ -10,8 +10,14 @@
 //   dlq             the dlq subscription holds the poison messages plus the rejected conflicts
 //                   (distinct events: a crash may repeat a dead letter)
 //   audit           the hash chain verifies
+//
+// Only the workload's records count (so that a store and topics shared with other traffic can
+// be checked). Where the merged messages and the dead letters come from is the caller's: a
+// broker held by this process (use_broker), or a running server's HTTP API.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,12 +27,20 @@
 
 namespace backbone::stress {
 
+// A message of the merged topic, as the order check reads it.
+struct MergedSeen {
+  std::string ordering_key;
+  std::string data;  // the merged message's JSON
+  Timestamp publish_time;
+};
+
 struct VerifyInput {
   EventStore* store = nullptr;
-  Broker* broker = nullptr;
-  std::string order_subscription;  // an ordered subscription on the merged topic, made before
-  std::string dlq_subscription;    // the dlq inspect subscription
-  std::vector<EventId> sent;       // ids in send order (a duplicate answered with its original)
+  // The merged topic's messages, in delivery order, a page at a time (empty: drained).
+  std::function<Result<std::vector<MergedSeen>>()> next_merged;
+  // The event id of every dead letter (nullopt: a poison message, which names no event).
+  std::function<Result<std::vector<std::optional<std::string>>>()> dead_letters;
+  std::vector<EventId> sent;  // ids in send order (a duplicate answered with its original)
   size_t poison = 0;
   pipeline::MergeSettings settings;
 };
@@ -39,7 +53,13 @@ struct VerifyReport {
   bool ok() const { return violations.empty(); }
 };
 
-// Consumes the order subscription. Store and broker errors are returned as such.
+// Drains next_merged. Store and source errors are returned as such.
 Result<VerifyReport> verify_stress(const VerifyInput& in);
+
+// Sources on a broker this process holds: `order_subscription`, an ordered subscription on the
+// merged topic made before the run (drained and acked), and `dlq_subscription`, the dlq
+// inspect subscription (its messages are handed back once counted). `broker` must outlive `in`.
+void use_broker(VerifyInput& in, Broker& broker, const std::string& order_subscription,
+                const std::string& dlq_subscription);
 
 }  // namespace backbone::stress

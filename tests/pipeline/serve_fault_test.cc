@@ -213,9 +213,8 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
   ASSERT_TRUE(broker.ok());
   stress::VerifyInput in;
   in.store = store->get();
-  in.broker = broker->get();
-  in.order_subscription = verify_sub;
-  in.dlq_subscription = Topology::built_in().subscription_for("inspect", "sandbox")->name;
+  stress::use_broker(in, **broker, verify_sub,
+                     Topology::built_in().subscription_for("inspect", "sandbox")->name);
   in.sent = sent;
   auto report = stress::verify_stress(in);
   ASSERT_TRUE(report.ok()) << report.error().describe();
@@ -224,6 +223,53 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
   EXPECT_TRUE(report->ok()) << problems;
   std::printf("serve fault test: %d SIGKILLs, %zu events sent, %zu merged, %zu rejected\n", kills,
               sent.size(), report->merged, report->rejected);
+}
+
+// Runs the `backbone` binary with `args`; returns its exit status and stdout.
+std::pair<int, std::string> run_cli(const std::string& args) {
+  const std::string cmd = std::string(BACKBONE_CLI_PATH) + " " + args;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+TEST(ServeStress, StressAgainstARunningServerPassesItsChecks) {
+  TempDir dir;
+  const int port = 18300 + static_cast<int>(::getpid() % 300);
+  const std::string config = dir.file("backbone.toml");
+  std::ofstream(config) << "store = \"sqlite://" << dir.file("{env}.db") << "\"\n"
+                        << "broker = \"embedded://" << dir.file("broker") << "\"\n"
+                        << "tokens = \"" << dir.file("tokens.json") << "\"\n";
+  ServeProcess serve(config, port);
+  serve.start();
+  ASSERT_TRUE(serve.wait_ready());
+  // Made while the server runs: it must know the token at once.
+  auto [created, token] = run_cli("--config " + config +
+                                  " --json token create --env sandbox --roles publish,read,"
+                                  "subscribe 2>/dev/null");
+  ASSERT_EQ(created, 0);
+  token = json::parse(token)["token"];
+  const std::string url = " --url http://127.0.0.1:" + std::to_string(port);
+  auto [status, out] = run_cli("--config " + config + " --json stress" + url + " --token " + token +
+                               " --events 3000 --records 60 --poison-rate 0.01");
+  ASSERT_EQ(status, 0) << out;
+  const json report = json::parse(out);
+  EXPECT_EQ(report["ok"], true) << out;
+  EXPECT_GT(report["merged"].get<int>(), 2500);
+  EXPECT_GT(report["poison"].get<int>(), 0);  // sent, and refused with 400
+  // A second run on the same server keeps to its own records.
+  auto again = run_cli("--config " + config + " --json stress" + url + " --token " + token +
+                       " --events 1000 --records 20 --seed 9");
+  EXPECT_EQ(again.first, 0) << again.second;
+  // A token the server does not know.
+  auto refused = run_cli("--config " + config + " stress" + url +
+                         " --token bb_sandbox_nope --events 10 2>/dev/null");
+  EXPECT_NE(refused.first, 0);
+  EXPECT_EQ(serve.kill(SIGTERM) & 0x7f, 0);
 }
 
 }  // namespace
