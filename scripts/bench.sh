@@ -9,3 +9,5 @@ echo
 "$build/bench/bench_broker_storage" --dir var/bench/storage
 echo
 "$build/bench/bench_broker" --dir var/bench/broker
+echo
+"$build/bench/bench_pipeline" --dir var/bench/pipeline

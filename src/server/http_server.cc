@@ -11,6 +11,12 @@ HttpServer::HttpServer(App& app) : app_(app), server_(std::make_unique<httplib::
   s.set_payload_max_length(app.config().max_body_bytes);
   // Answers go out at once (Nagle's algorithm with delayed ACKs holds small writes ~40 ms).
   s.set_tcp_nodelay(true);
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a second `serve` on
+  // the same port would bind too and silently take half the connections.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   add_event_routes(s, app);
   add_record_routes(s, app);
   add_admin_routes(s, app);

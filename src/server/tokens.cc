@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,10 +24,18 @@ Result<TokenStore> TokenStore::open(const std::string& path) {
   return store;
 }
 
+TokenStore::FileVersion TokenStore::file_version() const {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) return {};
+  // Every save renames a new file into place, so the inode changes even when two saves fall in
+  // one tick of the file system's clock.
+  return {static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_mtim.tv_sec),
+          static_cast<int64_t>(st.st_mtim.tv_nsec)};
+}
+
 Result<void> TokenStore::load_locked() const {
-  std::error_code ec;
-  const auto mtime = std::filesystem::last_write_time(path_, ec);
-  if (ec) return {};  // no file yet: no tokens
+  const FileVersion version = file_version();
+  if (version.inode == 0) return {};  // no file yet: no tokens
   std::ifstream in(path_);
   if (!in) return {};
   std::stringstream buf;
@@ -45,7 +54,7 @@ Result<void> TokenStore::load_locked() const {
     return make_error(Errc::kDataLoss, "token file " + path_ + " is damaged: " + e.what());
   }
   by_hash_ = std::move(loaded);
-  loaded_mtime_ = mtime;
+  loaded_ = version;
   return {};
 }
 
@@ -80,9 +89,7 @@ Result<Principal> TokenStore::authenticate(std::string_view token) const {
   auto it = by_hash_.find(hash);
   if (it == by_hash_.end()) {
     // Unknown here: `backbone token create` may have added it since the file was read.
-    std::error_code ec;
-    const auto mtime = std::filesystem::last_write_time(path_, ec);
-    if (!ec && mtime != loaded_mtime_) {
+    if (file_version() != loaded_) {
       BACKBONE_TRY(load_locked());
       it = by_hash_.find(hash);
     }

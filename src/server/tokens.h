@@ -5,7 +5,7 @@
 // Thread-safety: thread-safe.
 #pragma once
 
-#include <filesystem>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <set>
@@ -33,9 +33,7 @@ class TokenStore {
   // Loads `path` (a missing file is an empty store).
   static Result<TokenStore> open(const std::string& path);
   TokenStore(TokenStore&& o) noexcept
-      : path_(std::move(o.path_)),
-        by_hash_(std::move(o.by_hash_)),
-        loaded_mtime_(o.loaded_mtime_) {}
+      : path_(std::move(o.path_)), by_hash_(std::move(o.by_hash_)), loaded_(o.loaded_) {}
 
   // Makes a token for `env` with `roles` and saves its hash; returns the token.
   Result<std::string> create(const std::string& name, const std::string& env,
@@ -49,12 +47,19 @@ class TokenStore {
  private:
   explicit TokenStore(std::string path) : path_(std::move(path)) {}
   Result<void> save() const;
+  // Which file is at path_ (all zero when none).
+  struct FileVersion {
+    uint64_t inode = 0;
+    int64_t mtime_s = 0, mtime_ns = 0;
+    bool operator==(const FileVersion&) const = default;
+  };
+  FileVersion file_version() const;
   // Reads the file into by_hash_. REQUIRES: mu_ held.
   Result<void> load_locked() const;
   std::string path_;
   mutable std::mutex mu_;
   mutable std::map<std::string, Principal> by_hash_;        // GUARDED_BY(mu_)
-  mutable std::filesystem::file_time_type loaded_mtime_{};  // GUARDED_BY(mu_)
+  mutable FileVersion loaded_;  // GUARDED_BY(mu_): the file by_hash_ came from
 };
 
 }  // namespace backbone::server

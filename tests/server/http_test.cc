@@ -240,6 +240,28 @@ TEST_F(HttpApi, DeadLettersAreListedAndReplayed) {
   EXPECT_EQ(json::parse(get("/v1/envs/sandbox/dlq", sandbox_)->body)["dead_letters"].size(), 1u);
 }
 
+TEST_F(HttpApi, ASecondServerCannotTakeTheSamePort) {
+  server::HttpServer second(*app_);
+  auto bound = second.bind("127.0.0.1:" + std::to_string(http_->port()));
+  ASSERT_FALSE(bound.ok());
+  EXPECT_EQ(bound.code(), Errc::kUnavailable);
+}
+
+TEST_F(HttpApi, ATokenMadeWhileServingIsKnownAtOnce) {
+  // Another process (`backbone token create`) adds a token to the file.
+  auto other = server::TokenStore::open(dir_.file("tokens.json"));
+  ASSERT_TRUE(other.ok());
+  const std::string late = *other->create("late", "sandbox", {"read"});
+  auto r = get("/v1/envs/sandbox/dlq", late);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  // And the server's own tokens are still there.
+  r = get("/v1/envs/sandbox/dlq", read_only_);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(get("/v1/envs/sandbox/dlq", "bb_sandbox_unknown")->status, 401);
+}
+
 TEST_F(HttpApi, HealthReadinessAndMetrics) {
   EXPECT_EQ(get("/healthz", "")->status, 200);
   auto ready = get("/readyz", "");
