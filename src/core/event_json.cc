@@ -26,7 +26,10 @@ Result<std::string> required_string(const json& obj, const char* field) {
 Result<EventDraft> parse_event_draft(std::string_view text) {
   auto parsed = json_internal::parse_strict(text);
   if (!parsed.ok()) return parsed.error();
-  const json& obj = *parsed;
+  return json_internal::event_draft_from_json(*parsed);
+}
+
+Result<EventDraft> json_internal::event_draft_from_json(const json& obj) {
   if (!obj.is_object()) {
     return make_error(Errc::kInvalidArgument, std::string("an event must be a JSON object, got ") +
                                                   json_internal::type_phrase(obj));

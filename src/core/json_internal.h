@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "backbone/event.h"
 #include "backbone/result.h"
 
 namespace backbone::json_internal {
@@ -20,5 +21,9 @@ Result<void> write_canonical(const nlohmann::json& value, std::string& out);
 
 // A short description of a JSON value's type for error messages ("a string", "an array", ...).
 const char* type_phrase(const nlohmann::json& value);
+
+// An event draft from a parsed event object (what parse_event_draft does after parsing), for
+// callers that parsed a larger document already (a batch).
+Result<EventDraft> event_draft_from_json(const nlohmann::json& obj);
 
 }  // namespace backbone::json_internal

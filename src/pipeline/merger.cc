@@ -142,9 +142,7 @@ Merger::Plan Merger::plan(Stage stage, Item& item) {
     if (auto r = ensure_published(ev.record_key(), current.version); !r.ok()) {
       return fail(r.error());
     }
-    auto merged = merged_message(ev, d.detail);
-    if (!merged.ok()) return fail(merged.error());
-    p.merged = std::move(*merged);
+    p.merged = merged_message(ev, d.next.version, merge_kind_name(d.kind), d.effective_changes);
     p.next_version = d.next.version;
   }
   MergeCommit c;

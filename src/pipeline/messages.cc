@@ -1,5 +1,6 @@
 #include "pipeline/messages.h"
 
+#include "backbone/canonical_json.h"
 #include "backbone/event_json.h"
 #include "core/json_internal.h"
 
@@ -13,21 +14,31 @@ OutgoingMessage raw_message(const Event& event) {
 
 Result<OutgoingMessage> merged_message(const Event& event, const std::string& detail) {
   auto d = json_internal::parse_strict(detail);
-  if (!d.ok() || !d->contains("version") || !d->contains("changes")) {
+  if (!d.ok() || !d->contains("version") || !(*d)["version"].is_number_unsigned() ||
+      !d->contains("changes") || !(*d)["changes"].is_object()) {
     return make_error(Errc::kDataLoss,
                       "merge detail of " + event.id().str() + " lacks version or changes");
   }
-  const uint64_t version = (*d)["version"].get<uint64_t>();
-  nlohmann::json body = {{"event_id", event.id().str()},
-                         {"record_type", event.record_type()},
-                         {"record_id", event.record_id()},
-                         {"source", event.source()},
-                         {"timestamp", event.timestamp().to_rfc3339()},
-                         {"version", version},
-                         {"kind", d->value("kind", "")},
-                         {"changes", (*d)["changes"]}};
+  std::string changes;
+  BACKBONE_ASSERT(json_internal::write_canonical((*d)["changes"], changes).ok());
+  return merged_message(event, (*d)["version"].get<uint64_t>(), d->value("kind", ""), changes);
+}
+
+OutgoingMessage merged_message(const Event& event, uint64_t version, const std::string& kind,
+                               const std::string& changes) {
+  // Written directly in canonical form (RFC 8785: keys in code-unit order), without a DOM.
   std::string data;
-  BACKBONE_ASSERT(json_internal::write_canonical(body, data).ok());
+  data.reserve(changes.size() + 256);
+  data += "{\"changes\":" + changes + ",\"event_id\":\"" + event.id().str() + "\",\"kind\":";
+  append_canonical_string(data, kind);
+  data += ",\"record_id\":";
+  append_canonical_string(data, event.record_id());
+  data += ",\"record_type\":";
+  append_canonical_string(data, event.record_type());
+  data += ",\"source\":";
+  append_canonical_string(data, event.source());
+  data += ",\"timestamp\":\"" + event.timestamp().to_rfc3339() +
+          "\",\"version\":" + std::to_string(version) + "}";
   return OutgoingMessage{
       std::move(data),
       {{kAttrEventId, event.id().str()}, {kAttrVersion, std::to_string(version)}},

@@ -32,6 +32,9 @@ inline constexpr const char* kAttrFailureHistory = "failure_history";
 OutgoingMessage raw_message(const Event& event);
 // `detail` is the audit detail of the merge (it holds version, kind and the applied changes).
 Result<OutgoingMessage> merged_message(const Event& event, const std::string& detail);
+// The same from its parts; `changes` is the applied patch in canonical JSON.
+OutgoingMessage merged_message(const Event& event, uint64_t version, const std::string& kind,
+                               const std::string& changes);
 OutgoingMessage error_message(const Event& event, const std::string& failure,
                               const std::string& reason);
 OutgoingMessage dlq_message(const Event& event, const std::string& stage, const std::string& reason,

@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <chrono>
+#include <thread>
 
 #include "server/http.h"
 
@@ -102,8 +103,22 @@ Result<void> HttpServer::bind(const std::string& listen) {
   return {};
 }
 
-void HttpServer::run() { server_->listen_after_bind(); }
+void HttpServer::run() {
+  run_called_ = true;
+  if (!stop_requested_) server_->listen_after_bind();
+  run_returned_ = true;
+}
 
-void HttpServer::stop() { server_->stop(); }
+void HttpServer::stop() {
+  // cpp-httplib's stop() does nothing until the server loop has started, and a loop that
+  // starts after it would then never end. So: a run() that has not begun returns at once, and
+  // one that has is waited for until its loop is up (or it returned), then stopped.
+  stop_requested_ = true;
+  if (!run_called_) return;
+  while (!server_->is_running() && !run_returned_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  server_->stop();
+}
 
 }  // namespace backbone::server

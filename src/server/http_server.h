@@ -3,6 +3,7 @@
 // Thread-safety: bind, then run on one thread; stop from any thread.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -22,7 +23,8 @@ class HttpServer {
   // Binds "host:port" (port 0 picks a free one).
   Result<void> bind(const std::string& listen);
   int port() const { return port_; }
-  // Serves until stop(); requests in progress finish first.
+  // Serves until stop(); requests in progress finish first. stop() may come before, during or
+  // after run(), from another thread.
   void run();
   void stop();
 
@@ -30,6 +32,7 @@ class HttpServer {
   App& app_;
   std::unique_ptr<httplib::Server> server_;
   int port_ = 0;
+  std::atomic<bool> run_called_{false}, run_returned_{false}, stop_requested_{false};
 };
 
 }  // namespace backbone::server

@@ -1,5 +1,6 @@
 // POST /v1/envs/{env}/events (one event or a batch) and GET /v1/envs/{env}/events/{id}.
 #include "backbone/event_json.h"
+#include "core/json_internal.h"
 #include "server/http.h"
 
 namespace backbone::server {
@@ -17,21 +18,22 @@ void add_event_routes(httplib::Server& s, App& app) {
           res, make_error(Errc::kInvalidArgument,
                           "the body must be an event object or an array of events", "body"));
     }
-    const nlohmann::json items = batch ? *body : nlohmann::json::array({*body});
-    if (items.empty()) {
+    const size_t count = batch ? body->size() : 1;
+    if (count == 0) {
       return send_error(res, make_error(Errc::kInvalidArgument, "the batch is empty", "body"));
     }
-    if (items.size() > app.config().max_batch) {
+    if (count > app.config().max_batch) {
       return send_error(
           res, make_error(Errc::kTooLarge,
                           "a batch holds at most " + std::to_string(app.config().max_batch) +
-                              " events, not " + std::to_string(items.size()),
+                              " events, not " + std::to_string(count),
                           "body"));
     }
     std::vector<EventDraft> drafts;
-    drafts.reserve(items.size());
-    for (size_t i = 0; i < items.size(); ++i) {
-      auto d = parse_event_draft(items[i].dump());
+    drafts.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+      // The body was parsed once, strictly; each item is read from it.
+      auto d = json_internal::event_draft_from_json(batch ? (*body)[i] : *body);
       if (!d.ok()) {
         Error e = d.error();
         const std::string item = batch ? "events[" + std::to_string(i) + "]" : "";

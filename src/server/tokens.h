@@ -58,7 +58,7 @@ class TokenStore {
   Result<void> load_locked() const;
   std::string path_;
   mutable std::mutex mu_;
-  mutable std::map<std::string, Principal> by_hash_;        // GUARDED_BY(mu_)
+  mutable std::map<std::string, Principal> by_hash_;  // GUARDED_BY(mu_)
   mutable FileVersion loaded_;  // GUARDED_BY(mu_): the file by_hash_ came from
 };
 

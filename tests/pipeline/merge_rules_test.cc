@@ -1,5 +1,8 @@
 #include "pipeline/merge_rules.h"
 
+#include "backbone/canonical_json.h"
+#include "pipeline/messages.h"
+
 #include <gtest/gtest.h>
 
 namespace backbone::pipeline {
@@ -101,6 +104,27 @@ TEST_F(MergeRules, ABaseAheadOfTheRecordIsAGap) {
 TEST_F(MergeRules, ADamagedStoredRecordIsDataLoss) {
   auto d = decide_merge(event(1, "{}"), RecordState{1, "[1]", "{}"}, settings_, nullptr);
   EXPECT_EQ(d.code(), Errc::kDataLoss);
+}
+
+TEST_F(MergeRules, TheMergedMessageFromTheDecisionEqualsTheOneFromTheAuditDetail) {
+  EventDraft d;
+  d.record_type = "contact";
+  d.record_id = "Zoë \"q\" \u2028 😀";
+  d.source = "crm.eu";
+  d.base_version = 0;
+  d.changes = R"({"z":1,"a":{"é":[1.5,"x\n"]},"m":null})";
+  const Event e = *Event::create(d, ids_, clock_);
+  const MergeDecision decision = decide(e, RecordState{});
+  auto from_detail = merged_message(e, decision.detail);
+  ASSERT_TRUE(from_detail.ok()) << from_detail.error().describe();
+  const OutgoingMessage direct = merged_message(
+      e, decision.next.version, merge_kind_name(decision.kind), decision.effective_changes);
+  EXPECT_EQ(direct.data, from_detail->data);
+  EXPECT_EQ(direct.attributes, from_detail->attributes);
+  EXPECT_EQ(direct.ordering_key, from_detail->ordering_key);
+  auto canonical = canonicalize_json(direct.data);  // already canonical: unchanged
+  ASSERT_TRUE(canonical.ok());
+  EXPECT_EQ(*canonical, direct.data);
 }
 
 }  // namespace

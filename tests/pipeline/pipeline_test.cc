@@ -417,9 +417,9 @@ TEST_F(PipelineTest, RebuildReproducesTheRecordsTableExactly) {
   settings.policies["deal"] = pipeline::ConflictPolicy::kReject;
   open(settings);
   ingest({draft("1", 0, R"({"a":1,"b":{"x":1}})"), draft("1", 1, R"({"a":2})"),
-          draft("1", 1, R"({"b":{"y":2}})"),  // rebased
+          draft("1", 1, R"({"b":{"y":2}})"),     // rebased
           draft("1", 1, R"({"a":3,"c":null})"),  // a moved: resolved, the newer wins
-          draft("2", 1, R"({"v":1})"),         // a gap, filled next
+          draft("2", 1, R"({"v":1})"),           // a gap, filled next
           draft("2", 0, R"({"v":0,"w":0})")});
   EventDraft deal = draft("9", 0, R"({"s":1})");
   deal.record_type = "deal";
@@ -446,12 +446,12 @@ TEST_F(PipelineTest, RebuildReproducesTheRecordsTableExactly) {
 
   // A damaged table is found and put right.
   SqliteHarness raw(store_url_.substr(std::string("sqlite://").size()));
-  ASSERT_TRUE(raw.raw_sql(Role::kMigrator, "UPDATE records SET state = '{}' WHERE record_id = '1'")
-                  .ok());
+  ASSERT_TRUE(
+      raw.raw_sql(Role::kMigrator, "UPDATE records SET state = '{}' WHERE record_id = '1'").ok());
   ASSERT_TRUE(raw.raw_sql(Role::kMigrator, "DELETE FROM records WHERE record_id = '2'").ok());
-  ASSERT_TRUE(raw.raw_sql(Role::kMigrator,
-                          "INSERT INTO records VALUES ('contact', '77', 1, '{}', '{}', 0)")
-                  .ok());
+  ASSERT_TRUE(
+      raw.raw_sql(Role::kMigrator, "INSERT INTO records VALUES ('contact', '77', 1, '{}', '{}', 0)")
+          .ok());
   report = pipeline::rebuild_records(*store, false);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->differing, 1u);
