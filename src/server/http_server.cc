@@ -1,6 +1,9 @@
 #include "server/http_server.h"
 
+#include <sys/socket.h>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "server/http.h"
@@ -14,9 +17,10 @@ HttpServer::HttpServer(App& app) : app_(app), server_(std::make_unique<httplib::
   s.set_tcp_nodelay(true);
   // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a second `serve` on
   // the same port would bind too and silently take half the connections.
-  s.set_socket_options([](socket_t sock) {
+  s.set_socket_options([this](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_ = sock;
   });
   add_event_routes(s, app);
   add_record_routes(s, app);
@@ -99,6 +103,13 @@ Result<void> HttpServer::bind(const std::string& listen) {
       return make_error(Errc::kUnavailable, "cannot listen on " + listen + " (in use?)");
     }
     port_ = port;
+  }
+  // cpp-httplib listens with a backlog of 5 (compiled into Debian's library): a burst of new
+  // connections then loses SYNs, and each lost one costs its client a 1 s retransmission.
+  // Listening again on the bound socket raises the backlog.
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, SOMAXCONN) != 0) {
+    return make_error(Errc::kUnavailable,
+                      "cannot listen on " + listen + ": " + std::strerror(errno));
   }
   return {};
 }

@@ -33,6 +33,7 @@ class HttpServer {
   std::unique_ptr<httplib::Server> server_;
   int port_ = 0;
   std::atomic<bool> run_called_{false}, run_returned_{false}, stop_requested_{false};
+  int listen_fd_ = -1;  // the listening socket, once bound
 };
 
 }  // namespace backbone::server
