@@ -45,6 +45,13 @@ inline std::vector<Event> make_events(const std::vector<EventDraft>& drafts, Eve
   return out;
 }
 
+// The average size of the events' changes, in bytes (printed with every result).
+inline size_t average_changes_bytes(const std::vector<Event>& events) {
+  size_t bytes = 0;
+  for (const Event& e : events) bytes += e.changes().size();
+  return events.empty() ? 0 : bytes / events.size();
+}
+
 // Each event's `ingested` audit entry, chained.
 inline std::vector<AuditEntry> ingested_entries(const std::vector<Event>& events,
                                                 EventIdGenerator& ids, const Clock& clock) {

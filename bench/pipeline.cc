@@ -239,14 +239,12 @@ int main(int argc, char** argv) {
   EventIdGenerator ids(clock);
   const std::vector<Event> events = make_events(drafts, ids, clock);
   const std::vector<AuditEntry> audit = ingested_entries(events, ids, clock);
-  size_t bytes = 0;
-  for (const Event& e : events) bytes += e.changes().size();
 
   std::printf("bench/pipeline  machine: %s\n", machine_description().c_str());
   std::printf(
       "events: %d over %d records, batch: %d, clients: %d, changes: %zu B average, durability: "
       "fsync (FULL), SQLite %s\n",
-      o.events, o.records, o.batch, o.clients, bytes / events.size(), sqlite3_libversion());
+      o.events, o.records, o.batch, o.clients, average_changes_bytes(events), sqlite3_libversion());
   std::vector<double> ingest, e2e, floor, ratio;
   for (int r = 0; r < o.rounds; ++r) {
     RunResult res = run(o, drafts, 0);

@@ -68,12 +68,10 @@ int main(int argc, char** argv) {
   EventIdGenerator ids(clock);
   const std::vector<Event> events = make_events(make_drafts(o.events, 1000), ids, clock);
   const std::vector<AuditEntry> audit = ingested_entries(events, ids, clock);
-  size_t bytes = 0;
-  for (const Event& e : events) bytes += e.changes().size();
 
   std::printf("bench/store_append  machine: %s\n", machine_description().c_str());
   std::printf("events: %d, batch: %d, changes: %zu B average, rounds: %d, SQLite %s, dir: %s\n",
-              o.events, o.batch, bytes / events.size(), o.rounds, sqlite3_libversion(),
+              o.events, o.batch, average_changes_bytes(events), o.rounds, sqlite3_libversion(),
               o.dir.c_str());
   std::printf("%-30s %14s %14s %8s\n", "durability tier", "library ev/s", "floor ev/s", "ratio");
   for (Durability d : {Durability::kFsync, Durability::kRelaxed}) {

@@ -161,10 +161,10 @@ class Merger {
   MergerDeps d_;
   PublishedSet published_;
   KeyLocks keys_;
-  std::mutex parked_mu_;
-  std::unordered_set<std::string> parked_records_;  // GUARDED_BY(parked_mu_)
+  std::mutex bookkeeping_mu_;
+  std::unordered_set<std::string> parked_records_;  // GUARDED_BY(bookkeeping_mu_)
   // Per record, the highest version whose merged message this Merger published or checked.
-  std::unordered_map<std::string, uint64_t> published_version_;  // GUARDED_BY(parked_mu_)
+  std::unordered_map<std::string, uint64_t> published_version_;  // GUARDED_BY(bookkeeping_mu_)
 };
 
 }  // namespace backbone::pipeline

@@ -40,13 +40,13 @@ void Merger::PublishedSet::add(const EventId& id) {
 }
 
 void Merger::note_published(const RecordKey& record, uint64_t version) {
-  std::lock_guard lk(parked_mu_);
+  std::lock_guard lk(bookkeeping_mu_);
   uint64_t& v = published_version_[OrderingKey(record).str()];
   v = std::max(v, version);
 }
 
 void Merger::note_parked(const std::string& key, bool parked) {
-  std::lock_guard lk(parked_mu_);
+  std::lock_guard lk(bookkeeping_mu_);
   if (parked) {
     parked_records_.insert(key);
   } else {
@@ -55,7 +55,7 @@ void Merger::note_parked(const std::string& key, bool parked) {
 }
 
 bool Merger::maybe_parked(const std::string& key) {
-  std::lock_guard lk(parked_mu_);
+  std::lock_guard lk(bookkeeping_mu_);
   return parked_records_.count(key) > 0;
 }
 
@@ -196,7 +196,7 @@ Merger::Outcome Merger::reemit(const Event& ev, const AuditEntry& terminal, Stag
 Result<void> Merger::ensure_published(const RecordKey& record, uint64_t version) {
   if (version == 0) return {};
   {
-    std::lock_guard lk(parked_mu_);
+    std::lock_guard lk(bookkeeping_mu_);
     auto it = published_version_.find(OrderingKey(record).str());
     if (it != published_version_.end() && it->second >= version) return {};
   }
