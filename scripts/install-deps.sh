@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang-format
   libsqlite3-dev sqlite3        # the embedded event store, and the shell used by the trigger tests
+  libpq-dev postgresql postgresql-client   # the postgresql:// store, and the server its tests start
+  libmariadb-dev mariadb-server mariadb-client  # the mysql:// store, and the server its tests start
   libssl-dev                    # SHA-256 (OpenSSL EVP)
   zlib1g-dev                    # CRC-32 of the embedded broker's records
   nlohmann-json3-dev            # JSON parsing and building

@@ -61,5 +61,6 @@ void register_token(CLI::App& app, CliContext& ctx);
 void register_dlq(CLI::App& app, CliContext& ctx);
 void register_stress(CLI::App& app, CliContext& ctx);
 void register_records(CLI::App& app, CliContext& ctx);
+void register_db(CLI::App& app, CliContext& ctx);
 
 }  // namespace backbone::cli

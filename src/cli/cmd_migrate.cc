@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_context.h"
+#include "store/store_url.h"
 
 namespace backbone::cli {
 
@@ -20,11 +21,11 @@ void register_migrate(CLI::App& app, CliContext& ctx) {
     auto url = store_url_for(ctx.config, ctx.env());
     if (ctx.json) {
       nlohmann::json out = {
-          {"env", ctx.env()}, {"store", *url}, {"applied", *applied}, {"schema_version", *version}};
+          {"env", ctx.env()}, {"store", redact_store_url(*url)}, {"applied", *applied}, {"schema_version", *version}};
       std::printf("%s\n", out.dump().c_str());
     } else {
       std::printf("%s: applied %d migration(s); schema version %d (%s)\n", ctx.env().c_str(),
-                  *applied, *version, url->c_str());
+                  *applied, *version, redact_store_url(*url).c_str());
     }
   });
 }

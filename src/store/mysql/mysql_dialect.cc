@@ -1,0 +1,208 @@
+// The MySQL/MariaDB dialect: SPEC §2's schema in its exact MySQL types (CHAR(36), TIMESTAMP(6),
+// JSON, TINYINT(1), BIGINT UNSIGNED), text compared byte by byte (utf8mb4_bin), the immutability
+// triggers, the writer lock as a named lock (GET_LOCK), and the role grants.
+#include "store/mysql/mysql_connection.h"
+#include "store/sql/sql_dialect.h"
+
+namespace backbone::sql {
+namespace {
+
+// Every statement is idempotent: MySQL commits DDL at once, so a migration cut short is
+// completed by running it again.
+const std::vector<std::string>& v1() {
+  static const std::vector<std::string> all = {
+      R"sql(CREATE TABLE IF NOT EXISTS events (
+  id                CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  record_type       VARCHAR(64)  NOT NULL,
+  record_id         VARCHAR(191) NOT NULL,
+  source            VARCHAR(64)  NOT NULL,
+  timestamp         TIMESTAMP(6) NOT NULL,
+  base_version      BIGINT UNSIGNED NOT NULL,
+  changes           JSON         NOT NULL,
+  full_snapshot_ref VARCHAR(512) NULL,
+  processed         TINYINT(1)   NOT NULL DEFAULT 0,
+  CONSTRAINT events_id_form CHECK (CHAR_LENGTH(id) = 36),
+  CONSTRAINT events_names CHECK (CHAR_LENGTH(record_type) >= 1 AND CHAR_LENGTH(source) >= 1
+                                 AND LENGTH(record_id) BETWEEN 1 AND 191),
+  CONSTRAINT events_changes_object CHECK (JSON_TYPE(changes) = 'OBJECT'
+                                          AND LENGTH(changes) <= 262144),
+  CONSTRAINT events_processed_flag CHECK (processed IN (0, 1)),
+  INDEX idx_events_record (record_type, record_id, timestamp),
+  INDEX idx_events_processed (processed, timestamp),
+  INDEX idx_events_timestamp (timestamp)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin)sql",
+      R"sql(CREATE TABLE IF NOT EXISTS event_audit_log (
+  id          CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  event_id    CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  record_type VARCHAR(64)  NOT NULL,
+  record_id   VARCHAR(191) NOT NULL,
+  action      VARCHAR(32)  NOT NULL,
+  fingerprint CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  chain_hash  CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  detail      JSON         NULL,
+  created_at  TIMESTAMP(6) NOT NULL,
+  CONSTRAINT audit_action CHECK (action IN ('ingested', 'merged', 'rebased', 'conflict',
+                                 'retry_scheduled', 'dead_lettered', 'replayed', 'duplicate')),
+  CONSTRAINT audit_hashes CHECK (CHAR_LENGTH(fingerprint) = 64 AND CHAR_LENGTH(chain_hash) = 64),
+  INDEX idx_audit_fingerprint (fingerprint),
+  INDEX idx_audit_record (record_type, record_id),
+  INDEX idx_audit_event (event_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin)sql",
+      R"sql(CREATE TABLE IF NOT EXISTS records (
+  record_type    VARCHAR(64)  NOT NULL,
+  record_id      VARCHAR(191) NOT NULL,
+  version        BIGINT UNSIGNED NOT NULL,
+  state          JSON         NOT NULL,
+  field_versions JSON         NOT NULL,
+  updated_at     TIMESTAMP(6) NOT NULL,
+  PRIMARY KEY (record_type, record_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin)sql",
+      // Immutability (SPEC §2): processed may go from 0 to 1 with every other column unchanged.
+      R"sql(CREATE TRIGGER IF NOT EXISTS events_refuse_update BEFORE UPDATE ON events FOR EACH ROW
+BEGIN
+  IF NOT (OLD.processed = 0 AND NEW.processed = 1 AND NEW.id <=> OLD.id
+          AND NEW.record_type <=> OLD.record_type AND NEW.record_id <=> OLD.record_id
+          AND NEW.source <=> OLD.source AND NEW.timestamp <=> OLD.timestamp
+          AND NEW.base_version <=> OLD.base_version AND NEW.changes <=> OLD.changes
+          AND NEW.full_snapshot_ref <=> OLD.full_snapshot_ref) THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'Event records are immutable and cannot be updated.';
+  END IF;
+END)sql",
+      R"sql(CREATE TRIGGER IF NOT EXISTS events_refuse_delete BEFORE DELETE ON events FOR EACH ROW
+  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'Event records are immutable and cannot be deleted.')sql",
+      R"sql(CREATE TRIGGER IF NOT EXISTS audit_refuse_update BEFORE UPDATE ON event_audit_log
+FOR EACH ROW
+  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'Audit log records are immutable and cannot be updated.')sql",
+      R"sql(CREATE TRIGGER IF NOT EXISTS audit_refuse_delete BEFORE DELETE ON event_audit_log
+FOR EACH ROW
+  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'Audit log records are immutable and cannot be deleted.')sql",
+  };
+  return all;
+}
+
+std::string ident(const std::string& name) { return "`" + name + "`"; }
+std::string account(const std::string& login) { return "'" + login + "'@'%'"; }
+
+class MysqlDialect final : public SqlDialect {
+ public:
+  const char* name() const override { return "mysql"; }
+  Result<std::unique_ptr<SqlConnection>> connect(const SqlLogin& login) const override {
+    return mysql::connect(login);
+  }
+  std::string maintenance_database() const override { return ""; }
+
+  const std::vector<SqlMigration>& migrations() const override {
+    static const std::vector<SqlMigration> all = {
+        {1, "events, event_audit_log, records, immutability triggers", v1()},
+    };
+    return all;
+  }
+  std::string create_migrations_table() const override {
+    return "CREATE TABLE IF NOT EXISTS schema_migrations (version INT NOT NULL PRIMARY KEY,"
+           " name VARCHAR(200) NOT NULL, applied_at TIMESTAMP(6) NOT NULL) ENGINE=InnoDB";
+  }
+  std::string events_comment_query() const override {
+    return "SELECT TABLE_COMMENT FROM information_schema.TABLES"
+           " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'events'";
+  }
+  std::string set_events_comment(const std::string& comment) const override {
+    return "ALTER TABLE events COMMENT = " + literal(comment);
+  }
+
+  // A named lock is held by the session, not the transaction: taken before it begins and let go
+  // after it ends. Its name carries the database's, so stores on one server do not share it.
+  Result<void> begin_locked(SqlConnection& c) const override {
+    auto got = c.run("SELECT GET_LOCK(CONCAT(DATABASE(), '.backbone_writer'), 60)");
+    if (!got.ok()) return got.error();
+    if (got->rows.empty() || got->rows[0][0] != std::optional<std::string>("1")) {
+      return make_error(Errc::kUnavailable,
+                        "mariadb: the store's writer lock was not granted within 60 s");
+    }
+    return c.exec("START TRANSACTION");
+  }
+  Result<void> end_locked(SqlConnection& c, bool commit) const override {
+    auto ended = c.exec(commit ? "COMMIT" : "ROLLBACK");
+    auto released = c.run("SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.backbone_writer'))");
+    if (!ended.ok()) return ended;
+    if (!released.ok()) return released.error();
+    return {};
+  }
+
+  std::string epoch_micros(const std::string& column) const override {
+    return "CAST(UNIX_TIMESTAMP(" + column + ") * 1000000 AS SIGNED)";
+  }
+  std::string upsert_records_suffix() const override {
+    return " ON DUPLICATE KEY UPDATE version = VALUES(version), state = VALUES(state),"
+           " field_versions = VALUES(field_versions), updated_at = VALUES(updated_at)";
+  }
+
+  Result<void> create_database(SqlConnection& c, const std::string& database) const override {
+    return c.exec("CREATE DATABASE IF NOT EXISTS " + ident(database) +
+                  " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+  }
+
+  std::vector<std::string> ensure_login(Role role, const std::string& login,
+                                        const std::string& password,
+                                        const std::string& database) const override {
+    std::vector<std::string> out = {
+        "CREATE USER IF NOT EXISTS " + account(login),
+        "ALTER USER " + account(login) + " IDENTIFIED BY " + literal(password),
+    };
+    // The migrator owns the schema: DDL, and granting the other roles their table privileges.
+    if (role == Role::kMigrator) {
+      out.push_back("GRANT ALL PRIVILEGES ON " + ident(database) + ".* TO " + account(login) +
+                    " WITH GRANT OPTION");
+    }
+    return out;
+  }
+  std::vector<std::string> revoke_table_privileges(const std::string& login,
+                                                   const std::string& database) const override {
+    std::vector<std::string> out;
+    for (const char* table : {"events", "event_audit_log", "records"}) {
+      out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
+                    account(login));
+    }
+    return out;
+  }
+  std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
+                                                  const std::string& database) const override {
+    const std::string db = ident(database) + ".";
+    const std::string to = " TO " + account(login);
+    switch (role) {
+      case Role::kMigrator:
+        return {};  // ALL on the database, from ensure_login
+      case Role::kSyncWorker:
+        return {"GRANT SELECT, INSERT ON " + db + "events" + to,
+                "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to};
+      case Role::kMergeWorker:
+        return {"GRANT SELECT, INSERT, UPDATE (processed) ON " + db + "events" + to,
+                "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
+                "GRANT SELECT, INSERT, UPDATE ON " + db + "records" + to};
+      case Role::kReader:
+        return {"GRANT SELECT ON " + db + "events" + to,
+                "GRANT SELECT ON " + db + "event_audit_log" + to,
+                "GRANT SELECT ON " + db + "records" + to};
+    }
+    return {};
+  }
+  bool is_unknown_login(const Error& e) const override {
+    return e.message.find("[1133]") != std::string::npos || e.message.find("[1147]") != std::string::npos;
+  }
+  std::string literal(const std::string& s) const override {
+    std::string out = "'";
+    for (char c : s) {
+      if (c == '\'' || c == '\\') out += c;  // '' and \\ (backslash escapes are on)
+      out += c;
+    }
+    return out + "'";
+  }
+};
+
+}  // namespace
+
+const SqlDialect& mysql_dialect() {
+  static const MysqlDialect d;
+  return d;
+}
+
+}  // namespace backbone::sql

@@ -1,0 +1,151 @@
+#include "store/postgres/pg_connection.h"
+
+#include <libpq-fe.h>
+
+#include <cstring>
+#include <string_view>
+#include <unordered_map>
+
+namespace backbone::pg {
+namespace {
+
+// `?` -> `$n`, outside quoted strings and identifiers.
+std::string number_placeholders(const std::string& sql) {
+  std::string out;
+  out.reserve(sql.size() + 16);
+  int n = 0;
+  char quote = 0;
+  for (char c : sql) {
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '?') {
+      out += '$';
+      out += std::to_string(++n);
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+Error map_error(PGconn* conn, const PGresult* res) {
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  const char* primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  const std::string code = state ? state : "";
+  std::string text = primary ? primary : PQerrorMessage(conn);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  const std::string message = "[" + (code.empty() ? std::string("connection") : code) + "] " + text;
+  if (PQstatus(conn) != CONNECTION_OK || code.rfind("08", 0) == 0 || code == "57P01" ||
+      code == "57P02" || code == "57P03" || code == "40001" || code == "40P01" ||
+      code == "55P03" || code.empty()) {
+    return make_error(Errc::kUnavailable, "postgresql: " + message);
+  }
+  if (code == "42501") return make_error(Errc::kPermissionDenied, "postgresql: " + message);
+  if (auto m = sql::immutable_message(text)) return make_error(Errc::kImmutable, *m);
+  if (code == "23505") return make_error(Errc::kConflict, "postgresql: " + message);
+  if (code.rfind("22", 0) == 0 || code.rfind("23", 0) == 0) {
+    return make_error(Errc::kInvalidArgument, "postgresql: " + message);
+  }
+  return make_error(Errc::kInternal, "postgresql: " + message);
+}
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
+
+class PgConnection final : public sql::SqlConnection {
+ public:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  ~PgConnection() override { PQfinish(conn_); }
+
+  Result<sql::SqlRows> run(const std::string& sql, std::span<const sql::SqlParam> params) override {
+    auto name = prepared(sql, params.size());
+    if (!name.ok()) return name.error();
+    std::vector<const char*> values(params.size());
+    for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
+    PgResult res(PQexecPrepared(conn_, name->c_str(), static_cast<int>(params.size()),
+                                values.data(), nullptr, nullptr, 0));
+    const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return map_error(conn_, res.get());
+    sql::SqlRows out;
+    const int rows = PQntuples(res.get()), cols = PQnfields(res.get());
+    out.rows.reserve(rows);
+    for (int r = 0; r < rows; ++r) {
+      sql::SqlRow row(cols);
+      for (int c = 0; c < cols; ++c) {
+        if (!PQgetisnull(res.get(), r, c)) {
+          row[c].emplace(PQgetvalue(res.get(), r, c), PQgetlength(res.get(), r, c));
+        }
+      }
+      out.rows.push_back(std::move(row));
+    }
+    const char* affected = PQcmdTuples(res.get());
+    if (affected && *affected) out.affected = std::strtoull(affected, nullptr, 10);
+    return out;
+  }
+
+  Result<void> exec(const std::string& sql) override {
+    PgResult res(PQexec(conn_, sql.c_str()));
+    const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return map_error(conn_, res.get());
+    return {};
+  }
+
+  bool healthy() const override { return PQstatus(conn_) == CONNECTION_OK; }
+
+ private:
+  Result<std::string> prepared(const std::string& sql, size_t nparams) {
+    if (auto it = statements_.find(sql); it != statements_.end()) return it->second;
+    std::string name = "bb" + std::to_string(statements_.size() + 1);
+    PgResult res(PQprepare(conn_, name.c_str(), number_placeholders(sql).c_str(),
+                           static_cast<int>(nparams), nullptr));
+    if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) return map_error(conn_, res.get());
+    statements_.emplace(sql, name);
+    return name;
+  }
+
+  PGconn* conn_;
+  std::unordered_map<std::string, std::string> statements_;  // SQL text -> prepared name
+};
+
+void ignore_notice(void*, const char*) {}
+
+}  // namespace
+
+Result<std::unique_ptr<sql::SqlConnection>> connect(const sql::SqlLogin& login) {
+  const std::string port = std::to_string(login.port ? login.port : 5432);
+  const std::string timeout = std::to_string(login.connect_timeout_s);
+  const char* keys[] = {"host",     "port",    "dbname",          "user",
+                        "password", "options", "connect_timeout", "application_name",
+                        "client_encoding", nullptr};
+  const char* values[] = {login.host.c_str(),
+                          port.c_str(),
+                          login.database.c_str(),
+                          login.user.c_str(),
+                          login.password.empty() ? nullptr : login.password.c_str(),
+                          "-c TimeZone=UTC",
+                          timeout.c_str(),
+                          "backbone",
+                          "UTF8",
+                          nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, 0);
+  if (conn == nullptr) return make_error(Errc::kUnavailable, "postgresql: out of memory");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string why = PQerrorMessage(conn);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    PQfinish(conn);
+    const bool refused = why.find("password authentication failed") != std::string::npos ||
+                         why.find("permission denied") != std::string::npos ||
+                         why.find("no pg_hba.conf entry") != std::string::npos;
+    return make_error(refused ? Errc::kPermissionDenied : Errc::kUnavailable,
+                      "postgresql: cannot connect to " + login.host + ":" + port + "/" +
+                          login.database + " as " + login.user + ": " + why);
+  }
+  PQsetNoticeProcessor(conn, ignore_notice, nullptr);
+  return std::unique_ptr<sql::SqlConnection>(new PgConnection(conn));
+}
+
+}  // namespace backbone::pg

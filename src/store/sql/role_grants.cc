@@ -1,0 +1,172 @@
+#include "store/sql/role_grants.h"
+
+#include <cctype>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "store/sql/sql_dialect.h"
+#include "store/sql/sql_login.h"
+
+namespace backbone::sql {
+namespace {
+
+constexpr Role kRoles[] = {Role::kMigrator, Role::kSyncWorker, Role::kMergeWorker, Role::kReader};
+
+struct Target {
+  StoreUrl url;
+  ServerStoreSettings settings;
+  const SqlDialect* dialect;
+};
+
+Result<Target> target(std::string_view text) {
+  auto url = parse_store_url(text);
+  if (!url.ok()) return url.error();
+  if (url->scheme != "postgresql" && url->scheme != "mysql") {
+    return make_error(Errc::kInvalidArgument,
+                      "roles live on a database server: want a postgresql:// or mysql:// store "
+                      "(SQLite enforces the roles per connection, with an authorizer)",
+                      "store");
+  }
+  for (char c : url->database) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) {
+      return make_error(Errc::kInvalidArgument,
+                        "database name \"" + url->database + "\": only A-Z, a-z, 0-9 and _",
+                        "store");
+    }
+  }
+  auto settings = server_store_settings(*url);
+  if (!settings.ok()) return settings.error();
+  const SqlDialect* d = &dialect_for(*url);
+  return Target{std::move(*url), std::move(*settings), d};
+}
+
+// Runs `statements` in order; with `tolerate_missing`, a "no such login or grant" is skipped.
+Result<void> run_all(SqlConnection& c, const SqlDialect& d,
+                     const std::vector<std::string>& statements, bool tolerate_missing) {
+  for (const std::string& s : statements) {
+    auto r = c.exec(s);
+    if (!r.ok() && !(tolerate_missing && d.is_unknown_login(r.error()))) return r;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> grant_roles(std::string_view text) {
+  auto t = target(text);
+  if (!t.ok()) return t.error();
+  const SqlDialect& d = *t->dialect;
+  std::vector<std::string> log;
+  {
+    auto maintenance = d.connect(admin_login(t->url, t->settings, d.maintenance_database()));
+    if (!maintenance.ok()) return maintenance.error();
+    BACKBONE_TRY(d.create_database(**maintenance, t->url.database));
+    log.push_back("database " + t->url.database + ": present");
+  }
+  auto admin = d.connect(admin_login(t->url, t->settings, t->url.database));
+  if (!admin.ok()) return admin.error();
+  SqlConnection& c = **admin;
+  auto comment = c.run(d.events_comment_query());
+  if (!comment.ok()) return comment.error();
+  const bool tables = !comment->rows.empty() && comment->rows[0][0] &&
+                      comment->rows[0][0]->rfind("backbone schema ", 0) == 0;
+  for (Role role : kRoles) {
+    const std::string login = role_login_name(role, t->settings);
+    const char* password = std::getenv(role_password_variable(role).c_str());
+    if (password == nullptr || *password == '\0') {
+      return make_error(Errc::kInvalidArgument, "set " + role_password_variable(role) +
+                                                    " to the password of login " + login);
+    }
+    // Logins are server-wide: two grants at once (parallel tests) may race to create one.
+    Result<void> ensured;
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      ensured = run_all(c, d, d.ensure_login(role, login, password, t->url.database), false);
+      if (ensured.ok()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * (attempt + 1)));
+    }
+    if (!ensured.ok()) return ensured.error();
+    if (tables) {
+      BACKBONE_TRY(run_all(c, d, d.revoke_table_privileges(login, t->url.database), true));
+      BACKBONE_TRY(run_all(c, d, d.grant_table_privileges(role, login, t->url.database), false));
+    }
+    log.push_back(std::string("login ") + login + " (" + role_name(role) + "): " +
+                  (tables ? "privileges set" : "created; table privileges come with `migrate`"));
+  }
+  return log;
+}
+
+namespace {
+
+struct Probe {
+  const char* name;
+  const char* sql;
+  bool allowed[4];  // migrator, sync_worker, merge_worker, reader (SPEC §2)
+  bool ddl = false;
+};
+
+// Each probe touches no row (WHERE 1 = 0): the privilege is checked all the same.
+constexpr Probe kProbes[] = {
+    {"events: SELECT", "SELECT COUNT(*) FROM events", {true, true, true, true}},
+    {"events: INSERT", "INSERT INTO events SELECT * FROM events WHERE 1 = 0",
+     {true, true, true, false}},
+    {"events: UPDATE (processed)", "UPDATE events SET processed = processed WHERE 1 = 0",
+     {true, false, true, false}},
+    {"events: UPDATE (other columns)", "UPDATE events SET source = source WHERE 1 = 0",
+     {true, false, false, false}},
+    {"events: DELETE", "DELETE FROM events WHERE 1 = 0", {true, false, false, false}},
+    {"event_audit_log: SELECT", "SELECT COUNT(*) FROM event_audit_log", {true, true, true, true}},
+    {"event_audit_log: INSERT",
+     "INSERT INTO event_audit_log SELECT * FROM event_audit_log WHERE 1 = 0",
+     {true, true, true, false}},
+    {"event_audit_log: UPDATE", "UPDATE event_audit_log SET action = action WHERE 1 = 0",
+     {true, false, false, false}},
+    {"event_audit_log: DELETE", "DELETE FROM event_audit_log WHERE 1 = 0",
+     {true, false, false, false}},
+    {"records: SELECT", "SELECT COUNT(*) FROM records", {true, false, true, true}},
+    {"records: INSERT", "INSERT INTO records SELECT * FROM records WHERE 1 = 0",
+     {true, false, true, false}},
+    {"records: UPDATE", "UPDATE records SET version = version WHERE 1 = 0",
+     {true, false, true, false}},
+    {"records: DELETE", "DELETE FROM records WHERE 1 = 0", {true, false, false, false}},
+    {"DDL: CREATE TABLE", "CREATE TABLE backbone_grant_probe (x INT)", {true, false, false, false},
+     true},
+};
+
+}  // namespace
+
+Result<std::vector<GrantProbe>> check_grants(std::string_view text) {
+  auto t = target(text);
+  if (!t.ok()) return t.error();
+  const SqlDialect& d = *t->dialect;
+  std::vector<GrantProbe> out;
+  for (size_t r = 0; r < std::size(kRoles); ++r) {
+    const Role role = kRoles[r];
+    auto conn = d.connect(role_login(t->url, t->settings, role));
+    if (!conn.ok()) {
+      Error e = conn.error();
+      e.message = std::string("as ") + role_name(role) + ": " + e.message;
+      return e;
+    }
+    SqlConnection& c = **conn;
+    for (const Probe& p : kProbes) {
+      BACKBONE_TRY(c.exec(p.ddl ? "SELECT 1" : "BEGIN"));
+      auto tried = c.exec(p.sql);
+      if (p.ddl) {
+        if (tried.ok()) BACKBONE_TRY(c.exec("DROP TABLE backbone_grant_probe"));
+      } else {
+        BACKBONE_TRY(c.exec("ROLLBACK"));
+      }
+      if (!tried.ok() && tried.code() != Errc::kPermissionDenied) {
+        Error e = tried.error();
+        e.message = std::string("as ") + role_name(role) + ", " + p.name + ": " + e.message;
+        return e;
+      }
+      out.push_back({role, p.name, p.allowed[r], tried.ok(),
+                     tried.ok() ? std::string() : tried.error().message});
+    }
+  }
+  return out;
+}
+
+}  // namespace backbone::sql

@@ -1,0 +1,67 @@
+// SqlConnection: one connection to a database server (PostgreSQL or MySQL/MariaDB), as the small
+// interface that the server backends' shared store code (sql_event_store.cc) runs on. Each
+// driver prepares a statement once per connection and reuses it; parameters and results travel
+// as text, which both servers convert to and from the column types.
+//
+// Errors are mapped by the driver: the server's access-denied (SQLSTATE 42501, MariaDB 1142 and
+// kin) is kPermissionDenied; a trigger's immutability refusal is kImmutable with the exact SPEC
+// §2 message; a lost connection, a deadlock or a lock timeout is kUnavailable (retriable); a
+// unique violation is kConflict. Messages carry the server's own code, e.g. "[42501] ...".
+//
+// Thread-safety: not thread-safe; one thread at a time (ConnectionPool hands them out).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backbone/result.h"
+
+namespace backbone::sql {
+
+using SqlParam = std::optional<std::string>;  // a value as text, or NULL
+using SqlRow = std::vector<std::optional<std::string>>;
+
+struct SqlRows {
+  std::vector<SqlRow> rows;
+  uint64_t affected = 0;  // rows changed by an INSERT, UPDATE or DELETE
+};
+
+// Who connects, and where.
+struct SqlLogin {
+  std::string host;
+  uint16_t port = 0;  // 0: the server's default
+  std::string database;
+  std::string user;
+  std::string password;          // empty: none
+  int connect_timeout_s = 10;
+};
+
+class SqlConnection {
+ public:
+  virtual ~SqlConnection() = default;
+  // Runs one statement with `params` bound, in order, to its `?` placeholders; the statement is
+  // prepared on first use and kept. Returns the rows (for a query) and the affected count.
+  virtual Result<SqlRows> run(const std::string& sql, std::span<const SqlParam> params) = 0;
+  Result<SqlRows> run(const std::string& sql) { return run(sql, {}); }
+  // Runs one statement without parameters and without preparing it (DDL, transaction control).
+  virtual Result<void> exec(const std::string& sql) = 0;
+  // False once the connection is lost; a pool drops such a connection instead of reusing it.
+  virtual bool healthy() const = 0;
+};
+
+// The four messages of SPEC §2 that the triggers raise.
+inline constexpr const char* kImmutableMessages[] = {
+    "Event records are immutable and cannot be updated.",
+    "Event records are immutable and cannot be deleted.",
+    "Audit log records are immutable and cannot be updated.",
+    "Audit log records are immutable and cannot be deleted.",
+};
+
+// If `server_message` is (or contains) one of kImmutableMessages, that message.
+std::optional<std::string> immutable_message(const std::string& server_message);
+
+}  // namespace backbone::sql

@@ -1,0 +1,71 @@
+// SqlDialect: what differs between the server backends (PostgreSQL, MySQL/MariaDB) underneath
+// the one store implementation in sql_event_store.cc: how to connect, the schema and its
+// migrations, the store's writer lock, a few SQL spellings, and the role grants of SPEC §2.
+//
+// Thread-safety: dialects are stateless singletons.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backbone/role.h"
+#include "store/sql/sql_connection.h"
+
+namespace backbone::sql {
+
+struct SqlMigration {
+  int version;
+  std::string name;
+  std::vector<std::string> statements;  // each idempotent, so a half-applied one can run again
+};
+
+class SqlDialect {
+ public:
+  virtual ~SqlDialect() = default;
+  virtual const char* name() const = 0;  // "postgresql", "mysql"
+  virtual Result<std::unique_ptr<SqlConnection>> connect(const SqlLogin& login) const = 0;
+  // The database to connect to for work on the server itself (creating a database).
+  virtual std::string maintenance_database() const = 0;
+
+  // Schema. The version lives in the comment of table `events` ("backbone schema N"), which every
+  // role may read; the history lives in schema_migrations, which only the migrator may.
+  virtual const std::vector<SqlMigration>& migrations() const = 0;
+  virtual std::string create_migrations_table() const = 0;
+  virtual std::string events_comment_query() const = 0;  // one row and column, or NULL
+  virtual std::string set_events_comment(const std::string& comment) const = 0;
+
+  // Write transactions hold the store's writer lock (the audit chain has one tail), across
+  // every process that shares the database. The lock goes with the connection if it is lost.
+  virtual Result<void> begin_locked(SqlConnection& c) const = 0;
+  virtual Result<void> end_locked(SqlConnection& c, bool commit) const = 0;
+
+  // An expression giving `column` (a timestamp) as integer microseconds since the epoch.
+  virtual std::string epoch_micros(const std::string& column) const = 0;
+  // The tail of a multi-row INSERT INTO records that updates a row that exists.
+  virtual std::string upsert_records_suffix() const = 0;
+
+  // Creates `database` if it does not exist (on a maintenance connection, as an administrator).
+  virtual Result<void> create_database(SqlConnection& c, const std::string& database) const = 0;
+
+  // Roles (SPEC §2). `login` is the role's login name on the server.
+  // Creates the login if missing and sets its password; run by an administrator.
+  virtual std::vector<std::string> ensure_login(Role role, const std::string& login,
+                                                const std::string& password,
+                                                const std::string& database) const = 0;
+  // Takes away every privilege the login has on the store's tables (before granting anew).
+  virtual std::vector<std::string> revoke_table_privileges(const std::string& login,
+                                                           const std::string& database) const = 0;
+  // Grants exactly the role's privileges on the store's tables.
+  virtual std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
+                                                          const std::string& database) const = 0;
+  // True for the server's error "no such role/user, or no such grant" (granting to a login that
+  // does not exist, or revoking what was never granted).
+  virtual bool is_unknown_login(const Error& e) const = 0;
+  // A string literal in this server's syntax ('it''s').
+  virtual std::string literal(const std::string& s) const = 0;
+};
+
+const SqlDialect& postgres_dialect();
+const SqlDialect& mysql_dialect();
+
+}  // namespace backbone::sql

@@ -1,0 +1,849 @@
+#include "store/sql/sql_event_store.h"
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "backbone/canonical_json.h"
+#include "core/group_commit.h"
+#include "store/sql/connection_pool.h"
+#include "store/sql/sql_dialect.h"
+#include "store/sql/sql_login.h"
+
+namespace backbone::sql {
+namespace {
+
+constexpr const char* kSchemaComment = "backbone schema ";
+constexpr size_t kMaxRowsPerStatement = 256;  // multi-row statements and IN lists
+constexpr const char* kMinId = "00000000-0000-0000-0000-000000000000";
+
+// "YYYY-MM-DD HH:MM:SS.ffffff": how timestamps travel; sessions run in UTC.
+std::string sql_time(Timestamp t) {
+  std::string s = t.to_rfc3339();  // YYYY-MM-DDTHH:MM:SS.ffffffZ
+  s[10] = ' ';
+  s.pop_back();
+  return s;
+}
+
+// Splits n into parts of at most kMaxRowsPerStatement, each a power of two, so that a
+// connection prepares few distinct multi-row statements.
+std::vector<size_t> chunk_sizes(size_t n) {
+  std::vector<size_t> out;
+  while (n > 0) {
+    size_t part = kMaxRowsPerStatement;
+    while (part > n) part /= 2;
+    out.push_back(part);
+    n -= part;
+  }
+  return out;
+}
+
+// "(?, ?), (?, ?)" : `rows` copies of `row`.
+std::string repeat_row(const std::string& row, size_t rows) {
+  std::string out;
+  out.reserve((row.size() + 2) * rows);
+  for (size_t i = 0; i < rows; ++i) {
+    if (i) out += ", ";
+    out += row;
+  }
+  return out;
+}
+
+int64_t to_int(const std::optional<std::string>& v) {
+  return v ? std::strtoll(v->c_str(), nullptr, 10) : 0;
+}
+bool to_bool(const std::optional<std::string>& v) { return v && (*v == "t" || *v == "1"); }
+
+Error stored_malformed(const std::string& what) {
+  return make_error(Errc::kDataLoss, "stored " + what + " is malformed");
+}
+
+// JSON as the server returns it (PostgreSQL's jsonb reorders and spaces it), in canonical form.
+Result<std::string> canonical(const std::optional<std::string>& json, const char* what) {
+  if (!json) return stored_malformed(what);
+  auto c = canonicalize_json(*json);
+  if (!c.ok()) return stored_malformed(what);
+  return std::move(*c);
+}
+
+Result<StoredEvent> read_event(const SqlRow& r) {
+  EventDraft row;
+  auto id = EventId::parse(r[0].value_or(""));
+  if (!id.ok()) return stored_malformed("event id");
+  row.id = *id;
+  row.record_type = r[1].value_or("");
+  row.record_id = r[2].value_or("");
+  row.source = r[3].value_or("");
+  row.timestamp = Timestamp::from_micros(to_int(r[4]));
+  row.base_version = static_cast<uint64_t>(to_int(r[5]));
+  row.changes = r[6].value_or("");
+  row.full_snapshot_ref = r[7];
+  auto e = Event::restore(row);
+  if (!e.ok()) return e.error();
+  return StoredEvent{std::move(*e), to_bool(r[8])};
+}
+
+Result<AuditEntry> read_audit(const SqlRow& r) {
+  AuditEntry a;
+  auto id = EventId::parse(r[0].value_or(""));
+  auto event_id = EventId::parse(r[1].value_or(""));
+  auto action = parse_audit_action(r[4].value_or(""));
+  if (!id.ok() || !event_id.ok() || !action.ok()) return stored_malformed("audit entry");
+  a.id = *id;
+  a.event_id = *event_id;
+  a.record = {r[2].value_or(""), r[3].value_or("")};
+  a.action = *action;
+  a.fingerprint = r[5].value_or("");
+  a.chain_hash = r[6].value_or("");
+  if (r[7]) {
+    auto detail = canonical(r[7], "audit detail");
+    if (!detail.ok()) return detail.error();
+    a.detail = std::move(*detail);
+  }
+  a.created_at = Timestamp::from_micros(to_int(r[8]));
+  return a;
+}
+
+Result<StoredRecord> read_record(const SqlRow& r) {
+  StoredRecord rec;
+  rec.key = {r[0].value_or(""), r[1].value_or("")};
+  rec.version = static_cast<uint64_t>(to_int(r[2]));
+  auto state = canonical(r[3], "record state");
+  auto versions = canonical(r[4], "record field_versions");
+  if (!state.ok()) return state.error();
+  if (!versions.ok()) return versions.error();
+  rec.state = std::move(*state);
+  rec.field_versions = std::move(*versions);
+  rec.updated_at = Timestamp::from_micros(to_int(r[5]));
+  return rec;
+}
+
+template <typename T>
+Result<std::vector<T>> read_rows(const SqlRows& rows, Result<T> (*read)(const SqlRow&)) {
+  std::vector<T> out;
+  out.reserve(rows.rows.size());
+  for (const SqlRow& r : rows.rows) {
+    auto item = read(r);
+    if (!item.ok()) return item.error();
+    out.push_back(std::move(*item));
+  }
+  return out;
+}
+
+class ServerEventStore final : public EventStore {
+ public:
+  ServerEventStore(const SqlDialect& dialect, StoreUrl url, ServerStoreSettings settings,
+                   Role role, const Clock& clock, EventIdGenerator& ids)
+      : dialect_(dialect),
+        url_(std::move(url)),
+        settings_(std::move(settings)),
+        role_(role),
+        clock_(clock),
+        ids_(ids),
+        pool_([this] { return dialect_.connect(role_login(url_, settings_, role_)); },
+              settings_.pool_size),
+        event_columns_("id, record_type, record_id, source, " +
+                       dialect_.epoch_micros("timestamp") +
+                       ", base_version, changes, full_snapshot_ref, processed"),
+        audit_columns_("id, event_id, record_type, record_id, action, fingerprint, chain_hash, "
+                       "detail, " +
+                       dialect_.epoch_micros("created_at")),
+        record_columns_("record_type, record_id, version, state, field_versions, " +
+                        dialect_.epoch_micros("updated_at")) {}
+
+  // Connects once (without retrying) and reads the schema version.
+  Result<void> start() {
+    auto lease = pool_.acquire();
+    if (!lease.ok()) return lease.error();
+    auto v = read_schema_version(&**lease);
+    if (!v.ok()) return v.error();
+    schema_version_ = *v;
+    return {};
+  }
+
+  Result<int> migrate() override {
+    if (role_ != Role::kMigrator) {
+      return make_error(Errc::kPermissionDenied, std::string("access denied for role ") +
+                                                     role_name(role_) +
+                                                     ": migrations need the migrator role");
+    }
+    auto lease = pool_.acquire();
+    if (!lease.ok()) return lease.error();
+    SqlConnection& c = **lease;
+    BACKBONE_TRY(c.exec(dialect_.create_migrations_table()));
+    int applied = 0;
+    for (const SqlMigration& m : dialect_.migrations()) {
+      BACKBONE_TRY(dialect_.begin_locked(c));
+      auto step = [&]() -> Result<void> {
+        const SqlParam version[] = {std::to_string(m.version)};
+        auto done = c.run("SELECT 1 FROM schema_migrations WHERE version = ?", version);
+        if (!done.ok()) return done.error();
+        if (!done->rows.empty()) return {};
+        for (const std::string& statement : m.statements) BACKBONE_TRY(c.exec(statement));
+        BACKBONE_TRY(c.exec(dialect_.set_events_comment(kSchemaComment +
+                                                        std::to_string(m.version))));
+        const SqlParam row[] = {std::to_string(m.version), m.name, sql_time(clock_.now())};
+        auto ins = c.run("INSERT INTO schema_migrations (version, name, applied_at)"
+                         " VALUES (?, ?, ?)",
+                         row);
+        if (!ins.ok()) return ins.error();
+        ++applied;
+        return {};
+      }();
+      if (!step.ok()) {
+        (void)dialect_.end_locked(c, false);
+        return step.error();
+      }
+      BACKBONE_TRY(dialect_.end_locked(c, true));
+    }
+    // The other roles' table privileges; a role whose login does not exist yet is skipped
+    // (`backbone db grant` creates it and grants them).
+    for (Role r : {Role::kSyncWorker, Role::kMergeWorker, Role::kReader}) {
+      for (const std::string& g :
+           dialect_.grant_table_privileges(r, role_login_name(r, settings_), url_.database)) {
+        auto granted = c.exec(g);
+        if (!granted.ok() && !dialect_.is_unknown_login(granted.error())) return granted.error();
+      }
+    }
+    auto v = read_schema_version(&c);
+    if (!v.ok()) return v.error();
+    schema_version_ = *v;
+    return applied;
+  }
+
+  Result<int> schema_version() override { return read_schema_version(); }
+
+  Result<std::vector<AppendOutcome>> append(std::span<const Event> events) override {
+    BACKBONE_TRY(check_schema());
+    if (events.empty()) return std::vector<AppendOutcome>{};
+    return write<std::vector<AppendOutcome>>(
+        [&](SqlConnection& c, std::optional<EventId>& marker)
+            -> Result<std::vector<AppendOutcome>> {
+          std::vector<std::string> ids, fingerprints;
+          ids.reserve(events.size());
+          fingerprints.reserve(events.size());
+          for (const Event& e : events) {
+            ids.push_back(e.id().str());
+            fingerprints.push_back(e.fingerprint());
+          }
+          auto existing = select_in(c, "SELECT id FROM events WHERE id IN ", ids);
+          if (!existing.ok()) return existing.error();
+          std::unordered_set<std::string> taken;
+          for (const SqlRow& r : existing->rows) taken.insert(r[0].value_or(""));
+          auto found = select_in(c,
+                                 "SELECT fingerprint, event_id FROM event_audit_log"
+                                 " WHERE action = 'ingested' AND fingerprint IN ",
+                                 fingerprints);
+          if (!found.ok()) return found.error();
+          std::unordered_map<std::string, EventId> originals;  // fingerprint -> event id
+          for (const SqlRow& r : found->rows) {
+            auto id = EventId::parse(r[1].value_or(""));
+            if (id.ok()) originals.emplace(r[0].value_or(""), *id);
+          }
+          auto tail = chain_tail(c);
+          if (!tail.ok()) return tail.error();
+          std::vector<AppendOutcome> out;
+          out.reserve(events.size());
+          std::vector<const Event*> fresh;
+          std::vector<AuditEntry> audit;
+          audit.reserve(events.size());
+          for (size_t i = 0; i < events.size(); ++i) {
+            const Event& e = events[i];
+            auto it = originals.find(e.fingerprint());
+            const bool duplicate = it != originals.end();
+            if (!duplicate) {
+              if (!taken.insert(e.id().str()).second) {
+                return make_error(Errc::kImmutable, kImmutableMessages[0],
+                                  "events[" + std::to_string(i) + "]");
+              }
+              originals.emplace(e.fingerprint(), e.id());
+              fresh.push_back(&e);
+            }
+            const EventId id = duplicate ? it->second : e.id();
+            AuditDraft draft{id, e.record_key(),
+                             duplicate ? AuditAction::kDuplicate : AuditAction::kIngested,
+                             e.fingerprint(), std::nullopt};
+            auto entry = seal(draft, *tail);
+            if (!entry.ok()) return entry.error();
+            audit.push_back(std::move(*entry));
+            out.push_back({id, e.fingerprint(), duplicate});
+          }
+          BACKBONE_TRY(insert_events(c, fresh));
+          BACKBONE_TRY(insert_audit(c, audit));
+          marker = audit.back().id;
+          return out;
+        });
+  }
+
+  Result<StoredEvent> get(const EventId& id) override {
+    const SqlParam p[] = {id.str()};
+    auto rows = query("SELECT " + event_columns_ + " FROM events WHERE id = ?", p);
+    if (!rows.ok()) return rows.error();
+    if (rows->rows.empty()) return make_error(Errc::kNotFound, "no event with id " + id.str());
+    return read_event(rows->rows[0]);
+  }
+
+  Result<std::vector<StoredEvent>> history(const RecordKey& record) override {
+    const SqlParam p[] = {record.record_type, record.record_id};
+    return events_where("record_type = ? AND record_id = ? ORDER BY timestamp, id", p);
+  }
+
+  Result<std::vector<StoredEvent>> unprocessed(size_t limit,
+                                               std::optional<EventCursor> after) override {
+    const SqlParam p[] = {sql_time(after ? after->timestamp : Timestamp::from_micros(0)),
+                          after ? after->id.str() : std::string(kMinId), std::to_string(limit)};
+    // The row comparison spelled out, so that both servers use idx_events_processed.
+    return events_where(
+        "processed = FALSE AND timestamp >= ? AND (timestamp > ? OR id > ?)"
+        " ORDER BY timestamp, id LIMIT ?",
+        std::array<SqlParam, 4>{p[0], p[0], p[1], p[2]});
+  }
+
+  Result<bool> mark_processed(const EventId& id) override {
+    BACKBONE_TRY(check_schema());
+    return write<bool>([&](SqlConnection& c, std::optional<EventId>&) -> Result<bool> {
+      const SqlParam p[] = {id.str()};
+      auto up = c.run("UPDATE events SET processed = TRUE WHERE id = ? AND processed = FALSE", p);
+      if (!up.ok()) return up.error();
+      if (up->affected == 1) return true;
+      auto q = c.run("SELECT 1 FROM events WHERE id = ?", p);
+      if (!q.ok()) return q.error();
+      if (q->rows.empty()) return make_error(Errc::kNotFound, "no event with id " + id.str());
+      return false;
+    });
+  }
+
+  Result<std::optional<StoredRecord>> get_record(const RecordKey& record) override {
+    const SqlParam p[] = {record.record_type, record.record_id};
+    auto rows = query(
+        "SELECT " + record_columns_ + " FROM records WHERE record_type = ? AND record_id = ?", p);
+    if (!rows.ok()) return rows.error();
+    if (rows->rows.empty()) return std::optional<StoredRecord>();
+    auto r = read_record(rows->rows[0]);
+    if (!r.ok()) return r.error();
+    return std::optional<StoredRecord>(std::move(*r));
+  }
+
+  Result<std::vector<StoredRecord>> scan_records(std::optional<RecordKey> after,
+                                                 size_t limit) override {
+    const SqlParam p[] = {after ? after->record_type : std::string(),
+                          after ? after->record_id : std::string(), std::to_string(limit)};
+    auto rows = query("SELECT " + record_columns_ +
+                          " FROM records WHERE record_type >= ? AND"
+                          " (record_type > ? OR record_id > ?)"
+                          " ORDER BY record_type, record_id LIMIT ?",
+                      std::array<SqlParam, 4>{p[0], p[0], p[1], p[2]});
+    if (!rows.ok()) return rows.error();
+    return read_rows<StoredRecord>(*rows, read_record);
+  }
+
+  Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& record,
+                                                          size_t limit) override {
+    const SqlParam p[] = {record.record_type, record.record_id, std::to_string(limit)};
+    return events_where(
+        "record_type = ? AND record_id = ? AND processed = FALSE ORDER BY timestamp, id LIMIT ?",
+        p);
+  }
+
+  std::vector<Result<std::vector<AuditEntry>>> commit_merges(
+      std::span<const MergeCommit> commits) override {
+    QueuedMerges mine{commits, {}};
+    merge_group_.submit(mine, [this](std::vector<QueuedMerges*>& group) { run_merges(group); });
+    return std::move(mine.results);
+  }
+
+  Result<void> replace_records(std::span<const StoredRecord> rows,
+                               std::optional<EventId> audit_tail) override {
+    BACKBONE_TRY(check_schema());
+    if (role_ != Role::kMigrator) {
+      return make_error(Errc::kPermissionDenied, std::string("access denied for role ") +
+                                                     role_name(role_) +
+                                                     ": replacing records needs the migrator role");
+    }
+    auto done = write<bool>([&](SqlConnection& c, std::optional<EventId>&) -> Result<bool> {
+      auto tail = chain_tail(c);
+      if (!tail.ok()) return tail.error();
+      const bool empty = tail->chain_hash == kAuditGenesis;
+      if (audit_tail ? (empty || tail->id != *audit_tail) : !empty) {
+        return make_error(Errc::kConflict,
+                          "the audit log moved on while the records were rebuilt (is "
+                          "`serve` running?); nothing was replaced");
+      }
+      auto del = c.run("DELETE FROM records");
+      if (!del.ok()) return del.error();
+      std::vector<const StoredRecord*> all;
+      all.reserve(rows.size());
+      for (const StoredRecord& r : rows) all.push_back(&r);
+      BACKBONE_TRY(insert_records(c, all, false));
+      return true;
+    });
+    if (!done.ok()) return done.error();
+    return {};
+  }
+
+  Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) override {
+    BACKBONE_TRY(check_schema());
+    if (drafts.empty()) return std::vector<AuditEntry>{};
+    return write<std::vector<AuditEntry>>(
+        [&](SqlConnection& c, std::optional<EventId>& marker) -> Result<std::vector<AuditEntry>> {
+          auto tail = chain_tail(c);
+          if (!tail.ok()) return tail.error();
+          std::vector<AuditEntry> out;
+          out.reserve(drafts.size());
+          for (size_t i = 0; i < drafts.size(); ++i) {
+            auto entry = seal(drafts[i], *tail);
+            if (!entry.ok()) {
+              Error err = entry.error();
+              err.where =
+                  "audit[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
+              return err;
+            }
+            out.push_back(std::move(*entry));
+          }
+          BACKBONE_TRY(insert_audit(c, out));
+          marker = out.back().id;
+          return out;
+        });
+  }
+
+  Result<std::vector<AuditEntry>> audit_for_event(const EventId& event_id) override {
+    const SqlParam p[] = {event_id.str()};
+    return audit_where("event_id = ? ORDER BY id", p);
+  }
+  Result<std::vector<AuditEntry>> audit_for_record(const RecordKey& record) override {
+    const SqlParam p[] = {record.record_type, record.record_id};
+    return audit_where("record_type = ? AND record_id = ? ORDER BY id", p);
+  }
+  Result<std::vector<AuditEntry>> audit_by_fingerprint(const std::string& fingerprint) override {
+    const SqlParam p[] = {fingerprint};
+    return audit_where("fingerprint = ? ORDER BY id", p);
+  }
+  Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> after, size_t limit) override {
+    const SqlParam p[] = {after ? after->str() : std::string(kMinId), std::to_string(limit)};
+    return audit_where("id > ? ORDER BY id LIMIT ?", p);
+  }
+
+ private:
+  struct ChainTail {
+    EventId id;
+    std::string chain_hash{kAuditGenesis};
+    Timestamp created_at;
+  };
+
+  struct QueuedMerges {
+    std::span<const MergeCommit> commits;
+    std::vector<Result<std::vector<AuditEntry>>> results;
+  };
+
+  // --- reads ---
+
+  Result<SqlRows> query(const std::string& sql, std::span<const SqlParam> params) {
+    BACKBONE_TRY(check_schema());
+    return retrying<SqlRows>([&]() -> Result<SqlRows> {
+      auto lease = pool_.acquire();
+      if (!lease.ok()) return lease.error();
+      return (*lease)->run(sql, params);
+    });
+  }
+
+  Result<std::vector<StoredEvent>> events_where(const std::string& where,
+                                                std::span<const SqlParam> params) {
+    auto rows = query("SELECT " + event_columns_ + " FROM events WHERE " + where, params);
+    if (!rows.ok()) return rows.error();
+    return read_rows<StoredEvent>(*rows, read_event);
+  }
+
+  Result<std::vector<AuditEntry>> audit_where(const std::string& where,
+                                              std::span<const SqlParam> params) {
+    auto rows = query("SELECT " + audit_columns_ + " FROM event_audit_log WHERE " + where, params);
+    if (!rows.ok()) return rows.error();
+    return read_rows<AuditEntry>(*rows, read_audit);
+  }
+
+  Result<int> read_schema_version(SqlConnection* on = nullptr) {
+    auto read = [&](SqlConnection& c) -> Result<int> {
+      auto rows = c.run(dialect_.events_comment_query());
+      if (!rows.ok()) return rows.error();
+      if (rows->rows.empty() || !rows->rows[0][0]) return 0;
+      const std::string& comment = *rows->rows[0][0];
+      if (comment.rfind(kSchemaComment, 0) != 0) return 0;
+      return std::atoi(comment.c_str() + std::char_traits<char>::length(kSchemaComment));
+    };
+    if (on) return read(*on);
+    return retrying<int>([&]() -> Result<int> {
+      auto lease = pool_.acquire();
+      if (!lease.ok()) return lease.error();
+      return read(**lease);
+    });
+  }
+
+  Result<void> check_schema() {
+    const int have = schema_version_;
+    const int want = dialect_.migrations().back().version;
+    if (have == want) return {};
+    const std::string where = redact_store_url(url_.scheme + "://" + url_.host + "/" + url_.database);
+    if (have < want) {
+      return make_error(Errc::kUnavailable, "store " + where + " is at schema version " +
+                                                std::to_string(have) + ", this build needs " +
+                                                std::to_string(want) + ": run `backbone migrate`");
+    }
+    return make_error(Errc::kUnavailable, "store " + where + " is at schema version " +
+                                              std::to_string(have) + ", newer than this build (" +
+                                              std::to_string(want) + ")");
+  }
+
+  // --- writes ---
+
+  // Runs `op` again while it fails with kUnavailable (a lost connection, a deadlock), with
+  // backoff, for up to reconnect_timeout_ms.
+  template <typename T, typename Op>
+  Result<T> retrying(Op&& op) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(settings_.reconnect_timeout_ms);
+    auto pause = std::chrono::milliseconds(20);
+    for (;;) {
+      Result<T> r = op();
+      if (r.ok() || r.code() != Errc::kUnavailable ||
+          std::chrono::steady_clock::now() + pause > deadline) {
+        return r;
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+    }
+  }
+
+  // One write transaction, holding the writer lock. `body` does the work and, when it wrote
+  // audit entries, sets `marker` to the last one's id. When the connection is lost, the
+  // transaction either committed or not: the marker tells which; without a marker the body
+  // runs again.
+  template <typename T>
+  Result<T> write(const std::function<Result<T>(SqlConnection&, std::optional<EventId>&)>& body) {
+    std::optional<EventId> marker;
+    std::optional<Result<T>> outcome;  // the body's result, from the attempt whose fate is open
+    return retrying<T>([&]() -> Result<T> {
+      auto lease = pool_.acquire();
+      if (!lease.ok()) return lease.error();
+      SqlConnection& c = **lease;
+      if (marker) {  // the last attempt's COMMIT was cut off: did it land?
+        const SqlParam p[] = {marker->str()};
+        auto found = c.run("SELECT 1 FROM event_audit_log WHERE id = ?", p);
+        if (!found.ok()) return found.error();
+        if (!found->rows.empty()) return std::move(*outcome);
+        marker.reset();
+      }
+      BACKBONE_TRY(dialect_.begin_locked(c));
+      std::optional<EventId> planned;
+      Result<T> r = body(c, planned);
+      if (!r.ok()) {
+        if (c.healthy()) (void)dialect_.end_locked(c, false);
+        return r;
+      }
+      auto committed = dialect_.end_locked(c, true);
+      if (!committed.ok()) {
+        if (committed.code() == Errc::kUnavailable && planned) {
+          marker = planned;
+          outcome.emplace(std::move(r));
+        }
+        return committed.error();
+      }
+      return r;
+    });
+  }
+
+  Result<SqlRows> select_in(SqlConnection& c, const std::string& head,
+                            const std::vector<std::string>& values) {
+    SqlRows all;
+    size_t at = 0;
+    for (size_t n : chunk_sizes(values.size())) {
+      std::vector<SqlParam> params(values.begin() + at, values.begin() + at + n);
+      at += n;
+      auto rows = c.run(head + "(" + repeat_row("?", n) + ")", params);
+      if (!rows.ok()) return rows.error();
+      for (auto& r : rows->rows) all.rows.push_back(std::move(r));
+    }
+    return all;
+  }
+
+  Result<ChainTail> chain_tail(SqlConnection& c) {
+    auto rows = c.run("SELECT id, chain_hash, " + dialect_.epoch_micros("created_at") +
+                      " FROM event_audit_log ORDER BY id DESC LIMIT 1");
+    if (!rows.ok()) return rows.error();
+    ChainTail tail;
+    if (!rows->rows.empty()) {
+      const SqlRow& r = rows->rows[0];
+      auto id = EventId::parse(r[0].value_or(""));
+      if (!id.ok()) return make_error(Errc::kDataLoss, "last audit entry has a malformed id");
+      tail.id = *id;
+      tail.chain_hash = r[1].value_or("");
+      tail.created_at = Timestamp::from_micros(to_int(r[2]));
+    }
+    return tail;
+  }
+
+  // Seals `draft` after `tail` and moves `tail` on.
+  Result<AuditEntry> seal(const AuditDraft& draft, ChainTail& tail) {
+    const EventId id = ids_.next_after(tail.id);
+    const Timestamp created_at = std::max(clock_.now(), tail.created_at);
+    auto entry = seal_audit_entry(draft, id, created_at, tail.chain_hash);
+    if (!entry.ok()) return entry.error();
+    tail.id = entry->id;
+    tail.chain_hash = entry->chain_hash;
+    tail.created_at = entry->created_at;
+    return entry;
+  }
+
+  // Multi-row INSERTs of `items`, `row` being one row's placeholders and `bind` adding one
+  // item's parameters.
+  template <typename Item, typename Bind>
+  Result<void> insert_rows(SqlConnection& c, const std::string& head, const std::string& row,
+                           const std::string& tail, const std::vector<Item>& items, Bind bind) {
+    size_t at = 0;
+    std::vector<SqlParam> params;
+    for (size_t n : chunk_sizes(items.size())) {
+      params.clear();
+      for (size_t i = at; i < at + n; ++i) bind(items[i], params);
+      at += n;
+      auto r = c.run(head + repeat_row(row, n) + tail, params);
+      if (!r.ok()) return r.error();
+    }
+    return {};
+  }
+
+  Result<void> insert_events(SqlConnection& c, const std::vector<const Event*>& events) {
+    return insert_rows(
+        c,
+        "INSERT INTO events (id, record_type, record_id, source, timestamp, base_version, "
+        "changes, full_snapshot_ref, processed) VALUES ",
+        "(?, ?, ?, ?, ?, ?, ?, ?, FALSE)", "", events,
+        [](const Event* e, std::vector<SqlParam>& p) {
+          p.push_back(e->id().str());
+          p.push_back(e->record_type());
+          p.push_back(e->record_id());
+          p.push_back(e->source());
+          p.push_back(sql_time(e->timestamp()));
+          p.push_back(std::to_string(e->base_version()));
+          p.push_back(e->changes());
+          p.push_back(e->full_snapshot_ref());
+        });
+  }
+
+  Result<void> insert_audit(SqlConnection& c, const std::vector<AuditEntry>& entries) {
+    return insert_rows(
+        c,
+        "INSERT INTO event_audit_log (id, event_id, record_type, record_id, action, fingerprint, "
+        "chain_hash, detail, created_at) VALUES ",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?)", "", entries,
+        [](const AuditEntry& a, std::vector<SqlParam>& p) {
+          p.push_back(a.id.str());
+          p.push_back(a.event_id.str());
+          p.push_back(a.record.record_type);
+          p.push_back(a.record.record_id);
+          p.push_back(std::string(audit_action_name(a.action)));
+          p.push_back(a.fingerprint);
+          p.push_back(a.chain_hash);
+          p.push_back(a.detail);
+          p.push_back(sql_time(a.created_at));
+        });
+  }
+
+  // Inserts `rows`; with `upsert`, a row that exists is updated.
+  Result<void> insert_records(SqlConnection& c, const std::vector<const StoredRecord*>& rows,
+                              bool upsert) {
+    return insert_rows(
+        c,
+        "INSERT INTO records (record_type, record_id, version, state, field_versions, "
+        "updated_at) VALUES ",
+        "(?, ?, ?, ?, ?, ?)", upsert ? dialect_.upsert_records_suffix() : std::string(), rows,
+        [](const StoredRecord* r, std::vector<SqlParam>& p) {
+          p.push_back(r->key.record_type);
+          p.push_back(r->key.record_id);
+          p.push_back(std::to_string(r->version));
+          p.push_back(r->state);
+          p.push_back(r->field_versions);
+          p.push_back(sql_time(r->updated_at));
+        });
+  }
+
+  static Error version_conflict(const MergeCommit& c, uint64_t have) {
+    return make_error(Errc::kConflict, "record " + c.record.record_type + "/" +
+                                           c.record.record_id + " is at version " +
+                                           std::to_string(have) + ", not " +
+                                           std::to_string(c.expected_version));
+  }
+
+  // Every queued commit in one transaction: read the events' processed flags and the records'
+  // versions once, decide each commit in order in memory (a commit that fails its checks
+  // changes nothing; a later commit of its record sees the version before it), then write the
+  // processed flags, the audit entries and each record's last row with three set statements.
+  void run_merges(std::vector<QueuedMerges*>& group) {
+    std::vector<const MergeCommit*> all;
+    for (QueuedMerges* q : group) {
+      for (const MergeCommit& c : q->commits) all.push_back(&c);
+    }
+    using Outcomes = std::vector<Result<std::vector<AuditEntry>>>;
+    auto decided = [&]() -> Result<Outcomes> {
+      BACKBONE_TRY(check_schema());
+      return write<Outcomes>([&](SqlConnection& c,
+                                 std::optional<EventId>& marker) -> Result<Outcomes> {
+        return plan_and_write(c, all, marker);
+      });
+    }();
+    size_t at = 0;
+    for (QueuedMerges* q : group) {
+      q->results.clear();
+      for (size_t i = 0; i < q->commits.size(); ++i, ++at) {
+        q->results.push_back(decided.ok() ? std::move((*decided)[at])
+                                          : Result<std::vector<AuditEntry>>(decided.error()));
+      }
+    }
+  }
+
+  Result<std::vector<Result<std::vector<AuditEntry>>>> plan_and_write(
+      SqlConnection& c, const std::vector<const MergeCommit*>& commits,
+      std::optional<EventId>& marker) {
+    std::vector<std::string> ids;
+    std::vector<std::string> keys;  // flattened (record_type, record_id) pairs
+    std::map<std::pair<std::string, std::string>, uint64_t> versions;
+    for (const MergeCommit* m : commits) {
+      ids.push_back(m->event_id.str());
+      if (versions.emplace(std::pair(m->record.record_type, m->record.record_id), 0).second) {
+        keys.push_back(m->record.record_type);
+        keys.push_back(m->record.record_id);
+      }
+    }
+    auto flags = select_in(c, "SELECT id, processed FROM events WHERE id IN ", ids);
+    if (!flags.ok()) return flags.error();
+    std::unordered_map<std::string, bool> processed;
+    for (const SqlRow& r : flags->rows) processed[r[0].value_or("")] = to_bool(r[1]);
+    BACKBONE_TRY(read_versions(c, keys, versions));
+    auto tail = chain_tail(c);
+    if (!tail.ok()) return tail.error();
+
+    std::vector<Result<std::vector<AuditEntry>>> out;
+    out.reserve(commits.size());
+    std::vector<std::string> to_mark;
+    std::vector<AuditEntry> audit;
+    std::map<std::pair<std::string, std::string>, StoredRecord> last_rows;
+    for (const MergeCommit* m : commits) {
+      const auto key = std::pair(m->record.record_type, m->record.record_id);
+      if (!m->replay) {
+        auto it = processed.find(m->event_id.str());
+        if (it == processed.end() || it->second) {
+          out.push_back(make_error(Errc::kConflict, "event " + m->event_id.str() +
+                                                        " is already processed, or does not exist"));
+          continue;
+        }
+      }
+      if (versions[key] != m->expected_version) {
+        out.push_back(version_conflict(*m, versions[key]));
+        continue;
+      }
+      const ChainTail before = *tail;
+      std::vector<AuditEntry> entries;
+      Result<void> sealed;
+      for (const AuditDraft& d : m->audit) {
+        auto entry = seal(d, *tail);
+        if (!entry.ok()) {
+          sealed = entry.error();
+          break;
+        }
+        entries.push_back(std::move(*entry));
+      }
+      if (!sealed.ok()) {
+        *tail = before;
+        out.push_back(sealed.error());
+        continue;
+      }
+      if (!m->replay) {
+        processed[m->event_id.str()] = true;
+        to_mark.push_back(m->event_id.str());
+      }
+      if (m->next) {
+        StoredRecord row = *m->next;
+        row.key = m->record;
+        row.updated_at = entries.empty() ? clock_.now() : entries.back().created_at;
+        versions[key] = row.version;
+        last_rows[key] = std::move(row);
+      }
+      audit.insert(audit.end(), entries.begin(), entries.end());
+      out.push_back(std::move(entries));
+    }
+
+    uint64_t marked = 0;
+    size_t at = 0;
+    for (size_t n : chunk_sizes(to_mark.size())) {
+      std::vector<SqlParam> p(to_mark.begin() + at, to_mark.begin() + at + n);
+      at += n;
+      auto up = c.run("UPDATE events SET processed = TRUE WHERE processed = FALSE AND id IN (" +
+                          repeat_row("?", n) + ")",
+                      p);
+      if (!up.ok()) return up.error();
+      marked += up->affected;
+    }
+    if (marked != to_mark.size()) {
+      return make_error(Errc::kInternal, "marking " + std::to_string(to_mark.size()) +
+                                             " events processed changed " +
+                                             std::to_string(marked) + " rows");
+    }
+    BACKBONE_TRY(insert_audit(c, audit));
+    std::vector<const StoredRecord*> rows;
+    rows.reserve(last_rows.size());
+    for (const auto& [key, row] : last_rows) rows.push_back(&row);
+    BACKBONE_TRY(insert_records(c, rows, true));
+    if (!audit.empty()) marker = audit.back().id;
+    return out;
+  }
+
+  // The records' versions (absent: 0), for `keys` = (type, id) pairs flattened.
+  Result<void> read_versions(SqlConnection& c, const std::vector<std::string>& keys,
+                             std::map<std::pair<std::string, std::string>, uint64_t>& versions) {
+    size_t at = 0;
+    for (size_t n : chunk_sizes(keys.size() / 2)) {
+      std::vector<SqlParam> p(keys.begin() + at, keys.begin() + at + 2 * n);
+      at += 2 * n;
+      auto rows = c.run("SELECT record_type, record_id, version FROM records WHERE"
+                        " (record_type, record_id) IN (" +
+                            repeat_row("(?, ?)", n) + ")",
+                        p);
+      if (!rows.ok()) return rows.error();
+      for (const SqlRow& r : rows->rows) {
+        versions[std::pair(r[0].value_or(""), r[1].value_or(""))] =
+            static_cast<uint64_t>(to_int(r[2]));
+      }
+    }
+    return {};
+  }
+
+  const SqlDialect& dialect_;
+  const StoreUrl url_;
+  const ServerStoreSettings settings_;
+  const Role role_;
+  const Clock& clock_;
+  EventIdGenerator& ids_;
+  ConnectionPool pool_;
+  const std::string event_columns_;
+  const std::string audit_columns_;
+  const std::string record_columns_;
+  std::atomic<int> schema_version_{0};
+  GroupCommit<QueuedMerges> merge_group_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EventStore>> open_server_store(const StoreUrl& url,
+                                                      const StoreOptions& options) {
+  auto settings = server_store_settings(url);
+  if (!settings.ok()) return settings.error();
+  const Clock& clock = options.clock ? *options.clock : SystemClock::instance();
+  EventIdGenerator& ids = options.ids ? *options.ids : EventIdGenerator::process();
+  auto store = std::make_unique<ServerEventStore>(dialect_for(url), url, std::move(*settings),
+                                                  options.role, clock, ids);
+  BACKBONE_TRY(store->start());
+  return std::unique_ptr<EventStore>(std::move(store));
+}
+
+}  // namespace backbone::sql

@@ -1,0 +1,30 @@
+// The EventStore on a database server (PostgreSQL, MySQL/MariaDB): one implementation over
+// SqlConnection and SqlDialect.
+//
+// How it works:
+//  - Reads lease a pooled connection and run one prepared query.
+//  - Every write (append, commit_merges, append_audit, mark_processed, replace_records) runs in
+//    one transaction that holds the store's writer lock (SqlDialect::begin_locked), because the
+//    audit chain has one tail across every process that shares the database. Inside it, the
+//    store reads what it needs with a few set queries (ids, fingerprints, record versions, the
+//    chain's tail), decides in memory, and writes with multi-row INSERTs.
+//  - Concurrent commit_merges callers in one process share one transaction (GroupCommit).
+//  - A lost connection (the server restarting) is retried with backoff for up to
+//    reconnect_timeout_ms. A write whose COMMIT was cut off is checked before it is retried: if
+//    its last audit entry exists, it committed and its result stands; otherwise it runs again.
+//    So a restart neither loses nor duplicates an event.
+#pragma once
+
+#include <memory>
+
+#include "backbone/event_store.h"
+#include "store/store_url.h"
+
+namespace backbone::sql {
+
+// Opens a server store for options.role. Connects once, so that a wrong password or an
+// unreachable server fails here (kPermissionDenied, kUnavailable).
+Result<std::unique_ptr<EventStore>> open_server_store(const StoreUrl& url,
+                                                      const StoreOptions& options);
+
+}  // namespace backbone::sql
