@@ -34,14 +34,20 @@ build-bench: deps $(BENCH_BUILD)/CMakeCache.txt
 run: build
 	@scripts/run.sh $(BUILD)/backbone
 
+# The tests run with throwaway PostgreSQL and MariaDB servers on loopback (scripts/with-test-dbs.sh),
+# started before and stopped after.
+CTEST = ctest --output-on-failure -j$(JOBS) --test-dir
+
 test-unit: build
-	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	scripts/with-test-dbs.sh $(CTEST) $(BUILD)
 
 test-asan: build-asan
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
+	scripts/with-test-dbs.sh $(CTEST) $(ASAN_BUILD)
 
-# Everything: the plain build and the ASan+UBSan build, each with every test.
-test: test-unit test-asan
+# Everything: the plain build and the ASan+UBSan build, each with every test, on one pair of
+# database servers.
+test: build build-asan
+	scripts/with-test-dbs.sh sh -c '$(CTEST) $(BUILD) && $(CTEST) $(ASAN_BUILD)'
 
 bench: build-bench
 	@scripts/bench.sh $(BENCH_BUILD)

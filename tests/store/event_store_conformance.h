@@ -21,7 +21,9 @@ namespace backbone::testing {
 class StoreHarness {
  public:
   virtual ~StoreHarness() = default;
-  // The URL of a store that exists for this harness alone and has not been migrated.
+  // The URL of a store that exists for this harness alone and has not been migrated. A backend
+  // whose server is not running makes no harness (nullptr): its tests skip, or fail when
+  // BACKBONE_TEST_SERVERS_REQUIRED=1 (as `make test` sets).
   virtual std::string url() = 0;
   // Runs `sql` connected as `role`. Trigger refusals come back as kImmutable with the trigger's
   // message; privilege refusals as kPermissionDenied.

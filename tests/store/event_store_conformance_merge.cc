@@ -147,7 +147,7 @@ TEST_P(EventStoreConformance, ConcurrentMergeCallsFromThreadsAllLand) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(rows("records"), 120);
-  EXPECT_EQ(rows("events WHERE processed = 1"), 120);
+  EXPECT_EQ(rows("events WHERE processed = TRUE"), 120);
   auto report = verify_audit_chain(*store_);
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->ok) << report->problem;

@@ -1,0 +1,99 @@
+#include "store/server_harness.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "store/sql/role_grants.h"
+#include "store/sql/sql_dialect.h"
+#include "store/sql/sql_login.h"
+
+namespace backbone::testing {
+namespace {
+
+// The URL with its database replaced.
+std::string with_database(const std::string& url, const std::string& database) {
+  const size_t start = url.find("://") + 3;
+  const size_t slash = url.find('/', start);
+  const size_t query = url.find('?', slash);
+  return url.substr(0, slash + 1) + database +
+         (query == std::string::npos ? std::string() : url.substr(query));
+}
+
+}  // namespace
+
+std::string test_server_url(const std::string& scheme) {
+  const char* v = std::getenv(scheme == "postgresql" ? "BACKBONE_TEST_POSTGRES_URL"
+                                                     : "BACKBONE_TEST_MYSQL_URL");
+  return v ? v : "";
+}
+
+bool test_servers_required() {
+  const char* v = std::getenv("BACKBONE_TEST_SERVERS_REQUIRED");
+  return v && *v && std::string(v) != "0";
+}
+
+void set_test_role_passwords() {
+  for (Role r : {Role::kMigrator, Role::kSyncWorker, Role::kMergeWorker, Role::kReader}) {
+    setenv(sql::role_password_variable(r).c_str(),
+           (std::string("test-") + role_name(r) + "-pw").c_str(), 0);
+  }
+}
+
+ServerHarness::ServerHarness(const std::string& admin_url) : admin_url_(admin_url) {
+  static std::atomic<int> counter{0};
+  database_ = "bbt_" + std::to_string(getpid()) + "_" + std::to_string(++counter);
+  url_ = with_database(admin_url, database_);
+  set_test_role_passwords();
+  auto granted = sql::grant_roles(url_);
+  EXPECT_TRUE(granted.ok()) << granted.error().describe();
+}
+
+ServerHarness::~ServerHarness() {
+  auto url = parse_store_url(url_);
+  if (!url.ok()) return;
+  const sql::SqlDialect& d = sql::dialect_for(*url);
+  auto settings = sql::server_store_settings(*url);
+  auto c = d.connect(sql::admin_login(*url, *settings, d.maintenance_database()));
+  if (!c.ok()) return;
+  const bool pg = url->scheme == "postgresql";
+  auto dropped = (*c)->exec(pg ? "DROP DATABASE IF EXISTS \"" + database_ + "\" WITH (FORCE)"
+                               : "DROP DATABASE IF EXISTS `" + database_ + "`");
+  EXPECT_TRUE(dropped.ok()) << dropped.error().describe();
+}
+
+Result<void> ServerHarness::raw_sql(Role role, const std::string& sql) {
+  auto url = parse_store_url(url_);
+  if (!url.ok()) return url.error();
+  auto settings = sql::server_store_settings(*url);
+  auto c = sql::dialect_for(*url).connect(sql::role_login(*url, *settings, role));
+  if (!c.ok()) return c.error();
+  return (*c)->exec(sql);
+}
+
+Result<int64_t> ServerHarness::raw_query_int(Role role, const std::string& sql) {
+  auto url = parse_store_url(url_);
+  if (!url.ok()) return url.error();
+  auto settings = sql::server_store_settings(*url);
+  auto c = sql::dialect_for(*url).connect(sql::role_login(*url, *settings, role));
+  if (!c.ok()) return c.error();
+  auto rows = (*c)->run(sql);
+  if (!rows.ok()) return rows.error();
+  if (rows->rows.empty() || !rows->rows[0][0]) return make_error(Errc::kNotFound, "no row");
+  return std::strtoll(rows->rows[0][0]->c_str(), nullptr, 10);
+}
+
+std::unique_ptr<StoreHarness> make_postgres_harness() {
+  const std::string url = test_server_url("postgresql");
+  if (url.empty()) return nullptr;
+  return std::make_unique<ServerHarness>(url);
+}
+
+std::unique_ptr<StoreHarness> make_mysql_harness() {
+  const std::string url = test_server_url("mysql");
+  if (url.empty()) return nullptr;
+  return std::make_unique<ServerHarness>(url);
+}
+
+}  // namespace backbone::testing
