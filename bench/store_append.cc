@@ -5,7 +5,15 @@
 // is the median of the rounds, and the ratio is library / floor (higher is better, 1.0 = no
 // overhead).
 //
-//   bench_store_append [--events N] [--batch B] [--rounds R] [--dir PATH]
+// With a PostgreSQL or MariaDB server (--postgres URL, --mysql URL, admin URLs; by default
+// BACKBONE_TEST_POSTGRES_URL and BACKBONE_TEST_MYSQL_URL, which `make bench` sets by starting
+// throwaway servers), the same for each: the library's append (as sync_worker: the writer lock,
+// the id and fingerprint checks, the chain's tail, multi-row INSERTs) against its floor, the
+// bare driver connection (PQexecPrepared / mysql_stmt_execute) running the very same prepared
+// multi-row INSERTs of the same rows, BEGIN/COMMIT per batch, and nothing else.
+//
+//   bench_store_append [--events N] [--batch B] [--rounds R] [--dir PATH] [--postgres URL]
+//                      [--mysql URL]
 #include <sqlite3.h>
 #include <CLI/CLI.hpp>
 
@@ -18,6 +26,10 @@
 #include "backbone/event_store.h"
 #include "bench/bench_util.h"
 #include "bench/event_rows.h"
+#include "store/sql/role_grants.h"
+#include "store/sql/sql_dialect.h"
+#include "store/sql/sql_login.h"
+#include "store/sql/sql_rows.h"
 
 namespace backbone::bench {
 namespace {
@@ -29,21 +41,83 @@ struct Options {
   std::string dir = "var/bench";
 };
 
-// The library: EventStore::append in batches, as the sync_worker role.
-double run_library(const Options& o, const std::vector<Event>& events, Durability durability) {
-  const std::string path = o.dir + "/library.db";
-  fresh_store(path, durability);
+// The library: EventStore::append in batches, as the sync_worker role, on the store at `url`.
+double run_library(const std::string& url, const Options& o, const std::vector<Event>& events,
+                   Durability durability) {
   StoreOptions so;
-  so.url = "sqlite://" + path;
+  so.url = url;
   so.role = Role::kSyncWorker;
   so.durability = durability;
   auto store = EventStore::open(so);
+  if (!store.ok()) {
+    std::fprintf(stderr, "%s\n", store.error().describe().c_str());
+    std::exit(1);
+  }
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < events.size(); i += static_cast<size_t>(o.batch)) {
     const size_t n = std::min(static_cast<size_t>(o.batch), events.size() - i);
     auto r = (*store)->append(std::span(events.data() + i, n));
     if (!r.ok()) {
       std::fprintf(stderr, "append failed: %s\n", r.error().describe().c_str());
+      std::exit(1);
+    }
+  }
+  return static_cast<double>(events.size()) / seconds_since(t0);
+}
+
+// A server database for a round: made (or emptied) and granted as the admin, then migrated.
+std::string fresh_server_db(const std::string& admin_url, const std::string& name) {
+  auto url = parse_store_url(admin_url);
+  const sql::SqlDialect& d = sql::dialect_for(*url);
+  auto settings = sql::server_store_settings(*url);
+  auto admin = d.connect(sql::admin_login(*url, *settings, d.maintenance_database()));
+  if (!admin.ok()) {
+    std::fprintf(stderr, "%s\n", admin.error().describe().c_str());
+    std::exit(1);
+  }
+  const bool pg = url->scheme == "postgresql";
+  (void)(*admin)->exec(pg ? "DROP DATABASE IF EXISTS \"" + name + "\" WITH (FORCE)"
+                          : "DROP DATABASE IF EXISTS `" + name + "`");
+  const size_t start = admin_url.find("://") + 3;
+  const std::string db_url = admin_url.substr(0, admin_url.find('/', start) + 1) + name;
+  auto granted = sql::grant_roles(db_url);
+  StoreOptions so;
+  so.url = db_url;
+  so.role = Role::kMigrator;
+  auto store = EventStore::open(so);
+  if (!granted.ok() || !store.ok() || !(*store)->migrate().ok()) {
+    std::fprintf(stderr, "cannot set up %s\n", name.c_str());
+    std::exit(1);
+  }
+  return db_url;
+}
+
+// The floor: the same rows through the bare driver connection, as sync_worker.
+double run_server_floor(const std::string& db_url, const Options& o,
+                        const std::vector<Event>& events, const std::vector<AuditEntry>& audit) {
+  auto url = parse_store_url(db_url);
+  auto settings = sql::server_store_settings(*url);
+  auto c = sql::dialect_for(*url).connect(sql::role_login(*url, *settings, Role::kSyncWorker));
+  if (!c.ok()) {
+    std::fprintf(stderr, "%s\n", c.error().describe().c_str());
+    std::exit(1);
+  }
+  std::vector<sql::SqlParam> ev, au;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < events.size(); i += static_cast<size_t>(o.batch)) {
+    const size_t n = std::min(static_cast<size_t>(o.batch), events.size() - i);
+    ev.clear();
+    au.clear();
+    for (size_t k = i; k < i + n; ++k) {
+      sql::event_params(events[k], ev);
+      sql::audit_params(audit[k], au);
+    }
+    bool ok = (*c)->exec("BEGIN").ok();
+    ok = ok && (*c)->run(sql::kInsertEventsHead + sql::repeat_row(sql::kEventRow, n), ev).ok();
+    ok = ok && (*c)->run(sql::kInsertAuditHead + sql::repeat_row(sql::kAuditRow, n), au).ok();
+    ok = ok && (*c)->exec("COMMIT").ok();
+    if (!ok) {
+      std::fprintf(stderr, "floor insert failed\n");
       std::exit(1);
     }
   }
@@ -62,6 +136,11 @@ int main(int argc, char** argv) {
   app.add_option("--batch", o.batch, "Events per append");
   app.add_option("--rounds", o.rounds, "Rounds (the median is reported)");
   app.add_option("--dir", o.dir, "Folder for the databases");
+  const char* pg_env = std::getenv("BACKBONE_TEST_POSTGRES_URL");
+  const char* my_env = std::getenv("BACKBONE_TEST_MYSQL_URL");
+  std::string pg_url = pg_env ? pg_env : "", my_url = my_env ? my_env : "";
+  app.add_option("--postgres", pg_url, "Admin URL of a PostgreSQL server to measure too");
+  app.add_option("--mysql", my_url, "Admin URL of a MariaDB/MySQL server to measure too");
   CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(o.dir);
   SystemClock& clock = SystemClock::instance();
@@ -77,7 +156,9 @@ int main(int argc, char** argv) {
   for (Durability d : {Durability::kFsync, Durability::kRelaxed}) {
     std::vector<double> lib, floor, ratio;
     for (int r = 0; r < o.rounds; ++r) {
-      lib.push_back(run_library(o, events, d));
+      const std::string path = o.dir + "/library.db";
+      fresh_store(path, d);
+      lib.push_back(run_library("sqlite://" + path, o, events, d));
       floor.push_back(
           run_sqlite_floor(o.dir + "/floor.db", events, audit, static_cast<size_t>(o.batch), d));
       ratio.push_back(lib.back() / floor.back());
@@ -87,5 +168,26 @@ int main(int argc, char** argv) {
                 median(lib), median(floor), median(ratio));
   }
   std::printf("ratio = median over rounds of library/floor, each round run back to back\n");
+  for (Role r : {Role::kMigrator, Role::kSyncWorker, Role::kMergeWorker, Role::kReader}) {
+    // The roles' passwords, unless given (the bench's databases use their own).
+    setenv(sql::role_password_variable(r).c_str(), (std::string("bench-") + role_name(r)).c_str(),
+           0);
+  }
+  for (const auto& [name, admin] : {std::pair{"postgresql", pg_url}, std::pair{"mysql", my_url}}) {
+    if (admin.empty()) {
+      std::printf("%s: no server given, skipped\n", name);
+      continue;
+    }
+    std::vector<double> lib, floor, ratio;
+    for (int r = 0; r < o.rounds; ++r) {
+      lib.push_back(
+          run_library(fresh_server_db(admin, "bb_bench_library"), o, events, Durability::kFsync));
+      floor.push_back(run_server_floor(fresh_server_db(admin, "bb_bench_floor"), o, events, audit));
+      ratio.push_back(lib.back() / floor.back());
+    }
+    std::printf("%-30s %14.0f %14.0f %8.2f\n",
+                (std::string(name) + ", server's commit (fsync)").c_str(), median(lib),
+                median(floor), median(ratio));
+  }
   return 0;
 }

@@ -4,7 +4,8 @@
 set -euo pipefail
 build=${1:-build-bench}
 mkdir -p var/bench
-"$build/bench/bench_store_append" --dir var/bench
+# store_append also measures PostgreSQL and MariaDB, on throwaway servers started for it.
+scripts/with-test-dbs.sh "$build/bench/bench_store_append" --dir var/bench
 echo
 "$build/bench/bench_broker_storage" --dir var/bench/storage
 echo

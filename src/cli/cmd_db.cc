@@ -82,10 +82,10 @@ void register_db(CLI::App& app, CliContext& ctx) {
       std::printf("%s\n", nlohmann::json({{"ok", wrong == 0}, {"probes", rows}}).dump().c_str());
     } else {
       print_grant_table(*probes);
-      std::printf("%s\n", wrong == 0 ? "every role has exactly the privileges of SPEC §2"
-                                     : (std::to_string(wrong) +
-                                        " cell(s) marked ! differ from SPEC §2")
-                                           .c_str());
+      std::printf("%s\n",
+                  wrong == 0
+                      ? "every role has exactly the privileges of SPEC §2"
+                      : (std::to_string(wrong) + " cell(s) marked ! differ from SPEC §2").c_str());
     }
     if (wrong != 0) ctx.exit_status = 1;
   });

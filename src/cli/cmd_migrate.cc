@@ -20,8 +20,10 @@ void register_migrate(CLI::App& app, CliContext& ctx) {
     if (!version.ok()) return ctx.fail(version.error());
     auto url = store_url_for(ctx.config, ctx.env());
     if (ctx.json) {
-      nlohmann::json out = {
-          {"env", ctx.env()}, {"store", redact_store_url(*url)}, {"applied", *applied}, {"schema_version", *version}};
+      nlohmann::json out = {{"env", ctx.env()},
+                            {"store", redact_store_url(*url)},
+                            {"applied", *applied},
+                            {"schema_version", *version}};
       std::printf("%s\n", out.dump().c_str());
     } else {
       std::printf("%s: applied %d migration(s); schema version %d (%s)\n", ctx.env().c_str(),

@@ -35,8 +35,8 @@ std::optional<std::string> decode(std::string_view s) {
 
 Result<StoreUrl> parse_store_url(std::string_view url) {
   auto bad = [&](const std::string& why) {
-    return make_error(Errc::kInvalidArgument,
-                      "store URL \"" + redact_store_url(url) + "\": " + why, "store");
+    return make_error(Errc::kInvalidArgument, "store URL \"" + redact_store_url(url) + "\": " + why,
+                      "store");
   };
   if (url.find("{env}") != std::string_view::npos) return bad("\"{env}\" was not replaced");
   const size_t sep = url.find("://");
@@ -81,8 +81,8 @@ Result<StoreUrl> parse_store_url(std::string_view url) {
     authority = authority.substr(at + 1);
     const size_t colon = userinfo.find(':');
     auto user = decode(userinfo.substr(0, colon));
-    auto password = decode(colon == std::string_view::npos ? std::string_view()
-                                                           : userinfo.substr(colon + 1));
+    auto password =
+        decode(colon == std::string_view::npos ? std::string_view() : userinfo.substr(colon + 1));
     if (!user || !password) return bad("malformed %-escape in the user or password");
     out.user = *user;
     out.password = *password;

@@ -78,8 +78,8 @@ class ServerClients : public ::testing::TestWithParam<std::string> {
                    " -U " + user + " -d " + url_.database + " -v ON_ERROR_STOP=0");
     }
     setenv("MYSQL_PWD", pw, 1);
-    return shell("printf '%s\\n' \"" + sql + "\" | mariadb --no-defaults --force -h " +
-                 url_.host + " -P " + port + " -u " + user + " " + url_.database);
+    return shell("printf '%s\\n' \"" + sql + "\" | mariadb --no-defaults --force -h " + url_.host +
+                 " -P " + port + " -u " + user + " " + url_.database);
   }
 
   std::unique_ptr<ServerHarness> harness_;

@@ -126,8 +126,7 @@ TEST_P(ServerRestart, AppendsSurviveAShutdownAndACrashWithNothingLostOrDoubled) 
   EXPECT_GE(want, 600);
   EXPECT_EQ(*harness_->raw_query_int(Role::kMigrator, "SELECT COUNT(*) FROM events"), want);
   EXPECT_EQ(*harness_->raw_query_int(
-                Role::kMigrator,
-                "SELECT COUNT(*) FROM event_audit_log WHERE action = 'ingested'"),
+                Role::kMigrator, "SELECT COUNT(*) FROM event_audit_log WHERE action = 'ingested'"),
             want);
   EXPECT_EQ(*harness_->raw_query_int(Role::kMigrator,
                                      "SELECT COUNT(*) FROM event_audit_log WHERE action <> "

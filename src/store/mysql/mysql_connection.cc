@@ -10,14 +10,34 @@ namespace {
 Error map_error(unsigned code, const std::string& text) {
   const std::string message = "mariadb: [" + std::to_string(code) + "] " + text;
   switch (code) {
-    case 1044: case 1045: case 1142: case 1143: case 1227: case 1370:
+    case 1044:
+    case 1045:
+    case 1142:
+    case 1143:
+    case 1227:
+    case 1370:
       return make_error(Errc::kPermissionDenied, message);
-    case 1040: case 1053: case 1205: case 1213: case 1927: case 2002: case 2003: case 2006:
-    case 2013: case 2055: case 4031:
+    case 1040:
+    case 1053:
+    case 1205:
+    case 1213:
+    case 1927:
+    case 2002:
+    case 2003:
+    case 2006:
+    case 2013:
+    case 2055:
+    case 4031:
       return make_error(Errc::kUnavailable, message);
     case 1062:
       return make_error(Errc::kConflict, message);
-    case 1048: case 1264: case 1292: case 1366: case 1406: case 3140: case 4025:
+    case 1048:
+    case 1264:
+    case 1292:
+    case 1366:
+    case 1406:
+    case 3140:
+    case 4025:
       return make_error(Errc::kInvalidArgument, message);
     default:
       break;
@@ -76,7 +96,8 @@ class MysqlConnection final : public sql::SqlConnection {
   }
 
   Result<void> exec(const std::string& sql) override {
-    if (mysql_real_query(db_, sql.data(), sql.size())) return failed(mysql_errno(db_), mysql_error(db_));
+    if (mysql_real_query(db_, sql.data(), sql.size()))
+      return failed(mysql_errno(db_), mysql_error(db_));
     // Drain any result set (a SELECT run through exec).
     if (MYSQL_RES* r = mysql_store_result(db_)) mysql_free_result(r);
     if (mysql_errno(db_)) return failed(mysql_errno(db_), mysql_error(db_));
@@ -99,7 +120,9 @@ class MysqlConnection final : public sql::SqlConnection {
     return stmt;
   }
 
-  Error stmt_error(MYSQL_STMT* stmt) { return failed(mysql_stmt_errno(stmt), mysql_stmt_error(stmt)); }
+  Error stmt_error(MYSQL_STMT* stmt) {
+    return failed(mysql_stmt_errno(stmt), mysql_stmt_error(stmt));
+  }
 
   // The error, noting when it means the connection is gone (client errors 2xxx, a shutdown, a
   // killed or timed-out connection).

@@ -186,7 +186,8 @@ class MysqlDialect final : public SqlDialect {
     return {};
   }
   bool is_unknown_login(const Error& e) const override {
-    return e.message.find("[1133]") != std::string::npos || e.message.find("[1147]") != std::string::npos;
+    return e.message.find("[1133]") != std::string::npos ||
+           e.message.find("[1147]") != std::string::npos;
   }
   std::string literal(const std::string& s) const override {
     std::string out = "'";

@@ -38,8 +38,8 @@ Error map_error(PGconn* conn, const PGresult* res) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   const std::string message = "[" + (code.empty() ? std::string("connection") : code) + "] " + text;
   if (PQstatus(conn) != CONNECTION_OK || code.rfind("08", 0) == 0 || code == "57P01" ||
-      code == "57P02" || code == "57P03" || code == "40001" || code == "40P01" ||
-      code == "55P03" || code.empty()) {
+      code == "57P02" || code == "57P03" || code == "40001" || code == "40P01" || code == "55P03" ||
+      code.empty()) {
     return make_error(Errc::kUnavailable, "postgresql: " + message);
   }
   if (code == "42501") return make_error(Errc::kPermissionDenied, "postgresql: " + message);
@@ -118,19 +118,23 @@ void ignore_notice(void*, const char*) {}
 Result<std::unique_ptr<sql::SqlConnection>> connect(const sql::SqlLogin& login) {
   const std::string port = std::to_string(login.port ? login.port : 5432);
   const std::string timeout = std::to_string(login.connect_timeout_s);
-  const char* keys[] = {"host",     "port",    "dbname",          "user",
-                        "password", "options", "connect_timeout", "application_name",
-                        "client_encoding", nullptr};
-  const char* values[] = {login.host.c_str(),
-                          port.c_str(),
-                          login.database.c_str(),
+  const char* keys[] = {"host",
+                        "port",
+                        "dbname",
+                        "user",
+                        "password",
+                        "options",
+                        "connect_timeout",
+                        "application_name",
+                        "client_encoding",
+                        nullptr};
+  const char* values[] = {login.host.c_str(), port.c_str(), login.database.c_str(),
                           login.user.c_str(),
                           login.password.empty() ? nullptr : login.password.c_str(),
-                          "-c TimeZone=UTC",
-                          timeout.c_str(),
-                          "backbone",
-                          "UTF8",
-                          nullptr};
+                          // Custom plans: a generic plan made while a table was small
+                          // would scan it whole once it is large.
+                          "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan", timeout.c_str(),
+                          "backbone", "UTF8", nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, 0);
   if (conn == nullptr) return make_error(Errc::kUnavailable, "postgresql: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {

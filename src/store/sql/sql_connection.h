@@ -36,7 +36,7 @@ struct SqlLogin {
   uint16_t port = 0;  // 0: the server's default
   std::string database;
   std::string user;
-  std::string password;          // empty: none
+  std::string password;  // empty: none
   int connect_timeout_s = 10;
 };
 

@@ -13,6 +13,7 @@
 #include "store/sql/connection_pool.h"
 #include "store/sql/sql_dialect.h"
 #include "store/sql/sql_login.h"
+#include "store/sql/sql_rows.h"
 
 namespace backbone::sql {
 namespace {
@@ -20,14 +21,6 @@ namespace {
 constexpr const char* kSchemaComment = "backbone schema ";
 constexpr size_t kMaxRowsPerStatement = 256;  // multi-row statements and IN lists
 constexpr const char* kMinId = "00000000-0000-0000-0000-000000000000";
-
-// "YYYY-MM-DD HH:MM:SS.ffffff": how timestamps travel; sessions run in UTC.
-std::string sql_time(Timestamp t) {
-  std::string s = t.to_rfc3339();  // YYYY-MM-DDTHH:MM:SS.ffffffZ
-  s[10] = ' ';
-  s.pop_back();
-  return s;
-}
 
 // Splits n into parts of at most kMaxRowsPerStatement, each a power of two, so that a
 // connection prepares few distinct multi-row statements.
@@ -38,17 +31,6 @@ std::vector<size_t> chunk_sizes(size_t n) {
     while (part > n) part /= 2;
     out.push_back(part);
     n -= part;
-  }
-  return out;
-}
-
-// "(?, ?), (?, ?)" : `rows` copies of `row`.
-std::string repeat_row(const std::string& row, size_t rows) {
-  std::string out;
-  out.reserve((row.size() + 2) * rows);
-  for (size_t i = 0; i < rows; ++i) {
-    if (i) out += ", ";
-    out += row;
   }
   return out;
 }
@@ -136,8 +118,8 @@ Result<std::vector<T>> read_rows(const SqlRows& rows, Result<T> (*read)(const Sq
 
 class ServerEventStore final : public EventStore {
  public:
-  ServerEventStore(const SqlDialect& dialect, StoreUrl url, ServerStoreSettings settings,
-                   Role role, const Clock& clock, EventIdGenerator& ids)
+  ServerEventStore(const SqlDialect& dialect, StoreUrl url, ServerStoreSettings settings, Role role,
+                   const Clock& clock, EventIdGenerator& ids)
       : dialect_(dialect),
         url_(std::move(url)),
         settings_(std::move(settings)),
@@ -146,12 +128,12 @@ class ServerEventStore final : public EventStore {
         ids_(ids),
         pool_([this] { return dialect_.connect(role_login(url_, settings_, role_)); },
               settings_.pool_size),
-        event_columns_("id, record_type, record_id, source, " +
-                       dialect_.epoch_micros("timestamp") +
+        event_columns_("id, record_type, record_id, source, " + dialect_.epoch_micros("timestamp") +
                        ", base_version, changes, full_snapshot_ref, processed"),
-        audit_columns_("id, event_id, record_type, record_id, action, fingerprint, chain_hash, "
-                       "detail, " +
-                       dialect_.epoch_micros("created_at")),
+        audit_columns_(
+            "id, event_id, record_type, record_id, action, fingerprint, chain_hash, "
+            "detail, " +
+            dialect_.epoch_micros("created_at")),
         record_columns_("record_type, record_id, version, state, field_versions, " +
                         dialect_.epoch_micros("updated_at")) {}
 
@@ -184,12 +166,13 @@ class ServerEventStore final : public EventStore {
         if (!done.ok()) return done.error();
         if (!done->rows.empty()) return {};
         for (const std::string& statement : m.statements) BACKBONE_TRY(c.exec(statement));
-        BACKBONE_TRY(c.exec(dialect_.set_events_comment(kSchemaComment +
-                                                        std::to_string(m.version))));
+        BACKBONE_TRY(
+            c.exec(dialect_.set_events_comment(kSchemaComment + std::to_string(m.version))));
         const SqlParam row[] = {std::to_string(m.version), m.name, sql_time(clock_.now())};
-        auto ins = c.run("INSERT INTO schema_migrations (version, name, applied_at)"
-                         " VALUES (?, ?, ?)",
-                         row);
+        auto ins = c.run(
+            "INSERT INTO schema_migrations (version, name, applied_at)"
+            " VALUES (?, ?, ?)",
+            row);
         if (!ins.ok()) return ins.error();
         ++applied;
         return {};
@@ -221,8 +204,8 @@ class ServerEventStore final : public EventStore {
     BACKBONE_TRY(check_schema());
     if (events.empty()) return std::vector<AppendOutcome>{};
     return write<std::vector<AppendOutcome>>(
-        [&](SqlConnection& c, std::optional<EventId>& marker)
-            -> Result<std::vector<AppendOutcome>> {
+        [&](SqlConnection& c,
+            std::optional<EventId>& marker) -> Result<std::vector<AppendOutcome>> {
           std::vector<std::string> ids, fingerprints;
           ids.reserve(events.size());
           fingerprints.reserve(events.size());
@@ -485,7 +468,8 @@ class ServerEventStore final : public EventStore {
     const int have = schema_version_;
     const int want = dialect_.migrations().back().version;
     if (have == want) return {};
-    const std::string where = redact_store_url(url_.scheme + "://" + url_.host + "/" + url_.database);
+    const std::string where =
+        redact_store_url(url_.scheme + "://" + url_.host + "/" + url_.database);
     if (have < want) {
       return make_error(Errc::kUnavailable, "store " + where + " is at schema version " +
                                                 std::to_string(have) + ", this build needs " +
@@ -614,40 +598,12 @@ class ServerEventStore final : public EventStore {
   }
 
   Result<void> insert_events(SqlConnection& c, const std::vector<const Event*>& events) {
-    return insert_rows(
-        c,
-        "INSERT INTO events (id, record_type, record_id, source, timestamp, base_version, "
-        "changes, full_snapshot_ref, processed) VALUES ",
-        "(?, ?, ?, ?, ?, ?, ?, ?, FALSE)", "", events,
-        [](const Event* e, std::vector<SqlParam>& p) {
-          p.push_back(e->id().str());
-          p.push_back(e->record_type());
-          p.push_back(e->record_id());
-          p.push_back(e->source());
-          p.push_back(sql_time(e->timestamp()));
-          p.push_back(std::to_string(e->base_version()));
-          p.push_back(e->changes());
-          p.push_back(e->full_snapshot_ref());
-        });
+    return insert_rows(c, kInsertEventsHead, kEventRow, "", events,
+                       [](const Event* e, std::vector<SqlParam>& p) { event_params(*e, p); });
   }
 
   Result<void> insert_audit(SqlConnection& c, const std::vector<AuditEntry>& entries) {
-    return insert_rows(
-        c,
-        "INSERT INTO event_audit_log (id, event_id, record_type, record_id, action, fingerprint, "
-        "chain_hash, detail, created_at) VALUES ",
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?)", "", entries,
-        [](const AuditEntry& a, std::vector<SqlParam>& p) {
-          p.push_back(a.id.str());
-          p.push_back(a.event_id.str());
-          p.push_back(a.record.record_type);
-          p.push_back(a.record.record_id);
-          p.push_back(std::string(audit_action_name(a.action)));
-          p.push_back(a.fingerprint);
-          p.push_back(a.chain_hash);
-          p.push_back(a.detail);
-          p.push_back(sql_time(a.created_at));
-        });
+    return insert_rows(c, kInsertAuditHead, kAuditRow, "", entries, audit_params);
   }
 
   // Inserts `rows`; with `upsert`, a row that exists is updated.
@@ -669,9 +625,8 @@ class ServerEventStore final : public EventStore {
   }
 
   static Error version_conflict(const MergeCommit& c, uint64_t have) {
-    return make_error(Errc::kConflict, "record " + c.record.record_type + "/" +
-                                           c.record.record_id + " is at version " +
-                                           std::to_string(have) + ", not " +
+    return make_error(Errc::kConflict, "record " + c.record.record_type + "/" + c.record.record_id +
+                                           " is at version " + std::to_string(have) + ", not " +
                                            std::to_string(c.expected_version));
   }
 
@@ -687,10 +642,10 @@ class ServerEventStore final : public EventStore {
     using Outcomes = std::vector<Result<std::vector<AuditEntry>>>;
     auto decided = [&]() -> Result<Outcomes> {
       BACKBONE_TRY(check_schema());
-      return write<Outcomes>([&](SqlConnection& c,
-                                 std::optional<EventId>& marker) -> Result<Outcomes> {
-        return plan_and_write(c, all, marker);
-      });
+      return write<Outcomes>(
+          [&](SqlConnection& c, std::optional<EventId>& marker) -> Result<Outcomes> {
+            return plan_and_write(c, all, marker);
+          });
     }();
     size_t at = 0;
     for (QueuedMerges* q : group) {
@@ -733,8 +688,9 @@ class ServerEventStore final : public EventStore {
       if (!m->replay) {
         auto it = processed.find(m->event_id.str());
         if (it == processed.end() || it->second) {
-          out.push_back(make_error(Errc::kConflict, "event " + m->event_id.str() +
-                                                        " is already processed, or does not exist"));
+          out.push_back(make_error(
+              Errc::kConflict,
+              "event " + m->event_id.str() + " is already processed, or does not exist"));
           continue;
         }
       }
@@ -786,8 +742,8 @@ class ServerEventStore final : public EventStore {
     }
     if (marked != to_mark.size()) {
       return make_error(Errc::kInternal, "marking " + std::to_string(to_mark.size()) +
-                                             " events processed changed " +
-                                             std::to_string(marked) + " rows");
+                                             " events processed changed " + std::to_string(marked) +
+                                             " rows");
     }
     BACKBONE_TRY(insert_audit(c, audit));
     std::vector<const StoredRecord*> rows;
@@ -805,10 +761,11 @@ class ServerEventStore final : public EventStore {
     for (size_t n : chunk_sizes(keys.size() / 2)) {
       std::vector<SqlParam> p(keys.begin() + at, keys.begin() + at + 2 * n);
       at += 2 * n;
-      auto rows = c.run("SELECT record_type, record_id, version FROM records WHERE"
-                        " (record_type, record_id) IN (" +
-                            repeat_row("(?, ?)", n) + ")",
-                        p);
+      auto rows = c.run(
+          "SELECT record_type, record_id, version FROM records WHERE"
+          " (record_type, record_id) IN (" +
+              repeat_row("(?, ?)", n) + ")",
+          p);
       if (!rows.ok()) return rows.error();
       for (const SqlRow& r : rows->rows) {
         versions[std::pair(r[0].value_or(""), r[1].value_or(""))] =

@@ -11,10 +11,9 @@ Result<int64_t> positive(const std::string& key, const std::string& value, int64
   int64_t v = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
   if (ec != std::errc() || end != value.data() + value.size() || v < 1 || v > max) {
-    return make_error(Errc::kInvalidArgument,
-                      "store URL parameter " + key + "=" + value + ": want 1.." +
-                          std::to_string(max),
-                      "store");
+    return make_error(
+        Errc::kInvalidArgument,
+        "store URL parameter " + key + "=" + value + ": want 1.." + std::to_string(max), "store");
   }
   return v;
 }
