@@ -13,6 +13,8 @@
 set -euo pipefail
 
 admin_password=backbone-admin
+# A password for the clients in the environment (a test may have set one) must not apply here.
+unset MYSQL_PWD PGPASSWORD
 cmd=${1:?usage: test-db.sh start|stop|kill postgres|mariadb DIR [PORT]}
 kind=${2:?postgres or mariadb}
 dir=${3:?data folder}
@@ -39,7 +41,11 @@ start_postgres() {
   fi
   as_user "$owner" "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=400" \
-    start >/dev/null
+    start >/dev/null || {
+    echo "test-db.sh: PostgreSQL in $dir did not start:" >&2
+    tail -20 "$dir/server.log" >&2 || true
+    return 1
+  }
   echo "postgresql://postgres:$admin_password@127.0.0.1:$port/postgres"
 }
 
@@ -84,7 +90,11 @@ start_mariadb() {
   chown "$user" "$dir"
   if [ ! -d "$dir/data/mysql" ]; then
     mariadb-install-db $(mariadb_args) --auth-root-authentication-method=normal \
-      --skip-test-db >"$dir/install.log" 2>&1
+      --skip-test-db >"$dir/install.log" 2>&1 || {
+      echo "test-db.sh: mariadb-install-db failed:" >&2
+      tail -20 "$dir/install.log" >&2
+      return 1
+    }
   fi
   # shellcheck disable=SC2046
   nohup mariadbd $(mariadb_args) --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
@@ -94,11 +104,25 @@ start_mariadb() {
     mariadb-admin --no-defaults --socket="$dir/mysqld.sock" -uroot ping >/dev/null 2>&1 && break
     sleep 0.1
   done
-  # root@localhost (the socket) keeps no password; root@127.0.0.1 (TCP) gets the admin's.
-  mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot -e "
-    CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
-    ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '$admin_password';
-    GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+  # root@localhost (the socket) keeps no password; root@127.0.0.1 (TCP) gets the admin's. The
+  # server may answer a ping before it takes statements: try again for a while.
+  local ok=0
+  for _ in $(seq 1 100); do
+    if mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot -e "
+        CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+        ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '$admin_password';
+        GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" 2>"$dir/admin.err"; then
+      ok=1
+      break
+    fi
+    sleep 0.1
+  done
+  if [ $ok -eq 0 ]; then
+    echo "test-db.sh: MariaDB in $dir did not start:" >&2
+    cat "$dir/admin.err" >&2
+    tail -20 "$dir/server.log" >&2 || true
+    return 1
+  fi
   echo "mysql://root:$admin_password@127.0.0.1:$port/mysql"
 }
 

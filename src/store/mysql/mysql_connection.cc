@@ -95,18 +95,94 @@ class MysqlConnection final : public sql::SqlConnection {
     return out;
   }
 
-  Result<void> exec(const std::string& sql) override {
-    if (mysql_real_query(db_, sql.data(), sql.size()))
-      return failed(mysql_errno(db_), mysql_error(db_));
-    // Drain any result set (a SELECT run through exec).
-    if (MYSQL_RES* r = mysql_store_result(db_)) mysql_free_result(r);
-    if (mysql_errno(db_)) return failed(mysql_errno(db_), mysql_error(db_));
-    return {};
+  Result<sql::SqlRows> script(const std::string& sql) override {
+    auto all = query_all(sql);
+    if (!all.ok()) return all.error();
+    return all->empty() ? sql::SqlRows{} : std::move(all->back());
+  }
+
+  Result<std::vector<sql::SqlRows>> run_batch(
+      std::span<const sql::SqlStatement> statements) override {
+    std::string text;
+    for (const sql::SqlStatement& s : statements) {
+      if (!text.empty()) text += ";\n";
+      auto inlined = inline_params(s);
+      if (!inlined.ok()) return inlined.error();
+      text += *inlined;
+    }
+    return query_all(text);
   }
 
   bool healthy() const override { return !lost_; }
 
  private:
+  // Runs one or more statements as one query; every statement's rows, in order. The server
+  // stops at the first statement that fails.
+  Result<std::vector<sql::SqlRows>> query_all(const std::string& sql) {
+    if (mysql_real_query(db_, sql.data(), sql.size())) {
+      return failed(mysql_errno(db_), mysql_error(db_));
+    }
+    std::vector<sql::SqlRows> all;
+    for (;;) {
+      sql::SqlRows rows;
+      if (MYSQL_RES* r = mysql_store_result(db_)) {
+        const unsigned cols = mysql_num_fields(r);
+        while (MYSQL_ROW row = mysql_fetch_row(r)) {
+          const unsigned long* lengths = mysql_fetch_lengths(r);
+          sql::SqlRow out(cols);
+          for (unsigned c = 0; c < cols; ++c) {
+            if (row[c]) out[c].emplace(row[c], lengths[c]);
+          }
+          rows.rows.push_back(std::move(out));
+        }
+        mysql_free_result(r);
+      } else if (mysql_field_count(db_) == 0) {
+        rows.affected = mysql_affected_rows(db_);
+      } else {
+        return failed(mysql_errno(db_), mysql_error(db_));
+      }
+      all.push_back(std::move(rows));
+      const int next = mysql_next_result(db_);
+      if (next < 0) return all;
+      if (next > 0) return failed(mysql_errno(db_), mysql_error(db_));
+    }
+  }
+
+  // The statement with each `?` (outside quotes) replaced by its parameter as an escaped
+  // string literal (or NULL). The server converts quoted numbers to the column's type.
+  Result<std::string> inline_params(const sql::SqlStatement& s) {
+    std::string out;
+    out.reserve(s.sql.size() + 64 * s.params.size());
+    size_t next = 0;
+    char quote = 0;
+    for (char c : s.sql) {
+      if (quote) {
+        if (c == quote) quote = 0;
+      } else if (c == '\'' || c == '"' || c == '`') {
+        quote = c;
+      } else if (c == '?') {
+        if (next >= s.params.size()) break;
+        const sql::SqlParam& p = s.params[next++];
+        if (!p) {
+          out += "NULL";
+          continue;
+        }
+        const size_t at = out.size();
+        out.resize(at + 2 * p->size() + 3);
+        out[at] = '\'';
+        const unsigned long n = mysql_real_escape_string(db_, &out[at + 1], p->data(), p->size());
+        out.resize(at + 1 + n);
+        out += '\'';
+        continue;
+      }
+      out += c;
+    }
+    if (next != s.params.size()) {
+      return make_error(Errc::kInternal, "mariadb: statement and parameters do not match");
+    }
+    return out;
+  }
+
   Result<MYSQL_STMT*> prepare(const std::string& sql) {
     if (auto it = statements_.find(sql); it != statements_.end()) return it->second;
     MYSQL_STMT* stmt = mysql_stmt_init(db_);
@@ -190,7 +266,8 @@ Result<std::unique_ptr<sql::SqlConnection>> connect(const sql::SqlLogin& login) 
   const char* password = login.password.empty() ? nullptr : login.password.c_str();
   const char* database = login.database.empty() ? nullptr : login.database.c_str();
   if (mysql_real_connect(db, login.host.c_str(), login.user.c_str(), password, database,
-                         login.port ? login.port : 3306, nullptr, 0) == nullptr) {
+                         login.port ? login.port : 3306, nullptr,
+                         CLIENT_MULTI_STATEMENTS) == nullptr) {
     const unsigned code = mysql_errno(db);
     Error e = map_error(code, mysql_error(db));
     mysql_close(db);

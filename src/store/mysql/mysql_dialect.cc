@@ -109,24 +109,28 @@ class MysqlDialect final : public SqlDialect {
     return "ALTER TABLE events COMMENT = " + literal(comment);
   }
 
-  // A named lock is held by the session, not the transaction: taken before it begins and let go
-  // after it ends. Its name carries the database's, so stores on one server do not share it.
-  Result<void> begin_locked(SqlConnection& c) const override {
-    auto got = c.run("SELECT GET_LOCK(CONCAT(DATABASE(), '.backbone_writer'), 60)");
-    if (!got.ok()) return got.error();
-    if (got->rows.empty() || got->rows[0][0] != std::optional<std::string>("1")) {
+  // A named lock is held by the session, not the transaction: taken when the transaction
+  // begins and let go after it ends, each in the same round trip. Its name carries the
+  // database's, so stores on one server do not share it. (Under READ COMMITTED, the reads that
+  // follow see everything committed before the lock was granted.)
+  std::vector<SqlStatement> begin_locked_statements() const override {
+    return {{"START TRANSACTION", {}},
+            {"SELECT GET_LOCK(CONCAT(DATABASE(), '.backbone_writer'), 60)", {}}};
+  }
+  Result<void> check_locked(std::span<const SqlRows> results) const override {
+    if (results.size() < 2 || results[1].rows.empty() ||
+        results[1].rows[0][0] != std::optional<std::string>("1")) {
       return make_error(Errc::kUnavailable,
                         "mariadb: the store's writer lock was not granted within 60 s");
     }
-    return c.exec("START TRANSACTION");
-  }
-  Result<void> end_locked(SqlConnection& c, bool commit) const override {
-    auto ended = c.exec(commit ? "COMMIT" : "ROLLBACK");
-    auto released = c.run("SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.backbone_writer'))");
-    if (!ended.ok()) return ended;
-    if (!released.ok()) return released.error();
     return {};
   }
+  std::vector<SqlStatement> end_locked_statements(bool commit) const override {
+    return {{commit ? "COMMIT" : "ROLLBACK", {}},
+            {"DO RELEASE_LOCK(CONCAT(DATABASE(), '.backbone_writer'))", {}}};
+  }
+
+  std::string text(const std::string& expr) const override { return "CAST(" + expr + " AS CHAR)"; }
 
   std::string epoch_micros(const std::string& column) const override {
     return "CAST(UNIX_TIMESTAMP(" + column + ") * 1000000 AS SIGNED)";

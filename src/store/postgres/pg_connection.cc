@@ -68,33 +68,93 @@ class PgConnection final : public sql::SqlConnection {
     for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
     PgResult res(PQexecPrepared(conn_, name->c_str(), static_cast<int>(params.size()),
                                 values.data(), nullptr, nullptr, 0));
-    const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return map_error(conn_, res.get());
+    return rows_of(res.get());
+  }
+
+  Result<std::vector<sql::SqlRows>> run_batch(
+      std::span<const sql::SqlStatement> statements) override {
+    std::vector<std::string> names(statements.size());
+    for (size_t i = 0; i < statements.size(); ++i) {
+      if (statements[i].params.empty()) continue;  // sent as is (BEGIN, COMMIT, ...)
+      auto name = prepared(statements[i].sql, statements[i].params.size());
+      if (!name.ok()) return name.error();
+      names[i] = std::move(*name);
+    }
+    if (PQenterPipelineMode(conn_) != 1) return map_error(conn_, nullptr);
+    for (size_t i = 0; i < statements.size(); ++i) {
+      const auto& params = statements[i].params;
+      std::vector<const char*> values(params.size());
+      for (size_t k = 0; k < params.size(); ++k) {
+        values[k] = params[k] ? params[k]->c_str() : nullptr;
+      }
+      const int sent = names[i].empty() ? PQsendQueryParams(conn_, statements[i].sql.c_str(), 0,
+                                                            nullptr, nullptr, nullptr, nullptr, 0)
+                                        : PQsendQueryPrepared(conn_, names[i].c_str(),
+                                                              static_cast<int>(params.size()),
+                                                              values.data(), nullptr, nullptr, 0);
+      if (sent != 1) {
+        broken_ = true;  // a half-sent pipeline cannot be resumed: the pool drops the connection
+        return map_error(conn_, nullptr);
+      }
+    }
+    if (PQpipelineSync(conn_) != 1) return map_error(conn_, nullptr);
+    std::vector<sql::SqlRows> out;
+    std::optional<Error> failed;
+    for (size_t i = 0; i < statements.size(); ++i) {
+      PgResult first(PQgetResult(conn_));
+      while (PGresult* more = PQgetResult(conn_)) PQclear(more);  // the NULL ending it
+      if (failed) continue;
+      if (!first) {
+        failed = map_error(conn_, nullptr);
+        continue;
+      }
+      auto rows = rows_of(first.get());
+      if (!rows.ok()) {
+        failed = rows.error();
+        continue;
+      }
+      out.push_back(std::move(*rows));
+    }
+    PgResult sync(PQgetResult(conn_));  // PGRES_PIPELINE_SYNC
+    if (PQexitPipelineMode(conn_) != 1) {
+      // Results left over (the server went away mid-pipeline): the connection cannot be
+      // used again; the pool drops it.
+      broken_ = true;
+      if (!failed)
+        failed =
+            make_error(Errc::kUnavailable, std::string("postgresql: ") + PQerrorMessage(conn_));
+    }
+    if (failed && failed->code == Errc::kUnavailable) broken_ = true;
+    if (failed) return *failed;
+    return out;
+  }
+
+  Result<sql::SqlRows> script(const std::string& sql) override {
+    PgResult res(PQexec(conn_, sql.c_str()));
+    return rows_of(res.get());
+  }
+
+ private:
+  Result<sql::SqlRows> rows_of(PGresult* res) {
+    const ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return map_error(conn_, res);
     sql::SqlRows out;
-    const int rows = PQntuples(res.get()), cols = PQnfields(res.get());
+    const int rows = PQntuples(res), cols = PQnfields(res);
     out.rows.reserve(rows);
     for (int r = 0; r < rows; ++r) {
       sql::SqlRow row(cols);
       for (int c = 0; c < cols; ++c) {
-        if (!PQgetisnull(res.get(), r, c)) {
-          row[c].emplace(PQgetvalue(res.get(), r, c), PQgetlength(res.get(), r, c));
-        }
+        if (!PQgetisnull(res, r, c)) row[c].emplace(PQgetvalue(res, r, c), PQgetlength(res, r, c));
       }
       out.rows.push_back(std::move(row));
     }
-    const char* affected = PQcmdTuples(res.get());
+    const char* affected = PQcmdTuples(res);
     if (affected && *affected) out.affected = std::strtoull(affected, nullptr, 10);
     return out;
   }
 
-  Result<void> exec(const std::string& sql) override {
-    PgResult res(PQexec(conn_, sql.c_str()));
-    const ExecStatusType st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return map_error(conn_, res.get());
-    return {};
-  }
-
-  bool healthy() const override { return PQstatus(conn_) == CONNECTION_OK; }
+ public:
+  bool healthy() const override { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
 
  private:
   Result<std::string> prepared(const std::string& sql, size_t nparams) {
@@ -108,6 +168,7 @@ class PgConnection final : public sql::SqlConnection {
   }
 
   PGconn* conn_;
+  bool broken_ = false;
   std::unordered_map<std::string, std::string> statements_;  // SQL text -> prepared name
 };
 

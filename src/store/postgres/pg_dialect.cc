@@ -120,13 +120,16 @@ class PostgresDialect final : public SqlDialect {
     return "COMMENT ON TABLE events IS " + literal(comment);
   }
 
-  Result<void> begin_locked(SqlConnection& c) const override {
+  std::vector<SqlStatement> begin_locked_statements() const override {
     // One advisory lock per database, taken for the transaction; no privilege needed.
-    return c.exec("BEGIN; SELECT pg_advisory_xact_lock(7305546280393752178)");
+    return {{"BEGIN", {}}, {"SELECT pg_advisory_xact_lock(7305546280393752178)", {}}};
   }
-  Result<void> end_locked(SqlConnection& c, bool commit) const override {
-    return c.exec(commit ? "COMMIT" : "ROLLBACK");
+  Result<void> check_locked(std::span<const SqlRows>) const override { return {}; }
+  std::vector<SqlStatement> end_locked_statements(bool commit) const override {
+    return {{commit ? "COMMIT" : "ROLLBACK", {}}};
   }
+
+  std::string text(const std::string& expr) const override { return "(" + expr + ")::text"; }
 
   std::string epoch_micros(const std::string& column) const override {
     return "(extract(epoch from " + column + ") * 1000000)::bigint";

@@ -40,6 +40,12 @@ struct SqlLogin {
   int connect_timeout_s = 10;
 };
 
+// One statement of a batch: SQL with `?` placeholders, and its parameters.
+struct SqlStatement {
+  std::string sql;
+  std::vector<SqlParam> params;
+};
+
 class SqlConnection {
  public:
   virtual ~SqlConnection() = default;
@@ -47,8 +53,18 @@ class SqlConnection {
   // prepared on first use and kept. Returns the rows (for a query) and the affected count.
   virtual Result<SqlRows> run(const std::string& sql, std::span<const SqlParam> params) = 0;
   Result<SqlRows> run(const std::string& sql) { return run(sql, {}); }
-  // Runs one statement without parameters and without preparing it (DDL, transaction control).
-  virtual Result<void> exec(const std::string& sql) = 0;
+  // Runs one or more statements (separated by ';') without parameters and without preparing
+  // them (DDL, transaction control) in one round trip; returns the last statement's rows.
+  virtual Result<SqlRows> script(const std::string& sql) = 0;
+  Result<void> exec(const std::string& sql) {
+    auto r = script(sql);
+    if (!r.ok()) return r.error();
+    return {};
+  }
+  // Runs `statements` in order, in one round trip (PostgreSQL: pipeline mode over the prepared
+  // statements; MySQL/MariaDB: one multi-statement query with the parameters as escaped
+  // literals), and returns each one's rows. Stops at the first that fails and returns its error.
+  virtual Result<std::vector<SqlRows>> run_batch(std::span<const SqlStatement> statements) = 0;
   // False once the connection is lost; a pool drops such a connection instead of reusing it.
   virtual bool healthy() const = 0;
 };

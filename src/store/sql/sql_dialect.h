@@ -36,9 +36,25 @@ class SqlDialect {
 
   // Write transactions hold the store's writer lock (the audit chain has one tail), across
   // every process that shares the database. The lock goes with the connection if it is lost.
-  virtual Result<void> begin_locked(SqlConnection& c) const = 0;
-  virtual Result<void> end_locked(SqlConnection& c, bool commit) const = 0;
+  // The statements are sent with other work in one round trip (SqlConnection::run_batch).
+  virtual std::vector<SqlStatement> begin_locked_statements() const = 0;
+  // Whether the lock was granted, from those statements' results (kUnavailable if not).
+  virtual Result<void> check_locked(std::span<const SqlRows> results) const = 0;
+  virtual std::vector<SqlStatement> end_locked_statements(bool commit) const = 0;
+  // The statements above, run on their own.
+  Result<void> begin_locked(SqlConnection& c) const {
+    auto r = c.run_batch(begin_locked_statements());
+    if (!r.ok()) return r.error();
+    return check_locked(*r);
+  }
+  Result<void> end_locked(SqlConnection& c, bool commit) const {
+    auto r = c.run_batch(end_locked_statements(commit));
+    if (!r.ok()) return r.error();
+    return {};
+  }
 
+  // `expr` (or NULL) as text, so that different columns can share a UNION ALL.
+  virtual std::string text(const std::string& expr) const = 0;
   // An expression giving `column` (a timestamp) as integer microseconds since the epoch.
   virtual std::string epoch_micros(const std::string& column) const = 0;
   // The tail of a multi-row INSERT INTO records that updates a row that exists.

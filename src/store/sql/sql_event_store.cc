@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -38,7 +39,9 @@ std::vector<size_t> chunk_sizes(size_t n) {
 int64_t to_int(const std::optional<std::string>& v) {
   return v ? std::strtoll(v->c_str(), nullptr, 10) : 0;
 }
-bool to_bool(const std::optional<std::string>& v) { return v && (*v == "t" || *v == "1"); }
+bool to_bool(const std::optional<std::string>& v) {
+  return v && (*v == "t" || *v == "1" || *v == "true");
+}
 
 Error stored_malformed(const std::string& what) {
   return make_error(Errc::kDataLoss, "stored " + what + " is malformed");
@@ -203,34 +206,35 @@ class ServerEventStore final : public EventStore {
   Result<std::vector<AppendOutcome>> append(std::span<const Event> events) override {
     BACKBONE_TRY(check_schema());
     if (events.empty()) return std::vector<AppendOutcome>{};
-    return write<std::vector<AppendOutcome>>(
-        [&](SqlConnection& c,
-            std::optional<EventId>& marker) -> Result<std::vector<AppendOutcome>> {
-          std::vector<std::string> ids, fingerprints;
-          ids.reserve(events.size());
-          fingerprints.reserve(events.size());
-          for (const Event& e : events) {
-            ids.push_back(e.id().str());
-            fingerprints.push_back(e.fingerprint());
-          }
-          auto existing = select_in(c, "SELECT id FROM events WHERE id IN ", ids);
-          if (!existing.ok()) return existing.error();
+    std::vector<std::string> ids, fingerprints;
+    ids.reserve(events.size());
+    fingerprints.reserve(events.size());
+    for (const Event& e : events) {
+      ids.push_back(e.id().str());
+      fingerprints.push_back(e.fingerprint());
+    }
+    const std::vector<SetLookup> lookups = {
+        {'i', dialect_.text("id") + ", NULL, NULL FROM events WHERE id IN (", "?", 1,
+         std::move(ids)},
+        {'f',
+         "fingerprint, " + dialect_.text("event_id") +
+             ", NULL FROM event_audit_log WHERE action = 'ingested' AND fingerprint IN (",
+         "?", 1, std::move(fingerprints)}};
+    using Outcomes = std::vector<AppendOutcome>;
+    return write<Outcomes>(
+        lookups, [&](SqlConnection&, const Reads& reads) -> Result<Plan<Outcomes>> {
           std::unordered_set<std::string> taken;
-          for (const SqlRow& r : existing->rows) taken.insert(r[0].value_or(""));
-          auto found = select_in(c,
-                                 "SELECT fingerprint, event_id FROM event_audit_log"
-                                 " WHERE action = 'ingested' AND fingerprint IN ",
-                                 fingerprints);
-          if (!found.ok()) return found.error();
           std::unordered_map<std::string, EventId> originals;  // fingerprint -> event id
-          for (const SqlRow& r : found->rows) {
-            auto id = EventId::parse(r[1].value_or(""));
-            if (id.ok()) originals.emplace(r[0].value_or(""), *id);
+          for (const SqlRow& r : reads.rows) {
+            if (r[0] == std::optional<std::string>("i")) {
+              taken.insert(r[1].value_or(""));
+            } else if (auto id = EventId::parse(r[2].value_or("")); id.ok()) {
+              originals.emplace(r[1].value_or(""), *id);
+            }
           }
-          auto tail = chain_tail(c);
-          if (!tail.ok()) return tail.error();
-          std::vector<AppendOutcome> out;
-          out.reserve(events.size());
+          ChainTail tail = reads.tail;
+          Plan<Outcomes> plan;
+          plan.value.reserve(events.size());
           std::vector<const Event*> fresh;
           std::vector<AuditEntry> audit;
           audit.reserve(events.size());
@@ -250,15 +254,15 @@ class ServerEventStore final : public EventStore {
             AuditDraft draft{id, e.record_key(),
                              duplicate ? AuditAction::kDuplicate : AuditAction::kIngested,
                              e.fingerprint(), std::nullopt};
-            auto entry = seal(draft, *tail);
+            auto entry = seal(draft, tail);
             if (!entry.ok()) return entry.error();
             audit.push_back(std::move(*entry));
-            out.push_back({id, e.fingerprint(), duplicate});
+            plan.value.push_back({id, e.fingerprint(), duplicate});
           }
-          BACKBONE_TRY(insert_events(c, fresh));
-          BACKBONE_TRY(insert_audit(c, audit));
-          marker = audit.back().id;
-          return out;
+          insert_events(fresh, plan.writes);
+          insert_audit(audit, plan.writes);
+          plan.marker = audit.back().id;
+          return plan;
         });
   }
 
@@ -288,15 +292,15 @@ class ServerEventStore final : public EventStore {
 
   Result<bool> mark_processed(const EventId& id) override {
     BACKBONE_TRY(check_schema());
-    return write<bool>([&](SqlConnection& c, std::optional<EventId>&) -> Result<bool> {
+    return write<bool>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
       const SqlParam p[] = {id.str()};
       auto up = c.run("UPDATE events SET processed = TRUE WHERE id = ? AND processed = FALSE", p);
       if (!up.ok()) return up.error();
-      if (up->affected == 1) return true;
+      if (up->affected == 1) return Plan<bool>{true, {}, std::nullopt};
       auto q = c.run("SELECT 1 FROM events WHERE id = ?", p);
       if (!q.ok()) return q.error();
       if (q->rows.empty()) return make_error(Errc::kNotFound, "no event with id " + id.str());
-      return false;
+      return Plan<bool>{false, {}, std::nullopt};
     });
   }
 
@@ -347,22 +351,19 @@ class ServerEventStore final : public EventStore {
                                                      role_name(role_) +
                                                      ": replacing records needs the migrator role");
     }
-    auto done = write<bool>([&](SqlConnection& c, std::optional<EventId>&) -> Result<bool> {
-      auto tail = chain_tail(c);
-      if (!tail.ok()) return tail.error();
-      const bool empty = tail->chain_hash == kAuditGenesis;
-      if (audit_tail ? (empty || tail->id != *audit_tail) : !empty) {
+    auto done = write<bool>({}, [&](SqlConnection&, const Reads& reads) -> Result<Plan<bool>> {
+      const bool empty = reads.tail.chain_hash == kAuditGenesis;
+      if (audit_tail ? (empty || reads.tail.id != *audit_tail) : !empty) {
         return make_error(Errc::kConflict,
                           "the audit log moved on while the records were rebuilt (is "
                           "`serve` running?); nothing was replaced");
       }
-      auto del = c.run("DELETE FROM records");
-      if (!del.ok()) return del.error();
+      Plan<bool> plan{true, {{"DELETE FROM records", {}}}, std::nullopt};
       std::vector<const StoredRecord*> all;
       all.reserve(rows.size());
       for (const StoredRecord& r : rows) all.push_back(&r);
-      BACKBONE_TRY(insert_records(c, all, false));
-      return true;
+      insert_records(all, false, plan.writes);
+      return plan;
     });
     if (!done.ok()) return done.error();
     return {};
@@ -371,26 +372,25 @@ class ServerEventStore final : public EventStore {
   Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) override {
     BACKBONE_TRY(check_schema());
     if (drafts.empty()) return std::vector<AuditEntry>{};
-    return write<std::vector<AuditEntry>>(
-        [&](SqlConnection& c, std::optional<EventId>& marker) -> Result<std::vector<AuditEntry>> {
-          auto tail = chain_tail(c);
-          if (!tail.ok()) return tail.error();
-          std::vector<AuditEntry> out;
-          out.reserve(drafts.size());
-          for (size_t i = 0; i < drafts.size(); ++i) {
-            auto entry = seal(drafts[i], *tail);
-            if (!entry.ok()) {
-              Error err = entry.error();
-              err.where =
-                  "audit[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
-              return err;
-            }
-            out.push_back(std::move(*entry));
-          }
-          BACKBONE_TRY(insert_audit(c, out));
-          marker = out.back().id;
-          return out;
-        });
+    using Entries = std::vector<AuditEntry>;
+    return write<Entries>({}, [&](SqlConnection&, const Reads& reads) -> Result<Plan<Entries>> {
+      ChainTail tail = reads.tail;
+      Plan<Entries> plan;
+      plan.value.reserve(drafts.size());
+      for (size_t i = 0; i < drafts.size(); ++i) {
+        auto entry = seal(drafts[i], tail);
+        if (!entry.ok()) {
+          Error err = entry.error();
+          err.where =
+              "audit[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
+          return err;
+        }
+        plan.value.push_back(std::move(*entry));
+      }
+      insert_audit(plan.value, plan.writes);
+      plan.marker = plan.value.back().id;
+      return plan;
+    });
   }
 
   Result<std::vector<AuditEntry>> audit_for_event(const EventId& event_id) override {
@@ -415,6 +415,22 @@ class ServerEventStore final : public EventStore {
     EventId id;
     std::string chain_hash{kAuditGenesis};
     Timestamp created_at;
+  };
+
+  // One set lookup of a union read: `head` is a SELECT of three text columns ending in
+  // "... IN (", `row` one value's placeholders, `params` the values (row arity each).
+  struct SetLookup {
+    char kind;
+    std::string head;
+    std::string row;
+    size_t arity;
+    std::vector<std::string> params;
+  };
+
+  // What a write reads to decide: the rows of its lookups, and the audit chain's tail.
+  struct Reads {
+    std::vector<SqlRow> rows;  // (kind, a, b, c)
+    ChainTail tail;
   };
 
   struct QueuedMerges {
@@ -500,14 +516,25 @@ class ServerEventStore final : public EventStore {
     }
   }
 
-  // One write transaction, holding the writer lock. `body` does the work and, when it wrote
-  // audit entries, sets `marker` to the last one's id. When the connection is lost, the
-  // transaction either committed or not: the marker tells which; without a marker the body
-  // runs again.
+  // What a write decided: its result, the statements that write it (run with the COMMIT in
+  // one round trip), and the id of the last audit entry it writes, if any.
   template <typename T>
-  Result<T> write(const std::function<Result<T>(SqlConnection&, std::optional<EventId>&)>& body) {
+  struct Plan {
+    T value;
+    std::vector<SqlStatement> writes;
     std::optional<EventId> marker;
-    std::optional<Result<T>> outcome;  // the body's result, from the attempt whose fate is open
+  };
+  template <typename T>
+  using Planner = std::function<Result<Plan<T>>(SqlConnection&, const Reads&)>;
+
+  // One write transaction, holding the writer lock, in two round trips: BEGIN, the lock and
+  // `lookups` (what the planner needs to decide); then the plan's writes and the COMMIT. When the
+  // connection is lost during the second, the transaction either committed or not: the plan's
+  // marker (its last audit entry) tells which; without a marker the write runs again.
+  template <typename T>
+  Result<T> write(const std::vector<SetLookup>& lookups, const Planner<T>& planner) {
+    std::optional<EventId> marker;
+    std::optional<T> outcome;  // the value of the attempt whose fate is open
     return retrying<T>([&]() -> Result<T> {
       auto lease = pool_.acquire();
       if (!lease.ok()) return lease.error();
@@ -519,53 +546,87 @@ class ServerEventStore final : public EventStore {
         if (!found->rows.empty()) return std::move(*outcome);
         marker.reset();
       }
-      BACKBONE_TRY(dialect_.begin_locked(c));
-      std::optional<EventId> planned;
-      Result<T> r = body(c, planned);
-      if (!r.ok()) {
+      auto abort = [&](const Error& e) -> Result<T> {
         if (c.healthy()) (void)dialect_.end_locked(c, false);
-        return r;
+        return e;
+      };
+      std::vector<SqlStatement> first = dialect_.begin_locked_statements();
+      const size_t locking = first.size();
+      append_reads(lookups, first);
+      auto begun = c.run_batch(first);
+      if (!begun.ok()) return abort(begun.error());
+      if (auto locked = dialect_.check_locked(std::span(*begun).first(locking)); !locked.ok()) {
+        return abort(locked.error());
       }
-      auto committed = dialect_.end_locked(c, true);
+      auto reads = parse_reads(std::span(*begun).subspan(locking));
+      if (!reads.ok()) return abort(reads.error());
+      auto plan = planner(c, *reads);
+      if (!plan.ok()) return abort(plan.error());
+      for (SqlStatement& st : dialect_.end_locked_statements(true)) {
+        plan->writes.push_back(std::move(st));
+      }
+      auto committed = c.run_batch(plan->writes);
       if (!committed.ok()) {
-        if (committed.code() == Errc::kUnavailable && planned) {
-          marker = planned;
-          outcome.emplace(std::move(r));
+        if (committed.code() == Errc::kUnavailable && plan->marker) {
+          marker = plan->marker;
+          outcome.emplace(std::move(plan->value));
+          return committed.error();
         }
-        return committed.error();
+        return abort(committed.error());
       }
-      return r;
+      return std::move(plan->value);
     });
   }
 
-  Result<SqlRows> select_in(SqlConnection& c, const std::string& head,
-                            const std::vector<std::string>& values) {
-    SqlRows all;
-    size_t at = 0;
-    for (size_t n : chunk_sizes(values.size())) {
-      std::vector<SqlParam> params(values.begin() + at, values.begin() + at + n);
-      at += n;
-      auto rows = c.run(head + "(" + repeat_row("?", n) + ")", params);
-      if (!rows.ok()) return rows.error();
-      for (auto& r : rows->rows) all.rows.push_back(std::move(r));
+  // The statements reading `lookups` and the chain's tail, as UNION ALLs of rows
+  // (kind, a, b, c), 256 values of a lookup per statement. Kind 't' is the tail: id,
+  // chain_hash, created_at in microseconds.
+  void append_reads(const std::vector<SetLookup>& lookups, std::vector<SqlStatement>& out) {
+    std::vector<std::vector<size_t>> chunks;
+    size_t statements = 1;
+    for (const SetLookup& l : lookups) {
+      chunks.push_back(chunk_sizes(l.params.size() / l.arity));
+      statements = std::max(statements, chunks.back().size());
     }
-    return all;
+    std::vector<size_t> at(lookups.size(), 0);
+    for (size_t k = 0; k < statements; ++k) {
+      SqlStatement st;
+      for (size_t l = 0; l < lookups.size(); ++l) {
+        if (k >= chunks[l].size()) continue;
+        const size_t n = chunks[l][k];
+        if (!st.sql.empty()) st.sql += " UNION ALL ";
+        st.sql += "SELECT '" + std::string(1, lookups[l].kind) + "', " + lookups[l].head +
+                  repeat_row(lookups[l].row, n) + ")";
+        st.params.insert(st.params.end(), lookups[l].params.begin() + at[l],
+                         lookups[l].params.begin() + at[l] + n * lookups[l].arity);
+        at[l] += n * lookups[l].arity;
+      }
+      if (k == 0) {
+        if (!st.sql.empty()) st.sql += " UNION ALL ";
+        st.sql += "(SELECT 't', " + dialect_.text("id") + ", chain_hash, " +
+                  dialect_.text(dialect_.epoch_micros("created_at")) +
+                  " FROM event_audit_log ORDER BY id DESC LIMIT 1)";
+      }
+      out.push_back(std::move(st));
+    }
   }
 
-  Result<ChainTail> chain_tail(SqlConnection& c) {
-    auto rows = c.run("SELECT id, chain_hash, " + dialect_.epoch_micros("created_at") +
-                      " FROM event_audit_log ORDER BY id DESC LIMIT 1");
-    if (!rows.ok()) return rows.error();
-    ChainTail tail;
-    if (!rows->rows.empty()) {
-      const SqlRow& r = rows->rows[0];
-      auto id = EventId::parse(r[0].value_or(""));
-      if (!id.ok()) return make_error(Errc::kDataLoss, "last audit entry has a malformed id");
-      tail.id = *id;
-      tail.chain_hash = r[1].value_or("");
-      tail.created_at = Timestamp::from_micros(to_int(r[2]));
+  Result<Reads> parse_reads(std::span<SqlRows> results) {
+    Reads reads;
+    for (SqlRows& rows : results) {
+      for (SqlRow& r : rows.rows) {
+        if (r[0] != std::optional<std::string>("t")) {
+          reads.rows.push_back(std::move(r));
+          continue;
+        }
+        auto id = EventId::parse(r[1].value_or(""));
+        if (!id.ok()) return make_error(Errc::kDataLoss, "last audit entry has a malformed id");
+        reads.tail.id = *id;
+        reads.tail.chain_hash = r[2].value_or("");
+        reads.tail.created_at = Timestamp::from_micros(to_int(r[3]));
+      }
     }
-    return tail;
+    return reads;
   }
 
   // Seals `draft` after `tail` and moves `tail` on.
@@ -580,37 +641,37 @@ class ServerEventStore final : public EventStore {
     return entry;
   }
 
-  // Multi-row INSERTs of `items`, `row` being one row's placeholders and `bind` adding one
-  // item's parameters.
+  // Multi-row INSERTs of `items` (at most 256 rows each) onto `out`: `row` is one row's
+  // placeholders and `bind` adds one item's parameters.
   template <typename Item, typename Bind>
-  Result<void> insert_rows(SqlConnection& c, const std::string& head, const std::string& row,
-                           const std::string& tail, const std::vector<Item>& items, Bind bind) {
+  static void insert_rows(const std::string& head, const std::string& row, const std::string& tail,
+                          const std::vector<Item>& items, Bind bind,
+                          std::vector<SqlStatement>& out) {
     size_t at = 0;
-    std::vector<SqlParam> params;
     for (size_t n : chunk_sizes(items.size())) {
-      params.clear();
-      for (size_t i = at; i < at + n; ++i) bind(items[i], params);
+      SqlStatement st{head + repeat_row(row, n) + tail, {}};
+      st.params.reserve(n * 9);
+      for (size_t i = at; i < at + n; ++i) bind(items[i], st.params);
       at += n;
-      auto r = c.run(head + repeat_row(row, n) + tail, params);
-      if (!r.ok()) return r.error();
+      out.push_back(std::move(st));
     }
-    return {};
   }
 
-  Result<void> insert_events(SqlConnection& c, const std::vector<const Event*>& events) {
-    return insert_rows(c, kInsertEventsHead, kEventRow, "", events,
-                       [](const Event* e, std::vector<SqlParam>& p) { event_params(*e, p); });
+  static void insert_events(const std::vector<const Event*>& events,
+                            std::vector<SqlStatement>& out) {
+    insert_rows(
+        kInsertEventsHead, kEventRow, "", events,
+        [](const Event* e, std::vector<SqlParam>& p) { event_params(*e, p); }, out);
   }
 
-  Result<void> insert_audit(SqlConnection& c, const std::vector<AuditEntry>& entries) {
-    return insert_rows(c, kInsertAuditHead, kAuditRow, "", entries, audit_params);
+  static void insert_audit(const std::vector<AuditEntry>& entries, std::vector<SqlStatement>& out) {
+    insert_rows(kInsertAuditHead, kAuditRow, "", entries, audit_params, out);
   }
 
   // Inserts `rows`; with `upsert`, a row that exists is updated.
-  Result<void> insert_records(SqlConnection& c, const std::vector<const StoredRecord*>& rows,
-                              bool upsert) {
-    return insert_rows(
-        c,
+  void insert_records(const std::vector<const StoredRecord*>& rows, bool upsert,
+                      std::vector<SqlStatement>& out) {
+    insert_rows(
         "INSERT INTO records (record_type, record_id, version, state, field_versions, "
         "updated_at) VALUES ",
         "(?, ?, ?, ?, ?, ?)", upsert ? dialect_.upsert_records_suffix() : std::string(), rows,
@@ -621,7 +682,14 @@ class ServerEventStore final : public EventStore {
           p.push_back(r->state);
           p.push_back(r->field_versions);
           p.push_back(sql_time(r->updated_at));
-        });
+        },
+        out);
+  }
+
+  // Appends a commit's refusal. (Out of line: GCC 12 sees a false "maybe uninitialized" in the
+  // variant when it is inlined.)
+  [[gnu::noinline]] static void refuse(std::vector<Result<std::vector<AuditEntry>>>& out, Error e) {
+    out.emplace_back(std::move(e));
   }
 
   static Error version_conflict(const MergeCommit& c, uint64_t have) {
@@ -642,10 +710,27 @@ class ServerEventStore final : public EventStore {
     using Outcomes = std::vector<Result<std::vector<AuditEntry>>>;
     auto decided = [&]() -> Result<Outcomes> {
       BACKBONE_TRY(check_schema());
+      std::vector<std::string> ids;
+      std::vector<std::string> keys;  // flattened (record_type, record_id) pairs
+      std::set<std::pair<std::string, std::string>> seen;
+      for (const MergeCommit* m : all) {
+        ids.push_back(m->event_id.str());
+        if (seen.emplace(m->record.record_type, m->record.record_id).second) {
+          keys.push_back(m->record.record_type);
+          keys.push_back(m->record.record_id);
+        }
+      }
+      const std::vector<SetLookup> lookups = {
+          {'p',
+           dialect_.text("id") + ", " + dialect_.text("processed") +
+               ", NULL FROM events WHERE id IN (",
+           "?", 1, std::move(ids)},
+          {'v',
+           "record_type, record_id, " + dialect_.text("version") +
+               " FROM records WHERE (record_type, record_id) IN (",
+           "(?, ?)", 2, std::move(keys)}};
       return write<Outcomes>(
-          [&](SqlConnection& c, std::optional<EventId>& marker) -> Result<Outcomes> {
-            return plan_and_write(c, all, marker);
-          });
+          lookups, [&](SqlConnection&, const Reads& reads) { return plan_merges(all, reads); });
     }();
     size_t at = 0;
     for (QueuedMerges* q : group) {
@@ -657,28 +742,26 @@ class ServerEventStore final : public EventStore {
     }
   }
 
-  Result<std::vector<Result<std::vector<AuditEntry>>>> plan_and_write(
-      SqlConnection& c, const std::vector<const MergeCommit*>& commits,
-      std::optional<EventId>& marker) {
-    std::vector<std::string> ids;
-    std::vector<std::string> keys;  // flattened (record_type, record_id) pairs
+  using MergeOutcomes = std::vector<Result<std::vector<AuditEntry>>>;
+
+  // Decides each commit in order, on what was read under the lock; a commit that fails its
+  // checks changes nothing, and a later commit of its record sees the version before it. The
+  // writes: the processed flags, the audit entries, and each record's last row.
+  Result<Plan<MergeOutcomes>> plan_merges(const std::vector<const MergeCommit*>& commits,
+                                          const Reads& reads) {
     std::map<std::pair<std::string, std::string>, uint64_t> versions;
-    for (const MergeCommit* m : commits) {
-      ids.push_back(m->event_id.str());
-      if (versions.emplace(std::pair(m->record.record_type, m->record.record_id), 0).second) {
-        keys.push_back(m->record.record_type);
-        keys.push_back(m->record.record_id);
+    std::unordered_map<std::string, bool> processed;
+    for (const SqlRow& r : reads.rows) {
+      if (r[0] == std::optional<std::string>("p")) {
+        processed[r[1].value_or("")] = to_bool(r[2]);
+      } else {
+        versions[std::pair(r[1].value_or(""), r[2].value_or(""))] =
+            static_cast<uint64_t>(to_int(r[3]));
       }
     }
-    auto flags = select_in(c, "SELECT id, processed FROM events WHERE id IN ", ids);
-    if (!flags.ok()) return flags.error();
-    std::unordered_map<std::string, bool> processed;
-    for (const SqlRow& r : flags->rows) processed[r[0].value_or("")] = to_bool(r[1]);
-    BACKBONE_TRY(read_versions(c, keys, versions));
-    auto tail = chain_tail(c);
-    if (!tail.ok()) return tail.error();
-
-    std::vector<Result<std::vector<AuditEntry>>> out;
+    ChainTail tail = reads.tail;
+    Plan<MergeOutcomes> plan;
+    MergeOutcomes& out = plan.value;
     out.reserve(commits.size());
     std::vector<std::string> to_mark;
     std::vector<AuditEntry> audit;
@@ -688,21 +771,20 @@ class ServerEventStore final : public EventStore {
       if (!m->replay) {
         auto it = processed.find(m->event_id.str());
         if (it == processed.end() || it->second) {
-          out.push_back(make_error(
-              Errc::kConflict,
-              "event " + m->event_id.str() + " is already processed, or does not exist"));
+          refuse(out, make_error(Errc::kConflict, "event " + m->event_id.str() +
+                                                      " is already processed, or does not exist"));
           continue;
         }
       }
       if (versions[key] != m->expected_version) {
-        out.push_back(version_conflict(*m, versions[key]));
+        refuse(out, version_conflict(*m, versions[key]));
         continue;
       }
-      const ChainTail before = *tail;
+      const ChainTail before = tail;
       std::vector<AuditEntry> entries;
       Result<void> sealed;
       for (const AuditDraft& d : m->audit) {
-        auto entry = seal(d, *tail);
+        auto entry = seal(d, tail);
         if (!entry.ok()) {
           sealed = entry.error();
           break;
@@ -710,8 +792,8 @@ class ServerEventStore final : public EventStore {
         entries.push_back(std::move(*entry));
       }
       if (!sealed.ok()) {
-        *tail = before;
-        out.push_back(sealed.error());
+        tail = before;
+        refuse(out, sealed.error());
         continue;
       }
       if (!m->replay) {
@@ -729,50 +811,22 @@ class ServerEventStore final : public EventStore {
       out.push_back(std::move(entries));
     }
 
-    uint64_t marked = 0;
+    // Every writer of processed holds the writer lock, so the flags read above still hold.
     size_t at = 0;
     for (size_t n : chunk_sizes(to_mark.size())) {
-      std::vector<SqlParam> p(to_mark.begin() + at, to_mark.begin() + at + n);
-      at += n;
-      auto up = c.run("UPDATE events SET processed = TRUE WHERE processed = FALSE AND id IN (" +
+      SqlStatement st{"UPDATE events SET processed = TRUE WHERE processed = FALSE AND id IN (" +
                           repeat_row("?", n) + ")",
-                      p);
-      if (!up.ok()) return up.error();
-      marked += up->affected;
+                      {to_mark.begin() + at, to_mark.begin() + at + n}};
+      at += n;
+      plan.writes.push_back(std::move(st));
     }
-    if (marked != to_mark.size()) {
-      return make_error(Errc::kInternal, "marking " + std::to_string(to_mark.size()) +
-                                             " events processed changed " + std::to_string(marked) +
-                                             " rows");
-    }
-    BACKBONE_TRY(insert_audit(c, audit));
+    insert_audit(audit, plan.writes);
     std::vector<const StoredRecord*> rows;
     rows.reserve(last_rows.size());
     for (const auto& [key, row] : last_rows) rows.push_back(&row);
-    BACKBONE_TRY(insert_records(c, rows, true));
-    if (!audit.empty()) marker = audit.back().id;
-    return out;
-  }
-
-  // The records' versions (absent: 0), for `keys` = (type, id) pairs flattened.
-  Result<void> read_versions(SqlConnection& c, const std::vector<std::string>& keys,
-                             std::map<std::pair<std::string, std::string>, uint64_t>& versions) {
-    size_t at = 0;
-    for (size_t n : chunk_sizes(keys.size() / 2)) {
-      std::vector<SqlParam> p(keys.begin() + at, keys.begin() + at + 2 * n);
-      at += 2 * n;
-      auto rows = c.run(
-          "SELECT record_type, record_id, version FROM records WHERE"
-          " (record_type, record_id) IN (" +
-              repeat_row("(?, ?)", n) + ")",
-          p);
-      if (!rows.ok()) return rows.error();
-      for (const SqlRow& r : rows->rows) {
-        versions[std::pair(r[0].value_or(""), r[1].value_or(""))] =
-            static_cast<uint64_t>(to_int(r[2]));
-      }
-    }
-    return {};
+    insert_records(rows, true, plan.writes);
+    if (!audit.empty()) plan.marker = audit.back().id;
+    return plan;
   }
 
   const SqlDialect& dialect_;
