@@ -39,6 +39,7 @@ struct Options {
   int batch = 100;
   int rounds = 5;
   std::string dir = "var/bench";
+  int server_prefill = 20'000;  // events already in a server store when a round starts
 };
 
 // The library: EventStore::append in batches, as the sync_worker role, on the store at `url`.
@@ -92,6 +93,21 @@ std::string fresh_server_db(const std::string& admin_url, const std::string& nam
   return db_url;
 }
 
+// Brings the server database's statistics up to date, as the admin (as autovacuum would).
+void analyze(const std::string& db_url) {
+  auto url = parse_store_url(db_url);
+  const sql::SqlDialect& d = sql::dialect_for(*url);
+  auto admin = d.connect(sql::admin_login(*url, *sql::server_store_settings(*url), url->database));
+  if (!admin.ok() ||
+      !(*admin)
+           ->exec(url->scheme == "postgresql" ? "ANALYZE"
+                                              : "ANALYZE TABLE events, event_audit_log, records")
+           .ok()) {
+    std::fprintf(stderr, "cannot analyze %s\n", url->database.c_str());
+    std::exit(1);
+  }
+}
+
 // The floor: the same rows through the bare driver connection, as sync_worker.
 double run_server_floor(const std::string& db_url, const Options& o,
                         const std::vector<Event>& events, const std::vector<AuditEntry>& audit) {
@@ -141,6 +157,8 @@ int main(int argc, char** argv) {
   std::string pg_url = pg_env ? pg_env : "", my_url = my_env ? my_env : "";
   app.add_option("--postgres", pg_url, "Admin URL of a PostgreSQL server to measure too");
   app.add_option("--mysql", my_url, "Admin URL of a MariaDB/MySQL server to measure too");
+  app.add_option("--server-prefill", o.server_prefill,
+                 "Events already in a server store (then analyzed) when a round starts");
   CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(o.dir);
   SystemClock& clock = SystemClock::instance();
@@ -173,6 +191,12 @@ int main(int argc, char** argv) {
     setenv(sql::role_password_variable(r).c_str(), (std::string("bench-") + role_name(r)).c_str(),
            0);
   }
+  std::vector<EventDraft> prior_drafts = make_drafts(o.server_prefill, 1000);
+  for (EventDraft& d : prior_drafts) d.record_type = "prior";  // other records, other changes
+  const std::vector<Event> prior = make_events(prior_drafts, ids, clock);
+  const std::vector<AuditEntry> prior_audit = ingested_entries(prior, ids, clock);
+  std::printf("servers: each round starts on a store holding %d other events, analyzed\n",
+              o.server_prefill);
   for (const auto& [name, admin] : {std::pair{"postgresql", pg_url}, std::pair{"mysql", my_url}}) {
     if (admin.empty()) {
       std::printf("%s: no server given, skipped\n", name);
@@ -180,9 +204,16 @@ int main(int argc, char** argv) {
     }
     std::vector<double> lib, floor, ratio;
     for (int r = 0; r < o.rounds; ++r) {
-      lib.push_back(
-          run_library(fresh_server_db(admin, "bb_bench_library"), o, events, Durability::kFsync));
-      floor.push_back(run_server_floor(fresh_server_db(admin, "bb_bench_floor"), o, events, audit));
+      // Each side starts on a store that already holds `server_prefill` other events, written
+      // its own way, with fresh statistics: the steady state of a store in use.
+      const std::string lib_db = fresh_server_db(admin, "bb_bench_library");
+      run_library(lib_db, o, prior, Durability::kFsync);
+      analyze(lib_db);
+      lib.push_back(run_library(lib_db, o, events, Durability::kFsync));
+      const std::string floor_db = fresh_server_db(admin, "bb_bench_floor");
+      run_server_floor(floor_db, o, prior, prior_audit);
+      analyze(floor_db);
+      floor.push_back(run_server_floor(floor_db, o, events, audit));
       ratio.push_back(lib.back() / floor.back());
     }
     std::printf("%-30s %14.0f %14.0f %8.2f\n",

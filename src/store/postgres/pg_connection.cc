@@ -159,7 +159,12 @@ class PgConnection final : public sql::SqlConnection {
  private:
   Result<std::string> prepared(const std::string& sql, size_t nparams) {
     if (auto it = statements_.find(sql); it != statements_.end()) return it->second;
-    std::string name = "bb" + std::to_string(statements_.size() + 1);
+    if (statements_.size() >= kMaxPrepared) {  // bounded: start over
+      PgResult res(PQexec(conn_, "DEALLOCATE ALL"));
+      if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) return map_error(conn_, res.get());
+      statements_.clear();
+    }
+    std::string name = "bb" + std::to_string(++prepared_count_);
     PgResult res(PQprepare(conn_, name.c_str(), number_placeholders(sql).c_str(),
                            static_cast<int>(nparams), nullptr));
     if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) return map_error(conn_, res.get());
@@ -167,8 +172,10 @@ class PgConnection final : public sql::SqlConnection {
     return name;
   }
 
+  static constexpr size_t kMaxPrepared = 256;
   PGconn* conn_;
   bool broken_ = false;
+  uint64_t prepared_count_ = 0;
   std::unordered_map<std::string, std::string> statements_;  // SQL text -> prepared name
 };
 

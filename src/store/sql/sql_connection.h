@@ -61,9 +61,11 @@ class SqlConnection {
     if (!r.ok()) return r.error();
     return {};
   }
-  // Runs `statements` in order, in one round trip (PostgreSQL: pipeline mode over the prepared
-  // statements; MySQL/MariaDB: one multi-statement query with the parameters as escaped
-  // literals), and returns each one's rows. Stops at the first that fails and returns its error.
+  // Runs `statements` in order and returns each one's rows; stops at the first that fails and
+  // returns its error. PostgreSQL sends them all in one round trip (pipeline mode over the
+  // prepared statements); MySQL/MariaDB sends runs of statements with small parameters as one
+  // multi-statement query (parameters as escaped literals), and runs each statement with large
+  // parameters prepared, on its own.
   virtual Result<std::vector<SqlRows>> run_batch(std::span<const SqlStatement> statements) = 0;
   // False once the connection is lost; a pool drops such a connection instead of reusing it.
   virtual bool healthy() const = 0;

@@ -23,16 +23,12 @@ constexpr const char* kSchemaComment = "backbone schema ";
 constexpr size_t kMaxRowsPerStatement = 256;  // multi-row statements and IN lists
 constexpr const char* kMinId = "00000000-0000-0000-0000-000000000000";
 
-// Splits n into parts of at most kMaxRowsPerStatement, each a power of two, so that a
-// connection prepares few distinct multi-row statements.
+// Splits n into statements of at most kMaxRowsPerStatement rows: a batch of up to 256 rows is
+// one statement. (Each distinct size is one prepared statement; the drivers bound their caches.)
 std::vector<size_t> chunk_sizes(size_t n) {
   std::vector<size_t> out;
-  while (n > 0) {
-    size_t part = kMaxRowsPerStatement;
-    while (part > n) part /= 2;
-    out.push_back(part);
-    n -= part;
-  }
+  for (; n > kMaxRowsPerStatement; n -= kMaxRowsPerStatement) out.push_back(kMaxRowsPerStatement);
+  if (n > 0) out.push_back(n);
   return out;
 }
 
@@ -206,29 +202,23 @@ class ServerEventStore final : public EventStore {
   Result<std::vector<AppendOutcome>> append(std::span<const Event> events) override {
     BACKBONE_TRY(check_schema());
     if (events.empty()) return std::vector<AppendOutcome>{};
-    std::vector<std::string> ids, fingerprints;
-    ids.reserve(events.size());
+    // The fingerprints already ingested are read under the lock; a reused id is left to the
+    // primary key, which refuses the whole batch (then found_taken_id names the item).
+    std::vector<std::string> fingerprints;
     fingerprints.reserve(events.size());
-    for (const Event& e : events) {
-      ids.push_back(e.id().str());
-      fingerprints.push_back(e.fingerprint());
-    }
+    for (const Event& e : events) fingerprints.push_back(e.fingerprint());
     const std::vector<SetLookup> lookups = {
-        {'i', dialect_.text("id") + ", NULL, NULL FROM events WHERE id IN (", "?", 1,
-         std::move(ids)},
         {'f',
          "fingerprint, " + dialect_.text("event_id") +
              ", NULL FROM event_audit_log WHERE action = 'ingested' AND fingerprint IN (",
          "?", 1, std::move(fingerprints)}};
     using Outcomes = std::vector<AppendOutcome>;
-    return write<Outcomes>(
-        lookups, [&](SqlConnection&, const Reads& reads) -> Result<Plan<Outcomes>> {
-          std::unordered_set<std::string> taken;
+    auto appended =
+        write<Outcomes>(lookups, [&](SqlConnection&, const Reads& reads) -> Result<Plan<Outcomes>> {
+          std::unordered_set<std::string> taken;               // ids stored by this batch
           std::unordered_map<std::string, EventId> originals;  // fingerprint -> event id
           for (const SqlRow& r : reads.rows) {
-            if (r[0] == std::optional<std::string>("i")) {
-              taken.insert(r[1].value_or(""));
-            } else if (auto id = EventId::parse(r[2].value_or("")); id.ok()) {
+            if (auto id = EventId::parse(r[2].value_or("")); id.ok()) {
               originals.emplace(r[1].value_or(""), *id);
             }
           }
@@ -264,6 +254,8 @@ class ServerEventStore final : public EventStore {
           plan.marker = audit.back().id;
           return plan;
         });
+    if (appended.ok() || appended.code() != Errc::kConflict) return appended;
+    return found_taken_id(events, appended.error());
   }
 
   Result<StoredEvent> get(const EventId& id) override {
@@ -438,6 +430,30 @@ class ServerEventStore final : public EventStore {
     std::vector<Result<std::vector<AuditEntry>>> results;
   };
 
+  // After a batch was refused by a unique key (and nothing was written): the first event whose
+  // id exists already, as kImmutable with SPEC §2's message; else `refusal` itself.
+  Result<std::vector<AppendOutcome>> found_taken_id(std::span<const Event> events,
+                                                    const Error& refusal) {
+    for (size_t at = 0; at < events.size(); at += kMaxRowsPerStatement) {
+      const size_t n = std::min(kMaxRowsPerStatement, events.size() - at);
+      std::vector<SqlParam> ids;
+      for (size_t i = at; i < at + n; ++i) ids.push_back(events[i].id().str());
+      auto rows = query(
+          "SELECT " + dialect_.text("id") + " FROM events WHERE id IN (" + repeat_row("?", n) + ")",
+          ids);
+      if (!rows.ok()) return rows.error();
+      std::unordered_set<std::string> taken;
+      for (const SqlRow& r : rows->rows) taken.insert(r[0].value_or(""));
+      for (size_t i = at; i < at + n; ++i) {
+        if (taken.count(events[i].id().str())) {
+          return make_error(Errc::kImmutable, kImmutableMessages[0],
+                            "events[" + std::to_string(i) + "]");
+        }
+      }
+    }
+    return refusal;
+  }
+
   // --- reads ---
 
   Result<SqlRows> query(const std::string& sql, std::span<const SqlParam> params) {
@@ -605,7 +621,8 @@ class ServerEventStore final : public EventStore {
         if (!st.sql.empty()) st.sql += " UNION ALL ";
         st.sql += "(SELECT 't', " + dialect_.text("id") + ", chain_hash, " +
                   dialect_.text(dialect_.epoch_micros("created_at")) +
-                  " FROM event_audit_log ORDER BY id DESC LIMIT 1)";
+                  // The table's id, not the text column named after it: the index, not a sort.
+                  " FROM event_audit_log ORDER BY event_audit_log.id DESC LIMIT 1)";
       }
       out.push_back(std::move(st));
     }
