@@ -291,9 +291,6 @@ Result<std::unique_ptr<sql::SqlConnection>> connect(const sql::SqlLogin& login) 
                 "SET time_zone = '+00:00', "
                 "sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
   mysql_options(db, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
-  // Plan IN lists of keys from index statistics instead of one index dive per value (the
-  // fingerprint lookup of a 100-event batch would dive 100 times before it looks 100 up).
-  mysql_options(db, MYSQL_INIT_COMMAND, "SET SESSION eq_range_index_dive_limit = 1");
   const char* password = login.password.empty() ? nullptr : login.password.c_str();
   const char* database = login.database.empty() ? nullptr : login.database.c_str();
   if (mysql_real_connect(db, login.host.c_str(), login.user.c_str(), password, database,
