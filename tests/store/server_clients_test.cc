@@ -10,6 +10,7 @@
 
 #include "backbone/event_store.h"
 #include "store/server_harness.h"
+#include "store/sql/role_grants.h"
 #include "store/sql/sql_login.h"
 #include "store/store_url.h"
 
@@ -135,6 +136,29 @@ TEST_P(ServerClients, TheTriggersRefuseTheMigratorInItsClientWithTheExactMessage
     EXPECT_EQ(count(out, m), 1u) << m;
   }
   EXPECT_EQ(*harness_->raw_query_int(Role::kMigrator, "SELECT COUNT(*) FROM events"), 1);
+}
+
+// `db check-grants` reads the server's answers: an extra privilege shows, and `db grant` takes
+// it away again.
+TEST_P(ServerClients, CheckGrantsSeesAnExtraPrivilegeAndGrantRepairsIt) {
+  auto differences = [&]() {
+    auto probes = sql::check_grants(harness_->url());
+    EXPECT_TRUE(probes.ok()) << probes.error().describe();
+    std::vector<std::string> out;
+    if (!probes.ok()) return out;
+    EXPECT_EQ(probes->size(), 4u * 14u);
+    for (const auto& p : *probes) {
+      if (p.allowed != p.expected) out.push_back(std::string(role_name(p.role)) + " " + p.probe);
+    }
+    return out;
+  };
+  EXPECT_EQ(differences(), std::vector<std::string>{});
+  const std::string to = GetParam() == "postgresql" ? "sync_worker" : "'sync_worker'@'%'";
+  ASSERT_TRUE(harness_->raw_sql(Role::kMigrator, "GRANT DELETE ON events TO " + to).ok());
+  EXPECT_EQ(differences(), std::vector<std::string>{"sync_worker events: DELETE"});
+  auto repaired = sql::grant_roles(harness_->url());
+  ASSERT_TRUE(repaired.ok()) << repaired.error().describe();
+  EXPECT_EQ(differences(), std::vector<std::string>{});
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, ServerClients, ::testing::Values("postgresql", "mysql"),
