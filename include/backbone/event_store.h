@@ -2,6 +2,8 @@
 // holds one environment. Backends are chosen by URL (EventStore::open):
 //
 //   sqlite:///abs/path.db, sqlite://relative/path.db   the embedded default (src/store/sqlite)
+//   postgresql://admin@host:port/db, mysql://admin@host:port/db   database servers
+//                                                      (src/store/sql, doc/store_servers.md)
 //
 // Every backend passes the conformance suite in tests/store/event_store_conformance.h.
 //
