@@ -130,6 +130,18 @@ class MysqlDialect final : public SqlDialect {
             {"DO RELEASE_LOCK(CONCAT(DATABASE(), '.backbone_writer'))", {}}};
   }
 
+  // The index is named, so that statistics that lag behind a young table cannot make the
+  // optimizer scan it; and the range optimizer estimates an IN list from the index's statistics
+  // instead of diving into the index once per value before looking each one up (measured:
+  // BENCHMARKS.md). Per statement only: session-wide, the dive limit let lagging statistics
+  // turn other queries into scans.
+  std::string force_index(const std::string& index) const override {
+    return " FORCE INDEX (" + ident(index) + ")";
+  }
+  std::string key_lookup_prefix() const override {
+    return "SET STATEMENT eq_range_index_dive_limit = 1 FOR ";
+  }
+
   std::string text(const std::string& expr) const override { return "CAST(" + expr + " AS CHAR)"; }
 
   std::string epoch_micros(const std::string& column) const override {

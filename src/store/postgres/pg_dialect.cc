@@ -130,6 +130,9 @@ class PostgresDialect final : public SqlDialect {
   }
 
   std::string text(const std::string& expr) const override { return "(" + expr + ")::text"; }
+  // Custom plans (plan_cache_mode, pg_connection.cc) already plan each lookup on its values.
+  std::string force_index(const std::string&) const override { return ""; }
+  std::string key_lookup_prefix() const override { return ""; }
 
   std::string epoch_micros(const std::string& column) const override {
     return "(extract(epoch from " + column + ") * 1000000)::bigint";

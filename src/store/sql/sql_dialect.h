@@ -55,6 +55,10 @@ class SqlDialect {
 
   // `expr` (or NULL) as text, so that different columns can share a UNION ALL.
   virtual std::string text(const std::string& expr) const = 0;
+  // What makes a statement of key lookups (IN lists of keys) plan as one: a hint after a table
+  // name that names the index to use, and a prefix for the statement.
+  virtual std::string force_index(const std::string& index) const = 0;
+  virtual std::string key_lookup_prefix() const = 0;
   // An expression giving `column` (a timestamp) as integer microseconds since the epoch.
   virtual std::string epoch_micros(const std::string& column) const = 0;
   // The tail of a multi-row INSERT INTO records that updates a row that exists.

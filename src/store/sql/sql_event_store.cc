@@ -207,11 +207,12 @@ class ServerEventStore final : public EventStore {
     std::vector<std::string> fingerprints;
     fingerprints.reserve(events.size());
     for (const Event& e : events) fingerprints.push_back(e.fingerprint());
-    const std::vector<SetLookup> lookups = {
-        {'f',
-         "fingerprint, " + dialect_.text("event_id") +
-             ", NULL FROM event_audit_log WHERE action = 'ingested' AND fingerprint IN (",
-         "?", 1, std::move(fingerprints)}};
+    const std::vector<SetLookup> lookups = {{'f',
+                                             "fingerprint, " + dialect_.text("event_id") +
+                                                 ", NULL FROM event_audit_log" +
+                                                 dialect_.force_index("idx_audit_fingerprint") +
+                                                 " WHERE action = 'ingested' AND fingerprint IN (",
+                                             "?", 1, std::move(fingerprints)}};
     using Outcomes = std::vector<AppendOutcome>;
     auto appended =
         write<Outcomes>(lookups, [&](SqlConnection&, const Reads& reads) -> Result<Plan<Outcomes>> {
@@ -624,6 +625,7 @@ class ServerEventStore final : public EventStore {
                   // The table's id, not the text column named after it: the index, not a sort.
                   " FROM event_audit_log ORDER BY event_audit_log.id DESC LIMIT 1)";
       }
+      st.sql = dialect_.key_lookup_prefix() + st.sql;
       out.push_back(std::move(st));
     }
   }
@@ -739,12 +741,12 @@ class ServerEventStore final : public EventStore {
       }
       const std::vector<SetLookup> lookups = {
           {'p',
-           dialect_.text("id") + ", " + dialect_.text("processed") +
-               ", NULL FROM events WHERE id IN (",
+           dialect_.text("id") + ", " + dialect_.text("processed") + ", NULL FROM events" +
+               dialect_.force_index("PRIMARY") + " WHERE id IN (",
            "?", 1, std::move(ids)},
           {'v',
-           "record_type, record_id, " + dialect_.text("version") +
-               " FROM records WHERE (record_type, record_id) IN (",
+           "record_type, record_id, " + dialect_.text("version") + " FROM records" +
+               dialect_.force_index("PRIMARY") + " WHERE (record_type, record_id) IN (",
            "(?, ?)", 2, std::move(keys)}};
       return write<Outcomes>(
           lookups, [&](SqlConnection&, const Reads& reads) { return plan_merges(all, reads); });
