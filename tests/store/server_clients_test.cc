@@ -161,6 +161,22 @@ TEST_P(ServerClients, CheckGrantsSeesAnExtraPrivilegeAndGrantRepairsIt) {
   EXPECT_EQ(differences(), std::vector<std::string>{});
 }
 
+// A role whose password is wrong is refused by the server when the store opens.
+TEST_P(ServerClients, AWrongRolePasswordIsPermissionDenied) {
+  const std::string variable = sql::role_password_variable(Role::kReader);
+  const std::string right = std::getenv(variable.c_str());
+  setenv(variable.c_str(), "not-the-password", 1);
+  StoreOptions o;
+  o.url = harness_->url();
+  o.role = Role::kReader;
+  auto store = EventStore::open(o);
+  setenv(variable.c_str(), right.c_str(), 1);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.code(), Errc::kPermissionDenied) << store.error().describe();
+  EXPECT_NE(store.error().message.find("reader"), std::string::npos);
+  EXPECT_TRUE(EventStore::open(o).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Servers, ServerClients, ::testing::Values("postgresql", "mysql"),
                          [](const auto& info) { return info.param; });
 
