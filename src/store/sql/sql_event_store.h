@@ -12,7 +12,9 @@
 //  - A lost connection (the server restarting) is retried with backoff for up to
 //    reconnect_timeout_ms. A write whose COMMIT was cut off is checked before it is retried: if
 //    its last audit entry exists, it committed and its result stands; otherwise it runs again.
-//    So a restart neither loses nor duplicates an event.
+//    So a restart neither loses nor duplicates an event. (This backoff waits in real time, on
+//    the steady clock, not on StoreOptions::clock: it paces reconnecting to a server, while the
+//    store's Clock stamps audit entries and may be a manual clock in tests.)
 #pragma once
 
 #include <memory>
