@@ -76,11 +76,8 @@ std::string fresh_server_db(const std::string& admin_url, const std::string& nam
     std::fprintf(stderr, "%s\n", admin.error().describe().c_str());
     std::exit(1);
   }
-  const bool pg = url->scheme == "postgresql";
-  (void)(*admin)->exec(pg ? "DROP DATABASE IF EXISTS \"" + name + "\" WITH (FORCE)"
-                          : "DROP DATABASE IF EXISTS `" + name + "`");
-  const size_t start = admin_url.find("://") + 3;
-  const std::string db_url = admin_url.substr(0, admin_url.find('/', start) + 1) + name;
+  (void)d.drop_database(**admin, name);
+  const std::string db_url = with_database(admin_url, name);
   auto granted = sql::grant_roles(db_url);
   StoreOptions so;
   so.url = db_url;

@@ -114,6 +114,14 @@ Result<StoreUrl> parse_store_url(std::string_view url) {
   return out;
 }
 
+std::string with_database(std::string_view url, const std::string& database) {
+  const size_t start = url.find("://") + 3;
+  const size_t slash = url.find('/', start);
+  const size_t query = url.find('?', slash);
+  return std::string(url.substr(0, slash + 1)) + database +
+         (query == std::string_view::npos ? std::string() : std::string(url.substr(query)));
+}
+
 std::string redact_store_url(std::string_view url) {
   const size_t sep = url.find("://");
   if (sep == std::string_view::npos) return std::string(url);

@@ -33,6 +33,10 @@ struct StoreUrl {
 // kInvalidArgument for a malformed URL, an unknown scheme, or an unexpanded "{env}".
 Result<StoreUrl> parse_store_url(std::string_view url);
 
+// A server URL naming `database` instead of its own (user, host and parameters kept).
+// REQUIRES: `url` parses as a postgresql or mysql URL.
+std::string with_database(std::string_view url, const std::string& database);
+
 // The URL without its password (for messages and logs).
 std::string redact_store_url(std::string_view url);
 

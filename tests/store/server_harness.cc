@@ -10,19 +10,6 @@
 #include "store/sql/sql_login.h"
 
 namespace backbone::testing {
-namespace {
-
-// The URL with its database replaced.
-std::string with_database(const std::string& url, const std::string& database) {
-  const size_t start = url.find("://") + 3;
-  const size_t slash = url.find('/', start);
-  const size_t query = url.find('?', slash);
-  return url.substr(0, slash + 1) + database +
-         (query == std::string::npos ? std::string() : url.substr(query));
-}
-
-}  // namespace
-
 std::string test_server_url(const std::string& scheme) {
   const char* v = std::getenv(scheme == "postgresql" ? "BACKBONE_TEST_POSTGRES_URL"
                                                      : "BACKBONE_TEST_MYSQL_URL");
@@ -57,9 +44,7 @@ ServerHarness::~ServerHarness() {
   auto settings = sql::server_store_settings(*url);
   auto c = d.connect(sql::admin_login(*url, *settings, d.maintenance_database()));
   if (!c.ok()) return;
-  const bool pg = url->scheme == "postgresql";
-  auto dropped = (*c)->exec(pg ? "DROP DATABASE IF EXISTS \"" + database_ + "\" WITH (FORCE)"
-                               : "DROP DATABASE IF EXISTS `" + database_ + "`");
+  auto dropped = d.drop_database(**c, database_);
   EXPECT_TRUE(dropped.ok()) << dropped.error().describe();
 }
 

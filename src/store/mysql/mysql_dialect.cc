@@ -85,7 +85,6 @@ std::string account(const std::string& login) { return "'" + login + "'@'%'"; }
 
 class MysqlDialect final : public SqlDialect {
  public:
-  const char* name() const override { return "mysql"; }
   Result<std::unique_ptr<SqlConnection>> connect(const SqlLogin& login) const override {
     return mysql::connect(login);
   }
@@ -155,6 +154,10 @@ class MysqlDialect final : public SqlDialect {
   Result<void> create_database(SqlConnection& c, const std::string& database) const override {
     return c.exec("CREATE DATABASE IF NOT EXISTS " + ident(database) +
                   " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+  }
+
+  Result<void> drop_database(SqlConnection& c, const std::string& database) const override {
+    return c.exec("DROP DATABASE IF EXISTS " + ident(database));
   }
 
   std::vector<std::string> ensure_login(Role role, const std::string& login,

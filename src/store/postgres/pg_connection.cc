@@ -51,6 +51,13 @@ Error map_error(PGconn* conn, const PGresult* res) {
   return make_error(Errc::kInternal, "postgresql: " + message);
 }
 
+// Parameters as libpq takes them: text, or a null pointer for NULL.
+std::vector<const char*> c_strings(std::span<const sql::SqlParam> params) {
+  std::vector<const char*> out(params.size());
+  for (size_t i = 0; i < params.size(); ++i) out[i] = params[i] ? params[i]->c_str() : nullptr;
+  return out;
+}
+
 struct ResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }
 };
@@ -64,8 +71,7 @@ class PgConnection final : public sql::SqlConnection {
   Result<sql::SqlRows> run(const std::string& sql, std::span<const sql::SqlParam> params) override {
     auto name = prepared(sql, params.size());
     if (!name.ok()) return name.error();
-    std::vector<const char*> values(params.size());
-    for (size_t i = 0; i < params.size(); ++i) values[i] = params[i] ? params[i]->c_str() : nullptr;
+    const std::vector<const char*> values = c_strings(params);
     PgResult res(PQexecPrepared(conn_, name->c_str(), static_cast<int>(params.size()),
                                 values.data(), nullptr, nullptr, 0));
     return rows_of(res.get());
@@ -83,10 +89,7 @@ class PgConnection final : public sql::SqlConnection {
     if (PQenterPipelineMode(conn_) != 1) return map_error(conn_, nullptr);
     for (size_t i = 0; i < statements.size(); ++i) {
       const auto& params = statements[i].params;
-      std::vector<const char*> values(params.size());
-      for (size_t k = 0; k < params.size(); ++k) {
-        values[k] = params[k] ? params[k]->c_str() : nullptr;
-      }
+      const std::vector<const char*> values = c_strings(params);
       const int sent = names[i].empty() ? PQsendQueryParams(conn_, statements[i].sql.c_str(), 0,
                                                             nullptr, nullptr, nullptr, nullptr, 0)
                                         : PQsendQueryPrepared(conn_, names[i].c_str(),

@@ -97,7 +97,6 @@ std::string ident(const std::string& name) { return "\"" + name + "\""; }
 
 class PostgresDialect final : public SqlDialect {
  public:
-  const char* name() const override { return "postgresql"; }
   Result<std::unique_ptr<SqlConnection>> connect(const SqlLogin& login) const override {
     return pg::connect(login);
   }
@@ -151,6 +150,10 @@ class PostgresDialect final : public SqlDialect {
     auto made = c.exec("CREATE DATABASE " + ident(database) + " ENCODING 'UTF8'");
     if (!made.ok() && made.error().message.find("[42P04]") == std::string::npos) return made;
     return {};  // 42P04: made meanwhile by someone else
+  }
+
+  Result<void> drop_database(SqlConnection& c, const std::string& database) const override {
+    return c.exec("DROP DATABASE IF EXISTS " + ident(database) + " WITH (FORCE)");
   }
 
   std::vector<std::string> ensure_login(Role role, const std::string& login,

@@ -22,7 +22,6 @@ struct SqlMigration {
 class SqlDialect {
  public:
   virtual ~SqlDialect() = default;
-  virtual const char* name() const = 0;  // "postgresql", "mysql"
   virtual Result<std::unique_ptr<SqlConnection>> connect(const SqlLogin& login) const = 0;
   // The database to connect to for work on the server itself (creating a database).
   virtual std::string maintenance_database() const = 0;
@@ -66,6 +65,9 @@ class SqlDialect {
 
   // Creates `database` if it does not exist (on a maintenance connection, as an administrator).
   virtual Result<void> create_database(SqlConnection& c, const std::string& database) const = 0;
+  // Drops `database` and everything in it, if it exists, even while others are connected (for
+  // tests and benchmarks; nothing in the product drops a store).
+  virtual Result<void> drop_database(SqlConnection& c, const std::string& database) const = 0;
 
   // Roles (SPEC §2). `login` is the role's login name on the server.
   // Creates the login if missing and sets its password; run by an administrator.

@@ -15,6 +15,7 @@
 #include "store/sql/sql_dialect.h"
 #include "store/sql/sql_login.h"
 #include "store/sql/sql_rows.h"
+#include "store/store_checks.h"
 
 namespace backbone::sql {
 namespace {
@@ -147,11 +148,7 @@ class ServerEventStore final : public EventStore {
   }
 
   Result<int> migrate() override {
-    if (role_ != Role::kMigrator) {
-      return make_error(Errc::kPermissionDenied, std::string("access denied for role ") +
-                                                     role_name(role_) +
-                                                     ": migrations need the migrator role");
-    }
+    BACKBONE_TRY(require_migrator(role_, "migrations need"));
     auto lease = pool_.acquire();
     if (!lease.ok()) return lease.error();
     SqlConnection& c = **lease;
@@ -339,11 +336,7 @@ class ServerEventStore final : public EventStore {
   Result<void> replace_records(std::span<const StoredRecord> rows,
                                std::optional<EventId> audit_tail) override {
     BACKBONE_TRY(check_schema());
-    if (role_ != Role::kMigrator) {
-      return make_error(Errc::kPermissionDenied, std::string("access denied for role ") +
-                                                     role_name(role_) +
-                                                     ": replacing records needs the migrator role");
-    }
+    BACKBONE_TRY(require_migrator(role_, "replacing records needs"));
     auto done = write<bool>({}, [&](SqlConnection&, const Reads& reads) -> Result<Plan<bool>> {
       const bool empty = reads.tail.chain_hash == kAuditGenesis;
       if (audit_tail ? (empty || reads.tail.id != *audit_tail) : !empty) {
@@ -498,19 +491,8 @@ class ServerEventStore final : public EventStore {
   }
 
   Result<void> check_schema() {
-    const int have = schema_version_;
-    const int want = dialect_.migrations().back().version;
-    if (have == want) return {};
-    const std::string where =
-        redact_store_url(url_.scheme + "://" + url_.host + "/" + url_.database);
-    if (have < want) {
-      return make_error(Errc::kUnavailable, "store " + where + " is at schema version " +
-                                                std::to_string(have) + ", this build needs " +
-                                                std::to_string(want) + ": run `backbone migrate`");
-    }
-    return make_error(Errc::kUnavailable, "store " + where + " is at schema version " +
-                                              std::to_string(have) + ", newer than this build (" +
-                                              std::to_string(want) + ")");
+    return check_schema_version(url_.scheme + "://" + url_.host + "/" + url_.database,
+                                schema_version_, dialect_.migrations().back().version);
   }
 
   // --- writes ---

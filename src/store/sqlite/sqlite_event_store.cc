@@ -9,6 +9,7 @@
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_schema.h"
+#include "store/store_checks.h"
 
 namespace backbone::sqlite {
 namespace {
@@ -79,11 +80,7 @@ class SqliteEventStore final : public EventStore {
 
   Result<int> migrate() override {
     std::lock_guard lock(mu_);
-    if (db_->role() != Role::kMigrator) {
-      return make_error(Errc::kPermissionDenied, std::string("access denied for role ") +
-                                                     role_name(db_->role()) +
-                                                     ": migrations need the migrator role");
-    }
+    BACKBONE_TRY(require_migrator(db_->role(), "migrations need"));
     std::lock_guard writer(db_->writer_lock());
     auto applied = sqlite::migrate(*db_, clock_.now().micros());
     schema_version_ = db_->user_version();
@@ -382,11 +379,7 @@ class SqliteEventStore final : public EventStore {
                                std::optional<EventId> audit_tail) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());
-    if (db_->role() != Role::kMigrator) {
-      return make_error(Errc::kPermissionDenied, std::string("access denied for role ") +
-                                                     role_name(db_->role()) +
-                                                     ": replacing records needs the migrator role");
-    }
+    BACKBONE_TRY(require_migrator(db_->role(), "replacing records needs"));
     auto replaced = in_write_txn<bool>([&]() -> Result<bool> {
       auto tail = chain_tail();
       if (!tail.ok()) return tail.error();
@@ -473,17 +466,7 @@ class SqliteEventStore final : public EventStore {
 
  private:
   Result<void> check_schema() {
-    const int have = schema_version_;
-    const int want = current_schema_version();
-    if (have == want) return {};
-    if (have < want) {
-      return make_error(Errc::kUnavailable, "store " + path_ + " is at schema version " +
-                                                std::to_string(have) + ", this build needs " +
-                                                std::to_string(want) + ": run `backbone migrate`");
-    }
-    return make_error(Errc::kUnavailable, "store " + path_ + " is at schema version " +
-                                              std::to_string(have) + ", newer than this build (" +
-                                              std::to_string(want) + ")");
+    return check_schema_version(path_, schema_version_, current_schema_version());
   }
 
   template <typename T, typename Fn>
