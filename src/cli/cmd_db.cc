@@ -3,6 +3,7 @@
 // --store); its user and password are the administrator's. Role passwords come from
 // BACKBONE_ROLE_PASSWORD_<ROLE>, never from the command line.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -18,9 +19,7 @@ void print_grant_table(const std::vector<sql::GrantProbe>& probes) {
   std::vector<std::string> names;
   std::map<std::pair<std::string, Role>, const sql::GrantProbe*> cell;
   for (const auto& p : probes) {
-    if (cell.empty() || std::find(names.begin(), names.end(), p.probe) == names.end()) {
-      names.push_back(p.probe);
-    }
+    if (std::find(names.begin(), names.end(), p.probe) == names.end()) names.push_back(p.probe);
     cell[{p.probe, p.role}] = &p;
   }
   const Role roles[] = {Role::kMigrator, Role::kSyncWorker, Role::kMergeWorker, Role::kReader};
