@@ -16,12 +16,19 @@
 #include <thread>
 #include <unordered_map>
 
+#include "broker/delivery/subscription_state.h"
 #include "broker/embedded/catalog.h"
 #include "broker/embedded/segment_log.h"
 #include "broker/embedded/state_journal.h"
-#include "broker/embedded/subscription_state.h"
 
 namespace backbone::embedded {
+
+using delivery::Delivery;
+using delivery::RestoredState;
+using delivery::StateSink;
+using delivery::SubscriptionState;
+using delivery::TopicIndex;
+
 namespace {
 
 constexpr std::string_view kDetachedTopic = "_deleted-topic_";
@@ -520,19 +527,7 @@ class EmbeddedBroker final : public Broker {
   // The journal's replacement: per subscription, a base record and what lies above it.
   std::string snapshot_locked() const {
     std::string out;
-    for (const auto& [id, sub] : subs_by_id_) {
-      const RestoredState s = sub->state.snapshot();
-      encode_journal_record(
-          {JournalRecord::Type::kBase, id, s.lwm, 0, 0, sub->state.dead_lettered(), {}}, out);
-      for (uint64_t off : s.acked)
-        encode_journal_record({JournalRecord::Type::kAck, id, off, 0, 0, 0, {}}, out);
-      for (const auto& [off, a] : s.attempts) {
-        encode_journal_record(
-            {JournalRecord::Type::kAttempt, id, off, static_cast<uint32_t>(a.attempts),
-             a.available_at.micros(), 0, a.reason},
-            out);
-      }
-    }
+    for (const auto& [id, sub] : subs_by_id_) delivery::encode_snapshot(id, sub->state, out);
     return out;
   }
 
@@ -624,29 +619,9 @@ Result<void> EmbeddedBroker::recover() {
     topics_by_id_[ct.id] = topic.get();
     topics_.emplace(ct.config.name, std::move(topic));
   }
-  std::unordered_map<uint32_t, RestoredState> restored;
-  std::unordered_map<uint32_t, uint64_t> dead;
-  auto journal = StateJournal::open(options_.dir + "/state.journal", [&](const JournalRecord& r) {
-    RestoredState& s = restored[r.sub_id];
-    switch (r.type) {
-      case JournalRecord::Type::kBase:
-        s = RestoredState();
-        s.lwm = r.offset;
-        dead[r.sub_id] = r.count;
-        break;
-      case JournalRecord::Type::kAttempt:
-        s.attempts[r.offset] = {static_cast<int>(r.attempts), Timestamp::from_micros(r.when_us),
-                                r.reason};
-        break;
-      case JournalRecord::Type::kDead:
-        ++dead[r.sub_id];
-        [[fallthrough]];
-      case JournalRecord::Type::kAck:
-        s.attempts.erase(r.offset);
-        s.acked.push_back(r.offset);
-        break;
-    }
-  });
+  delivery::JournalFold fold;
+  auto journal = StateJournal::open(options_.dir + "/state.journal",
+                                    [&](const JournalRecord& r) { fold.apply(r); });
   if (!journal.ok()) return journal.error();
   journal_ = std::move(*journal);
   const Timestamp now = clock_.now();
@@ -656,11 +631,11 @@ Result<void> EmbeddedBroker::recover() {
     auto sub =
         std::make_unique<Sub>(cs.id, cs.start_offset, topic, cs.config, next_generation_seed());
     if (topic) {
-      RestoredState& r = restored[cs.id];
+      RestoredState& r = fold.state(cs.id);
       r.lwm = std::max({r.lwm, cs.start_offset, topic->index.begin()});
       sub->state.restore(r, topic->index, now);
     }
-    sub->state.set_dead_lettered(dead[cs.id]);
+    sub->state.set_dead_lettered(fold.dead_lettered(cs.id));
     subs_by_id_[cs.id] = sub.get();
     subs_.emplace(cs.config.name, std::move(sub));
   }

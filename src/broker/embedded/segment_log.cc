@@ -9,9 +9,13 @@
 #include <cstring>
 #include <filesystem>
 
-#include "broker/embedded/codec.h"
+#include "broker/delivery/codec.h"
 
 namespace backbone::embedded {
+
+using delivery::append_frame;
+using delivery::kFrameHeader;
+using delivery::read_frame;
 
 struct SegmentLog::Segment {
   uint32_t id = 0;
@@ -58,40 +62,6 @@ Result<std::string> read_file(const std::string& path) {
 }
 
 }  // namespace
-
-void encode_message(const StoredMessage& m, std::string& payload) {
-  Writer w(payload);
-  w.u64(m.offset);
-  w.i64(m.publish_time_us);
-  w.str(m.ordering_key);
-  w.u32(static_cast<uint32_t>(m.attributes.size()));
-  for (const auto& [k, v] : m.attributes) {
-    w.str(k);
-    w.str(v);
-  }
-  w.str(m.data);
-}
-
-bool decode_message(std::string_view payload, StoredMessage& m) {
-  Reader r(payload);
-  uint32_t n = 0;
-  if (!r.u64(m.offset) || !r.i64(m.publish_time_us) || !r.str(m.ordering_key) || !r.u32(n)) {
-    return false;
-  }
-  m.attributes.clear();
-  for (uint32_t i = 0; i < n; ++i) {
-    std::string k, v;
-    if (!r.str(k) || !r.str(v)) return false;
-    m.attributes.emplace(std::move(k), std::move(v));
-  }
-  return r.str(m.data) && r.done();
-}
-
-uint64_t ordering_key_hash(std::string_view key) {
-  if (key.empty()) return 0;
-  const uint64_t h = std::hash<std::string_view>{}(key);
-  return h == 0 ? 1 : h;
-}
 
 Result<std::unique_ptr<SegmentLog>> SegmentLog::open(
     const std::string& dir, uint64_t segment_bytes,

@@ -15,21 +15,16 @@
 #include <vector>
 
 #include "backbone/broker.h"
-#include "broker/embedded/topic_index.h"
+#include "broker/delivery/stored_message.h"
+#include "broker/delivery/topic_index.h"
 
 namespace backbone::embedded {
 
-struct StoredMessage {
-  uint64_t offset = 0;
-  int64_t publish_time_us = 0;
-  std::string ordering_key;
-  Attributes attributes;
-  std::string data;
-};
-
-void encode_message(const StoredMessage& m, std::string& payload);
-bool decode_message(std::string_view payload, StoredMessage& m);
-uint64_t ordering_key_hash(std::string_view key);  // 0 for the empty key
+using delivery::decode_message;
+using delivery::encode_message;
+using delivery::MsgRef;
+using delivery::ordering_key_hash;
+using delivery::StoredMessage;
 
 class SegmentLog {
  public:

@@ -8,31 +8,13 @@
 #include <cstring>
 #include <filesystem>
 
-#include "broker/embedded/codec.h"
+#include "broker/delivery/codec.h"
 
 namespace backbone::embedded {
 namespace {
 
 Error io_error(const std::string& what, const std::string& path) {
   return make_error(Errc::kUnavailable, what + " " + path + ": " + std::strerror(errno));
-}
-
-bool decode(std::string_view payload, JournalRecord& r) {
-  Reader in(payload);
-  uint8_t type;
-  if (!in.u8(type) || !in.u32(r.sub_id)) return false;
-  r.type = static_cast<JournalRecord::Type>(type);
-  switch (r.type) {
-    case JournalRecord::Type::kAttempt:
-      return in.u64(r.offset) && in.u32(r.attempts) && in.i64(r.when_us) && in.str(r.reason) &&
-             in.done();
-    case JournalRecord::Type::kAck:
-    case JournalRecord::Type::kDead:
-      return in.u64(r.offset) && in.done();
-    case JournalRecord::Type::kBase:
-      return in.u64(r.offset) && in.u64(r.count) && in.done();
-  }
-  return false;
 }
 
 Result<void> write_all(int fd, const std::string& bytes, const std::string& path) {
@@ -49,30 +31,6 @@ Result<void> write_all(int fd, const std::string& bytes, const std::string& path
 }
 
 }  // namespace
-
-void encode_journal_record(const JournalRecord& r, std::string& out) {
-  std::string payload;
-  Writer w(payload);
-  w.u8(static_cast<uint8_t>(r.type));
-  w.u32(r.sub_id);
-  switch (r.type) {
-    case JournalRecord::Type::kAttempt:
-      w.u64(r.offset);
-      w.u32(r.attempts);
-      w.i64(r.when_us);
-      w.str(r.reason.size() > 1024 ? std::string_view(r.reason).substr(0, 1024) : r.reason);
-      break;
-    case JournalRecord::Type::kAck:
-    case JournalRecord::Type::kDead:
-      w.u64(r.offset);
-      break;
-    case JournalRecord::Type::kBase:
-      w.u64(r.offset);
-      w.u64(r.count);
-      break;
-  }
-  append_frame(out, payload);
-}
 
 Result<std::unique_ptr<StateJournal>> StateJournal::open(
     const std::string& path, const std::function<void(const JournalRecord&)>& on_record) {
@@ -91,9 +49,9 @@ Result<std::unique_ptr<StateJournal>> StateJournal::open(
   }
   size_t pos = 0;
   while (pos < data.size()) {
-    auto frame = read_frame(data, pos);
+    auto frame = delivery::read_frame(data, pos);
     JournalRecord r;
-    if (!frame || !decode(frame->payload, r)) break;  // a torn tail
+    if (!frame || !delivery::decode_journal_record(frame->payload, r)) break;  // a torn tail
     on_record(r);
     pos += frame->size;
   }

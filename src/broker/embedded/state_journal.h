@@ -15,26 +15,11 @@
 
 #include "backbone/result.h"
 #include "backbone/timestamp.h"
+#include "broker/delivery/journal_record.h"
 
 namespace backbone::embedded {
 
-struct JournalRecord {
-  enum class Type : uint8_t {
-    kAttempt = 1,  // offset was delivered (attempt = attempts) or failed and waits until `when`
-    kAck = 2,      // offset is acked (or dropped by retention)
-    kDead = 3,     // offset was dead-lettered (and so is acked)
-    kBase = 4,     // checkpoint: everything below `offset` is acked; `count` dead-lettered so far
-  };
-  Type type = Type::kAck;
-  uint32_t sub_id = 0;
-  uint64_t offset = 0;
-  uint32_t attempts = 0;
-  int64_t when_us = 0;
-  uint64_t count = 0;
-  std::string reason;
-};
-
-void encode_journal_record(const JournalRecord& r, std::string& framed_out);
+using delivery::JournalRecord;
 
 class StateJournal {
  public:

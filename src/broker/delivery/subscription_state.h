@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "backbone/broker.h"
-#include "broker/embedded/topic_index.h"
+#include "broker/delivery/topic_index.h"
 
-namespace backbone::embedded {
+namespace backbone::delivery {
 
 class StateSink {
  public:
@@ -147,4 +147,4 @@ class SubscriptionState {
   uint64_t dead_lettered_ = 0;
 };
 
-}  // namespace backbone::embedded
+}  // namespace backbone::delivery

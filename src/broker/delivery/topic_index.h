@@ -11,7 +11,7 @@
 #include "backbone/result.h"
 #include "backbone/timestamp.h"
 
-namespace backbone::embedded {
+namespace backbone::delivery {
 
 struct MsgRef {
   uint64_t key_hash = 0;  // 0: no ordering key
@@ -46,4 +46,4 @@ class TopicIndex {
   std::deque<MsgRef> refs_;
 };
 
-}  // namespace backbone::embedded
+}  // namespace backbone::delivery

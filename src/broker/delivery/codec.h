@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace backbone::embedded {
+namespace backbone::delivery {
 
 class Writer {
  public:
@@ -58,4 +58,4 @@ std::optional<Frame> read_frame(std::string_view data, size_t pos);
 
 uint32_t crc32_of(std::string_view data);
 
-}  // namespace backbone::embedded
+}  // namespace backbone::delivery

@@ -1,8 +1,8 @@
-#include "broker/embedded/subscription_state.h"
+#include "broker/delivery/subscription_state.h"
 
 #include <algorithm>
 
-namespace backbone::embedded {
+namespace backbone::delivery {
 
 SubscriptionState::SubscriptionState(SubscriptionConfig config, uint64_t start,
                                      uint64_t first_generation)
@@ -290,4 +290,4 @@ void SubscriptionState::detach(uint64_t topic_end) {
   lwm_ = cursor_ = topic_end;
 }
 
-}  // namespace backbone::embedded
+}  // namespace backbone::delivery

@@ -1,10 +1,10 @@
-#include "broker/embedded/codec.h"
+#include "broker/delivery/codec.h"
 
 #include <zlib.h>
 
 #include <cstring>
 
-namespace backbone::embedded {
+namespace backbone::delivery {
 
 void Writer::u32(uint32_t v) {
   for (int i = 0; i < 4; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
@@ -74,4 +74,4 @@ std::optional<Frame> read_frame(std::string_view data, size_t pos) {
   return Frame{payload, kFrameHeader + len};
 }
 
-}  // namespace backbone::embedded
+}  // namespace backbone::delivery
