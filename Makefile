@@ -34,20 +34,20 @@ build-bench: deps $(BENCH_BUILD)/CMakeCache.txt
 run: build
 	@scripts/run.sh $(BUILD)/backbone
 
-# The tests run with throwaway PostgreSQL and MariaDB servers on loopback (scripts/with-test-dbs.sh),
+# The tests run with throwaway PostgreSQL, MariaDB and nats-server servers on loopback (scripts/with-test-servers.sh),
 # started before and stopped after.
 CTEST = ctest --output-on-failure -j$(JOBS) --test-dir
 
 test-unit: build
-	scripts/with-test-dbs.sh $(CTEST) $(BUILD)
+	scripts/with-test-servers.sh $(CTEST) $(BUILD)
 
 test-asan: build-asan
-	scripts/with-test-dbs.sh $(CTEST) $(ASAN_BUILD)
+	scripts/with-test-servers.sh $(CTEST) $(ASAN_BUILD)
 
 # Everything: the plain build and the ASan+UBSan build, each with every test, on one pair of
 # database servers.
 test: build build-asan
-	scripts/with-test-dbs.sh sh -c '$(CTEST) $(BUILD) && $(CTEST) $(ASAN_BUILD)'
+	scripts/with-test-servers.sh sh -c '$(CTEST) $(BUILD) && $(CTEST) $(ASAN_BUILD)'
 
 bench: build-bench
 	@scripts/bench.sh $(BENCH_BUILD)

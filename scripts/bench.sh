@@ -5,7 +5,7 @@ set -euo pipefail
 build=${1:-build-bench}
 mkdir -p var/bench
 # store_append also measures PostgreSQL and MariaDB, on throwaway servers started for it.
-scripts/with-test-dbs.sh "$build/bench/bench_store_append" --dir var/bench
+scripts/with-test-servers.sh "$build/bench/bench_store_append" --dir var/bench
 echo
 "$build/bench/bench_broker_storage" --dir var/bench/storage
 echo

@@ -182,6 +182,8 @@ Result<void> validate_resource_name(std::string_view name, const char* what);
 Result<void> validate_topic_config(const TopicConfig& config);
 Result<void> validate_subscription_config(const SubscriptionConfig& config);
 Result<void> validate_messages(std::span<const OutgoingMessage> messages);
+// A nack delay (`field` "delay") or a new ack deadline ("ack_deadline"): 0 .. 600 s.
+Result<void> validate_delay(int64_t us, const char* field);
 // A duration for people: "30s", "31d", "250ms".
 std::string format_duration(int64_t us);
 // The backoff before the redelivery that follows failed attempt number `attempt` (1-based).

@@ -1,6 +1,8 @@
 #include "backbone/broker.h"
 
 #include "broker/embedded/embedded_broker.h"
+#include "broker/nats/nats_broker.h"
+#include "broker/nats/nats_url.h"
 
 namespace backbone {
 
@@ -12,12 +14,18 @@ Result<std::unique_ptr<Broker>> Broker::open(const BrokerOptions& options) {
     o->clock = options.clock;
     return embedded::open_embedded_broker(*o);
   }
-  if (url.starts_with("nats://") || url.starts_with("pubsub://")) {
+  if (url.starts_with("nats://")) {
+    auto o = nats::parse_nats_url(url);
+    if (!o.ok()) return o.error();
+    return nats::open_nats_broker(*o, options.clock);
+  }
+  if (url.starts_with("pubsub://")) {
     return make_error(Errc::kInvalidArgument,
                       "broker URL scheme of \"" + options.url + "\" is not built in yet", "broker");
   }
   return make_error(Errc::kInvalidArgument,
-                    "broker URL \"" + options.url + "\": want embedded://path", "broker");
+                    "broker URL \"" + options.url + "\": want embedded://path or nats://host:port",
+                    "broker");
 }
 
 }  // namespace backbone

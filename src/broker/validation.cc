@@ -63,6 +63,11 @@ Result<void> validate_subscription_config(const SubscriptionConfig& c) {
   return {};
 }
 
+Result<void> validate_delay(int64_t us, const char* field) {
+  if (us < 0 || us > 600 * kSecond) return invalid("must be between 0 and 600 seconds", field);
+  return {};
+}
+
 Result<void> validate_messages(std::span<const OutgoingMessage> messages) {
   if (messages.empty()) return invalid("at least one message is needed", "messages");
   for (size_t i = 0; i < messages.size(); ++i) {

@@ -4,10 +4,17 @@
 #include <map>
 #include <thread>
 
+#include "test_servers.h"
+
 namespace backbone::testing {
 
 void BrokerConformance::SetUp() {
   harness_ = GetParam().make();
+  if (!harness_) {
+    ASSERT_FALSE(test_servers_required())
+        << "no " << GetParam().name << " server for the tests (make test starts one)";
+    GTEST_SKIP() << "no " << GetParam().name << " server: run through `make test`";
+  }
   reopen();
 }
 

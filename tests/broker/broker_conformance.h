@@ -15,7 +15,8 @@ namespace backbone::testing {
 class BrokerHarness {
  public:
   virtual ~BrokerHarness() = default;
-  // The URL of a broker that exists for this harness alone.
+  // The URL of a broker that exists for this harness alone. A backend whose server is not
+  // running makes no harness (nullptr): the suite skips, or fails under `make test`.
   virtual std::string url() = 0;
 };
 

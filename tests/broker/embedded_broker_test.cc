@@ -78,7 +78,7 @@ TEST_F(EmbeddedBroker, OnlyOneProcessMayOpenIt) {
 
 TEST_F(EmbeddedBroker, BadUrlsAreRefused) {
   for (const char* url : {"embedded://", "embedded://x?segment_bytes=big", "embedded://x?color=red",
-                          "kafka://x", "nats://127.0.0.1:4222"}) {
+                          "kafka://x", "nats://"}) {
     BrokerOptions o;
     o.url = url;
     EXPECT_EQ(Broker::open(o).code(), Errc::kInvalidArgument) << url;

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "test_servers.h"
+
 namespace backbone::testing {
 
 constexpr const char* kEventUpdated = "Event records are immutable and cannot be updated.";
@@ -13,8 +15,7 @@ constexpr const char* kAuditDeleted = "Audit log records are immutable and canno
 void EventStoreConformance::SetUp() {
   harness_ = GetParam().make();
   if (!harness_) {
-    const char* required = std::getenv("BACKBONE_TEST_SERVERS_REQUIRED");
-    ASSERT_FALSE(required && std::string(required) == "1")
+    ASSERT_FALSE(test_servers_required())
         << "no " << GetParam().name << " server for the tests (make test starts one)";
     GTEST_SKIP() << "no " << GetParam().name << " server: run through `make test`";
   }

@@ -10,17 +10,6 @@
 #include "store/sql/sql_login.h"
 
 namespace backbone::testing {
-std::string test_server_url(const std::string& scheme) {
-  const char* v = std::getenv(scheme == "postgresql" ? "BACKBONE_TEST_POSTGRES_URL"
-                                                     : "BACKBONE_TEST_MYSQL_URL");
-  return v ? v : "";
-}
-
-bool test_servers_required() {
-  const char* v = std::getenv("BACKBONE_TEST_SERVERS_REQUIRED");
-  return v && *v && std::string(v) != "0";
-}
-
 void set_test_role_passwords() {
   for (Role r : {Role::kMigrator, Role::kSyncWorker, Role::kMergeWorker, Role::kReader}) {
     setenv(sql::role_password_variable(r).c_str(),

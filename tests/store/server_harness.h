@@ -9,14 +9,10 @@
 #include <string>
 
 #include "store/event_store_conformance.h"
+#include "test_servers.h"
 
 namespace backbone::testing {
 
-// The admin URL of the test server for `scheme` ("postgresql", "mysql"), or "" when no server
-// was started for the tests.
-std::string test_server_url(const std::string& scheme);
-// Whether the server tests must run (set by `make test`): then a missing server is a failure.
-bool test_servers_required();
 // Sets BACKBONE_ROLE_PASSWORD_<ROLE> to the tests' passwords, unless already set.
 void set_test_role_passwords();
 

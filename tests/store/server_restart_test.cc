@@ -3,48 +3,21 @@
 // one `ingested` entry each and an intact audit chain. Each backend gets its own private server
 // (scripts/test-db.sh), so that the shared test servers are not disturbed.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <filesystem>
 #include <thread>
 
 #include "backbone/event_store.h"
 #include "store/server_harness.h"
 #include "store/sqlite_harness.h"
+#include "test_servers.h"
 
 namespace backbone::testing {
 namespace {
 
-uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// Runs scripts/test-db.sh; returns its standard output (the admin URL for `start`).
-std::string test_db(const std::string& args) {
-  const std::string cmd = std::string(BACKBONE_SOURCE_DIR) + "/scripts/test-db.sh " + args;
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  const int status = pclose(p);
-  EXPECT_EQ(status, 0) << cmd;
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
-}
+std::string test_db(const std::string& args) { return run_test_script("test-db.sh", args); }
 
 class ServerRestart : public ::testing::TestWithParam<std::string> {
  protected:
@@ -56,7 +29,7 @@ class ServerRestart : public ::testing::TestWithParam<std::string> {
     dir_ = std::make_unique<TempDir>();
     std::filesystem::permissions(dir_->path(), std::filesystem::perms::all);
     data_ = dir_->file("server");
-    port_ = std::to_string(free_port());
+    port_ = std::to_string(free_loopback_port());
     admin_url_ = test_db("start " + GetParam() + " " + data_ + " " + port_);
     ASSERT_FALSE(admin_url_.empty());
   }

@@ -10,28 +10,18 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "broker/delivery/config_json.h"
+
 namespace backbone::embedded {
 namespace {
 
 using nlohmann::json;
 
 json sub_to_json(const CatalogSubscription& s) {
-  const SubscriptionConfig& c = s.config;
-  json j = {{"id", s.id},
-            {"topic_id", s.topic_id},
-            {"start_offset", s.start_offset},
-            {"name", c.name},
-            {"topic", c.topic},
-            {"ack_deadline_us", c.ack_deadline_us},
-            {"ordered", c.ordered},
-            {"retention_us", c.retention_us},
-            {"labels", c.labels}};
-  if (c.retry)
-    j["retry"] = {{"min_us", c.retry->min_backoff_us}, {"max_us", c.retry->max_backoff_us}};
-  if (c.dead_letter) {
-    j["dead_letter"] = {{"topic", c.dead_letter->topic},
-                        {"max_delivery_attempts", c.dead_letter->max_delivery_attempts}};
-  }
+  json j = delivery::subscription_config_to_json(s.config);
+  j["id"] = s.id;
+  j["topic_id"] = s.topic_id;
+  j["start_offset"] = s.start_offset;
   return j;
 }
 
@@ -40,21 +30,7 @@ CatalogSubscription sub_from_json(const json& j) {
   s.id = j.at("id").get<uint32_t>();
   s.topic_id = j.at("topic_id").get<uint32_t>();
   s.start_offset = j.at("start_offset").get<uint64_t>();
-  SubscriptionConfig& c = s.config;
-  c.name = j.at("name").get<std::string>();
-  c.topic = j.at("topic").get<std::string>();
-  c.ack_deadline_us = j.at("ack_deadline_us").get<int64_t>();
-  c.ordered = j.at("ordered").get<bool>();
-  c.retention_us = j.at("retention_us").get<int64_t>();
-  c.labels = j.at("labels").get<Attributes>();
-  if (j.contains("retry")) {
-    c.retry =
-        RetryPolicy{j["retry"].at("min_us").get<int64_t>(), j["retry"].at("max_us").get<int64_t>()};
-  }
-  if (j.contains("dead_letter")) {
-    c.dead_letter = DeadLetterPolicy{j["dead_letter"].at("topic").get<std::string>(),
-                                     j["dead_letter"].at("max_delivery_attempts").get<int>()};
-  }
+  s.config = delivery::subscription_config_from_json(j);
   return s;
 }
 
@@ -70,9 +46,7 @@ Result<Catalog> load_catalog(const std::string& path) {
     const json j = json::parse(buf.str());
     c.next_id = j.at("next_id").get<uint32_t>();
     for (const auto& t : j.at("topics")) {
-      c.topics.push_back(
-          {t.at("id").get<uint32_t>(),
-           TopicConfig{t.at("name").get<std::string>(), t.at("labels").get<Attributes>()}});
+      c.topics.push_back({t.at("id").get<uint32_t>(), delivery::topic_config_from_json(t)});
     }
     for (const auto& s : j.at("subscriptions")) c.subscriptions.push_back(sub_from_json(s));
   } catch (const json::exception& e) {
@@ -87,7 +61,9 @@ Result<void> save_catalog(const std::string& path, const Catalog& c) {
             {"topics", json::array()},
             {"subscriptions", json::array()}};
   for (const auto& t : c.topics) {
-    j["topics"].push_back({{"id", t.id}, {"name", t.config.name}, {"labels", t.config.labels}});
+    json jt = delivery::topic_config_to_json(t.config);
+    jt["id"] = t.id;
+    j["topics"].push_back(std::move(jt));
   }
   for (const auto& s : c.subscriptions) j["subscriptions"].push_back(sub_to_json(s));
   const std::string text = j.dump(2) + "\n";

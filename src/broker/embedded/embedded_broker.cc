@@ -318,9 +318,7 @@ class EmbeddedBroker final : public Broker {
 
   Result<void> nack(std::string_view subscription, std::span<const std::string> ack_ids,
                     std::optional<int64_t> delay_us, std::string_view reason) override {
-    if (delay_us && (*delay_us < 0 || *delay_us > 600 * kSecond)) {
-      return make_error(Errc::kInvalidArgument, "must be between 0 and 600 seconds", "delay");
-    }
+    if (delay_us) BACKBONE_TRY(validate_delay(*delay_us, "delay"));
     const std::string why(reason);
     return for_each_delivery(
         subscription, ack_ids, [&](Sub& sub, uint64_t off, uint64_t gen, Sink& sink) {
@@ -331,10 +329,7 @@ class EmbeddedBroker final : public Broker {
   Result<void> modify_ack_deadline(std::string_view subscription,
                                    std::span<const std::string> ack_ids,
                                    int64_t deadline_us) override {
-    if (deadline_us < 0 || deadline_us > 600 * kSecond) {
-      return make_error(Errc::kInvalidArgument, "must be between 0 and 600 seconds",
-                        "ack_deadline");
-    }
+    BACKBONE_TRY(validate_delay(deadline_us, "ack_deadline"));
     return for_each_delivery(
         subscription, ack_ids, [&](Sub& sub, uint64_t off, uint64_t gen, Sink& sink) {
           sub.state.modify_deadline(off, gen, deadline_us, clock_.now(), sub.topic->index, sink);

@@ -1,0 +1,352 @@
+#include "broker/nats/nats_broker.h"
+
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "backbone/event_id.h"
+#include "broker/delivery/config_json.h"
+#include "broker/delivery/stored_message.h"
+#include "broker/nats/nats_client.h"
+#include "broker/nats/nats_names.h"
+#include "broker/nats/nats_subscription.h"
+
+namespace backbone::nats {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kDetachedTopic = "_deleted-topic_";
+// Topic streams keep messages a day longer than the longest subscription retention (31 d).
+constexpr int64_t kTopicMaxAgeMs = 32LL * 24 * 3600 * 1000;
+
+std::string new_uid() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+Result<SubscriptionEntry> parse_entry(const std::string& text, const std::string& key) {
+  try {
+    const json j = json::parse(text);
+    SubscriptionEntry e;
+    e.config = delivery::subscription_config_from_json(j.at("config"));
+    e.start = j.at("start").get<uint64_t>();
+    e.uid = j.at("uid").get<std::string>();
+    return e;
+  } catch (const json::exception& ex) {
+    return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + ex.what());
+  }
+}
+
+std::string entry_text(const SubscriptionEntry& e) {
+  return json{{"config", delivery::subscription_config_to_json(e.config)},
+              {"start", e.start},
+              {"uid", e.uid}}
+      .dump();
+}
+
+class NatsBroker final : public Broker {
+ public:
+  NatsBroker(std::unique_ptr<NatsClient> client, const Clock& clock)
+      : client_(std::move(client)), ns_(client_->url().ns), clock_(clock), ids_(clock) {}
+
+  Result<void> create_topic(const TopicConfig& config) override {
+    BACKBONE_TRY(validate_topic_config(config));
+    BACKBONE_TRY(check_encodable(config.name, "topic"));
+    if (client_->kv_get(topic_key(config.name)).ok()) {
+      return make_error(Errc::kAlreadyExists, "topic " + config.name + " exists");
+    }
+    BACKBONE_TRY(client_->add_stream({topic_stream(ns_, config.name),
+                                      topic_subject(ns_, config.name), client_->url().replicas,
+                                      kTopicMaxAgeMs, client_->url().dup_window_ms}));
+    auto r =
+        client_->kv_create(topic_key(config.name), delivery::topic_config_to_json(config).dump());
+    if (r.code() == Errc::kAlreadyExists) {
+      return make_error(Errc::kAlreadyExists, "topic " + config.name + " exists");
+    }
+    return r;
+  }
+
+  Result<TopicConfig> get_topic(std::string_view name) override {
+    auto v = client_->kv_get(topic_key(name));
+    if (v.code() == Errc::kNotFound) {
+      return make_error(Errc::kNotFound, "topic " + std::string(name) + " does not exist");
+    }
+    if (!v.ok()) return v.error();
+    try {
+      return delivery::topic_config_from_json(json::parse(v->first));
+    } catch (const json::exception& e) {
+      return make_error(Errc::kDataLoss,
+                        "catalog entry of topic " + std::string(name) + " is damaged: " + e.what());
+    }
+  }
+
+  Result<std::vector<TopicConfig>> list_topics() override {
+    auto keys = client_->kv_keys();
+    if (!keys.ok()) return keys.error();
+    std::vector<TopicConfig> out;
+    for (const std::string& k : *keys) {
+      if (!k.starts_with("t.")) continue;
+      auto v = client_->kv_get(k);
+      if (v.code() == Errc::kNotFound) continue;  // deleted meanwhile
+      if (!v.ok()) return v.error();
+      try {
+        out.push_back(delivery::topic_config_from_json(json::parse(v->first)));
+      } catch (const json::exception& e) {
+        return make_error(Errc::kDataLoss, "catalog entry " + k + " is damaged: " + e.what());
+      }
+    }
+    std::sort(out.begin(), out.end(),
+              [](const TopicConfig& a, const TopicConfig& b) { return a.name < b.name; });
+    return out;
+  }
+
+  Result<void> delete_topic(std::string_view name) override {
+    BACKBONE_TRY(get_topic(name));
+    auto subs = entries();
+    if (!subs.ok()) return subs.error();
+    for (const auto& [key, e] : *subs) {
+      if (e.first.config.dead_letter && e.first.config.dead_letter->topic == name) {
+        return make_error(Errc::kConflict, "topic " + std::string(name) +
+                                               " is the dead-letter topic of subscription " +
+                                               e.first.config.name +
+                                               "; change or delete that first");
+      }
+    }
+    for (auto& [key, e] : *subs) {
+      if (e.first.config.topic != name) continue;
+      SubscriptionEntry detached = e.first;
+      detached.config.topic = std::string(kDetachedTopic);
+      BACKBONE_TRY(client_->kv_update(key, entry_text(detached), e.second));
+      if (auto s = local(detached.config.name)) {
+        s->set_config(detached.config);
+        s->detach();
+      }
+    }
+    BACKBONE_TRY(client_->kv_delete(topic_key(name)));
+    auto d = client_->delete_stream(topic_stream(ns_, name));
+    if (!d.ok() && d.code() != Errc::kNotFound) return d;
+    return {};
+  }
+
+  Result<void> create_subscription(const SubscriptionConfig& config) override {
+    BACKBONE_TRY(validate_subscription_config(config));
+    BACKBONE_TRY(check_encodable(config.name, "subscription"));
+    if (client_->kv_get(subscription_key(config.name)).ok()) {
+      return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
+    }
+    BACKBONE_TRY(get_topic(config.topic));
+    BACKBONE_TRY(check_dead_letter_topic(config));
+    auto ts = client_->stream_state(topic_stream(ns_, config.topic));
+    if (!ts.ok()) return ts.error();
+    SubscriptionEntry e{config, ts->last_seq + 1, new_uid()};
+    BACKBONE_TRY(NatsSubscription::create_journal(*client_, ns_, e));
+    auto r = client_->kv_create(subscription_key(config.name), entry_text(e));
+    if (r.code() == Errc::kAlreadyExists) {
+      return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
+    }
+    return r;
+  }
+
+  Result<SubscriptionConfig> get_subscription(std::string_view name) override {
+    auto e = entry(name);
+    if (!e.ok()) return e.error();
+    return e->first.config;
+  }
+
+  Result<std::vector<SubscriptionConfig>> list_subscriptions() override {
+    auto subs = entries();
+    if (!subs.ok()) return subs.error();
+    std::vector<SubscriptionConfig> out;
+    for (auto& [key, e] : *subs) out.push_back(std::move(e.first.config));
+    return out;
+  }
+
+  Result<void> update_subscription(const SubscriptionConfig& config) override {
+    BACKBONE_TRY(validate_subscription_config(config));
+    auto e = entry(config.name);
+    if (!e.ok()) return e.error();
+    if (config.topic != e->first.config.topic) {
+      return make_error(Errc::kInvalidArgument, "a subscription's topic cannot change", "topic");
+    }
+    if (config.ordered != e->first.config.ordered) {
+      return make_error(Errc::kInvalidArgument, "message ordering cannot change after creation",
+                        "enable_message_ordering");
+    }
+    BACKBONE_TRY(check_dead_letter_topic(config));
+    SubscriptionEntry next = e->first;
+    next.config = config;
+    BACKBONE_TRY(client_->kv_update(subscription_key(config.name), entry_text(next), e->second));
+    if (auto s = local(config.name)) s->set_config(config);
+    return {};
+  }
+
+  Result<void> delete_subscription(std::string_view name) override {
+    BACKBONE_TRY(entry(name));
+    BACKBONE_TRY(client_->kv_delete(subscription_key(name)));
+    {
+      std::lock_guard lk(mu_);
+      subs_.erase(std::string(name));
+    }
+    auto d = client_->delete_stream(journal_stream(ns_, name));
+    if (!d.ok() && d.code() != Errc::kNotFound) return d;
+    return {};
+  }
+
+  Result<std::vector<std::string>> publish(std::string_view topic,
+                                           std::span<const OutgoingMessage> messages) override {
+    BACKBONE_TRY(validate_messages(messages));
+    const std::string subject = topic_subject(ns_, topic);
+    const int64_t now = clock_.now().micros();
+    std::vector<OutgoingNatsMessage> out;
+    std::vector<std::string> ids;
+    out.reserve(messages.size());
+    ids.reserve(messages.size());
+    for (const OutgoingMessage& m : messages) {
+      OutgoingNatsMessage o;
+      o.subject = subject;
+      o.msg_id = ids_.next().str();
+      delivery::encode_message({0, now, m.ordering_key, m.attributes, m.data}, o.payload);
+      ids.push_back(o.msg_id);
+      out.push_back(std::move(o));
+    }
+    auto r = client_->publish(out);
+    if (!r.ok()) {
+      if (get_topic(topic).code() == Errc::kNotFound) {
+        return make_error(Errc::kNotFound, "topic " + std::string(topic) + " does not exist");
+      }
+      return r.error();
+    }
+    return ids;
+  }
+
+  Result<std::vector<ReceivedMessage>> pull(std::string_view subscription, size_t max,
+                                            int64_t wait_us) override {
+    auto s = served(subscription);
+    if (!s.ok()) return s.error();
+    return (*s)->pull(max, wait_us);
+  }
+
+  Result<size_t> ack(std::string_view subscription, std::span<const std::string> ack_ids) override {
+    auto s = served(subscription);
+    if (!s.ok()) return s.error();
+    return (*s)->ack(ack_ids);
+  }
+
+  Result<void> nack(std::string_view subscription, std::span<const std::string> ack_ids,
+                    std::optional<int64_t> delay_us, std::string_view reason) override {
+    if (delay_us) BACKBONE_TRY(validate_delay(*delay_us, "delay"));
+    auto s = served(subscription);
+    if (!s.ok()) return s.error();
+    return (*s)->nack(ack_ids, delay_us, reason.empty() ? "nacked" : std::string(reason));
+  }
+
+  Result<void> modify_ack_deadline(std::string_view subscription,
+                                   std::span<const std::string> ack_ids,
+                                   int64_t deadline_us) override {
+    BACKBONE_TRY(validate_delay(deadline_us, "ack_deadline"));
+    auto s = served(subscription);
+    if (!s.ok()) return s.error();
+    return (*s)->modify_ack_deadline(ack_ids, deadline_us);
+  }
+
+  Result<void> dead_letter(std::string_view subscription, const std::string& ack_id,
+                           std::string_view reason) override {
+    auto s = served(subscription);
+    if (!s.ok()) return s.error();
+    if (!(*s)->config().dead_letter) {
+      return make_error(Errc::kInvalidArgument,
+                        "subscription " + std::string(subscription) + " has no dead-letter policy",
+                        "dead_letter_policy");
+    }
+    return (*s)->dead_letter(ack_id, std::string(reason));
+  }
+
+  Result<SubscriptionStats> stats(std::string_view subscription) override {
+    auto s = served(subscription);
+    if (!s.ok()) return s.error();
+    return (*s)->stats();
+  }
+
+ private:
+  // The catalog entry of a subscription, with its revision.
+  Result<std::pair<SubscriptionEntry, uint64_t>> entry(std::string_view name) {
+    const std::string key = subscription_key(name);
+    auto v = client_->kv_get(key);
+    if (v.code() == Errc::kNotFound) {
+      return make_error(Errc::kNotFound, "subscription " + std::string(name) + " does not exist");
+    }
+    if (!v.ok()) return v.error();
+    auto e = parse_entry(v->first, key);
+    if (!e.ok()) return e.error();
+    return std::pair{std::move(*e), v->second};
+  }
+
+  // Every subscription's catalog entry, by key.
+  Result<std::map<std::string, std::pair<SubscriptionEntry, uint64_t>>> entries() {
+    auto keys = client_->kv_keys();
+    if (!keys.ok()) return keys.error();
+    std::map<std::string, std::pair<SubscriptionEntry, uint64_t>> out;
+    for (const std::string& k : *keys) {
+      if (!k.starts_with("s.")) continue;
+      auto v = client_->kv_get(k);
+      if (v.code() == Errc::kNotFound) continue;
+      if (!v.ok()) return v.error();
+      auto e = parse_entry(v->first, k);
+      if (!e.ok()) return e.error();
+      out.emplace(k, std::pair{std::move(*e), v->second});
+    }
+    return out;
+  }
+
+  std::shared_ptr<NatsSubscription> local(const std::string& name) {
+    std::lock_guard lk(mu_);
+    auto it = subs_.find(name);
+    return it == subs_.end() ? nullptr : it->second;
+  }
+
+  // This process' server of a subscription, made on first use from the catalog.
+  Result<std::shared_ptr<NatsSubscription>> served(std::string_view name) {
+    if (auto s = local(std::string(name))) return s;
+    auto e = entry(name);
+    if (!e.ok()) return e.error();
+    const bool detached = e->first.config.topic == kDetachedTopic;
+    auto s = std::make_shared<NatsSubscription>(*client_, ns_, std::move(e->first), clock_);
+    if (detached) s->detach();
+    std::lock_guard lk(mu_);
+    auto [it, inserted] = subs_.emplace(std::string(name), s);
+    return it->second;
+  }
+
+  Result<void> check_dead_letter_topic(const SubscriptionConfig& c) {
+    if (!c.dead_letter) return {};
+    if (get_topic(c.dead_letter->topic).code() == Errc::kNotFound) {
+      return make_error(Errc::kNotFound,
+                        "dead-letter topic " + c.dead_letter->topic + " does not exist",
+                        "dead_letter_policy.topic");
+    }
+    return {};
+  }
+
+  std::unique_ptr<NatsClient> client_;
+  const std::string ns_;
+  const Clock& clock_;
+  EventIdGenerator ids_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<NatsSubscription>> subs_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Broker>> open_nats_broker(const NatsUrl& url, const Clock* clock) {
+  auto client = NatsClient::connect(url);
+  if (!client.ok()) return client.error();
+  BACKBONE_TRY((*client)->open_bucket(catalog_bucket(url.ns), url.replicas));
+  return std::unique_ptr<Broker>(
+      new NatsBroker(std::move(*client), clock ? *clock : SystemClock::instance()));
+}
+
+}  // namespace backbone::nats

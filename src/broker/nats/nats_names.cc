@@ -1,0 +1,51 @@
+#include "broker/nats/nats_names.h"
+
+namespace backbone::nats {
+
+std::string encode_name(std::string_view name) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(name.size());
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-') {
+      out.push_back(ch);
+    } else {
+      out.push_back('_');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+Result<void> check_encodable(std::string_view name, const char* what) {
+  if (encode_name(name).size() > kMaxEncodedName) {
+    return make_error(Errc::kInvalidArgument,
+                      std::string("the NATS backend takes ") + what +
+                          " names whose encoding is at most 200 bytes (about 100 punctuation marks "
+                          "or 200 letters)",
+                      "name");
+  }
+  return {};
+}
+
+std::string topic_stream(const std::string& ns, std::string_view topic) {
+  return ns + "-t-" + encode_name(topic);
+}
+std::string topic_subject(const std::string& ns, std::string_view topic) {
+  return ns + ".t." + encode_name(topic);
+}
+std::string journal_stream(const std::string& ns, std::string_view subscription) {
+  return ns + "-s-" + encode_name(subscription);
+}
+std::string journal_subject(const std::string& ns, std::string_view subscription) {
+  return ns + ".s." + encode_name(subscription);
+}
+std::string catalog_bucket(const std::string& ns) { return ns + "-catalog"; }
+std::string topic_key(std::string_view topic) { return "t." + encode_name(topic); }
+std::string subscription_key(std::string_view subscription) {
+  return "s." + encode_name(subscription);
+}
+
+}  // namespace backbone::nats

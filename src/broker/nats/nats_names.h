@@ -1,0 +1,35 @@
+// How the NATS backend names what it keeps in JetStream (doc/broker_nats.md). Every name
+// starts with the URL's namespace `ns`; a topic or subscription name enters as its encoding
+// enc(name): [A-Za-z0-9-] kept, every other byte as "_XX" (two upper-case hex digits), so
+// that it is one subject token and a valid stream and key name ("orders.eu-1" becomes
+// "orders_2Eeu-1").
+//
+//   topic T            stream  <ns>-t-<enc T>   subject <ns>.t.<enc T>
+//   subscription S     stream  <ns>-s-<enc S>   subject <ns>.s.<enc S>   (its delivery journal)
+//   catalog            bucket  <ns>-catalog     keys t.<enc T>, s.<enc S>
+//
+// Thread-safety: plain functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "backbone/result.h"
+
+namespace backbone::nats {
+
+std::string encode_name(std::string_view name);
+// The longest resource name the backend takes (stream names become file names).
+inline constexpr size_t kMaxEncodedName = 200;
+// kInvalidArgument when `name`'s encoding is longer than kMaxEncodedName.
+Result<void> check_encodable(std::string_view name, const char* what);
+
+std::string topic_stream(const std::string& ns, std::string_view topic);
+std::string topic_subject(const std::string& ns, std::string_view topic);
+std::string journal_stream(const std::string& ns, std::string_view subscription);
+std::string journal_subject(const std::string& ns, std::string_view subscription);
+std::string catalog_bucket(const std::string& ns);
+std::string topic_key(std::string_view topic);
+std::string subscription_key(std::string_view subscription);
+
+}  // namespace backbone::nats

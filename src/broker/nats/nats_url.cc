@@ -1,0 +1,103 @@
+#include "broker/nats/nats_url.h"
+
+#include <charconv>
+
+namespace backbone::nats {
+namespace {
+
+Error bad(const std::string& why) { return make_error(Errc::kInvalidArgument, why, "broker"); }
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1) {
+      int v = 0;
+      if (std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16).ec == std::errc()) {
+        out.push_back(static_cast<char>(v));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+bool parse_int(std::string_view s, int64_t& v) {
+  return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), v).ec == std::errc() &&
+         v >= 0;
+}
+
+}  // namespace
+
+Result<NatsUrl> parse_nats_url(std::string_view url) {
+  constexpr std::string_view kScheme = "nats://";
+  if (!url.starts_with(kScheme)) return bad("want nats://host:port");
+  std::string_view rest = url.substr(kScheme.size());
+  NatsUrl o;
+  std::string_view query;
+  if (const size_t q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  if (const size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    const std::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const size_t colon = userinfo.find(':');
+    o.user = percent_decode(userinfo.substr(0, colon));
+    if (colon != std::string_view::npos) o.password = percent_decode(userinfo.substr(colon + 1));
+  }
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view host = rest.substr(0, comma);
+    const size_t colon = host.rfind(':');
+    int64_t port = 0;
+    if (host.empty() || colon == std::string_view::npos || colon == 0 ||
+        !parse_int(host.substr(colon + 1), port) || port == 0 || port > 65535) {
+      return bad("\"" + std::string(host) + "\" is not host:port in " + redact_nats_url(url));
+    }
+    o.servers.push_back("nats://" + std::string(host));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  if (o.servers.empty()) return bad("no server in " + redact_nats_url(url));
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view kv = query.substr(0, amp);
+    const size_t eq = kv.find('=');
+    const std::string key(kv.substr(0, eq));
+    const std::string_view value = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
+    int64_t n = 0;
+    if (key == "namespace") {
+      if (value.empty() || value.size() > 32 ||
+          value.find_first_not_of(
+              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") !=
+              std::string_view::npos) {
+        return bad("namespace wants 1 to 32 of [A-Za-z0-9-]");
+      }
+      o.ns = std::string(value);
+    } else if (key == "replicas") {
+      if (!parse_int(value, n) || n < 1 || n > 5) return bad("replicas wants 1 to 5");
+      o.replicas = static_cast<int>(n);
+    } else if (key == "dup_window_ms") {
+      if (!parse_int(value, n) || n < 1000) return bad("dup_window_ms wants at least 1000");
+      o.dup_window_ms = n;
+    } else {
+      return bad("unknown option " + key);
+    }
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+  }
+  return o;
+}
+
+std::string redact_nats_url(std::string_view url) {
+  const size_t scheme = url.find("://");
+  const size_t at = url.find('@');
+  if (scheme == std::string_view::npos || at == std::string_view::npos) return std::string(url);
+  const std::string_view userinfo = url.substr(scheme + 3, at - scheme - 3);
+  const size_t colon = userinfo.find(':');
+  if (colon == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, scheme + 3)) + std::string(userinfo.substr(0, colon)) + ":***" +
+         std::string(url.substr(at));
+}
+
+}  // namespace backbone::nats

@@ -1,0 +1,72 @@
+// The Broker conformance suite on the NATS JetStream backend, against the nats-server that
+// `make test` starts, each test in a namespace of its own; and what only this backend does.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+#include <atomic>
+
+#include "broker/broker_conformance.h"
+#include "broker/nats/nats_names.h"
+#include "broker/nats/nats_url.h"
+#include "test_servers.h"
+
+namespace backbone::testing {
+namespace {
+
+class NatsHarness final : public BrokerHarness {
+ public:
+  explicit NatsHarness(std::string server) : server_(std::move(server)) {
+    static std::atomic<int> n{0};
+    ns_ = "t" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+  }
+  std::string url() override { return server_ + "?namespace=" + ns_; }
+
+ private:
+  std::string server_, ns_;
+};
+
+std::unique_ptr<BrokerHarness> make_nats_harness() {
+  const std::string server = test_server_url("nats");
+  if (server.empty()) return nullptr;
+  return std::make_unique<NatsHarness>(server);
+}
+
+INSTANTIATE_TEST_SUITE_P(Nats, BrokerConformance,
+                         ::testing::Values(BrokerBackend{"nats", make_nats_harness}),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(NatsUrl, ServersUserAndOptionsAreParsed) {
+  auto u = nats::parse_nats_url(
+      "nats://"
+      "bb:p%40ss@10.0.0.1:4222,10.0.0.2:4223?namespace=prod-1&replicas=3&dup_window_ms=5000");
+  ASSERT_TRUE(u.ok()) << u.error().describe();
+  EXPECT_EQ(u->servers, (std::vector<std::string>{"nats://10.0.0.1:4222", "nats://10.0.0.2:4223"}));
+  EXPECT_EQ(u->user, "bb");
+  EXPECT_EQ(u->password, "p@ss");
+  EXPECT_EQ(u->ns, "prod-1");
+  EXPECT_EQ(u->replicas, 3);
+  EXPECT_EQ(u->dup_window_ms, 5000);
+  EXPECT_EQ(nats::redact_nats_url("nats://bb:secret@h:1"), "nats://bb:***@h:1");
+}
+
+TEST(NatsUrl, BadUrlsAreRefusedWithTheReason) {
+  for (const char* bad : {"nats://", "nats://host", "nats://h:0", "nats://h:99999",
+                          "nats://h:1?replicas=9", "nats://h:1?namespace=a.b", "nats://h:1?bogus=1",
+                          "http://h:1", "nats://h:1?dup_window_ms=10"}) {
+    auto u = nats::parse_nats_url(bad);
+    EXPECT_EQ(u.code(), Errc::kInvalidArgument) << bad;
+  }
+}
+
+TEST(NatsNames, NamesBecomeOneSubjectTokenInjectively) {
+  EXPECT_EQ(nats::encode_name("events.raw.sandbox"), "events_2Eraw_2Esandbox");
+  EXPECT_EQ(nats::encode_name("a_b"), "a_5Fb");
+  EXPECT_NE(nats::encode_name("a._b"), nats::encode_name("a_.b"));
+  EXPECT_EQ(nats::topic_subject("bb", "events.raw.production"), "bb.t.events_2Eraw_2Eproduction");
+  EXPECT_EQ(nats::topic_stream("bb", "x~y"), "bb-t-x_7Ey");
+  EXPECT_EQ(nats::check_encodable(std::string(201, 'a'), "topic").code(), Errc::kInvalidArgument);
+  EXPECT_TRUE(nats::check_encodable(std::string(200, 'a'), "topic").ok());
+}
+
+}  // namespace
+}  // namespace backbone::testing

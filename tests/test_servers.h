@@ -1,0 +1,22 @@
+// The throwaway servers that `make test` starts (scripts/with-test-servers.sh) and how a test
+// finds them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace backbone::testing {
+
+// The URL of the test server for `kind` ("postgresql", "mysql", "nats"), or "" when none was
+// started for the tests.
+std::string test_server_url(const std::string& kind);
+// Whether the server tests must run (set by `make test`): then a missing server is a failure.
+bool test_servers_required();
+
+// A loopback TCP port that nothing listens on now.
+uint16_t free_loopback_port();
+// Runs scripts/<script> with `args` (a shell command line); returns its standard output
+// without the trailing newlines, and fails the test if it exits non-zero.
+std::string run_test_script(const std::string& script, const std::string& args);
+
+}  // namespace backbone::testing
