@@ -13,6 +13,15 @@ std::string test_server_url(const std::string& kind);
 // Whether the server tests must run (set by `make test`): then a missing server is a failure.
 bool test_servers_required();
 
+// In a test's SetUp: skips the test when no test server of `kind` was started, or fails it
+// when `make test` said that the servers must be there.
+#define BACKBONE_REQUIRE_TEST_SERVER(kind)                                      \
+  if (::backbone::testing::test_server_url(kind).empty()) {                     \
+    ASSERT_FALSE(::backbone::testing::test_servers_required())                  \
+        << "no " << (kind) << " server for the tests";                          \
+    GTEST_SKIP() << "no " << (kind) << " test server: run through `make test`"; \
+  }
+
 // A loopback TCP port that nothing listens on now.
 uint16_t free_loopback_port();
 // Runs scripts/<script> with `args` (a shell command line); returns its standard output

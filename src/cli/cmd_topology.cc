@@ -1,9 +1,13 @@
 // `backbone topology show`: the topics and subscriptions of each environment with their
 // policies, their state in the broker (ok, missing, drift) and their backlog.
+// `backbone topology permissions --env E`: the nats-server permissions of a user confined to
+// environment E (nats:// brokers).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <map>
 
+#include "broker/nats/nats_permissions.h"
+#include "broker/nats/nats_url.h"
 #include "cli/cli_context.h"
 #include "cli/topology_view.h"
 
@@ -78,6 +82,35 @@ void run_show(CliContext& ctx) {
   if (ctx.json) std::printf("%s\n", out.dump().c_str());
 }
 
+void run_permissions(CliContext& ctx) {
+  auto topology = ctx.topology();
+  if (!topology.ok()) return ctx.fail(topology.error());
+  if (!ctx.config.broker.starts_with("nats://")) {
+    return ctx.fail(make_error(Errc::kInvalidArgument,
+                               "permissions are for a nats:// broker; this one is " +
+                                   nats::redact_nats_url(ctx.config.broker),
+                               "broker"));
+  }
+  auto url = nats::parse_nats_url(ctx.config.broker);
+  if (!url.ok()) return ctx.fail(url.error());
+  const std::string env = ctx.env();
+  std::vector<std::string> topics, subs;
+  for (const TopicConfig& t : topology->topics(env)) topics.push_back(t.name);
+  for (const SubscriptionConfig& s : topology->subscriptions(env)) subs.push_back(s.name);
+  const std::string inbox = nats::environment_inbox_prefix(env);
+  const std::string perms =
+      nats::format_permissions(nats::environment_permissions(url->ns, inbox, topics, subs));
+  if (ctx.json) {
+    std::printf("%s\n", perms.c_str());
+    return;
+  }
+  std::printf(
+      "# nats-server permissions of a user confined to the %s environment (namespace %s).\n"
+      "# Its broker URL must carry ?namespace=%s&inbox_prefix=%s\n"
+      "permissions: %s\n",
+      env.c_str(), url->ns.c_str(), url->ns.c_str(), inbox.c_str(), perms.c_str());
+}
+
 }  // namespace
 
 void register_topology(CLI::App& app, CliContext& ctx) {
@@ -88,6 +121,11 @@ void register_topology(CLI::App& app, CliContext& ctx) {
                            "List topics and subscriptions with their policies, drift and backlog "
                            "(every environment unless --env)");
   show->callback([&ctx] { run_show(ctx); });
+  auto* perms = topo->add_subcommand(
+      "permissions",
+      "Print the nats-server permissions of a NATS user confined to --env's topics and "
+      "subscriptions");
+  perms->callback([&ctx] { run_permissions(ctx); });
 }
 
 }  // namespace backbone::cli

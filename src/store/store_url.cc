@@ -3,35 +3,9 @@
 #include <charconv>
 #include <optional>
 
+#include "core/percent_decode.h"
+
 namespace backbone {
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decoding; nullopt on a malformed escape.
-std::optional<std::string> decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
-}  // namespace
 
 Result<StoreUrl> parse_store_url(std::string_view url) {
   auto bad = [&](const std::string& why) {
@@ -62,8 +36,8 @@ Result<StoreUrl> parse_store_url(std::string_view url) {
       query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
       const size_t eq = pair.find('=');
       if (eq == std::string_view::npos || eq == 0) return bad("want param=value in the query");
-      auto key = decode(pair.substr(0, eq));
-      auto value = decode(pair.substr(eq + 1));
+      auto key = percent_decode(pair.substr(0, eq));
+      auto value = percent_decode(pair.substr(eq + 1));
       if (!key || !value) return bad("malformed %-escape in the query");
       out.params[*key] = *value;
     }
@@ -72,7 +46,7 @@ Result<StoreUrl> parse_store_url(std::string_view url) {
   if (slash == std::string_view::npos || slash + 1 == rest.size()) {
     return bad("no database name (want " + out.scheme + "://host:port/database)");
   }
-  auto database = decode(rest.substr(slash + 1));
+  auto database = percent_decode(rest.substr(slash + 1));
   if (!database || database->find('/') != std::string::npos) return bad("bad database name");
   out.database = *database;
   std::string_view authority = rest.substr(0, slash);
@@ -80,9 +54,9 @@ Result<StoreUrl> parse_store_url(std::string_view url) {
     std::string_view userinfo = authority.substr(0, at);
     authority = authority.substr(at + 1);
     const size_t colon = userinfo.find(':');
-    auto user = decode(userinfo.substr(0, colon));
-    auto password =
-        decode(colon == std::string_view::npos ? std::string_view() : userinfo.substr(colon + 1));
+    auto user = percent_decode(userinfo.substr(0, colon));
+    auto password = percent_decode(colon == std::string_view::npos ? std::string_view()
+                                                                   : userinfo.substr(colon + 1));
     if (!user || !password) return bad("malformed %-escape in the user or password");
     out.user = *user;
     out.password = *password;

@@ -38,7 +38,8 @@ INSTANTIATE_TEST_SUITE_P(Nats, BrokerConformance,
 TEST(NatsUrl, ServersUserAndOptionsAreParsed) {
   auto u = nats::parse_nats_url(
       "nats://"
-      "bb:p%40ss@10.0.0.1:4222,10.0.0.2:4223?namespace=prod-1&replicas=3&dup_window_ms=5000");
+      "bb:p%40ss@10.0.0.1:4222,10.0.0.2:4223?namespace=prod-1&replicas=3&dup_window_ms=5000&"
+      "inbox_prefix=_INBOX_prod");
   ASSERT_TRUE(u.ok()) << u.error().describe();
   EXPECT_EQ(u->servers, (std::vector<std::string>{"nats://10.0.0.1:4222", "nats://10.0.0.2:4223"}));
   EXPECT_EQ(u->user, "bb");
@@ -46,13 +47,15 @@ TEST(NatsUrl, ServersUserAndOptionsAreParsed) {
   EXPECT_EQ(u->ns, "prod-1");
   EXPECT_EQ(u->replicas, 3);
   EXPECT_EQ(u->dup_window_ms, 5000);
+  EXPECT_EQ(u->inbox_prefix, "_INBOX_prod");
   EXPECT_EQ(nats::redact_nats_url("nats://bb:secret@h:1"), "nats://bb:***@h:1");
 }
 
 TEST(NatsUrl, BadUrlsAreRefusedWithTheReason) {
-  for (const char* bad : {"nats://", "nats://host", "nats://h:0", "nats://h:99999",
-                          "nats://h:1?replicas=9", "nats://h:1?namespace=a.b", "nats://h:1?bogus=1",
-                          "http://h:1", "nats://h:1?dup_window_ms=10"}) {
+  for (const char* bad :
+       {"nats://", "nats://host", "nats://h:0", "nats://h:99999", "nats://h:1?replicas=9",
+        "nats://h:1?namespace=a.b", "nats://h:1?bogus=1", "http://h:1",
+        "nats://h:1?dup_window_ms=10", "nats://u:p%4@h:1", "nats://h:1?inbox_prefix=a.b"}) {
     auto u = nats::parse_nats_url(bad);
     EXPECT_EQ(u.code(), Errc::kInvalidArgument) << bad;
   }

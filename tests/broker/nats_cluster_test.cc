@@ -35,10 +35,7 @@ constexpr char kNs[] = "cluster";
 class NatsCluster : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (test_server_url("nats").empty()) {
-      ASSERT_FALSE(test_servers_required()) << "no nats-server for the tests";
-      GTEST_SKIP() << "no NATS test server: run through `make test`";
-    }
+    BACKBONE_REQUIRE_TEST_SERVER("nats");
     dir_ = std::make_unique<TempDir>();
     for (int i = 0; i < 3; ++i) {
       ports_[i] = std::to_string(free_loopback_port());

@@ -13,6 +13,7 @@
 #include "store/sql/role_grants.h"
 #include "store/sql/sql_login.h"
 #include "store/store_url.h"
+#include "test_servers.h"
 
 namespace backbone::testing {
 namespace {
@@ -38,11 +39,8 @@ size_t count(const std::string& text, const std::string& what) {
 class ServerClients : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    BACKBONE_REQUIRE_TEST_SERVER(GetParam());
     const std::string admin = test_server_url(GetParam());
-    if (admin.empty()) {
-      ASSERT_FALSE(test_servers_required()) << "no " << GetParam() << " server for the tests";
-      GTEST_SKIP() << "no " << GetParam() << " server: run through `make test`";
-    }
     harness_ = std::make_unique<ServerHarness>(admin);
     StoreOptions o;
     o.url = harness_->url();

@@ -22,10 +22,7 @@ std::string test_db(const std::string& args) { return run_test_script("test-db.s
 class ServerRestart : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (test_server_url(GetParam() == "postgres" ? "postgresql" : "mysql").empty()) {
-      ASSERT_FALSE(test_servers_required()) << "no " << GetParam() << " for the tests";
-      GTEST_SKIP() << "no " << GetParam() << " test server: run through `make test`";
-    }
+    BACKBONE_REQUIRE_TEST_SERVER(GetParam() == "postgres" ? "postgresql" : "mysql");
     dir_ = std::make_unique<TempDir>();
     std::filesystem::permissions(dir_->path(), std::filesystem::perms::all);
     data_ = dir_->file("server");

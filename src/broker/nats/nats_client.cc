@@ -12,6 +12,7 @@ namespace {
 
 constexpr int64_t kRequestTimeoutMs = 10'000;
 constexpr int64_t kMillisToNanos = 1'000'000;
+constexpr int64_t kPublishSliceMs = 50;
 
 Error nats_error(natsStatus s, int jerr, const std::string& what) {
   std::string text = natsStatus_GetText(s);
@@ -93,6 +94,20 @@ Result<std::unique_ptr<NatsClient>> NatsClient::connect(const NatsUrl& url) {
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 5000);
   if (s == NATS_OK) s = natsOptions_SetName(opts, "backbone");
+  if (s == NATS_OK && url.inbox_prefix != "_INBOX") {
+    s = natsOptions_SetCustomInboxPrefix(opts, url.inbox_prefix.c_str());
+  }
+  if (s == NATS_OK) {
+    s = natsOptions_SetErrorHandler(
+        opts,
+        [](natsConnection* nc, natsSubscription*, natsStatus err, void* closure) {
+          const char* text = nullptr;
+          natsConnection_GetLastError(nc, &text);
+          static_cast<NatsClient*>(closure)->note_async_error(text ? text : natsStatus_GetText(err),
+                                                              err == NATS_NOT_PERMITTED);
+        },
+        c.get());
+  }
   if (s == NATS_OK) s = natsConnection_Connect(&c->conn_, opts);
   natsOptions_Destroy(opts);
   if (s != NATS_OK) return nats_error(s, 0, "cannot connect to " + url.servers.front());
@@ -111,6 +126,31 @@ NatsClient::~NatsClient() {
     natsConnection_FlushTimeout(conn_, 1000);
     natsConnection_Destroy(conn_);
   }
+}
+
+void NatsClient::note_async_error(std::string text, bool not_permitted) {
+  if (!not_permitted && text.find("Permissions Violation") == std::string::npos) return;
+  std::lock_guard lk(violations_mu_);
+  violations_.push_back(std::move(text));
+  if (violations_.size() > 64) violations_.pop_front();
+  ++violation_count_;
+}
+
+uint64_t NatsClient::violation_count() {
+  std::lock_guard lk(violations_mu_);
+  return violation_count_;
+}
+
+std::optional<Error> NatsClient::refusal(const std::string& subject, uint64_t since) {
+  std::lock_guard lk(violations_mu_);
+  const uint64_t fresh = std::min<uint64_t>(violation_count_ - since, violations_.size());
+  const std::string quoted = "\"" + subject + "\"";
+  for (size_t i = violations_.size() - fresh; i < violations_.size(); ++i) {
+    if (violations_[i].find(quoted) != std::string::npos) {
+      return make_error(Errc::kPermissionDenied, "NATS: " + violations_[i]);
+    }
+  }
+  return std::nullopt;
 }
 
 Result<void> NatsClient::add_stream(const StreamSpec& spec) {
@@ -190,6 +230,7 @@ Result<std::vector<uint64_t>> NatsClient::publish(std::span<const OutgoingNatsMe
     p->error.reset();
     for (size_t i = 0; i < messages.size(); ++i) p->index[messages[i].msg_id] = i;
   }
+  const uint64_t violations_before = violation_count();
   std::optional<Error> failed;
   size_t sent = 0;
   for (const auto& m : messages) {
@@ -205,10 +246,22 @@ Result<std::vector<uint64_t>> NatsClient::publish(std::span<const OutgoingNatsMe
     }
     ++sent;
   }
+  // Wait for the acknowledgements a slice at a time: a publish that the server's permissions
+  // refuse is never answered, only reported on the connection.
   jsPubOptions po;
   jsPubOptions_Init(&po);
-  po.MaxWait = kRequestTimeoutMs;
-  natsStatus s = js_PublishAsyncComplete(p->js, &po);
+  po.MaxWait = kPublishSliceMs;
+  natsStatus s = NATS_TIMEOUT;
+  for (int64_t waited = 0; !failed && waited < kRequestTimeoutMs; waited += kPublishSliceMs) {
+    s = js_PublishAsyncComplete(p->js, &po);
+    if (s != NATS_TIMEOUT) break;
+    for (const auto& m : messages) {
+      if (auto refused = refusal(m.subject, violations_before)) {
+        failed = *refused;
+        break;
+      }
+    }
+  }
   if (s != NATS_OK && !failed) {
     failed = nats_error(s, 0, "publish acknowledgements did not arrive");
   }
@@ -241,11 +294,15 @@ Result<uint64_t> NatsClient::publish_fenced(const std::string& subject, const st
   jsPubOptions_Init(&po);
   po.MaxWait = kRequestTimeoutMs;
   po.ExpectLastSeq = expected_last_seq;
+  const uint64_t violations_before = violation_count();
   jsErrCode jerr = static_cast<jsErrCode>(0);
   jsPubAck* pa = nullptr;
   natsStatus s = js_Publish(&pa, js_, subject.c_str(), payload.data(),
                             static_cast<int>(payload.size()), &po, &jerr);
-  if (s != NATS_OK) return nats_error(s, jerr, "cannot append to " + subject);
+  if (s != NATS_OK) {
+    if (auto refused = refusal(subject, violations_before)) return *refused;
+    return nats_error(s, jerr, "cannot append to " + subject);
+  }
   const uint64_t seq = pa->Sequence;
   jsPubAck_Destroy(pa);
   return seq;

@@ -3,7 +3,9 @@
 //
 //   stream not found            kNotFound
 //   wrong last sequence (fence) kConflict
-//   permission violation        kPermissionDenied
+//   permission violation        kPermissionDenied (a publish that the server refuses is
+//                               never answered: the refusal reported on the connection ends
+//                               the wait)
 //   timeouts, no server,
 //   no responders, closed       kUnavailable
 //
@@ -14,7 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -106,6 +110,15 @@ class NatsClient {
  private:
   friend class StreamReader;
   explicit NatsClient(NatsUrl url);
+  // Keeps an error that arrived on the connection if it is a permission violation.
+  void note_async_error(std::string text, bool not_permitted);
+  uint64_t violation_count();
+  // kPermissionDenied if a violation on `subject` was reported after `since` violations.
+  std::optional<Error> refusal(const std::string& subject, uint64_t since);
+
+  std::mutex violations_mu_;
+  std::deque<std::string> violations_;  // GUARDED_BY(violations_mu_), the last 64
+  uint64_t violation_count_ = 0;        // GUARDED_BY(violations_mu_)
   NatsUrl url_;
   std::unique_ptr<PublisherPool> pool_;
   __natsConnection* conn_ = nullptr;

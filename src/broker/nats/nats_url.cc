@@ -1,26 +1,21 @@
 #include "broker/nats/nats_url.h"
 
+#include <algorithm>
 #include <charconv>
+
+#include "core/percent_decode.h"
 
 namespace backbone::nats {
 namespace {
 
 Error bad(const std::string& why) { return make_error(Errc::kInvalidArgument, why, "broker"); }
 
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1) {
-      int v = 0;
-      if (std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16).ec == std::errc()) {
-        out.push_back(static_cast<char>(v));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
+// 1 to `max` characters of [A-Za-z0-9] and `extra`.
+bool is_word(std::string_view v, size_t max, std::string_view extra) {
+  return !v.empty() && v.size() <= max && std::all_of(v.begin(), v.end(), [&](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           extra.find(c) != std::string_view::npos;
+  });
 }
 
 bool parse_int(std::string_view s, int64_t& v) {
@@ -44,8 +39,12 @@ Result<NatsUrl> parse_nats_url(std::string_view url) {
     const std::string_view userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
     const size_t colon = userinfo.find(':');
-    o.user = percent_decode(userinfo.substr(0, colon));
-    if (colon != std::string_view::npos) o.password = percent_decode(userinfo.substr(colon + 1));
+    auto user = percent_decode(userinfo.substr(0, colon));
+    auto password = percent_decode(colon == std::string_view::npos ? std::string_view()
+                                                                   : userinfo.substr(colon + 1));
+    if (!user || !password) return bad("malformed %-escape in the user or password");
+    o.user = std::move(*user);
+    o.password = std::move(*password);
   }
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
@@ -68,13 +67,11 @@ Result<NatsUrl> parse_nats_url(std::string_view url) {
     const std::string_view value = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
     int64_t n = 0;
     if (key == "namespace") {
-      if (value.empty() || value.size() > 32 ||
-          value.find_first_not_of(
-              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") !=
-              std::string_view::npos) {
-        return bad("namespace wants 1 to 32 of [A-Za-z0-9-]");
-      }
+      if (!is_word(value, 32, "-")) return bad("namespace wants 1 to 32 of [A-Za-z0-9-]");
       o.ns = std::string(value);
+    } else if (key == "inbox_prefix") {
+      if (!is_word(value, 64, "-_")) return bad("inbox_prefix wants 1 to 64 of [A-Za-z0-9-_]");
+      o.inbox_prefix = std::string(value);
     } else if (key == "replicas") {
       if (!parse_int(value, n) || n < 1 || n > 5) return bad("replicas wants 1 to 5");
       o.replicas = static_cast<int>(n);

@@ -1,6 +1,7 @@
 // The `nats://` broker URL:
 //
-//   nats://[user:password@]host:port[,host:port…][?namespace=N&replicas=R&dup_window_ms=D]
+//   nats://[user:password@]host:port[,host:port…][?namespace=N&replicas=R&dup_window_ms=D
+//                                                 &inbox_prefix=P]
 //
 //  - host:port…   the servers of one NATS cluster (any of them will do; the client follows the
 //                 cluster);
@@ -11,7 +12,10 @@
 //  - replicas     the replicas of every stream and bucket it creates, 1 to 5 (default 1; a
 //                 3-node cluster wants 3);
 //  - dup_window_ms  how long JetStream remembers a message id to drop a re-sent publish
-//                 (default 120000).
+//                 (default 120000);
+//  - inbox_prefix  the subject prefix of the replies this client receives (default "_INBOX");
+//                 a user restricted to one environment gets its own, so that it can subscribe
+//                 to its replies and to nothing else (nats_permissions.h).
 //
 // Thread-safety: plain values and functions.
 #pragma once
@@ -31,6 +35,7 @@ struct NatsUrl {
   std::string ns = "backbone";
   int replicas = 1;
   int64_t dup_window_ms = 120'000;
+  std::string inbox_prefix = "_INBOX";
 };
 
 Result<NatsUrl> parse_nats_url(std::string_view url);
