@@ -1,4 +1,5 @@
-// bench/broker: the embedded broker against NATS JetStream doing the same work, in one run.
+// bench/broker: the embedded broker, and the NATS backend (the Broker port on JetStream), each
+// against plain libnats on JetStream doing the same work, in one run.
 //
 // For each message size: N messages over 1000 ordering keys are
 //  1. published (ours: 2 threads publishing batches of 500; JetStream: async publish from one
@@ -7,8 +8,10 @@
 //     JetStream: a durable pull consumer, fetch 1000, ack each).
 // Then publish-to-delivery latency is measured at a steady rate of about a third of our peak
 // (a publisher sending batches of 10 every millisecond and a consumer waiting in pull/fetch).
-// Durability tiers differ, and the table says how: ours acknowledges a publish after fsync;
-// JetStream's file store acknowledges before fsync (it syncs every 2 minutes by default).
+// Durability tiers differ, and the table says how: the embedded broker acknowledges a publish
+// after fsync; JetStream's file store, and so the NATS backend, before fsync (it syncs every 2
+// minutes by default). The NATS backend's floor is the plain libnats row: the same server
+// build, a fresh server each, the same messages.
 //
 // Last, memory: the peak RSS of a process that holds a backlog of 1M unacked 256 B messages.
 //
@@ -70,10 +73,9 @@ std::pair<double, double> percentiles(std::vector<double> v) {
 
 // ---- ours ----------------------------------------------------------------------------------
 
-std::unique_ptr<Broker> open_ours(const std::string& dir) {
-  std::filesystem::remove_all(dir);
+std::unique_ptr<Broker> open_ours(const std::string& url) {
   BrokerOptions o;
-  o.url = "embedded://" + dir;
+  o.url = url;
   auto b = Broker::open(o);
   if (!b.ok()) {
     std::fprintf(stderr, "%s\n", b.error().describe().c_str());
@@ -89,9 +91,15 @@ std::unique_ptr<Broker> open_ours(const std::string& dir) {
   return std::move(*b);
 }
 
-Figures run_ours(const Options& o, size_t size) {
+std::string embedded_url(const std::string& dir) {
+  std::filesystem::remove_all(dir);
+  return "embedded://" + dir;
+}
+
+// The Broker port at `url`.
+Figures run_ours(const Options& o, size_t size, const std::string& url) {
   Figures f;
-  auto b = open_ours(o.dir + "/ours");
+  auto b = open_ours(url);
   constexpr int kThreads = 2, kBatch = 500;
   const int per_thread = o.messages / kThreads;
   auto t0 = Clock::now();
@@ -276,7 +284,7 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(o.dir);
   if (backlog_only) {
     // A fresh process, so that the peak RSS is the backlog's alone.
-    auto b = open_ours(o.dir + "/backlog");
+    auto b = open_ours(embedded_url(o.dir + "/backlog"));
     std::vector<OutgoingMessage> batch;
     for (int i = 0; i < o.backlog; ++i) {
       batch.push_back({payload(256, 0), {}, "k" + std::to_string(i % kKeys)});
@@ -305,36 +313,55 @@ int main(int argc, char** argv) {
   std::printf("%d messages per run over %d ordering keys, median of %d rounds\n", o.messages, kKeys,
               o.rounds);
   std::printf(
-      "durability: backbone acks a publish after fsync (group commit); JetStream "
-      "(nats-server %s, file storage) acks before fsync\n\n",
+      "durability: backbone (embedded) acks a publish after fsync (group commit); JetStream "
+      "(nats-server %s, file storage, 1 replica), and backbone-nats on it, ack before fsync\n"
+      "ratio embedded = backbone / jetstream; ratio nats = backbone-nats / jetstream (its "
+      "floor)\n\n",
       "2.9");
-  std::printf("%-6s %-10s %14s %14s %10s %10s\n", "size", "system", "publish msg/s",
+  std::printf("%-6s %-14s %14s %14s %10s %10s\n", "size", "system", "publish msg/s",
               "consume msg/s", "p50 us", "p99 us");
   int port = 14222;
   for (size_t size : {size_t{256}, size_t{1024}}) {
-    std::vector<double> op, oc, np, nco, o50, o99, n50, n99, rp, rc;
+    // Per system: publish, consume, p50, p99 of each round.
+    enum { kEmbedded, kJetStream, kOnNats, kSystems };
+    std::vector<double> pub[kSystems], con[kSystems], p50[kSystems], p99[kSystems];
+    std::vector<double> ratio_pub[2], ratio_con[2];
     for (int r = 0; r < o.rounds; ++r) {
-      Figures a = run_ours(o, size);
-      Figures n = run_nats(o, size, port++);
-      op.push_back(a.publish);
-      oc.push_back(a.consume);
-      o50.push_back(a.p50_us);
-      o99.push_back(a.p99_us);
-      np.push_back(n.publish);
-      nco.push_back(n.consume);
-      n50.push_back(n.p50_us);
-      n99.push_back(n.p99_us);
-      rp.push_back(a.publish / n.publish);
-      rc.push_back(a.consume / n.consume);
+      Figures f[kSystems];
+      f[kEmbedded] = run_ours(o, size, embedded_url(o.dir + "/ours"));
+      f[kJetStream] = run_nats(o, size, port++);
+      {
+        const std::string dir = o.dir + "/nats-backend";
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directories(dir);
+        NatsServer server(port++, dir);
+        natsConnection_Destroy(server.connect());  // started
+        f[kOnNats] = run_ours(o, size, server.url() + "?namespace=bench");
+      }
+      for (int s = 0; s < kSystems; ++s) {
+        pub[s].push_back(f[s].publish);
+        con[s].push_back(f[s].consume);
+        p50[s].push_back(f[s].p50_us);
+        p99[s].push_back(f[s].p99_us);
+      }
+      ratio_pub[0].push_back(f[kEmbedded].publish / f[kJetStream].publish);
+      ratio_con[0].push_back(f[kEmbedded].consume / f[kJetStream].consume);
+      ratio_pub[1].push_back(f[kOnNats].publish / f[kJetStream].publish);
+      ratio_con[1].push_back(f[kOnNats].consume / f[kJetStream].consume);
     }
-    std::printf("%-6zu %-10s %14.0f %14.0f %10.0f %10.0f\n", size, "backbone", median(op),
-                median(oc), median(o50), median(o99));
-    std::printf("%-6zu %-10s %14.0f %14.0f %10.0f %10.0f\n", size, "jetstream", median(np),
-                median(nco), median(n50), median(n99));
-    std::printf("%-6zu %-10s %14.2f %14.2f\n", size, "ratio", median(rp), median(rc));
+    const char* names[kSystems] = {"backbone", "jetstream", "backbone-nats"};
+    for (int s = 0; s < kSystems; ++s) {
+      std::printf("%-6zu %-14s %14.0f %14.0f %10.0f %10.0f\n", size, names[s], median(pub[s]),
+                  median(con[s]), median(p50[s]), median(p99[s]));
+    }
+    std::printf("%-6zu %-14s %14.2f %14.2f\n", size, "ratio embedded", median(ratio_pub[0]),
+                median(ratio_con[0]));
+    std::printf("%-6zu %-14s %14.2f %14.2f\n", size, "ratio nats", median(ratio_pub[1]),
+                median(ratio_con[1]));
   }
   std::filesystem::remove_all(o.dir + "/ours");
   std::filesystem::remove_all(o.dir + "/nats");
+  std::filesystem::remove_all(o.dir + "/nats-backend");
   const std::string self = argv[0];
   const std::string cmd =
       self + " --backlog-child --backlog " + std::to_string(o.backlog) + " --dir " + o.dir;

@@ -13,6 +13,7 @@ namespace {
 constexpr int64_t kRequestTimeoutMs = 10'000;
 constexpr int64_t kMillisToNanos = 1'000'000;
 constexpr int64_t kPublishSliceMs = 50;
+constexpr int64_t kReaderBufferBytes = 256 << 20;
 
 Error nats_error(natsStatus s, int jerr, const std::string& what) {
   std::string text = natsStatus_GetText(s);
@@ -320,6 +321,10 @@ Result<std::unique_ptr<StreamReader>> NatsClient::reader(const std::string& stre
   so.Config.OptStartSeq = std::max<uint64_t>(from, 1);
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_SubscribeSync(&r->sub_, js_, subject.c_str(), nullptr, &so, &jerr);
+  if (s == NATS_OK) {
+    s = natsSubscription_SetPendingLimits(r->sub_, static_cast<int>(url_.reader_buffer),
+                                          static_cast<int>(kReaderBufferBytes));
+  }
   if (s != NATS_OK) return nats_error(s, jerr, "cannot read stream " + stream);
   return r;
 }
@@ -338,6 +343,9 @@ Result<std::vector<FetchedMessage>> StreamReader::fetch(int max, int64_t wait_ms
     const natsStatus s =
         natsSubscription_NextMsg(&m, sub_, out.empty() ? std::max<int64_t>(wait_ms, 0) : 0);
     if (s == NATS_TIMEOUT) break;
+    // libnats dropped messages (a full buffer) and says so once; the reader's owner sees the
+    // gap in the sequences and reads them again.
+    if (s == NATS_SLOW_CONSUMER) continue;
     if (s != NATS_OK) return nats_error(s, 0, "cannot read the stream");
     jsMsgMetaData* meta = nullptr;
     if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
@@ -351,7 +359,18 @@ Result<std::vector<FetchedMessage>> StreamReader::fetch(int max, int64_t wait_ms
     }
     natsMsg_Destroy(m);
   }
+  int64_t dropped = 0;
+  if (natsSubscription_GetDropped(sub_, &dropped) == NATS_OK && dropped > dropped_seen_) {
+    dropped_seen_ = dropped;
+    lost_ = true;
+  }
   return out;
+}
+
+bool StreamReader::lost_messages() {
+  const bool lost = lost_;
+  lost_ = false;
+  return lost;
 }
 
 Result<void> NatsClient::open_bucket(const std::string& bucket, int replicas) {

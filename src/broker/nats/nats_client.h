@@ -88,9 +88,10 @@ class NatsClient {
                                   uint64_t expected_last_seq);
 
   // Reads `stream` (whose subject is `subject`) in order from sequence `from`, through an ordered
-  // consumer: ephemeral, unacknowledged, pushed with flow control, and re-created by libnats
-  // from the last sequence seen if a message goes missing on the way. A gap between two
-  // sequences it delivers is therefore one in the stream itself (messages removed by age).
+  // consumer: ephemeral, unacknowledged, pushed with flow control. It holds up to the URL's
+  // reader_buffer messages; beyond, libnats drops what arrives, so a gap between two sequences
+  // it delivers is either one in the stream (messages removed by age) or dropped messages,
+  // which the owner reads again with a new reader.
   Result<std::unique_ptr<StreamReader>> reader(const std::string& stream,
                                                const std::string& subject, uint64_t from);
 
@@ -135,11 +136,16 @@ class StreamReader {
   // asynchronous: a message that the stream has stored may not have arrived yet, so a reader
   // that must see everything up to a sequence waits for it (see NatsSubscription::fill).
   Result<std::vector<FetchedMessage>> fetch(int max, int64_t wait_ms);
+  // Whether libnats dropped messages of this reader (its buffer was full) since the last call:
+  // the reader is then useless past the last message fetched.
+  bool lost_messages();
 
  private:
   friend class NatsClient;
   StreamReader() = default;
   __natsSubscription* sub_ = nullptr;
+  int64_t dropped_seen_ = 0;
+  bool lost_ = false;
 };
 
 }  // namespace backbone::nats

@@ -209,7 +209,7 @@ Result<void> NatsSubscription::read_topic(uint64_t until_seq) {
                                                 " ended before sequence " +
                                                 std::to_string(until_seq - 1));
     }
-    append(std::move(*batch));
+    BACKBONE_TRY(append(std::move(*batch)));
   }
   return {};
 }
@@ -219,7 +219,7 @@ Result<void> NatsSubscription::fill(size_t want) {
   const auto n = static_cast<int>(std::clamp<size_t>(want, kReadAhead, 1024));
   auto batch = reader_->fetch(n, 0);
   if (!batch.ok()) return batch.error();
-  append(std::move(*batch));
+  BACKBONE_TRY(append(std::move(*batch)));
   if (index_.end() - state_->cursor() >= want) return {};
   // Delivery is asynchronous: what the stream already holds (a publish acknowledged to anyone)
   // must be seen before saying there is nothing more.
@@ -228,12 +228,18 @@ Result<void> NatsSubscription::fill(size_t want) {
   return read_topic(std::min<uint64_t>(ts->last_seq + 1, state_->cursor() + want));
 }
 
-void NatsSubscription::append(std::vector<FetchedMessage> fetched) {
+Result<void> NatsSubscription::append(std::vector<FetchedMessage> fetched) {
   for (FetchedMessage& f : fetched) {
     if (f.seq < index_.end()) continue;  // read twice
-    // A gap (messages that the stream's age limit removed) reads as long-expired messages,
-    // which the retention rule drops.
-    while (index_.end() < f.seq) index_.push_back(MsgRef{});
+    if (f.seq > index_.end()) {
+      // Messages that the stream's age limit removed read as long-expired ones, which the
+      // retention rule drops. Any other gap is a reader that skipped messages on the way: read
+      // again from the first one missing.
+      auto ts = client_.stream_state(topic_stream_);
+      if (!ts.ok()) return ts.error();
+      while (index_.end() < std::min(f.seq, ts->first_seq)) index_.push_back(MsgRef{});
+      if (index_.end() < f.seq) return restart_reader();
+    }
     Body body;
     body.id = std::move(f.msg_id);
     if (!delivery::decode_message(f.payload, body.message)) {
@@ -246,6 +252,15 @@ void NatsSubscription::append(std::vector<FetchedMessage> fetched) {
     index_.push_back(ref);
     bodies_.emplace(f.seq, std::move(body));
   }
+  if (reader_->lost_messages()) return restart_reader();
+  return {};
+}
+
+Result<void> NatsSubscription::restart_reader() {
+  auto r = client_.reader(topic_stream_, topic_subject_, index_.end());
+  if (!r.ok()) return r.error();
+  reader_ = std::move(*r);
+  return {};
 }
 
 Result<void> NatsSubscription::commit() {
@@ -353,7 +368,11 @@ Result<std::vector<ReceivedMessage>> NatsSubscription::pull(size_t max, int64_t 
       unload();
       return got.error();
     }
-    if (loaded_) append(std::move(*got));
+    if (!loaded_) continue;
+    if (auto r = append(std::move(*got)); !r.ok()) {
+      unload();
+      return r.error();
+    }
   }
 }
 

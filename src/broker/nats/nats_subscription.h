@@ -86,7 +86,11 @@ class NatsSubscription {
   void unload();
   Result<void> read_topic(uint64_t until_seq);  // reads [index end, until_seq) (reader_mu_ held)
   Result<void> fill(size_t want);               // reads ahead without waiting (reader_mu_ held)
-  void append(std::vector<FetchedMessage> fetched);
+  // Indexes what the reader read; re-creates the reader if it skipped messages that the stream
+  // still holds (reader_mu_ held).
+  Result<void> append(std::vector<FetchedMessage> fetched);
+  // A new reader from the index's end (reader_mu_ held).
+  Result<void> restart_reader();
   Result<void> commit();  // forwards dead letters, then appends the journal records
   Result<void> for_each(std::span<const std::string> ack_ids, const Op& op);
   std::string ack_id(uint64_t offset, uint64_t generation) const;

@@ -72,6 +72,11 @@ Result<NatsUrl> parse_nats_url(std::string_view url) {
     } else if (key == "inbox_prefix") {
       if (!is_word(value, 64, "-_")) return bad("inbox_prefix wants 1 to 64 of [A-Za-z0-9-_]");
       o.inbox_prefix = std::string(value);
+    } else if (key == "reader_buffer") {
+      if (!parse_int(value, n) || n < 16 || n > 10'000'000) {
+        return bad("reader_buffer wants 16 to 10000000 messages");
+      }
+      o.reader_buffer = n;
     } else if (key == "replicas") {
       if (!parse_int(value, n) || n < 1 || n > 5) return bad("replicas wants 1 to 5");
       o.replicas = static_cast<int>(n);

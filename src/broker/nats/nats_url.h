@@ -1,7 +1,7 @@
 // The `nats://` broker URL:
 //
 //   nats://[user:password@]host:port[,host:port…][?namespace=N&replicas=R&dup_window_ms=D
-//                                                 &inbox_prefix=P]
+//                                                 &inbox_prefix=P&reader_buffer=B]
 //
 //  - host:port…   the servers of one NATS cluster (any of them will do; the client follows the
 //                 cluster);
@@ -15,7 +15,10 @@
 //                 (default 120000);
 //  - inbox_prefix  the subject prefix of the replies this client receives (default "_INBOX");
 //                 a user restricted to one environment gets its own, so that it can subscribe
-//                 to its replies and to nothing else (nats_permissions.h).
+//                 to its replies and to nothing else (nats_permissions.h);
+//  - reader_buffer  how many pushed messages a topic reader holds before libnats drops the
+//                 next ones (default 65536; the reader then reads again from the first one
+//                 dropped).
 //
 // Thread-safety: plain values and functions.
 #pragma once
@@ -36,6 +39,7 @@ struct NatsUrl {
   int replicas = 1;
   int64_t dup_window_ms = 120'000;
   std::string inbox_prefix = "_INBOX";
+  int64_t reader_buffer = 65'536;
 };
 
 Result<NatsUrl> parse_nats_url(std::string_view url);
