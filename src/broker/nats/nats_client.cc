@@ -109,13 +109,18 @@ Result<std::unique_ptr<NatsClient>> NatsClient::connect(const NatsUrl& url) {
         },
         c.get());
   }
+  // Two connections: pushed topic messages queue on the socket ahead of whatever follows
+  // them, so on one connection a journal append's acknowledgement would wait behind a
+  // reader's backlog.
   if (s == NATS_OK) s = natsConnection_Connect(&c->conn_, opts);
+  if (s == NATS_OK) s = natsConnection_Connect(&c->read_conn_, opts);
   natsOptions_Destroy(opts);
   if (s != NATS_OK) return nats_error(s, 0, "cannot connect to " + url.servers.front());
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = kRequestTimeoutMs;
   s = natsConnection_JetStream(&c->js_, c->conn_, &jo);
+  if (s == NATS_OK) s = natsConnection_JetStream(&c->read_js_, c->read_conn_, &jo);
   if (s != NATS_OK) return nats_error(s, 0, "no JetStream context");
   return c;
 }
@@ -123,10 +128,12 @@ Result<std::unique_ptr<NatsClient>> NatsClient::connect(const NatsUrl& url) {
 NatsClient::~NatsClient() {
   if (kv_) kvStore_Destroy(kv_);
   if (js_) jsCtx_Destroy(js_);
+  if (read_js_) jsCtx_Destroy(read_js_);
   if (conn_) {
     natsConnection_FlushTimeout(conn_, 1000);
     natsConnection_Destroy(conn_);
   }
+  if (read_conn_) natsConnection_Destroy(read_conn_);
 }
 
 void NatsClient::note_async_error(std::string text, bool not_permitted) {
@@ -320,7 +327,7 @@ Result<std::unique_ptr<StreamReader>> NatsClient::reader(const std::string& stre
   so.Config.DeliverPolicy = js_DeliverByStartSequence;
   so.Config.OptStartSeq = std::max<uint64_t>(from, 1);
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_SubscribeSync(&r->sub_, js_, subject.c_str(), nullptr, &so, &jerr);
+  natsStatus s = js_SubscribeSync(&r->sub_, read_js_, subject.c_str(), nullptr, &so, &jerr);
   if (s == NATS_OK) {
     s = natsSubscription_SetPendingLimits(r->sub_, static_cast<int>(url_.reader_buffer),
                                           static_cast<int>(kReaderBufferBytes));
@@ -351,6 +358,7 @@ Result<std::vector<FetchedMessage>> StreamReader::fetch(int max, int64_t wait_ms
     if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
       FetchedMessage f;
       f.seq = meta->Sequence.Stream;
+      known_last_ = std::max(known_last_, f.seq + meta->NumPending);
       jsMsgMetaData_Destroy(meta);
       const char* id = nullptr;
       if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id) f.msg_id = id;

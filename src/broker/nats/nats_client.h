@@ -122,8 +122,10 @@ class NatsClient {
   uint64_t violation_count_ = 0;        // GUARDED_BY(violations_mu_)
   NatsUrl url_;
   std::unique_ptr<PublisherPool> pool_;
-  __natsConnection* conn_ = nullptr;
+  __natsConnection* conn_ = nullptr;  // requests and publishes
   __jsCtx* js_ = nullptr;
+  __natsConnection* read_conn_ = nullptr;  // topic readers' pushed messages
+  __jsCtx* read_js_ = nullptr;
   __kvStore* kv_ = nullptr;
 };
 
@@ -139,6 +141,9 @@ class StreamReader {
   // Whether libnats dropped messages of this reader (its buffer was full) since the last call:
   // the reader is then useless past the last message fetched.
   bool lost_messages();
+  // The highest stream sequence known to exist from what was fetched (each message tells how
+  // many followed it in the stream when it was sent); 0 before the first.
+  uint64_t known_last_seq() const { return known_last_; }
 
  private:
   friend class NatsClient;
@@ -146,6 +151,7 @@ class StreamReader {
   __natsSubscription* sub_ = nullptr;
   int64_t dropped_seen_ = 0;
   bool lost_ = false;
+  uint64_t known_last_ = 0;
 };
 
 }  // namespace backbone::nats

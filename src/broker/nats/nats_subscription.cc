@@ -20,7 +20,9 @@ using delivery::MsgRef;
 constexpr size_t kJournalChunkBytes = 256 << 10;  // one journal message holds at most this
 constexpr size_t kMaxSnapshotBytes = 900 << 10;   // under NATS' default 1 MiB payload limit
 constexpr uint64_t kCheckpointRecords = 20'000;
-constexpr size_t kReadAhead = 512;
+// A fill takes everything the reader holds, up to this: messages left in the reader's buffer
+// hold back its flow-control answer, and with it the server's next push.
+constexpr int kDrainMax = 8192;
 constexpr auto kWaitSlice = std::chrono::milliseconds(50);
 // How long a reader may take to deliver messages that its stream is known to hold.
 constexpr int64_t kCatchUpMs = 5'000;
@@ -216,16 +218,21 @@ Result<void> NatsSubscription::read_topic(uint64_t until_seq) {
 
 Result<void> NatsSubscription::fill(size_t want) {
   if (index_.end() - state_->cursor() >= want) return {};
-  const auto n = static_cast<int>(std::clamp<size_t>(want, kReadAhead, 1024));
-  auto batch = reader_->fetch(n, 0);
+  auto batch = reader_->fetch(kDrainMax, 0);
   if (!batch.ok()) return batch.error();
   BACKBONE_TRY(append(std::move(*batch)));
   if (index_.end() - state_->cursor() >= want) return {};
   // Delivery is asynchronous: what the stream already holds (a publish acknowledged to anyone)
-  // must be seen before saying there is nothing more.
-  auto ts = client_.stream_state(topic_stream_);
-  if (!ts.ok()) return ts.error();
-  return read_topic(std::min<uint64_t>(ts->last_seq + 1, state_->cursor() + want));
+  // must be seen before a pull comes back short. Unless the messages read so far tell of
+  // enough more, ask the stream how far it goes.
+  const uint64_t target = state_->cursor() + want;
+  uint64_t last = reader_->known_last_seq();
+  if (last + 1 < target) {
+    auto ts = client_.stream_state(topic_stream_);
+    if (!ts.ok()) return ts.error();
+    last = ts->last_seq;
+  }
+  return read_topic(std::min<uint64_t>(last + 1, target));
 }
 
 Result<void> NatsSubscription::append(std::vector<FetchedMessage> fetched) {
