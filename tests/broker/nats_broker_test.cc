@@ -7,6 +7,7 @@
 #include <set>
 
 #include "broker/broker_conformance.h"
+#include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
 #include "broker/nats/nats_url.h"
 #include "test_servers.h"
@@ -72,6 +73,33 @@ TEST(NatsBroker, MessagesThatTheReaderDroppedAreReadAgain) {
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>(kMessages));
   EXPECT_EQ(again, 0);
+}
+
+TEST(NatsMessage, AckRepliesOfBothFormsGiveSequenceAndPending) {
+  nats::AckReply r;
+  ASSERT_TRUE(nats::parse_ack_reply("$JS.ACK.bb-t-orders.Xy12.1.4711.42.1700000000000000000.9", r));
+  EXPECT_EQ(r.stream_seq, 4711u);
+  EXPECT_EQ(r.pending, 9u);
+  ASSERT_TRUE(nats::parse_ack_reply(
+      "$JS.ACK.hub.ACCHASH.bb-t-orders.Xy12.1.815.3.1700000000000000000.0.abc", r));
+  EXPECT_EQ(r.stream_seq, 815u);
+  EXPECT_EQ(r.pending, 0u);
+  for (const char* bad :
+       {"", "_INBOX.x", "$JS.ACK.s.c.1.2.3", "$JS.ACK.s.c.1.x.3.4.5", "$JS.ACK.s.c.1.2.3.4.5x"}) {
+    EXPECT_FALSE(nats::parse_ack_reply(bad, r)) << bad;
+  }
+}
+
+TEST(NatsMessage, TheIdTravelsWithTheMessage) {
+  delivery::StoredMessage m{0, 123, "k", {{"a", "b"}}, "data"}, back;
+  std::string payload, id;
+  nats::encode_nats_message("0190-id", m, payload);
+  ASSERT_TRUE(nats::decode_nats_message(payload, id, back));
+  EXPECT_EQ(id, "0190-id");
+  EXPECT_EQ(back.data, "data");
+  EXPECT_EQ(back.attributes, m.attributes);
+  EXPECT_FALSE(nats::decode_nats_message(payload.substr(0, payload.size() - 1), id, back));
+  EXPECT_FALSE(nats::decode_nats_message("ab", id, back));
 }
 
 TEST(NatsUrl, ServersUserAndOptionsAreParsed) {

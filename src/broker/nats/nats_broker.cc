@@ -9,6 +9,7 @@
 #include "broker/delivery/config_json.h"
 #include "broker/delivery/stored_message.h"
 #include "broker/nats/nats_client.h"
+#include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
 #include "broker/nats/nats_subscription.h"
 
@@ -209,7 +210,7 @@ class NatsBroker final : public Broker {
       OutgoingNatsMessage o;
       o.subject = subject;
       o.msg_id = ids_.next().str();
-      delivery::encode_message({0, now, m.ordering_key, m.attributes, m.data}, o.payload);
+      encode_nats_message(o.msg_id, {0, now, m.ordering_key, m.attributes, m.data}, o.payload);
       ids.push_back(o.msg_id);
       out.push_back(std::move(o));
     }

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "broker/nats/nats_message.h"
+
 namespace backbone::nats {
 namespace {
 
@@ -354,14 +356,12 @@ Result<std::vector<FetchedMessage>> StreamReader::fetch(int max, int64_t wait_ms
     // gap in the sequences and reads them again.
     if (s == NATS_SLOW_CONSUMER) continue;
     if (s != NATS_OK) return nats_error(s, 0, "cannot read the stream");
-    jsMsgMetaData* meta = nullptr;
-    if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+    const char* reply = natsMsg_GetReply(m);
+    AckReply where;
+    if (reply != nullptr && parse_ack_reply(reply, where)) {
       FetchedMessage f;
-      f.seq = meta->Sequence.Stream;
-      known_last_ = std::max(known_last_, f.seq + meta->NumPending);
-      jsMsgMetaData_Destroy(meta);
-      const char* id = nullptr;
-      if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id) f.msg_id = id;
+      f.seq = where.stream_seq;
+      known_last_ = std::max(known_last_, f.seq + where.pending);
       f.payload.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
       out.push_back(std::move(f));
     }

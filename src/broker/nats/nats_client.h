@@ -57,7 +57,6 @@ struct OutgoingNatsMessage {
 
 struct FetchedMessage {
   uint64_t seq = 0;
-  std::string msg_id;
   std::string payload;
 };
 

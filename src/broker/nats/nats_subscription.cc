@@ -9,6 +9,7 @@
 
 #include "broker/delivery/codec.h"
 #include "broker/delivery/journal_record.h"
+#include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
 
 namespace backbone::nats {
@@ -248,8 +249,7 @@ Result<void> NatsSubscription::append(std::vector<FetchedMessage> fetched) {
       if (index_.end() < f.seq) return restart_reader();
     }
     Body body;
-    body.id = std::move(f.msg_id);
-    if (!delivery::decode_message(f.payload, body.message)) {
+    if (!decode_nats_message(f.payload, body.id, body.message)) {
       index_.push_back(MsgRef{});
       continue;
     }
@@ -296,7 +296,7 @@ Result<void> NatsSubscription::commit() {
       OutgoingNatsMessage o;
       o.subject = topic_subject(ns_, policy->topic);
       o.msg_id = uid_ + "." + std::to_string(f.offset) + ".dead";
-      delivery::encode_message(m, o.payload);
+      encode_nats_message(o.msg_id, m, o.payload);
       out.push_back(std::move(o));
     }
     auto r = client_.publish(out);
