@@ -360,13 +360,19 @@ Result<std::vector<ReceivedMessage>> NatsSubscription::pull(size_t max, int64_t 
     const auto now = std::chrono::steady_clock::now();
     if (now >= give_up) return std::vector<ReceivedMessage>{};
     // Wait for a publish, a slice at a time, then look at the clock again (a retry may be due).
+    const auto slice = std::min<std::chrono::steady_clock::duration>(kWaitSlice, give_up - now);
+    {
+      // Messages that were read but could not be delivered (their keys are busy) wait for an
+      // ack or a nack, not for the stream.
+      std::unique_lock lk(mu_);
+      if (!loaded_ || detached_) continue;
+      if (index_.end() > state_->cursor()) {
+        changed_.wait_for(lk, slice);
+        continue;
+      }
+    }
     std::unique_lock rl(reader_mu_, std::defer_lock);
     if (!rl.try_lock_for(kWaitSlice)) continue;
-    {
-      std::lock_guard lk(mu_);
-      if (!loaded_ || detached_ || index_.end() > state_->cursor()) continue;
-    }
-    const auto slice = std::min<std::chrono::steady_clock::duration>(kWaitSlice, give_up - now);
     const int64_t wait_ms =
         std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(slice).count());
     auto got = reader_->fetch(1, wait_ms);
@@ -407,7 +413,9 @@ Result<void> NatsSubscription::for_each(std::span<const std::string> ack_ids, co
   for (const Parsed& p : parsed) {
     if (p.current) op(*state_, p.offset, p.generation, sink);
   }
-  return commit();
+  auto committed = commit();
+  changed_.notify_all();  // acks free ordering keys; nacks may make messages deliverable
+  return committed;
 }
 
 Result<size_t> NatsSubscription::ack(std::span<const std::string> ack_ids) {

@@ -19,6 +19,7 @@
 // Thread-safety: thread-safe. reader_mu_ serialises reading the topic and is taken before mu_.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -106,9 +107,10 @@ class NatsSubscription {
   std::unique_ptr<StreamReader> reader_;  // GUARDED_BY(reader_mu_)
 
   mutable std::mutex mu_;
-  SubscriptionConfig config_;                           // GUARDED_BY(mu_)
-  bool detached_ = false;                               // GUARDED_BY(mu_)
-  bool loaded_ = false;                                 // GUARDED_BY(mu_)
+  std::condition_variable changed_;  // with mu_: an ack, nack or deadline change was applied
+  SubscriptionConfig config_;        // GUARDED_BY(mu_)
+  bool detached_ = false;            // GUARDED_BY(mu_)
+  bool loaded_ = false;              // GUARDED_BY(mu_)
   std::unique_ptr<delivery::SubscriptionState> state_;  // GUARDED_BY(mu_)
   delivery::TopicIndex index_;                          // GUARDED_BY(mu_)
   std::unordered_map<uint64_t, Body> bodies_;           // GUARDED_BY(mu_): unacked, read
