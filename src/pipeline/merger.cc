@@ -233,27 +233,7 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
 std::optional<EventId> Merger::next_parked(const std::string& key, const RecordKey& record) {
   auto rec = d_.store->get_record(record);
   if (!rec.ok()) return std::nullopt;
-  const uint64_t version = *rec ? (*rec)->version : 0;
-  auto pending = d_.store->unprocessed_for_record(record, 100);
-  if (!pending.ok()) return std::nullopt;
-  // A parked event's base is ahead of the record; when none is, nothing is parked any more.
-  if (std::none_of(pending->begin(), pending->end(),
-                   [&](const StoredEvent& p) { return p.event.base_version() >= version; })) {
-    note_parked(key, false);
-    return std::nullopt;
-  }
-  for (const StoredEvent& p : *pending) {
-    if (p.event.base_version() != version) continue;
-    auto entries = d_.store->audit_for_event(p.event.id());
-    if (!entries.ok()) return std::nullopt;
-    for (const AuditEntry& a : *entries) {
-      if (a.action == AuditAction::kRetryScheduled && a.detail &&
-          a.detail->find("\"failure\":\"gap\"") != std::string::npos) {
-        return p.event.id();
-      }
-    }
-  }
-  return std::nullopt;
+  return take_parked(key, *rec ? (*rec)->version : 0);
 }
 
 void Merger::apply_parked(std::span<const Item> items) {
@@ -319,7 +299,7 @@ std::vector<ConsumerDecision> Merger::on_raw(std::span<const ReceivedMessage> ba
         break;
       case Outcome::Kind::kGap:
         // Parked: the record's later events pass it.
-        note_parked(item.key, true);
+        note_parked(item.key, *o.event);
         retries.push_back(retry_entry(*o.event, "gap", o.reason, 0));
         errors.push_back(error_message(*o.event, "gap", o.reason));
         parked.push_back(i);
@@ -371,7 +351,7 @@ std::vector<ConsumerDecision> Merger::on_retry(std::span<const ReceivedMessage> 
       case Outcome::Kind::kGap:
       case Outcome::Kind::kTransient: {
         const bool gap = o.kind == Outcome::Kind::kGap;
-        if (gap && o.event) note_parked(item.key, true);
+        if (gap && o.event) note_parked(item.key, *o.event);
         if (m.delivery_attempt < d_.max_attempts) {
           if (o.event)
             retries.push_back(

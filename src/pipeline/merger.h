@@ -37,6 +37,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -154,15 +155,21 @@ class Merger {
                          int attempt);
   void count(const char* name, const char* help, Labels labels = {}, double n = 1);
   void note_published(const RecordKey& record, uint64_t version);
-  // Records that have (or may have) parked events.
-  void note_parked(const std::string& key, bool parked);
+  // Parked events, per record: kept in memory when an event is parked (by the merge or the
+  // retry stage), taken when the record reaches the event's base. A restart forgets them; the
+  // retry copies park them again.
+  void note_parked(const std::string& key, const Event& event);
   bool maybe_parked(const std::string& key);
+  // The parked event of `key` whose base is `version`, if any; forgets those below it.
+  std::optional<EventId> take_parked(const std::string& key, uint64_t version);
 
   MergerDeps d_;
   PublishedSet published_;
   KeyLocks keys_;
   std::mutex bookkeeping_mu_;
-  std::unordered_set<std::string> parked_records_;  // GUARDED_BY(bookkeeping_mu_)
+  // Per record key: base version -> parked event.
+  std::unordered_map<std::string, std::map<uint64_t, EventId>>
+      parked_;  // GUARDED_BY(bookkeeping_mu_)
   // Per record, the highest version whose merged message this Merger published or checked.
   std::unordered_map<std::string, uint64_t> published_version_;  // GUARDED_BY(bookkeeping_mu_)
 };

@@ -45,18 +45,29 @@ void Merger::note_published(const RecordKey& record, uint64_t version) {
   v = std::max(v, version);
 }
 
-void Merger::note_parked(const std::string& key, bool parked) {
+void Merger::note_parked(const std::string& key, const Event& event) {
   std::lock_guard lk(bookkeeping_mu_);
-  if (parked) {
-    parked_records_.insert(key);
-  } else {
-    parked_records_.erase(key);
-  }
+  parked_[key][event.base_version()] = event.id();
 }
 
 bool Merger::maybe_parked(const std::string& key) {
   std::lock_guard lk(bookkeeping_mu_);
-  return parked_records_.count(key) > 0;
+  return parked_.count(key) > 0;
+}
+
+std::optional<EventId> Merger::take_parked(const std::string& key, uint64_t version) {
+  std::lock_guard lk(bookkeeping_mu_);
+  auto it = parked_.find(key);
+  if (it == parked_.end()) return std::nullopt;
+  std::map<uint64_t, EventId>& by_base = it->second;
+  by_base.erase(by_base.begin(), by_base.lower_bound(version));  // merged meanwhile
+  std::optional<EventId> next;
+  if (auto e = by_base.find(version); e != by_base.end()) {
+    next = e->second;
+    by_base.erase(e);
+  }
+  if (by_base.empty()) parked_.erase(it);
+  return next;
 }
 
 Result<std::optional<AuditEntry>> Merger::terminal_entry(const EventId& id) {
