@@ -18,7 +18,12 @@ packages=(
   libtomlplusplus-dev           # backbone.toml
   libgtest-dev libgmock-dev     # tests
   nats-server libnats-dev       # the JetStream peer in bench/broker (and the nats:// backend)
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the Pub/Sub v1 front
+                                # and the pubsub:// backend
 )
+# npm fetches Google's Pub/Sub protos and Node client (scripts/fetch-google-pubsub.sh). Machines
+# whose node comes from elsewhere (NodeSource's nodejs bundles npm) keep it.
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -11,13 +11,40 @@
 #include <thread>
 
 #include "cli/cli_context.h"
+#include "pubsub/front/pubsub_front.h"
 #include "server/app.h"
 #include "server/http_server.h"
 
 namespace backbone::cli {
 namespace {
 
-void run_serve(CliContext& ctx, const std::string& listen_flag) {
+struct ServeFlags {
+  std::string listen;
+  std::string pubsub_listen;
+  std::string pubsub_anonymous;
+};
+
+// The Pub/Sub front, unless its listen address is "" or "off".
+Result<std::unique_ptr<pubsub::PubsubFront>> start_pubsub(CliContext& ctx, server::App& app,
+                                                          const ServeFlags& flags) {
+  const std::string listen =
+      flags.pubsub_listen.empty() ? ctx.config.pubsub_listen : flags.pubsub_listen;
+  if (listen.empty() || listen == "off") return std::unique_ptr<pubsub::PubsubFront>();
+  pubsub::FrontOptions fo;
+  fo.project = app.topology().project();
+  fo.envs = ctx.config.environments;
+  if (!flags.pubsub_anonymous.empty()) {
+    if (!app.pipeline(flags.pubsub_anonymous).ok()) {
+      return make_error(Errc::kInvalidArgument,
+                        "\"" + flags.pubsub_anonymous + "\" is not an environment served here",
+                        "--pubsub-anonymous");
+    }
+    fo.anonymous = flags.pubsub_anonymous;
+  }
+  return pubsub::PubsubFront::start(app.broker(), app.topology(), app.tokens(), fo, listen);
+}
+
+void run_serve(CliContext& ctx, const ServeFlags& flags) {
   // Signals are taken by one thread with sigwait, so block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
@@ -31,12 +58,23 @@ void run_serve(CliContext& ctx, const std::string& listen_flag) {
   auto app = server::App::open(o);
   if (!app.ok()) return ctx.fail(app.error());
   server::HttpServer http(**app);
-  const std::string listen = listen_flag.empty() ? ctx.config.listen : listen_flag;
+  const std::string listen = flags.listen.empty() ? ctx.config.listen : flags.listen;
   if (auto b = http.bind(listen); !b.ok()) return ctx.fail(b.error());
+  auto front = start_pubsub(ctx, **app, flags);
+  if (!front.ok()) return ctx.fail(front.error());
   std::string envs;
   for (const auto& e : (*app)->envs()) envs += (envs.empty() ? "" : ", ") + e;
   std::printf("backbone serving %s on http://%s (broker %s)\n", envs.c_str(), listen.c_str(),
               ctx.config.broker.c_str());
+  if (*front) {
+    std::printf(
+        "Pub/Sub v1 front on port %d, project %s%s\n", (*front)->port(),
+        (*app)->topology().project().c_str(),
+        flags.pubsub_anonymous.empty()
+            ? ""
+            : (" (calls without a token from this machine act in " + flags.pubsub_anonymous + ")")
+                  .c_str());
+  }
   std::fflush(stdout);
   std::thread waiter([&] {
     int sig = 0;
@@ -45,6 +83,7 @@ void run_serve(CliContext& ctx, const std::string& listen_flag) {
     http.stop();
   });
   http.run();
+  if (*front) (*front)->shutdown(2 * kSecond);  // streams end; unacked messages keep their lease
   (*app)->stop();
   if (waiter.joinable()) {
     pthread_kill(waiter.native_handle(), SIGTERM);  // if run() ended on its own
@@ -59,9 +98,16 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   auto* cmd = app.add_subcommand("serve",
                                  "Serve the HTTP API and run the pipeline (every "
                                  "environment unless --env)");
-  auto listen = std::make_shared<std::string>();
-  cmd->add_option("--listen", *listen, "host:port (default: BACKBONE_LISTEN, else the config's)");
-  cmd->callback([&ctx, listen] { run_serve(ctx, *listen); });
+  auto flags = std::make_shared<ServeFlags>();
+  cmd->add_option("--listen", flags->listen,
+                  "host:port (default: BACKBONE_LISTEN, else the config's)");
+  cmd->add_option("--pubsub-listen", flags->pubsub_listen,
+                  "host:port of the Pub/Sub v1 gRPC front, or \"off\" (default: "
+                  "BACKBONE_PUBSUB_LISTEN, else the config's)");
+  cmd->add_option("--pubsub-anonymous", flags->pubsub_anonymous,
+                  "let Pub/Sub calls without a token, from this machine only, act in this "
+                  "environment (the emulator workflow)");
+  cmd->callback([&ctx, flags] { run_serve(ctx, *flags); });
 }
 
 }  // namespace backbone::cli

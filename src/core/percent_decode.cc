@@ -29,4 +29,19 @@ std::optional<std::string> percent_decode(std::string_view s) {
   return out;
 }
 
+bool take_userinfo(std::string_view& authority, std::string& user, std::string& password) {
+  const size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return true;
+  const std::string_view userinfo = authority.substr(0, at);
+  const size_t colon = userinfo.find(':');
+  auto u = percent_decode(userinfo.substr(0, colon));
+  auto p = percent_decode(colon == std::string_view::npos ? std::string_view()
+                                                          : userinfo.substr(colon + 1));
+  if (!u || !p) return false;
+  user = std::move(*u);
+  password = std::move(*p);
+  authority = authority.substr(at + 1);
+  return true;
+}
+
 }  // namespace backbone

@@ -22,24 +22,13 @@ Result<pipeline::EnvironmentPipeline*> authorize(App& app, const httplib::Reques
                                                  const std::string& env, const char* role) {
   auto p = app.pipeline(env);
   if (!p.ok()) return p.error();
-  const std::string auth = req.get_header_value("Authorization");
-  if (auth.empty()) {
-    return make_error(Errc::kUnauthenticated, "an Authorization: Bearer <token> header is needed");
-  }
-  if (auth.rfind("Bearer ", 0) != 0) {
-    return make_error(Errc::kUnauthenticated,
-                      "the Authorization header must be \"Bearer <token>\"");
-  }
-  auto principal = app.tokens().authenticate(auth.substr(7));
+  auto principal = app.tokens().authenticate_bearer(req.get_header_value("Authorization"));
   if (!principal.ok()) return principal.error();
   if (principal->env != env) {
     return make_error(Errc::kPermissionDenied, "this token is for environment \"" + principal->env +
                                                    "\", not \"" + env + "\"");
   }
-  if (!principal->may(role)) {
-    return make_error(Errc::kPermissionDenied,
-                      std::string("this token lacks the \"") + role + "\" role");
-  }
+  BACKBONE_TRY(require_role(*principal, role));
   return *p;
 }
 

@@ -83,6 +83,24 @@ Result<std::string> TokenStore::create(const std::string& name, const std::strin
   return token;
 }
 
+Result<void> require_role(const Principal& who, std::string_view role) {
+  if (who.may(role)) return {};
+  return make_error(Errc::kPermissionDenied,
+                    "this token lacks the \"" + std::string(role) + "\" role");
+}
+
+Result<Principal> TokenStore::authenticate_bearer(std::string_view header) const {
+  if (header.empty()) {
+    return make_error(Errc::kUnauthenticated, "an Authorization: Bearer <token> header is needed");
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!header.starts_with(kBearer)) {
+    return make_error(Errc::kUnauthenticated,
+                      "the Authorization header must be \"Bearer <token>\"");
+  }
+  return authenticate(header.substr(kBearer.size()));
+}
+
 Result<Principal> TokenStore::authenticate(std::string_view token) const {
   const std::string hash = sha256_hex(token);
   std::lock_guard lk(mu_);

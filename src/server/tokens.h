@@ -28,6 +28,9 @@ struct Principal {
   }
 };
 
+// kPermissionDenied unless `who` has `role` (or "admin").
+Result<void> require_role(const Principal& who, std::string_view role);
+
 class TokenStore {
  public:
   // Loads `path` (a missing file is an empty store).
@@ -42,6 +45,9 @@ class TokenStore {
   // is looked up again in the file when the file changed since it was read (tokens created
   // while `serve` runs work at once).
   Result<Principal> authenticate(std::string_view token) const;
+  // The same for an HTTP Authorization header or gRPC "authorization" metadata value, which
+  // must read "Bearer <token>"; empty: kUnauthenticated asking for one.
+  Result<Principal> authenticate_bearer(std::string_view header) const;
   size_t size() const;
 
  private:

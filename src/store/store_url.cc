@@ -50,16 +50,8 @@ Result<StoreUrl> parse_store_url(std::string_view url) {
   if (!database || database->find('/') != std::string::npos) return bad("bad database name");
   out.database = *database;
   std::string_view authority = rest.substr(0, slash);
-  if (const size_t at = authority.rfind('@'); at != std::string_view::npos) {
-    std::string_view userinfo = authority.substr(0, at);
-    authority = authority.substr(at + 1);
-    const size_t colon = userinfo.find(':');
-    auto user = percent_decode(userinfo.substr(0, colon));
-    auto password = percent_decode(colon == std::string_view::npos ? std::string_view()
-                                                                   : userinfo.substr(colon + 1));
-    if (!user || !password) return bad("malformed %-escape in the user or password");
-    out.user = *user;
-    out.password = *password;
+  if (!take_userinfo(authority, out.user, out.password)) {
+    return bad("malformed %-escape in the user or password");
   }
   std::string_view host = authority;
   if (!authority.empty() && authority.front() == '[') {  // [::1]:5432

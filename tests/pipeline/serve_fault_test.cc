@@ -19,6 +19,7 @@
 
 #include "backbone/event_json.h"
 #include "backbone/topology.h"
+#include "serve_process.h"
 #include "server/tokens.h"
 #include "store/sqlite_harness.h"
 #include "stress/generator.h"
@@ -30,52 +31,14 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-class ServeProcess {
- public:
-  ServeProcess(std::string config, int port) : config_(std::move(config)), port_(port) {}
-  ~ServeProcess() { kill(SIGKILL); }
-  void start() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const std::string listen = "127.0.0.1:" + std::to_string(port_);
-      ::freopen("/dev/null", "w", stdout);
-      ::execl(BACKBONE_CLI_PATH, BACKBONE_CLI_PATH, "--config", config_.c_str(), "--env", "sandbox",
-              "serve", "--listen", listen.c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  // Waits until /healthz answers (at most 20 s).
-  bool wait_ready() {
-    httplib::Client c("127.0.0.1", port_);
-    c.set_connection_timeout(1);
-    for (int i = 0; i < 400; ++i) {
-      if (auto r = c.Get("/healthz"); r && r->status == 200) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
-  }
-  int kill(int sig) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  std::string config_;
-  int port_;
-  pid_t pid_ = -1;
-};
-
 TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
   TempDir dir;
   const int port = 18600 + static_cast<int>(::getpid() % 300);
   const std::string config = dir.file("backbone.toml");
   std::ofstream(config) << "store = \"sqlite://" << dir.file("{env}.db") << "\"\n"
                         << "broker = \"embedded://" << dir.file("broker") << "\"\n"
-                        << "tokens = \"" << dir.file("tokens.json") << "\"\n";
+                        << "tokens = \"" << dir.file("tokens.json") << "\"\n"
+                        << "pubsub_listen = \"127.0.0.1:0\"\n";
   const std::vector<std::string> envs = {"sandbox", "production"};
   const std::string verify_sub =
       Topology::built_in().topic_name(TopicFamily::kMerged, "sandbox") + ".fault-verify";
@@ -243,7 +206,8 @@ TEST(ServeStress, StressAgainstARunningServerPassesItsChecks) {
   const std::string config = dir.file("backbone.toml");
   std::ofstream(config) << "store = \"sqlite://" << dir.file("{env}.db") << "\"\n"
                         << "broker = \"embedded://" << dir.file("broker") << "\"\n"
-                        << "tokens = \"" << dir.file("tokens.json") << "\"\n";
+                        << "tokens = \"" << dir.file("tokens.json") << "\"\n"
+                        << "pubsub_listen = \"127.0.0.1:0\"\n";
   ServeProcess serve(config, port);
   serve.start();
   ASSERT_TRUE(serve.wait_ready());

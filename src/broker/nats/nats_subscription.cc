@@ -5,7 +5,6 @@
 #include <cinttypes>
 #include <cstdio>
 #include <random>
-#include <unordered_set>
 
 #include "broker/delivery/codec.h"
 #include "broker/delivery/journal_record.h"

@@ -35,16 +35,8 @@ Result<NatsUrl> parse_nats_url(std::string_view url) {
     query = rest.substr(q + 1);
     rest = rest.substr(0, q);
   }
-  if (const size_t at = rest.rfind('@'); at != std::string_view::npos) {
-    const std::string_view userinfo = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    const size_t colon = userinfo.find(':');
-    auto user = percent_decode(userinfo.substr(0, colon));
-    auto password = percent_decode(colon == std::string_view::npos ? std::string_view()
-                                                                   : userinfo.substr(colon + 1));
-    if (!user || !password) return bad("malformed %-escape in the user or password");
-    o.user = std::move(*user);
-    o.password = std::move(*password);
+  if (!take_userinfo(rest, o.user, o.password)) {
+    return bad("malformed %-escape in the user or password");
   }
   while (!rest.empty()) {
     const size_t comma = rest.find(',');

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The Pub/Sub front benchmark: Google's official Node client (bench/pubsub/front_bench.cjs)
+# against `backbone serve`'s front (embedded broker, fsync before every publish and ack answer)
+# and against Google's emulator (in memory), alternating rounds in the same run. Prints the
+# medians and the ratios. Usage: bench-pubsub-front.sh BUILD [ROUNDS] [MESSAGES] [SIZE]
+set -euo pipefail
+build=${1:?build folder}
+rounds=${2:-5}
+messages=${3:-20000}
+size=${4:-256}
+src="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$(cd "$build" && pwd)/backbone"
+node_modules="$(cd "$build" && pwd)/google-pubsub/node_modules"
+emulator=/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 -- "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { # a port nothing listens on now
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+wait_port() {
+  for _ in $(seq 1 600); do
+    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
+
+http=$(free_port)
+front=$(free_port)
+cat >"$work/backbone.toml" <<EOF_TOML
+store = "sqlite://$work/{env}.db"
+broker = "embedded://$work/broker"
+tokens = "$work/tokens.json"
+durability = "fsync"
+EOF_TOML
+token=$("$bin" --config "$work/backbone.toml" token create --env sandbox --roles admin --name bench)
+setsid "$bin" --config "$work/backbone.toml" --env sandbox serve --listen "127.0.0.1:$http" \
+  --pubsub-listen "127.0.0.1:$front" >"$work/serve.log" 2>&1 &
+pids+=($!)
+wait_port "$front"
+
+have_emulator=0
+if [ -x "$emulator" ]; then
+  emu=$(free_port)
+  setsid "$emulator" --host=127.0.0.1 --port="$emu" >"$work/emulator.log" 2>&1 &
+  pids+=($!)
+  wait_port "$emu"
+  have_emulator=1
+else
+  echo "Google's Pub/Sub emulator is not installed ($emulator): backbone only" >&2
+fi
+
+round() { # target port [token]
+  env NODE_PATH="$node_modules" PUBSUB_EMULATOR_HOST="127.0.0.1:$2" PUBSUB_PROJECT_ID=backbone-local \
+    PUBSUB_TARGET="$1" BACKBONE_PUBSUB_TOKEN="${3:-}" BENCH_MESSAGES="$messages" BENCH_SIZE="$size" \
+    node "$src/bench/pubsub/front_bench.cjs"
+}
+results="$work/results.jsonl"
+for r in $(seq 1 "$rounds"); do
+  round backbone "$front" "$token" | tee -a "$results"
+  [ "$have_emulator" = 1 ] && round emulator "$emu" | tee -a "$results"
+done
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+node -e '
+const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const of = (t, k) => rows.filter((r) => r.target === t).map((r) => r[k]);
+const size = rows[0].size, n = rows[0].messages;
+console.log(`pubsub front: ${n} messages of ${size} B per round, ${of("backbone", "publish_per_s").length} rounds, Node client @google-cloud/pubsub 4.11.0`);
+console.log("durability: backbone fsyncs before it answers a publish or an ack; the emulator keeps messages in memory");
+for (const [k, what] of [["publish_per_s", "publish"], ["pull_ack_per_s", "StreamingPull+ack"]]) {
+  const b = median(of("backbone", k)), e = of("emulator", k).length ? median(of("emulator", k)) : NaN;
+  console.log(`${what}: backbone ${b} msg/s, emulator ${e} msg/s, ratio ${(b / e).toFixed(2)} (medians)`);
+}' "$results"

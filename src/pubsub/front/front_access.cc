@@ -1,0 +1,151 @@
+#include "pubsub/front/front_access.h"
+
+#include <grpcpp/server_context.h>
+
+#include <algorithm>
+
+namespace backbone::pubsub {
+namespace {
+
+constexpr const char* kExternalRole = "sync";  // the managed subscription others may consume
+
+Error other_env(const char* what, std::string_view id, std::string_view env) {
+  return make_error(Errc::kPermissionDenied, std::string(what) + " \"" + std::string(id) +
+                                                 "\" belongs to environment \"" + std::string(env) +
+                                                 "\"");
+}
+
+}  // namespace
+
+FrontAccess::FrontAccess(Broker& broker, const Topology& topology, const server::TokenStore& tokens,
+                         FrontOptions options)
+    : broker_(broker), topology_(topology), tokens_(tokens), o_(std::move(options)) {}
+
+Result<server::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
+                                                 const char* role) const {
+  const auto& metadata = ctx.client_metadata();
+  const auto it = metadata.find("authorization");
+  if (it == metadata.end() && o_.anonymous && is_loopback_peer(ctx.peer())) {
+    server::Principal anonymous;
+    anonymous.name = "anonymous";
+    anonymous.env = *o_.anonymous;
+    anonymous.roles = {"admin"};
+    return anonymous;
+  }
+  const std::string_view header = it == metadata.end()
+                                      ? std::string_view()
+                                      : std::string_view(it->second.data(), it->second.size());
+  auto who = tokens_.authenticate_bearer(header);
+  if (!who.ok()) return who.error();
+  BACKBONE_TRY(server::require_role(*who, role));
+  return who;
+}
+
+std::optional<std::string> FrontAccess::env_of(std::string_view id,
+                                               const Attributes& labels) const {
+  if (auto env = topology_.environment_of(id, o_.envs)) return env;
+  const auto it = labels.find(std::string(kLabelEnv));
+  if (it == labels.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<Owned> FrontAccess::check_owner(const server::Principal& who, std::string_view id,
+                                       const Attributes& labels, const char* what) const {
+  Owned out;
+  const auto env = env_of(id, labels);
+  if (!env) {
+    return make_error(Errc::kPermissionDenied,
+                      std::string(what) + " \"" + std::string(id) + "\" belongs to no environment");
+  }
+  if (*env != who.env) return other_env(what, id, *env);
+  out.env = *env;
+  out.managed = topology_.environment_of(id, o_.envs).has_value();
+  return out;
+}
+
+Result<TopicConfig> FrontAccess::topic(const server::Principal& who, std::string_view id,
+                                       Owned* owned) const {
+  // A topology name says whose it is before the broker is asked (nothing leaks by NOT_FOUND).
+  if (auto env = topology_.environment_of(id, o_.envs); env && *env != who.env) {
+    return other_env("topic", id, *env);
+  }
+  auto t = broker_.get_topic(id);
+  if (!t.ok()) return t.error();
+  auto o = check_owner(who, id, t->labels, "topic");
+  if (!o.ok()) return o.error();
+  if (owned) *owned = *o;
+  return t;
+}
+
+Result<SubscriptionConfig> FrontAccess::subscription(const server::Principal& who,
+                                                     std::string_view id, Owned* owned) const {
+  if (auto env = topology_.environment_of(id, o_.envs); env && *env != who.env) {
+    return other_env("subscription", id, *env);
+  }
+  auto s = broker_.get_subscription(id);
+  if (!s.ok()) return s.error();
+  auto o = check_owner(who, id, s->labels, "subscription");
+  if (!o.ok()) return o.error();
+  if (owned) *owned = *o;
+  return s;
+}
+
+Result<SubscriptionConfig> FrontAccess::consumable(const server::Principal& who,
+                                                   std::string_view id) const {
+  Owned owned;
+  auto s = subscription(who, id, &owned);
+  if (!s.ok()) return s;
+  if (owned.managed) {
+    auto external = topology_.subscription_for(kExternalRole, who.env);
+    if (!external.ok() || external->name != id) {
+      return make_error(Errc::kImmutable,
+                        "subscription \"" + std::string(id) +
+                            "\" feeds backbone's own stages; external consumers pull " +
+                            (external.ok() ? "\"" + external->name + "\"" : "their own"));
+    }
+  }
+  return s;
+}
+
+Result<Attributes> FrontAccess::keep_env_label(const server::Principal& who,
+                                               Attributes labels) const {
+  const std::string key(kLabelEnv);
+  if (auto it = labels.find(key); it != labels.end() && it->second != who.env) {
+    return make_error(Errc::kPermissionDenied,
+                      "the \"env\" label must be the caller's environment \"" + who.env + "\"",
+                      "labels");
+  }
+  labels[key] = who.env;
+  return labels;
+}
+
+Result<Attributes> FrontAccess::new_resource(const server::Principal& who, std::string_view id,
+                                             Attributes labels) const {
+  if (auto env = topology_.environment_of(id, o_.envs)) {
+    if (*env != who.env) return other_env("name", id, *env);
+    return make_error(Errc::kImmutable, "\"" + std::string(id) +
+                                            "\" is the topology's: `backbone provision` makes it");
+  }
+  return keep_env_label(who, std::move(labels));
+}
+
+bool FrontAccess::visible(const server::Principal& who, std::string_view id,
+                          const Attributes& labels) const {
+  const auto env = env_of(id, labels);
+  return env && *env == who.env;
+}
+
+Error managed_by_topology(const char* what, std::string_view id) {
+  return make_error(Errc::kImmutable, std::string(what) + " \"" + std::string(id) +
+                                          "\" is the topology's: change the topology and run "
+                                          "`backbone provision`");
+}
+
+bool is_loopback_peer(std::string_view peer) {
+  if (peer.starts_with("unix:")) return true;
+  if (peer.starts_with("ipv4:127.")) return true;
+  return peer.starts_with("ipv6:[::1]:") || peer.starts_with("ipv6:%5B::1%5D:") ||
+         peer.starts_with("ipv6:[::ffff:127.");
+}
+
+}  // namespace backbone::pubsub

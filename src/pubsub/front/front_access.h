@@ -1,0 +1,102 @@
+// FrontAccess: who calls the Pub/Sub front, and what they may see and touch.
+//
+//  - The caller comes from the call's "authorization: Bearer <token>" metadata (a token of
+//    `backbone token create`), or, for a call without one from a loopback address, from the
+//    anonymous environment of `serve --pubsub-anonymous ENV` (the emulator workflow: clients
+//    send no credentials to PUBSUB_EMULATOR_HOST). Otherwise UNAUTHENTICATED.
+//  - Roles: "read" for Get and List, "publish" for Publish, "subscribe" for Pull,
+//    StreamingPull, Acknowledge and ModifyAckDeadline, "admin" to create, update and delete.
+//    The anonymous caller has every role, in its one environment.
+//  - Every topic and subscription belongs to one environment: the topology's by their names,
+//    the others by their "env" label, set at creation from the caller's environment. Another
+//    environment's resource is PERMISSION_DENIED; a caller's lists hold only its own.
+//  - The topology's resources are backbone's: the front does not delete or change them, nor
+//    publish to their topics (events enter through the HTTP ingest, which stores them first),
+//    and of their subscriptions it serves only the one for external consumers (role "sync");
+//    the others feed backbone's own stages. FAILED_PRECONDITION says so.
+//
+// Thread-safety: thread-safe (it only reads, and asks the Broker, which is thread-safe).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backbone/broker.h"
+#include "backbone/clock.h"
+#include "backbone/topology.h"
+#include "server/tokens.h"
+
+namespace grpc {
+class ServerContext;
+}
+
+namespace backbone::pubsub {
+
+struct FrontOptions {
+  std::string project;                   // the topology's project
+  std::vector<std::string> envs;         // every configured environment
+  std::optional<std::string> anonymous;  // --pubsub-anonymous: loopback calls without a token
+  const Clock* clock = nullptr;          // nullptr: the system clock
+};
+
+// A resource that the caller may use, and whether the topology manages it.
+struct Owned {
+  std::string env;
+  bool managed = false;
+};
+
+class FrontAccess {
+ public:
+  // All must outlive the FrontAccess.
+  FrontAccess(Broker& broker, const Topology& topology, const server::TokenStore& tokens,
+              FrontOptions options);
+
+  const std::string& project() const { return o_.project; }
+  Broker& broker() const { return broker_; }
+  const Clock& clock() const { return o_.clock ? *o_.clock : SystemClock::instance(); }
+
+  // The caller of `ctx`, checked for `role`.
+  Result<server::Principal> authorize(const grpc::ServerContext& ctx, const char* role) const;
+
+  // The topic `id` as the caller may use it: PERMISSION_DENIED when it is another
+  // environment's, NOT_FOUND when it does not exist.
+  Result<TopicConfig> topic(const server::Principal& who, std::string_view id,
+                            Owned* owned = nullptr) const;
+  Result<SubscriptionConfig> subscription(const server::Principal& who, std::string_view id,
+                                          Owned* owned = nullptr) const;
+  // The same for a subscription that the caller wants to pull from or ack on: also
+  // FAILED_PRECONDITION for a managed one that backbone's own stages consume.
+  Result<SubscriptionConfig> consumable(const server::Principal& who, std::string_view id) const;
+
+  // Checks a name for a new resource of the caller's: PERMISSION_DENIED when the topology
+  // names it for another environment, FAILED_PRECONDITION when for the caller's (provision
+  // makes those). Returns `labels` with the caller's "env" label (PERMISSION_DENIED if they
+  // name another environment).
+  Result<Attributes> new_resource(const server::Principal& who, std::string_view id,
+                                  Attributes labels) const;
+  // A label set for an update of the caller's resource: the "env" label kept, as above.
+  Result<Attributes> keep_env_label(const server::Principal& who, Attributes labels) const;
+
+  // Whether the caller sees this resource in lists.
+  bool visible(const server::Principal& who, std::string_view id, const Attributes& labels) const;
+
+ private:
+  // The environment of a resource named `id` with `labels`; nullopt when it has none.
+  std::optional<std::string> env_of(std::string_view id, const Attributes& labels) const;
+  Result<Owned> check_owner(const server::Principal& who, std::string_view id,
+                            const Attributes& labels, const char* what) const;
+  Broker& broker_;
+  const Topology& topology_;
+  const server::TokenStore& tokens_;
+  FrontOptions o_;
+};
+
+// FAILED_PRECONDITION for a change of the topology's topic or subscription `id` (`what`).
+Error managed_by_topology(const char* what, std::string_view id);
+
+// Whether a gRPC peer ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:...") is this machine.
+bool is_loopback_peer(std::string_view peer);
+
+}  // namespace backbone::pubsub

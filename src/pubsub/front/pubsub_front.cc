@@ -1,0 +1,64 @@
+#include "pubsub/front/pubsub_front.h"
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+
+#include <chrono>
+
+#include "pubsub/front/publisher_service.h"
+#include "pubsub/front/subscriber_service.h"
+
+namespace backbone::pubsub {
+namespace {
+
+// A Publish request carries up to 10 MB of messages (Google Cloud Pub/Sub's limit), plus framing.
+constexpr int kMaxRequestBytes = 11 << 20;
+
+}  // namespace
+
+struct PubsubFront::Impl {
+  Impl(Broker& broker, const Topology& topology, const server::TokenStore& tokens,
+       FrontOptions options)
+      : access(broker, topology, tokens, std::move(options)),
+        publisher(access),
+        subscriber(access) {}
+  FrontAccess access;
+  PublisherService publisher;
+  SubscriberService subscriber;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  bool down = false;
+};
+
+PubsubFront::PubsubFront(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+PubsubFront::~PubsubFront() { shutdown(0); }
+
+Result<std::unique_ptr<PubsubFront>> PubsubFront::start(Broker& broker, const Topology& topology,
+                                                        const server::TokenStore& tokens,
+                                                        FrontOptions options,
+                                                        const std::string& listen) {
+  auto impl = std::make_unique<Impl>(broker, topology, tokens, std::move(options));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+  builder.RegisterService(&impl->publisher);
+  builder.RegisterService(&impl->subscriber);
+  impl->server = builder.BuildAndStart();
+  if (!impl->server || impl->port == 0) {
+    return make_error(Errc::kUnavailable, "the Pub/Sub front cannot listen on " + listen);
+  }
+  return std::unique_ptr<PubsubFront>(new PubsubFront(std::move(impl)));
+}
+
+int PubsubFront::port() const { return impl_->port; }
+
+void PubsubFront::shutdown(int64_t grace_us) {
+  if (impl_->down) return;
+  impl_->down = true;
+  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::microseconds(grace_us));
+  impl_->server->Wait();
+}
+
+}  // namespace backbone::pubsub

@@ -1,0 +1,69 @@
+#include "serve_process.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+namespace backbone::testing {
+
+using namespace std::chrono_literals;
+
+void ServeProcess::start() {
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    const std::string listen = "127.0.0.1:" + std::to_string(port_);
+    if (!::freopen("/dev/null", "w", stdout)) ::_exit(126);
+    std::vector<const char*> argv = {BACKBONE_CLI_PATH, "--config",    config_.c_str(),
+                                     "--env",           "sandbox",     "serve",
+                                     "--listen",        listen.c_str()};
+    for (const auto& a : extra_) argv.push_back(a.c_str());
+    argv.push_back(nullptr);
+    ::execv(BACKBONE_CLI_PATH, const_cast<char* const*>(argv.data()));
+    ::_exit(127);
+  }
+}
+
+bool ServeProcess::wait_ready() {
+  httplib::Client c("127.0.0.1", port_);
+  c.set_connection_timeout(1);
+  for (int i = 0; i < 400; ++i) {
+    if (auto r = c.Get("/healthz"); r && r->status == 200) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+int ServeProcess::kill(int sig) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, sig);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+bool wait_for_port(int port, int ms) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < until) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (up) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+}  // namespace backbone::testing
