@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Pub/Sub front benchmark: Google's official Node client (bench/pubsub/front_bench.cjs)
 # against `backbone serve`'s front (embedded broker, fsync before every publish and ack answer)
-# and against Google's emulator (in memory), alternating rounds in the same run. Prints the
-# medians and the ratios. Usage: bench-pubsub-front.sh BUILD [ROUNDS] [MESSAGES] [SIZE]
+# and against Google's emulator (in memory), alternating rounds in the same run; and, for the
+# client's own ceiling, publishing to a server that keeps nothing (bench/pubsub/null_server.cc).
+# Prints the medians and the ratios. Usage: bench-pubsub-front.sh BUILD [ROUNDS] [MESSAGES] [SIZE]
 set -euo pipefail
 build=${1:?build folder}
 rounds=${2:-5}
@@ -61,15 +62,23 @@ else
   echo "Google's Pub/Sub emulator is not installed ($emulator): backbone only" >&2
 fi
 
-round() { # target port [token]
+setsid "$build/bench/bench_pubsub_null_server" >"$work/null.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q listening "$work/null.log" && break; sleep 0.1; done
+null_port=$(awk '/listening/{print $2}' "$work/null.log")
+
+round() { # target port [token [phases]]
+  local token=()
+  [ -n "${3:-}" ] && token=(BACKBONE_PUBSUB_TOKEN="$3")
   env NODE_PATH="$node_modules" PUBSUB_EMULATOR_HOST="127.0.0.1:$2" PUBSUB_PROJECT_ID=backbone-local \
-    PUBSUB_TARGET="$1" BACKBONE_PUBSUB_TOKEN="${3:-}" BENCH_MESSAGES="$messages" BENCH_SIZE="$size" \
-    node "$src/bench/pubsub/front_bench.cjs"
+    PUBSUB_TARGET="$1" "${token[@]}" BENCH_MESSAGES="$messages" BENCH_SIZE="$size" \
+    BENCH_PHASES="${4:-publish,pull}" node "$src/bench/pubsub/front_bench.cjs"
 }
 results="$work/results.jsonl"
 for r in $(seq 1 "$rounds"); do
   round backbone "$front" "$token" | tee -a "$results"
-  [ "$have_emulator" = 1 ] && round emulator "$emu" | tee -a "$results"
+  if [ "$have_emulator" = 1 ]; then round emulator "$emu" | tee -a "$results"; fi
+  round null "$null_port" "" publish | tee -a "$results"
 done
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -80,7 +89,10 @@ const of = (t, k) => rows.filter((r) => r.target === t).map((r) => r[k]);
 const size = rows[0].size, n = rows[0].messages;
 console.log(`pubsub front: ${n} messages of ${size} B per round, ${of("backbone", "publish_per_s").length} rounds, Node client @google-cloud/pubsub 4.11.0`);
 console.log("durability: backbone fsyncs before it answers a publish or an ack; the emulator keeps messages in memory");
+console.log(`client ceiling: publishing to a server that keeps nothing, ${median(of("null", "publish_per_s"))} msg/s, the Node client busy ${median(of("null", "publish_client_cpu"))} of a core`);
 for (const [k, what] of [["publish_per_s", "publish"], ["pull_ack_per_s", "StreamingPull+ack"]]) {
   const b = median(of("backbone", k)), e = of("emulator", k).length ? median(of("emulator", k)) : NaN;
-  console.log(`${what}: backbone ${b} msg/s, emulator ${e} msg/s, ratio ${(b / e).toFixed(2)} (medians)`);
+  const cpu = k.replace("_per_s", "_client_cpu");
+  console.log(`${what}: backbone ${b} msg/s, emulator ${e} msg/s, ratio ${(b / e).toFixed(2)} (medians);` +
+              ` the Node client busy ${median(of("backbone", cpu))} / ${median(of("emulator", cpu))} of a core`);
 }' "$results"

@@ -12,3 +12,6 @@ echo
 "$build/bench/bench_broker" --dir var/bench/broker
 echo
 "$build/bench/bench_pipeline" --dir var/bench/pipeline
+echo
+# Google's Node client against the Pub/Sub front and against Google's emulator.
+scripts/bench-pubsub-front.sh "$build"

@@ -14,7 +14,7 @@
 namespace backbone::pubsub {
 namespace {
 
-using Stream = grpc::ServerReaderWriter<v1::StreamingPullResponse, v1::StreamingPullRequest>;
+using GrpcStream = grpc::ServerReaderWriter<v1::StreamingPullResponse, v1::StreamingPullRequest>;
 
 constexpr int64_t kPullWaitUs = 100'000;       // how often the call looks for its end
 constexpr int64_t kRoomWaitUs = 100'000;       // how long it waits for flow-control room
@@ -27,16 +27,17 @@ size_t message_bytes(const ReceivedMessage& m) {
   return n;
 }
 
-class Session {
+class Session final : public StreamRegistry::Stream {
  public:
-  Session(const FrontAccess& a, grpc::ServerContext* ctx, Stream* stream)
-      : a_(a), ctx_(ctx), stream_(stream) {}
+  Session(const FrontAccess& a, StreamRegistry& registry, grpc::ServerContext* ctx, GrpcStream* stream)
+      : a_(a), registry_(registry), ctx_(ctx), stream_(stream) {}
 
   grpc::Status run() {
     v1::StreamingPullRequest first;
     if (!stream_->Read(&first)) return grpc::Status::OK;  // closed before it asked for anything
     if (auto r = open(first); !r.ok()) return to_status(r.error());
     if (auto r = apply(first); !r.ok()) return to_status(r.error());
+    registry_.add(sub_, this);
     std::thread reader([this] { read_loop(); });
     grpc::Status status = write_loop();
     {
@@ -44,8 +45,28 @@ class Session {
       if (!read_ended_) ctx_->TryCancel();  // unblocks the reader's Read
     }
     reader.join();
+    registry_.remove(sub_, this);
     std::lock_guard lock(mu_);
     return error_.ok() ? status : error_;
+  }
+
+  void release(std::span<const std::string> ids) override {
+    std::lock_guard lock(mu_);
+    for (const auto& id : ids) {
+      if (auto it = outstanding_.find(id); it != outstanding_.end()) {
+        outstanding_bytes_ -= it->second.bytes;
+        outstanding_.erase(it);
+      }
+    }
+    room_.notify_all();
+  }
+
+  void extend(std::span<const std::string> ids, int64_t us) override {
+    std::lock_guard lock(mu_);
+    const int64_t until = a_.clock().now().micros() + us;
+    for (const auto& id : ids) {
+      if (auto it = outstanding_.find(id); it != outstanding_.end()) it->second.until_us = until;
+    }
   }
 
  private:
@@ -77,7 +98,7 @@ class Session {
     if (!req.ack_ids().empty()) {
       std::vector<std::string> ids(req.ack_ids().begin(), req.ack_ids().end());
       BACKBONE_TRY(a_.broker().ack(sub_, ids));
-      release(ids);
+      registry_.release(sub_, ids);
     }
     if (req.modify_deadline_seconds_size() != req.modify_deadline_ack_ids_size()) {
       return make_error(Errc::kInvalidArgument,
@@ -93,9 +114,9 @@ class Session {
       BACKBONE_TRY(validate_delay(us, "modify_deadline_seconds"));
       BACKBONE_TRY(a_.broker().modify_ack_deadline(sub_, ids, us));
       if (seconds == 0) {
-        release(ids);
+        registry_.release(sub_, ids);
       } else {
-        extend(ids, us);
+        registry_.extend(sub_, ids, us);
       }
     }
     return {};
@@ -186,25 +207,6 @@ class Session {
     }
   }
 
-  void release(const std::vector<std::string>& ids) {
-    std::lock_guard lock(mu_);
-    for (const auto& id : ids) {
-      if (auto it = outstanding_.find(id); it != outstanding_.end()) {
-        outstanding_bytes_ -= it->second.bytes;
-        outstanding_.erase(it);
-      }
-    }
-    room_.notify_all();
-  }
-
-  void extend(const std::vector<std::string>& ids, int64_t us) {
-    std::lock_guard lock(mu_);
-    const int64_t until = a_.clock().now().micros() + us;
-    for (const auto& id : ids) {
-      if (auto it = outstanding_.find(id); it != outstanding_.end()) it->second.until_us = until;
-    }
-  }
-
   // Leases whose deadline passed no longer count: the broker redelivers those messages.
   // REQUIRES: mu_ held.
   void expire_leases() {
@@ -226,8 +228,9 @@ class Session {
     int64_t until_us = 0;
   };
   const FrontAccess& a_;
+  StreamRegistry& registry_;
   grpc::ServerContext* ctx_;
-  Stream* stream_;
+  GrpcStream* stream_;
   std::string sub_;
   SubscriptionConfig config_;
   int64_t stream_deadline_us_ = 0;
@@ -244,9 +247,9 @@ class Session {
 
 }  // namespace
 
-grpc::Status serve_streaming_pull(const FrontAccess& access, grpc::ServerContext* ctx,
-                                  Stream* stream) {
-  Session session(access, ctx, stream);
+grpc::Status serve_streaming_pull(const FrontAccess& access, StreamRegistry& registry,
+                                  grpc::ServerContext* ctx, GrpcStream* stream) {
+  Session session(access, registry, ctx, stream);
   return session.run();
 }
 

@@ -5,6 +5,8 @@
 //    messages, giving each the stream's ack deadline;
 //  - a reader thread takes the acks and deadline changes of later requests (a new deadline of
 //    0 is a nack) and frees their room in the flow control.
+// The stream is in `registry` while it runs, so that unary Acknowledge and ModifyAckDeadline
+// calls free its room too. A lease that expires frees it as well.
 // A message that the stream delivered and that is neither acked nor nacked when the stream
 // ends stays leased until its deadline (a client that reconnects acks it on its new stream).
 // The call ends when the client half-closes, cancels, or the server shuts down.
@@ -14,11 +16,12 @@
 
 #include "google/pubsub/v1/pubsub.grpc.pb.h"
 #include "pubsub/front/front_access.h"
+#include "pubsub/front/stream_registry.h"
 
 namespace backbone::pubsub {
 
 grpc::Status serve_streaming_pull(
-    const FrontAccess& access, grpc::ServerContext* ctx,
+    const FrontAccess& access, StreamRegistry& registry, grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<google::pubsub::v1::StreamingPullResponse,
                              google::pubsub::v1::StreamingPullRequest>* stream);
 

@@ -145,8 +145,16 @@ grpc::Status SubscriberService::ModifyAckDeadline(grpc::ServerContext* ctx,
   if (auto v = validate_delay(deadline_us, "ack_deadline_seconds"); !v.ok()) {
     return to_status(v.error());
   }
-  return to_status(
-      a_.broker().modify_ack_deadline(target->subscription, target->ack_ids, deadline_us));
+  if (auto r = a_.broker().modify_ack_deadline(target->subscription, target->ack_ids, deadline_us);
+      !r.ok()) {
+    return to_status(r.error());
+  }
+  if (deadline_us == 0) {
+    streams_.release(target->subscription, target->ack_ids);
+  } else {
+    streams_.extend(target->subscription, target->ack_ids, deadline_us);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status SubscriberService::Acknowledge(grpc::ServerContext* ctx,
@@ -155,7 +163,9 @@ grpc::Status SubscriberService::Acknowledge(grpc::ServerContext* ctx,
   auto target = ack_target(*ctx, req->subscription(), req->ack_ids());
   if (!target.ok()) return to_status(target.error());
   auto acked = a_.broker().ack(target->subscription, target->ack_ids);
-  return acked.ok() ? grpc::Status::OK : to_status(acked.error());
+  if (!acked.ok()) return to_status(acked.error());
+  streams_.release(target->subscription, target->ack_ids);
+  return grpc::Status::OK;
 }
 
 grpc::Status SubscriberService::Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
@@ -190,7 +200,7 @@ grpc::Status SubscriberService::Pull(grpc::ServerContext* ctx, const v1::PullReq
 grpc::Status SubscriberService::StreamingPull(
     grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<v1::StreamingPullResponse, v1::StreamingPullRequest>* stream) {
-  return serve_streaming_pull(a_, ctx, stream);
+  return serve_streaming_pull(a_, streams_, ctx, stream);
 }
 
 grpc::Status SubscriberService::ModifyPushConfig(grpc::ServerContext* ctx,

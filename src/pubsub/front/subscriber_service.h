@@ -13,6 +13,7 @@
 
 #include "google/pubsub/v1/pubsub.grpc.pb.h"
 #include "pubsub/front/front_access.h"
+#include "pubsub/front/stream_registry.h"
 
 namespace backbone::pubsub {
 
@@ -67,6 +68,7 @@ class SubscriberService final : public google::pubsub::v1::Subscriber::Service {
   // caller's.
   Result<void> check_topics(const server::Principal& who, const SubscriptionConfig& config) const;
   const FrontAccess& a_;
+  StreamRegistry streams_;  // the open StreamingPull calls
 };
 
 }  // namespace backbone::pubsub

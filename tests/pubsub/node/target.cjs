@@ -9,6 +9,10 @@
 //   BACKBONE_PUBSUB_ENV, BACKBONE_PUBSUB_OTHER_ENV  their environments
 'use strict';
 
+// Traffic stays on loopback: google-auth-library would otherwise probe the GCE metadata server
+// (169.254.169.254) for credentials and a project.
+process.env.METADATA_SERVER_DETECTION = 'none';
+
 const {PubSub, v1} = require('@google-cloud/pubsub');
 const {grpc} = require('google-gax');
 

@@ -1,0 +1,34 @@
+#include "pubsub/front/stream_registry.h"
+
+namespace backbone::pubsub {
+
+void StreamRegistry::add(const std::string& subscription, Stream* stream) {
+  std::lock_guard lock(mu_);
+  streams_.emplace(subscription, stream);
+}
+
+void StreamRegistry::remove(const std::string& subscription, Stream* stream) {
+  std::lock_guard lock(mu_);
+  auto [it, end] = streams_.equal_range(subscription);
+  for (; it != end; ++it) {
+    if (it->second == stream) {
+      streams_.erase(it);
+      return;
+    }
+  }
+}
+
+void StreamRegistry::release(std::string_view subscription, std::span<const std::string> ack_ids) {
+  std::lock_guard lock(mu_);
+  auto [it, end] = streams_.equal_range(subscription);
+  for (; it != end; ++it) it->second->release(ack_ids);
+}
+
+void StreamRegistry::extend(std::string_view subscription, std::span<const std::string> ack_ids,
+                            int64_t deadline_us) {
+  std::lock_guard lock(mu_);
+  auto [it, end] = streams_.equal_range(subscription);
+  for (; it != end; ++it) it->second->extend(ack_ids, deadline_us);
+}
+
+}  // namespace backbone::pubsub
