@@ -4,6 +4,8 @@
 //   embedded:///abs/path, embedded://relative/path   the single-machine default
 //                                                     (src/broker/embedded,
 //                                                     doc/broker_log_format.md)
+//   nats://host:port[,…]                              NATS JetStream (doc/broker_nats.md)
+//   pubsub://project                                  Google Cloud Pub/Sub (doc/broker.md)
 //
 // doc/broker.md maps the port onto NATS JetStream and Google Cloud Pub/Sub.
 //
@@ -22,7 +24,8 @@
 //    a time: the next only once the previous is acked or dead-lettered. Keys never block each
 //    other, and a dead-letter never stalls its key.
 //  - An ack that returns is durable: that delivery never comes back.
-//  - All time is read from the injected Clock.
+//  - All time is read from the injected Clock (pubsub://: the server's).
+//  - A backend may add labels of its own to a resource; those given are kept.
 //
 // Thread-safety: a Broker is thread-safe.
 #pragma once

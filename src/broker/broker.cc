@@ -3,6 +3,8 @@
 #include "broker/embedded/embedded_broker.h"
 #include "broker/nats/nats_broker.h"
 #include "broker/nats/nats_url.h"
+#include "broker/pubsub/pubsub_broker.h"
+#include "broker/pubsub/pubsub_url.h"
 
 namespace backbone {
 
@@ -20,11 +22,13 @@ Result<std::unique_ptr<Broker>> Broker::open(const BrokerOptions& options) {
     return nats::open_nats_broker(*o, options.clock);
   }
   if (url.starts_with("pubsub://")) {
-    return make_error(Errc::kInvalidArgument,
-                      "broker URL scheme of \"" + options.url + "\" is not built in yet", "broker");
+    auto o = pubsub::parse_pubsub_url(url);
+    if (!o.ok()) return o.error();
+    return pubsub::open_pubsub_broker(*o, options.clock);
   }
   return make_error(Errc::kInvalidArgument,
-                    "broker URL \"" + options.url + "\": want embedded://path or nats://host:port",
+                    "broker URL \"" + options.url +
+                        "\": want embedded://path, nats://host:port or pubsub://project",
                     "broker");
 }
 

@@ -80,8 +80,6 @@ Timestamp timestamp_of(const google::protobuf::Timestamp& t) {
 }
 
 Result<TopicConfig> topic_from_proto(const v1::Topic& topic, std::string_view project) {
-  auto name = parse_resource_path(topic.name(), project, ResourceKind::kTopic, "name");
-  if (!name.ok()) return name.error();
   if (topic.has_schema_settings()) return unsupported("schema_settings", "a schema");
   if (!topic.kms_key_name().empty()) return unsupported("kms_key_name", "a KMS key");
   if (topic.has_message_storage_policy()) {
@@ -94,6 +92,12 @@ Result<TopicConfig> topic_from_proto(const v1::Topic& topic, std::string_view pr
   if (topic.has_ingestion_data_source_settings()) {
     return unsupported("ingestion_data_source_settings", "an ingestion source");
   }
+  return topic_of(topic, project);
+}
+
+Result<TopicConfig> topic_of(const v1::Topic& topic, std::string_view project) {
+  auto name = parse_resource_path(topic.name(), project, ResourceKind::kTopic, "name");
+  if (!name.ok()) return name.error();
   TopicConfig out;
   out.name = *name;
   out.labels.insert(topic.labels().begin(), topic.labels().end());
@@ -108,10 +112,6 @@ void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Top
 
 Result<SubscriptionConfig> subscription_from_proto(const v1::Subscription& sub,
                                                    std::string_view project) {
-  auto name = parse_resource_path(sub.name(), project, ResourceKind::kSubscription, "name");
-  if (!name.ok()) return name.error();
-  auto topic = parse_resource_path(sub.topic(), project, ResourceKind::kTopic, "topic");
-  if (!topic.ok()) return topic.error();
   if (sub.has_push_config() && !sub.push_config().push_endpoint().empty()) {
     return unsupported("push_config", "push delivery");
   }
@@ -127,11 +127,27 @@ Result<SubscriptionConfig> subscription_from_proto(const v1::Subscription& sub,
     return unsupported("retain_acked_messages", "keeping acked messages (seek)");
   }
   if (sub.detached()) return unsupported("detached", "a detached subscription");
+  if (auto topic = parse_resource_path(sub.topic(), project, ResourceKind::kTopic, "topic");
+      !topic.ok()) {
+    return topic.error();
+  }
+  return subscription_of(sub, project);
+}
+
+Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::string_view project) {
+  auto name = parse_resource_path(sub.name(), project, ResourceKind::kSubscription, "name");
+  if (!name.ok()) return name.error();
+  std::string topic(kDeletedTopic);
+  if (sub.topic() != kDeletedTopic) {
+    auto t = parse_resource_path(sub.topic(), project, ResourceKind::kTopic, "topic");
+    if (!t.ok()) return t.error();
+    topic = *t;
+  }
   auto dead_letter = dead_letter_from_proto(sub, project);
   if (!dead_letter.ok()) return dead_letter.error();
   SubscriptionConfig out;
   out.name = *name;
-  out.topic = *topic;
+  out.topic = topic;
   out.ack_deadline_us = ack_deadline_from_proto(sub);
   out.ordered = sub.enable_message_ordering();
   out.retry = retry_from_proto(sub);

@@ -26,6 +26,8 @@ Timestamp timestamp_of(const google::protobuf::Timestamp& t);
 // A Topic as the port sees it. kInvalidArgument for what the port does not keep (schema
 // settings, a KMS key, storage policies, ingestion sources, a retention), naming the field.
 Result<TopicConfig> topic_from_proto(const v1::Topic& topic, std::string_view project);
+// The same, for a server's answer: what the port does not keep is left out, not refused.
+Result<TopicConfig> topic_of(const v1::Topic& topic, std::string_view project);
 void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Topic* out);
 
 // A Subscription as the port sees it, with Pub/Sub's defaults: ack deadline 10 s,
@@ -34,6 +36,9 @@ void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Top
 // retained acked messages, detached), naming the field.
 Result<SubscriptionConfig> subscription_from_proto(const v1::Subscription& sub,
                                                    std::string_view project);
+// The same, for a server's answer: what the port does not keep is left out, not refused; the
+// topic of a detached subscription reads kDeletedTopic.
+Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::string_view project);
 // `topic_exists` false writes the topic as kDeletedTopic.
 void subscription_to_proto(const SubscriptionConfig& config, std::string_view project,
                            bool topic_exists, v1::Subscription* out);

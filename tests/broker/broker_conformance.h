@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -18,11 +19,17 @@ class BrokerHarness {
   // The URL of a broker that exists for this harness alone. A backend whose server is not
   // running makes no harness (nullptr): the suite skips, or fails under `make test`.
   virtual std::string url() = 0;
+  // Called before url() with the suite's clock. A harness that starts the server whose delivery
+  // rules the backend uses (backbone's own Pub/Sub front, for pubsub://) runs it on this clock.
+  virtual void run_on(const Clock& /*clock*/) {}
 };
 
 struct BrokerBackend {
   std::string name;
   std::function<std::unique_ptr<BrokerHarness>()> make;
+  // Cases this backend cannot pass, by test name, each with why: they are skipped with the
+  // reason shown (a backend over a wire protocol that lacks what the case checks).
+  std::map<std::string, std::string> cannot;
 };
 
 inline void PrintTo(const BrokerBackend& b, std::ostream* os) { *os << b.name; }
