@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <thread>
 
 namespace backbone::testing {
@@ -48,6 +49,15 @@ int ServeProcess::kill(int sig) {
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
   return status;
+}
+
+std::string write_serve_config(const std::string& folder, const std::string& pubsub_listen) {
+  const std::string path = folder + "/backbone.toml";
+  std::ofstream(path) << "store = \"sqlite://" << folder << "/{env}.db\"\n"
+                      << "broker = \"embedded://" << folder << "/broker\"\n"
+                      << "tokens = \"" << folder << "/tokens.json\"\n"
+                      << "pubsub_listen = \"" << pubsub_listen << "\"\n";
+  return path;
 }
 
 bool wait_for_port(int port, int ms) {

@@ -31,6 +31,10 @@ class ServeProcess {
   pid_t pid_ = -1;
 };
 
+// Writes `folder`/backbone.toml for a `serve` whose stores, broker and tokens live in `folder`,
+// with the Pub/Sub front on `pubsub_listen`; returns its path.
+std::string write_serve_config(const std::string& folder, const std::string& pubsub_listen);
+
 // Waits until something accepts TCP connections on 127.0.0.1:port (at most `ms`).
 bool wait_for_port(int port, int ms);
 

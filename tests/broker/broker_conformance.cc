@@ -109,7 +109,8 @@ TEST_P(BrokerConformance, TopicsAndSubscriptionsAreCreatedListedAndDeleted) {
   c.ordered = true;
   c.retry = RetryPolicy{10 * kSecond, 600 * kSecond};
   c.retention_us = 31 * kDay;
-  ASSERT_TRUE(b().create_subscription(c).ok());
+  auto created = b().create_subscription(c);
+  ASSERT_TRUE(created.ok()) << created.error().describe();
   EXPECT_EQ(b().create_subscription(c).code(), Errc::kAlreadyExists);
   EXPECT_EQ(without_added_labels(*b().get_subscription("orders.audit"), c), c);
   EXPECT_EQ(b().list_topics()->size(), 1u);
@@ -546,7 +547,8 @@ TEST_P(BrokerConformance, UpdateChangesPoliciesButNotOrderingOrTopic) {
   auto c = *b().get_subscription("orders.work");
   c.ack_deadline_us = 90 * kSecond;
   c.retry = RetryPolicy{kSecond, 2 * kSecond};
-  ASSERT_TRUE(b().update_subscription(c).ok());
+  auto updated = b().update_subscription(c);
+  ASSERT_TRUE(updated.ok()) << updated.error().describe();
   EXPECT_EQ(without_added_labels(*b().get_subscription("orders.work"), c), c);
   auto reorder = c;
   reorder.ordered = true;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -36,6 +37,8 @@ pid_t spawn(const std::vector<std::string>& args) {
   return pid;
 }
 
+using namespace std::chrono_literals;
+
 TEST(BrokerCrash, NothingAcknowledgedIsLostAndKeyOrderHoldsAcrossSigkills) {
   TempDir dir;
   const std::string url = "embedded://" + dir.file("broker") + "?segment_bytes=65536";
@@ -55,10 +58,22 @@ TEST(BrokerCrash, NothingAcknowledgedIsLostAndKeyOrderHoldsAcrossSigkills) {
   }
   std::mt19937 rng(20261128);
   constexpr int kIterations = 12;
+  auto file_size = [](const std::string& path) {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(path, ec);
+    return ec ? uintmax_t{0} : n;
+  };
   for (int i = 0; i < kIterations; ++i) {
+    const uintmax_t logged = file_size(log);
     const pid_t child =
         spawn({BROKER_CRASH_HELPER, "run", url, log, std::to_string(uint64_t(i + 1) * 1'000'000)});
     ASSERT_GT(child, 0);
+    // The kill falls at a random point of the child's work, not of its start (which a
+    // sanitized build makes slow): wait for its first logged line, then a random while.
+    const auto started = std::chrono::steady_clock::now();
+    while (file_size(log) <= logged && std::chrono::steady_clock::now() - started < 20s) {
+      std::this_thread::sleep_for(5ms);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 250));
     ::kill(child, SIGKILL);
     int status = 0;

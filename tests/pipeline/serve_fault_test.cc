@@ -34,11 +34,7 @@ using namespace std::chrono_literals;
 TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
   TempDir dir;
   const int port = 18600 + static_cast<int>(::getpid() % 300);
-  const std::string config = dir.file("backbone.toml");
-  std::ofstream(config) << "store = \"sqlite://" << dir.file("{env}.db") << "\"\n"
-                        << "broker = \"embedded://" << dir.file("broker") << "\"\n"
-                        << "tokens = \"" << dir.file("tokens.json") << "\"\n"
-                        << "pubsub_listen = \"127.0.0.1:0\"\n";
+  const std::string config = write_serve_config(dir.file(""), "127.0.0.1:0");
   const std::vector<std::string> envs = {"sandbox", "production"};
   const std::string verify_sub =
       Topology::built_in().topic_name(TopicFamily::kMerged, "sandbox") + ".fault-verify";
@@ -203,11 +199,7 @@ std::pair<int, std::string> run_cli(const std::string& args) {
 TEST(ServeStress, StressAgainstARunningServerPassesItsChecks) {
   TempDir dir;
   const int port = 18300 + static_cast<int>(::getpid() % 300);
-  const std::string config = dir.file("backbone.toml");
-  std::ofstream(config) << "store = \"sqlite://" << dir.file("{env}.db") << "\"\n"
-                        << "broker = \"embedded://" << dir.file("broker") << "\"\n"
-                        << "tokens = \"" << dir.file("tokens.json") << "\"\n"
-                        << "pubsub_listen = \"127.0.0.1:0\"\n";
+  const std::string config = write_serve_config(dir.file(""), "127.0.0.1:0");
   ServeProcess serve(config, port);
   serve.start();
   ASSERT_TRUE(serve.wait_ready());

@@ -46,11 +46,8 @@ TEST(PubsubNode, OfficialClientAgainstBackbone) {
   TempDir dir;
   const int http_port = free_loopback_port();
   const int pubsub_port = free_loopback_port();
-  const std::string config = dir.file("backbone.toml");
-  std::ofstream(config) << "store = \"sqlite://" << dir.file("{env}.db") << "\"\n"
-                        << "broker = \"embedded://" << dir.file("broker") << "\"\n"
-                        << "tokens = \"" << dir.file("tokens.json") << "\"\n"
-                        << "pubsub_listen = \"127.0.0.1:" << pubsub_port << "\"\n";
+  const std::string config =
+      write_serve_config(dir.file(""), "127.0.0.1:" + std::to_string(pubsub_port));
   auto tokens = server::TokenStore::open(dir.file("tokens.json"));
   ASSERT_TRUE(tokens.ok());
   const std::string sandbox = *tokens->create("node-sandbox", "sandbox", {"admin"});

@@ -129,10 +129,15 @@ class PubsubBroker final : public Broker {
     v1::UpdateSubscriptionRequest req;
     subscription_to_proto(config, url_.project, true, req.mutable_subscription());
     req.mutable_subscription()->clear_state();
-    for (const char* path : {"ack_deadline_seconds", "retry_policy", "dead_letter_policy",
-                             "message_retention_duration", "labels"}) {
-      req.mutable_update_mask()->add_paths(path);
-    }
+    // Only what changes: a field left out stays as it is (and some servers refuse some paths;
+    // Google's emulator refuses "labels").
+    auto* mask = req.mutable_update_mask();
+    if (current->ack_deadline_us != config.ack_deadline_us) mask->add_paths("ack_deadline_seconds");
+    if (current->retry != config.retry) mask->add_paths("retry_policy");
+    if (current->dead_letter != config.dead_letter) mask->add_paths("dead_letter_policy");
+    if (current->retention_us != config.retention_us) mask->add_paths("message_retention_duration");
+    if (current->labels != config.labels) mask->add_paths("labels");
+    if (mask->paths_size() == 0) return {};
     v1::Subscription resp;
     BACKBONE_TRY(check(sub_->UpdateSubscription(call().get(), req, &resp), "UpdateSubscription"));
     forget_config(config.name);
