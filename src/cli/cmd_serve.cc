@@ -33,6 +33,7 @@ Result<std::unique_ptr<pubsub::PubsubFront>> start_pubsub(CliContext& ctx, serve
   pubsub::FrontOptions fo;
   fo.project = app.topology().project();
   fo.envs = ctx.config.environments;
+  fo.metrics = &app.metrics();
   if (!flags.pubsub_anonymous.empty()) {
     if (!app.pipeline(flags.pubsub_anonymous).ok()) {
       return make_error(Errc::kInvalidArgument,

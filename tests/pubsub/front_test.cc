@@ -46,6 +46,7 @@ class Front : public ::testing::Test {
     pubsub::FrontOptions fo;
     fo.project = kProject;
     fo.envs = envs_;
+    fo.metrics = &metrics_;
     auto f =
         pubsub::PubsubFront::start(*broker_, Topology::built_in(), *tokens_, fo, "127.0.0.1:0");
     ASSERT_TRUE(f.ok()) << f.error().describe();
@@ -108,6 +109,7 @@ class Front : public ::testing::Test {
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<server::TokenStore> tokens_;
   std::string sandbox_, subscriber_, production_;
+  Metrics metrics_;
   std::unique_ptr<pubsub::PubsubFront> front_;
   std::unique_ptr<v1::Publisher::Stub> pub_;
   std::unique_ptr<v1::Subscriber::Stub> subs_;
@@ -122,6 +124,22 @@ TEST_F(Front, AMissingOrUnknownTokenIsUnauthenticated) {
   t.set_name(topic("orders"));
   EXPECT_EQ(pub_->CreateTopic(ctx.get(), t, &out).error_code(), StatusCode::UNAUTHENTICATED);
   EXPECT_FALSE(broker_->get_topic("orders").ok());
+}
+
+TEST_F(Front, EveryCallIsCountedByMethodAndCode) {
+  EXPECT_EQ(create_topic("", "orders").error_code(), StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(create_topic(sandbox_, "orders").ok());
+  ASSERT_TRUE(publish(sandbox_, "orders", 2).ok());
+  ASSERT_TRUE(publish(sandbox_, "orders", 1).ok());
+  front_->shutdown(0);  // every call has sent its status
+  const std::string text = metrics_.render();
+  for (const char* line :
+       {"backbone_pubsub_requests_total{code=\"UNAUTHENTICATED\",method=\"CreateTopic\"} 1",
+        "backbone_pubsub_requests_total{code=\"OK\",method=\"CreateTopic\"} 1",
+        "backbone_pubsub_requests_total{code=\"OK\",method=\"Publish\"} 2",
+        "backbone_pubsub_request_seconds_count{method=\"Publish\"} 2"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+  }
 }
 
 TEST_F(Front, ATokenWithoutTheRoleIsDenied) {

@@ -25,6 +25,7 @@
 
 #include "backbone/broker.h"
 #include "backbone/clock.h"
+#include "backbone/metrics.h"
 #include "backbone/topology.h"
 #include "server/tokens.h"
 
@@ -39,6 +40,7 @@ struct FrontOptions {
   std::vector<std::string> envs;         // every configured environment
   std::optional<std::string> anonymous;  // --pubsub-anonymous: loopback calls without a token
   const Clock* clock = nullptr;          // nullptr: the system clock
+  Metrics* metrics = nullptr;            // where the front counts its calls (front_metrics.h)
 };
 
 // A resource that the caller may use, and whether the topology manages it.

@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "pubsub/front/front_metrics.h"
 #include "pubsub/front/publisher_service.h"
 #include "pubsub/front/subscriber_service.h"
 
@@ -39,8 +40,14 @@ Result<std::unique_ptr<PubsubFront>> PubsubFront::start(Broker& broker, const To
                                                         const server::TokenStore& tokens,
                                                         FrontOptions options,
                                                         const std::string& listen) {
+  Metrics* metrics = options.metrics;
   auto impl = std::make_unique<Impl>(broker, topology, tokens, std::move(options));
   grpc::ServerBuilder builder;
+  if (metrics) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(metrics_interceptor(*metrics));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(&impl->publisher);
