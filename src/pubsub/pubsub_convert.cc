@@ -215,6 +215,13 @@ Result<SubscriptionConfig> apply_subscription_update(const SubscriptionConfig& c
   return out;
 }
 
+size_t wire_bytes(const std::string& data, const Attributes& attributes,
+                  const std::string& ordering_key) {
+  size_t n = data.size() + ordering_key.size();
+  for (const auto& [k, v] : attributes) n += k.size() + v.size();
+  return n;
+}
+
 OutgoingMessage message_from_proto(const v1::PubsubMessage& m) {
   OutgoingMessage out;
   out.data = m.data();

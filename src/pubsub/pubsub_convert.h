@@ -50,6 +50,11 @@ Result<SubscriptionConfig> apply_subscription_update(const SubscriptionConfig& c
                                                      const google::protobuf::FieldMask& mask,
                                                      std::string_view project);
 
+// What a message weighs on the wire: its data, attributes and ordering key, in bytes (for
+// request sizes and flow control).
+size_t wire_bytes(const std::string& data, const Attributes& attributes,
+                  const std::string& ordering_key);
+
 OutgoingMessage message_from_proto(const v1::PubsubMessage& m);
 void message_to_proto(const OutgoingMessage& m, v1::PubsubMessage* out);
 void message_to_proto(const Message& m, v1::PubsubMessage* out);

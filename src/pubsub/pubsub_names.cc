@@ -33,9 +33,14 @@ Result<std::string_view> take_project(std::string_view& path, std::string_view p
 
 }  // namespace
 
-std::string resource_path(std::string_view project, ResourceKind kind, std::string_view id) {
+std::string project_path(std::string_view project) {
   std::string out(kProjects);
   out += project;
+  return out;
+}
+
+std::string resource_path(std::string_view project, ResourceKind kind, std::string_view id) {
+  std::string out = project_path(project);
   out += '/';
   out += collection(kind);
   out += '/';

@@ -18,6 +18,8 @@ inline constexpr std::string_view kDeletedTopic = "_deleted-topic_";
 
 enum class ResourceKind { kTopic, kSubscription };
 
+// "projects/P": the parent of the List calls.
+std::string project_path(std::string_view project);
 // "projects/P/topics/T" (or ".../subscriptions/S").
 std::string resource_path(std::string_view project, ResourceKind kind, std::string_view id);
 inline std::string topic_path(std::string_view project, std::string_view topic) {

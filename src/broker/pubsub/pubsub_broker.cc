@@ -25,12 +25,6 @@ constexpr int64_t kForgetDeliveriesUs = 3600 * kSecond;  // a delivery is kept t
 
 int32_t whole_seconds(int64_t us) { return static_cast<int32_t>((us + kSecond - 1) / kSecond); }
 
-size_t message_bytes(const OutgoingMessage& m) {
-  size_t n = m.data.size() + m.ordering_key.size();
-  for (const auto& [k, v] : m.attributes) n += k.size() + v.size();
-  return n;
-}
-
 class PubsubBroker final : public Broker {
  public:
   PubsubBroker(PubsubUrl url, const Clock* clock, const std::shared_ptr<grpc::Channel>& channel)
@@ -60,7 +54,7 @@ class PubsubBroker final : public Broker {
     std::string token;
     do {
       v1::ListTopicsRequest req;
-      req.set_project("projects/" + url_.project);
+      req.set_project(project_path(url_.project));
       req.set_page_size(1000);
       req.set_page_token(token);
       v1::ListTopicsResponse resp;
@@ -102,7 +96,7 @@ class PubsubBroker final : public Broker {
     std::string token;
     do {
       v1::ListSubscriptionsRequest req;
-      req.set_project("projects/" + url_.project);
+      req.set_project(project_path(url_.project));
       req.set_page_size(1000);
       req.set_page_token(token);
       v1::ListSubscriptionsResponse resp;
@@ -165,7 +159,8 @@ class PubsubBroker final : public Broker {
       size_t bytes = 0;
       for (; i < messages.size() && static_cast<size_t>(req.messages_size()) < kMaxPublishMessages;
            ++i) {
-        const size_t n = message_bytes(messages[i]);
+        const size_t n =
+            wire_bytes(messages[i].data, messages[i].attributes, messages[i].ordering_key);
         if (req.messages_size() > 0 && bytes + n > kMaxPublishBytes) break;
         message_to_proto(messages[i], req.add_messages());
         bytes += n;
@@ -204,7 +199,7 @@ class PubsubBroker final : public Broker {
       m.delivery_attempt = std::max(1, rm.delivery_attempt());
       out.push_back(std::move(m));
     }
-    if (config->dead_letter) remember(subscription, out);
+    if (config->dead_letter) remember(out);
     return out;
   }
 
@@ -263,12 +258,6 @@ class PubsubBroker final : public Broker {
   }
 
  private:
-  struct Delivery {
-    std::string subscription;
-    ReceivedMessage received;
-    int64_t at_us = 0;
-  };
-
   std::unique_ptr<grpc::ClientContext> call(int64_t timeout_us = kCallTimeoutUs) const {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::microseconds(timeout_us));
@@ -306,20 +295,20 @@ class PubsubBroker final : public Broker {
   }
 
   // Publishes the delivery to the dead-letter topic with the backbone.* attributes, then acks it.
-  Result<void> send_to_dead_letter(const SubscriptionConfig& config, const Delivery& d,
+  Result<void> send_to_dead_letter(const SubscriptionConfig& config, const ReceivedMessage& d,
                                    std::string_view reason) {
     OutgoingMessage m;
-    m.data = d.received.message.data;
-    m.attributes = d.received.message.attributes;
-    m.ordering_key = d.received.message.ordering_key;
-    m.attributes[std::string(kAttrDeliveryAttempt)] = std::to_string(d.received.delivery_attempt);
+    m.data = d.message.data;
+    m.attributes = d.message.attributes;
+    m.ordering_key = d.message.ordering_key;
+    m.attributes[std::string(kAttrDeliveryAttempt)] = std::to_string(d.delivery_attempt);
     m.attributes[std::string(kAttrLastError)] =
         std::string(reason.substr(0, kMaxAttributeValueBytes));
     m.attributes[std::string(kAttrSourceSubscription)] = config.name;
-    m.attributes[std::string(kAttrSourceMessageId)] = d.received.message.id;
+    m.attributes[std::string(kAttrSourceMessageId)] = d.message.id;
     m.attributes[std::string(kAttrDeadLetteredAt)] = clock_.now().to_rfc3339();
     BACKBONE_TRY(publish(config.dead_letter->topic, std::span(&m, 1)));
-    return acknowledge(config.name, std::span(&d.received.ack_id, 1));
+    return acknowledge(config.name, std::span(&d.ack_id, 1));
   }
 
   // The subscription's policies, fetched once.
@@ -341,7 +330,7 @@ class PubsubBroker final : public Broker {
 
   // Deliveries of subscriptions with a dead-letter policy are kept until acked, nacked or an
   // hour old, so that this client can dead-letter them itself.
-  void remember(std::string_view subscription, const std::vector<ReceivedMessage>& got) {
+  void remember(const std::vector<ReceivedMessage>& got) {
     std::lock_guard lock(mu_);
     const int64_t now = clock_.now().micros();
     while (!order_.empty() && order_.front().first + kForgetDeliveriesUs < now) {
@@ -349,7 +338,7 @@ class PubsubBroker final : public Broker {
       order_.pop_front();
     }
     for (const auto& m : got) {
-      deliveries_[m.ack_id] = Delivery{std::string(subscription), m, now};
+      deliveries_[m.ack_id] = m;
       order_.emplace_back(now, m.ack_id);
     }
   }
@@ -358,13 +347,13 @@ class PubsubBroker final : public Broker {
     for (const auto& id : ids) deliveries_.erase(id);
   }
   // The delivery `ack_id` if its attempt has reached `max_attempts`, taken out.
-  std::optional<Delivery> take_last_attempt(const std::string& ack_id, int max_attempts) {
+  std::optional<ReceivedMessage> take_last_attempt(const std::string& ack_id, int max_attempts) {
     std::lock_guard lock(mu_);
     auto it = deliveries_.find(ack_id);
-    if (it == deliveries_.end() || it->second.received.delivery_attempt < max_attempts) {
+    if (it == deliveries_.end() || it->second.delivery_attempt < max_attempts) {
       return std::nullopt;
     }
-    Delivery d = std::move(it->second);
+    ReceivedMessage d = std::move(it->second);
     deliveries_.erase(it);
     return d;
   }
@@ -375,7 +364,7 @@ class PubsubBroker final : public Broker {
   std::unique_ptr<v1::Subscriber::Stub> sub_;
   std::mutex mu_;
   std::map<std::string, SubscriptionConfig, std::less<>> configs_;  // GUARDED_BY(mu_)
-  std::unordered_map<std::string, Delivery> deliveries_;            // GUARDED_BY(mu_)
+  std::unordered_map<std::string, ReceivedMessage> deliveries_;     // GUARDED_BY(mu_)
   std::deque<std::pair<int64_t, std::string>> order_;               // GUARDED_BY(mu_)
 };
 

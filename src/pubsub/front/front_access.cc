@@ -2,8 +2,6 @@
 
 #include <grpcpp/server_context.h>
 
-#include <algorithm>
-
 namespace backbone::pubsub {
 namespace {
 
@@ -41,34 +39,39 @@ Result<server::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
   return who;
 }
 
-std::optional<std::string> FrontAccess::env_of(std::string_view id,
-                                               const Attributes& labels) const {
-  if (auto env = topology_.environment_of(id, o_.envs)) return env;
+std::optional<std::string> FrontAccess::env_of(std::string_view id, const Attributes& labels,
+                                               bool* managed) const {
+  auto env = topology_.environment_of(id, o_.envs);
+  if (managed) *managed = env.has_value();
+  if (env) return env;
   const auto it = labels.find(std::string(kLabelEnv));
   if (it == labels.end()) return std::nullopt;
   return it->second;
 }
 
+Result<void> FrontAccess::not_another_envs(const server::Principal& who, std::string_view id,
+                                           const char* what) const {
+  if (auto env = topology_.environment_of(id, o_.envs); env && *env != who.env) {
+    return other_env(what, id, *env);
+  }
+  return {};
+}
+
 Result<Owned> FrontAccess::check_owner(const server::Principal& who, std::string_view id,
                                        const Attributes& labels, const char* what) const {
   Owned out;
-  const auto env = env_of(id, labels);
+  const auto env = env_of(id, labels, &out.managed);
   if (!env) {
     return make_error(Errc::kPermissionDenied,
                       std::string(what) + " \"" + std::string(id) + "\" belongs to no environment");
   }
   if (*env != who.env) return other_env(what, id, *env);
-  out.env = *env;
-  out.managed = topology_.environment_of(id, o_.envs).has_value();
   return out;
 }
 
 Result<TopicConfig> FrontAccess::topic(const server::Principal& who, std::string_view id,
                                        Owned* owned) const {
-  // A topology name says whose it is before the broker is asked (nothing leaks by NOT_FOUND).
-  if (auto env = topology_.environment_of(id, o_.envs); env && *env != who.env) {
-    return other_env("topic", id, *env);
-  }
+  BACKBONE_TRY(not_another_envs(who, id, "topic"));
   auto t = broker_.get_topic(id);
   if (!t.ok()) return t.error();
   auto o = check_owner(who, id, t->labels, "topic");
@@ -79,9 +82,7 @@ Result<TopicConfig> FrontAccess::topic(const server::Principal& who, std::string
 
 Result<SubscriptionConfig> FrontAccess::subscription(const server::Principal& who,
                                                      std::string_view id, Owned* owned) const {
-  if (auto env = topology_.environment_of(id, o_.envs); env && *env != who.env) {
-    return other_env("subscription", id, *env);
-  }
+  BACKBONE_TRY(not_another_envs(who, id, "subscription"));
   auto s = broker_.get_subscription(id);
   if (!s.ok()) return s.error();
   auto o = check_owner(who, id, s->labels, "subscription");

@@ -43,9 +43,8 @@ struct FrontOptions {
   Metrics* metrics = nullptr;            // where the front counts its calls (front_metrics.h)
 };
 
-// A resource that the caller may use, and whether the topology manages it.
+// About a resource that the caller may use: whether the topology manages it.
 struct Owned {
-  std::string env;
   bool managed = false;
 };
 
@@ -86,7 +85,13 @@ class FrontAccess {
 
  private:
   // The environment of a resource named `id` with `labels`; nullopt when it has none.
-  std::optional<std::string> env_of(std::string_view id, const Attributes& labels) const;
+  // `managed`, when given, says whether the topology names it.
+  std::optional<std::string> env_of(std::string_view id, const Attributes& labels,
+                                    bool* managed = nullptr) const;
+  // kPermissionDenied when the topology names `id` for another environment than the caller's
+  // (checked before the broker is asked, so that a refusal says nothing about what exists).
+  Result<void> not_another_envs(const server::Principal& who, std::string_view id,
+                                const char* what) const;
   Result<Owned> check_owner(const server::Principal& who, std::string_view id,
                             const Attributes& labels, const char* what) const;
   Broker& broker_;

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "backbone/broker.h"
+
 namespace backbone::pubsub {
 
 class StreamRegistry {
@@ -31,11 +33,20 @@ class StreamRegistry {
 
   void add(const std::string& subscription, Stream* stream);
   void remove(const std::string& subscription, Stream* stream);
+
+  // Acks on the broker, then frees the acked deliveries in the streams that hold them. Every
+  // ack of the front goes through here, whether it came on a stream or in a unary call.
+  Result<void> ack(Broker& broker, std::string_view subscription,
+                   std::span<const std::string> ack_ids);
+  // Moves the deadlines on the broker (0 is a nack, which frees the deliveries), then tells the
+  // streams that hold them.
+  Result<void> modify_ack_deadline(Broker& broker, std::string_view subscription,
+                                   std::span<const std::string> ack_ids, int64_t deadline_us);
+
+ private:
   void release(std::string_view subscription, std::span<const std::string> ack_ids);
   void extend(std::string_view subscription, std::span<const std::string> ack_ids,
               int64_t deadline_us);
-
- private:
   std::mutex mu_;
   std::multimap<std::string, Stream*, std::less<>> streams_;  // GUARDED_BY(mu_)
 };

@@ -1,7 +1,5 @@
 #include "pubsub/front/streaming_pull.h"
 
-#include <spdlog/spdlog.h>
-
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -22,14 +20,13 @@ constexpr size_t kMaxPullBatch = 1000;         // messages per pull from the bro
 constexpr size_t kMaxResponseBytes = 3 << 20;  // under the 4 MiB default of gRPC clients
 
 size_t message_bytes(const ReceivedMessage& m) {
-  size_t n = m.message.data.size() + m.message.ordering_key.size();
-  for (const auto& [k, v] : m.message.attributes) n += k.size() + v.size();
-  return n;
+  return wire_bytes(m.message.data, m.message.attributes, m.message.ordering_key);
 }
 
 class Session final : public StreamRegistry::Stream {
  public:
-  Session(const FrontAccess& a, StreamRegistry& registry, grpc::ServerContext* ctx, GrpcStream* stream)
+  Session(const FrontAccess& a, StreamRegistry& registry, grpc::ServerContext* ctx,
+          GrpcStream* stream)
       : a_(a), registry_(registry), ctx_(ctx), stream_(stream) {}
 
   grpc::Status run() {
@@ -97,8 +94,7 @@ class Session final : public StreamRegistry::Stream {
   Result<void> apply(const v1::StreamingPullRequest& req) {
     if (!req.ack_ids().empty()) {
       std::vector<std::string> ids(req.ack_ids().begin(), req.ack_ids().end());
-      BACKBONE_TRY(a_.broker().ack(sub_, ids));
-      registry_.release(sub_, ids);
+      BACKBONE_TRY(registry_.ack(a_.broker(), sub_, ids));
     }
     if (req.modify_deadline_seconds_size() != req.modify_deadline_ack_ids_size()) {
       return make_error(Errc::kInvalidArgument,
@@ -112,12 +108,7 @@ class Session final : public StreamRegistry::Stream {
     for (auto& [seconds, ids] : by_deadline) {
       const int64_t us = int64_t{seconds} * kSecond;
       BACKBONE_TRY(validate_delay(us, "modify_deadline_seconds"));
-      BACKBONE_TRY(a_.broker().modify_ack_deadline(sub_, ids, us));
-      if (seconds == 0) {
-        registry_.release(sub_, ids);
-      } else {
-        registry_.extend(sub_, ids, us);
-      }
+      BACKBONE_TRY(registry_.modify_ack_deadline(a_.broker(), sub_, ids, us));
     }
     return {};
   }

@@ -145,16 +145,8 @@ grpc::Status SubscriberService::ModifyAckDeadline(grpc::ServerContext* ctx,
   if (auto v = validate_delay(deadline_us, "ack_deadline_seconds"); !v.ok()) {
     return to_status(v.error());
   }
-  if (auto r = a_.broker().modify_ack_deadline(target->subscription, target->ack_ids, deadline_us);
-      !r.ok()) {
-    return to_status(r.error());
-  }
-  if (deadline_us == 0) {
-    streams_.release(target->subscription, target->ack_ids);
-  } else {
-    streams_.extend(target->subscription, target->ack_ids, deadline_us);
-  }
-  return grpc::Status::OK;
+  return to_status(streams_.modify_ack_deadline(a_.broker(), target->subscription, target->ack_ids,
+                                                deadline_us));
 }
 
 grpc::Status SubscriberService::Acknowledge(grpc::ServerContext* ctx,
@@ -162,10 +154,7 @@ grpc::Status SubscriberService::Acknowledge(grpc::ServerContext* ctx,
                                             google::protobuf::Empty*) {
   auto target = ack_target(*ctx, req->subscription(), req->ack_ids());
   if (!target.ok()) return to_status(target.error());
-  auto acked = a_.broker().ack(target->subscription, target->ack_ids);
-  if (!acked.ok()) return to_status(acked.error());
-  streams_.release(target->subscription, target->ack_ids);
-  return grpc::Status::OK;
+  return to_status(streams_.ack(a_.broker(), target->subscription, target->ack_ids));
 }
 
 grpc::Status SubscriberService::Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
