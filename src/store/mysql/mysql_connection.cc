@@ -3,6 +3,7 @@
 #include <mysql.h>
 
 #include <unordered_map>
+#include <utility>
 
 namespace backbone::mysql {
 namespace {
@@ -106,17 +107,20 @@ class MysqlConnection final : public sql::SqlConnection {
   // literals; one with large parameters (a multi-row INSERT) runs prepared, on its own, because
   // the server parses many text literals more slowly than it executes the prepared statement
   // (measured: BENCHMARKS.md).
-  Result<std::vector<sql::SqlRows>> run_batch(
-      std::span<const sql::SqlStatement> statements) override {
+  using sql::SqlConnection::run_batch;
+  Result<std::vector<sql::SqlRows>> run_batch(std::span<const sql::SqlStatement> statements,
+                                              const std::function<void()>& meanwhile) override {
     constexpr size_t kInlineBytes = 16 * 1024;
     auto small = [](const sql::SqlStatement& s) {
       size_t bytes = 0;
       for (const auto& p : s.params) bytes += p ? p->size() : 0;
       return bytes <= kInlineBytes;
     };
+    std::function<void()> pending = meanwhile;  // runs once, while the first query is out
     std::vector<sql::SqlRows> all;
     for (size_t i = 0; i < statements.size();) {
       if (!small(statements[i])) {
+        if (pending) std::exchange(pending, nullptr)();
         auto r = run(statements[i].sql, statements[i].params);
         if (!r.ok()) return r.error();
         all.push_back(std::move(*r));
@@ -130,10 +134,11 @@ class MysqlConnection final : public sql::SqlConnection {
         if (!text.empty()) text += ";\n";
         text += *inlined;
       }
-      auto r = query_all(text);
+      auto r = query_all(text, std::exchange(pending, nullptr));
       if (!r.ok()) return r.error();
       for (auto& rows : *r) all.push_back(std::move(rows));
     }
+    if (pending) pending();
     return all;
   }
 
@@ -141,11 +146,14 @@ class MysqlConnection final : public sql::SqlConnection {
 
  private:
   // Runs one or more statements as one query; every statement's rows, in order. The server
-  // stops at the first statement that fails.
-  Result<std::vector<sql::SqlRows>> query_all(const std::string& sql) {
-    if (mysql_real_query(db_, sql.data(), sql.size())) {
+  // stops at the first statement that fails. `meanwhile` runs once the query is sent.
+  Result<std::vector<sql::SqlRows>> query_all(const std::string& sql,
+                                              const std::function<void()>& meanwhile = {}) {
+    if (mysql_send_query(db_, sql.data(), sql.size())) {
       return failed(mysql_errno(db_), mysql_error(db_));
     }
+    if (meanwhile) meanwhile();
+    if (mysql_read_query_result(db_)) return failed(mysql_errno(db_), mysql_error(db_));
     std::vector<sql::SqlRows> all;
     for (;;) {
       sql::SqlRows rows;

@@ -77,8 +77,9 @@ class PgConnection final : public sql::SqlConnection {
     return rows_of(res.get());
   }
 
-  Result<std::vector<sql::SqlRows>> run_batch(
-      std::span<const sql::SqlStatement> statements) override {
+  using sql::SqlConnection::run_batch;
+  Result<std::vector<sql::SqlRows>> run_batch(std::span<const sql::SqlStatement> statements,
+                                              const std::function<void()>& meanwhile) override {
     std::vector<std::string> names(statements.size());
     for (size_t i = 0; i < statements.size(); ++i) {
       if (statements[i].params.empty()) continue;  // sent as is (BEGIN, COMMIT, ...)
@@ -101,6 +102,7 @@ class PgConnection final : public sql::SqlConnection {
       }
     }
     if (PQpipelineSync(conn_) != 1) return map_error(conn_, nullptr);
+    if (meanwhile) meanwhile();
     std::vector<sql::SqlRows> out;
     std::optional<Error> failed;
     for (size_t i = 0; i < statements.size(); ++i) {

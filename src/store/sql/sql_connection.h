@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -66,7 +67,16 @@ class SqlConnection {
   // prepared statements); MySQL/MariaDB sends runs of statements with small parameters as one
   // multi-statement query (parameters as escaped literals), and runs each statement with large
   // parameters prepared, on its own.
-  virtual Result<std::vector<SqlRows>> run_batch(std::span<const SqlStatement> statements) = 0;
+  //
+  // `meanwhile`, if set, runs once on the calling thread while the server works: after the
+  // first round trip's statements are sent and before their results are read (PostgreSQL: the
+  // whole pipeline; MySQL/MariaDB: the first multi-statement query, or before a prepared
+  // statement that comes first). It is not run when sending fails.
+  virtual Result<std::vector<SqlRows>> run_batch(std::span<const SqlStatement> statements,
+                                                 const std::function<void()>& meanwhile) = 0;
+  Result<std::vector<SqlRows>> run_batch(std::span<const SqlStatement> statements) {
+    return run_batch(statements, {});
+  }
   // False once the connection is lost; a pool drops such a connection instead of reusing it.
   virtual bool healthy() const = 0;
 };

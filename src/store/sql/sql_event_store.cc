@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -211,47 +212,70 @@ class ServerEventStore final : public EventStore {
                                                  " WHERE action = 'ingested' AND fingerprint IN (",
                                              "?", 1, std::move(fingerprints)}};
     using Outcomes = std::vector<AppendOutcome>;
-    auto appended =
-        write<Outcomes>(lookups, [&](SqlConnection&, const Reads& reads) -> Result<Plan<Outcomes>> {
-          std::unordered_set<std::string> taken;               // ids stored by this batch
-          std::unordered_map<std::string, EventId> originals;  // fingerprint -> event id
-          for (const SqlRow& r : reads.rows) {
-            if (auto id = EventId::parse(r[2].value_or("")); id.ok()) {
-              originals.emplace(r[1].value_or(""), *id);
-            }
+    // Decides the batch on what was read: which events are duplicates, their audit entries
+    // sealed after the tail, and the INSERTs.
+    auto plan_on = [&](const Reads& reads) -> Result<Plan<Outcomes>> {
+      std::unordered_set<std::string> taken;               // ids stored by this batch
+      std::unordered_map<std::string, EventId> originals;  // fingerprint -> event id
+      for (const SqlRow& r : reads.rows) {
+        if (auto id = EventId::parse(r[2].value_or("")); id.ok()) {
+          originals.emplace(r[1].value_or(""), *id);
+        }
+      }
+      ChainTail tail = reads.tail;
+      Plan<Outcomes> plan;
+      plan.value.reserve(events.size());
+      std::vector<const Event*> fresh;
+      std::vector<AuditEntry> audit;
+      audit.reserve(events.size());
+      for (size_t i = 0; i < events.size(); ++i) {
+        const Event& e = events[i];
+        auto it = originals.find(e.fingerprint());
+        const bool duplicate = it != originals.end();
+        if (!duplicate) {
+          if (!taken.insert(e.id().str()).second) {
+            return make_error(Errc::kImmutable, kImmutableMessages[0],
+                              "events[" + std::to_string(i) + "]");
           }
-          ChainTail tail = reads.tail;
-          Plan<Outcomes> plan;
-          plan.value.reserve(events.size());
-          std::vector<const Event*> fresh;
-          std::vector<AuditEntry> audit;
-          audit.reserve(events.size());
-          for (size_t i = 0; i < events.size(); ++i) {
-            const Event& e = events[i];
-            auto it = originals.find(e.fingerprint());
-            const bool duplicate = it != originals.end();
-            if (!duplicate) {
-              if (!taken.insert(e.id().str()).second) {
-                return make_error(Errc::kImmutable, kImmutableMessages[0],
-                                  "events[" + std::to_string(i) + "]");
-              }
-              originals.emplace(e.fingerprint(), e.id());
-              fresh.push_back(&e);
-            }
-            const EventId id = duplicate ? it->second : e.id();
-            AuditDraft draft{id, e.record_key(),
-                             duplicate ? AuditAction::kDuplicate : AuditAction::kIngested,
-                             e.fingerprint(), std::nullopt};
-            auto entry = seal(draft, tail);
-            if (!entry.ok()) return entry.error();
-            audit.push_back(std::move(*entry));
-            plan.value.push_back({id, e.fingerprint(), duplicate});
+          originals.emplace(e.fingerprint(), e.id());
+          fresh.push_back(&e);
+        }
+        const EventId id = duplicate ? it->second : e.id();
+        AuditDraft draft{id, e.record_key(),
+                         duplicate ? AuditAction::kDuplicate : AuditAction::kIngested,
+                         e.fingerprint(), std::nullopt};
+        auto entry = seal(draft, tail);
+        if (!entry.ok()) return entry.error();
+        audit.push_back(std::move(*entry));
+        plan.value.push_back({id, e.fingerprint(), duplicate});
+      }
+      insert_events(fresh, plan.writes);
+      insert_audit(audit, plan.writes);
+      plan.marker = tail_of(audit.back());
+      return plan;
+    };
+    // While the lock and the lookups are out, the batch is decided on a guess of what they will
+    // read: no fingerprint ingested before, and the chain's tail as this store last committed
+    // it (the usual case for one writer). The guess is taken when the reads confirm it.
+    ChainTail guessed_tail;
+    std::optional<Plan<Outcomes>> guess;
+    auto speculate = [&] {
+      guess.reset();
+      if (auto tail = last_tail()) {
+        guessed_tail = *tail;
+        if (auto plan = plan_on(Reads{{}, guessed_tail}); plan.ok()) guess = std::move(*plan);
+      }
+    };
+    auto appended = write<Outcomes>(
+        lookups,
+        [&](SqlConnection&, const Reads& reads) -> Result<Plan<Outcomes>> {
+          if (guess && reads.rows.empty() && guessed_tail.id == reads.tail.id &&
+              guessed_tail.chain_hash == reads.tail.chain_hash) {
+            return *std::exchange(guess, std::nullopt);
           }
-          insert_events(fresh, plan.writes);
-          insert_audit(audit, plan.writes);
-          plan.marker = audit.back().id;
-          return plan;
-        });
+          return plan_on(reads);
+        },
+        speculate);
     if (appended.ok() || appended.code() != Errc::kConflict) return appended;
     return found_taken_id(events, appended.error());
   }
@@ -374,7 +398,7 @@ class ServerEventStore final : public EventStore {
         plan.value.push_back(std::move(*entry));
       }
       insert_audit(plan.value, plan.writes);
-      plan.marker = plan.value.back().id;
+      plan.marker = tail_of(plan.value.back());
       return plan;
     });
   }
@@ -402,6 +426,7 @@ class ServerEventStore final : public EventStore {
     std::string chain_hash{kAuditGenesis};
     Timestamp created_at;
   };
+  static ChainTail tail_of(const AuditEntry& e) { return {e.id, e.chain_hash, e.created_at}; }
 
   // One set lookup of a union read: `head` is a SELECT of three text columns ending in
   // "... IN (", `row` one value's placeholders, `params` the values (row arity each).
@@ -516,12 +541,12 @@ class ServerEventStore final : public EventStore {
   }
 
   // What a write decided: its result, the statements that write it (run with the COMMIT in
-  // one round trip), and the id of the last audit entry it writes, if any.
+  // one round trip), and the last audit entry it writes, if any (its marker).
   template <typename T>
   struct Plan {
     T value;
     std::vector<SqlStatement> writes;
-    std::optional<EventId> marker;
+    std::optional<ChainTail> marker;
   };
   template <typename T>
   using Planner = std::function<Result<Plan<T>>(SqlConnection&, const Reads&)>;
@@ -530,19 +555,25 @@ class ServerEventStore final : public EventStore {
   // `lookups` (what the planner needs to decide); then the plan's writes and the COMMIT. When the
   // connection is lost during the second, the transaction either committed or not: the plan's
   // marker (its last audit entry) tells which; without a marker the write runs again.
+  // `meanwhile` runs while the first round trip is out (SqlConnection::run_batch). A committed
+  // marker becomes the chain's tail as last seen (last_tail()).
   template <typename T>
-  Result<T> write(const std::vector<SetLookup>& lookups, const Planner<T>& planner) {
-    std::optional<EventId> marker;
+  Result<T> write(const std::vector<SetLookup>& lookups, const Planner<T>& planner,
+                  const std::function<void()>& meanwhile = {}) {
+    std::optional<ChainTail> marker;
     std::optional<T> outcome;  // the value of the attempt whose fate is open
     return retrying<T>([&]() -> Result<T> {
       auto lease = pool_.acquire();
       if (!lease.ok()) return lease.error();
       SqlConnection& c = **lease;
       if (marker) {  // the last attempt's COMMIT was cut off: did it land?
-        const SqlParam p[] = {marker->str()};
+        const SqlParam p[] = {marker->id.str()};
         auto found = c.run("SELECT 1 FROM event_audit_log WHERE id = ?", p);
         if (!found.ok()) return found.error();
-        if (!found->rows.empty()) return std::move(*outcome);
+        if (!found->rows.empty()) {
+          saw_tail(*marker);
+          return std::move(*outcome);
+        }
         marker.reset();
       }
       auto abort = [&](const Error& e) -> Result<T> {
@@ -552,7 +583,7 @@ class ServerEventStore final : public EventStore {
       std::vector<SqlStatement> first = dialect_.begin_locked_statements();
       const size_t locking = first.size();
       append_reads(lookups, first);
-      auto begun = c.run_batch(first);
+      auto begun = c.run_batch(first, meanwhile);
       if (!begun.ok()) return abort(begun.error());
       if (auto locked = dialect_.check_locked(std::span(*begun).first(locking)); !locked.ok()) {
         return abort(locked.error());
@@ -573,6 +604,7 @@ class ServerEventStore final : public EventStore {
         }
         return abort(committed.error());
       }
+      if (plan->marker) saw_tail(*plan->marker);
       return std::move(plan->value);
     });
   }
@@ -628,6 +660,16 @@ class ServerEventStore final : public EventStore {
       }
     }
     return reads;
+  }
+
+  // The chain's tail after the last write this store committed (none before the first).
+  std::optional<ChainTail> last_tail() {
+    std::lock_guard lock(tail_mu_);
+    return tail_;
+  }
+  void saw_tail(const ChainTail& tail) {
+    std::lock_guard lock(tail_mu_);
+    if (!tail_ || tail_->id < tail.id) tail_ = tail;
   }
 
   // Seals `draft` after `tail` and moves `tail` on.
@@ -826,7 +868,7 @@ class ServerEventStore final : public EventStore {
     rows.reserve(last_rows.size());
     for (const auto& [key, row] : last_rows) rows.push_back(&row);
     insert_records(rows, true, plan.writes);
-    if (!audit.empty()) plan.marker = audit.back().id;
+    if (!audit.empty()) plan.marker = tail_of(audit.back());
     return plan;
   }
 
@@ -837,6 +879,8 @@ class ServerEventStore final : public EventStore {
   const Clock& clock_;
   EventIdGenerator& ids_;
   ConnectionPool pool_;
+  std::mutex tail_mu_;
+  std::optional<ChainTail> tail_;  // guarded by tail_mu_
   const std::string event_columns_;
   const std::string audit_columns_;
   const std::string record_columns_;
