@@ -116,11 +116,11 @@ class MysqlConnection final : public sql::SqlConnection {
       for (const auto& p : s.params) bytes += p ? p->size() : 0;
       return bytes <= kInlineBytes;
     };
-    std::function<void()> pending = meanwhile;  // runs once, while the first query is out
+    bool pending = static_cast<bool>(meanwhile);  // runs once, while the first query is out
     std::vector<sql::SqlRows> all;
     for (size_t i = 0; i < statements.size();) {
       if (!small(statements[i])) {
-        if (pending) std::exchange(pending, nullptr)();
+        if (std::exchange(pending, false)) meanwhile();
         auto r = run(statements[i].sql, statements[i].params);
         if (!r.ok()) return r.error();
         all.push_back(std::move(*r));
@@ -134,11 +134,11 @@ class MysqlConnection final : public sql::SqlConnection {
         if (!text.empty()) text += ";\n";
         text += *inlined;
       }
-      auto r = query_all(text, std::exchange(pending, nullptr));
+      auto r = query_all(text, std::exchange(pending, false) ? &meanwhile : nullptr);
       if (!r.ok()) return r.error();
       for (auto& rows : *r) all.push_back(std::move(rows));
     }
-    if (pending) pending();
+    if (pending) meanwhile();
     return all;
   }
 
@@ -146,13 +146,13 @@ class MysqlConnection final : public sql::SqlConnection {
 
  private:
   // Runs one or more statements as one query; every statement's rows, in order. The server
-  // stops at the first statement that fails. `meanwhile` runs once the query is sent.
+  // stops at the first statement that fails. `meanwhile`, if any, runs once the query is sent.
   Result<std::vector<sql::SqlRows>> query_all(const std::string& sql,
-                                              const std::function<void()>& meanwhile = {}) {
+                                              const std::function<void()>* meanwhile = nullptr) {
     if (mysql_send_query(db_, sql.data(), sql.size())) {
       return failed(mysql_errno(db_), mysql_error(db_));
     }
-    if (meanwhile) meanwhile();
+    if (meanwhile) (*meanwhile)();
     if (mysql_read_query_result(db_)) return failed(mysql_errno(db_), mysql_error(db_));
     std::vector<sql::SqlRows> all;
     for (;;) {
