@@ -4,6 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-bench
 CMAKE_FLAGS ?=
+GENERATOR ?= Ninja
 
 .PHONY: all deps build build-asan build-bench run test test-unit test-asan bench format clean
 
@@ -13,25 +14,26 @@ deps:
 	@scripts/install-deps.sh
 
 $(BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 $(ASAN_BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBACKBONE_SANITIZE=ON -DBACKBONE_BENCH=OFF $(CMAKE_FLAGS)
+	cmake -S . -B $(ASAN_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DBACKBONE_SANITIZE=ON -DBACKBONE_BENCH=OFF $(CMAKE_FLAGS)
 
 build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 $(BENCH_BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release -DBACKBONE_TESTS=OFF $(CMAKE_FLAGS)
+	cmake -S . -B $(BENCH_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DBACKBONE_TESTS=OFF $(CMAKE_FLAGS)
 
 build-bench: deps $(BENCH_BUILD)/CMakeCache.txt
 	cmake --build $(BENCH_BUILD) -j$(JOBS)
 
-# Starts the main job on the embedded defaults (see README.md).
-run: build
+# Starts the main job on the embedded defaults (see README.md). Builds the program alone.
+run: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target backbone
 	@scripts/run.sh $(BUILD)/backbone
 
 # The tests run with throwaway PostgreSQL, MariaDB and nats-server servers on loopback (scripts/with-test-servers.sh),

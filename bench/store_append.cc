@@ -26,6 +26,7 @@
 #include "backbone/event_store.h"
 #include "bench/bench_util.h"
 #include "bench/event_rows.h"
+#include "store/open/store_open.h"
 #include "store/sql/role_grants.h"
 #include "store/sql/sql_dialect.h"
 #include "store/sql/sql_login.h"
@@ -69,7 +70,7 @@ double run_library(const std::string& url, const Options& o, const std::vector<E
 // A server database for a round: made (or emptied) and granted as the admin, then migrated.
 std::string fresh_server_db(const std::string& admin_url, const std::string& name) {
   auto url = parse_store_url(admin_url);
-  const sql::SqlDialect& d = sql::dialect_for(*url);
+  const sql::SqlDialect& d = *server_store_dialect(*url);
   auto settings = sql::server_store_settings(*url);
   auto admin = d.connect(sql::admin_login(*url, *settings, d.maintenance_database()));
   if (!admin.ok()) {
@@ -78,7 +79,7 @@ std::string fresh_server_db(const std::string& admin_url, const std::string& nam
   }
   (void)d.drop_database(**admin, name);
   const std::string db_url = with_database(admin_url, name);
-  auto granted = sql::grant_roles(db_url);
+  auto granted = sql::grant_roles(db_url, server_store_dialect(db_url));
   StoreOptions so;
   so.url = db_url;
   so.role = Role::kMigrator;
@@ -93,7 +94,7 @@ std::string fresh_server_db(const std::string& admin_url, const std::string& nam
 // Brings the server database's statistics up to date, as the admin (as autovacuum would).
 void analyze(const std::string& db_url) {
   auto url = parse_store_url(db_url);
-  const sql::SqlDialect& d = sql::dialect_for(*url);
+  const sql::SqlDialect& d = *server_store_dialect(*url);
   auto admin = d.connect(sql::admin_login(*url, *sql::server_store_settings(*url), url->database));
   if (!admin.ok() ||
       !(*admin)
@@ -110,7 +111,7 @@ double run_server_floor(const std::string& db_url, const Options& o,
                         const std::vector<Event>& events, const std::vector<AuditEntry>& audit) {
   auto url = parse_store_url(db_url);
   auto settings = sql::server_store_settings(*url);
-  auto c = sql::dialect_for(*url).connect(sql::role_login(*url, *settings, Role::kSyncWorker));
+  auto c = server_store_dialect(*url)->connect(sql::role_login(*url, *settings, Role::kSyncWorker));
   if (!c.ok()) {
     std::fprintf(stderr, "%s\n", c.error().describe().c_str());
     std::exit(1);

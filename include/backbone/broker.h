@@ -116,6 +116,9 @@ inline constexpr std::string_view kAttrSourceSubscription = "backbone.source_sub
 inline constexpr std::string_view kAttrSourceMessageId = "backbone.source_message_id";
 inline constexpr std::string_view kAttrDeadLetteredAt = "backbone.dead_lettered_at";
 
+// The topic a subscription reads as once its topic was deleted (Google's name for it).
+inline constexpr std::string_view kDetachedTopic = "_deleted-topic_";
+
 // Limits (as Google Cloud Pub/Sub's).
 inline constexpr size_t kMaxMessageBytes = 10 * 1024 * 1024;  // data plus attributes
 inline constexpr size_t kMaxAttributes = 100;
@@ -184,11 +187,20 @@ class Broker {
 Result<void> validate_resource_name(std::string_view name, const char* what);
 Result<void> validate_topic_config(const TopicConfig& config);
 Result<void> validate_subscription_config(const SubscriptionConfig& config);
+// validate_subscription_config(next), and kInvalidArgument when `next` changes what cannot change
+// after creation: the topic (where "topic") or message ordering ("enable_message_ordering").
+Result<void> validate_subscription_update(const SubscriptionConfig& current,
+                                          const SubscriptionConfig& next);
 Result<void> validate_messages(std::span<const OutgoingMessage> messages);
 // A nack delay (`field` "delay") or a new ack deadline ("ack_deadline"): 0 .. 600 s.
 Result<void> validate_delay(int64_t us, const char* field);
 // A duration for people: "30s", "31d", "250ms".
 std::string format_duration(int64_t us);
+// Adds to a dead-lettered message's own attributes the kAttr* ones above: which attempt it
+// failed, why (cut to an attribute's 1 KiB), the subscription and message it came from, and when.
+void add_dead_letter_attributes(Attributes& attrs, int attempt, const std::string& reason,
+                                std::string_view subscription, std::string_view message_id,
+                                Timestamp now);
 // The backoff before the redelivery that follows failed attempt number `attempt` (1-based).
 int64_t retry_backoff_us(const std::optional<RetryPolicy>& policy, int attempt);
 

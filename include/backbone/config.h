@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backbone/event_store.h"
+#include "backbone/durability.h"
 #include "backbone/result.h"
 
 namespace backbone {

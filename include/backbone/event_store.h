@@ -29,6 +29,7 @@
 
 #include "backbone/audit_entry.h"
 #include "backbone/clock.h"
+#include "backbone/durability.h"
 #include "backbone/event.h"
 #include "backbone/event_id.h"
 #include "backbone/record_key.h"
@@ -36,12 +37,6 @@
 #include "backbone/role.h"
 
 namespace backbone {
-
-// How durable a commit is before it returns.
-enum class Durability {
-  kFsync,    // every commit is on stable storage before it returns (the default)
-  kRelaxed,  // the OS may hold the last commits; survives a process crash, not a power loss
-};
 
 struct StoreOptions {
   std::string url;

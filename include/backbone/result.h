@@ -1,8 +1,10 @@
 // Result<T>: the channel for expected failures (STYLE.md, habit 3).
 //
 // A Result<T> holds either a value or an Error. An Error carries a typed code (Errc), a message
-// meant for people, and an optional `where` that names the offending field or item (for example
-// "events[3].record_type"). No exception crosses the public API: expected failures come back as
+// meant for people, an optional `where` that names the offending field, and, when the error is
+// about one item of a batch, that item's list and index as numbers (Error::item). location()
+// renders both for people ("events[3].record_type"); code reads the typed fields and never
+// parses the text back. No exception crosses the public API: expected failures come back as
 // Result, and broken invariants abort through BACKBONE_ASSERT.
 //
 // Thread-safety: a Result is a plain value; distinct objects may be used from distinct threads.
@@ -10,7 +12,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <variant>
@@ -44,13 +48,38 @@ inline std::error_code make_error_code(Errc e) {
   return {static_cast<int>(e), backbone_category()};
 }
 
+// Which item of a batch an error is about: the list's name ("events", "messages", "audit") and
+// the item's index in it.
+struct ItemIndex {
+  const char* list = "events";  // a string literal
+  size_t index = 0;
+  bool operator==(const ItemIndex& o) const {
+    return index == o.index && std::string_view(list) == o.list;
+  }
+};
+
 struct Error {
   Errc code = Errc::kInternal;
   std::string message;
-  std::string where;  // the field or item at fault; empty when the error is not about one
+  std::string where;  // the field at fault (within `item` when that is set); may be empty
+  std::optional<ItemIndex> item;  // the batch item at fault, if the error is about one
 
-  // "where: message", or just the message.
-  std::string describe() const { return where.empty() ? message : where + ": " + message; }
+  // "events[3].record_type", "events[3]", "record_type", or "" when the error names nothing.
+  std::string location() const {
+    if (!item) return where;
+    std::string s = std::string(item->list) + "[" + std::to_string(item->index) + "]";
+    return where.empty() ? s : s + "." + where;
+  }
+  // "location: message", or just the message.
+  std::string describe() const {
+    const std::string at = location();
+    return at.empty() ? message : at + ": " + message;
+  }
+  // This error, as being about item `index` of `list`.
+  Error at_item(const char* list, size_t index) && {
+    item = ItemIndex{list, index};
+    return std::move(*this);
+  }
 };
 
 inline Error make_error(Errc code, std::string message, std::string where = {}) {

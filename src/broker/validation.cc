@@ -63,37 +63,66 @@ Result<void> validate_subscription_config(const SubscriptionConfig& c) {
   return {};
 }
 
+Result<void> validate_subscription_update(const SubscriptionConfig& current,
+                                          const SubscriptionConfig& next) {
+  BACKBONE_TRY(validate_subscription_config(next));
+  if (next.topic != current.topic) {
+    return invalid("a subscription's topic cannot change", "topic");
+  }
+  if (next.ordered != current.ordered) {
+    return invalid("message ordering cannot change after creation", "enable_message_ordering");
+  }
+  return {};
+}
+
+void add_dead_letter_attributes(Attributes& attrs, int attempt, const std::string& reason,
+                                std::string_view subscription, std::string_view message_id,
+                                Timestamp now) {
+  attrs[std::string(kAttrDeliveryAttempt)] = std::to_string(attempt);
+  attrs[std::string(kAttrLastError)] = reason.substr(0, kMaxAttributeValueBytes);
+  attrs[std::string(kAttrSourceSubscription)] = std::string(subscription);
+  attrs[std::string(kAttrSourceMessageId)] = std::string(message_id);
+  attrs[std::string(kAttrDeadLetteredAt)] = now.to_rfc3339();
+}
+
 Result<void> validate_delay(int64_t us, const char* field) {
   if (us < 0 || us > 600 * kSecond) return invalid("must be between 0 and 600 seconds", field);
   return {};
 }
 
+namespace {
+
+// The first thing wrong with message `m`, as an error about its field (no item yet).
+Result<void> validate_message(const OutgoingMessage& m) {
+  if (m.data.empty() && m.attributes.empty()) {
+    return invalid("a message needs data or attributes", "");
+  }
+  if (m.attributes.size() > kMaxAttributes)
+    return invalid("more than 100 attributes", "attributes");
+  size_t bytes = m.data.size();
+  for (const auto& [k, v] : m.attributes) {
+    if (k.empty() || k.size() > kMaxAttributeKeyBytes) {
+      return invalid("attribute keys are 1 to 256 bytes", "attributes");
+    }
+    if (v.size() > kMaxAttributeValueBytes) {
+      return invalid("attribute values are at most 1024 bytes", "attributes." + k);
+    }
+    bytes += k.size() + v.size();
+  }
+  if (m.ordering_key.size() > kMaxOrderingKeyBytes) {
+    return invalid("at most 1024 bytes", "ordering_key");
+  }
+  if (bytes > kMaxMessageBytes) return make_error(Errc::kTooLarge, "a message is at most 10 MiB");
+  return {};
+}
+
+}  // namespace
+
 Result<void> validate_messages(std::span<const OutgoingMessage> messages) {
   if (messages.empty()) return invalid("at least one message is needed", "messages");
   for (size_t i = 0; i < messages.size(); ++i) {
-    const OutgoingMessage& m = messages[i];
-    const std::string where = "messages[" + std::to_string(i) + "]";
-    if (m.data.empty() && m.attributes.empty()) {
-      return invalid("a message needs data or attributes", where);
-    }
-    if (m.attributes.size() > kMaxAttributes) {
-      return invalid("more than 100 attributes", where + ".attributes");
-    }
-    size_t bytes = m.data.size();
-    for (const auto& [k, v] : m.attributes) {
-      if (k.empty() || k.size() > kMaxAttributeKeyBytes) {
-        return invalid("attribute keys are 1 to 256 bytes", where + ".attributes");
-      }
-      if (v.size() > kMaxAttributeValueBytes) {
-        return invalid("attribute values are at most 1024 bytes", where + ".attributes." + k);
-      }
-      bytes += k.size() + v.size();
-    }
-    if (m.ordering_key.size() > kMaxOrderingKeyBytes) {
-      return invalid("at most 1024 bytes", where + ".ordering_key");
-    }
-    if (bytes > kMaxMessageBytes) {
-      return make_error(Errc::kTooLarge, "a message is at most 10 MiB", where);
+    if (auto r = validate_message(messages[i]); !r.ok()) {
+      return Error(r.error()).at_item("messages", i);
     }
   }
   return {};

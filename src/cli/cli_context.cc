@@ -51,11 +51,12 @@ Result<RecordKey> record_key_arg(const std::string& record_type, const std::stri
 void CliContext::fail(const Error& error) {
   exit_status = exit_code(error.code);
   if (json) {
-    nlohmann::json body = {{"error",
-                            {{"code", errc_name(error.code)},
-                             {"message", error.message},
-                             {"details", error.where.empty() ? nlohmann::json(nullptr)
-                                                             : nlohmann::json(error.where)}}}};
+    nlohmann::json body = {
+        {"error",
+         {{"code", errc_name(error.code)},
+          {"message", error.message},
+          {"details", error.location().empty() ? nlohmann::json(nullptr)
+                                               : nlohmann::json(error.location())}}}};
     std::fprintf(stderr, "%s\n", body.dump().c_str());
   } else {
     std::fprintf(stderr, "backbone: error: %s\n", error.describe().c_str());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_context.h"
+#include "store/open/store_open.h"
 #include "store/sql/role_grants.h"
 
 namespace backbone::cli {
@@ -49,7 +50,7 @@ void register_db(CLI::App& app, CliContext& ctx) {
   grant->callback([&ctx] {
     auto url = store_url_for(ctx.config, ctx.env());
     if (!url.ok()) return ctx.fail(url.error());
-    auto log = sql::grant_roles(*url);
+    auto log = sql::grant_roles(*url, server_store_dialect(*url));
     if (!log.ok()) return ctx.fail(log.error());
     if (ctx.json) {
       std::printf("%s\n", nlohmann::json({{"env", ctx.env()}, {"steps", *log}}).dump().c_str());
@@ -65,7 +66,7 @@ void register_db(CLI::App& app, CliContext& ctx) {
   check->callback([&ctx] {
     auto url = store_url_for(ctx.config, ctx.env());
     if (!url.ok()) return ctx.fail(url.error());
-    auto probes = sql::check_grants(*url);
+    auto probes = sql::check_grants(*url, server_store_dialect(*url));
     if (!probes.ok()) return ctx.fail(probes.error());
     size_t wrong = 0;
     for (const auto& p : *probes) wrong += p.allowed != p.expected;

@@ -56,10 +56,10 @@ void run_publish(CliContext& ctx, const std::string& file) {
   auto outcomes = (*store)->append(events);
   if (!outcomes.ok()) {
     Error err = outcomes.error();
-    // The store names the item as "events[i]"; say which input line that was.
-    if (err.where.starts_with("events[")) {
-      const size_t i = std::stoul(err.where.substr(7));
-      if (i < line_of.size()) err.where = "line " + std::to_string(line_of[i]);
+    // The store names the item by its index; say which input line that was.
+    if (err.item && err.item->index < line_of.size()) {
+      err.where = "line " + std::to_string(line_of[err.item->index]);
+      err.item.reset();
     }
     return ctx.fail(err);
   }

@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "auth/tokens.h"
 #include "cli/cli_context.h"
-#include "server/tokens.h"
 
 namespace backbone::cli {
 
@@ -22,7 +22,7 @@ void register_token(CLI::App& app, CliContext& ctx) {
   create->add_option("--name", *name, "A name to tell the token by");
   create->callback([&ctx, roles, name] {
     auto store =
-        server::TokenStore::open(ctx.config.tokens.empty() ? "var/tokens.json" : ctx.config.tokens);
+        auth::TokenStore::open(ctx.config.tokens.empty() ? "var/tokens.json" : ctx.config.tokens);
     if (!store.ok()) return ctx.fail(store.error());
     auto t = store->create(*name, ctx.env(), *roles);
     if (!t.ok()) return ctx.fail(t.error());

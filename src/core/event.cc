@@ -188,9 +188,7 @@ Result<std::vector<Event>> create_events(std::span<const EventDraft> drafts, Eve
   for (size_t i = 0; i < drafts.size(); ++i) {
     auto e = Event::create(drafts[i], ids, clock);
     if (!e.ok()) {
-      Error err = e.error();
-      err.where = "events[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
-      return err;
+      return Error(e.error()).at_item("events", i);
     }
     out.push_back(std::move(e).value());
   }

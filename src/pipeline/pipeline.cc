@@ -1,7 +1,6 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include "pipeline/dlq.h"
 #include "pipeline/messages.h"
@@ -11,26 +10,6 @@ namespace {
 
 // Deliveries merged as one batch.
 constexpr size_t kMergeBatch = 500;
-
-// The item a store error names ("events[12]" or "events[12].field"), if any.
-std::optional<size_t> item_index(const std::string& where) {
-  constexpr std::string_view kPrefix = "events[";
-  if (where.rfind(kPrefix, 0) != 0) return std::nullopt;
-  size_t i = 0, pos = kPrefix.size();
-  if (pos >= where.size() || !std::isdigit(static_cast<unsigned char>(where[pos]))) {
-    return std::nullopt;
-  }
-  for (; pos < where.size() && std::isdigit(static_cast<unsigned char>(where[pos])); ++pos) {
-    i = i * 10 + static_cast<size_t>(where[pos] - '0');
-  }
-  if (pos >= where.size() || where[pos] != ']') return std::nullopt;
-  return i;
-}
-
-// `where` with its item index replaced by `index`.
-std::string rebase_item(const std::string& where, size_t index) {
-  return "events[" + std::to_string(index) + where.substr(where.find(']'));
-}
 
 }  // namespace
 
@@ -104,7 +83,7 @@ void EnvironmentPipeline::store_group(std::vector<PendingIngest*>& group) {
       break;
     }
     const Error e = r.error();
-    const std::optional<size_t> at = item_index(e.where);
+    const std::optional<size_t> at = e.item ? std::optional<size_t>(e.item->index) : std::nullopt;
     if (live.size() == 1 || !at) {
       for (PendingIngest* p : live) p->result = e;
       return;
@@ -113,7 +92,7 @@ void EnvironmentPipeline::store_group(std::vector<PendingIngest*>& group) {
     for (auto it = live.begin(); it != live.end(); start += (*it)->events.size(), ++it) {
       if (*at >= start + (*it)->events.size()) continue;
       Error own = e;
-      own.where = rebase_item(e.where, *at - start);
+      own.item->index = *at - start;
       (*it)->result = own;
       live.erase(it);
       break;

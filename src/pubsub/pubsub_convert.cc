@@ -137,8 +137,8 @@ Result<SubscriptionConfig> subscription_from_proto(const v1::Subscription& sub,
 Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::string_view project) {
   auto name = parse_resource_path(sub.name(), project, ResourceKind::kSubscription, "name");
   if (!name.ok()) return name.error();
-  std::string topic(kDeletedTopic);
-  if (sub.topic() != kDeletedTopic) {
+  std::string topic(kDetachedTopic);
+  if (sub.topic() != kDetachedTopic) {
     auto t = parse_resource_path(sub.topic(), project, ResourceKind::kTopic, "topic");
     if (!t.ok()) return t.error();
     topic = *t;
@@ -160,7 +160,7 @@ Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::str
 void subscription_to_proto(const SubscriptionConfig& config, std::string_view project,
                            bool topic_exists, v1::Subscription* out) {
   out->set_name(subscription_path(project, config.name));
-  out->set_topic(topic_exists ? topic_path(project, config.topic) : std::string(kDeletedTopic));
+  out->set_topic(topic_exists ? topic_path(project, config.topic) : std::string(kDetachedTopic));
   out->set_ack_deadline_seconds(static_cast<int32_t>(config.ack_deadline_us / kSecond));
   out->set_enable_message_ordering(config.ordered);
   if (config.retry) {

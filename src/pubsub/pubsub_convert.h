@@ -37,9 +37,9 @@ void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Top
 Result<SubscriptionConfig> subscription_from_proto(const v1::Subscription& sub,
                                                    std::string_view project);
 // The same, for a server's answer: what the port does not keep is left out, not refused; the
-// topic of a detached subscription reads kDeletedTopic.
+// topic of a detached subscription reads kDetachedTopic.
 Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::string_view project);
-// `topic_exists` false writes the topic as kDeletedTopic.
+// `topic_exists` false writes the topic as kDetachedTopic.
 void subscription_to_proto(const SubscriptionConfig& config, std::string_view project,
                            bool topic_exists, v1::Subscription* out);
 // `config` with the fields of `update` named by `paths` (UpdateSubscriptionRequest's mask).

@@ -13,9 +13,6 @@
 
 namespace backbone::pubsub {
 
-// What a subscription's topic reads once the topic is deleted (as in Google Cloud Pub/Sub).
-inline constexpr std::string_view kDeletedTopic = "_deleted-topic_";
-
 enum class ResourceKind { kTopic, kSubscription };
 
 // "projects/P": the parent of the List calls.

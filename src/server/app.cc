@@ -37,9 +37,9 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
   auto broker = Broker::open(bo);
   if (!broker.ok()) return broker.error();
   app->broker_ = std::move(*broker);
-  auto tokens = TokenStore::open(c.tokens.empty() ? "var/tokens.json" : c.tokens);
+  auto tokens = auth::TokenStore::open(c.tokens.empty() ? "var/tokens.json" : c.tokens);
   if (!tokens.ok()) return tokens.error();
-  app->tokens_ = std::make_unique<TokenStore>(std::move(*tokens));
+  app->tokens_ = std::make_unique<auth::TokenStore>(std::move(*tokens));
 
   for (const auto& env : app->o_.envs) {
     auto url = store_url_for(c, env);

@@ -11,12 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "auth/tokens.h"
 #include "backbone/broker.h"
 #include "backbone/config.h"
 #include "backbone/metrics.h"
 #include "backbone/topology.h"
 #include "pipeline/pipeline.h"
-#include "server/tokens.h"
 
 namespace backbone::server {
 
@@ -36,7 +36,7 @@ class App {
   const Config& config() const { return o_.config; }
   const Topology& topology() const { return topology_; }
   Broker& broker() { return *broker_; }
-  TokenStore& tokens() { return *tokens_; }
+  auth::TokenStore& tokens() { return *tokens_; }
   Metrics& metrics() { return metrics_; }
   const std::vector<std::string>& envs() const { return o_.envs; }
   // kNotFound when `env` is not configured or not served here.
@@ -52,7 +52,7 @@ class App {
   Topology topology_;
   Metrics metrics_;
   std::unique_ptr<Broker> broker_;
-  std::unique_ptr<TokenStore> tokens_;
+  std::unique_ptr<auth::TokenStore> tokens_;
   std::map<std::string, std::unique_ptr<pipeline::EnvironmentPipeline>, std::less<>> pipelines_;
 };
 

@@ -15,20 +15,18 @@ void send_error(httplib::Response& res, const Error& e) {
             {{"error",
               {{"code", errc_name(e.code)},
                {"message", e.message},
-               {"details", e.where.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.where)}}}});
+               {"details",
+                e.location().empty() ? nlohmann::json(nullptr) : nlohmann::json(e.location())}}}});
 }
 
 Result<pipeline::EnvironmentPipeline*> authorize(App& app, const httplib::Request& req,
-                                                 const std::string& env, const char* role) {
+                                                 const std::string& env,
+                                                 auth::Permission permission) {
   auto p = app.pipeline(env);
   if (!p.ok()) return p.error();
   auto principal = app.tokens().authenticate_bearer(req.get_header_value("Authorization"));
   if (!principal.ok()) return principal.error();
-  if (principal->env != env) {
-    return make_error(Errc::kPermissionDenied, "this token is for environment \"" + principal->env +
-                                                   "\", not \"" + env + "\"");
-  }
-  BACKBONE_TRY(require_role(*principal, role));
+  BACKBONE_TRY(auth::require(*principal, env, permission));
   return *p;
 }
 

@@ -18,7 +18,8 @@ void send_error(httplib::Response& res, const Error& error);
 // Checks, in order: the environment is served (404), the bearer token is known (401), the token
 // is for this environment and has `role` (403). Returns the environment's pipeline.
 Result<pipeline::EnvironmentPipeline*> authorize(App& app, const httplib::Request& req,
-                                                 const std::string& env, const char* role);
+                                                 const std::string& env,
+                                                 auth::Permission permission);
 // 415 unless the body is declared as JSON.
 Result<void> require_json(const httplib::Request& req);
 // Parses the body as strict JSON (400 naming the byte offset).

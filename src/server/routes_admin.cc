@@ -8,7 +8,7 @@ void add_admin_routes(httplib::Server& s, App& app) {
   s.Get(R"(/v1/envs/([^/]+)/topology)",
         [&app](const httplib::Request& req, httplib::Response& res) {
           const std::string env = req.matches[1];
-          auto p = authorize(app, req, env, "read");
+          auto p = authorize(app, req, env, auth::Permission::kRead);
           if (!p.ok()) return send_error(res, p.error());
           nlohmann::json topics = nlohmann::json::array(), subs = nlohmann::json::array();
           for (const auto& t : app.topology().topics(env)) topics.push_back({{"name", t.name}});
@@ -31,7 +31,7 @@ void add_admin_routes(httplib::Server& s, App& app) {
         });
 
   s.Get(R"(/v1/envs/([^/]+)/dlq)", [&app](const httplib::Request& req, httplib::Response& res) {
-    auto p = authorize(app, req, req.matches[1], "read");
+    auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
     auto list = (*p)->dlq_list();
     if (!list.ok()) return send_error(res, list.error());
@@ -48,7 +48,7 @@ void add_admin_routes(httplib::Server& s, App& app) {
 
   s.Post(R"(/v1/envs/([^/]+)/dlq/([^/:]+):replay)",
          [&app](const httplib::Request& req, httplib::Response& res) {
-           auto p = authorize(app, req, req.matches[1], "admin");
+           auto p = authorize(app, req, req.matches[1], auth::Permission::kAdmin);
            if (!p.ok()) return send_error(res, p.error());
            auto id = EventId::parse(req.matches[2].str());
            if (!id.ok())

@@ -7,7 +7,7 @@ namespace backbone::server {
 
 void add_event_routes(httplib::Server& s, App& app) {
   s.Post(R"(/v1/envs/([^/]+)/events)", [&app](const httplib::Request& req, httplib::Response& res) {
-    auto p = authorize(app, req, req.matches[1], "publish");
+    auto p = authorize(app, req, req.matches[1], auth::Permission::kPublish);
     if (!p.ok()) return send_error(res, p.error());
     if (auto r = require_json(req); !r.ok()) return send_error(res, r.error());
     auto body = parse_body(req);
@@ -36,8 +36,7 @@ void add_event_routes(httplib::Server& s, App& app) {
       auto d = json_internal::event_draft_from_json(batch ? (*body)[i] : *body);
       if (!d.ok()) {
         Error e = d.error();
-        const std::string item = batch ? "events[" + std::to_string(i) + "]" : "";
-        e.where = item.empty() ? e.where : item + (e.where.empty() ? "" : "." + e.where);
+        if (batch) e = std::move(e).at_item("events", i);
         return send_error(res, e);
       }
       drafts.push_back(std::move(*d));
@@ -45,9 +44,7 @@ void add_event_routes(httplib::Server& s, App& app) {
     auto out = (*p)->ingest(drafts);
     if (!out.ok()) {
       Error e = out.error();
-      if (!batch && e.where.rfind("events[0]", 0) == 0) {
-        e.where = e.where.size() > 10 ? e.where.substr(10) : "";
-      }
+      if (!batch) e.item.reset();  // one event, not a batch: name only its field
       return send_error(res, e);
     }
     nlohmann::json events = nlohmann::json::array();
@@ -60,7 +57,7 @@ void add_event_routes(httplib::Server& s, App& app) {
 
   s.Get(R"(/v1/envs/([^/]+)/events/([^/]+))",
         [&app](const httplib::Request& req, httplib::Response& res) {
-          auto p = authorize(app, req, req.matches[1], "read");
+          auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
           if (!p.ok()) return send_error(res, p.error());
           auto id = EventId::parse(req.matches[2].str());
           if (!id.ok())

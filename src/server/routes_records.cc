@@ -34,7 +34,7 @@ Result<RecordKey> record_key(const httplib::Request& req) {
 void add_record_routes(httplib::Server& s, App& app) {
   const std::string base = R"(/v1/envs/([^/]+)/records/([^/]+)/([^/]+))";
   s.Get(base, [&app](const httplib::Request& req, httplib::Response& res) {
-    auto p = authorize(app, req, req.matches[1], "read");
+    auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
     auto key = record_key(req);
     if (!key.ok()) return send_error(res, key.error());
@@ -54,7 +54,7 @@ void add_record_routes(httplib::Server& s, App& app) {
                {"updated_at", (*r)->updated_at.to_rfc3339()}});
   });
   s.Get(base + "/events", [&app](const httplib::Request& req, httplib::Response& res) {
-    auto p = authorize(app, req, req.matches[1], "read");
+    auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
     auto key = record_key(req);
     if (!key.ok()) return send_error(res, key.error());
@@ -69,7 +69,7 @@ void add_record_routes(httplib::Server& s, App& app) {
     res.set_content(out + "]}", "application/json");
   });
   s.Get(base + "/audit", [&app](const httplib::Request& req, httplib::Response& res) {
-    auto p = authorize(app, req, req.matches[1], "read");
+    auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
     auto key = record_key(req);
     if (!key.ok()) return send_error(res, key.error());

@@ -29,7 +29,7 @@ void add_subscription_routes(httplib::Server& s, App& app) {
       R"(/v1/envs/([^/]+)/subscriptions/([a-z]+):(pull|acknowledge|modifyAckDeadline))",
       [&app](const httplib::Request& req, httplib::Response& res) {
         const std::string env = req.matches[1], role = req.matches[2], verb = req.matches[3];
-        auto p = authorize(app, req, env, "subscribe");
+        auto p = authorize(app, req, env, auth::Permission::kSubscribe);
         if (!p.ok()) return send_error(res, p.error());
         if (role != "sync") {
           return send_error(res, make_error(Errc::kNotFound,

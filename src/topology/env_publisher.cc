@@ -14,7 +14,8 @@ Result<std::vector<std::string>> EnvPublisher::publish(TopicFamily family,
         return make_error(Errc::kInvalidArgument,
                           std::string("every message to the ") + topic_family_name(family) +
                               " topic needs the ordering key {record_type}:{record_id}",
-                          "messages[" + std::to_string(i) + "].ordering_key");
+                          "ordering_key")
+            .at_item("messages", i);
       }
     }
   }

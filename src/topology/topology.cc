@@ -123,7 +123,7 @@ Result<Topology> Topology::parse(std::string_view text, std::string_view source)
     if (probe.dead_letter)
       probe.dead_letter->topic = expand(topo.topics_[static_cast<int>(*ts.dead_letter)], "sandbox");
     if (auto v = validate_subscription_config(probe); !v.ok()) {
-      return bad(source, key + "." + v.error().where, v.error().message);
+      return bad(source, key + "." + v.error().location(), v.error().message);
     }
     topo.subs_.push_back(std::move(ts));
   }

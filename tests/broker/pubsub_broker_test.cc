@@ -38,8 +38,8 @@ class FrontHarness : public BrokerHarness {
     bo.url = "embedded://" + dir_.file("broker");
     bo.clock = clock_;
     broker_ = std::move(*Broker::open(bo));
-    tokens_ = std::make_unique<server::TokenStore>(
-        std::move(*server::TokenStore::open(dir_.file("tokens.json"))));
+    tokens_ = std::make_unique<auth::TokenStore>(
+        std::move(*auth::TokenStore::open(dir_.file("tokens.json"))));
     pubsub::FrontOptions fo;
     fo.project = kProject;
     fo.envs = {"sandbox", "production"};
@@ -51,7 +51,7 @@ class FrontHarness : public BrokerHarness {
   TempDir dir_;
   const Clock* clock_ = nullptr;
   std::unique_ptr<Broker> broker_;
-  std::unique_ptr<server::TokenStore> tokens_;
+  std::unique_ptr<auth::TokenStore> tokens_;
   std::unique_ptr<pubsub::PubsubFront> front_;
 };
 

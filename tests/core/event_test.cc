@@ -160,7 +160,7 @@ TEST_F(EventTest, CreateEventsNamesTheFirstBadItemAndMakesNothing) {
   drafts[1].record_type = "Bad";
   auto r = create_events(drafts, ids_, clock_);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().where, "events[1].record_type");
+  EXPECT_EQ(r.error().location(), "events[1].record_type");
   drafts[1] = draft();
   auto ok = create_events(drafts, ids_, clock_);
   ASSERT_TRUE(ok.ok());

@@ -206,7 +206,7 @@ TEST_F(PipelineTest, ConcurrentIngestCallsShareACommitAndAFailingCallFailsAlone)
   ASSERT_TRUE(results.at("a").ok());
   ASSERT_FALSE(results.at("b").ok());
   EXPECT_EQ(results.at("b").code(), Errc::kImmutable);
-  EXPECT_EQ(results.at("b").error().where, "events[1]");  // its own numbering, not the group's
+  EXPECT_EQ(results.at("b").error().location(), "events[1]");  // its own numbering, not the group's
   ASSERT_TRUE(results.at("c").ok()) << results.at("c").error().describe();
   ASSERT_TRUE(results.at("d").ok());
   EXPECT_EQ(results.at("c")->size(), 2u);

@@ -17,10 +17,10 @@
 #include <random>
 #include <thread>
 
+#include "auth/tokens.h"
 #include "backbone/event_json.h"
 #include "backbone/topology.h"
 #include "serve_process.h"
-#include "server/tokens.h"
 #include "store/sqlite_harness.h"
 #include "stress/generator.h"
 #include "stress/verify.h"
@@ -51,7 +51,7 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
     v.ack_deadline_us = 600 * kSecond;
     ASSERT_TRUE((*b)->create_subscription(v).ok());
   }
-  auto tokens = server::TokenStore::open(dir.file("tokens.json"));
+  auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
   const std::string token = *tokens->create("fault", "sandbox", {"publish", "read"});
 
   stress::WorkloadOptions wo;

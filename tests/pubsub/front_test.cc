@@ -37,9 +37,9 @@ class Front : public ::testing::Test {
     for (const auto& env : envs_) {
       ASSERT_TRUE(provision_topology(*broker_, Topology::built_in(), env, envs_).ok());
     }
-    auto t = server::TokenStore::open(dir_.file("tokens.json"));
+    auto t = auth::TokenStore::open(dir_.file("tokens.json"));
     ASSERT_TRUE(t.ok());
-    tokens_ = std::make_unique<server::TokenStore>(std::move(*t));
+    tokens_ = std::make_unique<auth::TokenStore>(std::move(*t));
     sandbox_ = *tokens_->create("sandbox-admin", "sandbox", {"admin"});
     subscriber_ = *tokens_->create("sandbox-sub", "sandbox", {"subscribe", "read"});
     production_ = *tokens_->create("production-admin", "production", {"admin"});
@@ -107,7 +107,7 @@ class Front : public ::testing::Test {
   TempDir dir_;
   std::vector<std::string> envs_ = {"sandbox", "production"};
   std::unique_ptr<Broker> broker_;
-  std::unique_ptr<server::TokenStore> tokens_;
+  std::unique_ptr<auth::TokenStore> tokens_;
   std::string sandbox_, subscriber_, production_;
   Metrics metrics_;
   std::unique_ptr<pubsub::PubsubFront> front_;

@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "auth/tokens.h"
 #include "serve_process.h"
-#include "server/tokens.h"
 #include "store/sqlite_harness.h"
 #include "test_servers.h"
 
@@ -48,7 +48,7 @@ TEST(PubsubNode, OfficialClientAgainstBackbone) {
   const int pubsub_port = free_loopback_port();
   const std::string config =
       write_serve_config(dir.file(""), "127.0.0.1:" + std::to_string(pubsub_port));
-  auto tokens = server::TokenStore::open(dir.file("tokens.json"));
+  auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
   ASSERT_TRUE(tokens.ok());
   const std::string sandbox = *tokens->create("node-sandbox", "sandbox", {"admin"});
   const std::string production = *tokens->create("node-production", "production", {"admin"});

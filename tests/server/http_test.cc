@@ -249,7 +249,7 @@ TEST_F(HttpApi, ASecondServerCannotTakeTheSamePort) {
 
 TEST_F(HttpApi, ATokenMadeWhileServingIsKnownAtOnce) {
   // Another process (`backbone token create`) adds a token to the file.
-  auto other = server::TokenStore::open(dir_.file("tokens.json"));
+  auto other = auth::TokenStore::open(dir_.file("tokens.json"));
   ASSERT_TRUE(other.ok());
   const std::string late = *other->create("late", "sandbox", {"read"});
   auto r = get("/v1/envs/sandbox/dlq", late);

@@ -119,7 +119,7 @@ TEST_P(EventStoreConformance, SavingAnExistingIdFailsWithTheExactMessage) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.code(), Errc::kImmutable);
   EXPECT_EQ(r.error().message, kEventUpdated);
-  EXPECT_EQ(r.error().where, "events[0]");
+  EXPECT_EQ(r.error().location(), "events[0]");
   EXPECT_EQ(store_->get(original.id())->event.changes(), R"({"a":1})");
 }
 
@@ -132,7 +132,7 @@ TEST_P(EventStoreConformance, ABatchWithOneFailingItemWritesNothing) {
                               event("3", R"({"a":3})")};
   auto r = store_->append(batch);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().where, "events[1]");
+  EXPECT_EQ(r.error().location(), "events[1]");
   EXPECT_EQ(rows("events"), events_before);
   EXPECT_EQ(rows("event_audit_log"), audit_before);
   EXPECT_EQ(store_->get(batch[0].id()).code(), Errc::kNotFound);

@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "backbone/event_store.h"
+#include "store/open/store_open.h"
 #include "store/server_harness.h"
 #include "store/sql/role_grants.h"
 #include "store/sql/sql_login.h"
@@ -140,7 +141,7 @@ TEST_P(ServerClients, TheTriggersRefuseTheMigratorInItsClientWithTheExactMessage
 // it away again.
 TEST_P(ServerClients, CheckGrantsSeesAnExtraPrivilegeAndGrantRepairsIt) {
   auto differences = [&]() {
-    auto probes = sql::check_grants(harness_->url());
+    auto probes = sql::check_grants(harness_->url(), server_store_dialect(harness_->url()));
     EXPECT_TRUE(probes.ok()) << probes.error().describe();
     std::vector<std::string> out;
     if (!probes.ok()) return out;
@@ -154,7 +155,7 @@ TEST_P(ServerClients, CheckGrantsSeesAnExtraPrivilegeAndGrantRepairsIt) {
   const std::string to = GetParam() == "postgresql" ? "sync_worker" : "'sync_worker'@'%'";
   ASSERT_TRUE(harness_->raw_sql(Role::kMigrator, "GRANT DELETE ON events TO " + to).ok());
   EXPECT_EQ(differences(), std::vector<std::string>{"sync_worker events: DELETE"});
-  auto repaired = sql::grant_roles(harness_->url());
+  auto repaired = sql::grant_roles(harness_->url(), server_store_dialect(harness_->url()));
   ASSERT_TRUE(repaired.ok()) << repaired.error().describe();
   EXPECT_EQ(differences(), std::vector<std::string>{});
 }

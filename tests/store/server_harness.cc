@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "store/open/store_open.h"
 #include "store/sql/role_grants.h"
 #include "store/sql/sql_dialect.h"
 #include "store/sql/sql_login.h"
@@ -22,14 +23,14 @@ ServerHarness::ServerHarness(const std::string& admin_url) : admin_url_(admin_ur
   database_ = "bbt_" + std::to_string(getpid()) + "_" + std::to_string(++counter);
   url_ = with_database(admin_url, database_);
   set_test_role_passwords();
-  auto granted = sql::grant_roles(url_);
+  auto granted = sql::grant_roles(url_, server_store_dialect(url_));
   EXPECT_TRUE(granted.ok()) << granted.error().describe();
 }
 
 ServerHarness::~ServerHarness() {
   auto url = parse_store_url(url_);
   if (!url.ok()) return;
-  const sql::SqlDialect& d = sql::dialect_for(*url);
+  const sql::SqlDialect& d = *server_store_dialect(*url);
   auto settings = sql::server_store_settings(*url);
   auto c = d.connect(sql::admin_login(*url, *settings, d.maintenance_database()));
   if (!c.ok()) return;
@@ -41,7 +42,7 @@ Result<void> ServerHarness::raw_sql(Role role, const std::string& sql) {
   auto url = parse_store_url(url_);
   if (!url.ok()) return url.error();
   auto settings = sql::server_store_settings(*url);
-  auto c = sql::dialect_for(*url).connect(sql::role_login(*url, *settings, role));
+  auto c = server_store_dialect(*url)->connect(sql::role_login(*url, *settings, role));
   if (!c.ok()) return c.error();
   return (*c)->exec(sql);
 }
@@ -50,7 +51,7 @@ Result<int64_t> ServerHarness::raw_query_int(Role role, const std::string& sql) 
   auto url = parse_store_url(url_);
   if (!url.ok()) return url.error();
   auto settings = sql::server_store_settings(*url);
-  auto c = sql::dialect_for(*url).connect(sql::role_login(*url, *settings, role));
+  auto c = server_store_dialect(*url)->connect(sql::role_login(*url, *settings, role));
   if (!c.ok()) return c.error();
   auto rows = (*c)->run(sql);
   if (!rows.ok()) return rows.error();

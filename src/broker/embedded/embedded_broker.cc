@@ -16,6 +16,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "broker/delivery/ack_id.h"
+#include "broker/delivery/journal_sink.h"
 #include "broker/delivery/subscription_state.h"
 #include "broker/embedded/catalog.h"
 #include "broker/embedded/segment_log.h"
@@ -25,13 +27,10 @@ namespace backbone::embedded {
 
 using delivery::Delivery;
 using delivery::RestoredState;
-using delivery::StateSink;
 using delivery::SubscriptionState;
 using delivery::TopicIndex;
 
 namespace {
-
-constexpr std::string_view kDetachedTopic = "_deleted-topic_";
 
 struct Topic {
   uint32_t id = 0;
@@ -49,21 +48,6 @@ struct Sub {
   Sub(uint32_t id_, uint64_t start, Topic* t, SubscriptionConfig config, uint64_t gen)
       : id(id_), start_offset(start), topic(t), state(std::move(config), start, gen) {}
 };
-
-// A delivery's ack id: "<subscription id>:<offset>:<generation>".
-std::string make_ack_id(uint32_t sub_id, uint64_t offset, uint64_t generation) {
-  return std::to_string(sub_id) + ":" + std::to_string(offset) + ":" + std::to_string(generation);
-}
-
-bool parse_ack_id(const std::string& s, uint32_t& sub_id, uint64_t& offset, uint64_t& gen) {
-  unsigned long long a, b, c;
-  char tail;
-  if (std::sscanf(s.c_str(), "%llu:%llu:%llu%c", &a, &b, &c, &tail) != 3) return false;
-  sub_id = static_cast<uint32_t>(a);
-  offset = b;
-  gen = c;
-  return true;
-}
 
 std::string message_id(uint32_t topic_id, uint64_t offset) {
   return std::to_string(topic_id) + "." + std::to_string(offset);
@@ -209,19 +193,12 @@ class EmbeddedBroker final : public Broker {
   }
 
   Result<void> update_subscription(const SubscriptionConfig& config) override {
-    BACKBONE_TRY(validate_subscription_config(config));
     std::unique_lock lk(mu_);
     BACKBONE_TRY(healthy());
     auto s = find_sub(config.name);
     if (!s.ok()) return s.error();
     Sub* sub = *s;
-    if (config.topic != sub->state.config().topic) {
-      return make_error(Errc::kInvalidArgument, "a subscription's topic cannot change", "topic");
-    }
-    if (config.ordered != sub->state.config().ordered) {
-      return make_error(Errc::kInvalidArgument, "message ordering cannot change after creation",
-                        "enable_message_ordering");
-    }
+    BACKBONE_TRY(validate_subscription_update(sub->state.config(), config));
     BACKBONE_TRY(check_dead_letter_topic(config));
     Catalog next = catalog_;
     for (auto& cs : next.subscriptions) {
@@ -294,7 +271,7 @@ class EmbeddedBroker final : public Broker {
       auto m = sub->topic->log->read(sub->topic->index.at(d.offset));
       if (!m.ok()) return m.error();
       ReceivedMessage r;
-      r.ack_id = make_ack_id(sub->id, d.offset, d.generation);
+      r.ack_id = delivery::encode_ack_id(std::to_string(sub->id), d.offset, d.generation);
       r.delivery_attempt = d.attempt;
       r.message.id = message_id(sub->topic->id, d.offset);
       r.message.data = std::move(m->data);
@@ -370,29 +347,16 @@ class EmbeddedBroker final : public Broker {
 
  private:
   // Turns the state machine's decisions into journal records and dead-letter publishes.
-  class Sink final : public StateSink {
+  class Sink final : public delivery::JournalSink {
    public:
-    Sink(EmbeddedBroker& b, Sub& s) : b_(b), s_(s) {}
-    void on_attempt(uint64_t offset, int attempt, Timestamp available_at,
-                    const std::string& reason) override {
-      JournalRecord r;
-      r.type = JournalRecord::Type::kAttempt;
-      r.sub_id = s_.id;
-      r.offset = offset;
-      r.attempts = static_cast<uint32_t>(attempt);
-      r.when_us = available_at.micros();
-      r.reason = reason;
-      b_.journal_->append(r);
-    }
-    void on_acked(uint64_t offset) override {
-      b_.journal_->append({JournalRecord::Type::kAck, s_.id, offset, 0, 0, 0, {}});
-    }
-    void on_dead_letter(uint64_t offset, int attempt, const std::string& reason) override {
-      b_.forward_dead_letter(s_, offset, attempt, reason);
-      b_.journal_->append({JournalRecord::Type::kDead, s_.id, offset, 0, 0, 0, {}});
-    }
+    Sink(EmbeddedBroker& b, Sub& s) : JournalSink(s.id), b_(b), s_(s) {}
 
    private:
+    void write(const JournalRecord& r) override { b_.journal_->append(r); }
+    void forward_dead_letter(uint64_t offset, int attempt, const std::string& reason) override {
+      b_.forward_dead_letter(s_, offset, attempt, reason);
+    }
+
     EmbeddedBroker& b_;
     Sub& s_;
   };
@@ -407,14 +371,12 @@ class EmbeddedBroker final : public Broker {
     Sub* sub = *s;
     if (!sub->topic) return {};
     Sink sink(*this, *sub);
+    const std::string owner = std::to_string(sub->id);
     for (const std::string& ack_id : ack_ids) {
-      uint32_t sub_id;
-      uint64_t off, gen;
-      if (!parse_ack_id(ack_id, sub_id, off, gen)) {
-        return make_error(Errc::kInvalidArgument, "malformed ack id \"" + ack_id + "\"", "ack_ids");
-      }
-      if (sub_id != sub->id) continue;  // another subscription's, or an old one's: stale
-      fn(*sub, off, gen, sink);
+      auto id = delivery::parse_ack_id(ack_id);
+      if (!id.ok()) return id.error();
+      if (id->owner != owner) continue;  // another subscription's, or an old one's: stale
+      fn(*sub, id->offset, id->generation, sink);
     }
     if (journal_->has_pending() || dirty_) BACKBONE_TRY(wait_durable(lk, mark_dirty_locked()));
     data_cv_.notify_all();  // acks free ordering keys; nacks may make messages deliverable
@@ -433,11 +395,8 @@ class EmbeddedBroker final : public Broker {
       return;
     }
     Attributes attrs = std::move(m->attributes);
-    attrs[std::string(kAttrDeliveryAttempt)] = std::to_string(attempt);
-    attrs[std::string(kAttrLastError)] = reason.substr(0, kMaxAttributeValueBytes);
-    attrs[std::string(kAttrSourceSubscription)] = sub.state.config().name;
-    attrs[std::string(kAttrSourceMessageId)] = message_id(sub.topic->id, offset);
-    attrs[std::string(kAttrDeadLetteredAt)] = clock_.now().to_rfc3339();
+    add_dead_letter_attributes(attrs, attempt, reason, sub.state.config().name,
+                               message_id(sub.topic->id, offset), clock_.now());
     auto id = append_locked(*it->second, m->data, attrs, m->ordering_key, clock_.now().micros());
     if (!id.ok()) failed_ = id.error();
   }

@@ -18,7 +18,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kDetachedTopic = "_deleted-topic_";
 // Topic streams keep messages a day longer than the longest subscription retention (31 d).
 constexpr int64_t kTopicMaxAgeMs = 32LL * 24 * 3600 * 1000;
 
@@ -167,16 +166,9 @@ class NatsBroker final : public Broker {
   }
 
   Result<void> update_subscription(const SubscriptionConfig& config) override {
-    BACKBONE_TRY(validate_subscription_config(config));
     auto e = entry(config.name);
     if (!e.ok()) return e.error();
-    if (config.topic != e->first.config.topic) {
-      return make_error(Errc::kInvalidArgument, "a subscription's topic cannot change", "topic");
-    }
-    if (config.ordered != e->first.config.ordered) {
-      return make_error(Errc::kInvalidArgument, "message ordering cannot change after creation",
-                        "enable_message_ordering");
-    }
+    BACKBONE_TRY(validate_subscription_update(e->first.config, config));
     BACKBONE_TRY(check_dead_letter_topic(config));
     SubscriptionEntry next = e->first;
     next.config = config;

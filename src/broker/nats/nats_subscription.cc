@@ -6,8 +6,10 @@
 #include <cstdio>
 #include <random>
 
+#include "broker/delivery/ack_id.h"
 #include "broker/delivery/codec.h"
 #include "broker/delivery/journal_record.h"
+#include "broker/delivery/journal_sink.h"
 #include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
 
@@ -36,25 +38,16 @@ uint64_t random_u64() {
 
 // Turns the state machine's decisions into pending journal records and dead-letter forwards;
 // commit() makes them durable.
-class NatsSubscription::Sink final : public delivery::StateSink {
+class NatsSubscription::Sink final : public delivery::JournalSink {
  public:
-  explicit Sink(NatsSubscription& s) : s_(s) {}
-  void on_attempt(uint64_t offset, int attempt, Timestamp available_at,
-                  const std::string& reason) override {
-    record({JournalRecord::Type::kAttempt, 0, offset, static_cast<uint32_t>(attempt),
-            available_at.micros(), 0, reason});
-  }
-  void on_acked(uint64_t offset) override {
-    s_.bodies_.erase(offset);
-    record({JournalRecord::Type::kAck, 0, offset, 0, 0, 0, {}});
-  }
-  void on_dead_letter(uint64_t offset, int attempt, const std::string& reason) override {
-    s_.pending_forwards_.push_back({offset, attempt, reason});
-    record({JournalRecord::Type::kDead, 0, offset, 0, 0, 0, {}});
-  }
+  explicit Sink(NatsSubscription& s) : JournalSink(0), s_(s) {}
 
  private:
-  void record(const JournalRecord& r) {
+  void settled(uint64_t offset) override { s_.bodies_.erase(offset); }
+  void forward_dead_letter(uint64_t offset, int attempt, const std::string& reason) override {
+    s_.pending_forwards_.push_back({offset, attempt, reason});
+  }
+  void write(const JournalRecord& r) override {
     auto& chunks = s_.pending_records_;
     if (chunks.empty() || chunks.back().size() >= kJournalChunkBytes) chunks.emplace_back();
     delivery::encode_journal_record(r, chunks.back());
@@ -109,7 +102,7 @@ void NatsSubscription::detach() {
 }
 
 std::string NatsSubscription::ack_id(uint64_t offset, uint64_t generation) const {
-  return uid_ + ":" + std::to_string(offset) + ":" + std::to_string(generation);
+  return delivery::encode_ack_id(uid_, offset, generation);
 }
 
 void NatsSubscription::unload() {
@@ -287,11 +280,8 @@ Result<void> NatsSubscription::commit() {
       delivery::StoredMessage m = b.message;
       m.offset = 0;
       m.publish_time_us = clock_.now().micros();
-      m.attributes[std::string(kAttrDeliveryAttempt)] = std::to_string(f.attempt);
-      m.attributes[std::string(kAttrLastError)] = f.reason.substr(0, kMaxAttributeValueBytes);
-      m.attributes[std::string(kAttrSourceSubscription)] = config_.name;
-      m.attributes[std::string(kAttrSourceMessageId)] = b.id;
-      m.attributes[std::string(kAttrDeadLetteredAt)] = clock_.now().to_rfc3339();
+      add_dead_letter_attributes(m.attributes, f.attempt, f.reason, config_.name, b.id,
+                                 clock_.now());
       OutgoingNatsMessage o;
       o.subject = topic_subject(ns_, policy->topic);
       o.msg_id = uid_ + "." + std::to_string(f.offset) + ".dead";
@@ -395,16 +385,10 @@ Result<void> NatsSubscription::for_each(std::span<const std::string> ack_ids, co
   };
   std::vector<Parsed> parsed;
   parsed.reserve(ack_ids.size());
-  for (const std::string& id : ack_ids) {
-    const size_t a = id.find(':');
-    const size_t b = a == std::string::npos ? a : id.find(':', a + 1);
-    unsigned long long off = 0, gen = 0;
-    char tail;
-    if (b == std::string::npos ||
-        std::sscanf(id.c_str() + a + 1, "%llu:%llu%c", &off, &gen, &tail) != 2) {
-      return make_error(Errc::kInvalidArgument, "malformed ack id \"" + id + "\"", "ack_ids");
-    }
-    parsed.push_back({off, gen, std::string_view(id).substr(0, a) == uid_});
+  for (const std::string& text : ack_ids) {
+    auto id = delivery::parse_ack_id(text);
+    if (!id.ok()) return id.error();
+    parsed.push_back({id->offset, id->generation, id->owner == uid_});
   }
   std::lock_guard lk(mu_);
   if (!loaded_ || detached_) return {};  // ack ids of an earlier load are stale

@@ -111,15 +111,9 @@ class PubsubBroker final : public Broker {
   }
 
   Result<void> update_subscription(const SubscriptionConfig& config) override {
-    BACKBONE_TRY(validate_subscription_config(config));
     auto current = get_subscription(config.name);
     if (!current.ok()) return current.error();
-    if (current->ordered != config.ordered) {
-      return make_error(Errc::kInvalidArgument, "cannot change after creation", "ordered");
-    }
-    if (current->topic != config.topic) {
-      return make_error(Errc::kInvalidArgument, "cannot change after creation", "topic");
-    }
+    BACKBONE_TRY(validate_subscription_update(*current, config));
     v1::UpdateSubscriptionRequest req;
     subscription_to_proto(config, url_.project, true, req.mutable_subscription());
     req.mutable_subscription()->clear_state();

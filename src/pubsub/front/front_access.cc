@@ -15,19 +15,19 @@ Error other_env(const char* what, std::string_view id, std::string_view env) {
 
 }  // namespace
 
-FrontAccess::FrontAccess(Broker& broker, const Topology& topology, const server::TokenStore& tokens,
+FrontAccess::FrontAccess(Broker& broker, const Topology& topology, const auth::TokenStore& tokens,
                          FrontOptions options)
     : broker_(broker), topology_(topology), tokens_(tokens), o_(std::move(options)) {}
 
-Result<server::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
-                                                 const char* role) const {
+Result<auth::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
+                                               auth::Permission permission) const {
   const auto& metadata = ctx.client_metadata();
   const auto it = metadata.find("authorization");
   if (it == metadata.end() && o_.anonymous && is_loopback_peer(ctx.peer())) {
-    server::Principal anonymous;
+    auth::Principal anonymous;
     anonymous.name = "anonymous";
     anonymous.env = *o_.anonymous;
-    anonymous.roles = {"admin"};
+    anonymous.permissions = {auth::Permission::kAdmin};
     return anonymous;
   }
   const std::string_view header = it == metadata.end()
@@ -35,7 +35,7 @@ Result<server::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
                                       : std::string_view(it->second.data(), it->second.size());
   auto who = tokens_.authenticate_bearer(header);
   if (!who.ok()) return who.error();
-  BACKBONE_TRY(server::require_role(*who, role));
+  BACKBONE_TRY(auth::require(*who, permission));
   return who;
 }
 
@@ -49,7 +49,7 @@ std::optional<std::string> FrontAccess::env_of(std::string_view id, const Attrib
   return it->second;
 }
 
-Result<void> FrontAccess::not_another_envs(const server::Principal& who, std::string_view id,
+Result<void> FrontAccess::not_another_envs(const auth::Principal& who, std::string_view id,
                                            const char* what) const {
   if (auto env = topology_.environment_of(id, o_.envs); env && *env != who.env) {
     return other_env(what, id, *env);
@@ -57,7 +57,7 @@ Result<void> FrontAccess::not_another_envs(const server::Principal& who, std::st
   return {};
 }
 
-Result<Owned> FrontAccess::check_owner(const server::Principal& who, std::string_view id,
+Result<Owned> FrontAccess::check_owner(const auth::Principal& who, std::string_view id,
                                        const Attributes& labels, const char* what) const {
   Owned out;
   const auto env = env_of(id, labels, &out.managed);
@@ -69,7 +69,7 @@ Result<Owned> FrontAccess::check_owner(const server::Principal& who, std::string
   return out;
 }
 
-Result<TopicConfig> FrontAccess::topic(const server::Principal& who, std::string_view id,
+Result<TopicConfig> FrontAccess::topic(const auth::Principal& who, std::string_view id,
                                        Owned* owned) const {
   BACKBONE_TRY(not_another_envs(who, id, "topic"));
   auto t = broker_.get_topic(id);
@@ -80,7 +80,7 @@ Result<TopicConfig> FrontAccess::topic(const server::Principal& who, std::string
   return t;
 }
 
-Result<SubscriptionConfig> FrontAccess::subscription(const server::Principal& who,
+Result<SubscriptionConfig> FrontAccess::subscription(const auth::Principal& who,
                                                      std::string_view id, Owned* owned) const {
   BACKBONE_TRY(not_another_envs(who, id, "subscription"));
   auto s = broker_.get_subscription(id);
@@ -91,7 +91,7 @@ Result<SubscriptionConfig> FrontAccess::subscription(const server::Principal& wh
   return s;
 }
 
-Result<SubscriptionConfig> FrontAccess::consumable(const server::Principal& who,
+Result<SubscriptionConfig> FrontAccess::consumable(const auth::Principal& who,
                                                    std::string_view id) const {
   Owned owned;
   auto s = subscription(who, id, &owned);
@@ -108,7 +108,7 @@ Result<SubscriptionConfig> FrontAccess::consumable(const server::Principal& who,
   return s;
 }
 
-Result<Attributes> FrontAccess::keep_env_label(const server::Principal& who,
+Result<Attributes> FrontAccess::keep_env_label(const auth::Principal& who,
                                                Attributes labels) const {
   const std::string key(kLabelEnv);
   if (auto it = labels.find(key); it != labels.end() && it->second != who.env) {
@@ -120,7 +120,7 @@ Result<Attributes> FrontAccess::keep_env_label(const server::Principal& who,
   return labels;
 }
 
-Result<Attributes> FrontAccess::new_resource(const server::Principal& who, std::string_view id,
+Result<Attributes> FrontAccess::new_resource(const auth::Principal& who, std::string_view id,
                                              Attributes labels) const {
   if (auto env = topology_.environment_of(id, o_.envs)) {
     if (*env != who.env) return other_env("name", id, *env);
@@ -130,7 +130,7 @@ Result<Attributes> FrontAccess::new_resource(const server::Principal& who, std::
   return keep_env_label(who, std::move(labels));
 }
 
-bool FrontAccess::visible(const server::Principal& who, std::string_view id,
+bool FrontAccess::visible(const auth::Principal& who, std::string_view id,
                           const Attributes& labels) const {
   const auto env = env_of(id, labels);
   return env && *env == who.env;

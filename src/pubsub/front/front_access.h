@@ -23,11 +23,11 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/tokens.h"
 #include "backbone/broker.h"
 #include "backbone/clock.h"
 #include "backbone/metrics.h"
 #include "backbone/topology.h"
-#include "server/tokens.h"
 
 namespace grpc {
 class ServerContext;
@@ -51,7 +51,7 @@ struct Owned {
 class FrontAccess {
  public:
   // All must outlive the FrontAccess.
-  FrontAccess(Broker& broker, const Topology& topology, const server::TokenStore& tokens,
+  FrontAccess(Broker& broker, const Topology& topology, const auth::TokenStore& tokens,
               FrontOptions options);
 
   const std::string& project() const { return o_.project; }
@@ -59,29 +59,30 @@ class FrontAccess {
   const Clock& clock() const { return o_.clock ? *o_.clock : SystemClock::instance(); }
 
   // The caller of `ctx`, checked for `role`.
-  Result<server::Principal> authorize(const grpc::ServerContext& ctx, const char* role) const;
+  Result<auth::Principal> authorize(const grpc::ServerContext& ctx,
+                                    auth::Permission permission) const;
 
   // The topic `id` as the caller may use it: PERMISSION_DENIED when it is another
   // environment's, NOT_FOUND when it does not exist.
-  Result<TopicConfig> topic(const server::Principal& who, std::string_view id,
+  Result<TopicConfig> topic(const auth::Principal& who, std::string_view id,
                             Owned* owned = nullptr) const;
-  Result<SubscriptionConfig> subscription(const server::Principal& who, std::string_view id,
+  Result<SubscriptionConfig> subscription(const auth::Principal& who, std::string_view id,
                                           Owned* owned = nullptr) const;
   // The same for a subscription that the caller wants to pull from or ack on: also
   // FAILED_PRECONDITION for a managed one that backbone's own stages consume.
-  Result<SubscriptionConfig> consumable(const server::Principal& who, std::string_view id) const;
+  Result<SubscriptionConfig> consumable(const auth::Principal& who, std::string_view id) const;
 
   // Checks a name for a new resource of the caller's: PERMISSION_DENIED when the topology
   // names it for another environment, FAILED_PRECONDITION when for the caller's (provision
   // makes those). Returns `labels` with the caller's "env" label (PERMISSION_DENIED if they
   // name another environment).
-  Result<Attributes> new_resource(const server::Principal& who, std::string_view id,
+  Result<Attributes> new_resource(const auth::Principal& who, std::string_view id,
                                   Attributes labels) const;
   // A label set for an update of the caller's resource: the "env" label kept, as above.
-  Result<Attributes> keep_env_label(const server::Principal& who, Attributes labels) const;
+  Result<Attributes> keep_env_label(const auth::Principal& who, Attributes labels) const;
 
   // Whether the caller sees this resource in lists.
-  bool visible(const server::Principal& who, std::string_view id, const Attributes& labels) const;
+  bool visible(const auth::Principal& who, std::string_view id, const Attributes& labels) const;
 
  private:
   // The environment of a resource named `id` with `labels`; nullopt when it has none.
@@ -90,13 +91,13 @@ class FrontAccess {
                                     bool* managed = nullptr) const;
   // kPermissionDenied when the topology names `id` for another environment than the caller's
   // (checked before the broker is asked, so that a refusal says nothing about what exists).
-  Result<void> not_another_envs(const server::Principal& who, std::string_view id,
+  Result<void> not_another_envs(const auth::Principal& who, std::string_view id,
                                 const char* what) const;
-  Result<Owned> check_owner(const server::Principal& who, std::string_view id,
+  Result<Owned> check_owner(const auth::Principal& who, std::string_view id,
                             const Attributes& labels, const char* what) const;
   Broker& broker_;
   const Topology& topology_;
-  const server::TokenStore& tokens_;
+  const auth::TokenStore& tokens_;
   FrontOptions o_;
 };
 

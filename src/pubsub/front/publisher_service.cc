@@ -17,7 +17,7 @@ Result<std::string> topic_id(const FrontAccess& a, const std::string& path) {
 
 grpc::Status PublisherService::CreateTopic(grpc::ServerContext* ctx, const v1::Topic* req,
                                            v1::Topic* resp) {
-  auto who = a_.authorize(*ctx, "admin");
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
   if (!who.ok()) return to_status(who.error());
   auto config = topic_from_proto(*req, a_.project());
   if (!config.ok()) return to_status(config.error());
@@ -31,7 +31,7 @@ grpc::Status PublisherService::CreateTopic(grpc::ServerContext* ctx, const v1::T
 
 grpc::Status PublisherService::UpdateTopic(grpc::ServerContext* ctx,
                                            const v1::UpdateTopicRequest* req, v1::Topic*) {
-  auto who = a_.authorize(*ctx, "admin");
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
   if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic().name());
   if (!id.ok()) return to_status(id.error());
@@ -42,7 +42,7 @@ grpc::Status PublisherService::UpdateTopic(grpc::ServerContext* ctx,
 
 grpc::Status PublisherService::Publish(grpc::ServerContext* ctx, const v1::PublishRequest* req,
                                        v1::PublishResponse* resp) {
-  auto who = a_.authorize(*ctx, "publish");
+  auto who = a_.authorize(*ctx, auth::Permission::kPublish);
   if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic());
   if (!id.ok()) return to_status(id.error());
@@ -64,8 +64,8 @@ grpc::Status PublisherService::Publish(grpc::ServerContext* ctx, const v1::Publi
   for (int i = 0; i < req->messages_size(); ++i) {
     const auto& m = req->messages(i);
     if (m.data().empty() && m.attributes().empty()) {
-      return to_status(make_error(Errc::kInvalidArgument, "has neither data nor attributes",
-                                  "messages[" + std::to_string(i) + "]"));
+      return to_status(make_error(Errc::kInvalidArgument, "has neither data nor attributes")
+                           .at_item("messages", static_cast<size_t>(i)));
     }
     messages.push_back(message_from_proto(m));
   }
@@ -77,7 +77,7 @@ grpc::Status PublisherService::Publish(grpc::ServerContext* ctx, const v1::Publi
 
 grpc::Status PublisherService::GetTopic(grpc::ServerContext* ctx, const v1::GetTopicRequest* req,
                                         v1::Topic* resp) {
-  auto who = a_.authorize(*ctx, "read");
+  auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic());
   if (!id.ok()) return to_status(id.error());
@@ -90,7 +90,7 @@ grpc::Status PublisherService::GetTopic(grpc::ServerContext* ctx, const v1::GetT
 grpc::Status PublisherService::ListTopics(grpc::ServerContext* ctx,
                                           const v1::ListTopicsRequest* req,
                                           v1::ListTopicsResponse* resp) {
-  auto who = a_.authorize(*ctx, "read");
+  auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
   if (auto p = check_project_path(req->project(), a_.project(), "project"); !p.ok()) {
     return to_status(p.error());
@@ -109,7 +109,7 @@ grpc::Status PublisherService::ListTopics(grpc::ServerContext* ctx,
 grpc::Status PublisherService::ListTopicSubscriptions(grpc::ServerContext* ctx,
                                                       const v1::ListTopicSubscriptionsRequest* req,
                                                       v1::ListTopicSubscriptionsResponse* resp) {
-  auto who = a_.authorize(*ctx, "read");
+  auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic());
   if (!id.ok()) return to_status(id.error());
@@ -133,7 +133,7 @@ grpc::Status PublisherService::ListTopicSubscriptions(grpc::ServerContext* ctx,
 grpc::Status PublisherService::ListTopicSnapshots(grpc::ServerContext* ctx,
                                                   const v1::ListTopicSnapshotsRequest* req,
                                                   v1::ListTopicSnapshotsResponse*) {
-  auto who = a_.authorize(*ctx, "read");
+  auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic());
   if (!id.ok()) return to_status(id.error());
@@ -144,7 +144,7 @@ grpc::Status PublisherService::ListTopicSnapshots(grpc::ServerContext* ctx,
 grpc::Status PublisherService::DeleteTopic(grpc::ServerContext* ctx,
                                            const v1::DeleteTopicRequest* req,
                                            google::protobuf::Empty*) {
-  auto who = a_.authorize(*ctx, "admin");
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
   if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic());
   if (!id.ok()) return to_status(id.error());

@@ -68,7 +68,7 @@ class Session final : public StreamRegistry::Stream {
 
  private:
   Result<void> open(const v1::StreamingPullRequest& req) {
-    auto who = a_.authorize(*ctx_, "subscribe");
+    auto who = a_.authorize(*ctx_, auth::Permission::kSubscribe);
     if (!who.ok()) return who.error();
     auto id = parse_resource_path(req.subscription(), a_.project(), ResourceKind::kSubscription,
                                   "subscription");

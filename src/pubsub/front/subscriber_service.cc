@@ -24,7 +24,7 @@ bool topic_exists(const FrontAccess& a, const std::string& topic) {
 
 }  // namespace
 
-Result<void> SubscriberService::check_topics(const server::Principal& who,
+Result<void> SubscriberService::check_topics(const auth::Principal& who,
                                              const SubscriptionConfig& config) const {
   if (auto t = a_.topic(who, config.topic); !t.ok()) return t.error();
   if (config.dead_letter) {
@@ -35,7 +35,7 @@ Result<void> SubscriberService::check_topics(const server::Principal& who,
 
 grpc::Status SubscriberService::CreateSubscription(grpc::ServerContext* ctx, const Sub* req,
                                                    Sub* resp) {
-  auto who = a_.authorize(*ctx, "admin");
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
   if (!who.ok()) return to_status(who.error());
   auto config = subscription_from_proto(*req, a_.project());
   if (!config.ok()) return to_status(config.error());
@@ -50,7 +50,7 @@ grpc::Status SubscriberService::CreateSubscription(grpc::ServerContext* ctx, con
 
 grpc::Status SubscriberService::GetSubscription(grpc::ServerContext* ctx,
                                                 const v1::GetSubscriptionRequest* req, Sub* resp) {
-  auto who = a_.authorize(*ctx, "read");
+  auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
   auto id = subscription_id(a_, req->subscription());
   if (!id.ok()) return to_status(id.error());
@@ -63,7 +63,7 @@ grpc::Status SubscriberService::GetSubscription(grpc::ServerContext* ctx,
 grpc::Status SubscriberService::UpdateSubscription(grpc::ServerContext* ctx,
                                                    const v1::UpdateSubscriptionRequest* req,
                                                    Sub* resp) {
-  auto who = a_.authorize(*ctx, "admin");
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
   if (!who.ok()) return to_status(who.error());
   auto id = subscription_id(a_, req->subscription().name());
   if (!id.ok()) return to_status(id.error());
@@ -88,7 +88,7 @@ grpc::Status SubscriberService::UpdateSubscription(grpc::ServerContext* ctx,
 grpc::Status SubscriberService::ListSubscriptions(grpc::ServerContext* ctx,
                                                   const v1::ListSubscriptionsRequest* req,
                                                   v1::ListSubscriptionsResponse* resp) {
-  auto who = a_.authorize(*ctx, "read");
+  auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
   if (auto p = check_project_path(req->project(), a_.project(), "project"); !p.ok()) {
     return to_status(p.error());
@@ -114,7 +114,7 @@ grpc::Status SubscriberService::ListSubscriptions(grpc::ServerContext* ctx,
 grpc::Status SubscriberService::DeleteSubscription(grpc::ServerContext* ctx,
                                                    const v1::DeleteSubscriptionRequest* req,
                                                    google::protobuf::Empty*) {
-  auto who = a_.authorize(*ctx, "admin");
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
   if (!who.ok()) return to_status(who.error());
   auto id = subscription_id(a_, req->subscription());
   if (!id.ok()) return to_status(id.error());
@@ -127,7 +127,7 @@ grpc::Status SubscriberService::DeleteSubscription(grpc::ServerContext* ctx,
 Result<SubscriberService::AckTarget> SubscriberService::ack_target(
     const grpc::ServerContext& ctx, const std::string& path,
     const google::protobuf::RepeatedPtrField<std::string>& ack_ids) const {
-  auto who = a_.authorize(ctx, "subscribe");
+  auto who = a_.authorize(ctx, auth::Permission::kSubscribe);
   if (!who.ok()) return who.error();
   auto id = subscription_id(a_, path);
   if (!id.ok()) return id.error();
@@ -159,7 +159,7 @@ grpc::Status SubscriberService::Acknowledge(grpc::ServerContext* ctx,
 
 grpc::Status SubscriberService::Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
                                      v1::PullResponse* resp) {
-  auto who = a_.authorize(*ctx, "subscribe");
+  auto who = a_.authorize(*ctx, auth::Permission::kSubscribe);
   if (!who.ok()) return to_status(who.error());
   auto id = subscription_id(a_, req->subscription());
   if (!id.ok()) return to_status(id.error());
@@ -195,7 +195,7 @@ grpc::Status SubscriberService::StreamingPull(
 grpc::Status SubscriberService::ModifyPushConfig(grpc::ServerContext* ctx,
                                                  const v1::ModifyPushConfigRequest* req,
                                                  google::protobuf::Empty*) {
-  auto who = a_.authorize(*ctx, "admin");
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
   if (!who.ok()) return to_status(who.error());
   auto id = subscription_id(a_, req->subscription());
   if (!id.ok()) return to_status(id.error());
@@ -210,7 +210,7 @@ grpc::Status SubscriberService::ModifyPushConfig(grpc::ServerContext* ctx,
 grpc::Status SubscriberService::ListSnapshots(grpc::ServerContext* ctx,
                                               const v1::ListSnapshotsRequest* req,
                                               v1::ListSnapshotsResponse*) {
-  auto who = a_.authorize(*ctx, "read");
+  auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
   return to_status(check_project_path(req->project(), a_.project(), "project"));
 }

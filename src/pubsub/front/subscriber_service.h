@@ -66,7 +66,7 @@ class SubscriberService final : public google::pubsub::v1::Subscriber::Service {
       const google::protobuf::RepeatedPtrField<std::string>& ack_ids) const;
   // The topic of a new or changed subscription (and its dead-letter topic) must be the
   // caller's.
-  Result<void> check_topics(const server::Principal& who, const SubscriptionConfig& config) const;
+  Result<void> check_topics(const auth::Principal& who, const SubscriptionConfig& config) const;
   const FrontAccess& a_;
   StreamRegistry streams_;  // the open StreamingPull calls
 };

@@ -1,3 +1,5 @@
+#include "store/mysql/mysql_dialect.h"
+
 // The MySQL/MariaDB dialect: SPEC §2's schema in its exact MySQL types (CHAR(36), TIMESTAMP(6),
 // JSON, TINYINT(1), BIGINT UNSIGNED), text compared byte by byte (utf8mb4_bin), the immutability
 // triggers, the writer lock as a named lock (GET_LOCK), and the role grants.

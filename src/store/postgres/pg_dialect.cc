@@ -1,3 +1,5 @@
+#include "store/postgres/pg_dialect.h"
+
 // The PostgreSQL dialect: SPEC §2's schema in PostgreSQL's native types (uuid, timestamptz,
 // jsonb, boolean), the immutability triggers, the writer lock as a transaction-scoped advisory
 // lock, and the role grants.

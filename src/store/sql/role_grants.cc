@@ -19,10 +19,10 @@ struct Target {
   const SqlDialect* dialect;
 };
 
-Result<Target> target(std::string_view text) {
+Result<Target> target(std::string_view text, const SqlDialect* dialect) {
   auto url = parse_store_url(text);
   if (!url.ok()) return url.error();
-  if (url->scheme != "postgresql" && url->scheme != "mysql") {
+  if (dialect == nullptr) {
     return make_error(Errc::kInvalidArgument,
                       "roles live on a database server: want a postgresql:// or mysql:// store "
                       "(SQLite enforces the roles per connection, with an authorizer)",
@@ -37,8 +37,7 @@ Result<Target> target(std::string_view text) {
   }
   auto settings = server_store_settings(*url);
   if (!settings.ok()) return settings.error();
-  const SqlDialect* d = &dialect_for(*url);
-  return Target{std::move(*url), std::move(*settings), d};
+  return Target{std::move(*url), std::move(*settings), dialect};
 }
 
 // Runs `statements` in order; with `tolerate_missing`, a "no such login or grant" is skipped.
@@ -53,8 +52,8 @@ Result<void> run_all(SqlConnection& c, const SqlDialect& d,
 
 }  // namespace
 
-Result<std::vector<std::string>> grant_roles(std::string_view text) {
-  auto t = target(text);
+Result<std::vector<std::string>> grant_roles(std::string_view text, const SqlDialect* dialect) {
+  auto t = target(text, dialect);
   if (!t.ok()) return t.error();
   const SqlDialect& d = *t->dialect;
   std::vector<std::string> log;
@@ -144,8 +143,8 @@ constexpr Probe kProbes[] = {
 
 }  // namespace
 
-Result<std::vector<GrantProbe>> check_grants(std::string_view text) {
-  auto t = target(text);
+Result<std::vector<GrantProbe>> check_grants(std::string_view text, const SqlDialect* dialect) {
+  auto t = target(text, dialect);
   if (!t.ok()) return t.error();
   const SqlDialect& d = *t->dialect;
   std::vector<GrantProbe> out;

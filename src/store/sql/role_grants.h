@@ -17,11 +17,15 @@
 
 #include "backbone/result.h"
 #include "backbone/role.h"
+#include "store/sql/sql_dialect.h"
 
 namespace backbone::sql {
 
 // What grant_roles did, a line per step, for people.
-Result<std::vector<std::string>> grant_roles(std::string_view url);
+//
+// `dialect` is the URL's (server_store_dialect() of store/open/); nullptr, for a URL that is not
+// of a server store, is refused with kInvalidArgument.
+Result<std::vector<std::string>> grant_roles(std::string_view url, const SqlDialect* dialect);
 
 struct GrantProbe {
   Role role;
@@ -32,6 +36,6 @@ struct GrantProbe {
 };
 
 // Every role × probe. Fails only when a role cannot log in or the store is not migrated.
-Result<std::vector<GrantProbe>> check_grants(std::string_view url);
+Result<std::vector<GrantProbe>> check_grants(std::string_view url, const SqlDialect* dialect);
 
 }  // namespace backbone::sql

@@ -87,7 +87,4 @@ class SqlDialect {
   virtual std::string literal(const std::string& s) const = 0;
 };
 
-const SqlDialect& postgres_dialect();
-const SqlDialect& mysql_dialect();
-
 }  // namespace backbone::sql

@@ -234,8 +234,7 @@ class ServerEventStore final : public EventStore {
         const bool duplicate = it != originals.end();
         if (!duplicate) {
           if (!taken.insert(e.id().str()).second) {
-            return make_error(Errc::kImmutable, kImmutableMessages[0],
-                              "events[" + std::to_string(i) + "]");
+            return make_error(Errc::kImmutable, kImmutableMessages[0]).at_item("events", i);
           }
           originals.emplace(e.fingerprint(), e.id());
           fresh.push_back(&e);
@@ -390,10 +389,7 @@ class ServerEventStore final : public EventStore {
       for (size_t i = 0; i < drafts.size(); ++i) {
         auto entry = seal(drafts[i], tail);
         if (!entry.ok()) {
-          Error err = entry.error();
-          err.where =
-              "audit[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
-          return err;
+          return Error(entry.error()).at_item("audit", i);
         }
         plan.value.push_back(std::move(*entry));
       }
@@ -465,8 +461,7 @@ class ServerEventStore final : public EventStore {
       for (const SqlRow& r : rows->rows) taken.insert(r[0].value_or(""));
       for (size_t i = at; i < at + n; ++i) {
         if (taken.count(events[i].id().str())) {
-          return make_error(Errc::kImmutable, kImmutableMessages[0],
-                            "events[" + std::to_string(i) + "]");
+          return make_error(Errc::kImmutable, kImmutableMessages[0]).at_item("events", i);
         }
       }
     }
@@ -890,14 +885,15 @@ class ServerEventStore final : public EventStore {
 
 }  // namespace
 
-Result<std::unique_ptr<EventStore>> open_server_store(const StoreUrl& url,
+Result<std::unique_ptr<EventStore>> open_server_store(const SqlDialect& dialect,
+                                                      const StoreUrl& url,
                                                       const StoreOptions& options) {
   auto settings = server_store_settings(url);
   if (!settings.ok()) return settings.error();
   const Clock& clock = options.clock ? *options.clock : SystemClock::instance();
   EventIdGenerator& ids = options.ids ? *options.ids : EventIdGenerator::process();
-  auto store = std::make_unique<ServerEventStore>(dialect_for(url), url, std::move(*settings),
-                                                  options.role, clock, ids);
+  auto store = std::make_unique<ServerEventStore>(dialect, url, std::move(*settings), options.role,
+                                                  clock, ids);
   BACKBONE_TRY(store->start());
   return std::unique_ptr<EventStore>(std::move(store));
 }

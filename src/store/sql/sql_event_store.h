@@ -20,13 +20,15 @@
 #include <memory>
 
 #include "backbone/event_store.h"
+#include "store/sql/sql_dialect.h"
 #include "store/store_url.h"
 
 namespace backbone::sql {
 
 // Opens a server store for options.role. Connects once, so that a wrong password or an
 // unreachable server fails here (kPermissionDenied, kUnavailable).
-Result<std::unique_ptr<EventStore>> open_server_store(const StoreUrl& url,
+Result<std::unique_ptr<EventStore>> open_server_store(const SqlDialect& dialect,
+                                                      const StoreUrl& url,
                                                       const StoreOptions& options);
 
 }  // namespace backbone::sql

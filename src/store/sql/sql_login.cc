@@ -55,11 +55,6 @@ Result<ServerStoreSettings> server_store_settings(const StoreUrl& url) {
   return s;
 }
 
-const SqlDialect& dialect_for(const StoreUrl& url) {
-  BACKBONE_ASSERT(url.scheme == "postgresql" || url.scheme == "mysql");
-  return url.scheme == "postgresql" ? postgres_dialect() : mysql_dialect();
-}
-
 std::string role_login_name(Role role, const ServerStoreSettings& settings) {
   return settings.role_prefix + role_name(role);
 }

@@ -27,7 +27,6 @@ struct ServerStoreSettings {
 
 // kInvalidArgument for an unknown or malformed parameter.
 Result<ServerStoreSettings> server_store_settings(const StoreUrl& url);
-const SqlDialect& dialect_for(const StoreUrl& url);  // REQUIRES: a postgresql or mysql URL
 
 std::string role_login_name(Role role, const ServerStoreSettings& settings);
 std::string role_password_variable(Role role);  // "BACKBONE_ROLE_PASSWORD_SYNC_WORKER"

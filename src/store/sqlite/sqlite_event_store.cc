@@ -103,10 +103,7 @@ class SqliteEventStore final : public EventStore {
       std::unordered_map<std::string, EventId> batch;  // fingerprint -> id, in this batch
       for (size_t i = 0; i < events.size(); ++i) {
         const Event& e = events[i];
-        auto where = [i](Error err) {
-          err.where = "events[" + std::to_string(i) + "]";
-          return err;
-        };
+        auto where = [i](Error err) { return std::move(err).at_item("events", i); };
         std::optional<EventId> original;
         if (auto it = batch.find(e.fingerprint()); it != batch.end()) {
           original = it->second;
@@ -422,10 +419,7 @@ class SqliteEventStore final : public EventStore {
       for (size_t i = 0; i < drafts.size(); ++i) {
         auto entry = insert_audit(drafts[i], *chain);
         if (!entry.ok()) {
-          Error err = entry.error();
-          err.where =
-              "audit[" + std::to_string(i) + "]" + (err.where.empty() ? "" : "." + err.where);
-          return err;
+          return Error(entry.error()).at_item("audit", i);
         }
         out.push_back(std::move(*entry));
       }

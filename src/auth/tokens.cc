@@ -1,4 +1,4 @@
-#include "server/tokens.h"
+#include "auth/tokens.h"
 
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -15,7 +15,7 @@
 
 #include "backbone/sha256.h"
 
-namespace backbone::server {
+namespace backbone::auth {
 
 Result<TokenStore> TokenStore::open(const std::string& path) {
   TokenStore store(path);
@@ -47,7 +47,14 @@ Result<void> TokenStore::load_locked() const {
       Principal p;
       p.name = t.at("name").get<std::string>();
       p.env = t.at("env").get<std::string>();
-      for (const auto& r : t.at("roles")) p.roles.insert(r.get<std::string>());
+      for (const auto& r : t.at("roles")) {
+        auto perm = parse_permission(r.get<std::string>());
+        if (!perm.ok()) {
+          return make_error(Errc::kDataLoss,
+                            "token file " + path_ + " is damaged: " + perm.error().message);
+        }
+        p.permissions.add(*perm);
+      }
       loaded[t.at("sha256").get<std::string>()] = std::move(p);
     }
   } catch (const nlohmann::json::exception& e) {
@@ -62,12 +69,11 @@ Result<std::string> TokenStore::create(const std::string& name, const std::strin
                                        const std::vector<std::string>& roles) {
   if (roles.empty())
     return make_error(Errc::kInvalidArgument, "at least one role is needed", "roles");
+  Permissions permissions;
   for (const auto& r : roles) {
-    if (std::find(std::begin(kRoles), std::end(kRoles), r) == std::end(kRoles)) {
-      return make_error(Errc::kInvalidArgument,
-                        "unknown role \"" + r + "\" (want publish, subscribe, read or admin)",
-                        "roles");
-    }
+    auto p = parse_permission(r);
+    if (!p.ok()) return p.error();
+    permissions.add(*p);
   }
   unsigned char raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) return make_error(Errc::kInternal, "no randomness");
@@ -75,18 +81,12 @@ Result<std::string> TokenStore::create(const std::string& name, const std::strin
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string token = "bb_" + env + "_";
   for (unsigned char c : raw) token.push_back(kAlphabet[c & 63]);
-  Principal p{name, env, {roles.begin(), roles.end()}};
+  Principal p{name, env, permissions};
   std::lock_guard lk(mu_);
   BACKBONE_TRY(load_locked());  // keep the tokens another process added meanwhile
   by_hash_[sha256_hex(token)] = std::move(p);
   BACKBONE_TRY(save());
   return token;
-}
-
-Result<void> require_role(const Principal& who, std::string_view role) {
-  if (who.may(role)) return {};
-  return make_error(Errc::kPermissionDenied,
-                    "this token lacks the \"" + std::string(role) + "\" role");
 }
 
 Result<Principal> TokenStore::authenticate_bearer(std::string_view header) const {
@@ -124,7 +124,8 @@ size_t TokenStore::size() const {
 Result<void> TokenStore::save() const {
   nlohmann::json j = {{"tokens", nlohmann::json::array()}};
   for (const auto& [hash, p] : by_hash_) {
-    j["tokens"].push_back({{"sha256", hash}, {"name", p.name}, {"env", p.env}, {"roles", p.roles}});
+    j["tokens"].push_back(
+        {{"sha256", hash}, {"name", p.name}, {"env", p.env}, {"roles", p.permissions.names()}});
   }
   const auto dir = std::filesystem::path(path_).parent_path();
   std::error_code ec;
@@ -143,4 +144,4 @@ Result<void> TokenStore::save() const {
   return {};
 }
 
-}  // namespace backbone::server
+}  // namespace backbone::auth

@@ -1,6 +1,6 @@
-// TokenStore: bearer tokens, each scoped to one environment and a set of roles (publish,
-// subscribe, read, admin). Only the SHA-256 of a token is stored, in a JSON file that is
-// replaced atomically; the token itself is shown once, when it is made.
+// TokenStore: bearer tokens, each scoped to one environment and a set of permissions (publish,
+// subscribe, read, admin: auth/principal.h). Only the SHA-256 of a token is stored, in a JSON file
+// that is replaced atomically; the token itself is shown once, when it is made.
 //
 // Thread-safety: thread-safe.
 #pragma once
@@ -8,28 +8,14 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "auth/principal.h"
 #include "backbone/result.h"
 
-namespace backbone::server {
-
-inline constexpr const char* kRoles[] = {"publish", "subscribe", "read", "admin"};
-
-struct Principal {
-  std::string name;
-  std::string env;
-  std::set<std::string> roles;
-  bool may(std::string_view role) const {
-    return roles.count(std::string(role)) || roles.count("admin");
-  }
-};
-
-// kPermissionDenied unless `who` has `role` (or "admin").
-Result<void> require_role(const Principal& who, std::string_view role);
+namespace backbone::auth {
 
 class TokenStore {
  public:
@@ -38,7 +24,8 @@ class TokenStore {
   TokenStore(TokenStore&& o) noexcept
       : path_(std::move(o.path_)), by_hash_(std::move(o.by_hash_)), loaded_(o.loaded_) {}
 
-  // Makes a token for `env` with `roles` and saves its hash; returns the token.
+  // Makes a token for `env` with `roles` (permission names) and saves its hash; returns the
+  // token. kInvalidArgument for no role or an unknown one.
   Result<std::string> create(const std::string& name, const std::string& env,
                              const std::vector<std::string>& roles);
   // The principal of a bearer token: kUnauthenticated when it is unknown. A token unknown here
@@ -68,4 +55,4 @@ class TokenStore {
   mutable FileVersion loaded_;  // GUARDED_BY(mu_): the file by_hash_ came from
 };
 
-}  // namespace backbone::server
+}  // namespace backbone::auth

@@ -1,0 +1,64 @@
+// Principal and Permission: who a bearer token speaks for, and what it may do.
+//
+// A Permission is one of the four things a token can be granted (publish, subscribe, read,
+// admin); admin implies the other three. They are not the database roles of SPEC §2
+// (backbone::Role, which say which SQL a store connection may run) nor the roles of topology.toml
+// (which name a subscription's job). The HTTP API and the Pub/Sub front check them with the same
+// functions, declared here.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backbone/result.h"
+
+namespace backbone::auth {
+
+enum class Permission : uint8_t { kPublish, kSubscribe, kRead, kAdmin };
+
+inline constexpr Permission kPermissions[] = {Permission::kPublish, Permission::kSubscribe,
+                                              Permission::kRead, Permission::kAdmin};
+
+// "publish", "subscribe", "read", "admin": the names tokens are created with and stored under.
+const char* permission_name(Permission p);
+// kInvalidArgument naming the four for anything else.
+Result<Permission> parse_permission(std::string_view name);
+
+// A set of permissions.
+class Permissions {
+ public:
+  Permissions() = default;
+  Permissions(std::initializer_list<Permission> ps) {
+    for (Permission p : ps) add(p);
+  }
+  void add(Permission p) { bits_ |= bit(p); }
+  bool has(Permission p) const { return bits_ & bit(p); }
+  bool empty() const { return bits_ == 0; }
+  // The names of the permissions held, in the order of kPermissions.
+  std::vector<std::string> names() const;
+  bool operator==(const Permissions&) const = default;
+
+ private:
+  static uint8_t bit(Permission p) { return static_cast<uint8_t>(1u << static_cast<unsigned>(p)); }
+  uint8_t bits_ = 0;
+};
+
+struct Principal {
+  std::string name;
+  std::string env;  // the one environment the token works in
+  Permissions permissions;
+
+  // True when the principal holds `p` or admin.
+  bool may(Permission p) const { return permissions.has(p) || permissions.has(Permission::kAdmin); }
+};
+
+// kPermissionDenied unless `who` may do `p`.
+Result<void> require(const Principal& who, Permission p);
+// kPermissionDenied unless `who` works in `env` and may do `p` there.
+Result<void> require(const Principal& who, std::string_view env, Permission p);
+
+}  // namespace backbone::auth
