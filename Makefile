@@ -6,7 +6,7 @@ BENCH_BUILD ?= build-bench
 CMAKE_FLAGS ?=
 GENERATOR ?= Ninja
 
-.PHONY: all deps build build-asan build-bench run test test-unit test-asan bench format clean
+.PHONY: all deps build build-asan build-bench run test test-unit test-module test-asan bench format clean
 
 all: build
 
@@ -43,13 +43,18 @@ CTEST = ctest --output-on-failure -j$(JOBS) --test-dir
 test-unit: build
 	scripts/with-test-servers.sh $(CTEST) $(BUILD)
 
+# One module's tests, for the edit-compile-test cycle: make test-module M=pipeline
+test-module: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target $(M)_tests
+	scripts/with-test-servers.sh $(CTEST) $(BUILD) -L '^$(M)$$'
+
 test-asan: build-asan
 	scripts/with-test-servers.sh $(CTEST) $(ASAN_BUILD)
 
-# Everything: the plain build and the ASan+UBSan build, each with every test, on one pair of
-# database servers.
-test: build build-asan
-	scripts/with-test-servers.sh sh -c '$(CTEST) $(BUILD) && $(CTEST) $(ASAN_BUILD)'
+# Everything: the plain build and the ASan+UBSan build, each with every test (scripts/test-all.sh:
+# the plain tests run while the sanitizer build compiles; doc/build.md).
+test: build
+	@scripts/test-all.sh "$(MAKE)" $(BUILD) $(ASAN_BUILD) $(JOBS)
 
 bench: build-bench
 	@scripts/bench.sh $(BENCH_BUILD)

@@ -176,6 +176,7 @@ Figures run_nats(const Options& o, size_t size, int port) {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.PublishAsync.MaxPending = 4096;
+  jo.PublishAsync.StallWait = 2000;  // ms; publish_async() waits longer when it must
   jsCtx* js = nullptr;
   nats_check(natsConnection_JetStream(&js, nc, &jo), "jetstream");
   jsStreamConfig sc;
@@ -192,8 +193,8 @@ Figures run_nats(const Options& o, size_t size, int port) {
   const std::string body = payload(size, 0);
   auto t0 = Clock::now();
   for (int i = 0; i < o.messages; ++i) {
-    nats_check(js_PublishAsync(js, subjects_by_key[i % kKeys].c_str(), body.data(),
-                               static_cast<int>(body.size()), nullptr),
+    nats_check(publish_async(js, subjects_by_key[i % kKeys].c_str(), body.data(),
+                             static_cast<int>(body.size())),
                "publish");
   }
   jsPubOptions po;
@@ -241,8 +242,9 @@ Figures run_nats(const Options& o, size_t size, int port) {
   for (int i = 0; i < 2000; ++i) {
     for (int k = 0; k < 10; ++k) {
       const std::string m = payload(size, now_us());
-      js_PublishAsync(js, subjects_by_key[(i * 10 + k) % kKeys].c_str(), m.data(),
-                      static_cast<int>(m.size()), nullptr);
+      nats_check(publish_async(js, subjects_by_key[(i * 10 + k) % kKeys].c_str(), m.data(),
+                               static_cast<int>(m.size())),
+                 "publish");
     }
     std::this_thread::sleep_for(std::chrono::microseconds(1000));
   }

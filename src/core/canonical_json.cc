@@ -198,6 +198,13 @@ const char* type_phrase(const nlohmann::json& v) {
   }
 }
 
+std::string canonical_text(const nlohmann::json& value) {
+  std::string out;
+  const auto r = write_canonical(value, out);
+  BACKBONE_ASSERT(r.ok());
+  return out;
+}
+
 }  // namespace json_internal
 
 Result<std::string> canonicalize_json(std::string_view json) {

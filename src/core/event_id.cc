@@ -6,7 +6,7 @@ namespace {
 constexpr uint64_t kLoMask = (uint64_t{1} << 62) - 1;
 constexpr uint64_t kHiMask = (uint64_t{1} << 12) - 1;
 
-int hex_value(char c) {
+int lower_hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   return -1;
@@ -46,7 +46,7 @@ Result<EventId> EventId::parse(std::string_view s) {
       if (s[i] != '-') return bad("hyphens belong at positions 9, 14, 19 and 24");
       continue;
     }
-    const int v = hex_value(s[i]);
+    const int v = lower_hex_value(s[i]);
     if (v < 0) return bad("only lowercase hexadecimal digits are allowed");
     b[j / 2] = static_cast<uint8_t>(b[j / 2] | (j % 2 == 0 ? v << 4 : v));
     ++j;

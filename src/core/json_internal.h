@@ -18,6 +18,9 @@ Result<nlohmann::json> parse_strict(std::string_view text);
 // Appends the RFC 8785 form of `value`. Fails (kInvalidArgument) on integers outside ±(2^53-1);
 // `where` accumulates a JSON-pointer-like path for that message.
 Result<void> write_canonical(const nlohmann::json& value, std::string& out);
+// The canonical text of a value known to be valid (read from canonical JSON, or built of such
+// values). REQUIRES: write_canonical succeeds on it.
+std::string canonical_text(const nlohmann::json& value);
 
 // A short description of a JSON value's type for error messages ("a string", "an array", ...).
 const char* type_phrase(const nlohmann::json& value);

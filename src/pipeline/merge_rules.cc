@@ -9,13 +9,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string canonical(const json& j) {
-  std::string out;
-  const auto r = json_internal::write_canonical(j, out);
-  BACKBONE_ASSERT(r.ok());  // the values come from canonical JSON already
-  return out;
-}
-
 // RFC 7396 merge patch.
 void merge_patch(json& target, const json& patch) {
   if (!patch.is_object()) {
@@ -106,7 +99,7 @@ Result<MergeDecision> decide_merge(const Event& event, const RecordState& curren
   const uint64_t base = event.base_version();
   if (base > current.version) {
     d.kind = MergeDecision::Kind::kGap;
-    d.detail = canonical(
+    d.detail = json_internal::canonical_text(
         json{{"reason", "gap"}, {"base_version", base}, {"record_version", current.version}});
     return d;
   }
@@ -136,11 +129,11 @@ Result<MergeDecision> decide_merge(const Event& event, const RecordState& curren
     const ConflictPolicy policy = settings.policy_for(event.record_type());
     if (policy == ConflictPolicy::kReject) {
       d.kind = MergeDecision::Kind::kRejected;
-      d.detail = canonical(json{{"reason", "conflict"},
-                                {"policy", "reject"},
-                                {"base_version", base},
-                                {"record_version", current.version},
-                                {"conflicting_fields", moved}});
+      d.detail = json_internal::canonical_text(json{{"reason", "conflict"},
+                                                    {"policy", "reject"},
+                                                    {"base_version", base},
+                                                    {"record_version", current.version},
+                                                    {"conflicting_fields", moved}});
       return d;
     }
     d.kind = MergeDecision::Kind::kResolved;
@@ -161,27 +154,27 @@ Result<MergeDecision> decide_merge(const Event& event, const RecordState& curren
       resolution[it.key()] = ours ? "event" : "record";
       if (ours) effective[it.key()] = it.value();
     }
-    d.detail = canonical(json{{"reason", "conflict"},
-                              {"policy", conflict_policy_name(policy)},
-                              {"base_version", base},
-                              {"record_version", current.version},
-                              {"resolution", resolution}});
+    d.detail = json_internal::canonical_text(json{{"reason", "conflict"},
+                                                  {"policy", conflict_policy_name(policy)},
+                                                  {"base_version", base},
+                                                  {"record_version", current.version},
+                                                  {"resolution", resolution}});
   }
-  d.effective_changes = canonical(effective);
+  d.effective_changes = json_internal::canonical_text(effective);
   // A resolved conflict where the record won every field leaves the record as it is; a
   // fast-forward or rebase is a new version even when its patch is empty.
   if (d.kind == MergeDecision::Kind::kResolved && effective.empty()) return d;
   const uint64_t version = current.version + 1;
   apply_patch(*state, *versions, effective, version);
   d.next.version = version;
-  d.next.state = canonical(*state);
-  d.next.field_versions = canonical(*versions);
+  d.next.state = json_internal::canonical_text(*state);
+  d.next.field_versions = json_internal::canonical_text(*versions);
   // The detail of a new version says all a merged message needs (messages.h).
   json detail = d.detail.empty() ? json{{"base_version", base}} : json::parse(d.detail);
   detail["version"] = version;
   detail["kind"] = merge_kind_name(d.kind);
   detail["changes"] = effective;
-  d.detail = canonical(detail);
+  d.detail = json_internal::canonical_text(detail);
   return d;
 }
 
@@ -196,7 +189,8 @@ Result<RecordState> apply_effective(const RecordState& current, const std::strin
     return make_error(Errc::kDataLoss, "the effective changes are not a JSON object");
   }
   apply_patch(*state, *versions, *patch, version);
-  return RecordState{version, canonical(*state), canonical(*versions)};
+  return RecordState{version, json_internal::canonical_text(*state),
+                     json_internal::canonical_text(*versions)};
 }
 
 }  // namespace backbone::pipeline

@@ -9,12 +9,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string canonical(const json& j) {
-  std::string out;
-  BACKBONE_ASSERT(json_internal::write_canonical(j, out).ok());
-  return out;
-}
-
 }  // namespace
 
 void Merger::count(const char* name, const char* help, Labels labels, double n) {
@@ -133,14 +127,14 @@ std::string Merger::failure_history(const Event& event, const std::string& last_
                      {"failure", "final"},
                      {"error", last_reason.substr(0, 100)}});
   while (history.size() > 5) history.erase(history.begin());  // fits an attribute
-  return canonical(history);
+  return json_internal::canonical_text(history);
 }
 
 AuditDraft Merger::retry_entry(const Event& event, const std::string& failure,
                                const std::string& reason, int attempt) {
   return AuditDraft{
       event.id(), event.record_key(), AuditAction::kRetryScheduled, event.fingerprint(),
-      canonical(
+      json_internal::canonical_text(
           json{{"failure", failure}, {"reason", reason.substr(0, 500)}, {"attempt", attempt}})};
 }
 
@@ -148,11 +142,11 @@ void Merger::plan_dead_letter(Plan& plan, const Event& event, Stage stage,
                               const std::string& reason, std::vector<AuditDraft> audit, bool replay,
                               uint64_t record_version) {
   const std::string history = failure_history(event, reason);
-  audit.push_back(AuditDraft{event.id(), event.record_key(), AuditAction::kDeadLettered,
-                             event.fingerprint(),
-                             canonical(json{{"reason", reason.substr(0, 500)},
-                                            {"stage", stage == Stage::kRaw ? "merge" : "retry"},
-                                            {"failure_history", json::parse(history)}})});
+  audit.push_back(AuditDraft{
+      event.id(), event.record_key(), AuditAction::kDeadLettered, event.fingerprint(),
+      json_internal::canonical_text(json{{"reason", reason.substr(0, 500)},
+                                         {"stage", stage == Stage::kRaw ? "merge" : "retry"},
+                                         {"failure_history", json::parse(history)}})});
   MergeCommit c;
   c.event_id = event.id();
   c.record = event.record_key();
@@ -175,7 +169,8 @@ Merger::Outcome Merger::reemit(const Event& ev, const AuditEntry& terminal, Stag
     if (terminal.detail) {
       if (auto d = json_internal::parse_strict(*terminal.detail); d.ok()) {
         reason = d->value("reason", reason);
-        if (d->contains("failure_history")) history = canonical((*d)["failure_history"]);
+        if (d->contains("failure_history"))
+          history = json_internal::canonical_text((*d)["failure_history"]);
       }
     }
     out.reason = reason;

@@ -20,7 +20,7 @@
 namespace backbone::testing {
 namespace {
 
-constexpr char kNs[] = "iso";
+constexpr char kIsolationNs[] = "iso";
 const std::vector<std::string> kEnvs = {"sandbox", "production"};
 
 std::vector<std::string> names_of(const std::vector<TopicConfig>& v) {
@@ -43,9 +43,9 @@ class NatsIsolation : public ::testing::Test {
     std::ofstream conf(dir_->file("n1/extra.conf"));
     conf << "authorization {\n  users: [\n    {user: admin, password: adminpw}\n";
     for (const std::string& env : kEnvs) {
-      const auto perms = nats::environment_permissions(kNs, nats::environment_inbox_prefix(env),
-                                                       names_of(topology().topics(env)),
-                                                       names_of(topology().subscriptions(env)));
+      const auto perms = nats::environment_permissions(
+          kIsolationNs, nats::environment_inbox_prefix(env), names_of(topology().topics(env)),
+          names_of(topology().subscriptions(env)));
       conf << "    {user: " << env << ", password: " << env
            << "pw, permissions: " << nats::format_permissions(perms) << "}\n";
     }
@@ -60,7 +60,8 @@ class NatsIsolation : public ::testing::Test {
 
   static const Topology& topology() { return Topology::built_in(); }
   std::string url(const std::string& user) const {
-    std::string u = "nats://" + user + ":" + user + "pw@127.0.0.1:" + port_ + "?namespace=" + kNs;
+    std::string u =
+        "nats://" + user + ":" + user + "pw@127.0.0.1:" + port_ + "?namespace=" + kIsolationNs;
     if (user != "admin") u += "&inbox_prefix=" + nats::environment_inbox_prefix(user);
     return u;
   }
@@ -95,14 +96,14 @@ TEST_F(NatsIsolation, ASandboxUserWorksInSandboxAndCannotPublishToAnyProductionS
   auto snapshot = [&] {
     std::map<std::string, uint64_t> out;
     for (const std::string& t : names_of(topology().topics("production"))) {
-      auto st = admin_client->stream_state(nats::topic_stream(kNs, t));
+      auto st = admin_client->stream_state(nats::topic_stream(kIsolationNs, t));
       out[t] = st.ok() ? st->last_seq : ~0ull;
     }
     for (const std::string& s : names_of(topology().subscriptions("production"))) {
-      auto st = admin_client->stream_state(nats::journal_stream(kNs, s));
+      auto st = admin_client->stream_state(nats::journal_stream(kIsolationNs, s));
       out[s] = st.ok() ? st->last_seq : ~0ull;
     }
-    auto catalog = admin_client->stream_state("KV_" + nats::catalog_bucket(kNs));
+    auto catalog = admin_client->stream_state("KV_" + nats::catalog_bucket(kIsolationNs));
     out["catalog"] = catalog.ok() ? catalog->last_seq : ~0ull;
     return out;
   };
@@ -132,18 +133,18 @@ TEST_F(NatsIsolation, ASandboxUserWorksInSandboxAndCannotPublishToAnyProductionS
   auto raw_client = client("sandbox");
   ASSERT_TRUE(raw_client);
   std::vector<std::string> subjects;
-  const std::string bucket = nats::catalog_bucket(kNs);
+  const std::string bucket = nats::catalog_bucket(kIsolationNs);
   for (const std::string& t : names_of(topology().topics("production"))) {
-    subjects.push_back(nats::topic_subject(kNs, t));
+    subjects.push_back(nats::topic_subject(kIsolationNs, t));
     subjects.push_back("$KV." + bucket + "." + nats::topic_key(t));
-    subjects.push_back("$JS.API.STREAM.DELETE." + nats::topic_stream(kNs, t));
-    subjects.push_back("$JS.API.STREAM.PURGE." + nats::topic_stream(kNs, t));
-    subjects.push_back("$JS.API.CONSUMER.CREATE." + nats::topic_stream(kNs, t));
+    subjects.push_back("$JS.API.STREAM.DELETE." + nats::topic_stream(kIsolationNs, t));
+    subjects.push_back("$JS.API.STREAM.PURGE." + nats::topic_stream(kIsolationNs, t));
+    subjects.push_back("$JS.API.CONSUMER.CREATE." + nats::topic_stream(kIsolationNs, t));
   }
   for (const std::string& s : names_of(topology().subscriptions("production"))) {
-    subjects.push_back(nats::journal_subject(kNs, s));
+    subjects.push_back(nats::journal_subject(kIsolationNs, s));
     subjects.push_back("$KV." + bucket + "." + nats::subscription_key(s));
-    subjects.push_back("$JS.API.STREAM.DELETE." + nats::journal_stream(kNs, s));
+    subjects.push_back("$JS.API.STREAM.DELETE." + nats::journal_stream(kIsolationNs, s));
   }
   for (const std::string& subject : subjects) {
     const std::vector<nats::OutgoingNatsMessage> m = {{subject, "x-" + subject, "{}"}};

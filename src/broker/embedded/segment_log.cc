@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "broker/delivery/codec.h"
+#include "broker/embedded/io_error.h"
 
 namespace backbone::embedded {
 
@@ -30,10 +31,6 @@ struct SegmentLog::Segment {
 };
 
 namespace {
-
-Error io_error(const std::string& what, const std::string& path) {
-  return make_error(Errc::kUnavailable, what + " " + path + ": " + std::strerror(errno));
-}
 
 std::string segment_name(uint64_t base) {
   char buf[32];

@@ -9,13 +9,10 @@
 #include <filesystem>
 
 #include "broker/delivery/codec.h"
+#include "broker/embedded/io_error.h"
 
 namespace backbone::embedded {
 namespace {
-
-Error io_error(const std::string& what, const std::string& path) {
-  return make_error(Errc::kUnavailable, what + " " + path + ": " + std::strerror(errno));
-}
 
 Result<void> write_all(int fd, const std::string& bytes, const std::string& path) {
   size_t done = 0;

@@ -17,6 +17,7 @@
 #include "store/sql/sql_login.h"
 #include "store/sql/sql_rows.h"
 #include "store/store_checks.h"
+#include "store/store_core.h"
 
 namespace backbone::sql {
 namespace {
@@ -126,7 +127,7 @@ class ServerEventStore final : public EventStore {
         settings_(std::move(settings)),
         role_(role),
         clock_(clock),
-        ids_(ids),
+        sealer_(clock, ids),
         pool_([this] { return dialect_.connect(role_login(url_, settings_, role_)); },
               settings_.pool_size),
         event_columns_("id, record_type, record_id, source, " + dialect_.epoch_micros("timestamp") +
@@ -243,14 +244,14 @@ class ServerEventStore final : public EventStore {
         AuditDraft draft{id, e.record_key(),
                          duplicate ? AuditAction::kDuplicate : AuditAction::kIngested,
                          e.fingerprint(), std::nullopt};
-        auto entry = seal(draft, tail);
+        auto entry = sealer_.seal(draft, tail);
         if (!entry.ok()) return entry.error();
         audit.push_back(std::move(*entry));
         plan.value.push_back({id, e.fingerprint(), duplicate});
       }
       insert_events(fresh, plan.writes);
       insert_audit(audit, plan.writes);
-      plan.marker = tail_of(audit.back());
+      plan.marker = ChainTail::of(audit.back());
       return plan;
     };
     // While the lock and the lookups are out, the batch is decided on a guess of what they will
@@ -361,12 +362,7 @@ class ServerEventStore final : public EventStore {
     BACKBONE_TRY(check_schema());
     BACKBONE_TRY(require_migrator(role_, "replacing records needs"));
     auto done = write<bool>({}, [&](SqlConnection&, const Reads& reads) -> Result<Plan<bool>> {
-      const bool empty = reads.tail.chain_hash == kAuditGenesis;
-      if (audit_tail ? (empty || reads.tail.id != *audit_tail) : !empty) {
-        return make_error(Errc::kConflict,
-                          "the audit log moved on while the records were rebuilt (is "
-                          "`serve` running?); nothing was replaced");
-      }
+      BACKBONE_TRY(check_chain_unmoved(reads.tail, audit_tail));
       Plan<bool> plan{true, {{"DELETE FROM records", {}}}, std::nullopt};
       std::vector<const StoredRecord*> all;
       all.reserve(rows.size());
@@ -385,16 +381,11 @@ class ServerEventStore final : public EventStore {
     return write<Entries>({}, [&](SqlConnection&, const Reads& reads) -> Result<Plan<Entries>> {
       ChainTail tail = reads.tail;
       Plan<Entries> plan;
-      plan.value.reserve(drafts.size());
-      for (size_t i = 0; i < drafts.size(); ++i) {
-        auto entry = seal(drafts[i], tail);
-        if (!entry.ok()) {
-          return Error(entry.error()).at_item("audit", i);
-        }
-        plan.value.push_back(std::move(*entry));
-      }
+      auto sealed = sealer_.seal_all(drafts, tail);
+      if (!sealed.ok()) return sealed.error();
+      plan.value = std::move(*sealed);
       insert_audit(plan.value, plan.writes);
-      plan.marker = tail_of(plan.value.back());
+      plan.marker = ChainTail::of(plan.value.back());
       return plan;
     });
   }
@@ -417,13 +408,6 @@ class ServerEventStore final : public EventStore {
   }
 
  private:
-  struct ChainTail {
-    EventId id;
-    std::string chain_hash{kAuditGenesis};
-    Timestamp created_at;
-  };
-  static ChainTail tail_of(const AuditEntry& e) { return {e.id, e.chain_hash, e.created_at}; }
-
   // One set lookup of a union read: `head` is a SELECT of three text columns ending in
   // "... IN (", `row` one value's placeholders, `params` the values (row arity each).
   struct SetLookup {
@@ -667,18 +651,6 @@ class ServerEventStore final : public EventStore {
     if (!tail_ || tail_->id < tail.id) tail_ = tail;
   }
 
-  // Seals `draft` after `tail` and moves `tail` on.
-  Result<AuditEntry> seal(const AuditDraft& draft, ChainTail& tail) {
-    const EventId id = ids_.next_after(tail.id);
-    const Timestamp created_at = std::max(clock_.now(), tail.created_at);
-    auto entry = seal_audit_entry(draft, id, created_at, tail.chain_hash);
-    if (!entry.ok()) return entry.error();
-    tail.id = entry->id;
-    tail.chain_hash = entry->chain_hash;
-    tail.created_at = entry->created_at;
-    return entry;
-  }
-
   // Multi-row INSERTs of `items` (at most 256 rows each) onto `out`: `row` is one row's
   // placeholders and `bind` adds one item's parameters.
   template <typename Item, typename Bind>
@@ -728,12 +700,6 @@ class ServerEventStore final : public EventStore {
   // variant when it is inlined.)
   [[gnu::noinline]] static void refuse(std::vector<Result<std::vector<AuditEntry>>>& out, Error e) {
     out.emplace_back(std::move(e));
-  }
-
-  static Error version_conflict(const MergeCommit& c, uint64_t have) {
-    return make_error(Errc::kConflict, "record " + c.record.record_type + "/" + c.record.record_id +
-                                           " is at version " + std::to_string(have) + ", not " +
-                                           std::to_string(c.expected_version));
   }
 
   // Every queued commit in one transaction: read the events' processed flags and the records'
@@ -822,7 +788,7 @@ class ServerEventStore final : public EventStore {
       std::vector<AuditEntry> entries;
       Result<void> sealed;
       for (const AuditDraft& d : m->audit) {
-        auto entry = seal(d, tail);
+        auto entry = sealer_.seal(d, tail);
         if (!entry.ok()) {
           sealed = entry.error();
           break;
@@ -863,7 +829,7 @@ class ServerEventStore final : public EventStore {
     rows.reserve(last_rows.size());
     for (const auto& [key, row] : last_rows) rows.push_back(&row);
     insert_records(rows, true, plan.writes);
-    if (!audit.empty()) plan.marker = tail_of(audit.back());
+    if (!audit.empty()) plan.marker = ChainTail::of(audit.back());
     return plan;
   }
 
@@ -872,7 +838,7 @@ class ServerEventStore final : public EventStore {
   const ServerStoreSettings settings_;
   const Role role_;
   const Clock& clock_;
-  EventIdGenerator& ids_;
+  AuditSealer sealer_;
   ConnectionPool pool_;
   std::mutex tail_mu_;
   std::optional<ChainTail> tail_;  // guarded by tail_mu_
@@ -890,8 +856,8 @@ Result<std::unique_ptr<EventStore>> open_server_store(const SqlDialect& dialect,
                                                       const StoreOptions& options) {
   auto settings = server_store_settings(url);
   if (!settings.ok()) return settings.error();
-  const Clock& clock = options.clock ? *options.clock : SystemClock::instance();
-  EventIdGenerator& ids = options.ids ? *options.ids : EventIdGenerator::process();
+  const Clock& clock = store_clock(options);
+  EventIdGenerator& ids = store_ids(options);
   auto store = std::make_unique<ServerEventStore>(dialect, url, std::move(*settings), options.role,
                                                   clock, ids);
   BACKBONE_TRY(store->start());

@@ -10,6 +10,7 @@
 #include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_schema.h"
 #include "store/store_checks.h"
+#include "store/store_core.h"
 
 namespace backbone::sqlite {
 namespace {
@@ -76,7 +77,7 @@ class SqliteEventStore final : public EventStore {
         role_(db_->role()),
         schema_version_(db_->user_version()),
         clock_(clock),
-        ids_(ids) {}
+        sealer_(clock, ids) {}
 
   Result<int> migrate() override {
     std::lock_guard lock(mu_);
@@ -250,13 +251,6 @@ class SqliteEventStore final : public EventStore {
   }
 
  private:
-  // The last entry of the chain, which the next entry follows.
-  struct ChainTail {
-    EventId id;
-    std::string chain_hash{kAuditGenesis};
-    Timestamp created_at;
-  };
-
   struct QueuedMerges {
     std::span<const MergeCommit> commits;
     std::vector<Result<std::vector<AuditEntry>>> results;
@@ -312,12 +306,6 @@ class SqliteEventStore final : public EventStore {
     const uint64_t have = *row ? static_cast<uint64_t>((*current)->integer(0)) : 0;
     (*current)->reset();
     return have;
-  }
-
-  Error version_conflict(const MergeCommit& c, uint64_t have) {
-    return make_error(Errc::kConflict, "record " + c.record.record_type + "/" + c.record.record_id +
-                                           " is at version " + std::to_string(have) + ", not " +
-                                           std::to_string(c.expected_version));
   }
 
   // One commit, inside the caller's transaction, with the audit chain's tail. REQUIRES: mu_
@@ -380,12 +368,7 @@ class SqliteEventStore final : public EventStore {
     auto replaced = in_write_txn<bool>([&]() -> Result<bool> {
       auto tail = chain_tail();
       if (!tail.ok()) return tail.error();
-      const bool empty = tail->chain_hash == kAuditGenesis;
-      if (audit_tail ? (empty || tail->id != *audit_tail) : !empty) {
-        return make_error(Errc::kConflict,
-                          "the audit log moved on while the records were rebuilt (is "
-                          "`serve` running?); nothing was replaced");
-      }
+      BACKBONE_TRY(check_chain_unmoved(*tail, audit_tail));
       BACKBONE_TRY(run_cached("DELETE FROM records"));
       auto ins = db_->prepare(
           "INSERT INTO records (record_type, record_id, version, state, field_versions, "
@@ -414,16 +397,10 @@ class SqliteEventStore final : public EventStore {
     return in_write_txn<std::vector<AuditEntry>>([&]() -> Result<std::vector<AuditEntry>> {
       auto chain = chain_tail();
       if (!chain.ok()) return chain.error();
-      std::vector<AuditEntry> out;
-      out.reserve(drafts.size());
-      for (size_t i = 0; i < drafts.size(); ++i) {
-        auto entry = insert_audit(drafts[i], *chain);
-        if (!entry.ok()) {
-          return Error(entry.error()).at_item("audit", i);
-        }
-        out.push_back(std::move(*entry));
-      }
-      return out;
+      auto sealed = sealer_.seal_all(drafts, *chain);
+      if (!sealed.ok()) return sealed.error();
+      for (const AuditEntry& e : *sealed) BACKBONE_TRY(insert_audit_row(e));
+      return sealed;
     });
   }
 
@@ -552,18 +529,17 @@ class SqliteEventStore final : public EventStore {
     return bind_event_row(**s, e).run();
   }
 
-  // Seals `draft` after `tail`, inserts it, and moves `tail` on.
-  Result<AuditEntry> insert_audit(const AuditDraft& draft, ChainTail& tail) {
-    const EventId id = ids_.next_after(tail.id);
-    const Timestamp created_at = std::max(clock_.now(), tail.created_at);
-    auto entry = seal_audit_entry(draft, id, created_at, tail.chain_hash);
-    if (!entry.ok()) return entry.error();
+  Result<void> insert_audit_row(const AuditEntry& entry) {
     auto s = db_->prepare(kInsertAuditSql);
     if (!s.ok()) return s.error();
-    BACKBONE_TRY(bind_audit_row(**s, *entry).run());
-    tail.id = entry->id;
-    tail.chain_hash = entry->chain_hash;
-    tail.created_at = entry->created_at;
+    return bind_audit_row(**s, entry).run();
+  }
+
+  // Seals `draft` after `tail`, inserts it, and moves `tail` on.
+  Result<AuditEntry> insert_audit(const AuditDraft& draft, ChainTail& tail) {
+    auto entry = sealer_.seal(draft, tail);
+    if (!entry.ok()) return entry.error();
+    BACKBONE_TRY(insert_audit_row(*entry));
     return entry;
   }
 
@@ -587,7 +563,7 @@ class SqliteEventStore final : public EventStore {
   std::atomic<int> schema_version_;  // the writing connection's user_version
   GroupCommit<QueuedMerges> merge_group_;
   const Clock& clock_;
-  EventIdGenerator& ids_;
+  AuditSealer sealer_;
 };
 
 }  // namespace
@@ -596,9 +572,8 @@ Result<std::unique_ptr<EventStore>> open_sqlite_store(const std::string& path,
                                                       const StoreOptions& options) {
   auto db = SqliteDb::open(path, options.role, options.durability);
   if (!db.ok()) return db.error();
-  const Clock& clock = options.clock ? *options.clock : SystemClock::instance();
-  EventIdGenerator& ids = options.ids ? *options.ids : EventIdGenerator::process();
-  return std::unique_ptr<EventStore>(new SqliteEventStore(std::move(*db), clock, ids));
+  return std::unique_ptr<EventStore>(
+      new SqliteEventStore(std::move(*db), store_clock(options), store_ids(options)));
 }
 
 }  // namespace backbone::sqlite
