@@ -3,6 +3,15 @@
 #include <algorithm>
 
 namespace backbone {
+namespace {
+
+// Appends a commit's refusal. (Out of line: GCC 12 sees a false "maybe uninitialized" in the
+// variant when it is inlined.)
+[[gnu::noinline]] void refuse_commit(std::vector<Result<std::vector<AuditEntry>>>& out, Error e) {
+  out.emplace_back(std::move(e));
+}
+
+}  // namespace
 
 Result<AuditEntry> AuditSealer::seal(const AuditDraft& draft, ChainTail& tail) const {
   const EventId id = ids_.next_after(tail.id);
@@ -29,6 +38,64 @@ Error version_conflict(const MergeCommit& c, uint64_t have) {
   return make_error(Errc::kConflict, "record " + c.record.record_type + "/" + c.record.record_id +
                                          " is at version " + std::to_string(have) + ", not " +
                                          std::to_string(c.expected_version));
+}
+
+MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads reads,
+                      ChainTail& tail, const AuditSealer& sealer, Timestamp now) {
+  MergePlan plan;
+  plan.outcomes.reserve(commits.size());
+  std::map<std::pair<std::string, std::string>, StoredRecord> last_rows;
+  auto refuse = [&](Error e) { refuse_commit(plan.outcomes, std::move(e)); };
+  for (const MergeCommit* m : commits) {
+    const std::string event = m->event_id.str();
+    const auto key = std::pair(m->record.record_type, m->record.record_id);
+    if (!m->replay) {
+      auto it = reads.processed.find(event);
+      if (it == reads.processed.end() || it->second) {
+        refuse(make_error(Errc::kConflict,
+                          "event " + event + " is already processed, or does not exist"));
+        continue;
+      }
+    }
+    const uint64_t have = reads.versions[key];
+    if (have != m->expected_version) {
+      refuse(version_conflict(*m, have));
+      continue;
+    }
+    const ChainTail before = tail;
+    std::vector<AuditEntry> entries;
+    entries.reserve(m->audit.size());
+    Result<void> sealed;
+    for (const AuditDraft& d : m->audit) {
+      auto entry = sealer.seal(d, tail);
+      if (!entry.ok()) {
+        sealed = entry.error();
+        break;
+      }
+      entries.push_back(std::move(*entry));
+    }
+    if (!sealed.ok()) {
+      tail = before;
+      refuse(sealed.error());
+      continue;
+    }
+    if (!m->replay) {
+      reads.processed[event] = true;
+      plan.to_mark.push_back(m->event_id);
+    }
+    if (m->next) {
+      StoredRecord row = *m->next;
+      row.key = m->record;
+      row.updated_at = entries.empty() ? now : entries.back().created_at;
+      reads.versions[key] = row.version;
+      last_rows[key] = std::move(row);
+    }
+    plan.audit.insert(plan.audit.end(), entries.begin(), entries.end());
+    plan.outcomes.emplace_back(std::move(entries));
+  }
+  plan.records.reserve(last_rows.size());
+  for (auto& [key, row] : last_rows) plan.records.push_back(std::move(row));
+  return plan;
 }
 
 Result<void> check_chain_unmoved(const ChainTail& tail,

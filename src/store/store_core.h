@@ -3,6 +3,8 @@
 //  - ChainTail, the last entry of the audit chain, and AuditSealer, which seals the next entry
 //    after it (id after the tail's, time never before the tail's, chain hash over the tail's)
 //    and moves the tail on: doc/audit_chain.md;
+//  - the merge plan: how a group of merge commits is decided, in order, on what a store read
+//    under its writer lock (plan_merges);
 //  - the version conflict of a merge commit, and the check that the chain did not move on while
 //    `rebuild` computed the records it replaces;
 //  - the clock and id generator a store uses when StoreOptions names none.
@@ -12,9 +14,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backbone/audit_entry.h"
@@ -50,6 +54,30 @@ class AuditSealer {
 
 // kConflict: merge commit `c` expected its record at c.expected_version, and it is at `have`.
 Error version_conflict(const MergeCommit& c, uint64_t have);
+
+// What a store read, under its writer lock, to decide a group of merge commits: each commit's
+// event's processed flag (absent: no such event) and each record's version (absent: no record).
+struct MergeReads {
+  std::map<std::string, bool> processed;                             // event id -> processed
+  std::map<std::pair<std::string, std::string>, uint64_t> versions;  // (type, id) -> version
+};
+
+// What the group does. A refused commit changes nothing; a later commit of its record sees the
+// version before it. The writes, in this order: the processed flags (0 -> 1), the audit entries
+// (in chain order), and each record's last row (an upsert).
+struct MergePlan {
+  std::vector<Result<std::vector<AuditEntry>>> outcomes;  // one per commit, in order
+  std::vector<EventId> to_mark;
+  std::vector<AuditEntry> audit;
+  std::vector<StoredRecord> records;  // by (record_type, record_id)
+};
+
+// The rules of EventStore::commit_merges: a commit that is not a replay needs its event
+// unprocessed; every commit needs its record at expected_version; its audit entries are sealed
+// after `tail` (which moves on over the accepted ones); its record's row (if any) takes the
+// time of its last audit entry, or `now` when it has none.
+MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads reads,
+                      ChainTail& tail, const AuditSealer& sealer, Timestamp now);
 
 // kConflict unless the chain's tail is still what `rebuild` read it at: the entry
 // `rebuilt_after`, or no entry at all when that is nullopt (replace_records' precondition).

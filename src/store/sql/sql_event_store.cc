@@ -696,12 +696,6 @@ class ServerEventStore final : public EventStore {
         out);
   }
 
-  // Appends a commit's refusal. (Out of line: GCC 12 sees a false "maybe uninitialized" in the
-  // variant when it is inlined.)
-  [[gnu::noinline]] static void refuse(std::vector<Result<std::vector<AuditEntry>>>& out, Error e) {
-    out.emplace_back(std::move(e));
-  }
-
   // Every queued commit in one transaction: read the events' processed flags and the records'
   // versions once, decide each commit in order in memory (a commit that fails its checks
   // changes nothing; a later commit of its record sees the version before it), then write the
@@ -748,88 +742,40 @@ class ServerEventStore final : public EventStore {
 
   using MergeOutcomes = std::vector<Result<std::vector<AuditEntry>>>;
 
-  // Decides each commit in order, on what was read under the lock; a commit that fails its
-  // checks changes nothing, and a later commit of its record sees the version before it. The
-  // writes: the processed flags, the audit entries, and each record's last row.
+  // The merge plan (store_core.h) on what was read under the lock, as statements: the processed
+  // flags, the audit entries, and each record's last row.
   Result<Plan<MergeOutcomes>> plan_merges(const std::vector<const MergeCommit*>& commits,
                                           const Reads& reads) {
-    std::map<std::pair<std::string, std::string>, uint64_t> versions;
-    std::unordered_map<std::string, bool> processed;
+    MergeReads read;
     for (const SqlRow& r : reads.rows) {
       if (r[0] == std::optional<std::string>("p")) {
-        processed[r[1].value_or("")] = to_bool(r[2]);
+        read.processed[r[1].value_or("")] = to_bool(r[2]);
       } else {
-        versions[std::pair(r[1].value_or(""), r[2].value_or(""))] =
+        read.versions[std::pair(r[1].value_or(""), r[2].value_or(""))] =
             static_cast<uint64_t>(to_int(r[3]));
       }
     }
     ChainTail tail = reads.tail;
+    MergePlan decided =
+        backbone::plan_merges(commits, std::move(read), tail, sealer_, clock_.now());
     Plan<MergeOutcomes> plan;
-    MergeOutcomes& out = plan.value;
-    out.reserve(commits.size());
-    std::vector<std::string> to_mark;
-    std::vector<AuditEntry> audit;
-    std::map<std::pair<std::string, std::string>, StoredRecord> last_rows;
-    for (const MergeCommit* m : commits) {
-      const auto key = std::pair(m->record.record_type, m->record.record_id);
-      if (!m->replay) {
-        auto it = processed.find(m->event_id.str());
-        if (it == processed.end() || it->second) {
-          refuse(out, make_error(Errc::kConflict, "event " + m->event_id.str() +
-                                                      " is already processed, or does not exist"));
-          continue;
-        }
-      }
-      if (versions[key] != m->expected_version) {
-        refuse(out, version_conflict(*m, versions[key]));
-        continue;
-      }
-      const ChainTail before = tail;
-      std::vector<AuditEntry> entries;
-      Result<void> sealed;
-      for (const AuditDraft& d : m->audit) {
-        auto entry = sealer_.seal(d, tail);
-        if (!entry.ok()) {
-          sealed = entry.error();
-          break;
-        }
-        entries.push_back(std::move(*entry));
-      }
-      if (!sealed.ok()) {
-        tail = before;
-        refuse(out, sealed.error());
-        continue;
-      }
-      if (!m->replay) {
-        processed[m->event_id.str()] = true;
-        to_mark.push_back(m->event_id.str());
-      }
-      if (m->next) {
-        StoredRecord row = *m->next;
-        row.key = m->record;
-        row.updated_at = entries.empty() ? clock_.now() : entries.back().created_at;
-        versions[key] = row.version;
-        last_rows[key] = std::move(row);
-      }
-      audit.insert(audit.end(), entries.begin(), entries.end());
-      out.push_back(std::move(entries));
-    }
-
+    plan.value = std::move(decided.outcomes);
     // Every writer of processed holds the writer lock, so the flags read above still hold.
     size_t at = 0;
-    for (size_t n : chunk_sizes(to_mark.size())) {
+    for (size_t n : chunk_sizes(decided.to_mark.size())) {
       SqlStatement st{"UPDATE events SET processed = TRUE WHERE processed = FALSE AND id IN (" +
                           repeat_row("?", n) + ")",
-                      {to_mark.begin() + at, to_mark.begin() + at + n}};
+                      {}};
+      for (size_t i = at; i < at + n; ++i) st.params.push_back(decided.to_mark[i].str());
       at += n;
       plan.writes.push_back(std::move(st));
     }
-    insert_audit(audit, plan.writes);
+    insert_audit(decided.audit, plan.writes);
     std::vector<const StoredRecord*> rows;
-    rows.reserve(last_rows.size());
-    for (const auto& [key, row] : last_rows) rows.push_back(&row);
+    rows.reserve(decided.records.size());
+    for (const StoredRecord& row : decided.records) rows.push_back(&row);
     insert_records(rows, true, plan.writes);
-    if (!audit.empty()) plan.marker = ChainTail::of(audit.back());
+    if (!decided.audit.empty()) plan.marker = ChainTail::of(decided.audit.back());
     return plan;
   }
 

@@ -256,6 +256,9 @@ class SqliteEventStore final : public EventStore {
     std::vector<Result<std::vector<AuditEntry>>> results;
   };
 
+  // Every queued commit in one transaction: the events' processed flags and the records'
+  // versions are read under the writer lock, the merge plan (store_core.h) decides each commit,
+  // and its writes run.
   void run_merge_group(std::vector<QueuedMerges*>& batch) {
     std::lock_guard lock(mu_);
     auto finish = [&](const Error& e) {
@@ -270,23 +273,75 @@ class SqliteEventStore final : public EventStore {
     };
     auto chain = chain_tail();
     if (!chain.ok()) return abort(chain.error());
-    std::vector<std::vector<Result<std::vector<AuditEntry>>>> results(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      results[i].reserve(batch[i]->commits.size());
-      for (const MergeCommit& c : batch[i]->commits) {
-        if (auto sp = run_cached("SAVEPOINT merge"); !sp.ok()) return abort(sp.error());
-        const ChainTail before = *chain;
-        auto r = commit_one(c, *chain);
-        if (!r.ok()) {
-          *chain = before;
-          if (auto rb = run_cached("ROLLBACK TO merge"); !rb.ok()) return abort(rb.error());
-        }
-        if (auto rel = run_cached("RELEASE merge"); !rel.ok()) return abort(rel.error());
-        results[i].push_back(std::move(r));
+    std::vector<const MergeCommit*> all;
+    for (QueuedMerges* q : batch) {
+      for (const MergeCommit& c : q->commits) all.push_back(&c);
+    }
+    auto reads = merge_reads(all);
+    if (!reads.ok()) return abort(reads.error());
+    MergePlan plan = plan_merges(all, std::move(*reads), *chain, sealer_, clock_.now());
+    if (auto w = write_merge_plan(plan); !w.ok()) return abort(w.error());
+    if (auto cm = db_->exec("COMMIT"); !cm.ok()) return abort(cm.error());
+    size_t at = 0;
+    for (QueuedMerges* q : batch) {
+      q->results.clear();
+      for (size_t i = 0; i < q->commits.size(); ++i) {
+        q->results.push_back(std::move(plan.outcomes[at++]));
       }
     }
-    if (auto cm = db_->exec("COMMIT"); !cm.ok()) return abort(cm.error());
-    for (size_t i = 0; i < batch.size(); ++i) batch[i]->results = std::move(results[i]);
+  }
+
+  // The processed flags of the commits' events and their records' versions, in this
+  // transaction. REQUIRES: mu_ held, a transaction open.
+  Result<MergeReads> merge_reads(const std::vector<const MergeCommit*>& commits) {
+    MergeReads reads;
+    auto flag = db_->prepare("SELECT processed FROM events WHERE id = ?");
+    if (!flag.ok()) return flag.error();
+    auto version =
+        db_->prepare("SELECT version FROM records WHERE record_type = ? AND record_id = ?");
+    if (!version.ok()) return version.error();
+    for (const MergeCommit* m : commits) {
+      const std::string id = m->event_id.str();
+      if (!reads.processed.count(id)) {
+        auto row = (*flag)->bind(1, id).step();
+        if (!row.ok()) return row.error();
+        if (*row) reads.processed[id] = (*flag)->integer(0) != 0;
+        (*flag)->reset();
+      }
+      const auto key = std::pair(m->record.record_type, m->record.record_id);
+      if (!reads.versions.count(key)) {
+        auto row = (*version)->bind(1, key.first).bind(2, key.second).step();
+        if (!row.ok()) return row.error();
+        reads.versions[key] = *row ? static_cast<uint64_t>((*version)->integer(0)) : 0;
+        (*version)->reset();
+      }
+    }
+    return reads;
+  }
+
+  // The plan's writes. Every writer holds the writer lock, so what merge_reads read still
+  // holds. REQUIRES: mu_ held, a transaction open.
+  Result<void> write_merge_plan(const MergePlan& plan) {
+    auto mark = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
+    if (!mark.ok()) return mark.error();
+    for (const EventId& id : plan.to_mark) BACKBONE_TRY((*mark)->bind(1, id.str()).run());
+    for (const AuditEntry& e : plan.audit) BACKBONE_TRY(insert_audit_row(e));
+    auto up = db_->prepare(
+        "INSERT INTO records (record_type, record_id, version, state, field_versions, "
+        "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (record_type, record_id) DO "
+        "UPDATE SET version = ?3, state = ?4, field_versions = ?5, updated_at = ?6");
+    if (!up.ok()) return up.error();
+    for (const StoredRecord& r : plan.records) {
+      BACKBONE_TRY((*up)
+                       ->bind(1, r.key.record_type)
+                       .bind(2, r.key.record_id)
+                       .bind(3, static_cast<int64_t>(r.version))
+                       .bind(4, r.state)
+                       .bind(5, r.field_versions)
+                       .bind(6, r.updated_at.micros())
+                       .run());
+    }
+    return {};
   }
 
   // A statement without parameters, prepared once. REQUIRES: mu_ held.
@@ -294,69 +349,6 @@ class SqliteEventStore final : public EventStore {
     auto s = db_->prepare(sql);
     if (!s.ok()) return s.error();
     return (*s)->run();
-  }
-
-  // The record's version in this transaction (0: absent). REQUIRES: mu_ held.
-  Result<uint64_t> record_version(const RecordKey& record) {
-    auto current =
-        db_->prepare("SELECT version FROM records WHERE record_type = ? AND record_id = ?");
-    if (!current.ok()) return current.error();
-    auto row = (*current)->bind(1, record.record_type).bind(2, record.record_id).step();
-    if (!row.ok()) return row.error();
-    const uint64_t have = *row ? static_cast<uint64_t>((*current)->integer(0)) : 0;
-    (*current)->reset();
-    return have;
-  }
-
-  // One commit, inside the caller's transaction, with the audit chain's tail. REQUIRES: mu_
-  // held, a transaction open.
-  Result<std::vector<AuditEntry>> commit_one(const MergeCommit& c, ChainTail& chain) {
-    auto mark = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
-    if (!mark.ok()) return mark.error();
-    BACKBONE_TRY((*mark)->bind(1, c.event_id.str()).run());
-    if (sqlite3_changes(db_->handle()) != 1 && !c.replay) {
-      return make_error(Errc::kConflict,
-                        "event " + c.event_id.str() + " is already processed, or does not exist");
-    }
-    std::vector<AuditEntry> out;
-    out.reserve(c.audit.size());
-    for (const AuditDraft& d : c.audit) {
-      auto entry = insert_audit(d, chain);
-      if (!entry.ok()) return entry.error();
-      out.push_back(std::move(*entry));
-    }
-    if (!c.next) {
-      auto have = record_version(c.record);
-      if (!have.ok()) return have.error();
-      if (*have != c.expected_version) return version_conflict(c, *have);
-      return out;
-    }
-    // The version check and the write in one statement: a new record must not exist yet, an
-    // existing one must be at expected_version. updated_at is the time of the commit's last
-    // audit entry, so that `rebuild` reproduces it.
-    const Timestamp updated_at = out.empty() ? clock_.now() : out.back().created_at;
-    auto up = db_->prepare(
-        c.expected_version == 0
-            ? "INSERT INTO records (record_type, record_id, version, state, field_versions, "
-              "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"
-            : "UPDATE records SET version = ?3, state = ?4, field_versions = ?5, "
-              "updated_at = ?6 WHERE record_type = ?1 AND record_id = ?2 AND version = ?7");
-    if (!up.ok()) return up.error();
-    (*up)
-        ->bind(1, c.record.record_type)
-        .bind(2, c.record.record_id)
-        .bind(3, static_cast<int64_t>(c.next->version))
-        .bind(4, c.next->state)
-        .bind(5, c.next->field_versions)
-        .bind(6, updated_at.micros());
-    if (c.expected_version != 0) (*up)->bind(7, static_cast<int64_t>(c.expected_version));
-    BACKBONE_TRY((*up)->run());
-    if (sqlite3_changes(db_->handle()) != 1) {
-      auto have = record_version(c.record);
-      if (!have.ok()) return have.error();
-      return version_conflict(c, *have);
-    }
-    return out;
   }
 
  public:
