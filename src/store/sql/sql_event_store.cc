@@ -10,11 +10,12 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "backbone/canonical_json.h"
 #include "core/group_commit.h"
 #include "store/sql/connection_pool.h"
 #include "store/sql/sql_dialect.h"
 #include "store/sql/sql_login.h"
+#include "store/sql/sql_lookups.h"
+#include "store/sql/sql_row_decode.h"
 #include "store/sql/sql_rows.h"
 #include "store/store_checks.h"
 #include "store/store_core.h"
@@ -23,100 +24,7 @@ namespace backbone::sql {
 namespace {
 
 constexpr const char* kSchemaComment = "backbone schema ";
-constexpr size_t kMaxRowsPerStatement = 256;  // multi-row statements and IN lists
 constexpr const char* kMinId = "00000000-0000-0000-0000-000000000000";
-
-// Splits n into statements of at most kMaxRowsPerStatement rows: a batch of up to 256 rows is
-// one statement. (Each distinct size is one prepared statement; the drivers bound their caches.)
-std::vector<size_t> chunk_sizes(size_t n) {
-  std::vector<size_t> out;
-  for (; n > kMaxRowsPerStatement; n -= kMaxRowsPerStatement) out.push_back(kMaxRowsPerStatement);
-  if (n > 0) out.push_back(n);
-  return out;
-}
-
-int64_t to_int(const std::optional<std::string>& v) {
-  return v ? std::strtoll(v->c_str(), nullptr, 10) : 0;
-}
-bool to_bool(const std::optional<std::string>& v) {
-  return v && (*v == "t" || *v == "1" || *v == "true");
-}
-
-Error stored_malformed(const std::string& what) {
-  return make_error(Errc::kDataLoss, "stored " + what + " is malformed");
-}
-
-// JSON as the server returns it (PostgreSQL's jsonb reorders and spaces it), in canonical form.
-Result<std::string> canonical(const std::optional<std::string>& json, const char* what) {
-  if (!json) return stored_malformed(what);
-  auto c = canonicalize_json(*json);
-  if (!c.ok()) return stored_malformed(what);
-  return std::move(*c);
-}
-
-Result<StoredEvent> read_event(const SqlRow& r) {
-  EventDraft row;
-  auto id = EventId::parse(r[0].value_or(""));
-  if (!id.ok()) return stored_malformed("event id");
-  row.id = *id;
-  row.record_type = r[1].value_or("");
-  row.record_id = r[2].value_or("");
-  row.source = r[3].value_or("");
-  row.timestamp = Timestamp::from_micros(to_int(r[4]));
-  row.base_version = static_cast<uint64_t>(to_int(r[5]));
-  row.changes = r[6].value_or("");
-  row.full_snapshot_ref = r[7];
-  auto e = Event::restore(row);
-  if (!e.ok()) return e.error();
-  return StoredEvent{std::move(*e), to_bool(r[8])};
-}
-
-Result<AuditEntry> read_audit(const SqlRow& r) {
-  AuditEntry a;
-  auto id = EventId::parse(r[0].value_or(""));
-  auto event_id = EventId::parse(r[1].value_or(""));
-  auto action = parse_audit_action(r[4].value_or(""));
-  if (!id.ok() || !event_id.ok() || !action.ok()) return stored_malformed("audit entry");
-  a.id = *id;
-  a.event_id = *event_id;
-  a.record = {r[2].value_or(""), r[3].value_or("")};
-  a.action = *action;
-  a.fingerprint = r[5].value_or("");
-  a.chain_hash = r[6].value_or("");
-  if (r[7]) {
-    auto detail = canonical(r[7], "audit detail");
-    if (!detail.ok()) return detail.error();
-    a.detail = std::move(*detail);
-  }
-  a.created_at = Timestamp::from_micros(to_int(r[8]));
-  return a;
-}
-
-Result<StoredRecord> read_record(const SqlRow& r) {
-  StoredRecord rec;
-  rec.key = {r[0].value_or(""), r[1].value_or("")};
-  rec.version = static_cast<uint64_t>(to_int(r[2]));
-  auto state = canonical(r[3], "record state");
-  auto versions = canonical(r[4], "record field_versions");
-  if (!state.ok()) return state.error();
-  if (!versions.ok()) return versions.error();
-  rec.state = std::move(*state);
-  rec.field_versions = std::move(*versions);
-  rec.updated_at = Timestamp::from_micros(to_int(r[5]));
-  return rec;
-}
-
-template <typename T>
-Result<std::vector<T>> read_rows(const SqlRows& rows, Result<T> (*read)(const SqlRow&)) {
-  std::vector<T> out;
-  out.reserve(rows.rows.size());
-  for (const SqlRow& r : rows.rows) {
-    auto item = read(r);
-    if (!item.ok()) return item.error();
-    out.push_back(std::move(*item));
-  }
-  return out;
-}
 
 class ServerEventStore final : public EventStore {
  public:
@@ -130,14 +38,9 @@ class ServerEventStore final : public EventStore {
         sealer_(clock, ids),
         pool_([this] { return dialect_.connect(role_login(url_, settings_, role_)); },
               settings_.pool_size),
-        event_columns_("id, record_type, record_id, source, " + dialect_.epoch_micros("timestamp") +
-                       ", base_version, changes, full_snapshot_ref, processed"),
-        audit_columns_(
-            "id, event_id, record_type, record_id, action, fingerprint, chain_hash, "
-            "detail, " +
-            dialect_.epoch_micros("created_at")),
-        record_columns_("record_type, record_id, version, state, field_versions, " +
-                        dialect_.epoch_micros("updated_at")) {}
+        event_columns_(event_columns(dialect_)),
+        audit_columns_(audit_columns(dialect_)),
+        record_columns_(record_columns(dialect_)) {}
 
   // Connects once (without retrying) and reads the schema version.
   Result<void> start() {
@@ -206,23 +109,13 @@ class ServerEventStore final : public EventStore {
     std::vector<std::string> fingerprints;
     fingerprints.reserve(events.size());
     for (const Event& e : events) fingerprints.push_back(e.fingerprint());
-    const std::vector<SetLookup> lookups = {{'f',
-                                             "fingerprint, " + dialect_.text("event_id") +
-                                                 ", NULL FROM event_audit_log" +
-                                                 dialect_.force_index("idx_audit_fingerprint") +
-                                                 " WHERE action = 'ingested' AND fingerprint IN (",
-                                             "?", 1, std::move(fingerprints)}};
+    const std::vector<SetLookup> lookups = {ingested_lookup(dialect_, std::move(fingerprints))};
     using Outcomes = std::vector<AppendOutcome>;
     // Decides the batch on what was read: which events are duplicates, their audit entries
     // sealed after the tail, and the INSERTs.
     auto plan_on = [&](const Reads& reads) -> Result<Plan<Outcomes>> {
-      std::unordered_set<std::string> taken;               // ids stored by this batch
-      std::unordered_map<std::string, EventId> originals;  // fingerprint -> event id
-      for (const SqlRow& r : reads.rows) {
-        if (auto id = EventId::parse(r[2].value_or("")); id.ok()) {
-          originals.emplace(r[1].value_or(""), *id);
-        }
-      }
+      std::unordered_set<std::string> taken;  // ids stored by this batch
+      std::unordered_map<std::string, EventId> originals = reads.ingested;
       ChainTail tail = reads.tail;
       Plan<Outcomes> plan;
       plan.value.reserve(events.size());
@@ -263,13 +156,15 @@ class ServerEventStore final : public EventStore {
       guess.reset();
       if (auto tail = last_tail()) {
         guessed_tail = *tail;
-        if (auto plan = plan_on(Reads{{}, guessed_tail}); plan.ok()) guess = std::move(*plan);
+        Reads guessed;
+        guessed.tail = guessed_tail;
+        if (auto plan = plan_on(guessed); plan.ok()) guess = std::move(*plan);
       }
     };
     auto appended = write<Outcomes>(
         lookups,
         [&](SqlConnection&, const Reads& reads) -> Result<Plan<Outcomes>> {
-          if (guess && reads.rows.empty() && guessed_tail.id == reads.tail.id &&
+          if (guess && reads.ingested.empty() && guessed_tail.id == reads.tail.id &&
               guessed_tail.chain_hash == reads.tail.chain_hash) {
             return *std::exchange(guess, std::nullopt);
           }
@@ -408,22 +303,6 @@ class ServerEventStore final : public EventStore {
   }
 
  private:
-  // One set lookup of a union read: `head` is a SELECT of three text columns ending in
-  // "... IN (", `row` one value's placeholders, `params` the values (row arity each).
-  struct SetLookup {
-    char kind;
-    std::string head;
-    std::string row;
-    size_t arity;
-    std::vector<std::string> params;
-  };
-
-  // What a write reads to decide: the rows of its lookups, and the audit chain's tail.
-  struct Reads {
-    std::vector<SqlRow> rows;  // (kind, a, b, c)
-    ChainTail tail;
-  };
-
   struct QueuedMerges {
     std::span<const MergeCommit> commits;
     std::vector<Result<std::vector<AuditEntry>>> results;
@@ -442,7 +321,7 @@ class ServerEventStore final : public EventStore {
           ids);
       if (!rows.ok()) return rows.error();
       std::unordered_set<std::string> taken;
-      for (const SqlRow& r : rows->rows) taken.insert(r[0].value_or(""));
+      for (const SqlRow& r : rows->rows) taken.insert(r.front().value_or(""));  // SELECT id
       for (size_t i = at; i < at + n; ++i) {
         if (taken.count(events[i].id().str())) {
           return make_error(Errc::kImmutable, kImmutableMessages[0]).at_item("events", i);
@@ -561,13 +440,13 @@ class ServerEventStore final : public EventStore {
       };
       std::vector<SqlStatement> first = dialect_.begin_locked_statements();
       const size_t locking = first.size();
-      append_reads(lookups, first);
+      append_lookups(dialect_, lookups, first);
       auto begun = c.run_batch(first, meanwhile);
       if (!begun.ok()) return abort(begun.error());
       if (auto locked = dialect_.check_locked(std::span(*begun).first(locking)); !locked.ok()) {
         return abort(locked.error());
       }
-      auto reads = parse_reads(std::span(*begun).subspan(locking));
+      auto reads = parse_lookups(std::span(*begun).subspan(locking));
       if (!reads.ok()) return abort(reads.error());
       auto plan = planner(c, *reads);
       if (!plan.ok()) return abort(plan.error());
@@ -586,59 +465,6 @@ class ServerEventStore final : public EventStore {
       if (plan->marker) saw_tail(*plan->marker);
       return std::move(plan->value);
     });
-  }
-
-  // The statements reading `lookups` and the chain's tail, as UNION ALLs of rows
-  // (kind, a, b, c), 256 values of a lookup per statement. Kind 't' is the tail: id,
-  // chain_hash, created_at in microseconds.
-  void append_reads(const std::vector<SetLookup>& lookups, std::vector<SqlStatement>& out) {
-    std::vector<std::vector<size_t>> chunks;
-    size_t statements = 1;
-    for (const SetLookup& l : lookups) {
-      chunks.push_back(chunk_sizes(l.params.size() / l.arity));
-      statements = std::max(statements, chunks.back().size());
-    }
-    std::vector<size_t> at(lookups.size(), 0);
-    for (size_t k = 0; k < statements; ++k) {
-      SqlStatement st;
-      for (size_t l = 0; l < lookups.size(); ++l) {
-        if (k >= chunks[l].size()) continue;
-        const size_t n = chunks[l][k];
-        if (!st.sql.empty()) st.sql += " UNION ALL ";
-        st.sql += "SELECT '" + std::string(1, lookups[l].kind) + "', " + lookups[l].head +
-                  repeat_row(lookups[l].row, n) + ")";
-        st.params.insert(st.params.end(), lookups[l].params.begin() + at[l],
-                         lookups[l].params.begin() + at[l] + n * lookups[l].arity);
-        at[l] += n * lookups[l].arity;
-      }
-      if (k == 0) {
-        if (!st.sql.empty()) st.sql += " UNION ALL ";
-        st.sql += "(SELECT 't', " + dialect_.text("id") + ", chain_hash, " +
-                  dialect_.text(dialect_.epoch_micros("created_at")) +
-                  // The table's id, not the text column named after it: the index, not a sort.
-                  " FROM event_audit_log ORDER BY event_audit_log.id DESC LIMIT 1)";
-      }
-      st.sql = dialect_.key_lookup_prefix() + st.sql;
-      out.push_back(std::move(st));
-    }
-  }
-
-  Result<Reads> parse_reads(std::span<SqlRows> results) {
-    Reads reads;
-    for (SqlRows& rows : results) {
-      for (SqlRow& r : rows.rows) {
-        if (r[0] != std::optional<std::string>("t")) {
-          reads.rows.push_back(std::move(r));
-          continue;
-        }
-        auto id = EventId::parse(r[1].value_or(""));
-        if (!id.ok()) return make_error(Errc::kDataLoss, "last audit entry has a malformed id");
-        reads.tail.id = *id;
-        reads.tail.chain_hash = r[2].value_or("");
-        reads.tail.created_at = Timestamp::from_micros(to_int(r[3]));
-      }
-    }
-    return reads;
   }
 
   // The chain's tail after the last write this store committed (none before the first).
@@ -718,15 +544,8 @@ class ServerEventStore final : public EventStore {
           keys.push_back(m->record.record_id);
         }
       }
-      const std::vector<SetLookup> lookups = {
-          {'p',
-           dialect_.text("id") + ", " + dialect_.text("processed") + ", NULL FROM events" +
-               dialect_.force_index("PRIMARY") + " WHERE id IN (",
-           "?", 1, std::move(ids)},
-          {'v',
-           "record_type, record_id, " + dialect_.text("version") + " FROM records" +
-               dialect_.force_index("PRIMARY") + " WHERE (record_type, record_id) IN (",
-           "(?, ?)", 2, std::move(keys)}};
+      const std::vector<SetLookup> lookups = {processed_lookup(dialect_, std::move(ids)),
+                                              version_lookup(dialect_, std::move(keys))};
       return write<Outcomes>(
           lookups, [&](SqlConnection&, const Reads& reads) { return plan_merges(all, reads); });
     }();
@@ -746,18 +565,8 @@ class ServerEventStore final : public EventStore {
   // flags, the audit entries, and each record's last row.
   Result<Plan<MergeOutcomes>> plan_merges(const std::vector<const MergeCommit*>& commits,
                                           const Reads& reads) {
-    MergeReads read;
-    for (const SqlRow& r : reads.rows) {
-      if (r[0] == std::optional<std::string>("p")) {
-        read.processed[r[1].value_or("")] = to_bool(r[2]);
-      } else {
-        read.versions[std::pair(r[1].value_or(""), r[2].value_or(""))] =
-            static_cast<uint64_t>(to_int(r[3]));
-      }
-    }
     ChainTail tail = reads.tail;
-    MergePlan decided =
-        backbone::plan_merges(commits, std::move(read), tail, sealer_, clock_.now());
+    MergePlan decided = backbone::plan_merges(commits, reads.merge, tail, sealer_, clock_.now());
     Plan<MergeOutcomes> plan;
     plan.value = std::move(decided.outcomes);
     // Every writer of processed holds the writer lock, so the flags read above still hold.

@@ -52,6 +52,17 @@ inline void audit_params(const AuditEntry& a, std::vector<SqlParam>& p) {
   p.push_back(sql_time(a.created_at));
 }
 
+inline constexpr size_t kMaxRowsPerStatement = 256;  // multi-row statements and IN lists
+
+// Splits n into statements of at most kMaxRowsPerStatement rows: a batch of up to 256 rows is
+// one statement. (Each distinct size is one prepared statement; the drivers bound their caches.)
+inline std::vector<size_t> chunk_sizes(size_t n) {
+  std::vector<size_t> out;
+  for (; n > kMaxRowsPerStatement; n -= kMaxRowsPerStatement) out.push_back(kMaxRowsPerStatement);
+  if (n > 0) out.push_back(n);
+  return out;
+}
+
 // "(?, ?), (?, ?)": `rows` copies of `row`.
 inline std::string repeat_row(const std::string& row, size_t rows) {
   std::string out;

@@ -326,13 +326,21 @@ class SqliteEventStore final : public EventStore {
     if (!mark.ok()) return mark.error();
     for (const EventId& id : plan.to_mark) BACKBONE_TRY((*mark)->bind(1, id.str()).run());
     for (const AuditEntry& e : plan.audit) BACKBONE_TRY(insert_audit_row(e));
-    auto up = db_->prepare(
-        "INSERT INTO records (record_type, record_id, version, state, field_versions, "
-        "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (record_type, record_id) DO "
-        "UPDATE SET version = ?3, state = ?4, field_versions = ?5, updated_at = ?6");
-    if (!up.ok()) return up.error();
-    for (const StoredRecord& r : plan.records) {
-      BACKBONE_TRY((*up)
+    return write_records(plan.records, true);
+  }
+
+  // Inserts `rows`; with `upsert`, a row that exists is replaced. REQUIRES: mu_ held, a
+  // transaction open.
+  Result<void> write_records(std::span<const StoredRecord> rows, bool upsert) {
+    auto ins = db_->prepare(
+        std::string("INSERT INTO records (record_type, record_id, version, state, field_versions, "
+                    "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") +
+        (upsert ? " ON CONFLICT (record_type, record_id) DO UPDATE SET version = ?3, state = ?4, "
+                  "field_versions = ?5, updated_at = ?6"
+                : ""));
+    if (!ins.ok()) return ins.error();
+    for (const StoredRecord& r : rows) {
+      BACKBONE_TRY((*ins)
                        ->bind(1, r.key.record_type)
                        .bind(2, r.key.record_id)
                        .bind(3, static_cast<int64_t>(r.version))
@@ -362,20 +370,7 @@ class SqliteEventStore final : public EventStore {
       if (!tail.ok()) return tail.error();
       BACKBONE_TRY(check_chain_unmoved(*tail, audit_tail));
       BACKBONE_TRY(run_cached("DELETE FROM records"));
-      auto ins = db_->prepare(
-          "INSERT INTO records (record_type, record_id, version, state, field_versions, "
-          "updated_at) VALUES (?, ?, ?, ?, ?, ?)");
-      if (!ins.ok()) return ins.error();
-      for (const StoredRecord& r : rows) {
-        BACKBONE_TRY((*ins)
-                         ->bind(1, r.key.record_type)
-                         .bind(2, r.key.record_id)
-                         .bind(3, static_cast<int64_t>(r.version))
-                         .bind(4, r.state)
-                         .bind(5, r.field_versions)
-                         .bind(6, r.updated_at.micros())
-                         .run());
-      }
+      BACKBONE_TRY(write_records(rows, false));
       return true;
     });
     if (!replaced.ok()) return replaced.error();
