@@ -19,10 +19,13 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
-$(ASAN_BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(ASAN_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DBACKBONE_SANITIZE=ON -DBACKBONE_BENCH=OFF $(CMAKE_FLAGS)
+# The sanitizer tree reuses the plain tree's generated Pub/Sub library (BACKBONE_PROTO_FROM).
+$(ASAN_BUILD)/CMakeCache.txt: | deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target backbone_pubsub_proto
+	cmake -S . -B $(ASAN_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DBACKBONE_SANITIZE=ON -DBACKBONE_BENCH=OFF -DBACKBONE_PROTO_FROM=$(abspath $(BUILD)) $(CMAKE_FLAGS)
 
 build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target backbone_pubsub_proto
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 $(BENCH_BUILD)/CMakeCache.txt: | deps
