@@ -28,7 +28,7 @@ class JournalSink : public StateSink {
  protected:
   virtual void write(const JournalRecord& r) = 0;
   virtual void forward_dead_letter(uint64_t offset, int attempt, const std::string& reason) = 0;
-  // The message at `offset` will not be delivered again (acked or dead-lettered and forwarded).
+  // The message at `offset` was acked and will not be delivered again (before its kAck record).
   virtual void settled(uint64_t /*offset*/) {}
 
  private:
