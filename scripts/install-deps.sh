@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config clang-format
+  lld                           # the linker (doc/build.md)
   libsqlite3-dev sqlite3        # the embedded event store, and the shell used by the trigger tests
   libpq-dev postgresql postgresql-client   # the postgresql:// store, and the server its tests start
   libmariadb-dev mariadb-server mariadb-client  # the mysql:// store, and the server its tests start
