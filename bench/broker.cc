@@ -305,8 +305,8 @@ int main(int argc, char** argv) {
     std::printf(
         "backlog: %d unacked 256 B messages (stats say %llu); peak RSS %ld MB after "
         "publishing, %ld MB after reopening\n",
-        o.backlog, static_cast<unsigned long long>(stats->undelivered), after_publish,
-        peak_rss_mb());
+        o.backlog, static_cast<unsigned long long>(stats.ok() ? stats->undelivered.value_or(0) : 0),
+        after_publish, peak_rss_mb());
     std::filesystem::remove_all(o.dir + "/backlog");
     return 0;
   }

@@ -102,11 +102,27 @@ struct ReceivedMessage {
   int delivery_attempt = 1;  // 1 for the first delivery
 };
 
+// A subscription's figures. A backend that cannot know the subscription's own figures
+// (pubsub://: Pub/Sub's API has none, only Cloud Monitoring) leaves them unknown (nullopt) and
+// says in `client` what this client of the subscription has in hand.
 struct SubscriptionStats {
-  uint64_t undelivered = 0;           // waiting for delivery (backlog), including backoffs
-  int64_t oldest_unacked_age_us = 0;  // age of the oldest message not yet acked; 0 if none
-  uint64_t in_flight = 0;             // delivered, not yet acked or failed
-  uint64_t dead_lettered = 0;         // forwarded to the dead-letter topic, since creation
+  std::optional<uint64_t> undelivered;           // waiting for delivery (backlog), incl. backoffs
+  std::optional<int64_t> oldest_unacked_age_us;  // of the oldest message not yet acked; 0 if none
+  std::optional<uint64_t> in_flight;             // delivered, not yet acked or failed
+  std::optional<uint64_t> dead_lettered;  // forwarded to the dead-letter topic, since creation
+  struct Client {
+    uint64_t in_flight = 0;      // handed out by this client, not yet settled
+    uint64_t held = 0;           // held back by this client, behind their key or for a backoff
+    uint64_t dead_lettered = 0;  // dead-lettered by this client since it opened
+    bool operator==(const Client&) const = default;
+  };
+  std::optional<Client> client;  // set where the subscription's own figures are unknown
+
+  // Every subscription figure known, and 0.
+  static SubscriptionStats zero() { return {0, 0, 0, 0, std::nullopt}; }
+  // Whether nothing waits or is out, as far as these figures say: the subscription's own when
+  // known, else this client's (nullopt when neither is known).
+  std::optional<bool> idle() const;
 };
 
 // Attributes added to a dead-lettered message.

@@ -157,6 +157,17 @@ class [[nodiscard]] Result<void> {
     if (!backbone_try_result_.ok()) return backbone_try_result_.error(); \
   } while (0)
 
+// `lhs = *expr`, or returns early with the error of `expr` when it failed:
+//   BACKBONE_ASSIGN_OR_RETURN(const std::string name, field<std::string>(j, "name", what));
+#define BACKBONE_ASSIGN_OR_RETURN(lhs, expr) \
+  BACKBONE_ASSIGN_OR_RETURN_IMPL(BACKBONE_CONCAT(backbone_result_, __LINE__), lhs, expr)
+#define BACKBONE_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                   \
+  if (!tmp.ok()) return tmp.error();                   \
+  lhs = std::move(*tmp)
+#define BACKBONE_CONCAT(a, b) BACKBONE_CONCAT_INNER(a, b)
+#define BACKBONE_CONCAT_INNER(a, b) a##b
+
 }  // namespace backbone
 
 namespace std {

@@ -76,7 +76,10 @@ struct ProvisionItem {
   Kind kind = Kind::kTopic;
   std::string name;
   State state = State::kOk;
-  std::vector<std::string> differences;            // "ack_deadline: broker 10s, config 30s"
+  std::vector<std::string> differences;  // "ack_deadline: broker 10s, config 30s"
+  // After provision_topology created or updated it: what the broker kept otherwise than the
+  // topology asked (an emulator's limit, say), which `topology show` then reports as drift.
+  std::vector<std::string> warnings;
   std::optional<TopicConfig> topic;                // as configured (or as found, for kExtra)
   std::optional<SubscriptionConfig> subscription;  // as configured (or as found, for kExtra)
 };
@@ -86,8 +89,9 @@ const char* provision_state_name(ProvisionItem::State state);
 Result<std::vector<ProvisionItem>> plan_topology(Broker& broker, const Topology& topology,
                                                  std::string_view env,
                                                  std::span<const std::string> all_envs);
-// Creates what is missing and updates what drifted; returns the plan as it was before. Running
-// it again finds everything kOk.
+// Creates what is missing and updates what drifted; returns the plan as it was before, with the
+// warnings of what the broker kept otherwise. Running it again finds everything kOk (but what
+// the broker cannot keep, which stays kDrift with the same warnings).
 Result<std::vector<ProvisionItem>> provision_topology(Broker& broker, const Topology& topology,
                                                       std::string_view env,
                                                       std::span<const std::string> all_envs);

@@ -143,4 +143,10 @@ int64_t retry_backoff_us(const std::optional<RetryPolicy>& policy, int attempt) 
   return std::min(d, policy->max_backoff_us);
 }
 
+std::optional<bool> SubscriptionStats::idle() const {
+  if (undelivered && in_flight) return *undelivered + *in_flight == 0;
+  if (client) return client->in_flight + client->held == 0;
+  return std::nullopt;
+}
+
 }  // namespace backbone

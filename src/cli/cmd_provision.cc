@@ -57,6 +57,9 @@ void run_provision(CliContext& ctx, bool all) {
                 created + updated, created, updated, unchanged,
                 bad ? (", " + std::to_string(bad) + " cannot be fixed").c_str() : "");
     for (const auto& item : *plan) {
+      for (const auto& w : item.warnings) {
+        std::fprintf(stderr, "warning: %s: %s\n", item.name.c_str(), w.c_str());
+      }
       const char* kind = item.kind == ProvisionItem::Kind::kTopic ? "topic" : "subscription";
       if (item.state == ProvisionItem::State::kMissing) {
         std::printf("  created %s %s\n", kind, item.name.c_str());

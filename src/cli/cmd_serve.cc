@@ -58,6 +58,7 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
   if (ctx.env_flag) o.envs = {ctx.env()};
   auto app = server::App::open(o);
   if (!app.ok()) return ctx.fail(app.error());
+  for (const std::string& w : (*app)->warnings()) spdlog::warn("provision: {}", w);
   server::HttpServer http(**app);
   const std::string listen = flags.listen.empty() ? ctx.config.listen : flags.listen;
   if (auto b = http.bind(listen); !b.ok()) return ctx.fail(b.error());

@@ -10,6 +10,7 @@
 #include "broker/nats/nats_url.h"
 #include "cli/cli_context.h"
 #include "cli/topology_view.h"
+#include "server/stats_json.h"
 
 namespace backbone::cli {
 namespace {
@@ -37,18 +38,11 @@ void run_show(CliContext& ctx) {
     if (!ctx.json) std::printf("%s (project %s)\n", env.c_str(), topology->project().c_str());
     for (const auto& item : *plan) {
       nlohmann::json j = item_json(item);
-      std::optional<SubscriptionStats> stats;
+      std::optional<Result<SubscriptionStats>> stats;
       if (item.kind == ProvisionItem::Kind::kSubscription &&
           item.state != ProvisionItem::State::kMissing) {
-        auto s = (*broker)->stats(item.name);
-        if (s.ok()) stats = *s;
-      }
-      if (stats) {
-        j["backlog"] = {{"undelivered", stats->undelivered},
-                        {"in_flight", stats->in_flight},
-                        {"oldest_unacked_age_seconds",
-                         static_cast<double>(stats->oldest_unacked_age_us) / kSecond},
-                        {"dead_lettered", stats->dead_lettered}};
+        stats = (*broker)->stats(item.name);
+        j["backlog"] = server::backlog_json(*stats);
       }
       if (item.kind == ProvisionItem::Kind::kTopic) {
         topics.push_back(j);
@@ -64,13 +58,7 @@ void run_show(CliContext& ctx) {
           std::printf("  subscription %-32s %s\n    on %s, for %s\n    %s\n", item.name.c_str(),
                       provision_state_name(item.state), c.topic.c_str(),
                       j["consumer"].get<std::string>().c_str(), policy_text(c).c_str());
-          if (stats) {
-            std::printf("    backlog %llu, in flight %llu, oldest unacked %s, dead-lettered %llu\n",
-                        static_cast<unsigned long long>(stats->undelivered),
-                        static_cast<unsigned long long>(stats->in_flight),
-                        format_duration(stats->oldest_unacked_age_us).c_str(),
-                        static_cast<unsigned long long>(stats->dead_lettered));
-          }
+          if (stats) std::printf("    %s\n", backlog_text(*stats).c_str());
         }
       }
       if (!ctx.json) {

@@ -15,6 +15,24 @@ std::string policy_text(const SubscriptionConfig& c) {
   return s;
 }
 
+std::string backlog_text(const Result<SubscriptionStats>& stats) {
+  if (!stats.ok()) return "backlog unknown: " + stats.error().describe();
+  auto n = [](const std::optional<uint64_t>& v) {
+    return v ? std::to_string(*v) : std::string("unknown");
+  };
+  std::string s = "backlog " + n(stats->undelivered) + ", in flight " + n(stats->in_flight) +
+                  ", oldest unacked " +
+                  (stats->oldest_unacked_age_us ? format_duration(*stats->oldest_unacked_age_us)
+                                                : std::string("unknown")) +
+                  ", dead-lettered " + n(stats->dead_lettered);
+  if (stats->client) {
+    s += "; this process: in flight " + std::to_string(stats->client->in_flight) + ", held " +
+         std::to_string(stats->client->held) + ", dead-lettered " +
+         std::to_string(stats->client->dead_lettered);
+  }
+  return s;
+}
+
 nlohmann::json subscription_json(const SubscriptionConfig& c) {
   nlohmann::json j = {{"name", c.name},
                       {"topic", c.topic},
@@ -45,6 +63,7 @@ nlohmann::json item_json(const ProvisionItem& item) {
   j["kind"] = item.kind == ProvisionItem::Kind::kTopic ? "topic" : "subscription";
   j["state"] = provision_state_name(item.state);
   j["differences"] = item.differences;
+  j["warnings"] = item.warnings;
   return j;
 }
 

@@ -14,5 +14,8 @@ namespace backbone::cli {
 std::string policy_text(const SubscriptionConfig& c);
 nlohmann::json subscription_json(const SubscriptionConfig& c);
 nlohmann::json item_json(const ProvisionItem& item);
+// For example: backlog 3, in flight 1, oldest unacked 7s, dead-lettered 0; "unknown" for what
+// the broker cannot know, and this process's part where that is all it gives.
+std::string backlog_text(const Result<SubscriptionStats>& stats);
 
 }  // namespace backbone::cli

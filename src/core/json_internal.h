@@ -3,6 +3,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,23 @@ std::string canonical_text(const nlohmann::json& value);
 
 // A short description of a JSON value's type for error messages ("a string", "an array", ...).
 const char* type_phrase(const nlohmann::json& value);
+
+// Reading a document that came from elsewhere (a server's answer, a file): each accessor checks
+// that `j` is an object and that its member `name` is there with the wanted type, and fails
+// with kDataLoss otherwise, naming `what` (for example "GET /v1/envs/sandbox/topology") and the
+// member. Nothing throws. T: std::string, bool, int64_t, uint64_t (a non-negative integer),
+// double (any number), nlohmann::json (any value).
+template <class T>
+Result<T> field(const nlohmann::json& j, std::string_view name, std::string_view what);
+// The same, where the member may be missing or null: nullopt then.
+template <class T>
+Result<std::optional<T>> optional_field(const nlohmann::json& j, std::string_view name,
+                                        std::string_view what);
+// Member `name`, which must be an array (`items` of it) or an object.
+Result<const nlohmann::json*> array_field(const nlohmann::json& j, std::string_view name,
+                                          std::string_view what);
+Result<const nlohmann::json*> object_field(const nlohmann::json& j, std::string_view name,
+                                           std::string_view what);
 
 // An event draft from a parsed event object (what parse_event_draft does after parsing), for
 // callers that parsed a larger document already (a batch).

@@ -10,6 +10,7 @@ namespace backbone {
 namespace {
 
 std::string number(double v) {
+  if (std::isnan(v)) return "NaN";  // a figure that is not known
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.17g", v);

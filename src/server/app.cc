@@ -1,6 +1,7 @@
 #include "server/app.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace backbone::server {
 
@@ -55,6 +56,9 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     }
     auto provisioned = provision_topology(*app->broker_, app->topology_, env, c.environments);
     if (!provisioned.ok()) return provisioned.error();
+    for (const ProvisionItem& item : *provisioned) {
+      for (const std::string& w : item.warnings) app->warnings_.push_back(item.name + ": " + w);
+    }
     pipeline::PipelineOptions po;
     po.env = env;
     po.environments = c.environments;
@@ -89,20 +93,46 @@ Result<pipeline::EnvironmentPipeline*> App::pipeline(std::string_view env) {
 void App::refresh_gauges() {
   for (const auto& env : o_.envs) {
     for (const SubscriptionConfig& s : topology_.subscriptions(env)) {
-      auto st = broker_->stats(s.name);
-      if (!st.ok()) continue;
+      const auto st = broker_->stats(s.name);
       const Labels l = {{"env", env}, {"subscription", s.name}};
+      // A figure the broker cannot know is NaN (Prometheus's "no value"), and
+      // backbone_subscription_stats_known says so.
+      const SubscriptionStats none;
+      const SubscriptionStats& v = st.ok() ? *st : none;
+      auto value = [](const auto& figure, double scale = 1) {
+        return figure ? static_cast<double>(*figure) / scale : std::nan("");
+      };
+      metrics_
+          .gauge("backbone_subscription_stats_known",
+                 "1 when the broker knows the subscription's own figures, 0 when it does not "
+                 "(they are NaN; pubsub:// gives this process's part only)",
+                 l)
+          .set(v.undelivered && v.in_flight ? 1 : 0);
       metrics_.gauge("backbone_subscription_undelivered", "Messages waiting for delivery", l)
-          .set(static_cast<double>(st->undelivered));
+          .set(value(v.undelivered));
       metrics_.gauge("backbone_subscription_in_flight", "Messages delivered, not yet acked", l)
-          .set(static_cast<double>(st->in_flight));
+          .set(value(v.in_flight));
       metrics_
           .gauge("backbone_subscription_oldest_unacked_age_seconds",
                  "Age of the oldest unacked message", l)
-          .set(static_cast<double>(st->oldest_unacked_age_us) / kSecond);
+          .set(value(v.oldest_unacked_age_us, kSecond));
       metrics_
           .gauge("backbone_subscription_dead_lettered", "Messages dead-lettered since creation", l)
-          .set(static_cast<double>(st->dead_lettered));
+          .set(value(v.dead_lettered));
+      if (v.client) {
+        metrics_
+            .gauge("backbone_subscription_client_in_flight",
+                   "Messages this process has handed out and not yet settled", l)
+            .set(static_cast<double>(v.client->in_flight));
+        metrics_
+            .gauge("backbone_subscription_client_held",
+                   "Messages this process holds behind their ordering key or for a backoff", l)
+            .set(static_cast<double>(v.client->held));
+        metrics_
+            .gauge("backbone_subscription_client_dead_lettered",
+                   "Messages this process dead-lettered since it started", l)
+            .set(static_cast<double>(v.client->dead_lettered));
+      }
     }
   }
 }

@@ -39,6 +39,8 @@ class App {
   auth::TokenStore& tokens() { return *tokens_; }
   Metrics& metrics() { return metrics_; }
   const std::vector<std::string>& envs() const { return o_.envs; }
+  // What provisioning at start-up warned of (what the broker kept otherwise than the topology).
+  const std::vector<std::string>& warnings() const { return warnings_; }
   // kNotFound when `env` is not configured or not served here.
   Result<pipeline::EnvironmentPipeline*> pipeline(std::string_view env);
   // Refreshes the backlog gauges of every served subscription.
@@ -54,6 +56,7 @@ class App {
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<auth::TokenStore> tokens_;
   std::map<std::string, std::unique_ptr<pipeline::EnvironmentPipeline>, std::less<>> pipelines_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace backbone::server

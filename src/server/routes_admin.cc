@@ -1,6 +1,7 @@
 // GET /v1/envs/{env}/topology, GET /v1/envs/{env}/dlq, POST /v1/envs/{env}/dlq/{id}:replay.
 #include "backbone/event_json.h"
 #include "server/http.h"
+#include "server/stats_json.h"
 
 namespace backbone::server {
 
@@ -18,13 +19,7 @@ void add_admin_routes(httplib::Server& s, App& app) {
                 {"topic", c.topic},
                 {"ordered", c.ordered},
                 {"ack_deadline_seconds", static_cast<double>(c.ack_deadline_us) / kSecond}};
-            if (auto st = app.broker().stats(c.name); st.ok()) {
-              j["backlog"] = {{"undelivered", st->undelivered},
-                              {"in_flight", st->in_flight},
-                              {"oldest_unacked_age_seconds",
-                               static_cast<double>(st->oldest_unacked_age_us) / kSecond},
-                              {"dead_lettered", st->dead_lettered}};
-            }
+            j["backlog"] = backlog_json(app.broker().stats(c.name));
             subs.push_back(j);
           }
           send_json(res, 200, {{"env", env}, {"topics", topics}, {"subscriptions", subs}});

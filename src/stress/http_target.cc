@@ -5,18 +5,53 @@
 #include <nlohmann/json.hpp>
 
 #include "backbone/topology.h"
+#include "core/json_internal.h"
 
 namespace backbone::stress {
 namespace {
 
+using json_internal::array_field;
+using json_internal::field;
+using json_internal::optional_field;
 using nlohmann::json;
+
+// The body of a 2xx answer as JSON; kDataLoss when it is not JSON (a truncated answer).
+Result<json> answer_body(const std::string& what, const httplib::Result& r) {
+  json body = json::parse(r->body, nullptr, false);
+  if (body.is_discarded()) {
+    return make_error(Errc::kDataLoss, what + ": the answer is not JSON (" +
+                                           std::to_string(r->body.size()) + " bytes)");
+  }
+  return body;
+}
+
+// Whether a stage of the topology answer has nothing left: in flight (and, with
+// `count_waiting`, undelivered). Where the broker cannot know the subscription's figures
+// (pubsub://), the answering process's own part decides; where the answer has neither, the
+// store does (the caller waits for every event to be processed first).
+Result<bool> stage_idle(const json& sub, bool count_waiting, const std::string& what) {
+  BACKBONE_ASSIGN_OR_RETURN(auto backlog, optional_field<json>(sub, "backlog", what));
+  if (!backlog) return true;
+  BACKBONE_ASSIGN_OR_RETURN(auto undelivered,
+                            optional_field<uint64_t>(*backlog, "undelivered", what));
+  BACKBONE_ASSIGN_OR_RETURN(auto in_flight, optional_field<uint64_t>(*backlog, "in_flight", what));
+  if (in_flight && (undelivered || !count_waiting)) {
+    return *in_flight + (count_waiting ? *undelivered : 0) == 0;
+  }
+  BACKBONE_ASSIGN_OR_RETURN(auto client, optional_field<json>(*backlog, "client", what));
+  if (!client) return true;
+  BACKBONE_ASSIGN_OR_RETURN(auto out, field<uint64_t>(*client, "in_flight", what));
+  BACKBONE_ASSIGN_OR_RETURN(auto held, field<uint64_t>(*client, "held", what));
+  return out + (count_waiting ? held : 0) == 0;
+}
 
 Error http_error(const std::string& what, const httplib::Result& r) {
   if (!r) return make_error(Errc::kUnavailable, what + ": " + httplib::to_string(r.error()));
   std::string message = r->body;
   auto body = json::parse(r->body, nullptr, false);
-  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
-    message = body["error"].value("message", message);
+  if (body.is_object() && body.contains("error")) {
+    auto m = json_internal::optional_field<std::string>(body["error"], "message", what);
+    if (m.ok() && *m) message = **m;
   }
   return make_error(
       r->status == 401 || r->status == 403 ? Errc::kPermissionDenied : Errc::kUnavailable,
@@ -75,13 +110,18 @@ Result<std::vector<EventId>> HttpTarget::ingest(std::span<const EventDraft> draf
     }
     auto r = client_->Post(path, headers(auth_), body.dump(), "application/json");
     if (!r || r->status != 201) return http_error("POST " + path, r);
-    const json answer = json::parse(r->body, nullptr, false);
-    if (!answer.is_object() || !answer.contains("events")) {
-      return make_error(Errc::kDataLoss, "POST " + path + ": the answer has no events");
+    const std::string what = "POST " + path;
+    BACKBONE_ASSIGN_OR_RETURN(const json answer, answer_body(what, r));
+    BACKBONE_ASSIGN_OR_RETURN(const json* events, array_field(answer, "events", what));
+    if (events->size() != body.size()) {
+      return make_error(Errc::kDataLoss, what + ": the answer has " +
+                                             std::to_string(events->size()) + " events for " +
+                                             std::to_string(body.size()) + " sent");
     }
-    for (const auto& e : answer["events"]) {
-      auto id = EventId::parse(e.value("id", ""));
-      if (!id.ok()) return make_error(Errc::kDataLoss, "POST " + path + ": a malformed id");
+    for (const auto& e : *events) {
+      BACKBONE_ASSIGN_OR_RETURN(const std::string text, field<std::string>(e, "id", what));
+      auto id = EventId::parse(text);
+      if (!id.ok()) return make_error(Errc::kDataLoss, what + ": a malformed id: " + text);
       ids.push_back(*id);
     }
     if (progress) progress(ids.size());
@@ -108,17 +148,17 @@ Result<bool> HttpTarget::stages_idle() {
   const std::string path = "/v1/envs/" + env_ + "/topology";
   auto r = client_->Get(path, headers(auth_));
   if (!r || r->status != 200) return http_error("GET " + path, r);
-  const json topology = json::parse(r->body, nullptr, false);
-  if (!topology.is_object() || !topology.contains("subscriptions")) {
-    return make_error(Errc::kDataLoss, "GET " + path + ": no subscriptions in the answer");
-  }
+  const std::string what = "GET " + path;
+  BACKBONE_ASSIGN_OR_RETURN(const json topology, answer_body(what, r));
+  BACKBONE_ASSIGN_OR_RETURN(const json* subs, array_field(topology, "subscriptions", what));
   const std::string merge = Topology::built_in().subscription_for("merge", env_)->name;
   const std::string retry = Topology::built_in().subscription_for("retry", env_)->name;
-  for (const auto& s : topology["subscriptions"]) {
-    const std::string name = s.value("name", "");
-    const json& b = s["backlog"];
-    if (name == merge && b.value("undelivered", 0) + b.value("in_flight", 0) != 0) return false;
-    if (name == retry && b.value("in_flight", 0) != 0) return false;
+  for (const auto& s : *subs) {
+    BACKBONE_ASSIGN_OR_RETURN(const std::string name, field<std::string>(s, "name", what));
+    if (name != merge && name != retry) continue;
+    // Retry copies waiting out a backoff change nothing once their events merged.
+    BACKBONE_ASSIGN_OR_RETURN(const bool idle, stage_idle(s, name == merge, what));
+    if (!idle) return false;
   }
   return true;
 }
@@ -129,15 +169,25 @@ void HttpTarget::use_for(VerifyInput& in) {
     auto r = client_->Post(sync + ":pull", headers(auth_), R"({"max_messages":1000})",
                            "application/json");
     if (!r || r->status != 200) return http_error("POST " + sync + ":pull", r);
-    const json got = json::parse(r->body, nullptr, false);
+    const std::string what = "POST " + sync + ":pull";
+    BACKBONE_ASSIGN_OR_RETURN(const json got, answer_body(what, r));
+    BACKBONE_ASSIGN_OR_RETURN(auto received, optional_field<json>(got, "received_messages", what));
     std::vector<MergedSeen> out;
     json acks = json::array();
-    for (const auto& m : got.value("received_messages", json::array())) {
-      acks.push_back(m.value("ack_id", ""));
-      const json& msg = m["message"];
-      auto at = Timestamp::parse_rfc3339(msg.value("publish_time", ""));
-      out.push_back(
-          {msg.value("ordering_key", ""), msg["data"].dump(), at.ok() ? *at : Timestamp()});
+    if (received && !received->is_array()) {
+      return make_error(Errc::kDataLoss, what + ": received_messages is not an array");
+    }
+    for (const auto& m : received ? *received : json::array()) {
+      BACKBONE_ASSIGN_OR_RETURN(std::string ack_id, field<std::string>(m, "ack_id", what));
+      BACKBONE_ASSIGN_OR_RETURN(const json msg, field<json>(m, "message", what));
+      BACKBONE_ASSIGN_OR_RETURN(auto key, optional_field<std::string>(msg, "ordering_key", what));
+      BACKBONE_ASSIGN_OR_RETURN(const json data, field<json>(msg, "data", what));
+      BACKBONE_ASSIGN_OR_RETURN(const std::string published,
+                                field<std::string>(msg, "publish_time", what));
+      auto at = Timestamp::parse_rfc3339(published);
+      if (!at.ok()) return make_error(Errc::kDataLoss, what + ": a bad publish_time: " + published);
+      acks.push_back(std::move(ack_id));
+      out.push_back({key.value_or(""), data.dump(), *at});
     }
     if (!acks.empty()) {
       auto a = client_->Post(sync + ":acknowledge", headers(auth_), json{{"ack_ids", acks}}.dump(),
@@ -150,10 +200,14 @@ void HttpTarget::use_for(VerifyInput& in) {
     const std::string path = "/v1/envs/" + env_ + "/dlq";
     auto r = client_->Get(path, headers(auth_));
     if (!r || r->status != 200) return http_error("GET " + path, r);
-    const json got = json::parse(r->body, nullptr, false);
+    const std::string what = "GET " + path;
+    BACKBONE_ASSIGN_OR_RETURN(const json got, answer_body(what, r));
+    BACKBONE_ASSIGN_OR_RETURN(const json* letters, array_field(got, "dead_letters", what));
     std::vector<std::optional<std::string>> out;
-    for (const auto& d : got.value("dead_letters", json::array())) {
-      out.push_back(d["event"].value("id", ""));
+    for (const auto& d : *letters) {
+      BACKBONE_ASSIGN_OR_RETURN(const json event, field<json>(d, "event", what));
+      BACKBONE_ASSIGN_OR_RETURN(std::string id, field<std::string>(event, "id", what));
+      out.push_back(std::move(id));
     }
     return out;
   };

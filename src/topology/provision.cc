@@ -128,13 +128,23 @@ Result<std::vector<ProvisionItem>> provision_topology(Broker& broker, const Topo
       if (!r.ok() && r.code() != Errc::kAlreadyExists) return r.error();
     }
   }
-  for (const ProvisionItem& item : *plan) {
+  for (ProvisionItem& item : *plan) {
     if (item.kind != ProvisionItem::Kind::kSubscription) continue;
     if (item.state == ProvisionItem::State::kMissing) {
       auto r = broker.create_subscription(*item.subscription);
       if (!r.ok() && r.code() != Errc::kAlreadyExists) return r.error();
     } else if (item.state == ProvisionItem::State::kDrift) {
       BACKBONE_TRY(broker.update_subscription(*item.subscription));
+    } else {
+      continue;
+    }
+    // What the broker made of it.
+    auto have = broker.get_subscription(item.name);
+    if (!have.ok()) return have.error();
+    ProvisionItem after{ProvisionItem::Kind::kSubscription, item.name};
+    compare(*have, *item.subscription, after);
+    for (const std::string& d : after.differences) {
+      item.warnings.push_back(d + " (the broker kept its own value)");
     }
   }
   return plan;

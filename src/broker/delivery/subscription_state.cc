@@ -249,7 +249,7 @@ bool SubscriptionState::dead_letter(uint64_t offset, uint64_t generation, const 
 }
 
 SubscriptionStats SubscriptionState::stats(Timestamp now, const TopicIndex& topic) {
-  SubscriptionStats s;
+  SubscriptionStats s = SubscriptionStats::zero();
   s.undelivered =
       (topic.end() > cursor_ ? topic.end() - cursor_ : 0) + waiting_count_ + blocked_count_;
   s.in_flight = in_flight_;

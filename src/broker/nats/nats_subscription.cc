@@ -436,7 +436,7 @@ Result<void> NatsSubscription::dead_letter(const std::string& ack_id, const std:
 Result<SubscriptionStats> NatsSubscription::stats() {
   std::lock_guard rl(reader_mu_);
   std::lock_guard lk(mu_);
-  if (detached_) return SubscriptionStats{};
+  if (detached_) return SubscriptionStats::zero();
   BACKBONE_TRY(ensure_loaded());
   BACKBONE_TRY(fill(1));
   Sink sink(*this);
@@ -445,7 +445,7 @@ Result<SubscriptionStats> NatsSubscription::stats() {
   SubscriptionStats s = state_->stats(clock_.now(), index_);
   auto ts = client_.stream_state(topic_stream_);
   if (!ts.ok()) return ts.error();
-  if (ts->last_seq + 1 > index_.end()) s.undelivered += ts->last_seq + 1 - index_.end();
+  if (ts->last_seq + 1 > index_.end()) *s.undelivered += ts->last_seq + 1 - index_.end();
   return s;
 }
 

@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
+#include "broker/pubsub/key_gate.h"
 #include "google/pubsub/v1/pubsub.grpc.pb.h"
 #include "pubsub/pubsub_convert.h"
 #include "pubsub/pubsub_names.h"
@@ -21,7 +23,40 @@ constexpr int64_t kCallTimeoutUs = 30 * kSecond;
 constexpr size_t kMaxPublishMessages = 1000;  // per Publish call, as Pub/Sub allows
 constexpr size_t kMaxPublishBytes = 9 << 20;  // under Pub/Sub's 10 MB per request
 constexpr int kMaxAckIds = 2500;              // per Acknowledge or ModifyAckDeadline call
-constexpr int64_t kForgetDeliveriesUs = 3600 * kSecond;  // a delivery is kept this long at most
+// Google's emulator refuses a subscription retention over 7 days (Google's service allows 31):
+// against a server other than Google's, a longer one is created at this limit.
+constexpr int64_t kEmulatorMaxRetentionUs = 7 * kDay;
+constexpr int64_t kUpkeepEveryUs = 500'000;  // the gates' leases and deadlines, on the clock
+constexpr auto kKeeperPeriod = std::chrono::milliseconds(500);  // the keeper's real-time tick
+
+// One subscription as this client knows it: its policies, the key gate of an ordered one, and
+// the deliveries in hand that are not the gate's.
+struct Slot {
+  explicit Slot(SubscriptionConfig c) : name(c.name), config(std::move(c)) {}
+  const std::string name;
+  SubscriptionConfig config;      // GUARDED_BY(the broker's mu_): an update changes it
+  std::unique_ptr<KeyGate> gate;  // ordered subscriptions (ordering cannot change)
+  struct Loose {
+    ReceivedMessage delivery;
+    int64_t deadline = 0;  // as far as this client knows
+  };
+  std::unordered_map<std::string, Loose> loose;  // by the server's ack id
+  uint64_t dead_lettered = 0;                    // by this client
+};
+
+KeyGate::Policy gate_policy(const SubscriptionConfig& c) {
+  KeyGate::Policy p;
+  p.ack_deadline_us = c.ack_deadline_us;
+  p.retry = c.retry;
+  p.max_attempts = c.dead_letter ? c.dead_letter->max_delivery_attempts : 0;
+  p.lease_us = c.ack_deadline_us;
+  return p;
+}
+
+bool retention_refused(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT &&
+         s.error_message().find("message_retention_duration") != std::string::npos;
+}
 
 int32_t whole_seconds(int64_t us) { return static_cast<int32_t>((us + kSecond - 1) / kSecond); }
 
@@ -31,7 +66,18 @@ class PubsubBroker final : public Broker {
       : url_(std::move(url)),
         clock_(clock ? *clock : SystemClock::instance()),
         pub_(v1::Publisher::NewStub(channel)),
-        sub_(v1::Subscriber::NewStub(channel)) {}
+        sub_(v1::Subscriber::NewStub(channel)) {
+    keeper_ = std::thread([this] { keep(); });
+  }
+
+  ~PubsubBroker() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    keeper_.join();
+  }
 
   Result<void> create_topic(const TopicConfig& config) override {
     BACKBONE_TRY(validate_topic_config(config));
@@ -80,7 +126,11 @@ class PubsubBroker final : public Broker {
     v1::Subscription req, resp;
     subscription_to_proto(config, url_.project, true, &req);
     req.clear_state();
-    return check(sub_->CreateSubscription(call().get(), req, &resp), "CreateSubscription");
+    grpc::Status s = sub_->CreateSubscription(call().get(), req, &resp);
+    if (clamp_retention(s, config, req)) {
+      s = sub_->CreateSubscription(call().get(), req, &resp);
+    }
+    return check(s, ("CreateSubscription " + config.name).c_str());
   }
 
   Result<SubscriptionConfig> get_subscription(std::string_view name) override {
@@ -127,8 +177,19 @@ class PubsubBroker final : public Broker {
     if (current->labels != config.labels) mask->add_paths("labels");
     if (mask->paths_size() == 0) return {};
     v1::Subscription resp;
-    BACKBONE_TRY(check(sub_->UpdateSubscription(call().get(), req, &resp), "UpdateSubscription"));
-    forget_config(config.name);
+    grpc::Status s = sub_->UpdateSubscription(call().get(), req, &resp);
+    if (clamp_retention(s, config, *req.mutable_subscription())) {
+      if (current->retention_us == kEmulatorMaxRetentionUs) {
+        // Retention was all that changed, and the server keeps its limit already.
+        auto& paths = *mask->mutable_paths();
+        paths.erase(std::remove(paths.begin(), paths.end(), "message_retention_duration"),
+                    paths.end());
+      }
+      s = mask->paths_size() == 0 ? grpc::Status::OK
+                                  : sub_->UpdateSubscription(call().get(), req, &resp);
+    }
+    BACKBONE_TRY(check(s, ("UpdateSubscription " + config.name).c_str()));
+    refresh_config(config.name);
     return {};
   }
 
@@ -161,6 +222,12 @@ class PubsubBroker final : public Broker {
       }
       v1::PublishResponse resp;
       BACKBONE_TRY(check(pub_->Publish(call().get(), req, &resp), "Publish"));
+      if (resp.message_ids_size() != req.messages_size()) {
+        return make_error(Errc::kDataLoss, "Publish: the server answered " +
+                                               std::to_string(resp.message_ids_size()) +
+                                               " message ids for " +
+                                               std::to_string(req.messages_size()) + " messages");
+      }
       for (auto& id : *resp.mutable_message_ids()) ids.push_back(std::move(id));
     }
     return ids;
@@ -170,8 +237,225 @@ class PubsubBroker final : public Broker {
                                             int64_t wait_us) override {
     std::vector<ReceivedMessage> out;
     if (max == 0) return out;
-    auto config = config_of(subscription);
-    if (!config.ok()) return config.error();
+    auto slot = slot_of(subscription);
+    if (!slot.ok()) return slot.error();
+    Slot& sl = **slot;
+    if (!sl.gate) {
+      auto got = server_pull(subscription, max, wait_us);
+      if (!got.ok()) return got.error();
+      hold_loose(sl, *got);
+      return got;
+    }
+    // Ordered: the gate hands out what is due; the server is asked for more while the gate has
+    // room, waiting only when nothing is due (and not past the next backoff's end).
+    upkeep(subscription, sl, false);
+    const int64_t now = clock_.now().micros();
+    bool room = false;
+    std::optional<int64_t> due;
+    {
+      std::lock_guard lock(mu_);
+      out = sl.gate->take(max, now);
+      room = !sl.gate->full();
+      due = sl.gate->next_due();
+    }
+    if (out.size() >= max || !room) return out;
+    int64_t wait = out.empty() ? wait_us : 0;
+    if (wait > 0 && due) wait = std::clamp<int64_t>(*due - now, 0, wait);
+    auto got = server_pull(subscription, max - out.size(), wait);
+    if (!got.ok()) {
+      if (out.empty()) return got.error();
+      return out;  // handed out already; the next pull asks the server again
+    }
+    std::vector<ReceivedMessage> pass;
+    std::vector<std::string> ack_now;
+    {
+      std::lock_guard lock(mu_);
+      const int64_t later = clock_.now().micros();
+      sl.gate->admit(std::move(*got), later, pass, ack_now);
+      for (auto& m : sl.gate->take(max - out.size(), later)) out.push_back(std::move(m));
+    }
+    hold_loose(sl, pass);
+    for (auto& m : pass) out.push_back(std::move(m));
+    // Redeliveries of messages settled already.
+    if (!ack_now.empty()) (void)acknowledge(subscription, ack_now);
+    return out;
+  }
+
+  Result<size_t> ack(std::string_view subscription, std::span<const std::string> ack_ids) override {
+    auto slot = slot_of(subscription);
+    if (!slot.ok()) return slot.error();
+    Slot& sl = **slot;
+    std::vector<std::string> server_ids;
+    size_t current = 0;
+    {
+      std::lock_guard lock(mu_);
+      for (const std::string& id : ack_ids) {
+        if (sl.gate && sl.gate->owns(id)) {
+          // A stale one (its deadline passed, or it was nacked) is ignored, as the port says.
+          if (auto ids = sl.gate->ack(id)) {
+            ++current;
+            for (auto& s : *ids) server_ids.push_back(std::move(s));
+          }
+        } else {
+          sl.loose.erase(id);
+          server_ids.push_back(id);
+          ++current;  // Pub/Sub does not say which were current
+        }
+      }
+    }
+    BACKBONE_TRY(acknowledge(subscription, server_ids));
+    return current;
+  }
+
+  Result<void> nack(std::string_view subscription, std::span<const std::string> ack_ids,
+                    std::optional<int64_t> delay_us, std::string_view reason) override {
+    if (delay_us) BACKBONE_TRY(validate_delay(*delay_us, "delay"));
+    auto slot = slot_of(subscription);
+    if (!slot.ok()) return slot.error();
+    Slot& sl = **slot;
+    std::vector<std::string> retry;
+    std::vector<KeyGate::Doomed> doomed;
+    std::vector<ReceivedMessage> last;
+    SubscriptionConfig config;
+    {
+      std::lock_guard lock(mu_);
+      config = sl.config;
+      const int64_t now = clock_.now().micros();
+      for (const std::string& id : ack_ids) {
+        if (sl.gate && sl.gate->owns(id)) {
+          if (auto d = sl.gate->fail(id, delay_us, reason, now)) doomed.push_back(std::move(*d));
+          continue;
+        }
+        auto it = sl.loose.find(id);
+        const bool spent =
+            it != sl.loose.end() && sl.config.dead_letter &&
+            it->second.delivery.delivery_attempt >= sl.config.dead_letter->max_delivery_attempts;
+        if (spent) last.push_back(std::move(it->second.delivery));
+        if (it != sl.loose.end()) sl.loose.erase(it);
+        if (!spent) retry.push_back(id);
+      }
+    }
+    for (auto& d : doomed) BACKBONE_TRY(dead_letter_doomed(sl, std::move(d)));
+    for (const ReceivedMessage& m : last) {
+      BACKBONE_TRY(send_to_dead_letter(config, m, reason, std::span(&m.ack_id, 1)));
+      count_dead_letter(sl);
+    }
+    return modify(subscription, retry, delay_us.value_or(0));
+  }
+
+  Result<void> modify_ack_deadline(std::string_view subscription,
+                                   std::span<const std::string> ack_ids,
+                                   int64_t deadline_us) override {
+    BACKBONE_TRY(validate_delay(deadline_us, "ack_deadline"));
+    auto slot = slot_of(subscription);
+    if (!slot.ok()) return slot.error();
+    Slot& sl = **slot;
+    std::vector<std::string> gated, server;
+    {
+      std::lock_guard lock(mu_);
+      const int64_t now = clock_.now().micros();
+      for (const std::string& id : ack_ids) {
+        if (sl.gate && sl.gate->owns(id)) {
+          if (deadline_us > 0) (void)sl.gate->extend(id, deadline_us, now);
+          gated.push_back(id);
+          continue;
+        }
+        if (auto it = sl.loose.find(id); it != sl.loose.end()) {
+          it->second.deadline = now + deadline_us;
+          if (deadline_us == 0) sl.loose.erase(it);
+        }
+        server.push_back(id);
+      }
+    }
+    if (deadline_us == 0 && !gated.empty()) {
+      BACKBONE_TRY(nack(subscription, gated, std::nullopt, "ack deadline set to 0"));
+    }
+    return modify(subscription, server, deadline_us);
+  }
+
+  Result<void> dead_letter(std::string_view subscription, const std::string& ack_id,
+                           std::string_view reason) override {
+    auto slot = slot_of(subscription);
+    if (!slot.ok()) return slot.error();
+    Slot& sl = **slot;
+    const SubscriptionConfig config = config_of(sl);
+    if (!config.dead_letter) {
+      return make_error(Errc::kInvalidArgument, "subscription \"" + std::string(subscription) +
+                                                    "\" has no dead-letter policy");
+    }
+    std::optional<KeyGate::Doomed> doomed;
+    std::optional<ReceivedMessage> loose;
+    {
+      std::lock_guard lock(mu_);
+      if (sl.gate && sl.gate->owns(ack_id)) {
+        doomed = sl.gate->doom(ack_id, reason);
+      } else if (auto it = sl.loose.find(ack_id); it != sl.loose.end()) {
+        loose = std::move(it->second.delivery);
+        sl.loose.erase(it);
+      }
+    }
+    if (doomed) return dead_letter_doomed(sl, std::move(*doomed));
+    if (!loose) {
+      return make_error(Errc::kNotFound, "no current delivery of this client has that ack id",
+                        "ack_id");
+    }
+    BACKBONE_TRY(send_to_dead_letter(config, *loose, reason, std::span(&loose->ack_id, 1)));
+    count_dead_letter(sl);
+    return {};
+  }
+
+  // Pub/Sub's API has no backlog figures (Cloud Monitoring has them): those are unknown, and
+  // this client's part is told.
+  Result<SubscriptionStats> stats(std::string_view subscription) override {
+    auto slot = slot_of(subscription);
+    if (!slot.ok()) return slot.error();
+    Slot& sl = **slot;
+    SubscriptionStats s;
+    std::lock_guard lock(mu_);
+    SubscriptionStats::Client c;
+    c.in_flight = sl.loose.size();
+    if (sl.gate) {
+      const KeyGate::Counts g = sl.gate->counts();
+      c.in_flight += g.out;
+      c.held = g.held;
+    }
+    c.dead_lettered = sl.dead_lettered;
+    s.client = c;
+    return s;
+  }
+
+ private:
+  std::unique_ptr<grpc::ClientContext> call(int64_t timeout_us = kCallTimeoutUs) const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::microseconds(timeout_us));
+    if (!url_.token.empty()) ctx->AddMetadata("authorization", "Bearer " + url_.token);
+    return ctx;
+  }
+
+  static Result<void> check(const grpc::Status& s, const char* what) {
+    if (s.ok()) return {};
+    return from_status(s, what);
+  }
+
+  // Against a server other than Google's (an emulator), a retention it refuses as too long is
+  // asked again at the emulator's limit: provisioning then reports the difference as drift.
+  bool clamp_retention(const grpc::Status& s, const SubscriptionConfig& config,
+                       v1::Subscription& req) const {
+    if (!url_.plaintext || !retention_refused(s) ||
+        config.retention_us <= kEmulatorMaxRetentionUs) {
+      return false;
+    }
+    req.mutable_message_retention_duration()->set_seconds(kEmulatorMaxRetentionUs / kSecond);
+    req.mutable_message_retention_duration()->set_nanos(0);
+    return true;
+  }
+
+  // One Pull; the messages come with the server's ack ids. A received message without an ack
+  // id or a message id cannot be settled: it is left to expire, and only if nothing else came
+  // is the pull an error.
+  Result<std::vector<ReceivedMessage>> server_pull(std::string_view subscription, size_t max,
+                                                   int64_t wait_us) {
+    std::vector<ReceivedMessage> out;
     v1::PullRequest req;
     req.set_subscription(subscription_path(url_.project, subscription));
     req.set_max_messages(static_cast<int32_t>(std::min<size_t>(max, 1000)));
@@ -186,82 +470,23 @@ class PubsubBroker final : public Broker {
       if (wait_us > 0 && s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return out;
       return from_status(s, "Pull");
     }
+    size_t malformed = 0;
     for (const auto& rm : resp.received_messages()) {
+      if (rm.ack_id().empty() || rm.message().message_id().empty()) {
+        ++malformed;
+        continue;
+      }
       ReceivedMessage m;
       m.ack_id = rm.ack_id();
       m.message = message_of(rm.message());
       m.delivery_attempt = std::max(1, rm.delivery_attempt());
       out.push_back(std::move(m));
     }
-    if (config->dead_letter) remember(out);
+    if (out.empty() && malformed > 0) {
+      return make_error(Errc::kDataLoss, "Pull: the server answered " + std::to_string(malformed) +
+                                             " message(s) without an ack id or a message id");
+    }
     return out;
-  }
-
-  Result<size_t> ack(std::string_view subscription, std::span<const std::string> ack_ids) override {
-    BACKBONE_TRY(acknowledge(subscription, ack_ids));
-    forget(ack_ids);
-    return ack_ids.size();
-  }
-
-  Result<void> nack(std::string_view subscription, std::span<const std::string> ack_ids,
-                    std::optional<int64_t> delay_us, std::string_view reason) override {
-    if (delay_us) BACKBONE_TRY(validate_delay(*delay_us, "delay"));
-    auto config = config_of(subscription);
-    if (!config.ok()) return config.error();
-    std::vector<std::string> retry;
-    for (const std::string& id : ack_ids) {
-      auto last = config->dead_letter
-                      ? take_last_attempt(id, config->dead_letter->max_delivery_attempts)
-                      : std::nullopt;
-      if (last) {
-        BACKBONE_TRY(send_to_dead_letter(*config, *last, reason));
-      } else {
-        retry.push_back(id);
-      }
-    }
-    forget(retry);
-    return modify(subscription, retry, delay_us.value_or(0));
-  }
-
-  Result<void> modify_ack_deadline(std::string_view subscription,
-                                   std::span<const std::string> ack_ids,
-                                   int64_t deadline_us) override {
-    BACKBONE_TRY(validate_delay(deadline_us, "ack_deadline"));
-    if (deadline_us == 0) forget(ack_ids);
-    return modify(subscription, ack_ids, deadline_us);
-  }
-
-  Result<void> dead_letter(std::string_view subscription, const std::string& ack_id,
-                           std::string_view reason) override {
-    auto config = config_of(subscription);
-    if (!config.ok()) return config.error();
-    if (!config->dead_letter) {
-      return make_error(Errc::kInvalidArgument, "subscription \"" + std::string(subscription) +
-                                                    "\" has no dead-letter policy");
-    }
-    auto delivery = take_last_attempt(ack_id, 0);
-    if (!delivery) {
-      return make_error(Errc::kNotFound, "no delivery of this client has that ack id", "ack_id");
-    }
-    return send_to_dead_letter(*config, *delivery, reason);
-  }
-
-  Result<SubscriptionStats> stats(std::string_view) override {
-    return make_error(Errc::kInvalidArgument,
-                      "Pub/Sub's API has no backlog figures (Cloud Monitoring has them)");
-  }
-
- private:
-  std::unique_ptr<grpc::ClientContext> call(int64_t timeout_us = kCallTimeoutUs) const {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::microseconds(timeout_us));
-    if (!url_.token.empty()) ctx->AddMetadata("authorization", "Bearer " + url_.token);
-    return ctx;
-  }
-
-  static Result<void> check(const grpc::Status& s, const char* what) {
-    if (s.ok()) return {};
-    return from_status(s, what);
   }
 
   Result<void> acknowledge(std::string_view subscription, std::span<const std::string> ids) {
@@ -288,78 +513,134 @@ class PubsubBroker final : public Broker {
     return {};
   }
 
-  // Publishes the delivery to the dead-letter topic with the backbone.* attributes, then acks it.
+  // Publishes the delivery to the dead-letter topic with the backbone.* attributes, then acks
+  // it under every ack id it had.
   Result<void> send_to_dead_letter(const SubscriptionConfig& config, const ReceivedMessage& d,
-                                   std::string_view reason) {
+                                   std::string_view reason,
+                                   std::span<const std::string> server_ack_ids) {
     OutgoingMessage m;
     m.data = d.message.data;
     m.attributes = d.message.attributes;
     m.ordering_key = d.message.ordering_key;
-    m.attributes[std::string(kAttrDeliveryAttempt)] = std::to_string(d.delivery_attempt);
-    m.attributes[std::string(kAttrLastError)] =
-        std::string(reason.substr(0, kMaxAttributeValueBytes));
-    m.attributes[std::string(kAttrSourceSubscription)] = config.name;
-    m.attributes[std::string(kAttrSourceMessageId)] = d.message.id;
-    m.attributes[std::string(kAttrDeadLetteredAt)] = clock_.now().to_rfc3339();
+    add_dead_letter_attributes(m.attributes, d.delivery_attempt, std::string(reason), config.name,
+                               d.message.id, clock_.now());
     BACKBONE_TRY(publish(config.dead_letter->topic, std::span(&m, 1)));
-    return acknowledge(config.name, std::span(&d.ack_id, 1));
+    return acknowledge(config.name, server_ack_ids);
   }
 
-  // The subscription's policies, fetched once.
-  Result<SubscriptionConfig> config_of(std::string_view subscription) {
+  // A message the gate gave up on: dead-lettered, and its key moves on; if that failed, it
+  // waits a backoff and is tried again.
+  Result<void> dead_letter_doomed(Slot& sl, KeyGate::Doomed d) {
+    auto r = send_to_dead_letter(config_of(sl), d.delivery, d.reason, d.server_ack_ids);
+    std::lock_guard lock(mu_);
+    if (r.ok()) {
+      sl.gate->dead_lettered(d.delivery.message.id);
+      ++sl.dead_lettered;
+    } else {
+      sl.gate->retry_doomed(d.delivery.message.id, clock_.now().micros());
+    }
+    return r;
+  }
+
+  void count_dead_letter(Slot& sl) {
+    std::lock_guard lock(mu_);
+    ++sl.dead_lettered;
+  }
+
+  // Deliveries that are not the gate's, kept until settled or past their deadline: this
+  // client's in-flight figure, and what a last nack or dead_letter() publishes.
+  void hold_loose(Slot& sl, const std::vector<ReceivedMessage>& got) {
+    std::lock_guard lock(mu_);
+    const int64_t now = clock_.now().micros();
+    for (const auto& m : got) sl.loose[m.ack_id] = {m, now + sl.config.ack_deadline_us};
+  }
+
+  // Time passing for one subscription: the gate's expired deadlines and the leases it holds,
+  // and loose deliveries past their deadline forgotten. One upkeep runs at a time, and a pull
+  // waits for one under way, so that what it did is seen. `force`: even if one ran just now.
+  void upkeep(std::string_view subscription, Slot& sl, bool force) {
+    std::lock_guard one(upkeep_mu_);
+    KeyGate::Upkeep u;
+    int64_t lease_us = 0;
     {
       std::lock_guard lock(mu_);
-      if (auto it = configs_.find(subscription); it != configs_.end()) return it->second;
+      const int64_t now = clock_.now().micros();
+      if (!force && now - last_upkeep_[sl.name] < kUpkeepEveryUs) return;
+      last_upkeep_[sl.name] = now;
+      lease_us = sl.config.ack_deadline_us;
+      if (sl.gate) u = sl.gate->upkeep(now);
+      std::erase_if(sl.loose, [&](const auto& kv) { return kv.second.deadline <= now; });
+    }
+    // Best effort: a lease not extended expires, and the message comes back as a redelivery
+    // that the gate recognises.
+    if (!u.extend.empty()) (void)modify(subscription, u.extend, lease_us);
+    for (auto& d : u.doomed) (void)dead_letter_doomed(sl, std::move(d));
+  }
+
+  // The keeper: every subscription's upkeep, on a real-time tick.
+  void keep() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      wake_.wait_for(lock, kKeeperPeriod);
+      if (stopping_) break;
+      std::vector<std::shared_ptr<Slot>> slots;
+      for (auto& [name, sl] : slots_) slots.push_back(sl);
+      lock.unlock();
+      for (auto& sl : slots) upkeep(sl->name, *sl, false);
+      lock.lock();
+    }
+  }
+
+  // The subscription's slot; its policies fetched once.
+  Result<std::shared_ptr<Slot>> slot_of(std::string_view subscription) {
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = slots_.find(subscription); it != slots_.end()) return it->second;
     }
     auto c = get_subscription(subscription);
     if (!c.ok()) return c.error();
     std::lock_guard lock(mu_);
-    configs_[std::string(subscription)] = *c;
-    return c;
+    auto& slot = slots_[std::string(subscription)];
+    if (!slot) {
+      slot = std::make_shared<Slot>(*c);
+      if (c->ordered) slot->gate = std::make_unique<KeyGate>(gate_policy(*c));
+    }
+    return slot;
   }
+  SubscriptionConfig config_of(Slot& sl) {
+    std::lock_guard lock(mu_);
+    return sl.config;
+  }
+  // After an update: the new policies, for the slot and its gate (what the gate holds stays).
+  void refresh_config(std::string_view subscription) {
+    auto c = get_subscription(subscription);
+    std::lock_guard lock(mu_);
+    auto it = slots_.find(subscription);
+    if (it == slots_.end()) return;
+    if (!c.ok()) {
+      slots_.erase(it);  // fetched again on next use
+      return;
+    }
+    it->second->config = *c;
+    if (it->second->gate) it->second->gate->set_policy(gate_policy(*c));
+  }
+  // After a delete.
   void forget_config(std::string_view subscription) {
     std::lock_guard lock(mu_);
-    if (auto it = configs_.find(subscription); it != configs_.end()) configs_.erase(it);
-  }
-
-  // Deliveries of subscriptions with a dead-letter policy are kept until acked, nacked or an
-  // hour old, so that this client can dead-letter them itself.
-  void remember(const std::vector<ReceivedMessage>& got) {
-    std::lock_guard lock(mu_);
-    const int64_t now = clock_.now().micros();
-    while (!order_.empty() && order_.front().first + kForgetDeliveriesUs < now) {
-      deliveries_.erase(order_.front().second);
-      order_.pop_front();
-    }
-    for (const auto& m : got) {
-      deliveries_[m.ack_id] = m;
-      order_.emplace_back(now, m.ack_id);
-    }
-  }
-  void forget(std::span<const std::string> ids) {
-    std::lock_guard lock(mu_);
-    for (const auto& id : ids) deliveries_.erase(id);
-  }
-  // The delivery `ack_id` if its attempt has reached `max_attempts`, taken out.
-  std::optional<ReceivedMessage> take_last_attempt(const std::string& ack_id, int max_attempts) {
-    std::lock_guard lock(mu_);
-    auto it = deliveries_.find(ack_id);
-    if (it == deliveries_.end() || it->second.delivery_attempt < max_attempts) {
-      return std::nullopt;
-    }
-    ReceivedMessage d = std::move(it->second);
-    deliveries_.erase(it);
-    return d;
+    if (auto it = slots_.find(subscription); it != slots_.end()) slots_.erase(it);
   }
 
   const PubsubUrl url_;
   const Clock& clock_;
   std::unique_ptr<v1::Publisher::Stub> pub_;
   std::unique_ptr<v1::Subscriber::Stub> sub_;
+  std::mutex upkeep_mu_;  // held through one upkeep, RPCs included; taken before mu_
   std::mutex mu_;
-  std::map<std::string, SubscriptionConfig, std::less<>> configs_;  // GUARDED_BY(mu_)
-  std::unordered_map<std::string, ReceivedMessage> deliveries_;     // GUARDED_BY(mu_)
-  std::deque<std::pair<int64_t, std::string>> order_;               // GUARDED_BY(mu_)
+  std::condition_variable wake_;
+  bool stopping_ = false;                                            // GUARDED_BY(mu_)
+  std::map<std::string, std::shared_ptr<Slot>, std::less<>> slots_;  // GUARDED_BY(mu_)
+  std::map<std::string, int64_t> last_upkeep_;                       // GUARDED_BY(mu_)
+  std::thread keeper_;
 };
 
 }  // namespace
