@@ -23,7 +23,7 @@ void ServeProcess::start() {
     const std::string listen = "127.0.0.1:" + std::to_string(port_);
     if (!::freopen("/dev/null", "w", stdout)) ::_exit(126);
     std::vector<const char*> argv = {BACKBONE_CLI_PATH, "--config",    config_.c_str(),
-                                     "--env",           "sandbox",     "serve",
+                                     "--env",           env_.c_str(),  "serve",
                                      "--listen",        listen.c_str()};
     for (const auto& a : extra_) argv.push_back(a.c_str());
     argv.push_back(nullptr);
@@ -52,12 +52,29 @@ int ServeProcess::kill(int sig) {
 }
 
 std::string write_serve_config(const std::string& folder, const std::string& pubsub_listen) {
+  return write_serve_config(folder, "sqlite://" + folder + "/{env}.db",
+                            "embedded://" + folder + "/broker", pubsub_listen);
+}
+
+std::string write_serve_config(const std::string& folder, const std::string& store,
+                               const std::string& broker, const std::string& pubsub_listen) {
   const std::string path = folder + "/backbone.toml";
-  std::ofstream(path) << "store = \"sqlite://" << folder << "/{env}.db\"\n"
-                      << "broker = \"embedded://" << folder << "/broker\"\n"
+  std::ofstream(path) << "store = \"" << store << "\"\n"
+                      << "broker = \"" << broker << "\"\n"
                       << "tokens = \"" << folder << "/tokens.json\"\n"
                       << "pubsub_listen = \"" << pubsub_listen << "\"\n";
   return path;
+}
+
+std::pair<int, std::string> run_cli(const std::string& args) {
+  const std::string cmd = std::string(BACKBONE_CLI_PATH) + " " + args;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  if (!p) return {-1, out};
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 bool wait_for_port(int port, int ms) {

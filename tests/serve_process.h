@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace backbone::testing {
@@ -17,8 +18,10 @@ class ServeProcess {
   ServeProcess(const ServeProcess&) = delete;
   ServeProcess& operator=(const ServeProcess&) = delete;
 
-  // Starts it serving the sandbox environment, its standard output to /dev/null.
+  // Starts it serving the sandbox environment (or the one set by serve_env), its standard output
+  // to /dev/null.
   void start();
+  void serve_env(std::string env) { env_ = std::move(env); }
   // Waits until /healthz answers (at most 20 s).
   bool wait_ready();
   // Sends `sig` and waits for the exit; returns the wait status (-1 when not running).
@@ -28,12 +31,20 @@ class ServeProcess {
   std::string config_;
   int port_;
   std::vector<std::string> extra_;
+  std::string env_ = "sandbox";
   pid_t pid_ = -1;
 };
 
 // Writes `folder`/backbone.toml for a `serve` whose stores, broker and tokens live in `folder`,
 // with the Pub/Sub front on `pubsub_listen`; returns its path.
 std::string write_serve_config(const std::string& folder, const std::string& pubsub_listen);
+// The same with this store and broker URL (the tokens in `folder`).
+std::string write_serve_config(const std::string& folder, const std::string& store,
+                               const std::string& broker, const std::string& pubsub_listen);
+
+// Runs the `backbone` program with `args` (a shell command line); returns its exit status and
+// its standard output.
+std::pair<int, std::string> run_cli(const std::string& args);
 
 // Waits until something accepts TCP connections on 127.0.0.1:port (at most `ms`).
 bool wait_for_port(int port, int ms);

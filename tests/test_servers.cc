@@ -2,11 +2,16 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <thread>
 
 namespace backbone::testing {
 
@@ -34,6 +39,45 @@ uint16_t free_loopback_port() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
   return ntohs(a.sin_port);
+}
+
+bool google_emulator_installed() { return std::filesystem::exists(kGoogleEmulator); }
+
+int google_emulator_port() {
+  static const int port = [] {
+    if (!google_emulator_installed()) return 0;
+    const int p = free_loopback_port();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setpgid(0, 0);
+      if (!::freopen("/dev/null", "w", stdout)) ::_exit(126);
+      ::dup2(::fileno(stdout), 2);
+      const std::string flag = "--port=" + std::to_string(p);
+      ::execl(kGoogleEmulator, kGoogleEmulator, "--host=127.0.0.1", flag.c_str(), nullptr);
+      ::_exit(127);
+    }
+    ::setpgid(pid, pid);
+    static const pid_t group = pid;
+    std::atexit([] {
+      ::kill(-group, SIGKILL);
+      ::waitpid(group, nullptr, 0);
+    });
+    // Up when it accepts connections (a JVM takes a few seconds).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < until) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(p));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(fd);
+      if (up) return p;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return 0;
+  }();
+  return port;
 }
 
 std::string run_test_script(const std::string& script, const std::string& args) {

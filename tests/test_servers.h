@@ -22,6 +22,17 @@ bool test_servers_required();
     GTEST_SKIP() << "no " << (kind) << " test server: run through `make test`"; \
   }
 
+// Google's Pub/Sub emulator (package google-cloud-cli-pubsub-emulator), as the machine image
+// installs it.
+inline constexpr const char* kGoogleEmulator =
+    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator";
+// Whether it is installed.
+bool google_emulator_installed();
+// The port of Google's emulator on loopback, started once for the test process by the first
+// caller and killed at exit; 0 when it is not installed or did not start within 60 s. Give each
+// test a project of its own: the emulator keeps projects apart.
+int google_emulator_port();
+
 // A loopback TCP port that nothing listens on now.
 uint16_t free_loopback_port();
 // Runs scripts/<script> with `args` (a shell command line); returns its standard output

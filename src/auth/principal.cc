@@ -12,6 +12,8 @@ const char* permission_name(Permission p) {
       return "read";
     case Permission::kAdmin:
       return "admin";
+    case Permission::kPipeline:
+      return "pipeline";
   }
   BACKBONE_ASSERT(false);
 }
@@ -20,10 +22,10 @@ Result<Permission> parse_permission(std::string_view name) {
   for (Permission p : kPermissions) {
     if (name == permission_name(p)) return p;
   }
-  return make_error(
-      Errc::kInvalidArgument,
-      "unknown role \"" + std::string(name) + "\" (want publish, subscribe, read or admin)",
-      "roles");
+  return make_error(Errc::kInvalidArgument,
+                    "unknown role \"" + std::string(name) +
+                        "\" (want publish, subscribe, read, admin or pipeline)",
+                    "roles");
 }
 
 std::vector<std::string> Permissions::names() const {

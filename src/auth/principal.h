@@ -18,14 +18,19 @@
 
 namespace backbone::auth {
 
-enum class Permission : uint8_t { kPublish, kSubscribe, kRead, kAdmin };
+// kPipeline is a backbone process's own: another `serve` whose pubsub:// broker is this
+// process's Pub/Sub front writes the topics that backbone owns (raw, merged, error, dlq), which
+// nobody else may, not even admin (events enter through the store). admin does not imply it.
+enum class Permission : uint8_t { kPublish, kSubscribe, kRead, kAdmin, kPipeline };
 
 inline constexpr Permission kPermissions[] = {Permission::kPublish, Permission::kSubscribe,
-                                              Permission::kRead, Permission::kAdmin};
+                                              Permission::kRead, Permission::kAdmin,
+                                              Permission::kPipeline};
 
-// "publish", "subscribe", "read", "admin": the names tokens are created with and stored under.
+// "publish", "subscribe", "read", "admin", "pipeline": the names tokens are created with and
+// stored under.
 const char* permission_name(Permission p);
-// kInvalidArgument naming the four for anything else.
+// kInvalidArgument naming the five for anything else.
 Result<Permission> parse_permission(std::string_view name);
 
 // A set of permissions.

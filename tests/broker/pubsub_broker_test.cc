@@ -80,39 +80,13 @@ INSTANTIATE_TEST_SUITE_P(PubsubFront, BrokerConformance,
                              kOverTheWire}),
                          [](const auto& info) { return info.param.name; });
 
-// Google's emulator, started once for the run (the first harness that needs it) and killed at
-// exit; each harness gets a project of its own, which the emulator keeps apart.
-constexpr const char* kEmulator =
-    "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator";
-
-int emulator_port() {
-  static const int port = [] {
-    const int p = free_loopback_port();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::setpgid(0, 0);
-      if (!::freopen("/dev/null", "w", stdout)) ::_exit(126);
-      ::dup2(::fileno(stdout), 2);
-      const std::string flag = "--port=" + std::to_string(p);
-      ::execl(kEmulator, kEmulator, "--host=127.0.0.1", flag.c_str(), nullptr);
-      ::_exit(127);
-    }
-    static const pid_t group = pid;
-    std::atexit([] {
-      ::kill(-group, SIGKILL);
-      ::waitpid(group, nullptr, 0);
-    });
-    return wait_for_port(p, 60'000) ? p : 0;
-  }();
-  return port;
-}
-
+// Google's emulator (test_servers.h): each harness gets a project of its own.
 class EmulatorHarness : public BrokerHarness {
  public:
   std::string url() override {
     static std::atomic<int> next{0};
     return "pubsub://emu-" + std::to_string(::getpid()) + "-" + std::to_string(next++) +
-           "?endpoint=127.0.0.1:" + std::to_string(emulator_port());
+           "?endpoint=127.0.0.1:" + std::to_string(google_emulator_port());
   }
 };
 
@@ -138,7 +112,7 @@ std::map<std::string, std::string> emulator_cannot() {
 }
 
 std::vector<BrokerBackend> emulator_backends() {
-  if (!std::filesystem::exists(kEmulator)) return {};
+  if (!google_emulator_installed()) return {};
   return {BrokerBackend{"pubsub_emulator", [] { return std::make_unique<EmulatorHarness>(); },
                         emulator_cannot()}};
 }
@@ -148,11 +122,11 @@ INSTANTIATE_TEST_SUITE_P(PubsubEmulator, BrokerConformance,
                          [](const auto& info) { return info.param.name; });
 
 TEST(PubsubEmulator, IsInstalledOrTheRunAgainstItIsSkipped) {
-  if (!std::filesystem::exists(kEmulator)) {
-    GTEST_SKIP() << "Google's Pub/Sub emulator is not installed (" << kEmulator
+  if (!google_emulator_installed()) {
+    GTEST_SKIP() << "Google's Pub/Sub emulator is not installed (" << kGoogleEmulator
                  << "): the pubsub:// conformance run against it is skipped";
   }
-  EXPECT_GT(emulator_port(), 0) << "the emulator did not start";
+  EXPECT_GT(google_emulator_port(), 0) << "the emulator did not start";
 }
 
 TEST(PubsubUrl, ParsesAndRefusesWhatItShould) {

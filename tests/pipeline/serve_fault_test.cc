@@ -184,18 +184,6 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
               sent.size(), report->merged, report->rejected);
 }
 
-// Runs the `backbone` binary with `args`; returns its exit status and stdout.
-std::pair<int, std::string> run_cli(const std::string& args) {
-  const std::string cmd = std::string(BACKBONE_CLI_PATH) + " " + args;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 TEST(ServeStress, StressAgainstARunningServerPassesItsChecks) {
   TempDir dir;
   const int port = 18300 + static_cast<int>(::getpid() % 300);

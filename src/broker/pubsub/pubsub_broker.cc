@@ -28,6 +28,9 @@ constexpr int kMaxAckIds = 2500;              // per Acknowledge or ModifyAckDea
 constexpr int64_t kEmulatorMaxRetentionUs = 7 * kDay;
 constexpr int64_t kUpkeepEveryUs = 500'000;  // the gates' leases and deadlines, on the clock
 constexpr auto kKeeperPeriod = std::chrono::milliseconds(500);  // the keeper's real-time tick
+// A pull that waits polls the server after these pauses (10, 20, 40, 50, 50, ... ms).
+constexpr std::chrono::steady_clock::duration kFirstPause = std::chrono::milliseconds(10);
+constexpr std::chrono::steady_clock::duration kLongestPause = std::chrono::milliseconds(50);
 
 // One subscription as this client knows it: its policies, the key gate of an ordered one, and
 // the deliveries in hand that are not the gate's.
@@ -233,52 +236,28 @@ class PubsubBroker final : public Broker {
     return ids;
   }
 
+  // A pull that waits polls: Pull with return_immediately, again after a growing pause, until
+  // something comes or the wait is over. A Pull that waits on the server must end by the client
+  // cancelling it, and Google's emulator keeps a cancelled Pull registered: the messages it
+  // later gives that Pull are lost to the subscriber until their ack deadline (measured: 705 of
+  // 2,000 events stalled for 25 s).
   Result<std::vector<ReceivedMessage>> pull(std::string_view subscription, size_t max,
                                             int64_t wait_us) override {
-    std::vector<ReceivedMessage> out;
-    if (max == 0) return out;
+    if (max == 0) return std::vector<ReceivedMessage>{};
     auto slot = slot_of(subscription);
     if (!slot.ok()) return slot.error();
-    Slot& sl = **slot;
-    if (!sl.gate) {
-      auto got = server_pull(subscription, max, wait_us);
-      if (!got.ok()) return got.error();
-      hold_loose(sl, *got);
-      return got;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(wait_us);
+    for (auto pause = kFirstPause;; pause = std::min(2 * pause, kLongestPause)) {
+      auto got = pull_once(subscription, **slot, max);
+      if (!got.ok() || !got->empty()) return got;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= until) return got;
+      std::unique_lock lock(mu_);
+      if (wake_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(pause, until - now),
+                         [&] { return stopping_; })) {
+        return got;
+      }
     }
-    // Ordered: the gate hands out what is due; the server is asked for more while the gate has
-    // room, waiting only when nothing is due (and not past the next backoff's end).
-    upkeep(subscription, sl, false);
-    const int64_t now = clock_.now().micros();
-    bool room = false;
-    std::optional<int64_t> due;
-    {
-      std::lock_guard lock(mu_);
-      out = sl.gate->take(max, now);
-      room = !sl.gate->full();
-      due = sl.gate->next_due();
-    }
-    if (out.size() >= max || !room) return out;
-    int64_t wait = out.empty() ? wait_us : 0;
-    if (wait > 0 && due) wait = std::clamp<int64_t>(*due - now, 0, wait);
-    auto got = server_pull(subscription, max - out.size(), wait);
-    if (!got.ok()) {
-      if (out.empty()) return got.error();
-      return out;  // handed out already; the next pull asks the server again
-    }
-    std::vector<ReceivedMessage> pass;
-    std::vector<std::string> ack_now;
-    {
-      std::lock_guard lock(mu_);
-      const int64_t later = clock_.now().micros();
-      sl.gate->admit(std::move(*got), later, pass, ack_now);
-      for (auto& m : sl.gate->take(max - out.size(), later)) out.push_back(std::move(m));
-    }
-    hold_loose(sl, pass);
-    for (auto& m : pass) out.push_back(std::move(m));
-    // Redeliveries of messages settled already.
-    if (!ack_now.empty()) (void)acknowledge(subscription, ack_now);
-    return out;
   }
 
   Result<size_t> ack(std::string_view subscription, std::span<const std::string> ack_ids) override {
@@ -450,26 +429,58 @@ class PubsubBroker final : public Broker {
     return true;
   }
 
+  // What is there now. Ordered: what the gate has due, and what the server gives while the gate
+  // has room (taken into the gate, and handed out if due).
+  Result<std::vector<ReceivedMessage>> pull_once(std::string_view subscription, Slot& sl,
+                                                 size_t max) {
+    if (!sl.gate) {
+      auto got = server_pull(subscription, max);
+      if (got.ok()) hold_loose(sl, *got);
+      return got;
+    }
+    upkeep(subscription, sl, false);
+    std::vector<ReceivedMessage> out;
+    bool room = false;
+    {
+      std::lock_guard lock(mu_);
+      out = sl.gate->take(max, clock_.now().micros());
+      room = !sl.gate->full();
+    }
+    if (out.size() >= max || !room) return out;
+    auto got = server_pull(subscription, max - out.size());
+    if (!got.ok()) {
+      if (out.empty()) return got.error();
+      return out;  // handed out already; the next pull asks the server again
+    }
+    std::vector<ReceivedMessage> pass;
+    std::vector<std::string> ack_now;
+    {
+      std::lock_guard lock(mu_);
+      const int64_t now = clock_.now().micros();
+      sl.gate->admit(std::move(*got), now, pass, ack_now);
+      for (auto& m : sl.gate->take(max - out.size(), now)) out.push_back(std::move(m));
+    }
+    hold_loose(sl, pass);
+    for (auto& m : pass) out.push_back(std::move(m));
+    // Redeliveries of messages settled already.
+    if (!ack_now.empty()) (void)acknowledge(subscription, ack_now);
+    return out;
+  }
+
   // One Pull; the messages come with the server's ack ids. A received message without an ack
   // id or a message id cannot be settled: it is left to expire, and only if nothing else came
   // is the pull an error.
-  Result<std::vector<ReceivedMessage>> server_pull(std::string_view subscription, size_t max,
-                                                   int64_t wait_us) {
+  Result<std::vector<ReceivedMessage>> server_pull(std::string_view subscription, size_t max) {
     std::vector<ReceivedMessage> out;
     v1::PullRequest req;
     req.set_subscription(subscription_path(url_.project, subscription));
     req.set_max_messages(static_cast<int32_t>(std::min<size_t>(max, 1000)));
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    req.set_return_immediately(wait_us <= 0);  // deprecated, and still what says "do not wait"
+    req.set_return_immediately(true);  // deprecated, and still what says "do not wait"
 #pragma GCC diagnostic pop
     v1::PullResponse resp;
-    const grpc::Status s =
-        sub_->Pull(call(wait_us > 0 ? wait_us : kCallTimeoutUs).get(), req, &resp);
-    if (!s.ok()) {
-      if (wait_us > 0 && s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return out;
-      return from_status(s, "Pull");
-    }
+    BACKBONE_TRY(check(sub_->Pull(call().get(), req, &resp), "Pull"));
     size_t malformed = 0;
     for (const auto& rm : resp.received_messages()) {
       if (rm.ack_id().empty() || rm.message().message_id().empty()) {
