@@ -1,5 +1,7 @@
 #include "test_servers.h"
 
+#include "serve_process.h"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -63,19 +65,7 @@ int google_emulator_port() {
       ::waitpid(group, nullptr, 0);
     });
     // Up when it accepts connections (a JVM takes a few seconds).
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < until) {
-      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<uint16_t>(p));
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      ::close(fd);
-      if (up) return p;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return 0;
+    return wait_for_port(p, 60'000) ? p : 0;
   }();
   return port;
 }
