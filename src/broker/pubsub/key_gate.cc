@@ -46,7 +46,6 @@ void KeyGate::admit(std::vector<ReceivedMessage> got, int64_t now,
     Key& k = keys_[key];
     k.queue.push_back(e);
     by_id_[e->delivery.message.id] = e;
-    ++entries_;
     if (k.queue.size() == 1) hold_front(key, *e, now);
   }
 }
@@ -159,7 +158,6 @@ void KeyGate::settle(const std::string& message_id) {
   const std::string key = it->second->delivery.message.ordering_key;
   out_.erase(it->second->delivery.ack_id);
   by_id_.erase(it);
-  --entries_;
   settled_.insert(message_id);
   settled_order_.push_back(message_id);
   if (settled_order_.size() > kRememberSettled) {
@@ -213,6 +211,6 @@ KeyGate::Counts KeyGate::counts() const {
   return c;
 }
 
-bool KeyGate::full() const { return entries_ >= policy_.max_held; }
+bool KeyGate::full() const { return by_id_.size() >= policy_.max_held; }
 
 }  // namespace backbone::pubsub

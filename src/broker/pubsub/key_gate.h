@@ -148,7 +148,6 @@ class KeyGate {
   std::unordered_map<std::string, std::string> out_;  // the gate's ack id -> message id
   std::unordered_set<std::string> settled_;           // message ids acked or dead-lettered
   std::list<std::string> settled_order_;              // oldest first
-  size_t entries_ = 0;
 };
 
 }  // namespace backbone::pubsub

@@ -45,6 +45,7 @@ struct Slot {
   };
   std::unordered_map<std::string, Loose> loose;  // by the server's ack id
   uint64_t dead_lettered = 0;                    // by this client
+  int64_t last_upkeep = 0;                       // GUARDED_BY(mu_), on the injected clock
 };
 
 KeyGate::Policy gate_policy(const SubscriptionConfig& c) {
@@ -438,7 +439,7 @@ class PubsubBroker final : public Broker {
       if (got.ok()) hold_loose(sl, *got);
       return got;
     }
-    upkeep(subscription, sl, false);
+    upkeep(subscription, sl);
     std::vector<ReceivedMessage> out;
     bool room = false;
     {
@@ -568,16 +569,16 @@ class PubsubBroker final : public Broker {
 
   // Time passing for one subscription: the gate's expired deadlines and the leases it holds,
   // and loose deliveries past their deadline forgotten. One upkeep runs at a time, and a pull
-  // waits for one under way, so that what it did is seen. `force`: even if one ran just now.
-  void upkeep(std::string_view subscription, Slot& sl, bool force) {
+  // waits for one under way, so that what it did is seen.
+  void upkeep(std::string_view subscription, Slot& sl) {
     std::lock_guard one(upkeep_mu_);
     KeyGate::Upkeep u;
     int64_t lease_us = 0;
     {
       std::lock_guard lock(mu_);
       const int64_t now = clock_.now().micros();
-      if (!force && now - last_upkeep_[sl.name] < kUpkeepEveryUs) return;
-      last_upkeep_[sl.name] = now;
+      if (now - sl.last_upkeep < kUpkeepEveryUs) return;
+      sl.last_upkeep = now;
       lease_us = sl.config.ack_deadline_us;
       if (sl.gate) u = sl.gate->upkeep(now);
       std::erase_if(sl.loose, [&](const auto& kv) { return kv.second.deadline <= now; });
@@ -597,7 +598,7 @@ class PubsubBroker final : public Broker {
       std::vector<std::shared_ptr<Slot>> slots;
       for (auto& [name, sl] : slots_) slots.push_back(sl);
       lock.unlock();
-      for (auto& sl : slots) upkeep(sl->name, *sl, false);
+      for (auto& sl : slots) upkeep(sl->name, *sl);
       lock.lock();
     }
   }
@@ -650,7 +651,6 @@ class PubsubBroker final : public Broker {
   std::condition_variable wake_;
   bool stopping_ = false;                                            // GUARDED_BY(mu_)
   std::map<std::string, std::shared_ptr<Slot>, std::less<>> slots_;  // GUARDED_BY(mu_)
-  std::map<std::string, int64_t> last_upkeep_;                       // GUARDED_BY(mu_)
   std::thread keeper_;
 };
 
