@@ -197,6 +197,13 @@ class Broker {
                                    std::string_view reason) = 0;
 
   virtual Result<SubscriptionStats> stats(std::string_view subscription) = 0;
+
+  // True when several processes may pull one subscription at once, so that one record's
+  // deliveries (on one subscription, or on two) can be in different processes' hands: Pub/Sub
+  // spreads a subscription's messages, a key's among them, over all of its subscribers. False
+  // when one process serves a subscription at a time (embedded, NATS). What a process keeps in
+  // memory about a record is then all there is; otherwise the store is asked.
+  virtual bool shares_subscriptions() const = 0;
 };
 
 // Checks shared by every backend (src/broker/validation.cc).

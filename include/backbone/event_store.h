@@ -112,9 +112,13 @@ class EventStore {
   // Every row of `records`, ordered by (record_type, record_id); `after` pages.
   virtual Result<std::vector<StoredRecord>> scan_records(std::optional<RecordKey> after,
                                                          size_t limit) = 0;
-  // The record's unprocessed events, in history order.
-  virtual Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& record,
-                                                                  size_t limit) = 0;
+  // The record's unprocessed events whose base_version is `base_version`, among its `window`
+  // most recent events (by timestamp, id), in history order: the recent events that fit the
+  // record once it reaches that version. A bounded read however long the history (the newest
+  // end of idx_events_record; SPEC §2 allows no other index).
+  virtual Result<std::vector<StoredEvent>> unprocessed_based_on(const RecordKey& record,
+                                                                uint64_t base_version,
+                                                                size_t window) = 0;
   // Commits merges, in order, and returns one result per commit. Each commit is atomic on its
   // own: it checks that the record is still at expected_version (kConflict otherwise), writes
   // `next`, sets the event's processed from 0 to 1 (kConflict if it was already 1, unless

@@ -1,10 +1,10 @@
 // Principal and Permission: who a bearer token speaks for, and what it may do.
 //
-// A Permission is one of the four things a token can be granted (publish, subscribe, read,
-// admin); admin implies the other three. They are not the database roles of SPEC §2
-// (backbone::Role, which say which SQL a store connection may run) nor the roles of topology.toml
-// (which name a subscription's job). The HTTP API and the Pub/Sub front check them with the same
-// functions, declared here.
+// A Permission is one of the five things a token can be granted (publish, subscribe, read,
+// admin, pipeline); admin implies publish, subscribe and read, and so does pipeline. They are not
+// the database roles of SPEC §2 (backbone::Role, which say which SQL a store connection may run)
+// nor the roles of topology.toml (which name a subscription's job). The HTTP API and the Pub/Sub
+// front check them with the same functions, declared here.
 //
 // Thread-safety: plain values and pure functions.
 #pragma once
@@ -19,8 +19,10 @@
 namespace backbone::auth {
 
 // kPipeline is a backbone process's own: another `serve` whose pubsub:// broker is this
-// process's Pub/Sub front writes the topics that backbone owns (raw, merged, error, dlq), which
-// nobody else may, not even admin (events enter through the store). admin does not imply it.
+// process's Pub/Sub front writes the topics that backbone owns (raw, merged, error, dlq) and
+// pulls the subscriptions of backbone's own stages, which nobody else may, not even admin
+// (events enter through the store). admin does not imply it; it does not imply admin (a
+// process that provisions its topology at start needs both).
 enum class Permission : uint8_t { kPublish, kSubscribe, kRead, kAdmin, kPipeline };
 
 inline constexpr Permission kPermissions[] = {Permission::kPublish, Permission::kSubscribe,
@@ -57,8 +59,14 @@ struct Principal {
   std::string env;  // the one environment the token works in
   Permissions permissions;
 
-  // True when the principal holds `p` or admin.
-  bool may(Permission p) const { return permissions.has(p) || permissions.has(Permission::kAdmin); }
+  // True when the principal holds `p`, or a role that implies it.
+  bool may(Permission p) const {
+    if (permissions.has(p)) return true;
+    const bool everyday =
+        p == Permission::kPublish || p == Permission::kSubscribe || p == Permission::kRead;
+    return everyday &&
+           (permissions.has(Permission::kAdmin) || permissions.has(Permission::kPipeline));
+  }
 };
 
 // kPermissionDenied unless `who` may do `p`.

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "cli/cli_context.h"
@@ -22,6 +24,39 @@ struct ServeFlags {
   std::string listen;
   std::string pubsub_listen;
   std::string pubsub_anonymous;
+};
+
+// Logs the failures of the running stages: the first of a kind (subscription and message) at
+// once, then at most one line per kind every 10 s, with how many came meanwhile. A broker that
+// refuses every pull would otherwise fill the log ten times a second.
+class StageErrorLog {
+ public:
+  void operator()(const std::string& subscription, const Error& e) {
+    constexpr int64_t kQuiet = 10 * kSecond;
+    const std::string text = e.describe();
+    const int64_t now = SystemClock::instance().now().micros();
+    std::lock_guard lk(mu_);
+    Kind& k = kinds_[subscription + "\n" + text];
+    if (k.last != 0 && now - k.last < kQuiet) {
+      ++k.since;
+      return;
+    }
+    if (k.since > 0) {
+      spdlog::warn("stage {}: {} ({} more since the last report)", subscription, text, k.since);
+    } else {
+      spdlog::warn("stage {}: {}", subscription, text);
+    }
+    k.last = now;
+    k.since = 0;
+  }
+
+ private:
+  struct Kind {
+    int64_t last = 0;
+    uint64_t since = 0;
+  };
+  std::mutex mu_;
+  std::map<std::string, Kind> kinds_;  // GUARDED_BY(mu_)
 };
 
 // The Pub/Sub front, unless its listen address is "" or "off".
@@ -55,6 +90,10 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
 
   server::AppOptions o;
   o.config = ctx.config;
+  auto stage_errors = std::make_shared<StageErrorLog>();
+  o.on_stage_error = [stage_errors](const std::string& sub, const Error& e) {
+    (*stage_errors)(sub, e);
+  };
   if (ctx.env_flag) o.envs = {ctx.env()};
   auto app = server::App::open(o);
   if (!app.ok()) return ctx.fail(app.error());

@@ -1,6 +1,7 @@
 #include "pipeline/merger.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "pipeline/messages.h"
 
@@ -49,6 +50,9 @@ std::vector<Merger::Item> Merger::merge_batch(Stage stage, std::span<const Recei
 }
 
 void Merger::merge_items(Stage stage, std::vector<Item>& items) {
+  // A commit refused because another process changed the record first (a shared
+  // subscription) is decided again on what it did, a few times, before it counts as failed.
+  constexpr int kMaxRaces = 3;
   std::vector<bool> taken(items.size(), false);
   std::unordered_set<std::string> failed;  // records with a transient failure in this call
   for (size_t left = items.size(); left > 0;) {
@@ -68,7 +72,14 @@ void Merger::merge_items(Stage stage, std::vector<Item>& items) {
     }
     merge_round(stage, round);
     for (Item* item : round) {
-      if (item->out.kind == Outcome::Kind::kTransient) failed.insert(item->key);
+      if (item->out.kind != Outcome::Kind::kTransient) continue;
+      if (std::exchange(item->lost_race, false) && item->races <= kMaxRaces) {
+        item->out = Outcome{};
+        taken[static_cast<size_t>(item - items.data())] = false;
+        ++left;
+        continue;
+      }
+      failed.insert(item->key);
     }
   }
 }
@@ -195,6 +206,10 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
     for (size_t i = 0; i < committing.size(); ++i) {
       Plan& p = *committing[i];
       if (!results[i].ok()) {
+        if (results[i].code() == Errc::kConflict) {
+          p.item->lost_race = true;
+          ++p.item->races;
+        }
         transient_failure(p, results[i].error());
       } else if (p.dead_letter) {
         count("backbone_dead_lettered_events_total", "Events dead-lettered");
@@ -233,17 +248,45 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
 std::optional<EventId> Merger::next_parked(const std::string& key, const RecordKey& record) {
   auto rec = d_.store->get_record(record);
   if (!rec.ok()) return std::nullopt;
-  return take_parked(key, *rec ? (*rec)->version : 0);
+  const uint64_t version = *rec ? (*rec)->version : 0;
+  if (auto mine = take_parked(key, version)) return mine;
+  if (!shared_) return std::nullopt;
+  return parked_in_store(record, version);
 }
 
-void Merger::apply_parked(std::span<const Item> items) {
+std::optional<EventId> Merger::parked_in_store(const RecordKey& record, uint64_t version) {
+  // Among the record's newest events: a parked event waits for a version made around its own
+  // time. One parked behind more of its record's later events than this is left to its retry
+  // copy, after a backoff. The read is bounded however long the record's history.
+  constexpr size_t kWindow = 64;
+  auto pending = d_.store->unprocessed_based_on(record, version, kWindow);
+  if (!pending.ok()) return std::nullopt;
+  for (const StoredEvent& e : *pending) {
+    // Only a parked one: an event still on its way in the raw topic keeps its place there.
+    auto entries = d_.store->audit_for_event(e.event.id());
+    if (!entries.ok()) return std::nullopt;
+    for (const AuditEntry& a : *entries) {
+      if (a.action == AuditAction::kRetryScheduled) return e.event.id();
+    }
+  }
+  return std::nullopt;
+}
+
+std::unordered_set<std::string> Merger::apply_parked(std::span<const Item> items) {
   // Most records have nothing parked and skip the reads. A restart loses the parked set, but
   // the relay and the retry copies park every parked event again.
+  std::unordered_set<std::string> applied;
   std::vector<std::pair<std::string, RecordKey>> records;
+  std::unordered_set<std::string> listed;
   for (const Item& done : items) {
-    if (done.out.kind == Outcome::Kind::kDone && done.out.event && maybe_parked(done.key)) {
-      records.emplace_back(done.key, done.out.event->record_key());
-    }
+    if (!done.out.event) continue;
+    const bool merged = done.out.kind == Outcome::Kind::kDone;
+    // Parked just now: the missing version may have been merged by another process between
+    // this one's read and its retry_scheduled entry, which that process then did not see.
+    const bool parked = shared_ && done.out.kind == Outcome::Kind::kGap;
+    if (!((merged && (shared_ || maybe_parked(done.key))) || parked)) continue;
+    if (!listed.insert(done.key).second) continue;
+    records.emplace_back(done.key, done.out.event->record_key());
   }
   // In rounds: each takes the next parked event of every record that has one fitting now.
   for (int guard = 0; guard < 10'000 && !records.empty(); ++guard) {
@@ -263,9 +306,12 @@ void Merger::apply_parked(std::span<const Item> items) {
     records.clear();
     for (size_t i = 0; i < parked.size(); ++i) {
       // One that did not merge is left to its retry copy.
-      if (parked[i].out.kind == Outcome::Kind::kDone) records.push_back(next_records[i]);
+      if (parked[i].out.kind != Outcome::Kind::kDone) continue;
+      applied.insert(parked[i].id->str());
+      records.push_back(next_records[i]);
     }
   }
+  return applied;
 }
 
 std::vector<ConsumerDecision> Merger::on_raw(std::span<const ReceivedMessage> batch) {
@@ -380,7 +426,14 @@ std::vector<ConsumerDecision> Merger::on_retry(std::span<const ReceivedMessage> 
     }
   }
   if (!retries.empty()) (void)d_.store->append_audit(retries);  // best effort
-  apply_parked(items);
+  const auto applied = apply_parked(items);
+  for (size_t i = 0; i < items.size(); ++i) {
+    // Merged after all, once its retry_scheduled entry was written: nothing is left to retry.
+    if (items[i].out.kind == Outcome::Kind::kGap && items[i].id &&
+        applied.contains(items[i].id->str())) {
+      decisions[i] = ConsumerDecision::ack();
+    }
+  }
   return decisions;
 }
 

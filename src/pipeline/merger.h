@@ -32,6 +32,15 @@
 // least once, per record in version order; repeats happen only around restarts (consumers see
 // the same event_id and version again).
 //
+// When the broker shares a subscription among processes (Broker::shares_subscriptions:
+// pubsub://), a record's events may be in several processes' hands at once. The store's version
+// check and `processed` keep each merge single and in order: a commit refused because another
+// process moved the record first is decided again on what that process did. A parked event is
+// then found in the store (an unprocessed event with a retry_scheduled entry whose base the
+// record reached), not only in this process's memory, and a record parked just now is looked
+// at again once its retry_scheduled entry is written, so that a merge in another process
+// between the two is not missed.
+//
 // Thread-safety: thread-safe. The work on one record is serialized (KeyLocks), so the raw and
 // retry stages may run on many threads.
 #pragma once
@@ -70,7 +79,8 @@ struct MergerDeps {
 
 class Merger {
  public:
-  explicit Merger(MergerDeps deps) : d_(std::move(deps)) {}
+  explicit Merger(MergerDeps deps)
+      : d_(std::move(deps)), shared_(d_.broker && d_.broker->shares_subscriptions()) {}
 
   // The merge stage: one decision per delivery of a pull from events.raw.E.merge, in order.
   std::vector<ConsumerDecision> on_raw(std::span<const ReceivedMessage> batch);
@@ -91,6 +101,10 @@ class Merger {
     std::string key;            // the ordering key
     std::optional<EventId> id;  // nullopt: a poison message
     Outcome out;
+    // Commits refused because another process changed the record first; lost_race: the last
+    // one was, in the round just run.
+    int races = 0;
+    bool lost_race = false;
   };
   // What one item of a round will write and publish.
   struct Plan {
@@ -124,11 +138,17 @@ class Merger {
   void merge_round(Stage stage, std::span<Item* const> round);
   // Reads and decides one item; sets item->out when nothing is to be committed.
   Plan plan(Stage stage, Item& item);
-  // Takes up the parked events of the items' records that fit now. REQUIRES: the keys held.
-  void apply_parked(std::span<const Item> items);
+  // Takes up the parked events of the items' records that fit now, and returns the ids of
+  // those it merged. With a shared subscription the records of items parked just now are
+  // looked at again too: another process may have merged the missing version meanwhile.
+  // REQUIRES: the keys held.
+  std::unordered_set<std::string> apply_parked(std::span<const Item> items);
   // The record's parked event that fits its version now, if any (nullopt on a store error
-  // too: its retry copy takes it on).
+  // too: its retry copy takes it on). With a shared subscription another process may have
+  // parked it, and the store is asked.
   std::optional<EventId> next_parked(const std::string& key, const RecordKey& record);
+  // An unprocessed event of the record based on `version` that a merge stage parked.
+  std::optional<EventId> parked_in_store(const RecordKey& record, uint64_t version);
 
   // merger_history.cc: what the audit log says about earlier work.
   // The event's latest terminal audit entry (merged, rebased, conflict, dead_lettered or
@@ -164,6 +184,9 @@ class Merger {
   std::optional<EventId> take_parked(const std::string& key, uint64_t version);
 
   MergerDeps d_;
+  // The broker may hand this environment's deliveries to other processes too
+  // (Broker::shares_subscriptions): what this Merger keeps in memory is then not all there is.
+  const bool shared_;
   PublishedSet published_;
   KeyLocks keys_;
   std::mutex bookkeeping_mu_;

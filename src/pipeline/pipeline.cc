@@ -148,6 +148,10 @@ Result<size_t> EnvironmentPipeline::relay() {
 }
 
 void EnvironmentPipeline::start() {
+  auto reporter = [this](const std::string& subscription) -> StreamingConsumer::ErrorHandler {
+    if (!o_.on_stage_error) return nullptr;
+    return [this, subscription](const Error& e) { o_.on_stage_error(subscription, e); };
+  };
   StreamingConsumer::Options opts;
   opts.workers = o_.workers;
   // A pull is merged as one batch (one store transaction, one publish per topic); while one
@@ -157,12 +161,12 @@ void EnvironmentPipeline::start() {
       *o_.broker, raw_subscription_,
       StreamingConsumer::BatchHandler(
           [this](std::span<const ReceivedMessage> b) { return merger_->on_raw(b); }),
-      opts);
+      opts, reporter(raw_subscription_));
   retry_consumer_ = std::make_unique<StreamingConsumer>(
       *o_.broker, retry_subscription_,
       StreamingConsumer::BatchHandler(
           [this](std::span<const ReceivedMessage> b) { return merger_->on_retry(b); }),
-      opts);
+      opts, reporter(retry_subscription_));
   merge_consumer_->start();
   retry_consumer_->start();
 }

@@ -47,6 +47,9 @@ struct PipelineOptions {
   // Opens a store connection as a role; by default EventStore::open on store_url. Tests wrap
   // the real store to inject faults.
   std::function<Result<std::unique_ptr<EventStore>>(Role)> open_store;
+  // Told of every failure of a running stage (a pull, ack or nack the broker refused), with the
+  // stage's subscription; the stage goes on. May be null. Called on the stages' threads.
+  std::function<void(const std::string& subscription, const Error& error)> on_stage_error;
 };
 
 struct IngestOutcome {

@@ -70,6 +70,7 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     po.settings = settings;
     po.metrics = &app->metrics_;
     po.workers = app->o_.workers;
+    po.on_stage_error = app->o_.on_stage_error;
     auto p = pipeline::EnvironmentPipeline::open(po);
     if (!p.ok()) return p.error();
     auto relayed = (*p)->relay();

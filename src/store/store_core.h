@@ -7,7 +7,8 @@
 //    under its writer lock (plan_merges);
 //  - the version conflict of a merge commit, and the check that the chain did not move on while
 //    `rebuild` computed the records it replaces;
-//  - the clock and id generator a store uses when StoreOptions names none.
+//  - the clock and id generator a store uses when StoreOptions names none;
+//  - the SQL of a record's most recent events, shared by the SQL backends.
 //
 // Thread-safety: ChainTail is a plain value; an AuditSealer is used by one writer at a time (it
 // holds references to the store's clock and id generator, which are thread-safe).
@@ -25,6 +26,13 @@
 #include "backbone/event_store.h"
 
 namespace backbone {
+
+// A record's `window` most recent events, newest first (parameters: record_type, record_id,
+// window): the newest end of idx_events_record, however long the history. The same in SQLite,
+// PostgreSQL and MariaDB; callers select their columns from it as a derived table.
+inline constexpr const char* kRecentEvents =
+    "SELECT * FROM events WHERE record_type = ? AND record_id = ?"
+    " ORDER BY timestamp DESC, id DESC LIMIT ?";
 
 struct ChainTail {
   EventId id;  // the nil id before the first entry

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/json_internal.h"
 #include "stress/generator.h"
 
 namespace backbone::stress {
@@ -67,25 +68,38 @@ Result<VerifyReport> verify_stress(const VerifyInput& in) {
   }
   std::map<std::string, uint64_t> last;
   std::set<std::pair<std::string, uint64_t>> seen;
-  size_t disorder = 0;
+  size_t disorder = 0, malformed = 0;
   for (;;) {
     auto got = in.next_merged();
     if (!got.ok()) return got.error();
     if (got->empty()) break;
     for (const MergedSeen& m : *got) {
       if (!ordering_keys.count(m.ordering_key)) continue;  // another workload's record
-      auto body = nlohmann::json::parse(m.data, nullptr, false);
-      if (!body.is_object()) continue;
-      const uint64_t v = body.value("version", uint64_t{0});
-      if (!seen.insert({body.value("event_id", ""), v}).second) continue;
+      // A merged message of the workload's records that cannot be read is a violation.
+      const std::string what = "a merged message of " + m.ordering_key;
+      auto body = json_internal::parse_strict(m.data);
+      auto version = body.ok() ? json_internal::field<uint64_t>(*body, "version", what)
+                               : Result<uint64_t>(body.error());
+      auto event_id = body.ok() ? json_internal::field<std::string>(*body, "event_id", what)
+                                : Result<std::string>(body.error());
+      if (!version.ok() || !event_id.ok()) {
+        if (++malformed <= 3) {
+          r.violations.push_back((version.ok() ? event_id.error() : version.error()).describe());
+        }
+        continue;
+      }
+      const uint64_t v = *version;
+      if (!seen.insert({*event_id, v}).second) continue;
       uint64_t& l = last[m.ordering_key];
       if (v <= l) ++disorder;
       l = v;
-      auto ts = Timestamp::parse_rfc3339(body.value("timestamp", ""));
+      auto stamp = json_internal::optional_field<std::string>(*body, "timestamp", what);
+      auto ts = Timestamp::parse_rfc3339(stamp.ok() && *stamp ? **stamp : "");
       if (ts.ok()) r.latency_ms.push_back((m.publish_time.micros() - ts->micros()) / 1000.0);
     }
   }
   if (disorder) r.violations.push_back(std::to_string(disorder) + " per-record order violations");
+  if (malformed) r.violations.push_back(std::to_string(malformed) + " merged messages unreadable");
   // The DLQ: distinct dead letters (a crash may repeat a message; poison has no event id, so
   // each poison message counts). The messages are handed back when counted.
   std::set<std::string> dead;

@@ -24,12 +24,20 @@ TEST(Permission, NamesRoundTripAndAnUnknownNameIsRefused) {
   EXPECT_EQ(bad.error().where, "roles");
 }
 
-TEST(Principal, AdminMayDoEverythingAndOthersOnlyWhatTheyHold) {
+TEST(Principal, AdminAndPipelineImplyTheEverydayRolesAndOthersOnlyWhatTheyHold) {
   Principal reader{"r", "sandbox", {Permission::kRead}};
   Principal admin{"a", "sandbox", {Permission::kAdmin}};
+  Principal pipeline{"p", "sandbox", {Permission::kPipeline}};
   EXPECT_TRUE(reader.may(Permission::kRead));
   EXPECT_FALSE(reader.may(Permission::kPublish));
-  for (Permission p : kPermissions) EXPECT_TRUE(admin.may(p));
+  for (Permission p : {Permission::kPublish, Permission::kSubscribe, Permission::kRead}) {
+    EXPECT_TRUE(admin.may(p));
+    EXPECT_TRUE(pipeline.may(p));
+  }
+  EXPECT_TRUE(admin.may(Permission::kAdmin));
+  EXPECT_FALSE(admin.may(Permission::kPipeline)) << "admin does not imply pipeline";
+  EXPECT_TRUE(pipeline.may(Permission::kPipeline));
+  EXPECT_FALSE(pipeline.may(Permission::kAdmin)) << "pipeline does not imply admin";
   EXPECT_TRUE(require(reader, Permission::kRead).ok());
   auto denied = require(reader, Permission::kPublish);
   ASSERT_FALSE(denied.ok());

@@ -1,11 +1,13 @@
 // FaultyStore: a real EventStore with injected failures (the leveldb ErrorEnv pattern): while
 // `fail_merges_for` names a record, commit_merge on that record fails with kUnavailable, as a
 // store that went away would. While appends are held, append waits (to line up concurrent
-// callers behind it).
+// callers behind it). before_next_commit runs a step of "another process" on the real store just
+// before the next commit_merges goes through, as a race would order it.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +33,10 @@ class FaultyStore final : public EventStore {
     released_.notify_all();
   }
   int appends_waiting() const { return appends_waiting_; }
+  void before_next_commit(std::function<void(EventStore& real)> step) {
+    std::lock_guard lk(mu_);
+    before_commit_ = std::move(step);
+  }
 
   Result<int> migrate() override { return real_->migrate(); }
   Result<int> schema_version() override { return real_->schema_version(); }
@@ -57,11 +63,18 @@ class FaultyStore final : public EventStore {
   Result<std::vector<StoredRecord>> scan_records(std::optional<RecordKey> a, size_t n) override {
     return real_->scan_records(a, n);
   }
-  Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& r, size_t n) override {
-    return real_->unprocessed_for_record(r, n);
+  Result<std::vector<StoredEvent>> unprocessed_based_on(const RecordKey& r, uint64_t base,
+                                                        size_t n) override {
+    return real_->unprocessed_based_on(r, base, n);
   }
   std::vector<Result<std::vector<AuditEntry>>> commit_merges(
       std::span<const MergeCommit> commits) override {
+    std::function<void(EventStore&)> before;
+    {
+      std::lock_guard lk(mu_);
+      before.swap(before_commit_);
+    }
+    if (before) before(*real_);
     std::vector<Result<std::vector<AuditEntry>>> out(
         commits.size(), make_error(Errc::kUnavailable, "injected: the store is unavailable"));
     std::vector<MergeCommit> pass;
@@ -105,7 +118,8 @@ class FaultyStore final : public EventStore {
   std::unique_ptr<EventStore> real_;
   std::mutex mu_;
   std::optional<RecordKey> failing_;
-  bool held_ = false;  // GUARDED_BY(mu_)
+  std::function<void(EventStore&)> before_commit_;  // GUARDED_BY(mu_)
+  bool held_ = false;                               // GUARDED_BY(mu_)
   std::condition_variable released_;
   std::atomic<int> appends_waiting_{0};
   std::atomic<int> injected_{0};

@@ -1,10 +1,12 @@
 // The pipeline of one environment, end to end on a real SQLite store and the embedded broker,
 // driven step by step on a ManualClock: backoffs and the retry span pass by moving the clock.
 #include "pipeline/pipeline.h"
+#include "pipeline/merge_rules.h"
 #include "pipeline/rebuild.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -286,6 +288,162 @@ TEST_F(PipelineTest, AGapIsParkedAndAppliedAsSoonAsItIsFilled) {
   EXPECT_EQ(record("1")->version, 3u);
   EXPECT_EQ(broker_->stats("events.error.sandbox.retry")->undelivered, 0u);
 }
+
+// The embedded broker as another process would share it: every call forwarded, and
+// shares_subscriptions() as the test says (Pub/Sub's is true).
+class SharedBroker final : public Broker {
+ public:
+  SharedBroker(Broker& real, bool shared) : b_(real), shared_(shared) {}
+  Result<void> create_topic(const TopicConfig& c) override { return b_.create_topic(c); }
+  Result<TopicConfig> get_topic(std::string_view n) override { return b_.get_topic(n); }
+  Result<std::vector<TopicConfig>> list_topics() override { return b_.list_topics(); }
+  Result<void> delete_topic(std::string_view n) override { return b_.delete_topic(n); }
+  Result<void> create_subscription(const SubscriptionConfig& c) override {
+    return b_.create_subscription(c);
+  }
+  Result<SubscriptionConfig> get_subscription(std::string_view n) override {
+    return b_.get_subscription(n);
+  }
+  Result<std::vector<SubscriptionConfig>> list_subscriptions() override {
+    return b_.list_subscriptions();
+  }
+  Result<void> update_subscription(const SubscriptionConfig& c) override {
+    return b_.update_subscription(c);
+  }
+  Result<void> delete_subscription(std::string_view n) override {
+    return b_.delete_subscription(n);
+  }
+  Result<std::vector<std::string>> publish(std::string_view t,
+                                           std::span<const OutgoingMessage> m) override {
+    return b_.publish(t, m);
+  }
+  Result<std::vector<ReceivedMessage>> pull(std::string_view s, size_t max,
+                                            int64_t wait_us) override {
+    return b_.pull(s, max, wait_us);
+  }
+  Result<size_t> ack(std::string_view s, std::span<const std::string> ids) override {
+    return b_.ack(s, ids);
+  }
+  Result<void> nack(std::string_view s, std::span<const std::string> ids,
+                    std::optional<int64_t> delay, std::string_view reason) override {
+    return b_.nack(s, ids, delay, reason);
+  }
+  Result<void> modify_ack_deadline(std::string_view s, std::span<const std::string> ids,
+                                   int64_t us) override {
+    return b_.modify_ack_deadline(s, ids, us);
+  }
+  Result<void> dead_letter(std::string_view s, const std::string& id,
+                           std::string_view reason) override {
+    return b_.dead_letter(s, id, reason);
+  }
+  Result<SubscriptionStats> stats(std::string_view s) override { return b_.stats(s); }
+  bool shares_subscriptions() const override { return shared_; }
+
+ private:
+  Broker& b_;
+  bool shared_;
+};
+
+// Two processes of one environment on a shared subscription: the event that one parks is taken
+// up by the other as soon as that one merges the version it waits for, from the store, without
+// waiting out the retry backoff. With a broker that does not share subscriptions, the second
+// process looks in its own memory only, and the event waits: the test can tell the two apart.
+class SharedSubscriptionTest : public PipelineTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(SharedSubscriptionTest, AnEventParkedByOneProcessIsTakenUpByTheOther) {
+  const bool shared = GetParam();
+  SharedBroker first_broker(*broker_, shared), second_broker(*broker_, shared);
+  auto open_on = [&](Broker& b) {
+    pipeline::PipelineOptions o;
+    o.env = "sandbox";
+    o.environments = kEnvs;
+    o.store_url = store_url_;
+    o.broker = &b;
+    o.topology = &Topology::built_in();
+    o.clock = &clock_;
+    o.ids = &ids_;
+    auto p = EnvironmentPipeline::open(o);
+    EXPECT_TRUE(p.ok()) << p.error().describe();
+    return p.ok() ? std::move(*p) : nullptr;
+  };
+  auto first = open_on(first_broker), second = open_on(second_broker);
+  ASSERT_TRUE(first && second);
+  auto ingest_on = [&](EnvironmentPipeline& p, EventDraft d) {
+    auto r = p.ingest(std::span(&d, 1));
+    EXPECT_TRUE(r.ok()) << r.error().describe();
+    return r.ok() ? (*r)[0].id : EventId();
+  };
+  auto version = [&] { return first->merge_store().get_record({"contact", "1"})->value().version; };
+
+  ingest_on(*first, draft("1", 0, R"({"v":0})"));
+  ASSERT_TRUE(first->step().ok());
+  ASSERT_EQ(version(), 1u);
+  // The second process parks an event that waits for version 2; its retry copy is nacked.
+  const EventId parked = ingest_on(*first, draft("1", 2, R"({"v":2})"));
+  ASSERT_TRUE(second->step().ok());
+  ASSERT_FALSE(first->merge_store().get(parked)->processed);
+  // The first process merges version 2, and takes the parked event up at once when it may
+  // know of it; no clock moves.
+  ingest_on(*first, draft("1", 1, R"({"v":1})"));
+  ASSERT_TRUE(first->step().ok());
+  EXPECT_EQ(version(), shared ? 3u : 2u);
+  EXPECT_EQ(first->merge_store().get(parked)->processed, shared);
+  // Either way the retry copy settles it once its backoff passes, merged once.
+  clock_.advance_micros(600 * kSecond);
+  ASSERT_TRUE(second->step().ok());
+  ASSERT_TRUE(first->step().ok());
+  EXPECT_EQ(version(), 3u);
+  EXPECT_EQ(first->merge_store().get_record({"contact", "1"})->value().state, R"({"v":2})");
+  int merges = 0;
+  for (const AuditEntry& a : *first->merge_store().audit_for_event(parked)) {
+    merges += a.action == AuditAction::kMerged;
+  }
+  EXPECT_EQ(merges, 1);
+}
+
+// Another process moves the record between this one's read and its commit: the commit is
+// refused (the version moved), and the event is decided again at once on what the other did,
+// rather than nacked into a backoff with its record's later events behind it.
+TEST_F(PipelineTest, ACommitThatLostARaceIsDecidedAgainAtOnce) {
+  ingest({draft("1", 0, R"({"v":0})")});
+  step();
+  ASSERT_EQ(record("1")->version, 1u);
+  auto e = ingest({draft("1", 1, R"({"d":1})"), draft("1", 1, R"({"x":1})")});
+  const EventId mine = e[0].id, theirs = e[1].id;
+  faulty_->before_next_commit([&](EventStore& real) {
+    // The other process merges `theirs` first, by the same rules: version 2.
+    const Event ev = real.get(theirs)->event;
+    const StoredRecord now = real.get_record(ev.record_key())->value();
+    auto d = pipeline::decide_merge(
+        ev, {now.version, now.state, now.field_versions}, {},
+        [](uint64_t) { return Result<pipeline::FieldOrigin>(pipeline::FieldOrigin{}); });
+    ASSERT_TRUE(d.ok() && d->kind == pipeline::MergeDecision::Kind::kFastForward);
+    MergeCommit c;
+    c.event_id = theirs;
+    c.record = ev.record_key();
+    c.expected_version = now.version;
+    c.next = StoredRecord{c.record, d->next.version, d->next.state, d->next.field_versions,
+                          clock_.now()};
+    c.audit.push_back({theirs, c.record, AuditAction::kMerged, ev.fingerprint(), d->detail});
+    ASSERT_TRUE(real.commit_merge(c).ok());
+  });
+  step();  // no clock move
+  EXPECT_EQ(record("1")->version, 3u) << "decided again on version 2: a rebase";
+  EXPECT_EQ(record("1")->state, R"({"d":1,"v":0,"x":1})");
+  EXPECT_TRUE(processed(mine));
+  const auto done = actions(mine);
+  EXPECT_EQ(done.back(), AuditAction::kRebased);
+  EXPECT_EQ(std::count(done.begin(), done.end(), AuditAction::kRetryScheduled), 0)
+      << "it was not sent to the retry stage";
+  // Nor is its record held behind a nack: its next event merges in the next step, still with
+  // no clock move.
+  ingest({draft("1", 3, R"({"d":2})")});
+  step();
+  EXPECT_EQ(record("1")->version, 4u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Brokers, SharedSubscriptionTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Shared" : "OneProcessEach"; });
 
 TEST_F(PipelineTest, AGapNeverFilledEndsInTheDlqAfterTheRetrySpan) {
   auto e = ingest({draft("1", 0, R"({"v":0})"), draft("1", 5, R"({"v":5})")});

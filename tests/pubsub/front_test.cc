@@ -211,6 +211,27 @@ TEST_F(Front, TheTopologysResourcesStayBackbones) {
   EXPECT_TRUE(pull(subscriber_, t.subscription_for("sync", "sandbox")->name, 10, &got).ok());
 }
 
+// Another backbone process whose broker is this front runs the stages of its environment: with
+// the pipeline role it publishes to the managed topics and pulls the stages' subscriptions; in
+// its own environment only, and admin alone does not grant it.
+TEST_F(Front, ThePipelineRoleRunsTheStagesThroughTheFront) {
+  const Topology& t = Topology::built_in();
+  const std::string raw = t.topic_name(TopicFamily::kRaw, "sandbox");
+  const std::string merge = t.subscription_for("merge", "sandbox")->name;
+  const std::string pipeline = *tokens_->create("sandbox-pipeline", "sandbox", {"pipeline"});
+  const std::string both = *tokens_->create("sandbox-both", "sandbox", {"admin", "pipeline"});
+  ASSERT_TRUE(publish(pipeline, raw, 2).ok());
+  v1::PullResponse got;
+  ASSERT_TRUE(pull(both, merge, 10, &got).ok());
+  EXPECT_EQ(got.received_messages_size(), 2);
+  // Without the role, the same calls are refused, and with it another environment's are too.
+  EXPECT_EQ(pull(sandbox_, merge, 10, &got).error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(publish(pipeline, t.topic_name(TopicFamily::kRaw, "production"), 1).error_code(),
+            StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(pull(pipeline, t.subscription_for("merge", "production")->name, 10, &got).error_code(),
+            StatusCode::PERMISSION_DENIED);
+}
+
 TEST_F(Front, BadInputGetsInvalidArgumentAndChangesNothing) {
   EXPECT_EQ(get_topic(sandbox_, "topics/orders").error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(get_topic(sandbox_, "projects/backbone-local/topics/").error_code(),

@@ -166,22 +166,38 @@ TEST_P(EventStoreConformance, OnlyTheMergeWorkerAndMigratorMayCommitMerges) {
   EXPECT_FALSE(store_->get(e.id())->processed);
 }
 
-TEST_P(EventStoreConformance, ARecordsUnprocessedEventsAndTheRecordScanReadInOrder) {
+TEST_P(EventStoreConformance, ARecordsUnprocessedEventsByBaseAndTheRecordScanReadInOrder) {
   const Event a = event("1", R"({"a":1})");
   const Event b = event("1", R"({"a":2})", 1);
+  const Event c = event("1", R"({"c":2})", 1);  // a concurrent edit of version 1
+  const Event d = event("1", R"({"a":3})", 2);
   const Event other = event("2", R"({"b":1})");
-  ASSERT_TRUE(store_->append(std::vector<Event>{a, b, other}).ok());
+  ASSERT_TRUE(store_->append(std::vector<Event>{a, b, c, d, other}).ok());
   auto merge = open(Role::kMergeWorker);
-  auto pending = merge->unprocessed_for_record(a.record_key(), 10);
-  ASSERT_TRUE(pending.ok());
-  ASSERT_EQ(pending->size(), 2u);
-  EXPECT_EQ((*pending)[0].event.id(), a.id());
-  EXPECT_EQ((*pending)[1].event.id(), b.id());
+  auto ids = [&](uint64_t base, size_t window) {
+    std::vector<EventId> out;
+    auto pending = merge->unprocessed_based_on(a.record_key(), base, window);
+    EXPECT_TRUE(pending.ok()) << pending.error().describe();
+    if (pending.ok()) {
+      for (const StoredEvent& e : *pending) out.push_back(e.event.id());
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(0, 10), std::vector<EventId>{a.id()});
+  EXPECT_EQ(ids(1, 10), (std::vector<EventId>{b.id(), c.id()}));
+  // The window is of the record's newest events: d, then c, then b.
+  EXPECT_TRUE(ids(1, 1).empty());
+  EXPECT_EQ(ids(1, 2), std::vector<EventId>{c.id()});
+  EXPECT_EQ(ids(1, 3), (std::vector<EventId>{b.id(), c.id()}));
+  EXPECT_EQ(ids(2, 1), std::vector<EventId>{d.id()});
+  EXPECT_TRUE(ids(0, 3).empty()) << "a is older than the three newest";
+  EXPECT_TRUE(ids(3, 10).empty());
+  EXPECT_TRUE(merge->unprocessed_based_on(RecordKey{"contact", "nobody"}, 0, 10)->empty());
   ASSERT_TRUE(merge->commit_merge(merged(a, 0, 1, R"({"a":1})", clock_.now())).ok());
   ASSERT_TRUE(merge->commit_merge(merged(other, 0, 1, R"({"b":1})", clock_.now())).ok());
-  pending = merge->unprocessed_for_record(a.record_key(), 10);
-  ASSERT_EQ(pending->size(), 1u);
-  EXPECT_EQ((*pending)[0].event.id(), b.id());
+  ASSERT_TRUE(merge->commit_merge(merged(b, 1, 2, R"({"a":2})", clock_.now())).ok());
+  EXPECT_TRUE(ids(0, 10).empty()) << "processed events are not listed";
+  EXPECT_EQ(ids(1, 10), std::vector<EventId>{c.id()});
   auto first = store_->scan_records(std::nullopt, 1);
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->size(), 1u);

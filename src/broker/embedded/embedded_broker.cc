@@ -333,6 +333,8 @@ class EmbeddedBroker final : public Broker {
         });
   }
 
+  bool shares_subscriptions() const override { return false; }  // one process holds the folder
+
   Result<SubscriptionStats> stats(std::string_view subscription) override {
     std::unique_lock lk(mu_);
     auto s = find_sub(subscription);

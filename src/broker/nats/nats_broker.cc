@@ -258,6 +258,10 @@ class NatsBroker final : public Broker {
     return (*s)->dead_letter(ack_id, std::string(reason));
   }
 
+  bool shares_subscriptions() const override {
+    return false;
+  }  // one process serves a subscription at a time (doc/broker_nats.md)
+
   Result<SubscriptionStats> stats(std::string_view subscription) override {
     auto s = served(subscription);
     if (!s.ok()) return s.error();

@@ -152,7 +152,7 @@ void KeyGate::retry_doomed(const std::string& message_id, int64_t now) {
              now + retry_backoff_us(policy_.retry, std::max(1, e.attempt)));
 }
 
-void KeyGate::settle(const std::string& message_id) {
+void KeyGate::settle(std::string message_id) {
   auto it = by_id_.find(message_id);
   if (it == by_id_.end()) return;
   const std::string key = it->second->delivery.message.ordering_key;

@@ -136,8 +136,9 @@ class KeyGate {
   Doomed doom_entry(Entry& e, std::string_view reason);
   // Holds the front of `key` until `not_before` (it becomes due then).
   void hold_front(const std::string& key, Entry& e, int64_t not_before);
-  // Takes a settled message out; its key's next message becomes due.
-  void settle(const std::string& message_id);
+  // Takes a settled message out; its key's next message becomes due. The id is taken by
+  // value: callers pass the entry's own id, and the entry is freed here.
+  void settle(std::string message_id);
   Entry* current(const std::string& ack_id);
 
   Policy policy_;

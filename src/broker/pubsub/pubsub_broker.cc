@@ -386,6 +386,10 @@ class PubsubBroker final : public Broker {
 
   // Pub/Sub's API has no backlog figures (Cloud Monitoring has them): those are unknown, and
   // this client's part is told.
+  bool shares_subscriptions() const override {
+    return true;
+  }  // every subscriber of a subscription gets a share of it
+
   Result<SubscriptionStats> stats(std::string_view subscription) override {
     auto slot = slot_of(subscription);
     if (!slot.ok()) return slot.error();

@@ -69,7 +69,8 @@ class FrontAccess {
   Result<SubscriptionConfig> subscription(const auth::Principal& who, std::string_view id,
                                           Owned* owned = nullptr) const;
   // The same for a subscription that the caller wants to pull from or ack on: also
-  // FAILED_PRECONDITION for a managed one that backbone's own stages consume.
+  // FAILED_PRECONDITION for a managed one that backbone's own stages consume, unless the
+  // caller has the pipeline role (another backbone process running those stages).
   Result<SubscriptionConfig> consumable(const auth::Principal& who, std::string_view id) const;
 
   // Checks a name for a new resource of the caller's: PERMISSION_DENIED when the topology

@@ -237,12 +237,17 @@ class ServerEventStore final : public EventStore {
     return read_rows<StoredRecord>(*rows, read_record);
   }
 
-  Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& record,
-                                                          size_t limit) override {
-    const SqlParam p[] = {record.record_type, record.record_id, std::to_string(limit)};
-    return events_where(
-        "record_type = ? AND record_id = ? AND processed = FALSE ORDER BY timestamp, id LIMIT ?",
-        p);
+  Result<std::vector<StoredEvent>> unprocessed_based_on(const RecordKey& record,
+                                                        uint64_t base_version,
+                                                        size_t window) override {
+    const SqlParam p[] = {record.record_type, record.record_id, std::to_string(window),
+                          std::to_string(base_version)};
+    auto rows = query("SELECT " + event_columns_ + " FROM (" + kRecentEvents +
+                          ") AS recent WHERE processed = FALSE AND base_version = ?"
+                          " ORDER BY timestamp, id",
+                      p);
+    if (!rows.ok()) return rows.error();
+    return read_rows<StoredEvent>(*rows, read_event);
   }
 
   std::vector<Result<std::vector<AuditEntry>>> commit_merges(

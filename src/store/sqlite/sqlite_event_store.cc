@@ -223,19 +223,21 @@ class SqliteEventStore final : public EventStore {
     return collect<StoredRecord>(**s, read_record);
   }
 
-  Result<std::vector<StoredEvent>> unprocessed_for_record(const RecordKey& record,
-                                                          size_t limit) override {
+  Result<std::vector<StoredEvent>> unprocessed_based_on(const RecordKey& record,
+                                                        uint64_t base_version,
+                                                        size_t window) override {
     std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
     auto db = reader();
     if (!db.ok()) return db.error();
-    auto s = (*db)->prepare(std::string("SELECT ") + kEventColumns +
-                            " FROM events WHERE record_type = ? AND record_id = ? AND processed = 0"
-                            " ORDER BY timestamp, id LIMIT ?");
+    auto s = (*db)->prepare(
+        std::string("SELECT ") + kEventColumns + " FROM (" + kRecentEvents +
+        ") AS recent WHERE processed = 0 AND base_version = ? ORDER BY timestamp, id");
     if (!s.ok()) return s.error();
     (*s)->bind(1, record.record_type)
         .bind(2, record.record_id)
-        .bind(3, static_cast<int64_t>(limit));
+        .bind(3, static_cast<int64_t>(window))
+        .bind(4, static_cast<int64_t>(base_version));
     return collect<StoredEvent>(**s, read_event);
   }
 
