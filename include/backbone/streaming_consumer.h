@@ -48,7 +48,8 @@ class StreamingConsumer {
   // Decides a whole pull: one decision per message, in order.
   using BatchHandler =
       std::function<std::vector<ConsumerDecision>(std::span<const ReceivedMessage>)>;
-  // Called when the broker fails (the worker backs off and retries).
+  // Called when the broker fails (the worker backs off and retries); not for a call that
+  // fails once stop() was asked, as one cut short by it does.
   using ErrorHandler = std::function<void(const Error&)>;
 
   struct Options {

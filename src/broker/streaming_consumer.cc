@@ -66,6 +66,7 @@ void StreamingConsumer::stop() {
 
 void StreamingConsumer::run() {
   auto report = [&](const Error& e) {
+    if (stop_) return;  // a call cut short by the stop is no failure
     if (on_error_) on_error_(e);
     // The broker is down or closing: do not spin.
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
