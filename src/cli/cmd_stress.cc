@@ -1,7 +1,8 @@
 // `backbone stress`: the seed's stress test. Drives N events over K records from S sources,
 // with rates of stale bases, conflicts, out-of-order arrivals and poison messages, through a
-// pipeline of its own (a scratch folder, `--dir`) or a running server (`--url`, over HTTP),
-// waits until everything settled, and checks:
+// pipeline of its own (a scratch folder, `--dir`) or running servers of one environment
+// (`--url`, over HTTP, repeated for several: the batches go to each in turn), waits until
+// everything settled, and checks:
 //   0 lost (every stored event processed), 0 applied twice (one merge per event at most),
 //   0 per-record order violations on the merged topic, a DLQ count equal to the poison
 //   messages plus the conflicts the reject policy dead-letters, final records equal to a
@@ -18,7 +19,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <thread>
+#include <vector>
 
 #include "cli/cli_context.h"
 #include "pipeline/messages.h"
@@ -34,8 +37,15 @@ using Steady = std::chrono::steady_clock;
 
 struct StressFlags {
   stress::WorkloadOptions workload;
-  std::string url;    // a running server: drive it over HTTP instead of a scratch pipeline
+  // Running servers of one environment: drive them over HTTP instead of a scratch pipeline,
+  // the batches spread over them in turn.
+  std::vector<std::string> urls;
   std::string token;  // for --url (else BACKBONE_TOKEN)
+  std::string target() const {
+    std::string out;
+    for (const std::string& u : urls) out += (out.empty() ? "" : ",") + u;
+    return out;
+  }
   size_t batch = 500;
   size_t workers = 4;
   std::string dir = "var/stress";
@@ -84,9 +94,9 @@ void verify_and_report(CliContext& ctx, const StressFlags& f, const std::string&
       {"events", drafts.size()},
       {"records", f.workload.records},
       {"sources", f.workload.sources},
-      {"target", f.url.empty() ? std::string("in process") : f.url},
+      {"target", f.urls.empty() ? std::string("in process") : f.target()},
       {"poison", workload.poison()},
-      {"poison_path", f.url.empty() ? "raw topic" : "HTTP (refused with 400)"},
+      {"poison_path", f.urls.empty() ? "raw topic" : "HTTP (refused with 400)"},
       {"merged", checked->merged},
       {"rejected", checked->rejected},
       {"dlq", checked->dlq},
@@ -103,9 +113,9 @@ void verify_and_report(CliContext& ctx, const StressFlags& f, const std::string&
     std::printf("%s\n", report.dump().c_str());
   } else {
     std::printf("stress %s%s%s: %zu events over %zu records from %zu sources, %zu poison%s\n",
-                env.c_str(), f.url.empty() ? "" : " at ", f.url.c_str(), drafts.size(),
+                env.c_str(), f.urls.empty() ? "" : " at ", f.target().c_str(), drafts.size(),
                 f.workload.records, f.workload.sources, workload.poison(),
-                f.url.empty() ? "" : " (sent over HTTP, refused with 400)");
+                f.urls.empty() ? "" : " (sent over HTTP, refused with 400)");
     std::printf("  ingest        %8.0f events/s (%.1f s)\n", drafts.size() / ingest_s, ingest_s);
     std::printf("  end to end    %8.0f events/s (%.1f s until settled)\n", drafts.size() / total_s,
                 total_s);
@@ -216,8 +226,13 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
   if (token.empty()) {
     if (const char* t = std::getenv("BACKBONE_TOKEN")) token = t;
   }
-  auto target = stress::HttpTarget::connect(f.url, token, env);
-  if (!target.ok()) return ctx.fail(target.error());
+  std::vector<std::unique_ptr<stress::HttpTarget>> targets;
+  for (const std::string& url : f.urls) {
+    auto t = stress::HttpTarget::connect(url, token, env);
+    if (!t.ok()) return ctx.fail(t.error());
+    targets.push_back(std::move(*t));
+  }
+  stress::HttpTarget& first = *targets.front();
   auto store = ctx.open_store(Role::kReader);
   if (!store.ok()) return ctx.fail(store.error());
   stress::WorkloadOptions wo = f.workload;
@@ -226,11 +241,22 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
   stress::Workload workload(wo);
   const auto& drafts = workload.events();
   const auto t0 = Steady::now();
-  auto ids = (*target)->ingest(drafts, f.batch,
-                               [&](size_t done) { progress("ingest", done, drafts.size()); });
+  // One batch after another, in the workload's order (the fold's), each to the next server.
+  Result<std::vector<EventId>> ids = std::vector<EventId>{};
+  const size_t batch = std::max<size_t>(1, f.batch);
+  for (size_t i = 0; ids.ok() && i < drafts.size(); i += batch) {
+    const auto part = std::span(drafts).subspan(i, std::min(batch, drafts.size() - i));
+    auto got = targets[(i / batch) % targets.size()]->ingest(part, batch, nullptr);
+    if (!got.ok()) {
+      ids = got.error();
+      break;
+    }
+    ids->insert(ids->end(), got->begin(), got->end());
+    progress("ingest", ids->size(), drafts.size());
+  }
   if (!ids.ok()) return ctx.fail(ids.error());
   // Poison cannot reach the raw topic through the API: it is sent, and must be refused.
-  auto accepted = (*target)->send_malformed(workload.poison());
+  auto accepted = first.send_malformed(workload.poison());
   if (!accepted.ok()) return ctx.fail(accepted.error());
   const double ingest_s = std::chrono::duration<double>(Steady::now() - t0).count();
   size_t processed = 0;
@@ -242,9 +268,14 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
     }
     progress("merge", processed, ids->size());
     if (processed == ids->size()) {
-      auto idle = (*target)->stages_idle();
-      if (!idle.ok()) return ctx.fail(idle.error());
-      if (*idle) break;
+      // Every server's stages: each knows only its own part on pubsub://.
+      bool all_idle = true;
+      for (auto& t : targets) {
+        auto idle = t->stages_idle();
+        if (!idle.ok()) return ctx.fail(idle.error());
+        all_idle = all_idle && *idle;
+      }
+      if (all_idle) break;
     }
     if (std::chrono::duration<double>(Steady::now() - t0).count() > f.timeout_s) {
       return ctx.fail(
@@ -255,7 +286,7 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
   const double total_s = std::chrono::duration<double>(Steady::now() - t0).count();
   stress::VerifyInput vi;
   vi.store = store->get();
-  (*target)->use_for(vi);
+  first.use_for(vi);
   vi.sent = *ids;
   vi.poison = 0;
   std::vector<std::string> more;
@@ -283,13 +314,15 @@ void register_stress(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--workers", f->workers, "Workers per stage");
   cmd->add_option("--dir", f->dir, "Scratch folder (emptied first)");
   cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for the pipeline to settle");
-  cmd->add_option("--url", f->url,
+  cmd->add_option("--url", f->urls,
                   "A running server (http://host:port) to drive over HTTP instead of a scratch "
-                  "pipeline; the checks read the configured store");
+                  "pipeline; the checks read the configured store. Repeat it for several "
+                  "servers of one environment: the batches go to each in turn, and the merged "
+                  "topic and the DLQ are read through the first");
   cmd->add_option("--token", f->token,
                   "With --url: a token with the publish, read and subscribe roles (default: "
                   "BACKBONE_TOKEN)");
-  cmd->callback([&ctx, f] { f->url.empty() ? run_stress(ctx, *f) : run_against_url(ctx, *f); });
+  cmd->callback([&ctx, f] { f->urls.empty() ? run_stress(ctx, *f) : run_against_url(ctx, *f); });
 }
 
 }  // namespace backbone::cli

@@ -55,17 +55,17 @@ double counter_sum(int port, const std::string& name) {
 
 class ServePubsub : public ::testing::Test {
  protected:
-  // `stress --url` through the first process; its report, checked green.
-  void stress_through(const std::string& config, int port, int events) {
+  // `stress --url` through every process in turn (its batches spread over them); its report,
+  // checked green.
+  void stress_through(const std::string& config, const std::vector<int>& ports, int events) {
     auto [created, token] = run_cli("--config " + config +
                                     " --json token create --env sandbox --roles "
                                     "publish,read,subscribe 2>/dev/null");
     ASSERT_EQ(created, 0) << token;
     token = json::parse(token)["token"];
-    auto [status, out] =
-        run_cli("--config " + config + " --json --env sandbox stress --url http://127.0.0.1:" +
-                std::to_string(port) + " --token " + token + " --events " + std::to_string(events) +
-                " --records 300 --poison-rate 0.01 --timeout 600");
+    auto [status, out] = run_cli(
+        "--config " + config + " --json --env sandbox stress" + urls(ports) + " --token " + token +
+        " --events " + std::to_string(events) + " --records 300 --poison-rate 0.01 --timeout 600");
     ASSERT_EQ(status, 0) << out;
     const json report = json::parse(out, nullptr, false);
     ASSERT_TRUE(report.is_object()) << out;
@@ -75,6 +75,12 @@ class ServePubsub : public ::testing::Test {
     EXPECT_GT(report["merged"].get<int>(), events * 9 / 10) << out;
     EXPECT_GT(report["audit_entries_checked"].get<int>(), events) << out;
     std::printf("stress through pubsub://: %s\n", out.c_str());
+  }
+
+  static std::string urls(const std::vector<int>& ports) {
+    std::string out;
+    for (int p : ports) out += " --url http://127.0.0.1:" + std::to_string(p);
+    return out;
   }
 
   // One or two `serve` processes of the sandbox on `store` and `broker`, each checked to have
@@ -91,7 +97,7 @@ class ServePubsub : public ::testing::Test {
       serves.back()->start();
       ASSERT_TRUE(serves.back()->wait_ready()) << "serve " << i << " did not start";
     }
-    stress_through(config, ports[0], events);
+    stress_through(config, ports, events);
     if (db) {
       auto retries = [&](const char* failure) {
         auto n = db->raw_query_int(Role::kReader,
