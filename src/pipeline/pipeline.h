@@ -32,6 +32,10 @@
 
 namespace backbone::pipeline {
 
+// Told of a failure of a running stage (a pull, ack or nack the broker refused), with the
+// stage's subscription; the stage goes on. Called on the stages' threads.
+using StageErrorHandler = std::function<void(const std::string& subscription, const Error& error)>;
+
 struct PipelineOptions {
   std::string env;
   std::vector<std::string> environments;
@@ -47,9 +51,7 @@ struct PipelineOptions {
   // Opens a store connection as a role; by default EventStore::open on store_url. Tests wrap
   // the real store to inject faults.
   std::function<Result<std::unique_ptr<EventStore>>(Role)> open_store;
-  // Told of every failure of a running stage (a pull, ack or nack the broker refused), with the
-  // stage's subscription; the stage goes on. May be null. Called on the stages' threads.
-  std::function<void(const std::string& subscription, const Error& error)> on_stage_error;
+  StageErrorHandler on_stage_error;  // may be null
 };
 
 struct IngestOutcome {

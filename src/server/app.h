@@ -24,10 +24,9 @@ struct AppOptions {
   Config config;
   std::vector<std::string> envs;  // the environments to serve
   const Clock* clock = nullptr;
-  bool start_stages = true;  // false: the caller drives the stages (tests)
-  size_t workers = 2;        // per stage and environment
-  // Told of each failure of a running stage (PipelineOptions::on_stage_error). May be null.
-  std::function<void(const std::string& subscription, const Error& error)> on_stage_error;
+  bool start_stages = true;                    // false: the caller drives the stages (tests)
+  size_t workers = 2;                          // per stage and environment
+  pipeline::StageErrorHandler on_stage_error;  // may be null
 };
 
 class App {

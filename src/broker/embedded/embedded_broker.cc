@@ -333,7 +333,8 @@ class EmbeddedBroker final : public Broker {
         });
   }
 
-  bool shares_subscriptions() const override { return false; }  // one process holds the folder
+  // One process holds the folder.
+  bool shares_subscriptions() const override { return false; }
 
   Result<SubscriptionStats> stats(std::string_view subscription) override {
     std::unique_lock lk(mu_);

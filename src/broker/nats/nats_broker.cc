@@ -258,9 +258,8 @@ class NatsBroker final : public Broker {
     return (*s)->dead_letter(ack_id, std::string(reason));
   }
 
-  bool shares_subscriptions() const override {
-    return false;
-  }  // one process serves a subscription at a time (doc/broker_nats.md)
+  // One process serves a subscription at a time (doc/broker_nats.md).
+  bool shares_subscriptions() const override { return false; }
 
   Result<SubscriptionStats> stats(std::string_view subscription) override {
     auto s = served(subscription);

@@ -386,9 +386,8 @@ class PubsubBroker final : public Broker {
 
   // Pub/Sub's API has no backlog figures (Cloud Monitoring has them): those are unknown, and
   // this client's part is told.
-  bool shares_subscriptions() const override {
-    return true;
-  }  // every subscriber of a subscription gets a share of it
+  // Every subscriber of a subscription gets a share of it.
+  bool shares_subscriptions() const override { return true; }
 
   Result<SubscriptionStats> stats(std::string_view subscription) override {
     auto slot = slot_of(subscription);
