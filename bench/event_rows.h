@@ -88,6 +88,7 @@ inline double run_sqlite_floor(const std::string& path, const std::vector<Event>
   auto db = sqlite::SqliteDb::open(path, Role::kMigrator, durability);
   auto ins_event = (*db)->prepare(sqlite::kInsertEventSql);
   auto ins_audit = (*db)->prepare(sqlite::kInsertAuditSql);
+  auto ins_outbox = (*db)->prepare(sqlite::kInsertOutboxSql);
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < events.size(); i += batch) {
     const size_t end = std::min(events.size(), i + batch);
@@ -95,6 +96,10 @@ inline double run_sqlite_floor(const std::string& path, const std::vector<Event>
     for (size_t k = i; k < end; ++k) {
       (void)sqlite::bind_event_row(**ins_event, events[k]).run();
       (void)sqlite::bind_audit_row(**ins_audit, audit[k]).run();
+      (void)(*ins_outbox)
+          ->bind(1, events[k].id().str())
+          .bind(2, audit[k].created_at.micros())
+          .run();
     }
     (void)(*db)->exec("COMMIT");
   }

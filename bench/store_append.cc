@@ -1,8 +1,8 @@
 // bench/store_append: batched EventStore::append on SQLite (each event with its `ingested`
 // audit entry, the duplicate check and the hash chain), against its floor: plain prepared
-// INSERTs of the very same event and audit rows, into the same schema, with the same PRAGMAs
-// and the same batch size. Both run in this process, alternating, on the same disk; the figure
-// is the median of the rounds, and the ratio is library / floor (higher is better, 1.0 = no
+// INSERTs of the very same event, audit and outbox rows, into the same schema, with the same
+// PRAGMAs and the same batch size. Both run in this process, alternating, on the same disk; the
+// figure is the median of the rounds, and the ratio is library / floor (higher is better, 1.0 = no
 // overhead).
 //
 // With a PostgreSQL or MariaDB server (--postgres URL, --mysql URL, admin URLs; by default
@@ -116,19 +116,23 @@ double run_server_floor(const std::string& db_url, const Options& o,
     std::fprintf(stderr, "%s\n", c.error().describe().c_str());
     std::exit(1);
   }
-  std::vector<sql::SqlParam> ev, au;
+  std::vector<sql::SqlParam> ev, au, ob;
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < events.size(); i += static_cast<size_t>(o.batch)) {
     const size_t n = std::min(static_cast<size_t>(o.batch), events.size() - i);
     ev.clear();
     au.clear();
+    ob.clear();
     for (size_t k = i; k < i + n; ++k) {
       sql::event_params(events[k], ev);
       sql::audit_params(audit[k], au);
+      ob.push_back(events[k].id().str());
+      ob.push_back(sql::sql_time(audit[k].created_at));
     }
     bool ok = (*c)->exec("BEGIN").ok();
     ok = ok && (*c)->run(sql::kInsertEventsHead + sql::repeat_row(sql::kEventRow, n), ev).ok();
     ok = ok && (*c)->run(sql::kInsertAuditHead + sql::repeat_row(sql::kAuditRow, n), au).ok();
+    ok = ok && (*c)->run(sql::kInsertOutboxHead + sql::repeat_row(sql::kOutboxRow, n), ob).ok();
     ok = ok && (*c)->exec("COMMIT").ok();
     if (!ok) {
       std::fprintf(stderr, "floor insert failed\n");

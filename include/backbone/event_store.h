@@ -10,8 +10,8 @@
 // Contract:
 //  - There is no operation that updates or deletes an event or an audit entry. The only
 //    mutation is mark_processed (processed 0 -> 1).
-//  - append is atomic: every event of the batch and its `ingested` audit entry are written, or
-//    nothing is. An id that already exists fails with kImmutable and exactly
+//  - append is atomic: every event of the batch, its `ingested` audit entry and its outbox entry
+//    are written, or nothing is. An id that already exists fails with kImmutable and exactly
 //    "Event records are immutable and cannot be updated.", `where` naming the item.
 //  - Ingest is idempotent by fingerprint: an event whose fingerprint was already ingested is not
 //    stored again; the outcome names the original event and a `duplicate` audit entry is written.
@@ -95,7 +95,17 @@ class EventStore {
   virtual Result<int> schema_version() = 0;
 
   // Stores `events` with processed = 0 and an `ingested` audit entry each (see the contract).
+  // Each event stored (not a duplicate) also enters the outbox.
   virtual Result<std::vector<AppendOutcome>> append(std::span<const Event> events) = 0;
+
+  // The outbox (table event_outbox; doc/pipeline.md, "The relay"): the events stored and not yet
+  // known to be published. Up to `limit` events that entered it at or before `entered_by` (the
+  // store's clock), in history order ((timestamp, id)).
+  virtual Result<std::vector<StoredEvent>> outbox(Timestamp entered_by, size_t limit) = 0;
+  // Takes events out of the outbox once the broker holds them; ids not in it are ignored. Not
+  // synced on its own (SQLite: it becomes durable with the next synced write), so a crash may
+  // put them back, to be published once more. REQUIRES: role kSyncWorker or kMigrator.
+  virtual Result<void> published(std::span<const EventId> ids) = 0;
 
   virtual Result<StoredEvent> get(const EventId& id) = 0;  // kNotFound if absent
   // A record's events, ordered by (timestamp, id).
@@ -103,6 +113,10 @@ class EventStore {
   // Up to `limit` unprocessed events after `after`, ordered by (timestamp, id).
   virtual Result<std::vector<StoredEvent>> unprocessed(size_t limit,
                                                        std::optional<EventCursor> after) = 0;
+  // unprocessed(), restricted to events with a `retry_scheduled` audit entry: the events a
+  // merge stage parked or found failing, which wait for a retry.
+  virtual Result<std::vector<StoredEvent>> unprocessed_retrying(
+      size_t limit, std::optional<EventCursor> after) = 0;
   // Sets processed from 0 to 1. Returns true if it changed, false if it was already 1.
   // kNotFound if the event does not exist. REQUIRES: role kMergeWorker or kMigrator.
   virtual Result<bool> mark_processed(const EventId& id) = 0;

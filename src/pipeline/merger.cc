@@ -272,9 +272,40 @@ std::optional<EventId> Merger::parked_in_store(const RecordKey& record, uint64_t
   return std::nullopt;
 }
 
+Result<size_t> Merger::recover_parked() {
+  constexpr size_t kPage = 1000;
+  std::map<std::string, Event> records;  // ordering key -> one of its parked events
+  std::optional<EventCursor> after;
+  for (;;) {
+    auto page = d_.store->unprocessed_retrying(kPage, after);
+    if (!page.ok()) return page.error();
+    for (const StoredEvent& e : *page) {
+      const std::string key = OrderingKey(e.event.record_key()).str();
+      note_parked(key, e.event);
+      records.insert_or_assign(key, e.event);
+    }
+    if (page->size() < kPage) break;
+    after = EventCursor{page->back().event.timestamp(), page->back().event.id()};
+  }
+  // As after a merge of each record: what fits its version now is merged.
+  std::vector<Item> kicks;
+  std::vector<std::string> keys;
+  for (auto& [key, event] : records) {
+    Item item;
+    item.key = key;
+    item.id = event.id();
+    item.out.kind = Outcome::Kind::kDone;
+    item.out.event = event;
+    kicks.push_back(std::move(item));
+    keys.push_back(key);
+  }
+  KeyLocks::Guard hold(keys_, std::move(keys));
+  return apply_parked(kicks).size();
+}
+
 std::unordered_set<std::string> Merger::apply_parked(std::span<const Item> items) {
   // Most records have nothing parked and skip the reads. A restart loses the parked set, but
-  // the relay and the retry copies park every parked event again.
+  // recover_parked() and the retry copies park every parked event again.
   std::unordered_set<std::string> applied;
   std::vector<std::pair<std::string, RecordKey>> records;
   std::unordered_set<std::string> listed;

@@ -86,6 +86,11 @@ class Merger {
   std::vector<ConsumerDecision> on_raw(std::span<const ReceivedMessage> batch);
   // The retry stage: the same for a pull from events.error.E.retry.
   std::vector<ConsumerDecision> on_retry(std::span<const ReceivedMessage> batch);
+  // After a restart: takes the events parked before it (unprocessed, with a retry_scheduled
+  // entry) back into the parked set, and merges at once those that fit their record now, as if
+  // the record had just been merged. Returns how many it merged. Without it they would wait for
+  // their retry copies' backoff (up to 600 s) however soon their record moves on.
+  Result<size_t> recover_parked();
 
  private:
   enum class Stage { kRaw, kRetry };
@@ -176,8 +181,8 @@ class Merger {
   void count(const char* name, const char* help, Labels labels = {}, double n = 1);
   void note_published(const RecordKey& record, uint64_t version);
   // Parked events, per record: kept in memory when an event is parked (by the merge or the
-  // retry stage), taken when the record reaches the event's base. A restart forgets them; the
-  // retry copies park them again.
+  // retry stage), taken when the record reaches the event's base. A restart forgets them;
+  // recover_parked() and the retry copies park them again.
   void note_parked(const std::string& key, const Event& event);
   bool maybe_parked(const std::string& key);
   // The parked event of `key` whose base is `version`, if any; forgets those below it.

@@ -1,6 +1,7 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "pipeline/dlq.h"
 #include "pipeline/messages.h"
@@ -10,6 +11,8 @@ namespace {
 
 // Deliveries merged as one batch.
 constexpr size_t kMergeBatch = 500;
+// Events the relay reads from the outbox and publishes at a time.
+constexpr size_t kRelayPage = 1000;
 
 }  // namespace
 
@@ -99,6 +102,7 @@ void EnvironmentPipeline::store_group(std::vector<PendingIngest*>& group) {
     }
   }
   std::vector<OutgoingMessage> raw;
+  std::vector<EventId> fresh;
   size_t at = 0;
   for (PendingIngest* p : live) {
     std::vector<IngestOutcome> out;
@@ -106,7 +110,10 @@ void EnvironmentPipeline::store_group(std::vector<PendingIngest*>& group) {
     for (const Event& e : p->events) {
       const AppendOutcome& a = stored[at++];
       out.push_back({a.id, a.fingerprint, a.duplicate});
-      if (!a.duplicate) raw.push_back(raw_message(e));
+      if (!a.duplicate) {
+        raw.push_back(raw_message(e));
+        fresh.push_back(a.id);
+      }
     }
     p->result = std::move(out);
   }
@@ -121,30 +128,52 @@ void EnvironmentPipeline::store_group(std::vector<PendingIngest*>& group) {
   if (raw.empty()) return;
   auto published = publisher_->publish(TopicFamily::kRaw, raw);
   if (!published.ok()) {
-    // Stored but not published: the relay publishes them when the pipeline starts again.
+    // Stored but not published: they stay in the outbox, and the relay publishes them.
     Error e = published.error();
     e.message =
         "the events are stored, but publishing them failed (they will be relayed): " + e.message;
     for (PendingIngest* p : live) p->result = e;
+    return;
+  }
+  // Failing here leaves them in the outbox: the relay publishes them once more.
+  (void)ingest_store_->published(fresh);
+}
+
+Result<size_t> EnvironmentPipeline::relay(std::optional<int64_t> min_age_us) {
+  std::lock_guard lock(ingest_mu_);
+  size_t relayed = 0;
+  for (;;) {
+    auto page =
+        ingest_store_->outbox(o_.clock->now().plus_micros(-min_age_us.value_or(0)), kRelayPage);
+    if (!page.ok()) return page.error();
+    std::vector<OutgoingMessage> raw;
+    std::vector<EventId> ids;
+    for (const StoredEvent& e : *page) {
+      ids.push_back(e.event.id());
+      // One merged meanwhile (published, then a crash before it left the outbox) is not sent
+      // again.
+      if (!e.processed) raw.push_back(raw_message(e.event));
+    }
+    if (!raw.empty()) {
+      auto published = publisher_->publish(TopicFamily::kRaw, raw);
+      if (!published.ok()) return published.error();
+      relayed += raw.size();
+    }
+    if (!ids.empty()) BACKBONE_TRY(ingest_store_->published(ids));
+    if (page->size() < kRelayPage) return relayed;
   }
 }
 
-Result<size_t> EnvironmentPipeline::relay() {
-  std::lock_guard lock(ingest_mu_);
-  size_t relayed = 0;
-  std::optional<EventCursor> cursor;
-  for (;;) {
-    auto page = ingest_store_->unprocessed(1000, cursor);
-    if (!page.ok()) return page.error();
-    if (page->empty()) break;
-    std::vector<OutgoingMessage> raw;
-    for (const StoredEvent& e : *page) raw.push_back(raw_message(e.event));
-    auto published = publisher_->publish(TopicFamily::kRaw, raw);
-    if (!published.ok()) return published.error();
-    relayed += raw.size();
-    cursor = EventCursor{page->back().event.timestamp(), page->back().event.id()};
+void EnvironmentPipeline::run_relay() {
+  std::unique_lock lk(relay_mu_);
+  while (!relay_stop_) {
+    relay_wake_.wait_for(lk, std::chrono::microseconds(o_.relay_interval_us));
+    if (relay_stop_) break;
+    lk.unlock();
+    auto r = relay(o_.relay_grace_us);
+    if (!r.ok() && o_.on_stage_error) o_.on_stage_error("relay", r.error());
+    lk.lock();
   }
-  return relayed;
 }
 
 void EnvironmentPipeline::start() {
@@ -169,9 +198,20 @@ void EnvironmentPipeline::start() {
       opts, reporter(retry_subscription_));
   merge_consumer_->start();
   retry_consumer_->start();
+  {
+    std::lock_guard lk(relay_mu_);
+    relay_stop_ = false;
+  }
+  if (o_.relay_interval_us > 0) relay_thread_ = std::thread([this] { run_relay(); });
 }
 
 void EnvironmentPipeline::stop() {
+  {
+    std::lock_guard lk(relay_mu_);
+    relay_stop_ = true;
+  }
+  relay_wake_.notify_all();
+  if (relay_thread_.joinable()) relay_thread_.join();
   if (merge_consumer_) merge_consumer_->stop();
   if (retry_consumer_) retry_consumer_->stop();
   merge_consumer_.reset();

@@ -4,22 +4,26 @@
 // Least privilege: ingest and the DLQ commands use a store connection as sync_worker; the
 // stages use one as merge_worker.
 //
-// Ingest stores first (events, `ingested` audit, one transaction) and publishes to the raw
-// topic after. Concurrent ingest calls share one transaction and one publish (GroupCommit);
-// each call's events are still all or nothing. A crash between the two leaves stored events
-// unpublished; the relay, run when the pipeline starts, publishes every unprocessed event again
-// (the merge stage ignores the ones it has merged meanwhile). So no event is published without
-// being stored, and none is stored without being published.
+// Ingest stores first (events, `ingested` audit and outbox entries, one transaction) and
+// publishes to the raw topic after, then takes the events out of the outbox. Concurrent ingest
+// calls share one transaction and one publish (GroupCommit); each call's events are still all or
+// nothing. What a crash or a failed publish leaves in the outbox, and what `backbone publish`
+// stores, the relay publishes: when the pipeline opens, and every few seconds while its stages
+// run. So no event is published without being stored, none is stored without being published,
+// and what the broker holds already is not published again (but for the last group before a
+// crash).
 //
 // Thread-safety: thread-safe.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backbone/event_store.h"
@@ -51,7 +55,12 @@ struct PipelineOptions {
   // Opens a store connection as a role; by default EventStore::open on store_url. Tests wrap
   // the real store to inject faults.
   std::function<Result<std::unique_ptr<EventStore>>(Role)> open_store;
-  StageErrorHandler on_stage_error;  // may be null
+  StageErrorHandler on_stage_error;  // may be null (the relay reports as "relay")
+  // While the stages run, the relay looks at the outbox this often (real time; 0: never), and
+  // publishes what entered it at least relay_grace_us ago (on `clock`): an ingest in progress,
+  // in this process or another, takes it out itself.
+  int64_t relay_interval_us = 2 * kSecond;
+  int64_t relay_grace_us = 5 * kSecond;
 };
 
 struct IngestOutcome {
@@ -71,9 +80,13 @@ class EnvironmentPipeline {
   Result<std::vector<IngestOutcome>> ingest(std::span<const EventDraft> drafts);
   // Ingest calls waiting for the group in progress to finish.
   size_t ingest_queued() { return ingest_group_.queued(); }
-  // Publishes every unprocessed event to the raw topic again, in history order.
-  Result<size_t> relay();
+  // Publishes the events of the outbox that entered it at least `min_age_us` ago (every one
+  // without), in history order, and takes them out; returns how many were published (events
+  // merged meanwhile are taken out unpublished).
+  Result<size_t> relay(std::optional<int64_t> min_age_us = std::nullopt);
 
+  // Takes up the events parked before a restart (Merger::recover_parked); run before start().
+  Result<size_t> recover_parked() { return merger_->recover_parked(); }
   // Runs the stages on worker threads until stop().
   void start();
   void stop();
@@ -104,6 +117,7 @@ class EnvironmentPipeline {
   };
   // Stores and publishes a group of ingest calls: one store transaction, one publish.
   void store_group(std::vector<PendingIngest*>& group);
+  void run_relay();  // the relay thread: relay(relay_grace_us) every relay_interval_us
 
   PipelineOptions o_;
   std::unique_ptr<EventStore> ingest_store_;  // sync_worker
@@ -115,6 +129,10 @@ class EnvironmentPipeline {
   // One group at a time (and the relay and DLQ replays): store order and publish order alike.
   std::mutex ingest_mu_;
   std::unique_ptr<StreamingConsumer> merge_consumer_, retry_consumer_;
+  std::mutex relay_mu_;
+  std::condition_variable relay_wake_;  // with relay_mu_: stop
+  bool relay_stop_ = false;             // GUARDED_BY(relay_mu_)
+  std::thread relay_thread_;
 };
 
 }  // namespace backbone::pipeline

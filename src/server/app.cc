@@ -75,6 +75,8 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     if (!p.ok()) return p.error();
     auto relayed = (*p)->relay();
     if (!relayed.ok()) return relayed.error();
+    auto recovered = (*p)->recover_parked();
+    if (!recovered.ok()) return recovered.error();
     if (app->o_.start_stages) (*p)->start();
     app->pipelines_.emplace(env, std::move(*p));
   }

@@ -1,7 +1,7 @@
 // App: what `backbone serve` runs — the broker, and for each served environment its store,
 // topology and pipeline — ready for the HTTP API. Opening it migrates each store and
 // provisions each environment's topology (both idempotent), relays what a crash left
-// unpublished, and starts the merge and retry stages.
+// unpublished, takes up the events parked before it, and starts the merge and retry stages.
 //
 // Thread-safety: thread-safe after open.
 #pragma once

@@ -34,6 +34,12 @@ inline constexpr const char* kRecentEvents =
     "SELECT * FROM events WHERE record_type = ? AND record_id = ?"
     " ORDER BY timestamp DESC, id DESC LIMIT ?";
 
+// Whether the event of the enclosing query on `events` has a retry_scheduled audit entry (a
+// correlated subquery, by idx_audit_event). The same in SQLite, PostgreSQL and MariaDB.
+inline constexpr const char* kRetryScheduledOf =
+    "SELECT 1 FROM event_audit_log WHERE event_audit_log.event_id = events.id"
+    " AND event_audit_log.action = 'retry_scheduled'";
+
 struct ChainTail {
   EventId id;  // the nil id before the first entry
   std::string chain_hash{kAuditGenesis};

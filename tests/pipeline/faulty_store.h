@@ -53,6 +53,14 @@ class FaultyStore final : public EventStore {
   Result<std::vector<StoredEvent>> history(const RecordKey& r) override {
     return real_->history(r);
   }
+  Result<std::vector<StoredEvent>> outbox(Timestamp by, size_t n) override {
+    return real_->outbox(by, n);
+  }
+  Result<void> published(std::span<const EventId> ids) override { return real_->published(ids); }
+  Result<std::vector<StoredEvent>> unprocessed_retrying(size_t n,
+                                                        std::optional<EventCursor> a) override {
+    return real_->unprocessed_retrying(n, a);
+  }
   Result<std::vector<StoredEvent>> unprocessed(size_t n, std::optional<EventCursor> a) override {
     return real_->unprocessed(n, a);
   }

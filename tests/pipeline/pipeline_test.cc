@@ -16,6 +16,7 @@
 
 #include "backbone/event_json.h"
 #include "pipeline/faulty_store.h"
+#include "pipeline/messages.h"
 #include "store/sqlite_harness.h"
 
 namespace backbone::testing {
@@ -506,18 +507,75 @@ TEST_F(PipelineTest, ATransientFailureThatLastsIsDeadLetteredAfterFiveAttempts) 
 }
 
 TEST_F(PipelineTest, TheRelayPublishesStoredEventsThatWereNeverPublished) {
-  // As after a crash between the store and the publish: stored, not published.
+  // As after a crash between the store and the publish, or `backbone publish`: stored, not
+  // published.
   std::vector<EventDraft> drafts = {draft("1", 0, R"({"a":1})"), draft("1", 1, R"({"a":2})")};
   auto events = create_events(drafts, ids_, clock_);
   ASSERT_TRUE(pipeline_->ingest_store().append(*events).ok());
   EXPECT_EQ(step(), 0u);
-  auto relayed = pipeline_->relay();
-  ASSERT_TRUE(relayed.ok());
+  // Younger than the grace: an ingest in progress, which publishes its own.
+  EXPECT_EQ(*pipeline_->relay(5 * kSecond), 0u);
+  clock_.advance_micros(5 * kSecond);
+  auto relayed = pipeline_->relay(5 * kSecond);
+  ASSERT_TRUE(relayed.ok()) << relayed.error().describe();
   EXPECT_EQ(*relayed, 2u);
   step();
   EXPECT_EQ(record("1")->version, 2u);
-  // Relaying again (as a second restart would) changes nothing.
+  // Relaying again (as a restart would) publishes nothing.
   EXPECT_EQ(*pipeline_->relay(), 0u);
+}
+
+TEST_F(PipelineTest, ARestartPublishesNothingThatTheBrokerHoldsAlready) {
+  ingest({draft("1", 0, R"({"a":1})"), draft("1", 1, R"({"a":2})"), draft("2", 0, R"({"b":1})")});
+  ingest({draft("3", 0, R"({"c":1})")});
+  open();  // a restart before the merge stage ran
+  EXPECT_EQ(*pipeline_->relay(), 0u);
+  EXPECT_EQ(step(), 4u) << "each event delivered once";
+  EXPECT_EQ(record("1")->version, 2u);
+}
+
+TEST_F(PipelineTest, EventsParkedBeforeARestartAreTakenUpWhenTheirRecordMovesOn) {
+  ingest({draft("1", 1, R"({"a":2})"), draft("1", 2, R"({"a":3})")});
+  step();
+  EXPECT_FALSE(record("1").has_value()) << "both wait for version 1";
+  open();  // a restart forgets what this process parked
+  auto recovered = pipeline_->recover_parked();
+  ASSERT_TRUE(recovered.ok()) << recovered.error().describe();
+  EXPECT_EQ(*recovered, 0u) << "nothing fits version 0";
+  ingest({draft("1", 0, R"({"a":1})")});
+  step();
+  // At once, not after the retry copies' 10 s backoff (the clock has not moved).
+  EXPECT_EQ(record("1")->version, 3u);
+  EXPECT_EQ(record("1")->state, R"({"a":3})");
+}
+
+TEST_F(PipelineTest, AParkedEventThatFitsAlreadyAfterARestartIsMergedAtOnce) {
+  ingest({draft("1", 1, R"({"a":2})")});
+  step();
+  // Version 1 merges, and the process stops before it takes the parked event up: as a crash
+  // between the two would leave it.
+  ingest({draft("1", 0, R"({"a":1})")});
+  open();
+  auto raw = pipeline_->merger().on_raw(*broker_->pull("events.raw.sandbox.merge", 10));
+  ASSERT_EQ(raw.size(), 1u);
+  open();
+  EXPECT_EQ(record("1")->version, 1u);
+  EXPECT_EQ(*pipeline_->recover_parked(), 1u);
+  EXPECT_EQ(record("1")->version, 2u);
+}
+
+TEST_F(PipelineTest, AnEventMergedBeforeItLeftTheOutboxIsTakenOutUnpublished) {
+  // Published, then a crash before the outbox heard of it; then merged.
+  std::vector<EventDraft> drafts = {draft("1", 0, R"({"a":1})")};
+  auto events = create_events(drafts, ids_, clock_);
+  ASSERT_TRUE(pipeline_->ingest_store().append(*events).ok());
+  EnvPublisher pub(*broker_, Topology::built_in(), "sandbox", kEnvs);
+  const OutgoingMessage m = pipeline::raw_message((*events)[0]);
+  ASSERT_TRUE(pub.publish(TopicFamily::kRaw, std::span(&m, 1)).ok());
+  EXPECT_EQ(step(), 1u);
+  EXPECT_EQ(*pipeline_->relay(), 0u);
+  EXPECT_TRUE(pipeline_->ingest_store().outbox(clock_.now(), 10)->empty());
+  EXPECT_EQ(step(), 0u);
 }
 
 TEST_F(PipelineTest, ARelayedDuplicateOfAMergedEventIsIgnored) {

@@ -326,7 +326,7 @@ TEST_P(EventStoreConformance, MergeWorkerMayMarkProcessedButChangeNothingElse) {
   const std::string id = "'" + e.id().str() + "'";
   const std::vector<std::string> refused = {"UPDATE events SET source = 'x' WHERE id = " + id,
                                             "DELETE FROM events", "DELETE FROM event_audit_log",
-                                            "DROP TABLE records"};
+                                            "DELETE FROM event_outbox", "DROP TABLE records"};
   for (const std::string& sql : refused) {
     auto r = harness_->raw_sql(Role::kMergeWorker, sql);
     ASSERT_FALSE(r.ok()) << sql;
@@ -348,6 +348,73 @@ TEST_P(EventStoreConformance, ReaderMayOnlyRead) {
   EXPECT_EQ(reader->mark_processed(e.id()).code(), Errc::kPermissionDenied);
   EXPECT_EQ(reader->migrate().code(), Errc::kPermissionDenied);
   EXPECT_EQ(rows("events"), 1);
+}
+
+TEST_P(EventStoreConformance, TheOutboxHoldsWhatWasStoredUntilItIsPublished) {
+  auto sync = open(Role::kSyncWorker);
+  const Event a = event("1", R"({"a":1})");
+  const Event b = event("2", R"({"b":1})");
+  const Event again = event("1", R"({"a":1})");  // a's change again: a duplicate
+  const Timestamp before = clock_.now();
+  clock_.advance_micros(10);
+  const Timestamp stored = clock_.now();
+  ASSERT_TRUE(sync->append(std::vector<Event>{b, a, again}).ok());
+  auto ids = [&](Timestamp by, size_t limit) {
+    std::vector<EventId> out;
+    auto waiting = sync->outbox(by, limit);
+    EXPECT_TRUE(waiting.ok()) << waiting.error().describe();
+    if (waiting.ok()) {
+      for (const StoredEvent& e : *waiting) out.push_back(e.event.id());
+    }
+    return out;
+  };
+  EXPECT_TRUE(ids(before, 10).empty()) << "they entered the outbox when they were stored";
+  EXPECT_EQ(ids(stored, 10), (std::vector<EventId>{a.id(), b.id()})) << "history order";
+  EXPECT_EQ(ids(stored, 1), std::vector<EventId>{a.id()});
+  const EventId unknown = event("3", R"({"c":1})").id();
+  ASSERT_TRUE(sync->published(std::vector<EventId>{a.id(), unknown}).ok());
+  EXPECT_EQ(ids(stored, 10), std::vector<EventId>{b.id()});
+  // A merged event stays until it is published, and says that it was merged.
+  ASSERT_TRUE(*store_->mark_processed(b.id()));
+  auto left = sync->outbox(stored, 10);
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_TRUE((*left)[0].processed);
+  for (Role role : {Role::kMergeWorker, Role::kReader}) {
+    auto refused = open(role)->published(std::vector<EventId>{b.id()});
+    EXPECT_EQ(refused.code(), Errc::kPermissionDenied) << role_name(role);
+  }
+  EXPECT_EQ(rows("event_outbox"), 1);
+  ASSERT_TRUE(sync->published(std::vector<EventId>{b.id()}).ok());
+  EXPECT_TRUE(ids(stored, 10).empty());
+  EXPECT_EQ(rows("event_outbox"), 0);
+}
+
+TEST_P(EventStoreConformance, TheRetryingScanListsUnprocessedEventsWithARetryScheduled) {
+  const Event a = event("1", R"({"a":1})");
+  const Event b = event("1", R"({"a":2})", 5);
+  const Event c = event("2", R"({"b":1})", 3);
+  ASSERT_TRUE(store_->append(std::vector<Event>{a, b, c}).ok());
+  std::vector<AuditDraft> parked;
+  for (const Event* e : {&c, &b}) {
+    parked.push_back({e->id(), e->record_key(), AuditAction::kRetryScheduled, e->fingerprint(),
+                      std::string(R"({"failure":"gap"})")});
+  }
+  ASSERT_TRUE(store_->append_audit(parked).ok());
+  auto ids = [&](size_t limit, std::optional<EventCursor> after) {
+    std::vector<EventId> out;
+    auto page = open(Role::kMergeWorker)->unprocessed_retrying(limit, after);
+    EXPECT_TRUE(page.ok()) << page.error().describe();
+    if (page.ok()) {
+      for (const StoredEvent& e : *page) out.push_back(e.event.id());
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(10, std::nullopt), (std::vector<EventId>{b.id(), c.id()}));
+  EXPECT_EQ(ids(1, std::nullopt), std::vector<EventId>{b.id()});
+  EXPECT_EQ(ids(10, EventCursor{b.timestamp(), b.id()}), std::vector<EventId>{c.id()});
+  ASSERT_TRUE(*store_->mark_processed(b.id()));
+  EXPECT_EQ(ids(10, std::nullopt), std::vector<EventId>{c.id()});
 }
 
 TEST_P(EventStoreConformance, AuditEntriesAreFoundByEventRecordAndFingerprint) {

@@ -64,7 +64,7 @@ TEST_F(SqliteStore, AnUnmigratedStoreSaysToMigrate) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.code(), Errc::kUnavailable);
   EXPECT_NE(r.error().message.find("backbone migrate"), std::string::npos);
-  ASSERT_EQ(*s->migrate(), 1);
+  ASSERT_EQ(*s->migrate(), 2);  // schema 1 and 2
   EXPECT_TRUE(s->append(e).ok());
 }
 
@@ -83,12 +83,38 @@ TEST_F(SqliteStore, DataSurvivesReopening) {
   auto batch = events(5);
   {
     auto s = open(url, Role::kMigrator);
-    ASSERT_EQ(*s->migrate(), 1);
+    ASSERT_EQ(*s->migrate(), 2);  // schema 1 and 2
     ASSERT_TRUE(s->append(batch).ok());
   }
   auto again = open(url, Role::kReader);
   for (const auto& e : batch) EXPECT_EQ(again->get(e.id())->event, e);
   EXPECT_TRUE(verify_audit_chain(*again)->ok);
+}
+
+TEST_F(SqliteStore, MigratingToSchema2PutsTheUnprocessedEventsInTheOutbox) {
+  const std::string url = "sqlite://" + dir_.file("v1.db");
+  auto s = open(url, Role::kMigrator);
+  ASSERT_EQ(*s->migrate(), 2);
+  auto e = events(3);
+  ASSERT_TRUE(s->append(e).ok());
+  ASSERT_TRUE(*s->mark_processed(e[1].id()));
+  s.reset();
+  {
+    // Back to schema 1 with these events: no outbox yet.
+    auto db = sqlite::SqliteDb::open(dir_.file("v1.db"), Role::kMigrator, Durability::kFsync);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)
+                    ->exec("DROP TABLE event_outbox; DELETE FROM schema_migrations WHERE version "
+                           "= 2; PRAGMA user_version = 1")
+                    .ok());
+  }
+  s = open(url, Role::kMigrator);
+  ASSERT_EQ(*s->migrate(), 1);
+  auto waiting = s->outbox(clock_.now(), 10);
+  ASSERT_TRUE(waiting.ok()) << waiting.error().describe();
+  std::vector<EventId> ids;
+  for (const StoredEvent& w : *waiting) ids.push_back(w.event.id());
+  EXPECT_EQ(ids, (std::vector<EventId>{e[0].id(), e[2].id()}));
 }
 
 // The test: in a copy of a database, drop the triggers, edit one row, and verify must
@@ -97,7 +123,7 @@ class SqliteTamper : public SqliteStore {
  protected:
   void SetUp() override {
     auto s = open("sqlite://" + original_, Role::kMigrator);
-    ASSERT_EQ(*s->migrate(), 1);
+    ASSERT_EQ(*s->migrate(), 2);  // schema 1 and 2
     batch_ = events(6);
     ASSERT_TRUE(s->append(batch_).ok());
     AuditDraft merged{batch_[0].id(), batch_[0].record_key(), AuditAction::kMerged,

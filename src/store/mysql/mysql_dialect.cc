@@ -82,6 +82,20 @@ FOR EACH ROW
   return all;
 }
 
+// The relay's outbox (doc/pipeline.md). The events waiting for a merge when it arrives enter
+// it, so that the relay publishes them once.
+const std::vector<std::string>& v2() {
+  static const std::vector<std::string> all = {
+      R"sql(CREATE TABLE IF NOT EXISTS event_outbox (
+  event_id   CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  created_at TIMESTAMP(6) NOT NULL
+) ENGINE=InnoDB)sql",
+      R"sql(INSERT IGNORE INTO event_outbox (event_id, created_at)
+  SELECT id, '1971-01-01 00:00:00' FROM events WHERE processed = 0)sql",
+  };
+  return all;
+}
+
 std::string ident(const std::string& name) { return "`" + name + "`"; }
 std::string account(const std::string& login) { return "'" + login + "'@'%'"; }
 
@@ -95,6 +109,7 @@ class MysqlDialect final : public SqlDialect {
   const std::vector<SqlMigration>& migrations() const override {
     static const std::vector<SqlMigration> all = {
         {1, "events, event_audit_log, records, immutability triggers", v1()},
+        {2, "event_outbox", v2()},
     };
     return all;
   }
@@ -179,7 +194,7 @@ class MysqlDialect final : public SqlDialect {
   std::vector<std::string> revoke_table_privileges(const std::string& login,
                                                    const std::string& database) const override {
     std::vector<std::string> out;
-    for (const char* table : {"events", "event_audit_log", "records"}) {
+    for (const char* table : {"events", "event_audit_log", "records", "event_outbox"}) {
       out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
                     account(login));
     }
@@ -194,7 +209,8 @@ class MysqlDialect final : public SqlDialect {
         return {};  // ALL on the database, from ensure_login
       case Role::kSyncWorker:
         return {"GRANT SELECT, INSERT ON " + db + "events" + to,
-                "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to};
+                "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
+                "GRANT SELECT, INSERT, DELETE ON " + db + "event_outbox" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON " + db + "events" + to,
                 "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
@@ -202,7 +218,8 @@ class MysqlDialect final : public SqlDialect {
       case Role::kReader:
         return {"GRANT SELECT ON " + db + "events" + to,
                 "GRANT SELECT ON " + db + "event_audit_log" + to,
-                "GRANT SELECT ON " + db + "records" + to};
+                "GRANT SELECT ON " + db + "records" + to,
+                "GRANT SELECT ON " + db + "event_outbox" + to};
     }
     return {};
   }

@@ -95,6 +95,17 @@ CREATE TRIGGER audit_refuse_truncate BEFORE TRUNCATE ON event_audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
 )sql";
 
+// The relay's outbox (doc/pipeline.md). The events waiting for a merge when it arrives enter
+// it, so that the relay publishes them once.
+const char* const kV2Outbox = R"sql(
+CREATE TABLE IF NOT EXISTS event_outbox (
+  event_id   uuid        NOT NULL PRIMARY KEY,
+  created_at timestamptz NOT NULL
+);
+INSERT INTO event_outbox (event_id, created_at)
+  SELECT id, 'epoch' FROM events WHERE processed = false ON CONFLICT DO NOTHING;
+)sql";
+
 std::string ident(const std::string& name) { return "\"" + name + "\""; }
 
 class PostgresDialect final : public SqlDialect {
@@ -107,6 +118,7 @@ class PostgresDialect final : public SqlDialect {
   const std::vector<SqlMigration>& migrations() const override {
     static const std::vector<SqlMigration> all = {
         {1, "events, event_audit_log, records, immutability triggers", {kV1Tables, kV1Triggers}},
+        {2, "event_outbox", {kV2Outbox}},
     };
     return all;
   }
@@ -179,22 +191,23 @@ class PostgresDialect final : public SqlDialect {
   }
   std::vector<std::string> revoke_table_privileges(const std::string& login,
                                                    const std::string&) const override {
-    return {"REVOKE ALL ON events, event_audit_log, records FROM " + ident(login)};
+    return {"REVOKE ALL ON events, event_audit_log, records, event_outbox FROM " + ident(login)};
   }
   std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
                                                   const std::string&) const override {
     const std::string to = " TO " + ident(login);
     switch (role) {
       case Role::kMigrator:
-        return {"GRANT ALL ON events, event_audit_log, records" + to};
+        return {"GRANT ALL ON events, event_audit_log, records, event_outbox" + to};
       case Role::kSyncWorker:
-        return {"GRANT SELECT, INSERT ON events, event_audit_log" + to};
+        return {"GRANT SELECT, INSERT ON events, event_audit_log" + to,
+                "GRANT SELECT, INSERT, DELETE ON event_outbox" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON events" + to,
                 "GRANT SELECT, INSERT ON event_audit_log" + to,
                 "GRANT SELECT, INSERT, UPDATE ON records" + to};
       case Role::kReader:
-        return {"GRANT SELECT ON events, event_audit_log, records" + to};
+        return {"GRANT SELECT ON events, event_audit_log, records, event_outbox" + to};
     }
     return {};
   }

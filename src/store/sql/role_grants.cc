@@ -135,6 +135,12 @@ constexpr Probe kProbes[] = {
      "UPDATE records SET version = version WHERE 1 = 0",
      {true, false, true, false}},
     {"records: DELETE", "DELETE FROM records WHERE 1 = 0", {true, false, false, false}},
+    // The relay's outbox: ingest enters events and takes out what it published.
+    {"event_outbox: SELECT", "SELECT COUNT(*) FROM event_outbox", {true, true, false, true}},
+    {"event_outbox: INSERT",
+     "INSERT INTO event_outbox SELECT * FROM event_outbox WHERE 1 = 0",
+     {true, true, false, false}},
+    {"event_outbox: DELETE", "DELETE FROM event_outbox WHERE 1 = 0", {true, true, false, false}},
     {"DDL: CREATE TABLE",
      "CREATE TABLE backbone_grant_probe (x INT)",
      {true, false, false, false},

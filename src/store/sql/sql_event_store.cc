@@ -143,6 +143,7 @@ class ServerEventStore final : public EventStore {
         plan.value.push_back({id, e.fingerprint(), duplicate});
       }
       insert_events(fresh, plan.writes);
+      insert_outbox(fresh, plan.writes);
       insert_audit(audit, plan.writes);
       plan.marker = ChainTail::of(audit.back());
       return plan;
@@ -175,6 +176,36 @@ class ServerEventStore final : public EventStore {
     return found_taken_id(events, appended.error());
   }
 
+  Result<std::vector<StoredEvent>> outbox(Timestamp entered_by, size_t limit) override {
+    BACKBONE_TRY(check_schema());
+    const SqlParam p[] = {sql_time(entered_by), std::to_string(limit)};
+    return events_where(
+        "id IN (SELECT event_id FROM event_outbox WHERE created_at <= ?)"
+        " ORDER BY timestamp, id LIMIT ?",
+        p);
+  }
+
+  // Outside the writer lock: the outbox is not part of the chain.
+  Result<void> published(std::span<const EventId> ids) override {
+    BACKBONE_TRY(check_schema());
+    for (size_t at = 0; at < ids.size(); at += kMaxRowsPerStatement) {
+      const size_t n = std::min(kMaxRowsPerStatement, ids.size() - at);
+      std::vector<SqlParam> p;
+      p.reserve(n);
+      for (size_t i = at; i < at + n; ++i) p.push_back(ids[i].str());
+      auto done = retrying<bool>([&]() -> Result<bool> {
+        auto lease = pool_.acquire();
+        if (!lease.ok()) return lease.error();
+        auto r = (**lease).run(
+            "DELETE FROM event_outbox WHERE event_id IN (" + repeat_row("?", n) + ")", p);
+        if (!r.ok()) return r.error();
+        return true;
+      });
+      if (!done.ok()) return done.error();
+    }
+    return {};
+  }
+
   Result<StoredEvent> get(const EventId& id) override {
     const SqlParam p[] = {id.str()};
     auto rows = query("SELECT " + event_columns_ + " FROM events WHERE id = ?", p);
@@ -190,13 +221,12 @@ class ServerEventStore final : public EventStore {
 
   Result<std::vector<StoredEvent>> unprocessed(size_t limit,
                                                std::optional<EventCursor> after) override {
-    const SqlParam p[] = {sql_time(after ? after->timestamp : Timestamp::from_micros(0)),
-                          after ? after->id.str() : std::string(kMinId), std::to_string(limit)};
-    // The row comparison spelled out, so that both servers use idx_events_processed.
-    return events_where(
-        "processed = FALSE AND timestamp >= ? AND (timestamp > ? OR id > ?)"
-        " ORDER BY timestamp, id LIMIT ?",
-        std::array<SqlParam, 4>{p[0], p[0], p[1], p[2]});
+    return unprocessed_where("", limit, after);
+  }
+
+  Result<std::vector<StoredEvent>> unprocessed_retrying(size_t limit,
+                                                        std::optional<EventCursor> after) override {
+    return unprocessed_where(std::string(" AND EXISTS (") + kRetryScheduledOf + ")", limit, after);
   }
 
   Result<bool> mark_processed(const EventId& id) override {
@@ -378,6 +408,17 @@ class ServerEventStore final : public EventStore {
     });
   }
 
+  // Unprocessed events after `after` that also meet `also` (" AND ..."), by (timestamp, id).
+  Result<std::vector<StoredEvent>> unprocessed_where(const std::string& also, size_t limit,
+                                                     std::optional<EventCursor> after) {
+    const SqlParam p[] = {sql_time(after ? after->timestamp : Timestamp::from_micros(0)),
+                          after ? after->id.str() : std::string(kMinId), std::to_string(limit)};
+    // The row comparison spelled out, so that both servers use idx_events_processed.
+    return events_where("processed = FALSE AND timestamp >= ? AND (timestamp > ? OR id > ?)" +
+                            also + " ORDER BY timestamp, id LIMIT ?",
+                        std::array<SqlParam, 4>{p[0], p[0], p[1], p[2]});
+  }
+
   Result<void> check_schema() {
     return check_schema_version(url_.scheme + "://" + url_.host + "/" + url_.database,
                                 schema_version_, dialect_.migrations().back().version);
@@ -503,6 +544,18 @@ class ServerEventStore final : public EventStore {
     insert_rows(
         kInsertEventsHead, kEventRow, "", events,
         [](const Event* e, std::vector<SqlParam>& p) { event_params(*e, p); }, out);
+  }
+
+  // Their outbox entries, entering it now (the clock of the store).
+  void insert_outbox(const std::vector<const Event*>& events, std::vector<SqlStatement>& out) {
+    const std::string now = sql_time(clock_.now());
+    insert_rows(
+        kInsertOutboxHead, kOutboxRow, "", events,
+        [&](const Event* e, std::vector<SqlParam>& p) {
+          p.push_back(e->id().str());
+          p.push_back(now);
+        },
+        out);
   }
 
   static void insert_audit(const std::vector<AuditEntry>& entries, std::vector<SqlStatement>& out) {

@@ -1,6 +1,6 @@
-// The row forms of events and audit entries on the server backends: the multi-row INSERT heads,
-// one row's placeholders, and each value as the text parameter both servers take. Shared by the
-// store and by bench/store_append's floor, so that both write the very same rows.
+// The row forms of events, audit entries and outbox entries on the server backends: the multi-row
+// INSERT heads, one row's placeholders, and each value as the text parameter both servers take.
+// Shared by the store and by bench/store_append's floor, so that both write the very same rows.
 #pragma once
 
 #include <string>
@@ -20,6 +20,9 @@ inline constexpr const char* kInsertAuditHead =
     "INSERT INTO event_audit_log (id, event_id, record_type, record_id, action, fingerprint, "
     "chain_hash, detail, created_at) VALUES ";
 inline constexpr const char* kAuditRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+inline constexpr const char* kInsertOutboxHead =
+    "INSERT INTO event_outbox (event_id, created_at) VALUES ";
+inline constexpr const char* kOutboxRow = "(?, ?)";
 
 // "YYYY-MM-DD HH:MM:SS.ffffff": how timestamps travel (sessions run in UTC).
 inline std::string sql_time(Timestamp t) {

@@ -16,7 +16,7 @@ bool may_insert(Role role, std::string_view table) {
     case Role::kMigrator:
       return true;
     case Role::kSyncWorker:
-      return is_data_table(table);
+      return is_data_table(table) || table == "event_outbox";
     case Role::kMergeWorker:
       return is_data_table(table) || table == "records";
     case Role::kReader:
@@ -42,8 +42,11 @@ bool allowed(Role role, int action, std::string_view table, std::string_view col
       if (role == Role::kMigrator) return true;
       return role == Role::kMergeWorker &&
              ((table == "events" && column == "processed") || table == "records");
+    case SQLITE_DELETE:
+      // The outbox is bookkeeping, not history: ingest takes out what it published.
+      return role == Role::kMigrator || (role == Role::kSyncWorker && table == "event_outbox");
     default:
-      return role == Role::kMigrator;  // DDL, DELETE, PRAGMA, ATTACH, ...
+      return role == Role::kMigrator;  // DDL, PRAGMA, ATTACH, ...
   }
 }
 

@@ -78,6 +78,11 @@ class SqliteEventStore final : public EventStore {
         schema_version_(db_->user_version()),
         clock_(clock),
         sealer_(clock, ids) {}
+  // What published() was told is written before the connection goes (a crash loses it).
+  ~SqliteEventStore() override {
+    std::lock_guard lock(mu_);
+    (void)flush_published();
+  }
 
   Result<int> migrate() override {
     std::lock_guard lock(mu_);
@@ -96,35 +101,70 @@ class SqliteEventStore final : public EventStore {
   Result<std::vector<AppendOutcome>> append(std::span<const Event> events) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());
-    return in_write_txn<std::vector<AppendOutcome>>([&]() -> Result<std::vector<AppendOutcome>> {
-      auto chain = chain_tail();
-      if (!chain.ok()) return chain.error();
-      std::vector<AppendOutcome> out;
-      out.reserve(events.size());
-      std::unordered_map<std::string, EventId> batch;  // fingerprint -> id, in this batch
-      for (size_t i = 0; i < events.size(); ++i) {
-        const Event& e = events[i];
-        auto where = [i](Error err) { return std::move(err).at_item("events", i); };
-        std::optional<EventId> original;
-        if (auto it = batch.find(e.fingerprint()); it != batch.end()) {
-          original = it->second;
-        } else {
-          auto found = find_ingested(e.fingerprint());
-          if (!found.ok()) return where(found.error());
-          original = *found;
-        }
-        AuditDraft audit{original ? *original : e.id(), e.record_key(),
-                         original ? AuditAction::kDuplicate : AuditAction::kIngested,
-                         e.fingerprint(), std::nullopt};
-        if (!original) {
-          if (auto r = insert_event(e); !r.ok()) return where(r.error());
-          batch.emplace(e.fingerprint(), e.id());
-        }
-        if (auto r = insert_audit(audit, *chain); !r.ok()) return where(r.error());
-        out.push_back({original ? *original : e.id(), e.fingerprint(), original.has_value()});
-      }
-      return out;
-    });
+    auto appended =
+        in_write_txn<std::vector<AppendOutcome>>([&]() -> Result<std::vector<AppendOutcome>> {
+          BACKBONE_TRY(delete_published());
+          auto chain = chain_tail();
+          if (!chain.ok()) return chain.error();
+          std::vector<AppendOutcome> out;
+          out.reserve(events.size());
+          std::unordered_map<std::string, EventId> batch;  // fingerprint -> id, in this batch
+          for (size_t i = 0; i < events.size(); ++i) {
+            const Event& e = events[i];
+            auto where = [i](Error err) { return std::move(err).at_item("events", i); };
+            std::optional<EventId> original;
+            if (auto it = batch.find(e.fingerprint()); it != batch.end()) {
+              original = it->second;
+            } else {
+              auto found = find_ingested(e.fingerprint());
+              if (!found.ok()) return where(found.error());
+              original = *found;
+            }
+            AuditDraft audit{original ? *original : e.id(), e.record_key(),
+                             original ? AuditAction::kDuplicate : AuditAction::kIngested,
+                             e.fingerprint(), std::nullopt};
+            if (!original) {
+              if (auto r = insert_event(e); !r.ok()) return where(r.error());
+              if (auto r = insert_outbox(e.id()); !r.ok()) return where(r.error());
+              batch.emplace(e.fingerprint(), e.id());
+            }
+            if (auto r = insert_audit(audit, *chain); !r.ok()) return where(r.error());
+            out.push_back({original ? *original : e.id(), e.fingerprint(), original.has_value()});
+          }
+          return out;
+        });
+    if (appended.ok()) published_.clear();
+    return appended;
+  }
+
+  Result<std::vector<StoredEvent>> outbox(Timestamp entered_by, size_t limit) override {
+    {
+      std::lock_guard lock(mu_);
+      BACKBONE_TRY(check_schema());
+      BACKBONE_TRY(flush_published());
+    }
+    std::lock_guard lock(read_mu_);
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kEventColumns +
+                            " FROM events JOIN event_outbox ON event_outbox.event_id = events.id"
+                            " WHERE event_outbox.created_at <= ? ORDER BY timestamp, id LIMIT ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, entered_by.micros()).bind(2, static_cast<int64_t>(limit));
+    return collect<StoredEvent>(**s, read_event);
+  }
+
+  // Kept until the next write transaction, which makes them durable with its own sync.
+  Result<void> published(std::span<const EventId> ids) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    if (db_->role() != Role::kSyncWorker && db_->role() != Role::kMigrator) {
+      return make_error(Errc::kPermissionDenied, "sqlite: role " +
+                                                     std::string(role_name(db_->role())) +
+                                                     " may not take events out of the outbox");
+    }
+    published_.insert(published_.end(), ids.begin(), ids.end());
+    return {};
   }
 
   Result<StoredEvent> get(const EventId& id) override {
@@ -161,18 +201,12 @@ class SqliteEventStore final : public EventStore {
 
   Result<std::vector<StoredEvent>> unprocessed(size_t limit,
                                                std::optional<EventCursor> after) override {
-    std::lock_guard lock(read_mu_);
-    BACKBONE_TRY(check_schema());
-    auto db = reader();
-    if (!db.ok()) return db.error();
-    auto s = (*db)->prepare(std::string("SELECT ") + kEventColumns +
-                            " FROM events WHERE processed = 0 AND (timestamp, id) > (?, ?)"
-                            " ORDER BY timestamp, id LIMIT ?");
-    if (!s.ok()) return s.error();
-    (*s)->bind(1, after ? after->timestamp.micros() : INT64_MIN)
-        .bind(2, after ? after->id.str() : std::string())
-        .bind(3, static_cast<int64_t>(limit));
-    return collect<StoredEvent>(**s, read_event);
+    return unprocessed_where("", limit, after);
+  }
+
+  Result<std::vector<StoredEvent>> unprocessed_retrying(size_t limit,
+                                                        std::optional<EventCursor> after) override {
+    return unprocessed_where(std::string(" AND EXISTS (") + kRetryScheduledOf + ")", limit, after);
   }
 
   Result<bool> mark_processed(const EventId& id) override {
@@ -445,6 +479,23 @@ class SqliteEventStore final : public EventStore {
     return r;
   }
 
+  // Unprocessed events after `after` that also meet `also` (" AND ..."), by (timestamp, id).
+  Result<std::vector<StoredEvent>> unprocessed_where(const std::string& also, size_t limit,
+                                                     std::optional<EventCursor> after) {
+    std::lock_guard lock(read_mu_);
+    BACKBONE_TRY(check_schema());
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kEventColumns +
+                            " FROM events WHERE processed = 0 AND (timestamp, id) > (?, ?)" + also +
+                            " ORDER BY timestamp, id LIMIT ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, after ? after->timestamp.micros() : INT64_MIN)
+        .bind(2, after ? after->id.str() : std::string())
+        .bind(3, static_cast<int64_t>(limit));
+    return collect<StoredEvent>(**s, read_event);
+  }
+
   template <typename T, typename Read>
   Result<std::vector<T>> collect(Stmt& s, Read read) {
     std::vector<T> out;
@@ -518,6 +569,34 @@ class SqliteEventStore final : public EventStore {
     return bind_event_row(**s, e).run();
   }
 
+  Result<void> insert_outbox(const EventId& id) {
+    auto s = db_->prepare(kInsertOutboxSql);
+    if (!s.ok()) return s.error();
+    return (*s)->bind(1, id.str()).bind(2, clock_.now().micros()).run();
+  }
+
+  // Inside a write transaction (mu_ held): takes what published() was told out of the outbox;
+  // the caller forgets it once the transaction committed.
+  Result<void> delete_published() {
+    if (published_.empty()) return {};
+    auto s = db_->prepare("DELETE FROM event_outbox WHERE event_id = ?");
+    if (!s.ok()) return s.error();
+    for (const EventId& id : published_) BACKBONE_TRY((*s)->bind(1, id.str()).run());
+    return {};
+  }
+
+  // What published() was told, in a transaction of its own (mu_ held).
+  Result<void> flush_published() {
+    if (published_.empty()) return {};
+    auto done = in_write_txn<bool>([&]() -> Result<bool> {
+      BACKBONE_TRY(delete_published());
+      return true;
+    });
+    if (!done.ok()) return done.error();
+    published_.clear();
+    return {};
+  }
+
   Result<void> insert_audit_row(const AuditEntry& entry) {
     auto s = db_->prepare(kInsertAuditSql);
     if (!s.ok()) return s.error();
@@ -544,7 +623,8 @@ class SqliteEventStore final : public EventStore {
   }
 
   std::mutex mu_;
-  std::unique_ptr<SqliteDb> db_;  // GUARDED_BY(mu_): writes, and reads inside a write
+  std::unique_ptr<SqliteDb> db_;    // GUARDED_BY(mu_): writes, and reads inside a write
+  std::vector<EventId> published_;  // GUARDED_BY(mu_): to take out of the outbox
   std::mutex read_mu_;
   std::unique_ptr<SqliteDb> reader_;  // GUARDED_BY(read_mu_)
   const std::string path_;

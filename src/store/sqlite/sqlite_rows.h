@@ -1,6 +1,6 @@
-// The row forms of events and audit entries in the SQLite schema: the INSERT statements and
-// how a value binds to them. Shared by the store and by the benchmark's floor, so that both
-// write the very same rows.
+// The row forms of events, audit entries and outbox entries in the SQLite schema: the INSERT
+// statements and how a value binds to them. Shared by the store and by the benchmark's floor, so
+// that both write the very same rows.
 #pragma once
 
 #include "backbone/audit_entry.h"
@@ -15,6 +15,8 @@ inline constexpr const char* kInsertEventSql =
 inline constexpr const char* kInsertAuditSql =
     "INSERT INTO event_audit_log (id, event_id, record_type, record_id, action, fingerprint, "
     "chain_hash, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+inline constexpr const char* kInsertOutboxSql =
+    "INSERT INTO event_outbox (event_id, created_at) VALUES (?, ?)";
 
 // REQUIRES: `s` was prepared from kInsertEventSql.
 inline Stmt& bind_event_row(Stmt& s, const Event& e) {

@@ -99,9 +99,21 @@ BEGIN
 END;
 )sql";
 
+// The relay's outbox (doc/pipeline.md): events stored and not yet known to be published. The
+// events waiting for a merge when it arrives enter it, so that the relay publishes them once.
+constexpr const char* kV2 = R"sql(
+CREATE TABLE IF NOT EXISTS event_outbox (
+  event_id   CHAR(36) NOT NULL PRIMARY KEY CHECK (length(event_id) = 36),
+  created_at INTEGER  NOT NULL
+);
+INSERT OR IGNORE INTO event_outbox (event_id, created_at)
+  SELECT id, 0 FROM events WHERE processed = 0;
+)sql";
+
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "events, event_audit_log, records, immutability triggers", kV1},
+      {2, "event_outbox", kV2},
   };
   return all;
 }
