@@ -68,6 +68,39 @@ struct StoredRecord {
   bool operator==(const StoredRecord&) const = default;
 };
 
+// A bucket's ownership (doc/scale_out.md): one owner at a time, and an epoch (a fencing token)
+// that grows with every change of owner.
+struct BucketLease {
+  uint32_t bucket = 0;
+  std::string owner;  // a member id; empty: free
+  uint64_t epoch = 0;
+  bool operator==(const BucketLease&) const = default;
+};
+// A process that serves the environment, as its heartbeats say.
+struct ClusterMember {
+  std::string id;
+  std::string address;  // where it serves (its HTTP API), for people and for forwarding
+  uint64_t beat = 0;    // grows with every heartbeat
+  bool leaving = false;
+  bool operator==(const ClusterMember&) const = default;
+};
+struct ClusterView {
+  std::vector<ClusterMember> members;  // by id
+  std::vector<BucketLease> leases;     // by bucket
+};
+// A compare-and-set on a bucket's lease: holds only if the bucket is still at `epoch` (and, to
+// release, still the member's); then the epoch grows by one.
+struct LeaseChange {
+  uint32_t bucket = 0;
+  uint64_t epoch = 0;
+  bool claim = true;  // false: release
+};
+// What a merge commit claims of its record's bucket: that it is still at this epoch.
+struct BucketFence {
+  uint32_t bucket = 0;
+  uint64_t epoch = 0;
+};
+
 // The outcome of merging one event, written atomically by commit_merge.
 struct MergeCommit {
   EventId event_id;  // set processed = 1
@@ -78,6 +111,9 @@ struct MergeCommit {
   std::optional<StoredRecord> next;
   std::vector<AuditDraft> audit;  // appended in order
   bool replay = false;            // a replayed event: processed is 1 already, and stays
+  // When set, the commit holds only while the bucket is still at the epoch (kFenced otherwise):
+  // a process that lost the bucket cannot commit for it, however long it was paused.
+  std::optional<BucketFence> fence;
 };
 
 class EventStore {
@@ -134,12 +170,12 @@ class EventStore {
                                                                 uint64_t base_version,
                                                                 size_t window) = 0;
   // Commits merges, in order, and returns one result per commit. Each commit is atomic on its
-  // own: it checks that the record is still at expected_version (kConflict otherwise), writes
-  // `next`, sets the event's processed from 0 to 1 (kConflict if it was already 1, unless
-  // `replay`), and appends the audit entries; or it changes nothing. A failed commit leaves the
-  // others; a later commit of the same record then sees the version before it. The whole call
-  // is durable when it returns (backends make it one transaction, one sync). REQUIRES: role
-  // kMergeWorker or kMigrator.
+  // own: it checks its fence (kFenced) and that the record is still at expected_version
+  // (kConflict otherwise), writes `next`, sets the event's processed from 0 to 1 (kConflict if it
+  // was already 1, unless `replay`), and appends the audit entries; or it changes nothing. A failed
+  // commit leaves the others; a later commit of the same record then sees the version before it.
+  // The whole call is durable when it returns (backends make it one transaction, one sync).
+  // REQUIRES: role kMergeWorker or kMigrator.
   virtual std::vector<Result<std::vector<AuditEntry>>> commit_merges(
       std::span<const MergeCommit> commits) = 0;
   // Replaces every row of `records` with `rows`, in one transaction (for `rebuild`), provided
@@ -151,6 +187,22 @@ class EventStore {
   Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& commit) {
     return std::move(commit_merges(std::span(&commit, 1)).front());
   }
+
+  // Bucket leases and membership (doc/scale_out.md), in the store so that a merge commit checks
+  // its bucket's epoch in its own transaction. REQUIRES: role kMergeWorker or kMigrator (reads:
+  // kReader too).
+  // Records `count` free buckets (epoch 0) unless buckets are recorded already; returns the
+  // recorded number, the same for every process.
+  virtual Result<uint32_t> init_buckets(uint32_t count) = 0;
+  // The member's heartbeat (its row is made at the first; `beat` grows by one each time; its
+  // address and leaving flag are set), then every member and lease, in one transaction.
+  virtual Result<ClusterView> beat(const ClusterMember& member) = 0;
+  // Applies the changes for `member`, in order, each on its own; returns each one's new epoch,
+  // or nullopt where the compare-and-set did not hold.
+  virtual Result<std::vector<std::optional<uint64_t>>> change_leases(
+      const std::string& member, std::span<const LeaseChange> changes) = 0;
+  // Forgets members (gone for good); buckets they own stay theirs until taken.
+  virtual Result<void> forget_members(std::span<const std::string> ids) = 0;
 
   // Appends entries to the chain, atomically, in order.
   virtual Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) = 0;

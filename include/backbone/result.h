@@ -32,6 +32,7 @@ enum class Errc {
   kAlreadyExists,     // a create of something that exists
   kImmutable,         // an update or delete of an immutable row
   kConflict,          // an optimistic check failed
+  kFenced,            // a process acted for a bucket that another owns now (doc/scale_out.md)
   kPermissionDenied,  // a role or environment may not do this
   kUnauthenticated,   // no or a bad credential
   kUnavailable,       // a backend is down or busy; retriable

@@ -24,6 +24,8 @@ const char* errc_name(Errc code) {
       return "immutable";
     case Errc::kConflict:
       return "conflict";
+    case Errc::kFenced:
+      return "fenced";
     case Errc::kPermissionDenied:
       return "permission_denied";
     case Errc::kUnauthenticated:
@@ -68,6 +70,7 @@ int http_status(Errc code) {
     case Errc::kImmutable:
       return 409;
     case Errc::kConflict:
+    case Errc::kFenced:
       return 409;
     case Errc::kTooLarge:
       return 413;
@@ -99,6 +102,7 @@ int grpc_code(Errc code) {
     case Errc::kPermissionDenied:
       return 7;
     case Errc::kImmutable:
+    case Errc::kFenced:
       return 9;  // FAILED_PRECONDITION
     case Errc::kConflict:
       return 10;  // ABORTED
@@ -130,6 +134,7 @@ int exit_code(Errc code) {
     case Errc::kImmutable:
     case Errc::kAlreadyExists:
     case Errc::kConflict:
+    case Errc::kFenced:
       return 5;
     case Errc::kUnavailable:
       return 6;

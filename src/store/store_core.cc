@@ -40,6 +40,16 @@ Error version_conflict(const MergeCommit& c, uint64_t have) {
                                          std::to_string(c.expected_version));
 }
 
+std::vector<uint32_t> fenced_buckets(std::span<const MergeCommit* const> commits) {
+  std::vector<uint32_t> out;
+  for (const MergeCommit* m : commits) {
+    if (m->fence) out.push_back(m->fence->bucket);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads reads,
                       ChainTail& tail, const AuditSealer& sealer, Timestamp now) {
   MergePlan plan;
@@ -49,6 +59,17 @@ MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads re
   for (const MergeCommit* m : commits) {
     const std::string event = m->event_id.str();
     const auto key = std::pair(m->record.record_type, m->record.record_id);
+    if (m->fence) {
+      auto it = reads.epochs.find(m->fence->bucket);
+      if (it == reads.epochs.end() || it->second != m->fence->epoch) {
+        refuse(make_error(
+            Errc::kFenced,
+            "bucket " + std::to_string(m->fence->bucket) + " is at epoch " +
+                (it == reads.epochs.end() ? std::string("none") : std::to_string(it->second)) +
+                ", not " + std::to_string(m->fence->epoch) + ": another process serves it now"));
+        continue;
+      }
+    }
     if (!m->replay) {
       auto it = reads.processed.find(event);
       if (it == reads.processed.end() || it->second) {

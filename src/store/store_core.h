@@ -74,7 +74,11 @@ Error version_conflict(const MergeCommit& c, uint64_t have);
 struct MergeReads {
   std::map<std::string, bool> processed;                             // event id -> processed
   std::map<std::pair<std::string, std::string>, uint64_t> versions;  // (type, id) -> version
+  std::map<uint32_t, uint64_t> epochs;  // fenced bucket -> its epoch (absent: no such bucket)
 };
+
+// The buckets that the commits' fences name, each once.
+std::vector<uint32_t> fenced_buckets(std::span<const MergeCommit* const> commits);
 
 // What the group does. A refused commit changes nothing; a later commit of its record sees the
 // version before it. The writes, in this order: the processed flags (0 -> 1), the audit entries
@@ -86,7 +90,8 @@ struct MergePlan {
   std::vector<StoredRecord> records;  // by (record_type, record_id)
 };
 
-// The rules of EventStore::commit_merges: a commit that is not a replay needs its event
+// The rules of EventStore::commit_merges: a fenced commit needs its bucket still at the fence's
+// epoch; a commit that is not a replay needs its event
 // unprocessed; every commit needs its record at expected_version; its audit entries are sealed
 // after `tail` (which moves on over the accepted ones); its record's row (if any) takes the
 // time of its last audit entry, or `now` when it has none.

@@ -106,6 +106,15 @@ class FaultyStore final : public EventStore {
                                std::optional<EventId> tail) override {
     return real_->replace_records(rows, tail);
   }
+  Result<uint32_t> init_buckets(uint32_t n) override { return real_->init_buckets(n); }
+  Result<ClusterView> beat(const ClusterMember& m) override { return real_->beat(m); }
+  Result<std::vector<std::optional<uint64_t>>> change_leases(
+      const std::string& member, std::span<const LeaseChange> c) override {
+    return real_->change_leases(member, c);
+  }
+  Result<void> forget_members(std::span<const std::string> ids) override {
+    return real_->forget_members(ids);
+  }
   Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> d) override {
     return real_->append_audit(d);
   }

@@ -207,4 +207,72 @@ TEST_P(EventStoreConformance, ARecordsUnprocessedEventsByBaseAndTheRecordScanRea
   EXPECT_EQ((*rest)[0].key.record_id, "2");
 }
 
+TEST_P(EventStoreConformance, BucketsAreRecordedOnceAndLeasesChangeByCompareAndSet) {
+  auto merge = open(Role::kMergeWorker);
+  EXPECT_EQ(*merge->init_buckets(4), 4u);
+  EXPECT_EQ(*merge->init_buckets(16), 4u) << "the count first recorded stays";
+  auto view = merge->beat({"m1", "http://a:1", 0, false});
+  ASSERT_TRUE(view.ok()) << view.error().describe();
+  ASSERT_EQ(view->leases.size(), 4u);
+  EXPECT_EQ(view->leases[3], (BucketLease{3, "", 0}));
+  ASSERT_EQ(view->members.size(), 1u);
+  EXPECT_EQ(view->members[0], (ClusterMember{"m1", "http://a:1", 1, false}));
+  view = merge->beat({"m2", "http://b:2", 0, false});
+  view = merge->beat({"m1", "http://a:1", 0, true});
+  ASSERT_EQ(view->members.size(), 2u);
+  EXPECT_EQ(view->members[0], (ClusterMember{"m1", "http://a:1", 2, true}));
+  EXPECT_EQ(view->members[1].beat, 1u);
+
+  const LeaseChange claim0{0, 0, true}, claim1{1, 0, true};
+  auto got = merge->change_leases("m1", std::vector<LeaseChange>{claim0, claim1});
+  ASSERT_TRUE(got.ok()) << got.error().describe();
+  EXPECT_EQ(*got, (std::vector<std::optional<uint64_t>>{1, 1}));
+  // Another member at the epoch it read before: refused.
+  EXPECT_EQ(*merge->change_leases("m2", std::vector<LeaseChange>{claim0}),
+            (std::vector<std::optional<uint64_t>>{std::nullopt}));
+  // A release by a member that does not own it: refused; by the owner: free, epoch 2.
+  EXPECT_EQ(*merge->change_leases("m2", std::vector<LeaseChange>{{0, 1, false}}),
+            (std::vector<std::optional<uint64_t>>{std::nullopt}));
+  EXPECT_EQ(*merge->change_leases("m1", std::vector<LeaseChange>{{0, 1, false}}),
+            (std::vector<std::optional<uint64_t>>{2}));
+  EXPECT_EQ(*merge->change_leases("m2", std::vector<LeaseChange>{{0, 2, true}}),
+            (std::vector<std::optional<uint64_t>>{3}));
+  view = merge->beat({"m1", "http://a:1", 0, false});
+  EXPECT_EQ(view->leases[0], (BucketLease{0, "m2", 3}));
+  EXPECT_EQ(view->leases[1], (BucketLease{1, "m1", 1}));
+  ASSERT_TRUE(merge->forget_members(std::vector<std::string>{"m2"}).ok());
+  view = merge->beat({"m1", "http://a:1", 0, false});
+  ASSERT_EQ(view->members.size(), 1u);
+  EXPECT_EQ(view->leases[0].owner, "m2") << "a forgotten member's buckets stay until taken";
+  auto reader = open(Role::kReader);
+  EXPECT_EQ(reader->change_leases("m3", std::vector<LeaseChange>{{2, 0, true}}).code(),
+            Errc::kPermissionDenied);
+  EXPECT_EQ(open(Role::kSyncWorker)->beat({"m3", "x", 0, false}).code(), Errc::kPermissionDenied);
+}
+
+TEST_P(EventStoreConformance, AFencedCommitHoldsOnlyAtItsBucketsEpoch) {
+  auto merge = open(Role::kMergeWorker);
+  ASSERT_EQ(*merge->init_buckets(2), 2u);
+  ASSERT_TRUE(merge->change_leases("m1", std::vector<LeaseChange>{{1, 0, true}}).ok());
+  const Event a = event("1", R"({"a":1})");
+  const Event b = event("2", R"({"b":1})");
+  ASSERT_TRUE(store_->append(std::vector<Event>{a, b}).ok());
+  MergeCommit stale = merged(a, 0, 1, R"({"a":1})", clock_.now());
+  stale.fence = BucketFence{1, 0};
+  MergeCommit current = merged(b, 0, 1, R"({"b":1})", clock_.now());
+  current.fence = BucketFence{1, 1};
+  auto results = merge->commit_merges(std::vector<MergeCommit>{stale, current});
+  ASSERT_EQ(results.size(), 2u);
+  ASSERT_FALSE(results[0].ok());
+  EXPECT_EQ(results[0].code(), Errc::kFenced) << results[0].error().describe();
+  EXPECT_TRUE(results[1].ok()) << results[1].error().describe();
+  EXPECT_FALSE(store_->get(a.id())->processed) << "a fenced commit changes nothing";
+  EXPECT_FALSE(store_->get_record(a.record_key())->has_value());
+  EXPECT_EQ((*store_->get_record(b.record_key()))->version, 1u);
+  // A bucket that does not exist fences too.
+  MergeCommit nowhere = merged(a, 0, 1, R"({"a":1})", clock_.now());
+  nowhere.fence = BucketFence{7, 0};
+  EXPECT_EQ(merge->commit_merge(nowhere).code(), Errc::kFenced);
+}
+
 }  // namespace backbone::testing

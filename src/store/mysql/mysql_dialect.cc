@@ -96,6 +96,25 @@ const std::vector<std::string>& v2() {
   return all;
 }
 
+// Bucket leases and membership (doc/scale_out.md): who serves which part of the environment.
+const std::vector<std::string>& v3() {
+  static const std::vector<std::string> all = {
+      R"sql(CREATE TABLE IF NOT EXISTS bucket_leases (
+  bucket INT UNSIGNED NOT NULL PRIMARY KEY,
+  owner  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  epoch  BIGINT UNSIGNED NOT NULL
+) ENGINE=InnoDB)sql",
+      R"sql(CREATE TABLE IF NOT EXISTS cluster_members (
+  member  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  address VARCHAR(255) NOT NULL,
+  beat    BIGINT UNSIGNED NOT NULL,
+  leaving TINYINT(1) NOT NULL DEFAULT 0,
+  beat_at TIMESTAMP(6) NOT NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin)sql",
+  };
+  return all;
+}
+
 std::string ident(const std::string& name) { return "`" + name + "`"; }
 std::string account(const std::string& login) { return "'" + login + "'@'%'"; }
 
@@ -110,6 +129,7 @@ class MysqlDialect final : public SqlDialect {
     static const std::vector<SqlMigration> all = {
         {1, "events, event_audit_log, records, immutability triggers", v1()},
         {2, "event_outbox", v2()},
+        {3, "bucket_leases, cluster_members", v3()},
     };
     return all;
   }
@@ -194,7 +214,8 @@ class MysqlDialect final : public SqlDialect {
   std::vector<std::string> revoke_table_privileges(const std::string& login,
                                                    const std::string& database) const override {
     std::vector<std::string> out;
-    for (const char* table : {"events", "event_audit_log", "records", "event_outbox"}) {
+    for (const char* table : {"events", "event_audit_log", "records", "event_outbox",
+                              "bucket_leases", "cluster_members"}) {
       out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
                     account(login));
     }
@@ -214,12 +235,16 @@ class MysqlDialect final : public SqlDialect {
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON " + db + "events" + to,
                 "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
-                "GRANT SELECT, INSERT, UPDATE ON " + db + "records" + to};
+                "GRANT SELECT, INSERT, UPDATE ON " + db + "records" + to,
+                "GRANT SELECT, INSERT, UPDATE ON " + db + "bucket_leases" + to,
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON " + db + "cluster_members" + to};
       case Role::kReader:
         return {"GRANT SELECT ON " + db + "events" + to,
                 "GRANT SELECT ON " + db + "event_audit_log" + to,
                 "GRANT SELECT ON " + db + "records" + to,
-                "GRANT SELECT ON " + db + "event_outbox" + to};
+                "GRANT SELECT ON " + db + "event_outbox" + to,
+                "GRANT SELECT ON " + db + "bucket_leases" + to,
+                "GRANT SELECT ON " + db + "cluster_members" + to};
     }
     return {};
   }

@@ -106,6 +106,22 @@ INSERT INTO event_outbox (event_id, created_at)
   SELECT id, 'epoch' FROM events WHERE processed = false ON CONFLICT DO NOTHING;
 )sql";
 
+// Bucket leases and membership (doc/scale_out.md): who serves which part of the environment.
+const char* const kV3Leases = R"sql(
+CREATE TABLE IF NOT EXISTS bucket_leases (
+  bucket integer     NOT NULL PRIMARY KEY CHECK (bucket >= 0),
+  owner  varchar(64) COLLATE "C" NULL,
+  epoch  bigint      NOT NULL CHECK (epoch >= 0)
+);
+CREATE TABLE IF NOT EXISTS cluster_members (
+  member  varchar(64)  COLLATE "C" NOT NULL PRIMARY KEY,
+  address varchar(255) NOT NULL,
+  beat    bigint       NOT NULL,
+  leaving boolean      NOT NULL DEFAULT false,
+  beat_at timestamptz  NOT NULL
+);
+)sql";
+
 std::string ident(const std::string& name) { return "\"" + name + "\""; }
 
 class PostgresDialect final : public SqlDialect {
@@ -119,6 +135,7 @@ class PostgresDialect final : public SqlDialect {
     static const std::vector<SqlMigration> all = {
         {1, "events, event_audit_log, records, immutability triggers", {kV1Tables, kV1Triggers}},
         {2, "event_outbox", {kV2Outbox}},
+        {3, "bucket_leases, cluster_members", {kV3Leases}},
     };
     return all;
   }
@@ -191,23 +208,33 @@ class PostgresDialect final : public SqlDialect {
   }
   std::vector<std::string> revoke_table_privileges(const std::string& login,
                                                    const std::string&) const override {
-    return {"REVOKE ALL ON events, event_audit_log, records, event_outbox FROM " + ident(login)};
+    return {
+        "REVOKE ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
+        " cluster_members FROM " +
+        ident(login)};
   }
   std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
                                                   const std::string&) const override {
     const std::string to = " TO " + ident(login);
     switch (role) {
       case Role::kMigrator:
-        return {"GRANT ALL ON events, event_audit_log, records, event_outbox" + to};
+        return {
+            "GRANT ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
+            " cluster_members" +
+            to};
       case Role::kSyncWorker:
         return {"GRANT SELECT, INSERT ON events, event_audit_log" + to,
                 "GRANT SELECT, INSERT, DELETE ON event_outbox" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON events" + to,
                 "GRANT SELECT, INSERT ON event_audit_log" + to,
-                "GRANT SELECT, INSERT, UPDATE ON records" + to};
+                "GRANT SELECT, INSERT, UPDATE ON records, bucket_leases" + to,
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_members" + to};
       case Role::kReader:
-        return {"GRANT SELECT ON events, event_audit_log, records, event_outbox" + to};
+        return {
+            "GRANT SELECT ON events, event_audit_log, records, event_outbox, bucket_leases,"
+            " cluster_members" +
+            to};
     }
     return {};
   }

@@ -304,6 +304,105 @@ class ServerEventStore final : public EventStore {
     return {};
   }
 
+  Result<uint32_t> init_buckets(uint32_t count) override {
+    BACKBONE_TRY(check_schema());
+    return write<uint32_t>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<uint32_t>> {
+      auto n = c.run("SELECT COUNT(*) FROM bucket_leases");
+      if (!n.ok()) return n.error();
+      const auto recorded = static_cast<uint32_t>(to_int(n->rows.at(0).at(0)));
+      if (recorded > 0) return Plan<uint32_t>{recorded, {}, std::nullopt};
+      std::vector<uint32_t> buckets(count);
+      for (uint32_t b = 0; b < count; ++b) buckets[b] = b;
+      Plan<uint32_t> plan{count, {}, std::nullopt};
+      insert_rows(
+          "INSERT INTO bucket_leases (bucket, owner, epoch) VALUES ", "(?, NULL, 0)", "", buckets,
+          [](uint32_t b, std::vector<SqlParam>& p) { p.push_back(std::to_string(b)); },
+          plan.writes);
+      return plan;
+    });
+  }
+
+  Result<ClusterView> beat(const ClusterMember& member) override {
+    BACKBONE_TRY(check_schema());
+    return write<ClusterView>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<ClusterView>> {
+      const SqlParam row[] = {member.address, member.leaving ? "1" : "0", sql_time(clock_.now()),
+                              member.id};
+      auto up = c.run(
+          "UPDATE cluster_members SET beat = beat + 1, address = ?, leaving = ?, beat_at = ?"
+          " WHERE member = ?",
+          row);
+      if (!up.ok()) return up.error();
+      if (up->affected == 0) {
+        const SqlParam fresh[] = {member.id, member.address, member.leaving ? "1" : "0",
+                                  sql_time(clock_.now())};
+        auto ins = c.run(
+            "INSERT INTO cluster_members (member, address, beat, leaving, beat_at)"
+            " VALUES (?, ?, 1, ?, ?)",
+            fresh);
+        if (!ins.ok()) return ins.error();
+      }
+      Plan<ClusterView> plan{{}, {}, std::nullopt};
+      auto members = c.run("SELECT member, address, " + dialect_.text("beat") + ", " +
+                           dialect_.text("leaving") + " FROM cluster_members ORDER BY member");
+      if (!members.ok()) return members.error();
+      for (const SqlRow& r : members->rows) {
+        plan.value.members.push_back({r.at(0).value_or(""), r.at(1).value_or(""),
+                                      static_cast<uint64_t>(to_int(r.at(2))), to_bool(r.at(3))});
+      }
+      auto leases = c.run("SELECT " + dialect_.text("bucket") + ", owner, " +
+                          dialect_.text("epoch") + " FROM bucket_leases ORDER BY bucket");
+      if (!leases.ok()) return leases.error();
+      for (const SqlRow& r : leases->rows) {
+        plan.value.leases.push_back({static_cast<uint32_t>(to_int(r.at(0))), r.at(1).value_or(""),
+                                     static_cast<uint64_t>(to_int(r.at(2)))});
+      }
+      return plan;
+    });
+  }
+
+  Result<std::vector<std::optional<uint64_t>>> change_leases(
+      const std::string& member, std::span<const LeaseChange> changes) override {
+    BACKBONE_TRY(check_schema());
+    using Epochs = std::vector<std::optional<uint64_t>>;
+    return write<Epochs>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<Epochs>> {
+      Plan<Epochs> plan{{}, {}, std::nullopt};
+      for (const LeaseChange& ch : changes) {
+        const std::string bucket = std::to_string(ch.bucket), epoch = std::to_string(ch.epoch);
+        Result<SqlRows> r = [&] {
+          if (ch.claim) {
+            const SqlParam p[] = {member, bucket, epoch};
+            return c.run(
+                "UPDATE bucket_leases SET owner = ?, epoch = epoch + 1 WHERE bucket = ? AND"
+                " epoch = ?",
+                p);
+          }
+          const SqlParam p[] = {bucket, epoch, member};
+          return c.run(
+              "UPDATE bucket_leases SET owner = NULL, epoch = epoch + 1 WHERE bucket = ? AND"
+              " epoch = ? AND owner = ?",
+              p);
+        }();
+        if (!r.ok()) return r.error();
+        plan.value.push_back(r->affected == 1 ? std::optional(ch.epoch + 1) : std::nullopt);
+      }
+      return plan;
+    });
+  }
+
+  Result<void> forget_members(std::span<const std::string> ids) override {
+    BACKBONE_TRY(check_schema());
+    for (const std::string& id : ids) {
+      const SqlParam p[] = {id};
+      auto done = write<bool>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
+        auto r = c.run("DELETE FROM cluster_members WHERE member = ?", p);
+        if (!r.ok()) return r.error();
+        return Plan<bool>{true, {}, std::nullopt};
+      });
+      if (!done.ok()) return done.error();
+    }
+    return {};
+  }
+
   Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) override {
     BACKBONE_TRY(check_schema());
     if (drafts.empty()) return std::vector<AuditEntry>{};
@@ -602,8 +701,11 @@ class ServerEventStore final : public EventStore {
           keys.push_back(m->record.record_id);
         }
       }
-      const std::vector<SetLookup> lookups = {processed_lookup(dialect_, std::move(ids)),
-                                              version_lookup(dialect_, std::move(keys))};
+      std::vector<SetLookup> lookups = {processed_lookup(dialect_, std::move(ids)),
+                                        version_lookup(dialect_, std::move(keys))};
+      std::vector<std::string> buckets;
+      for (uint32_t b : fenced_buckets(all)) buckets.push_back(std::to_string(b));
+      if (!buckets.empty()) lookups.push_back(epoch_lookup(dialect_, std::move(buckets)));
       return write<Outcomes>(
           lookups, [&](SqlConnection&, const Reads& reads) { return plan_merges(all, reads); });
     }();

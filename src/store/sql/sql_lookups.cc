@@ -37,6 +37,12 @@ SetLookup version_lookup(const SqlDialect& d, std::vector<std::string> keys) {
           "(?, ?)", 2, std::move(keys)};
 }
 
+SetLookup epoch_lookup(const SqlDialect& d, std::vector<std::string> buckets) {
+  return {LookupKind::kEpoch,
+          d.text("bucket") + ", " + d.text("epoch") + ", NULL FROM bucket_leases WHERE bucket IN (",
+          "?", 1, std::move(buckets)};
+}
+
 void append_lookups(const SqlDialect& d, const std::vector<SetLookup>& lookups,
                     std::vector<SqlStatement>& out) {
   std::vector<std::vector<size_t>> chunks;
@@ -89,6 +95,10 @@ Result<Reads> parse_lookups(std::span<SqlRows> results) {
         case LookupKind::kVersion:
           reads.merge.versions[std::pair(value(r, C::kA), value(r, C::kB))] =
               static_cast<uint64_t>(to_int(column(r, C::kC)));
+          break;
+        case LookupKind::kEpoch:
+          reads.merge.epochs[static_cast<uint32_t>(to_int(column(r, C::kA)))] =
+              static_cast<uint64_t>(to_int(column(r, C::kB)));
           break;
         case LookupKind::kTail: {
           auto id = EventId::parse(value(r, C::kA));

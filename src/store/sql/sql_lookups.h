@@ -26,6 +26,7 @@ enum class LookupKind : char {
   kProcessed = 'p',  // a: event id, b: processed
   kVersion = 'v',    // a: record_type, b: record_id, c: version
   kTail = 't',       // a: the last audit entry's id, b: its chain_hash, c: created_at (us)
+  kEpoch = 'e',      // a: bucket, b: its epoch
 };
 
 // One set lookup: `head` selects three text columns and ends in "... IN (", `row` is one
@@ -44,6 +45,7 @@ SetLookup ingested_lookup(const SqlDialect& d, std::vector<std::string> fingerpr
 SetLookup processed_lookup(const SqlDialect& d, std::vector<std::string> event_ids);
 // `keys`: flattened (record_type, record_id) pairs.
 SetLookup version_lookup(const SqlDialect& d, std::vector<std::string> keys);
+SetLookup epoch_lookup(const SqlDialect& d, std::vector<std::string> buckets);
 
 struct Reads {
   std::unordered_map<std::string, EventId> ingested;  // fingerprint -> event id

@@ -9,6 +9,8 @@ namespace backbone::sqlite {
 namespace {
 
 bool is_data_table(std::string_view t) { return t == "events" || t == "event_audit_log"; }
+// The merge stages' bookkeeping of who serves which bucket (doc/scale_out.md).
+bool is_lease_table(std::string_view t) { return t == "bucket_leases" || t == "cluster_members"; }
 
 // SELECT and INSERT go together for every role but reader (SPEC §2).
 bool may_insert(Role role, std::string_view table) {
@@ -18,7 +20,7 @@ bool may_insert(Role role, std::string_view table) {
     case Role::kSyncWorker:
       return is_data_table(table) || table == "event_outbox";
     case Role::kMergeWorker:
-      return is_data_table(table) || table == "records";
+      return is_data_table(table) || table == "records" || is_lease_table(table);
     case Role::kReader:
       return false;
   }
@@ -40,11 +42,12 @@ bool allowed(Role role, int action, std::string_view table, std::string_view col
       return may_insert(role, table);
     case SQLITE_UPDATE:
       if (role == Role::kMigrator) return true;
-      return role == Role::kMergeWorker &&
-             ((table == "events" && column == "processed") || table == "records");
+      return role == Role::kMergeWorker && ((table == "events" && column == "processed") ||
+                                            table == "records" || is_lease_table(table));
     case SQLITE_DELETE:
       // The outbox is bookkeeping, not history: ingest takes out what it published.
-      return role == Role::kMigrator || (role == Role::kSyncWorker && table == "event_outbox");
+      return role == Role::kMigrator || (role == Role::kSyncWorker && table == "event_outbox") ||
+             (role == Role::kMergeWorker && table == "cluster_members");
     default:
       return role == Role::kMigrator;  // DDL, PRAGMA, ATTACH, ...
   }

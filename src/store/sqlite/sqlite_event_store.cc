@@ -352,6 +352,16 @@ class SqliteEventStore final : public EventStore {
         (*version)->reset();
       }
     }
+    const std::vector<uint32_t> buckets = fenced_buckets(commits);
+    if (buckets.empty()) return reads;
+    auto epoch = db_->prepare("SELECT epoch FROM bucket_leases WHERE bucket = ?");
+    if (!epoch.ok()) return epoch.error();
+    for (uint32_t b : buckets) {
+      auto row = (*epoch)->bind(1, int64_t{b}).step();
+      if (!row.ok()) return row.error();
+      if (*row) reads.epochs[b] = static_cast<uint64_t>((*epoch)->integer(0));
+      (*epoch)->reset();
+    }
     return reads;
   }
 
@@ -414,6 +424,114 @@ class SqliteEventStore final : public EventStore {
   }
 
  public:
+  Result<uint32_t> init_buckets(uint32_t count) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    return in_write_txn<uint32_t>([&]() -> Result<uint32_t> {
+      auto n = db_->prepare("SELECT COUNT(*) FROM bucket_leases");
+      if (!n.ok()) return n.error();
+      auto row = (*n)->step();
+      if (!row.ok()) return row.error();
+      const auto recorded = static_cast<uint32_t>((*n)->integer(0));
+      (*n)->reset();
+      if (recorded > 0) return recorded;
+      auto ins =
+          db_->prepare("INSERT INTO bucket_leases (bucket, owner, epoch) VALUES (?, NULL, 0)");
+      if (!ins.ok()) return ins.error();
+      for (uint32_t b = 0; b < count; ++b) BACKBONE_TRY((*ins)->bind(1, int64_t{b}).run());
+      return count;
+    });
+  }
+
+  Result<ClusterView> beat(const ClusterMember& member) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    return in_write_txn<ClusterView>([&]() -> Result<ClusterView> {
+      auto up = db_->prepare(
+          "INSERT INTO cluster_members (member, address, beat, leaving, beat_at)"
+          " VALUES (?, ?, 1, ?, ?) ON CONFLICT (member) DO UPDATE SET beat = beat + 1,"
+          " address = excluded.address, leaving = excluded.leaving, beat_at = excluded.beat_at");
+      if (!up.ok()) return up.error();
+      BACKBONE_TRY((*up)
+                       ->bind(1, member.id)
+                       .bind(2, member.address)
+                       .bind(3, int64_t{member.leaving ? 1 : 0})
+                       .bind(4, clock_.now().micros())
+                       .run());
+      ClusterView view;
+      auto m = db_->prepare(
+          "SELECT member, address, beat, leaving FROM cluster_members ORDER BY member");
+      if (!m.ok()) return m.error();
+      for (;;) {
+        auto row = (*m)->step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        view.members.push_back({(*m)->text(0), (*m)->text(1),
+                                static_cast<uint64_t>((*m)->integer(2)), (*m)->integer(3) != 0});
+      }
+      (*m)->reset();
+      auto l = db_->prepare("SELECT bucket, owner, epoch FROM bucket_leases ORDER BY bucket");
+      if (!l.ok()) return l.error();
+      for (;;) {
+        auto row = (*l)->step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        view.leases.push_back({static_cast<uint32_t>((*l)->integer(0)), (*l)->text(1),
+                               static_cast<uint64_t>((*l)->integer(2))});
+      }
+      (*l)->reset();
+      return view;
+    });
+  }
+
+  Result<std::vector<std::optional<uint64_t>>> change_leases(
+      const std::string& member, std::span<const LeaseChange> changes) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    using Epochs = std::vector<std::optional<uint64_t>>;
+    return in_write_txn<Epochs>([&]() -> Result<Epochs> {
+      auto claim = db_->prepare(
+          "UPDATE bucket_leases SET owner = ?, epoch = epoch + 1 WHERE bucket = ? AND epoch = ?");
+      auto release = db_->prepare(
+          "UPDATE bucket_leases SET owner = NULL, epoch = epoch + 1"
+          " WHERE bucket = ? AND epoch = ? AND owner = ?");
+      if (!claim.ok()) return claim.error();
+      if (!release.ok()) return release.error();
+      Epochs out;
+      for (const LeaseChange& c : changes) {
+        if (c.claim) {
+          BACKBONE_TRY((*claim)
+                           ->bind(1, member)
+                           .bind(2, int64_t{c.bucket})
+                           .bind(3, static_cast<int64_t>(c.epoch))
+                           .run());
+        } else {
+          BACKBONE_TRY((*release)
+                           ->bind(1, int64_t{c.bucket})
+                           .bind(2, static_cast<int64_t>(c.epoch))
+                           .bind(3, member)
+                           .run());
+        }
+        out.push_back(sqlite3_changes(db_->handle()) == 1 ? std::optional(c.epoch + 1)
+                                                          : std::nullopt);
+      }
+      return out;
+    });
+  }
+
+  Result<void> forget_members(std::span<const std::string> ids) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    auto done = in_write_txn<bool>([&]() -> Result<bool> {
+      auto del = db_->prepare("DELETE FROM cluster_members WHERE member = ?");
+      if (!del.ok()) return del.error();
+      for (const std::string& id : ids) BACKBONE_TRY((*del)->bind(1, id).run());
+      return true;
+    });
+    if (!done.ok()) return done.error();
+    return {};
+  }
+
   Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());

@@ -110,10 +110,27 @@ INSERT OR IGNORE INTO event_outbox (event_id, created_at)
   SELECT id, 0 FROM events WHERE processed = 0;
 )sql";
 
+// Bucket leases and membership (doc/scale_out.md): who serves which part of the environment.
+constexpr const char* kV3 = R"sql(
+CREATE TABLE IF NOT EXISTS bucket_leases (
+  bucket INTEGER     NOT NULL PRIMARY KEY CHECK (bucket >= 0),
+  owner  VARCHAR(64) NULL,
+  epoch  INTEGER     NOT NULL CHECK (epoch >= 0)
+);
+CREATE TABLE IF NOT EXISTS cluster_members (
+  member  VARCHAR(64)  NOT NULL PRIMARY KEY,
+  address VARCHAR(255) NOT NULL,
+  beat    INTEGER      NOT NULL,
+  leaving TINYINT(1)   NOT NULL DEFAULT 0 CHECK (leaving IN (0, 1)),
+  beat_at INTEGER      NOT NULL
+);
+)sql";
+
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "events, event_audit_log, records, immutability triggers", kV1},
       {2, "event_outbox", kV2},
+      {3, "bucket_leases, cluster_members", kV3},
   };
   return all;
 }
