@@ -12,15 +12,23 @@
 // bare driver connection (PQexecPrepared / mysql_stmt_execute) running the very same prepared
 // multi-row INSERTs of the same rows, BEGIN/COMMIT per batch, and nothing else.
 //
+// Then the same appends from 1, 2 and 3 processes at once to one server store (--processes),
+// each taking every Nth event, against the floor's bare INSERTs from as many processes: every
+// library append takes the store's writer lock, for the one audit chain (doc/audit_chain.md).
+//
 //   bench_store_append [--events N] [--batch B] [--rounds R] [--dir PATH] [--postgres URL]
-//                      [--mysql URL]
+//                      [--mysql URL] [--processes 1,2,3]
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 
 #include "backbone/event_store.h"
@@ -45,11 +53,12 @@ struct Options {
 
 // The library: EventStore::append in batches, as the sync_worker role, on the store at `url`.
 double run_library(const std::string& url, const Options& o, const std::vector<Event>& events,
-                   Durability durability) {
+                   Durability durability, EventIdGenerator* ids = nullptr) {
   StoreOptions so;
   so.url = url;
   so.role = Role::kSyncWorker;
   so.durability = durability;
+  so.ids = ids;
   auto store = EventStore::open(so);
   if (!store.ok()) {
     std::fprintf(stderr, "%s\n", store.error().describe().c_str());
@@ -142,6 +151,56 @@ double run_server_floor(const std::string& db_url, const Options& o,
   return static_cast<double>(events.size()) / seconds_since(t0);
 }
 
+// `processes` child processes append their share of `events` to one store at once (the
+// library, or the floor's bare INSERTs); returns the events per second of the whole, from the
+// moment all are released to the last one's exit.
+double run_processes(const std::string& db_url, const Options& o, const std::vector<Event>& events,
+                     const std::vector<AuditEntry>& audit, int processes, bool library) {
+  std::vector<std::vector<Event>> share(static_cast<size_t>(processes));
+  std::vector<std::vector<AuditEntry>> share_audit(static_cast<size_t>(processes));
+  for (size_t i = 0; i < events.size(); ++i) {
+    share[i % share.size()].push_back(events[i]);
+    share_audit[i % share.size()].push_back(audit[i]);
+  }
+  int go[2];
+  if (pipe(go) != 0) std::exit(1);
+  std::vector<pid_t> children;
+  for (int p = 0; p < processes; ++p) {
+    const pid_t pid = fork();
+    if (pid < 0) std::exit(1);
+    if (pid == 0) {
+      close(go[1]);
+      char c;
+      if (read(go[0], &c, 1) != 1) _exit(1);
+      // Ids of its own: a forked generator would repeat the parent's.
+      EventIdGenerator ids(SystemClock::instance(), std::random_device{}() + 7919u * p);
+      if (library) {
+        run_library(db_url, o, share[p], Durability::kFsync, &ids);
+      } else {
+        run_server_floor(db_url, o, share[p], share_audit[p]);
+      }
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  close(go[0]);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string release(static_cast<size_t>(processes), 'x');
+  if (write(go[1], release.data(), release.size()) != static_cast<ssize_t>(release.size())) {
+    std::exit(1);
+  }
+  close(go[1]);
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "an appending process failed\n");
+      std::exit(1);
+    }
+  }
+  return static_cast<double>(events.size()) / seconds_since(t0);
+}
+
 }  // namespace
 }  // namespace backbone::bench
 
@@ -161,6 +220,10 @@ int main(int argc, char** argv) {
   app.add_option("--mysql", my_url, "Admin URL of a MariaDB/MySQL server to measure too");
   app.add_option("--server-prefill", o.server_prefill,
                  "Events already in a server store (then analyzed) when a round starts");
+  std::vector<int> processes = {1, 2, 3};
+  app.add_option("--processes", processes,
+                 "Numbers of processes appending to one server store at once (0: skip)")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   std::filesystem::create_directories(o.dir);
   SystemClock& clock = SystemClock::instance();
@@ -221,6 +284,36 @@ int main(int argc, char** argv) {
     std::printf("%-30s %14.0f %14.0f %8.2f\n",
                 (std::string(name) + ", server's commit (fsync)").c_str(), median(lib),
                 median(floor), median(ratio));
+  }
+  // Appends from several processes to one environment's store: every append takes the store's
+  // writer lock (one audit chain, one tail), the floor's bare INSERTs take none.
+  std::printf(
+      "several processes, one store (each takes every Nth event; writer lock per batch; the "
+      "server and the processes share this machine's cores)\n");
+  std::printf("%-30s %14s %14s %8s %10s\n", "server, processes", "library ev/s", "floor ev/s",
+              "ratio", "vs 1 proc");
+  for (const auto& [name, admin] : {std::pair{"postgresql", pg_url}, std::pair{"mysql", my_url}}) {
+    if (admin.empty()) continue;
+    double one = 0;
+    for (int n : processes) {
+      if (n <= 0) continue;
+      std::vector<double> lib, floor, ratio;
+      for (int r = 0; r < o.rounds; ++r) {
+        const std::string lib_db = fresh_server_db(admin, "bb_bench_library");
+        run_library(lib_db, o, prior, Durability::kFsync);
+        analyze(lib_db);
+        lib.push_back(run_processes(lib_db, o, events, audit, n, true));
+        const std::string floor_db = fresh_server_db(admin, "bb_bench_floor");
+        run_server_floor(floor_db, o, prior, prior_audit);
+        analyze(floor_db);
+        floor.push_back(run_processes(floor_db, o, events, audit, n, false));
+        ratio.push_back(lib.back() / floor.back());
+      }
+      if (one == 0) one = median(lib);
+      std::printf("%-30s %14.0f %14.0f %8.2f %10.2f\n",
+                  (std::string(name) + ", " + std::to_string(n)).c_str(), median(lib),
+                  median(floor), median(ratio), median(lib) / one);
+    }
   }
   return 0;
 }
