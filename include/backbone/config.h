@@ -36,6 +36,10 @@ struct Config {
   std::map<std::string, std::string> merge_policies;  // record type -> policy
   std::vector<std::string> source_priority;           // highest first
   Durability durability = Durability::kFsync;
+  // [cluster] (doc/scale_out.md): the buckets of an environment's work (recorded in its store by
+  // the first process), and how long a silent process keeps its buckets.
+  uint32_t cluster_buckets = 64;
+  int64_t lease_ttl_ms = 10'000;
   std::string source;  // where the config came from, for messages
 };
 

@@ -95,6 +95,7 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
     (*stage_errors)(sub, e);
   };
   if (ctx.env_flag) o.envs = {ctx.env()};
+  o.address = "http://" + (flags.listen.empty() ? ctx.config.listen : flags.listen);
   auto app = server::App::open(o);
   if (!app.ok()) return ctx.fail(app.error());
   for (const std::string& w : (*app)->warnings()) spdlog::warn("provision: {}", w);

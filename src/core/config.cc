@@ -74,6 +74,27 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
       }
     }
   }
+  if (const auto* cluster = t.get_as<toml::table>("cluster")) {
+    for (const auto& [key, value] : *cluster) {
+      if (key.str() != "buckets" && key.str() != "lease_ttl_ms") {
+        return bad_key(source, ("cluster." + std::string(key.str())).c_str(), "unknown key");
+      }
+    }
+    if (const auto* node = cluster->get("buckets")) {
+      auto v = node->value<int64_t>();
+      if (!v || *v < 1 || *v > 4096) {
+        return bad_key(source, "cluster.buckets", "must be an integer from 1 to 4096");
+      }
+      c.cluster_buckets = static_cast<uint32_t>(*v);
+    }
+    if (const auto* node = cluster->get("lease_ttl_ms")) {
+      auto v = node->value<int64_t>();
+      if (!v || *v < 100 || *v > 600'000) {
+        return bad_key(source, "cluster.lease_ttl_ms", "must be an integer from 100 to 600000");
+      }
+      c.lease_ttl_ms = *v;
+    }
+  }
   if (const auto* node = t.get("environments")) {
     const auto* arr = node->as_array();
     if (!arr || arr->empty()) return bad_key(source, "environments", "must be a non-empty array");

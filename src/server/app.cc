@@ -77,6 +77,26 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     if (!relayed.ok()) return relayed.error();
     auto recovered = (*p)->recover_parked();
     if (!recovered.ok()) return recovered.error();
+    if (app->o_.start_stages && !app->broker_->shares_subscriptions()) {
+      StoreOptions so;
+      so.url = *url;
+      so.role = Role::kMergeWorker;
+      so.durability = c.durability;
+      so.clock = app->o_.clock;
+      auto store = EventStore::open(so);
+      if (!store.ok()) return store.error();
+      cluster::LeaseOptions lo;
+      lo.member = cluster::new_member_id();
+      lo.address = app->o_.address;
+      lo.buckets = c.cluster_buckets;
+      lo.ttl_us = c.lease_ttl_ms * 1000;
+      auto keeper = cluster::LeaseKeeper::open(
+          **store, app->o_.clock ? *app->o_.clock : SystemClock::instance(), lo);
+      if (!keeper.ok()) return keeper.error();
+      (*keeper)->start();
+      app->lease_stores_.emplace(env, std::move(*store));
+      app->keepers_.emplace(env, std::move(*keeper));
+    }
     if (app->o_.start_stages) (*p)->start();
     app->pipelines_.emplace(env, std::move(*p));
   }
@@ -140,8 +160,19 @@ void App::refresh_gauges() {
   }
 }
 
+cluster::LeaseKeeper* App::lease_keeper(std::string_view env) {
+  auto it = keepers_.find(env);
+  return it == keepers_.end() ? nullptr : it->second.get();
+}
+
 void App::stop() {
   for (auto& [env, p] : pipelines_) p->stop();
+  // No commit of this process follows: its buckets go to the others at once.
+  for (auto& [env, k] : keepers_) {
+    k->stop();
+    (void)k->leave();
+  }
+  keepers_.clear();
 }
 
 }  // namespace backbone::server

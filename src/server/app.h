@@ -16,6 +16,7 @@
 #include "backbone/config.h"
 #include "backbone/metrics.h"
 #include "backbone/topology.h"
+#include "cluster/lease_keeper.h"
 #include "pipeline/pipeline.h"
 
 namespace backbone::server {
@@ -27,6 +28,7 @@ struct AppOptions {
   bool start_stages = true;                    // false: the caller drives the stages (tests)
   size_t workers = 2;                          // per stage and environment
   pipeline::StageErrorHandler on_stage_error;  // may be null
+  std::string address;                         // where this process serves, for its member row
 };
 
 class App {
@@ -44,9 +46,12 @@ class App {
   const std::vector<std::string>& warnings() const { return warnings_; }
   // kNotFound when `env` is not configured or not served here.
   Result<pipeline::EnvironmentPipeline*> pipeline(std::string_view env);
+  // This process's lease keeper of `env` (doc/scale_out.md): nullptr where the broker shares its
+  // subscriptions among processes (pubsub://), which needs no buckets, or the stages do not run.
+  cluster::LeaseKeeper* lease_keeper(std::string_view env);
   // Refreshes the backlog gauges of every served subscription.
   void refresh_gauges();
-  // Stops the stages; what they hold is finished first.
+  // Stops the stages (what they hold is finished first), then hands this process's buckets over.
   void stop();
 
  private:
@@ -57,6 +62,9 @@ class App {
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<auth::TokenStore> tokens_;
   std::map<std::string, std::unique_ptr<pipeline::EnvironmentPipeline>, std::less<>> pipelines_;
+  // Per environment: the keeper's store connection (merge_worker) and the keeper.
+  std::map<std::string, std::unique_ptr<EventStore>, std::less<>> lease_stores_;
+  std::map<std::string, std::unique_ptr<cluster::LeaseKeeper>, std::less<>> keepers_;
   std::vector<std::string> warnings_;
 };
 

@@ -1,4 +1,7 @@
-// GET /v1/envs/{env}/topology, GET /v1/envs/{env}/dlq, POST /v1/envs/{env}/dlq/{id}:replay.
+// GET /v1/envs/{env}/topology, GET /v1/envs/{env}/cluster, GET /v1/envs/{env}/dlq,
+// POST /v1/envs/{env}/dlq/{id}:replay.
+#include <map>
+
 #include "backbone/event_json.h"
 #include "server/http.h"
 #include "server/stats_json.h"
@@ -24,6 +27,47 @@ void add_admin_routes(httplib::Server& s, App& app) {
           }
           send_json(res, 200, {{"env", env}, {"topics", topics}, {"subscriptions", subs}});
         });
+
+  // The processes serving the environment and who owns which bucket, as this process last read
+  // them from the store (doc/scale_out.md).
+  s.Get(R"(/v1/envs/([^/]+)/cluster)", [&app](const httplib::Request& req, httplib::Response& res) {
+    const std::string env = req.matches[1];
+    auto p = authorize(app, req, env, auth::Permission::kRead);
+    if (!p.ok()) return send_error(res, p.error());
+    cluster::LeaseKeeper* keeper = app.lease_keeper(env);
+    if (keeper == nullptr) {
+      return send_json(res, 200,
+                       {{"env", env},
+                        {"buckets", 0},
+                        {"note",
+                         "no buckets: the broker shares its subscriptions among processes, "
+                         "or the stages do not run here"}});
+    }
+    const ClusterView view = keeper->view();
+    std::map<std::string, int> owned;
+    nlohmann::json leases = nlohmann::json::array(), members = nlohmann::json::array();
+    for (const BucketLease& l : view.leases) {
+      ++owned[l.owner];
+      leases.push_back(
+          {{"bucket", l.bucket},
+           {"owner", l.owner.empty() ? nlohmann::json(nullptr) : nlohmann::json(l.owner)},
+           {"epoch", l.epoch}});
+    }
+    for (const ClusterMember& m : view.members) {
+      members.push_back({{"id", m.id},
+                         {"address", m.address},
+                         {"beat", m.beat},
+                         {"leaving", m.leaving},
+                         {"buckets", owned[m.id]}});
+    }
+    send_json(res, 200,
+              {{"env", env},
+               {"member", keeper->member()},
+               {"buckets", keeper->buckets()},
+               {"unowned", owned[""]},
+               {"members", members},
+               {"leases", leases}});
+  });
 
   s.Get(R"(/v1/envs/([^/]+)/dlq)", [&app](const httplib::Request& req, httplib::Response& res) {
     auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);

@@ -68,6 +68,26 @@ TEST(Config, BadFilesNameTheKey) {
   ASSERT_FALSE(c.ok());
 }
 
+TEST(Config, TheClusterSectionIsReadAndChecked) {
+  auto c = parse_config("", "x.toml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->cluster_buckets, 64u);
+  EXPECT_EQ(c->lease_ttl_ms, 10'000);
+  c = parse_config("[cluster]\nbuckets = 8\nlease_ttl_ms = 2000", "x.toml");
+  ASSERT_TRUE(c.ok()) << c.error().describe();
+  EXPECT_EQ(c->cluster_buckets, 8u);
+  EXPECT_EQ(c->lease_ttl_ms, 2000);
+  for (const auto& [text, where] :
+       {std::pair{"[cluster]\nbuckets = 0", "x.toml: cluster.buckets"},
+        std::pair{"[cluster]\nbuckets = \"many\"", "x.toml: cluster.buckets"},
+        std::pair{"[cluster]\nlease_ttl_ms = 5", "x.toml: cluster.lease_ttl_ms"},
+        std::pair{"[cluster]\nbucket = 8", "x.toml: cluster.bucket"}}) {
+    auto bad = parse_config(text, "x.toml");
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_EQ(bad.error().where, where);
+  }
+}
+
 TEST(Config, AMissingExplicitFileIsAnError) {
   auto c = load_config(std::string("/nonexistent/backbone.toml"), fake_env({}));
   ASSERT_FALSE(c.ok());
