@@ -28,7 +28,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kBuckets = 8;
-constexpr int kTtlMs = 2000;
+constexpr int kTtlMs = 3000;
 
 // GET /v1/envs/sandbox/cluster of the process on `port` (null when it does not answer).
 json cluster(int port, const std::string& token) {
