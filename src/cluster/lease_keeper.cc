@@ -55,14 +55,44 @@ std::vector<BucketLease> LeaseKeeper::owned() const {
   return out;
 }
 
-ClusterView LeaseKeeper::view() const {
-  std::lock_guard lk(mu_);
-  return view_;
+LeaseKeeper::VersionedView LeaseKeeper::view(uint64_t after, int64_t timeout_us) const {
+  std::unique_lock lk(mu_);
+  view_changed_.wait_for(lk, std::chrono::microseconds(std::max<int64_t>(0, timeout_us)),
+                         [&] { return view_version_ > after; });
+  return {view_, view_version_};
 }
+
+namespace {
+
+// Whether two views differ in more than the members' beats.
+bool differs(const ClusterView& a, const ClusterView& b) {
+  if (a.leases != b.leases || a.members.size() != b.members.size()) return true;
+  for (size_t i = 0; i < a.members.size(); ++i) {
+    const ClusterMember& x = a.members[i];
+    const ClusterMember& y = b.members[i];
+    if (x.id != y.id || x.address != y.address || x.leaving != y.leaving) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 void LeaseKeeper::on_change(Listener listener) {
   std::lock_guard lk(mu_);
   listeners_.push_back(std::move(listener));
+}
+
+void LeaseKeeper::set_view(const ClusterView& view) {
+  {
+    std::lock_guard lk(mu_);
+    if (!differs(view_, view) && view_version_ > 0) {
+      view_ = view;
+      return;
+    }
+    view_ = view;
+    ++view_version_;
+  }
+  view_changed_.notify_all();
 }
 
 void LeaseKeeper::set_owned(std::map<uint32_t, uint64_t> next) {
@@ -125,10 +155,7 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
       free.push_back(&l);
     }
   }
-  {
-    std::lock_guard lk(mu_);
-    view_ = view;
-  }
+  set_view(view);
 
   // This member's share: the live members, sorted, split the buckets; the first ones get the
   // remainder.

@@ -62,8 +62,14 @@ class LeaseKeeper {
   std::optional<uint64_t> epoch(uint32_t bucket) const;
   // The buckets owned here, by bucket.
   std::vector<BucketLease> owned() const;
-  // The last view of the cluster read from the store.
-  ClusterView view() const;
+  // The last view of the cluster read from the store, and its version, which grows whenever the
+  // members (but for their beats) or the leases change. Waits up to `timeout_us` (real time) for
+  // a version above `after` first.
+  struct VersionedView {
+    ClusterView view;
+    uint64_t version = 0;
+  };
+  VersionedView view(uint64_t after = 0, int64_t timeout_us = 0) const;
   void on_change(Listener listener);
 
   // One heartbeat and one step of rebalancing (for the thread, and for tests on a manual clock).
@@ -84,6 +90,7 @@ class LeaseKeeper {
   // Applies a view: what it owns, what changes, and the store's answer. REQUIRES: tick_mu_.
   Result<void> step(const ClusterView& view);
   void set_owned(std::map<uint32_t, uint64_t> next);  // and tells the listeners
+  void set_view(const ClusterView& view);             // and wakes those waiting for a change
 
   EventStore& store_;
   const Clock& clock_;
@@ -96,9 +103,11 @@ class LeaseKeeper {
   bool leaving_ = false;                // GUARDED_BY(tick_mu_)
 
   mutable std::mutex mu_;
-  std::map<uint32_t, uint64_t> owned_;  // GUARDED_BY(mu_): bucket -> epoch
-  ClusterView view_;                    // GUARDED_BY(mu_)
-  std::vector<Listener> listeners_;     // GUARDED_BY(mu_)
+  std::map<uint32_t, uint64_t> owned_;            // GUARDED_BY(mu_): bucket -> epoch
+  ClusterView view_;                              // GUARDED_BY(mu_)
+  uint64_t view_version_ = 0;                     // GUARDED_BY(mu_)
+  mutable std::condition_variable view_changed_;  // with mu_
+  std::vector<Listener> listeners_;               // GUARDED_BY(mu_)
 
   std::mutex run_mu_;
   std::condition_variable wake_;  // with run_mu_: stop

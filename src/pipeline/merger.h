@@ -45,6 +45,7 @@
 // retry stages may run on many threads.
 #pragma once
 
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -91,6 +92,10 @@ class Merger {
   // the record had just been merged. Returns how many it merged. Without it they would wait for
   // their retry copies' backoff (up to 600 s) however soon their record moves on.
   Result<size_t> recover_parked();
+  // The record as the store has it once it is at `version` or beyond, or when `timeout_us` (real
+  // time) has passed: woken by this process's merges (nullopt: no version merged yet).
+  Result<std::optional<StoredRecord>> wait_for_version(const RecordKey& record, uint64_t version,
+                                                       int64_t timeout_us);
 
  private:
   enum class Stage { kRaw, kRetry };
@@ -200,6 +205,8 @@ class Merger {
       parked_;  // GUARDED_BY(bookkeeping_mu_)
   // Per record, the highest version whose merged message this Merger published or checked.
   std::unordered_map<std::string, uint64_t> published_version_;  // GUARDED_BY(bookkeeping_mu_)
+  uint64_t merges_ = 0;             // GUARDED_BY(bookkeeping_mu_): grows with every version
+  std::condition_variable merged_;  // with bookkeeping_mu_: merges_ grew
 };
 
 }  // namespace backbone::pipeline

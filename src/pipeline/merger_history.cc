@@ -2,6 +2,8 @@
 // version, failure histories), re-emission after a crash, and the Merger's own bookkeeping.
 #include "core/json_internal.h"
 #include "pipeline/merger.h"
+
+#include <chrono>
 #include "pipeline/messages.h"
 
 namespace backbone::pipeline {
@@ -34,9 +36,30 @@ void Merger::PublishedSet::add(const EventId& id) {
 }
 
 void Merger::note_published(const RecordKey& record, uint64_t version) {
-  std::lock_guard lk(bookkeeping_mu_);
-  uint64_t& v = published_version_[OrderingKey(record).str()];
-  v = std::max(v, version);
+  {
+    std::lock_guard lk(bookkeeping_mu_);
+    uint64_t& v = published_version_[OrderingKey(record).str()];
+    v = std::max(v, version);
+    ++merges_;
+  }
+  merged_.notify_all();
+}
+
+Result<std::optional<StoredRecord>> Merger::wait_for_version(const RecordKey& record,
+                                                             uint64_t version, int64_t timeout_us) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::microseconds(std::max<int64_t>(0, timeout_us));
+  for (;;) {
+    uint64_t seen;
+    {
+      std::lock_guard lk(bookkeeping_mu_);
+      seen = merges_;  // before the read, so that a merge after it wakes the wait below
+    }
+    auto r = d_.store->get_record(record);
+    if (!r.ok() || (*r && (*r)->version >= version)) return r;
+    std::unique_lock lk(bookkeeping_mu_);
+    if (!merged_.wait_until(lk, deadline, [&] { return merges_ != seen; })) return r;
+  }
 }
 
 void Merger::note_parked(const std::string& key, const Event& event) {

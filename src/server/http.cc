@@ -1,5 +1,7 @@
 #include "server/http.h"
 
+#include <charconv>
+
 #include "backbone/error.h"
 #include "core/json_internal.h"
 
@@ -43,6 +45,24 @@ Result<nlohmann::json> parse_body(const httplib::Request& req) {
   auto j = json_internal::parse_strict(req.body);
   if (!j.ok()) return make_error(Errc::kInvalidArgument, j.error().message, "body");
   return std::move(*j);
+}
+
+}  // namespace backbone::server
+
+namespace backbone::server {
+
+Result<int64_t> query_int(const httplib::Request& req, const char* name, int64_t absent,
+                          int64_t min, int64_t max) {
+  if (!req.has_param(name)) return absent;
+  const std::string text = req.get_param_value(name);
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) {
+    return make_error(
+        Errc::kInvalidArgument,
+        "must be an integer from " + std::to_string(min) + " to " + std::to_string(max), name);
+  }
+  return v;
 }
 
 }  // namespace backbone::server

@@ -24,6 +24,10 @@ Result<pipeline::EnvironmentPipeline*> authorize(App& app, const httplib::Reques
 Result<void> require_json(const httplib::Request& req);
 // Parses the body as strict JSON (400 naming the byte offset).
 Result<nlohmann::json> parse_body(const httplib::Request& req);
+// The query parameter `name` as an integer in [min, max]; `absent` when it is not given.
+// kInvalidArgument (where = name) for anything else.
+Result<int64_t> query_int(const httplib::Request& req, const char* name, int64_t absent,
+                          int64_t min, int64_t max);
 
 // Route groups (one file each).
 void add_event_routes(httplib::Server& s, App& app);

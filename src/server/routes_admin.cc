@@ -1,5 +1,6 @@
 // GET /v1/envs/{env}/topology, GET /v1/envs/{env}/cluster, GET /v1/envs/{env}/dlq,
 // POST /v1/envs/{env}/dlq/{id}:replay.
+#include <limits>
 #include <map>
 
 #include "backbone/event_json.h"
@@ -29,7 +30,7 @@ void add_admin_routes(httplib::Server& s, App& app) {
         });
 
   // The processes serving the environment and who owns which bucket, as this process last read
-  // them from the store (doc/scale_out.md).
+  // them from the store (doc/scale_out.md); ?since=V&wait_ms=M waits for a change.
   s.Get(R"(/v1/envs/([^/]+)/cluster)", [&app](const httplib::Request& req, httplib::Response& res) {
     const std::string env = req.matches[1];
     auto p = authorize(app, req, env, auth::Permission::kRead);
@@ -43,7 +44,13 @@ void add_admin_routes(httplib::Server& s, App& app) {
                          "no buckets: the broker shares its subscriptions among processes, "
                          "or the stages do not run here"}});
     }
-    const ClusterView view = keeper->view();
+    // ?since=V&wait_ms=M: answers once the view's version is above V (members or leases
+    // changed), or after M ms (at most 30,000).
+    auto since = query_int(req, "since", 0, 0, std::numeric_limits<int64_t>::max());
+    if (!since.ok()) return send_error(res, since.error());
+    auto wait_ms = query_int(req, "wait_ms", 0, 0, 30'000);
+    if (!wait_ms.ok()) return send_error(res, wait_ms.error());
+    const auto [view, version] = keeper->view(static_cast<uint64_t>(*since), *wait_ms * 1000);
     std::map<std::string, int> owned;
     nlohmann::json leases = nlohmann::json::array(), members = nlohmann::json::array();
     for (const BucketLease& l : view.leases) {
@@ -62,6 +69,7 @@ void add_admin_routes(httplib::Server& s, App& app) {
     }
     send_json(res, 200,
               {{"env", env},
+               {"version", version},
                {"member", keeper->member()},
                {"buckets", keeper->buckets()},
                {"unowned", owned[""]},

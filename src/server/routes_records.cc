@@ -1,4 +1,7 @@
-// GET /v1/envs/{env}/records/{type}/{id}, .../events (ordered history) and .../audit.
+// GET /v1/envs/{env}/records/{type}/{id} (?min_version, wait_ms: waits for a version),
+// .../events (ordered history) and .../audit.
+#include <limits>
+
 #include "backbone/event_json.h"
 #include "server/http.h"
 
@@ -38,7 +41,14 @@ void add_record_routes(httplib::Server& s, App& app) {
     if (!p.ok()) return send_error(res, p.error());
     auto key = record_key(req);
     if (!key.ok()) return send_error(res, key.error());
-    auto r = (*p)->merge_store().get_record(*key);
+    // ?min_version=N&wait_ms=M: answers once the record reaches version N, or after M ms
+    // (at most 30,000) with what it has.
+    auto min_version = query_int(req, "min_version", 0, 0, std::numeric_limits<int64_t>::max());
+    if (!min_version.ok()) return send_error(res, min_version.error());
+    auto wait_ms = query_int(req, "wait_ms", 0, 0, 30'000);
+    if (!wait_ms.ok()) return send_error(res, wait_ms.error());
+    auto r =
+        (*p)->merger().wait_for_version(*key, static_cast<uint64_t>(*min_version), *wait_ms * 1000);
     if (!r.ok()) return send_error(res, r.error());
     if (!*r) {
       return send_error(

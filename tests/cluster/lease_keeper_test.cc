@@ -97,6 +97,13 @@ TEST_F(LeaseKeeperTest, OneProcessOwnsEveryBucketAtEpochOne) {
   EXPECT_EQ(a.epoch(5), 1u);
   tick({"a"}, 3);
   EXPECT_EQ(a.epoch(5), 1u) << "renewing changes no epoch";
+  const uint64_t version = a.view().version;
+  tick({"a"}, 2);
+  EXPECT_EQ(a.view().version, version) << "beats alone are no change of the view";
+  keeper("b");
+  tick({"b"}, 1);
+  tick({"a"}, 1);
+  EXPECT_GT(a.view(version, 0).version, version) << "a new member is";
 }
 
 TEST_F(LeaseKeeperTest, JoinsSplitTheBucketsEvenlyAndMoveOnlyWhatTheyMust) {
@@ -135,7 +142,7 @@ TEST_F(LeaseKeeperTest, ALeavingProcessHandsItsBucketsOverAtOnce) {
   EXPECT_EQ(owned("a").size(), 32u);
   EXPECT_EQ(owned("c").size(), 32u);
   expect_one_owner_each({"a", "c"});
-  EXPECT_EQ(keepers_.at("a")->view().members.size(), 2u) << "the leaver forgot itself";
+  EXPECT_EQ(keepers_.at("a")->view().view.members.size(), 2u) << "the leaver forgot itself";
 }
 
 TEST_F(LeaseKeeperTest, ASilentProcessLosesItsBucketsAfterTheTtlAndItsLateCommitsAreRefused) {

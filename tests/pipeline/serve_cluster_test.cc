@@ -12,7 +12,6 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "auth/tokens.h"
 #include "serve_process.h"
@@ -30,11 +29,15 @@ using Clock = std::chrono::steady_clock;
 constexpr int kBuckets = 8;
 constexpr int kTtlMs = 3000;
 
-// GET /v1/envs/sandbox/cluster of the process on `port` (null when it does not answer).
-json cluster(int port, const std::string& token) {
+// GET /v1/envs/sandbox/cluster of the process on `port`, once its view is newer than `since`
+// (at most `wait_ms`); null when it does not answer.
+json cluster(int port, const std::string& token, uint64_t since = 0, int wait_ms = 0) {
   httplib::Client c("127.0.0.1", port);
   c.set_connection_timeout(2);
-  auto r = c.Get("/v1/envs/sandbox/cluster", {{"Authorization", "Bearer " + token}});
+  c.set_read_timeout(wait_ms / 1000 + 5);
+  auto r = c.Get("/v1/envs/sandbox/cluster?since=" + std::to_string(since) +
+                     "&wait_ms=" + std::to_string(wait_ms),
+                 {{"Authorization", "Bearer " + token}});
   if (!r || r->status != 200) return nullptr;
   return json::parse(r->body);
 }
@@ -49,16 +52,17 @@ std::map<std::string, int> shares(const json& view) {
   return out;
 }
 
-// Waits (at most 30 s) until `done` holds for the view from `port`; returns the time it took.
+// Waits (at most 30 s) until `done` holds for the view from `port`, each request answered when
+// that view changes; returns the time it took.
 std::chrono::milliseconds wait_for(int port, const std::string& token,
                                    const std::function<bool(const json&)>& done) {
   const auto t0 = Clock::now();
+  uint64_t since = 0;
   while (Clock::now() - t0 < 30s) {
-    const json v = cluster(port, token);
-    if (!v.is_null() && done(v)) {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
-    }
-    std::this_thread::sleep_for(50ms);
+    const json v = cluster(port, token, since, 5'000);
+    if (v.is_null()) break;
+    if (done(v)) return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+    since = v["version"];
   }
   ADD_FAILURE() << "not reached in 30 s; last view: " << cluster(port, token).dump();
   return 30s;

@@ -98,6 +98,14 @@ TEST_F(HttpApi, APostedEventIsMergedAndReadBack) {
   EXPECT_EQ(json::parse(hist->body)["events"].size(), 1u);
   auto audit = get("/v1/envs/sandbox/records/contact/42/audit", sandbox_);
   EXPECT_EQ(json::parse(audit->body)["audit"].size(), 2u);  // ingested, merged
+  // Reached already: answered at once, whatever the wait.
+  auto reached = get("/v1/envs/sandbox/records/contact/42?min_version=1&wait_ms=30000", sandbox_);
+  ASSERT_EQ(reached->status, 200) << reached->body;
+  EXPECT_EQ(json::parse(reached->body)["version"], 1);
+  for (const char* bad : {"?min_version=x", "?min_version=-1", "?wait_ms=30001", "?wait_ms=1e3"}) {
+    auto refused = get(std::string("/v1/envs/sandbox/records/contact/42") + bad, sandbox_);
+    EXPECT_EQ(refused->status, 400) << bad << ": " << refused->body;
+  }
 }
 
 TEST_F(HttpApi, ABatchIsStoredWholeAndMarksDuplicates) {
