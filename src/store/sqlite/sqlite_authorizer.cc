@@ -45,13 +45,21 @@ bool allowed(Role role, int action, std::string_view table, std::string_view col
       return role == Role::kMergeWorker && ((table == "events" && column == "processed") ||
                                             table == "records" || is_lease_table(table));
     case SQLITE_DELETE:
-      // The outbox is bookkeeping, not history: ingest takes out what it published.
-      return role == Role::kMigrator || (role == Role::kSyncWorker && table == "event_outbox") ||
-             (role == Role::kMergeWorker && table == "cluster_members");
+      return may_delete(role, table);
     default:
       return role == Role::kMigrator;  // DDL, PRAGMA, ATTACH, ...
   }
 }
+
+}  // namespace
+
+bool may_delete(Role role, std::string_view table) {
+  // The outbox is bookkeeping, not history: ingest takes out what it published.
+  return role == Role::kMigrator || (role == Role::kSyncWorker && table == "event_outbox") ||
+         (role == Role::kMergeWorker && table == "cluster_members");
+}
+
+namespace {
 
 const char* action_name(int action) {
   switch (action) {

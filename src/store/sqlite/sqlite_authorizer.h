@@ -6,11 +6,16 @@
 
 #include <sqlite3.h>
 
+#include <string_view>
+
 #include "backbone/role.h"
 
 namespace backbone::sqlite {
 
 class SqliteDb;
+
+// Whether `role` may DELETE rows of `table` (the rule the authorizer applies).
+bool may_delete(Role role, std::string_view table);
 
 // Installs the authorizer for db->role(). REQUIRES: db outlives the connection's use.
 void install_authorizer(SqliteDb* db);

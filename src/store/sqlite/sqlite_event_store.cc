@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "core/group_commit.h"
+#include "store/sqlite/sqlite_authorizer.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/sqlite/sqlite_rows.h"
 #include "store/sqlite/sqlite_schema.h"
@@ -158,10 +159,11 @@ class SqliteEventStore final : public EventStore {
   Result<void> published(std::span<const EventId> ids) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());
-    if (db_->role() != Role::kSyncWorker && db_->role() != Role::kMigrator) {
-      return make_error(Errc::kPermissionDenied, "sqlite: role " +
+    // The delete comes later, with the next write: refuse now what the authorizer would then.
+    if (!may_delete(db_->role(), "event_outbox")) {
+      return make_error(Errc::kPermissionDenied, "access denied for role " +
                                                      std::string(role_name(db_->role())) +
-                                                     " may not take events out of the outbox");
+                                                     ": DELETE on event_outbox is not granted");
     }
     published_.insert(published_.end(), ids.begin(), ids.end());
     return {};
