@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -145,6 +146,10 @@ inline constexpr size_t kMaxOrderingKeyBytes = 1024;
 struct BrokerOptions {
   std::string url;
   const Clock* clock = nullptr;  // nullptr: the system clock. Must outlive the broker.
+  // Topics created through this broker split their messages into this many buckets by ordering
+  // key, so that several processes can serve one subscription (doc/scale_out.md); 0: none. A
+  // topic keeps the count it was created with. Only nats:// splits; the others ignore it.
+  uint32_t buckets = 0;
 };
 
 class Broker {
@@ -204,6 +209,18 @@ class Broker {
   // when one process serves a subscription at a time (embedded, NATS). What a process keeps in
   // memory about a record is then all there is; otherwise the store is asked.
   virtual bool shares_subscriptions() const = 0;
+
+  // Splitting one subscription's work over processes (doc/scale_out.md). The number of buckets
+  // that the subscription's messages are split into, by the bucket_of() of their ordering key
+  // (of their message id when they have none); 0 when it is served whole.
+  virtual Result<uint32_t> buckets(std::string_view subscription);
+  // Serves only these buckets of a split subscription in this process (every one until it is
+  // called): pulls take only from them, and deliveries of the others go stale here. A bucket
+  // that this process starts serving fences off the process that served it before (its
+  // journal appends, acks and dead letters for the bucket are refused). kInvalidArgument when
+  // the subscription is not split.
+  virtual Result<void> serve_buckets(std::string_view subscription,
+                                     const std::set<uint32_t>& buckets);
 };
 
 // Checks shared by every backend (src/broker/validation.cc).

@@ -1,5 +1,6 @@
 // Checks shared by every Broker backend: names, policy ranges and message limits follow Google
-// Cloud Pub/Sub's, so that the same configuration is valid on every backend.
+// Cloud Pub/Sub's, so that the same configuration is valid on every backend. Also the port's
+// answers for a backend that serves every subscription whole (buckets, serve_buckets).
 #include <algorithm>
 
 #include "backbone/broker.h"
@@ -147,6 +148,19 @@ std::optional<bool> SubscriptionStats::idle() const {
   if (undelivered && in_flight) return *undelivered + *in_flight == 0;
   if (client) return client->in_flight + client->held == 0;
   return std::nullopt;
+}
+
+Result<uint32_t> Broker::buckets(std::string_view subscription) {
+  BACKBONE_TRY(get_subscription(subscription));
+  return uint32_t{0};
+}
+
+Result<void> Broker::serve_buckets(std::string_view subscription,
+                                   const std::set<uint32_t>& /*buckets*/) {
+  BACKBONE_TRY(get_subscription(subscription));
+  return make_error(Errc::kInvalidArgument,
+                    "subscription " + std::string(subscription) +
+                        " is not split into buckets: this broker serves it whole");
 }
 
 }  // namespace backbone

@@ -32,6 +32,7 @@ Result<std::unique_ptr<EventStore>> CliContext::open_store(Role role) const {
 Result<std::unique_ptr<Broker>> CliContext::open_broker() const {
   BrokerOptions opts;
   opts.url = config.broker;
+  opts.buckets = config.cluster_buckets;
   return Broker::open(opts);
 }
 

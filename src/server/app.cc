@@ -35,6 +35,7 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
   BrokerOptions bo;
   bo.url = c.broker;
   bo.clock = app->o_.clock;
+  bo.buckets = c.cluster_buckets;
   auto broker = Broker::open(bo);
   if (!broker.ok()) return broker.error();
   app->broker_ = std::move(*broker);

@@ -29,6 +29,7 @@ void BrokerConformance::reopen() {
   BrokerOptions o;
   o.url = harness_->url();
   o.clock = &clock_;
+  o.buckets = harness_->buckets();
   auto b = Broker::open(o);
   ASSERT_TRUE(b.ok()) << b.error().describe();
   broker_ = std::move(*b);

@@ -22,6 +22,8 @@ class BrokerHarness {
   // Called before url() with the suite's clock. A harness that starts the server whose delivery
   // rules the backend uses (backbone's own Pub/Sub front, for pubsub://) runs it on this clock.
   virtual void run_on(const Clock& /*clock*/) {}
+  // BrokerOptions::buckets of the brokers opened for the suite.
+  virtual uint32_t buckets() { return 0; }
 };
 
 struct BrokerBackend {

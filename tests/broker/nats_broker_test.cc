@@ -4,8 +4,10 @@
 
 #include <unistd.h>
 #include <atomic>
+#include <map>
 #include <set>
 
+#include "backbone/record_key.h"
 #include "broker/broker_conformance.h"
 #include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
@@ -17,25 +19,32 @@ namespace {
 
 class NatsHarness final : public BrokerHarness {
  public:
-  explicit NatsHarness(std::string server) : server_(std::move(server)) {
+  NatsHarness(std::string server, uint32_t buckets)
+      : server_(std::move(server)), buckets_(buckets) {
     static std::atomic<int> n{0};
     ns_ = "t" + std::to_string(::getpid()) + "-" + std::to_string(n++);
   }
   std::string url() override { return server_ + "?namespace=" + ns_; }
+  uint32_t buckets() override { return buckets_; }
 
  private:
   std::string server_, ns_;
+  uint32_t buckets_;
 };
 
-std::unique_ptr<BrokerHarness> make_nats_harness() {
+std::unique_ptr<BrokerHarness> make_nats_harness(uint32_t buckets = 0) {
   const std::string server = test_server_url("nats");
   if (server.empty()) return nullptr;
-  return std::make_unique<NatsHarness>(server);
+  return std::make_unique<NatsHarness>(server, buckets);
 }
 
-INSTANTIATE_TEST_SUITE_P(Nats, BrokerConformance,
-                         ::testing::Values(BrokerBackend{"nats", make_nats_harness}),
-                         [](const auto& info) { return info.param.name; });
+// The suite twice: subscriptions served whole, and split into buckets (every one served here,
+// as by a process alone in its cluster), where each bucket's part has its own state and journal.
+INSTANTIATE_TEST_SUITE_P(
+    Nats, BrokerConformance,
+    ::testing::Values(BrokerBackend{"nats", [] { return make_nats_harness(); }},
+                      BrokerBackend{"nats_split", [] { return make_nats_harness(4); }}),
+    [](const auto& info) { return info.param.name; });
 
 // A topic reader whose buffer overflows loses messages on the way (libnats drops them); the
 // subscription sees the gap and reads again, so every message is still delivered, once.
@@ -73,6 +82,119 @@ TEST(NatsBroker, MessagesThatTheReaderDroppedAreReadAgain) {
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>(kMessages));
   EXPECT_EQ(again, 0);
+}
+
+// Two processes of one cluster: two brokers on one namespace, topics split into 4 buckets, and
+// an ordered subscription "orders.work" of topic "orders".
+class NatsSplit : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BACKBONE_REQUIRE_TEST_SERVER("nats");
+    harness_ = make_nats_harness();
+    auto a = Broker::open(BrokerOptions{harness_->url(), &clock_, 4});
+    auto b = Broker::open(BrokerOptions{harness_->url(), &clock_, 4});
+    ASSERT_TRUE(a.ok() && b.ok());
+    a_ = std::move(*a);
+    b_ = std::move(*b);
+    ASSERT_TRUE(a_->create_topic({"orders", {}}).ok());
+    ASSERT_TRUE(
+        a_->create_subscription({.name = "orders.work", .topic = "orders", .ordered = true}).ok());
+  }
+  std::unique_ptr<BrokerHarness> harness_;
+  ManualClock clock_;
+  std::unique_ptr<Broker> a_, b_;
+};
+
+// Two processes (two brokers on one namespace) split one ordered subscription's buckets: each
+// is handed the messages of its own buckets only, every message once, each key in order.
+TEST_F(NatsSplit, TwoProcessesServeTheirOwnBucketsOfOneSubscription) {
+  EXPECT_EQ(*b_->buckets("orders.work"), 4u);
+  ASSERT_TRUE(a_->serve_buckets("orders.work", {0, 1}).ok());
+  ASSERT_TRUE(b_->serve_buckets("orders.work", {2, 3}).ok());
+  EXPECT_EQ(a_->serve_buckets("orders.work", {4}).code(), Errc::kInvalidArgument);
+
+  constexpr int kKeys = 40, kEach = 5;
+  std::vector<OutgoingMessage> batch;
+  for (int i = 0; i < kEach; ++i) {
+    for (int k = 0; k < kKeys; ++k) {
+      batch.push_back({std::to_string(i), {}, "key" + std::to_string(k)});
+    }
+  }
+  ASSERT_TRUE(b_->publish("orders", batch).ok());
+
+  std::map<std::string, int> next;  // key -> the next message it must get
+  int delivered = 0, wrong_owner = 0, out_of_order = 0;
+  for (int idle = 0; idle < 3;) {
+    bool any = false;
+    for (const auto& [broker, mine] : {std::pair{a_.get(), std::set<uint32_t>{0, 1}},
+                                       std::pair{b_.get(), std::set<uint32_t>{2, 3}}}) {
+      auto got = broker->pull("orders.work", 50);
+      ASSERT_TRUE(got.ok()) << got.error().describe();
+      std::vector<std::string> ids;
+      for (const ReceivedMessage& m : *got) {
+        ++delivered;
+        if (!mine.count(bucket_of(m.message.ordering_key, 4))) ++wrong_owner;
+        if (std::stoi(m.message.data) != next[m.message.ordering_key]++) ++out_of_order;
+        ids.push_back(m.ack_id);
+      }
+      any = any || !ids.empty();
+      if (!ids.empty()) {
+        ASSERT_TRUE(broker->ack("orders.work", ids).ok());
+      }
+    }
+    idle = any ? 0 : idle + 1;
+  }
+  EXPECT_EQ(delivered, kKeys * kEach);
+  EXPECT_EQ(wrong_owner, 0);
+  EXPECT_EQ(out_of_order, 0);
+  // Each process knows its own part only.
+  auto sa = a_->stats("orders.work");
+  ASSERT_TRUE(sa.ok());
+  EXPECT_FALSE(sa->undelivered.has_value());
+  ASSERT_TRUE(sa->client.has_value());
+  EXPECT_EQ(sa->client->in_flight + sa->client->held, 0u);
+}
+
+// A process that starts serving a bucket that another still serves fences the other off: the
+// former owner's ack of a delivery it holds does not land, and the message comes to the new
+// owner, with its attempt counted.
+TEST_F(NatsSplit, TakingABucketOverFencesOffItsFormerOwner) {
+  std::string key;  // a key of bucket 0
+  for (int k = 0; key.empty(); ++k) {
+    if (bucket_of("key" + std::to_string(k), 4) == 0) key = "key" + std::to_string(k);
+  }
+  ASSERT_TRUE(a_->serve_buckets("orders.work", {0, 1}).ok());
+  ASSERT_TRUE(b_->serve_buckets("orders.work", {2, 3}).ok());
+  std::vector<OutgoingMessage> two = {{"first", {}, key}, {"second", {}, key}};
+  ASSERT_TRUE(a_->publish("orders", two).ok());
+  auto held = a_->pull("orders.work", 10);
+  ASSERT_TRUE(held.ok());
+  ASSERT_EQ(held->size(), 1u);
+  EXPECT_EQ((*held)[0].message.data, "first");
+
+  // a stalls; b takes bucket 0 over without a's leave.
+  ASSERT_TRUE(b_->serve_buckets("orders.work", {0, 2, 3}).ok());
+  auto again = b_->pull("orders.work", 10);
+  ASSERT_TRUE(again.ok()) << again.error().describe();
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].message.data, "first");
+  EXPECT_EQ((*again)[0].delivery_attempt, 2);
+  // a's late ack is refused, and changes nothing.
+  const std::vector<std::string> late = {(*held)[0].ack_id};
+  EXPECT_EQ(a_->ack("orders.work", late).code(), Errc::kUnavailable);
+  // a learns it lost the bucket; its deliveries are stale.
+  ASSERT_TRUE(a_->serve_buckets("orders.work", {1}).ok());
+  EXPECT_EQ(*a_->ack("orders.work", late), 0u);
+  // b goes on with the key, in order.
+  const std::vector<std::string> done = {(*again)[0].ack_id};
+  EXPECT_EQ(*b_->ack("orders.work", done), 1u);
+  auto next = b_->pull("orders.work", 10);
+  ASSERT_TRUE(next.ok());
+  ASSERT_EQ(next->size(), 1u);
+  EXPECT_EQ((*next)[0].message.data, "second");
+  auto none = a_->pull("orders.work", 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
 }
 
 TEST(NatsMessage, AckRepliesOfBothFormsGiveSequenceAndPending) {

@@ -18,6 +18,7 @@ void encode_journal_record(const JournalRecord& r, std::string& out) {
       break;
     case JournalRecord::Type::kAck:
     case JournalRecord::Type::kDead:
+    case JournalRecord::Type::kClaim:
       w.u64(r.offset);
       break;
     case JournalRecord::Type::kBase:
@@ -39,6 +40,7 @@ bool decode_journal_record(std::string_view payload, JournalRecord& r) {
              in.done();
     case JournalRecord::Type::kAck:
     case JournalRecord::Type::kDead:
+    case JournalRecord::Type::kClaim:
       return in.u64(r.offset) && in.done();
     case JournalRecord::Type::kBase:
       return in.u64(r.offset) && in.u64(r.count) && in.done();
@@ -47,9 +49,12 @@ bool decode_journal_record(std::string_view payload, JournalRecord& r) {
 }
 
 void encode_snapshot(uint32_t sub_id, const SubscriptionState& state, std::string& out) {
-  const RestoredState s = state.snapshot();
-  encode_journal_record(
-      {JournalRecord::Type::kBase, sub_id, s.lwm, 0, 0, state.dead_lettered(), {}}, out);
+  encode_restored(sub_id, state.snapshot(), state.dead_lettered(), out);
+}
+
+void encode_restored(uint32_t sub_id, const RestoredState& s, uint64_t dead_lettered,
+                     std::string& out) {
+  encode_journal_record({JournalRecord::Type::kBase, sub_id, s.lwm, 0, 0, dead_lettered, {}}, out);
   for (uint64_t off : s.acked) {
     encode_journal_record({JournalRecord::Type::kAck, sub_id, off, 0, 0, 0, {}}, out);
   }
@@ -78,6 +83,8 @@ void JournalFold::apply(const JournalRecord& r) {
     case JournalRecord::Type::kAck:
       s.attempts.erase(r.offset);
       s.acked.push_back(r.offset);
+      break;
+    case JournalRecord::Type::kClaim:
       break;
   }
 }

@@ -22,6 +22,7 @@ struct JournalRecord {
     kAck = 2,      // offset is acked (or dropped by retention)
     kDead = 3,     // offset was dead-lettered (and so is acked)
     kBase = 4,     // checkpoint: everything below `offset` is acked; `count` dead-lettered so far
+    kClaim = 5,    // a process took the journal over (NATS buckets); changes nothing in the fold
   };
   Type type = Type::kAck;
   uint32_t sub_id = 0;
@@ -39,6 +40,9 @@ bool decode_journal_record(std::string_view payload, JournalRecord& r);
 // Appends the frames that describe `state` as of now: a base record, then the acks above the
 // low-water mark and the attempts of the unacked messages.
 void encode_snapshot(uint32_t sub_id, const SubscriptionState& state, std::string& framed_out);
+// The same for a state given as a RestoredState (with offsets of the journal's choosing).
+void encode_restored(uint32_t sub_id, const RestoredState& state, uint64_t dead_lettered,
+                     std::string& framed_out);
 
 // Replays records, in the order they were written, into per-subscription state.
 class JournalFold {

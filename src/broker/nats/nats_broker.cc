@@ -6,6 +6,7 @@
 #include <random>
 
 #include "backbone/event_id.h"
+#include "backbone/record_key.h"
 #include "broker/delivery/config_json.h"
 #include "broker/delivery/stored_message.h"
 #include "broker/nats/nats_client.h"
@@ -48,10 +49,21 @@ std::string entry_text(const SubscriptionEntry& e) {
       .dump();
 }
 
+// A topic's catalog entry: its config, and the buckets it is split into (0: none).
+json topic_entry(const TopicConfig& config, uint32_t buckets) {
+  json j = delivery::topic_config_to_json(config);
+  if (buckets > 0) j["buckets"] = buckets;
+  return j;
+}
+
 class NatsBroker final : public Broker {
  public:
-  NatsBroker(std::unique_ptr<NatsClient> client, const Clock& clock)
-      : client_(std::move(client)), ns_(client_->url().ns), clock_(clock), ids_(clock) {}
+  NatsBroker(std::unique_ptr<NatsClient> client, const Clock& clock, uint32_t buckets)
+      : client_(std::move(client)),
+        ns_(client_->url().ns),
+        clock_(clock),
+        buckets_(buckets),
+        ids_(clock) {}
 
   Result<void> create_topic(const TopicConfig& config) override {
     BACKBONE_TRY(validate_topic_config(config));
@@ -59,11 +71,11 @@ class NatsBroker final : public Broker {
     if (client_->kv_get(topic_key(config.name)).ok()) {
       return make_error(Errc::kAlreadyExists, "topic " + config.name + " exists");
     }
-    BACKBONE_TRY(client_->add_stream({topic_stream(ns_, config.name),
-                                      topic_subject(ns_, config.name), client_->url().replicas,
-                                      kTopicMaxAgeMs, client_->url().dup_window_ms}));
-    auto r =
-        client_->kv_create(topic_key(config.name), delivery::topic_config_to_json(config).dump());
+    const std::string subject = topic_subject(ns_, config.name);
+    BACKBONE_TRY(client_->add_stream(
+        {topic_stream(ns_, config.name), buckets_ > 0 ? any_bucket(subject) : subject,
+         client_->url().replicas, kTopicMaxAgeMs, client_->url().dup_window_ms}));
+    auto r = client_->kv_create(topic_key(config.name), topic_entry(config, buckets_).dump());
     if (r.code() == Errc::kAlreadyExists) {
       return make_error(Errc::kAlreadyExists, "topic " + config.name + " exists");
     }
@@ -71,17 +83,9 @@ class NatsBroker final : public Broker {
   }
 
   Result<TopicConfig> get_topic(std::string_view name) override {
-    auto v = client_->kv_get(topic_key(name));
-    if (v.code() == Errc::kNotFound) {
-      return make_error(Errc::kNotFound, "topic " + std::string(name) + " does not exist");
-    }
-    if (!v.ok()) return v.error();
-    try {
-      return delivery::topic_config_from_json(json::parse(v->first));
-    } catch (const json::exception& e) {
-      return make_error(Errc::kDataLoss,
-                        "catalog entry of topic " + std::string(name) + " is damaged: " + e.what());
-    }
+    auto t = topic(name);
+    if (!t.ok()) return t.error();
+    return t->first;
   }
 
   Result<std::vector<TopicConfig>> list_topics() override {
@@ -127,6 +131,10 @@ class NatsBroker final : public Broker {
       }
     }
     BACKBONE_TRY(client_->kv_delete(topic_key(name)));
+    {
+      std::lock_guard lk(mu_);
+      topic_buckets_.erase(std::string(name));
+    }
     auto d = client_->delete_stream(topic_stream(ns_, name));
     if (!d.ok() && d.code() != Errc::kNotFound) return d;
     return {};
@@ -138,12 +146,13 @@ class NatsBroker final : public Broker {
     if (client_->kv_get(subscription_key(config.name)).ok()) {
       return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
     }
-    BACKBONE_TRY(get_topic(config.topic));
+    auto t = topic(config.topic);
+    if (!t.ok()) return t.error();
     BACKBONE_TRY(check_dead_letter_topic(config));
     auto ts = client_->stream_state(topic_stream(ns_, config.topic));
     if (!ts.ok()) return ts.error();
     SubscriptionEntry e{config, ts->last_seq + 1, new_uid()};
-    BACKBONE_TRY(NatsSubscription::create_journal(*client_, ns_, e));
+    BACKBONE_TRY(NatsSubscription::create_journal(*client_, ns_, e, t->second));
     auto r = client_->kv_create(subscription_key(config.name), entry_text(e));
     if (r.code() == Errc::kAlreadyExists) {
       return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
@@ -192,6 +201,8 @@ class NatsBroker final : public Broker {
   Result<std::vector<std::string>> publish(std::string_view topic,
                                            std::span<const OutgoingMessage> messages) override {
     BACKBONE_TRY(validate_messages(messages));
+    auto split = topic_buckets(topic);
+    if (!split.ok()) return split.error();
     const std::string subject = topic_subject(ns_, topic);
     const int64_t now = clock_.now().micros();
     std::vector<OutgoingNatsMessage> out;
@@ -200,8 +211,8 @@ class NatsBroker final : public Broker {
     ids.reserve(messages.size());
     for (const OutgoingMessage& m : messages) {
       OutgoingNatsMessage o;
-      o.subject = subject;
       o.msg_id = ids_.next().str();
+      o.subject = route(subject, *split, m.ordering_key, o.msg_id);
       encode_nats_message(o.msg_id, {0, now, m.ordering_key, m.attributes, m.data}, o.payload);
       ids.push_back(o.msg_id);
       out.push_back(std::move(o));
@@ -258,8 +269,33 @@ class NatsBroker final : public Broker {
     return (*s)->dead_letter(ack_id, std::string(reason));
   }
 
-  // One process serves a subscription at a time (doc/broker_nats.md).
+  // One process serves a subscription, or each bucket of a split one, at a time
+  // (doc/broker_nats.md).
   bool shares_subscriptions() const override { return false; }
+
+  Result<uint32_t> buckets(std::string_view subscription) override {
+    auto s = served(subscription);
+    if (!s.ok()) return s.error();
+    return (*s)->buckets();
+  }
+
+  Result<void> serve_buckets(std::string_view subscription,
+                             const std::set<uint32_t>& buckets) override {
+    auto s = served(subscription);
+    if (!s.ok()) return s.error();
+    if ((*s)->buckets() == 0) return Broker::serve_buckets(subscription, buckets);
+    for (uint32_t b : buckets) {
+      if (b >= (*s)->buckets()) {
+        return make_error(Errc::kInvalidArgument,
+                          "subscription " + std::string(subscription) + " has " +
+                              std::to_string((*s)->buckets()) + " buckets, not bucket " +
+                              std::to_string(b),
+                          "buckets");
+      }
+    }
+    (*s)->serve(buckets);
+    return {};
+  }
 
   Result<SubscriptionStats> stats(std::string_view subscription) override {
     auto s = served(subscription);
@@ -268,6 +304,46 @@ class NatsBroker final : public Broker {
   }
 
  private:
+  // A message's subject on a topic whose subject is `subject`: its bucket's when the topic is
+  // split, by ordering key, or by message id when it has none.
+  static std::string route(const std::string& subject, uint32_t buckets,
+                           const std::string& ordering_key, const std::string& message_id) {
+    if (buckets == 0) return subject;
+    return bucket_subject(subject,
+                          bucket_of(ordering_key.empty() ? message_id : ordering_key, buckets));
+  }
+
+  // A topic's config and bucket count, from the catalog.
+  Result<std::pair<TopicConfig, uint32_t>> topic(std::string_view name) {
+    auto v = client_->kv_get(topic_key(name));
+    if (v.code() == Errc::kNotFound) {
+      return make_error(Errc::kNotFound, "topic " + std::string(name) + " does not exist");
+    }
+    if (!v.ok()) return v.error();
+    try {
+      const json j = json::parse(v->first);
+      return std::pair{delivery::topic_config_from_json(j), j.value("buckets", uint32_t{0})};
+    } catch (const json::exception& e) {
+      return make_error(Errc::kDataLoss,
+                        "catalog entry of topic " + std::string(name) + " is damaged: " + e.what());
+    }
+  }
+
+  // A topic's bucket count, which never changes: read once.
+  Result<uint32_t> topic_buckets(std::string_view name) {
+    {
+      std::lock_guard lk(mu_);
+      if (auto it = topic_buckets_.find(std::string(name)); it != topic_buckets_.end()) {
+        return it->second;
+      }
+    }
+    auto t = topic(name);
+    if (!t.ok()) return t.error();
+    std::lock_guard lk(mu_);
+    topic_buckets_[std::string(name)] = t->second;
+    return t->second;
+  }
+
   // The catalog entry of a subscription, with its revision.
   Result<std::pair<SubscriptionEntry, uint64_t>> entry(std::string_view name) {
     const std::string key = subscription_key(name);
@@ -310,7 +386,20 @@ class NatsBroker final : public Broker {
     auto e = entry(name);
     if (!e.ok()) return e.error();
     const bool detached = e->first.config.topic == kDetachedTopic;
-    auto s = std::make_shared<NatsSubscription>(*client_, ns_, std::move(e->first), clock_);
+    uint32_t buckets = 0;
+    if (!detached) {
+      auto t = topic_buckets(e->first.config.topic);
+      if (!t.ok()) return t.error();
+      buckets = *t;
+    }
+    auto router = [this](const std::string& topic, const std::string& key,
+                         const std::string& id) -> Result<std::string> {
+      auto b = topic_buckets(topic);
+      if (!b.ok()) return b.error();
+      return route(topic_subject(ns_, topic), *b, key, id);
+    };
+    auto s = std::make_shared<NatsSubscription>(*client_, ns_, std::move(e->first), buckets, router,
+                                                clock_);
     if (detached) s->detach();
     std::lock_guard lk(mu_);
     auto [it, inserted] = subs_.emplace(std::string(name), s);
@@ -330,19 +419,22 @@ class NatsBroker final : public Broker {
   std::unique_ptr<NatsClient> client_;
   const std::string ns_;
   const Clock& clock_;
+  const uint32_t buckets_;  // of the topics this broker creates
   EventIdGenerator ids_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<NatsSubscription>> subs_;  // GUARDED_BY(mu_)
+  std::map<std::string, uint32_t> topic_buckets_;                  // GUARDED_BY(mu_)
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Broker>> open_nats_broker(const NatsUrl& url, const Clock* clock) {
+Result<std::unique_ptr<Broker>> open_nats_broker(const NatsUrl& url, const Clock* clock,
+                                                 uint32_t buckets) {
   auto client = NatsClient::connect(url);
   if (!client.ok()) return client.error();
   BACKBONE_TRY((*client)->open_bucket(catalog_bucket(url.ns), url.replicas));
   return std::unique_ptr<Broker>(
-      new NatsBroker(std::move(*client), clock ? *clock : SystemClock::instance()));
+      new NatsBroker(std::move(*client), clock ? *clock : SystemClock::instance(), buckets));
 }
 
 }  // namespace backbone::nats

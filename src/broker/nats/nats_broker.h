@@ -13,6 +13,8 @@
 
 namespace backbone::nats {
 
-Result<std::unique_ptr<Broker>> open_nats_broker(const NatsUrl& url, const Clock* clock);
+// `buckets`: BrokerOptions::buckets.
+Result<std::unique_ptr<Broker>> open_nats_broker(const NatsUrl& url, const Clock* clock,
+                                                 uint32_t buckets);
 
 }  // namespace backbone::nats

@@ -201,14 +201,30 @@ Result<StreamState> NatsClient::stream_state(const std::string& name) {
   return st;
 }
 
-Result<void> NatsClient::purge_below(const std::string& stream, uint64_t seq) {
+Result<void> NatsClient::purge_below(const std::string& stream, uint64_t seq,
+                                     const std::string& subject) {
   jsOptions o;
   jsOptions_Init(&o);
   o.Stream.Purge.Sequence = seq;
+  if (!subject.empty()) o.Stream.Purge.Subject = subject.c_str();
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_PurgeStream(js_, stream.c_str(), &o, &jerr);
   if (s != NATS_OK) return nats_error(s, jerr, "cannot purge stream " + stream);
   return {};
+}
+
+Result<uint64_t> NatsClient::last_seq_of(const std::string& stream, const std::string& subject) {
+  natsMsg* m = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetLastMsg(&m, js_, stream.c_str(), subject.c_str(), nullptr, &jerr);
+  if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+    if (m) natsMsg_Destroy(m);
+    return uint64_t{0};
+  }
+  if (s != NATS_OK) return nats_error(s, jerr, "cannot read the last message of " + subject);
+  const uint64_t seq = natsMsg_GetSequence(m);
+  natsMsg_Destroy(m);
+  return seq;
 }
 
 Result<std::vector<uint64_t>> NatsClient::publish(std::span<const OutgoingNatsMessage> messages) {
@@ -303,7 +319,7 @@ Result<uint64_t> NatsClient::publish_fenced(const std::string& subject, const st
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = kRequestTimeoutMs;
-  po.ExpectLastSeq = expected_last_seq;
+  po.ExpectLastSubjectSeq = expected_last_seq;
   const uint64_t violations_before = violation_count();
   jsErrCode jerr = static_cast<jsErrCode>(0);
   jsPubAck* pa = nullptr;
@@ -361,6 +377,7 @@ Result<std::vector<FetchedMessage>> StreamReader::fetch(int max, int64_t wait_ms
     if (reply != nullptr && parse_ack_reply(reply, where)) {
       FetchedMessage f;
       f.seq = where.stream_seq;
+      f.subject = natsMsg_GetSubject(m);
       known_last_ = std::max(known_last_, f.seq + where.pending);
       f.payload.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
       out.push_back(std::move(f));

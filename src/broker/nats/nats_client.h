@@ -57,6 +57,7 @@ struct OutgoingNatsMessage {
 
 struct FetchedMessage {
   uint64_t seq = 0;
+  std::string subject;
   std::string payload;
 };
 
@@ -75,22 +76,26 @@ class NatsClient {
   // kNotFound if it does not exist.
   Result<void> delete_stream(const std::string& name);
   Result<StreamState> stream_state(const std::string& name);
-  // Removes the messages below `seq`.
-  Result<void> purge_below(const std::string& stream, uint64_t seq);
+  // Removes the messages below `seq` (only those on `subject`, when given).
+  Result<void> purge_below(const std::string& stream, uint64_t seq,
+                           const std::string& subject = {});
+  // The sequence of the last message on `subject` in `stream`; 0 when it has none.
+  Result<uint64_t> last_seq_of(const std::string& stream, const std::string& subject);
 
   // Publishes every message, pipelined, and waits until JetStream has stored all of them.
   // Returns each one's stream sequence (a dropped duplicate's is the original's).
   Result<std::vector<uint64_t>> publish(std::span<const OutgoingNatsMessage> messages);
-  // Publishes one message only if the stream's last sequence is `expected_last_seq`
-  // (kConflict otherwise): how a journal's single writer is fenced.
+  // Publishes one message only if the last message on its subject is at sequence
+  // `expected_last_seq` (kConflict otherwise; 0: no condition): how a journal's single writer
+  // is fenced. A journal is one subject (a bucket's, where a subscription is split).
   Result<uint64_t> publish_fenced(const std::string& subject, const std::string& payload,
                                   uint64_t expected_last_seq);
 
-  // Reads `stream` (whose subject is `subject`) in order from sequence `from`, through an ordered
-  // consumer: ephemeral, unacknowledged, pushed with flow control. It holds up to the URL's
-  // reader_buffer messages; beyond, libnats drops what arrives, so a gap between two sequences
-  // it delivers is either one in the stream (messages removed by age) or dropped messages,
-  // which the owner reads again with a new reader.
+  // Reads `stream` (only `subject`, which may be a wildcard) in order from sequence `from`, through
+  // an ordered consumer: ephemeral, unacknowledged, pushed with flow control. It holds up to the
+  // URL's reader_buffer messages; beyond, libnats drops what arrives, so a gap between two
+  // sequences it delivers is either one in the stream (messages removed by age) or dropped
+  // messages, which the owner reads again with a new reader.
   Result<std::unique_ptr<StreamReader>> reader(const std::string& stream,
                                                const std::string& subject, uint64_t from);
 

@@ -42,6 +42,10 @@ std::string journal_stream(const std::string& ns, std::string_view subscription)
 std::string journal_subject(const std::string& ns, std::string_view subscription) {
   return ns + ".s." + encode_name(subscription);
 }
+std::string bucket_subject(const std::string& subject, uint32_t bucket) {
+  return subject + "." + std::to_string(bucket);
+}
+std::string any_bucket(const std::string& subject) { return subject + ".*"; }
 std::string catalog_bucket(const std::string& ns) { return ns + "-catalog"; }
 std::string topic_key(std::string_view topic) { return "t." + encode_name(topic); }
 std::string subscription_key(std::string_view subscription) {

@@ -8,9 +8,13 @@
 //   subscription S     stream  <ns>-s-<enc S>   subject <ns>.s.<enc S>   (its delivery journal)
 //   catalog            bucket  <ns>-catalog     keys t.<enc T>, s.<enc S>
 //
+// A topic split into buckets (doc/scale_out.md) keeps one stream, with a subject per bucket:
+// <ns>.t.<enc T>.<bucket>; its subscriptions' journals likewise, <ns>.s.<enc S>.<bucket>.
+//
 // Thread-safety: plain functions.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -28,6 +32,9 @@ std::string topic_stream(const std::string& ns, std::string_view topic);
 std::string topic_subject(const std::string& ns, std::string_view topic);
 std::string journal_stream(const std::string& ns, std::string_view subscription);
 std::string journal_subject(const std::string& ns, std::string_view subscription);
+// A split topic's or journal's subject for one bucket, and the wildcard for all of them.
+std::string bucket_subject(const std::string& subject, uint32_t bucket);
+std::string any_bucket(const std::string& subject);
 std::string catalog_bucket(const std::string& ns);
 std::string topic_key(std::string_view topic);
 std::string subscription_key(std::string_view subscription);

@@ -9,7 +9,7 @@ namespace {
 
 // The JetStream API subjects that act on stream `s` and that the backend uses.
 void stream_api(const std::string& s, std::vector<std::string>& out) {
-  for (const char* op : {"CREATE", "UPDATE", "DELETE", "INFO", "PURGE"}) {
+  for (const char* op : {"CREATE", "UPDATE", "DELETE", "INFO", "PURGE", "MSG.GET"}) {
     out.push_back(std::string("$JS.API.STREAM.") + op + "." + s);
   }
   out.push_back("$JS.API.CONSUMER.CREATE." + s);
@@ -47,10 +47,12 @@ NatsPermissions environment_permissions(const std::string& ns, const std::string
   p.publish.push_back("$JS.FC." + kv_stream + ".>");
   for (const std::string& t : topics) {
     p.publish.push_back(topic_subject(ns, t));
+    p.publish.push_back(any_bucket(topic_subject(ns, t)));  // a split topic's buckets
     stream_api(topic_stream(ns, t), p.publish);
   }
   for (const std::string& s : subscriptions) {
     p.publish.push_back(journal_subject(ns, s));
+    p.publish.push_back(any_bucket(journal_subject(ns, s)));
     stream_api(journal_stream(ns, s), p.publish);
   }
   p.subscribe.push_back(inbox_prefix + ".>");

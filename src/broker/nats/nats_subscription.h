@@ -4,27 +4,41 @@
 // the injected Clock decides what is delivered, when deadlines expire, when a retry is due, and
 // when a message is dead-lettered; JetStream keeps what must outlive the process:
 //
-//  - the topic's messages are read, in stream order, by an ordered consumer (ephemeral,
-//    unacknowledged; stream sequence = offset); bodies stay in memory only while unacked;
+//  - the topic's messages are read, in stream order, by one ordered consumer (ephemeral,
+//    unacknowledged); bodies stay in memory only while unacked;
 //  - every decision (delivery attempt, ack, dead-letter) is a journal record
-//    (delivery/journal_record.h), appended to the subscription's own journal stream before the
-//    call that made it returns; each append expects the journal's last sequence to be the one
-//    this process wrote last, so a second process that takes the subscription over fences this
-//    one off (its next append fails and it reloads);
+//    (delivery/journal_record.h), appended to the subscription's journal before the call that
+//    made it returns; each append expects the journal's last sequence to be the one this
+//    process wrote last, so a second process that takes the journal over fences this one off
+//    (its next append fails and it reloads);
 //  - a checkpoint writes the whole state as one journal message and purges what lies below it.
 //
-// On first use (and after a fenced-off or failed append) the journal is replayed and the
-// unacked messages are read back from the topic, as the embedded broker does on restart.
+// A subscription of a split topic (doc/scale_out.md) has a part per bucket, each with its own
+// SubscriptionState and its own journal (a subject of the journal stream, fenced by that
+// subject's last sequence), so that each bucket can be served by another process. serve() says
+// which buckets are served here (every one until it is called); a process that starts serving a
+// bucket appends a claim to its journal before it delivers anything, which fences off whoever
+// served it before. The one topic reader feeds every part served here.
+//
+// Offsets: each part numbers the messages it reads densely (SubscriptionState's offsets), and
+// its journal records carry stream sequences, translated when they are written and back when
+// they are replayed.
+//
+// On first use of a part (and after a fenced-off or failed append) its journal is replayed and
+// its unacked messages are read back from the topic, as the embedded broker does on restart.
 //
 // Thread-safety: thread-safe. reader_mu_ serialises reading the topic and is taken before mu_.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -46,13 +60,20 @@ struct SubscriptionEntry {
 
 class NatsSubscription {
  public:
-  NatsSubscription(NatsClient& client, std::string ns, SubscriptionEntry entry, const Clock& clock);
+  // The subject that a message with this ordering key and id goes to on `topic` (its bucket's,
+  // when the topic is split).
+  using Router = std::function<Result<std::string>(
+      const std::string& topic, const std::string& ordering_key, const std::string& message_id)>;
+
+  // `buckets`: the topic's bucket count, 0 when it is not split.
+  NatsSubscription(NatsClient& client, std::string ns, SubscriptionEntry entry, uint32_t buckets,
+                   Router route, const Clock& clock);
   ~NatsSubscription();
 
-  // Creates the journal of a new subscription (its first record: everything below `start` is
-  // acked).
+  // Creates the journal of a new subscription (each part's first record: everything below
+  // `start` is acked).
   static Result<void> create_journal(NatsClient& client, const std::string& ns,
-                                     const SubscriptionEntry& entry);
+                                     const SubscriptionEntry& entry, uint32_t buckets);
 
   Result<std::vector<ReceivedMessage>> pull(size_t max, int64_t wait_us);
   Result<size_t> ack(std::span<const std::string> ack_ids);
@@ -60,12 +81,18 @@ class NatsSubscription {
                     const std::string& reason);
   Result<void> modify_ack_deadline(std::span<const std::string> ack_ids, int64_t deadline_us);
   Result<void> dead_letter(const std::string& ack_id, const std::string& reason);
+  // The subscription's figures when every bucket is served here; otherwise this process's part
+  // of them, as SubscriptionStats::client.
   Result<SubscriptionStats> stats();
 
   SubscriptionConfig config() const;
   void set_config(SubscriptionConfig config);
   // The topic was deleted: nothing more is delivered.
   void detach();
+  uint32_t buckets() const { return buckets_; }
+  // Serves only these buckets here (a split subscription); nullopt: all of them. The parts no
+  // longer served are dropped with their deliveries (their ack ids go stale).
+  void serve(std::optional<std::set<uint32_t>> buckets);
 
  private:
   class Sink;
@@ -78,27 +105,55 @@ class NatsSubscription {
     int attempt;
     std::string reason;
   };
-  using Op = std::function<void(delivery::SubscriptionState&, uint64_t offset, uint64_t generation,
+  // One bucket's delivery state (the only one of a subscription that is not split).
+  struct Part {
+    uint32_t bucket = 0;
+    std::string journal_subject;
+    std::string owner;    // of its ack ids
+    bool active = false;  // indexes what the reader reads (loading or loaded)
+    bool loaded = false;
+    std::unique_ptr<delivery::SubscriptionState> state;
+    delivery::TopicIndex index;  // by local offset
+    std::deque<uint64_t> seqs;   // the stream sequence of each index entry
+    uint64_t next_seq = 0;       // each of the part's messages below it is indexed, or acked
+    std::unordered_map<uint64_t, Body> bodies;  // by local offset: unacked, read
+    uint64_t journal_last = 0;
+    uint64_t records_since_checkpoint = 0;
+    std::vector<std::string> pending_records;  // framed, in chunks
+    std::vector<Forward> pending_forwards;
+  };
+  using Op = std::function<void(Part& part, uint64_t offset, uint64_t generation,
                                 delivery::StateSink& sink)>;
 
-  // REQUIRES: mu_ held.
+  // REQUIRES: reader_mu_ and mu_ held. Loads the served parts that are not loaded; fails only
+  // when none is loaded.
   Result<void> ensure_loaded();
-  Result<void> load();
-  void unload();
-  Result<void> read_topic(uint64_t until_seq);  // reads [index end, until_seq) (reader_mu_ held)
-  Result<void> fill(size_t want);               // reads ahead without waiting (reader_mu_ held)
-  // Indexes what the reader read; re-creates the reader if it skipped messages that the stream
-  // still holds (reader_mu_ held).
-  Result<void> append(std::vector<FetchedMessage> fetched);
-  // A new reader from the index's end (reader_mu_ held).
-  Result<void> restart_reader();
-  Result<void> commit();  // forwards dead letters, then appends the journal records
+  Result<void> load(const std::vector<Part*>& parts);
+  void unload(Part& p);
+  void unload_all();
+  std::vector<Part*> served_parts();  // creating them as needed
+  Part* find_part(const std::string& owner);
+  // The stream sequence of a part's local offset (of its next message, at the index's end).
+  uint64_t seq_of(const Part& p, uint64_t offset) const;
+  // Reads the topic until the reader is at `until_seq` (reader_mu_ held).
+  Result<void> read_topic(uint64_t until_seq);
+  // Reads ahead until the served parts hold `want` messages not yet delivered, or the stream
+  // has no more (reader_mu_ held).
+  Result<void> fill(size_t want);
+  uint64_t undelivered_read() const;
+  // Hands what the reader read to the parts; re-creates the reader if it skipped messages that
+  // the stream still holds (reader_mu_ held).
+  Result<void> dispatch(std::vector<FetchedMessage> fetched);
+  Result<void> restart_reader(uint64_t from);  // (reader_mu_ held)
+  Result<void> commit(Part& p);  // forwards dead letters, then appends the journal records
   Result<void> for_each(std::span<const std::string> ack_ids, const Op& op);
-  std::string ack_id(uint64_t offset, uint64_t generation) const;
+  std::string ack_id(const Part& p, uint64_t offset, uint64_t generation) const;
 
   NatsClient& client_;
   const std::string ns_;
   const Clock& clock_;
+  const uint32_t buckets_;
+  const Router route_;
   const std::string journal_stream_, journal_subject_, topic_stream_, topic_subject_;
   const std::string uid_;
   const uint64_t start_;
@@ -110,15 +165,9 @@ class NatsSubscription {
   std::condition_variable changed_;  // with mu_: an ack, nack or deadline change was applied
   SubscriptionConfig config_;        // GUARDED_BY(mu_)
   bool detached_ = false;            // GUARDED_BY(mu_)
-  bool loaded_ = false;              // GUARDED_BY(mu_)
-  std::unique_ptr<delivery::SubscriptionState> state_;  // GUARDED_BY(mu_)
-  delivery::TopicIndex index_;                          // GUARDED_BY(mu_)
-  std::unordered_map<uint64_t, Body> bodies_;           // GUARDED_BY(mu_): unacked, read
-  uint64_t journal_last_ = 0;                           // GUARDED_BY(mu_)
-  uint64_t records_since_checkpoint_ = 0;               // GUARDED_BY(mu_)
-  std::vector<std::string> pending_records_;            // GUARDED_BY(mu_): framed, in chunks
-  std::vector<Forward> pending_forwards_;               // GUARDED_BY(mu_)
-  uint64_t forwarded_ = 0;                              // GUARDED_BY(mu_): for dead-letter ids
+  uint64_t reader_next_ = 0;         // GUARDED_BY(mu_): the sequence the reader delivers next
+  std::optional<std::set<uint32_t>> served_;         // GUARDED_BY(mu_); nullopt: all
+  std::map<uint32_t, std::unique_ptr<Part>> parts_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace backbone::nats

@@ -19,7 +19,7 @@ Result<std::unique_ptr<Broker>> Broker::open(const BrokerOptions& options) {
   if (url.starts_with("nats://")) {
     auto o = nats::parse_nats_url(url);
     if (!o.ok()) return o.error();
-    return nats::open_nats_broker(*o, options.clock);
+    return nats::open_nats_broker(*o, options.clock, options.buckets);
   }
   if (url.starts_with("pubsub://")) {
     auto o = pubsub::parse_pubsub_url(url);
