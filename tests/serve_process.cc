@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace backbone::testing {
@@ -40,6 +41,10 @@ bool ServeProcess::wait_ready() {
     std::this_thread::sleep_for(50ms);
   }
   return false;
+}
+
+void ServeProcess::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
 }
 
 int ServeProcess::kill(int sig) {
@@ -91,6 +96,20 @@ bool wait_for_port(int port, int ms) {
     std::this_thread::sleep_for(100ms);
   }
   return false;
+}
+
+double counter_sum(int port, const std::string& name) {
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Get("/metrics");
+  if (!r || r->status != 200) return -1;
+  std::istringstream in(r->body);
+  double sum = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) {
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return sum;
 }
 
 }  // namespace backbone::testing

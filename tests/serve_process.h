@@ -26,6 +26,8 @@ class ServeProcess {
   bool wait_ready();
   // Sends `sig` and waits for the exit; returns the wait status (-1 when not running).
   int kill(int sig);
+  // Sends `sig` without waiting (SIGSTOP, SIGCONT).
+  void signal(int sig);
 
  private:
   std::string config_;
@@ -46,7 +48,21 @@ std::string write_serve_config(const std::string& folder, const std::string& sto
 // its standard output.
 std::pair<int, std::string> run_cli(const std::string& args);
 
+// The sum of a counter's series in the /metrics answer of the serve on `port` (0 when it has
+// none, -1 when it does not answer).
+double counter_sum(int port, const std::string& name);
+
 // Waits until something accepts TCP connections on 127.0.0.1:port (at most `ms`).
 bool wait_for_port(int port, int ms);
+
+// Runs of several `serve` processes take the plain build only: under the sanitizers each
+// process runs the one-process runs' code, which they check, at several times the cost.
+#ifdef BACKBONE_SANITIZED
+#define SKIP_UNDER_SANITIZERS()                                                               \
+  GTEST_SKIP() << "several processes run in the plain build only: under the sanitizers each " \
+                  "runs the one-process runs' code, which they check"
+#else
+#define SKIP_UNDER_SANITIZERS() (void)0
+#endif
 
 }  // namespace backbone::testing

@@ -188,7 +188,7 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
   for (Item* item : round) plans.push_back(plan(stage, *item));
 
   auto transient_failure = [](Plan& p, const Error& e) {
-    p.item->out.kind = Outcome::Kind::kTransient;
+    p.item->out.kind = e.code == Errc::kFenced ? Outcome::Kind::kFenced : Outcome::Kind::kTransient;
     p.item->out.reason = e.describe();
     p.merged.reset();
     p.dlq.reset();
@@ -198,6 +198,10 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
   std::vector<Plan*> committing;
   for (Plan& p : plans) {
     if (!p.commit) continue;
+    if (auto fenced = set_fence(*p.commit); !fenced.ok()) {
+      transient_failure(p, fenced.error());
+      continue;
+    }
     commits.push_back(std::move(*p.commit));
     committing.push_back(&p);
   }
@@ -381,6 +385,9 @@ std::vector<ConsumerDecision> Merger::on_raw(std::span<const ReceivedMessage> ba
         errors.push_back(error_message(*o.event, "gap", o.reason));
         parked.push_back(i);
         break;
+      case Outcome::Kind::kFenced:
+        decisions[i] = fenced_decision(make_error(Errc::kFenced, o.reason));
+        break;
       case Outcome::Kind::kTransient:
         if (m.delivery_attempt == 1 && o.event) {
           retries.push_back(retry_entry(*o.event, "transient", o.reason, 1));
@@ -425,6 +432,9 @@ std::vector<ConsumerDecision> Merger::on_retry(std::span<const ReceivedMessage> 
         if (o.event) published_.add(o.event->id());
         decisions[i] = ConsumerDecision::dead_letter(o.reason);
         break;
+      case Outcome::Kind::kFenced:
+        decisions[i] = fenced_decision(make_error(Errc::kFenced, o.reason));
+        break;
       case Outcome::Kind::kGap:
       case Outcome::Kind::kTransient: {
         const bool gap = o.kind == Outcome::Kind::kGap;
@@ -446,6 +456,10 @@ std::vector<ConsumerDecision> Merger::on_retry(std::span<const ReceivedMessage> 
               p, *o.event, Stage::kRetry,
               o.reason + " (after " + std::to_string(m.delivery_attempt) + " attempts)", {}, false,
               version);
+          if (auto fenced = set_fence(*p.commit); !fenced.ok()) {
+            decisions[i] = fenced_decision(fenced.error());
+            break;
+          }
           if (d_.store->commit_merge(*p.commit).ok()) {
             count("backbone_dead_lettered_events_total", "Events dead-lettered");
           }
@@ -466,6 +480,20 @@ std::vector<ConsumerDecision> Merger::on_retry(std::span<const ReceivedMessage> 
     }
   }
   return decisions;
+}
+
+Result<void> Merger::set_fence(MergeCommit& commit) const {
+  if (!d_.fence) return {};
+  auto f = d_.fence(OrderingKey(commit.record).str());
+  if (!f.ok()) return f.error();
+  commit.fence = *f;
+  return {};
+}
+
+ConsumerDecision Merger::fenced_decision(const Error& e) {
+  // Never an ack: until this process lets the bucket go, an ack could still land in its
+  // journal, and the event would be lost. A nack leaves it to the bucket's owner.
+  return ConsumerDecision::nack(e.describe(), kFencedRedelivery);
 }
 
 }  // namespace backbone::pipeline

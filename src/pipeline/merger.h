@@ -47,6 +47,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -76,12 +77,19 @@ struct MergerDeps {
   int max_attempts = 5;                     // the retry subscription's dead-letter attempts
   Metrics* metrics = nullptr;               // may be null
   std::string env;
+  // Set when the stages' subscriptions are split into buckets over processes
+  // (doc/scale_out.md): the fence that every commit for an ordering key carries, that is the
+  // key's bucket at the epoch this process owns it at; kFenced when it does not own it.
+  std::function<Result<BucketFence>(const std::string& ordering_key)> fence;
 };
 
 class Merger {
  public:
+  // A record's deliveries may have been in another process's hands before this one's when the
+  // broker shares subscriptions, and when buckets move between processes (deps.fence).
   explicit Merger(MergerDeps deps)
-      : d_(std::move(deps)), shared_(d_.broker && d_.broker->shares_subscriptions()) {}
+      : d_(std::move(deps)),
+        shared_((d_.broker && d_.broker->shares_subscriptions()) || d_.fence != nullptr) {}
 
   // The merge stage: one decision per delivery of a pull from events.raw.E.merge, in order.
   std::vector<ConsumerDecision> on_raw(std::span<const ReceivedMessage> batch);
@@ -100,7 +108,9 @@ class Merger {
  private:
   enum class Stage { kRaw, kRetry };
   struct Outcome {
-    enum class Kind { kDone, kGap, kTransient, kDeadLettered } kind = Kind::kDone;
+    // kFenced: this process no longer owns the record's bucket; the delivery is left to the
+    // bucket's owner (nacked, never acked).
+    enum class Kind { kDone, kGap, kTransient, kDeadLettered, kFenced } kind = Kind::kDone;
     std::string reason;
     std::optional<Event> event;
     bool emit = true;  // for kDeadLettered: this Merger has not published it yet
@@ -148,6 +158,13 @@ class Merger {
   void merge_round(Stage stage, std::span<Item* const> round);
   // Reads and decides one item; sets item->out when nothing is to be committed.
   Plan plan(Stage stage, Item& item);
+  // Gives the commit its record's bucket fence (deps.fence); kFenced when the bucket is not
+  // this process's.
+  Result<void> set_fence(MergeCommit& commit) const;
+  // How a delivery whose bucket is another's is answered.
+  static ConsumerDecision fenced_decision(const Error& e);
+  // A fenced delivery comes back after this, should the bucket still be served here.
+  static constexpr int64_t kFencedRedelivery = 1'000'000;
   // Takes up the parked events of the items' records that fit now, and returns the ids of
   // those it merged. With a shared subscription the records of items parked just now are
   // looked at again too: another process may have merged the missing version meanwhile.

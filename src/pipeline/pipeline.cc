@@ -51,6 +51,7 @@ Result<std::unique_ptr<EnvironmentPipeline>> EnvironmentPipeline::open(const Pip
   deps.max_attempts = retry->dead_letter ? retry->dead_letter->max_delivery_attempts : 5;
   deps.metrics = o.metrics;
   deps.env = o.env;
+  deps.fence = o.fence;
   p->merger_ = std::make_unique<Merger>(std::move(deps));
   return p;
 }

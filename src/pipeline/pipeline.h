@@ -56,6 +56,8 @@ struct PipelineOptions {
   // the real store to inject faults.
   std::function<Result<std::unique_ptr<EventStore>>(Role)> open_store;
   StageErrorHandler on_stage_error;  // may be null (the relay reports as "relay")
+  // MergerDeps::fence: set when the stages' subscriptions are split into buckets over processes.
+  std::function<Result<BucketFence>(const std::string& ordering_key)> fence;
   // While the stages run, the relay looks at the outbox this often (real time; 0: never), and
   // publishes what entered it at least relay_grace_us ago (on `clock`): an ingest in progress,
   // in this process or another, takes it out itself.

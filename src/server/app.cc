@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+
+#include "backbone/record_key.h"
 
 namespace backbone::server {
 
@@ -60,24 +63,9 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     for (const ProvisionItem& item : *provisioned) {
       for (const std::string& w : item.warnings) app->warnings_.push_back(item.name + ": " + w);
     }
-    pipeline::PipelineOptions po;
-    po.env = env;
-    po.environments = c.environments;
-    po.store_url = *url;
-    po.durability = c.durability;
-    po.broker = app->broker_.get();
-    po.topology = &app->topology_;
-    po.clock = app->o_.clock;
-    po.settings = settings;
-    po.metrics = &app->metrics_;
-    po.workers = app->o_.workers;
-    po.on_stage_error = app->o_.on_stage_error;
-    auto p = pipeline::EnvironmentPipeline::open(po);
-    if (!p.ok()) return p.error();
-    auto relayed = (*p)->relay();
-    if (!relayed.ok()) return relayed.error();
-    auto recovered = (*p)->recover_parked();
-    if (!recovered.ok()) return recovered.error();
+    // The lease keeper first: with split subscriptions, every commit carries its fence.
+    cluster::LeaseKeeper* keeper = nullptr;
+    std::vector<std::string> split;  // the stages' subscriptions that are split into buckets
     if (app->o_.start_stages && !app->broker_->shares_subscriptions()) {
       StoreOptions so;
       so.url = *url;
@@ -91,12 +79,70 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
       lo.address = app->o_.address;
       lo.buckets = c.cluster_buckets;
       lo.ttl_us = c.lease_ttl_ms * 1000;
-      auto keeper = cluster::LeaseKeeper::open(
+      auto k = cluster::LeaseKeeper::open(
           **store, app->o_.clock ? *app->o_.clock : SystemClock::instance(), lo);
-      if (!keeper.ok()) return keeper.error();
-      (*keeper)->start();
+      if (!k.ok()) return k.error();
+      keeper = k->get();
+      for (const char* role : {"merge", "retry"}) {
+        auto sub = app->topology_.subscription_for(role, env);
+        if (!sub.ok()) return sub.error();
+        auto n = app->broker_->buckets(sub->name);
+        if (!n.ok()) return n.error();
+        if (*n == 0) continue;
+        if (*n != keeper->buckets()) {
+          return make_error(Errc::kInvalidArgument,
+                            "subscription " + sub->name + " is split into " + std::to_string(*n) +
+                                " buckets, but the store of " + env + " records " +
+                                std::to_string(keeper->buckets()) +
+                                "; [cluster] buckets must match what the topics were created with",
+                            "cluster.buckets");
+        }
+        split.push_back(sub->name);
+      }
       app->lease_stores_.emplace(env, std::move(*store));
-      app->keepers_.emplace(env, std::move(*keeper));
+      app->keepers_.emplace(env, std::move(*k));
+    }
+    pipeline::PipelineOptions po;
+    po.env = env;
+    po.environments = c.environments;
+    po.store_url = *url;
+    po.durability = c.durability;
+    po.broker = app->broker_.get();
+    po.topology = &app->topology_;
+    po.clock = app->o_.clock;
+    po.settings = settings;
+    po.metrics = &app->metrics_;
+    po.workers = app->o_.workers;
+    po.on_stage_error = app->o_.on_stage_error;
+    if (!split.empty()) {
+      po.fence = [keeper](const std::string& key) -> Result<BucketFence> {
+        const uint32_t bucket = bucket_of(key, keeper->buckets());
+        auto epoch = keeper->epoch(bucket);
+        if (!epoch) {
+          return make_error(Errc::kFenced,
+                            "bucket " + std::to_string(bucket) + " is not this process's");
+        }
+        return BucketFence{bucket, *epoch};
+      };
+    }
+    auto p = pipeline::EnvironmentPipeline::open(po);
+    if (!p.ok()) return p.error();
+    auto relayed = (*p)->relay();
+    if (!relayed.ok()) return relayed.error();
+    auto recovered = (*p)->recover_parked();
+    if (!recovered.ok()) return recovered.error();
+    if (keeper) {
+      // The stages pull only the buckets this process owns: none until the first tick.
+      Broker* broker = app->broker_.get();
+      auto serve = [broker, keeper, split] {
+        std::set<uint32_t> mine;
+        for (const BucketLease& l : keeper->owned()) mine.insert(l.bucket);
+        for (const std::string& sub : split) (void)broker->serve_buckets(sub, mine);
+      };
+      serve();
+      keeper->on_change(
+          [serve](const std::vector<BucketLease>&, const std::vector<uint32_t>&) { serve(); });
+      keeper->start();
     }
     if (app->o_.start_stages) (*p)->start();
     app->pipelines_.emplace(env, std::move(*p));

@@ -1,6 +1,8 @@
-// Several `backbone serve` processes of one environment, on PostgreSQL and NATS: they find each
-// other through the environment's store and split its buckets evenly; SIGTERM hands a process's
-// buckets over at once, and SIGKILL once its lease has run out (doc/scale_out.md).
+// Several `backbone serve` processes of one environment, on PostgreSQL or MariaDB and NATS: they
+// find each other through the environment's store and split its buckets evenly; SIGTERM hands a
+// process's buckets over at once, and SIGKILL once its lease has run out (doc/scale_out.md). And
+// the scale-out fault test: a checked workload spread over the processes while they crash,
+// stall and join.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -12,11 +14,17 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "auth/tokens.h"
+#include "backbone/event_json.h"
+#include "backbone/topology.h"
 #include "serve_process.h"
 #include "store/server_harness.h"
 #include "store/sqlite_harness.h"
+#include "stress/generator.h"
+#include "stress/verify.h"
 #include "test_servers.h"
 
 namespace backbone::testing {
@@ -133,6 +141,209 @@ TEST(ServeCluster, ProcessesSplitTheBucketsAndHandThemOverWhenTheyGo) {
       static_cast<long long>(taken_over.count()), kTtlMs);
   EXPECT_EQ(a.kill(SIGTERM) & 0x7f, 0);
 }
+
+// Each bucket's owner in a view, by bucket ("" for none).
+std::map<int, std::string> owners(const json& view) {
+  std::map<int, std::string> out;
+  if (view.is_null()) return out;
+  for (const auto& l : view["leases"]) {
+    out[l["bucket"].get<int>()] = l["owner"].is_null() ? "" : l["owner"].get<std::string>();
+  }
+  return out;
+}
+
+// The member id of the process serving at `address`, in a view ("" if it is not there).
+std::string member_at(const json& view, const std::string& address) {
+  for (const auto& m : view["members"]) {
+    if (m["address"] == address) return m["id"];
+  }
+  return "";
+}
+
+// The scale-out fault test (doc/scale_out.md, "Failure cases"): three `serve` processes of the
+// sandbox share one store and one nats-server, with 8 buckets and a 3 s lease. A client sends a
+// checked workload spread over the live processes, a batch at a time (one that is not answered
+// goes again, to the next process; a resent batch is answered as duplicates). A quarter of the
+// way in one process is killed with SIGKILL; half-way one is stopped with SIGSTOP until the others
+// have taken its buckets, then continued; three quarters in a fourth joins. Afterwards nothing is
+// lost or applied twice, each record's merged versions are in order, the records equal the
+// reference fold, the DLQ holds exactly the rejected conflicts, the audit chain verifies, and
+// every bucket has one owner, the same in every process's view.
+class ServeScaleOut : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashStallAndJoin) {
+  SKIP_UNDER_SANITIZERS();
+  { BACKBONE_REQUIRE_TEST_SERVER(GetParam()); }
+  { BACKBONE_REQUIRE_TEST_SERVER("nats"); }
+  set_test_role_passwords();
+  ServerHarness db(test_server_url(GetParam()));
+  TempDir dir;
+  const std::string broker_url =
+      test_server_url("nats") + "?namespace=scale" + std::to_string(::getpid()) + GetParam();
+  const std::string config = write_serve_config(dir.path(), db.url(), broker_url, "off");
+  std::ofstream(config, std::ios::app)
+      << "[cluster]\nbuckets = " << kBuckets << "\nlease_ttl_ms = " << kTtlMs << "\n";
+  const Topology& topology = Topology::built_in();
+  const std::vector<std::string> envs = {"sandbox", "production"};
+  const std::string verify_sub = topology.topic_name(TopicFamily::kMerged, "sandbox") + ".verify";
+  {
+    auto b = Broker::open(BrokerOptions{broker_url, nullptr, kBuckets});
+    ASSERT_TRUE(b.ok()) << b.error().describe();
+    ASSERT_TRUE(provision_topology(**b, topology, "sandbox", envs).ok());
+    SubscriptionConfig v;
+    v.name = verify_sub;
+    v.topic = topology.topic_name(TopicFamily::kMerged, "sandbox");
+    v.ordered = true;
+    v.ack_deadline_us = 600 * kSecond;
+    ASSERT_TRUE((*b)->create_subscription(v).ok());
+  }
+  auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
+  const std::string token = *tokens->create("scale", "sandbox", {"publish", "read"});
+
+  std::vector<std::unique_ptr<ServeProcess>> serves;
+  std::vector<int> ports;
+  std::vector<bool> up;
+  auto address = [&](size_t i) { return "http://127.0.0.1:" + std::to_string(ports[i]); };
+  auto start = [&] {
+    ports.push_back(free_loopback_port());
+    serves.push_back(std::make_unique<ServeProcess>(config, ports.back()));
+    serves.back()->start();
+    up.push_back(serves.back()->wait_ready());
+    ASSERT_TRUE(up.back()) << "serve " << serves.size() - 1 << " did not start";
+  };
+  for (int i = 0; i < 3; ++i) start();
+  wait_for(ports[0], token, [&](const json& v) {
+    auto s = shares(v);
+    return s.size() == 3 && v["unowned"] == 0;
+  });
+
+  stress::WorkloadOptions wo;
+  wo.events = 3000;
+  wo.records = 40;
+  wo.poison_rate = 0;
+  wo.seed = 17;
+  stress::Workload workload(wo);
+  const auto& drafts = workload.events();
+  const size_t batch = 10;
+  const size_t batches = (drafts.size() + batch - 1) / batch;
+  std::vector<EventId> sent;
+  size_t next_target = 0, resent = 0;
+  std::chrono::milliseconds stalled_taken_over{0};
+  for (size_t n = 0; n < batches; ++n) {
+    if (n == batches / 4) {  // SIGKILL the third process
+      EXPECT_TRUE(WIFSIGNALED(serves[2]->kill(SIGKILL)));
+      up[2] = false;
+    } else if (n == batches / 2) {  // stall the second past its lease, then let it go on
+      const std::string stalled = member_at(cluster(ports[0], token), address(1));
+      ASSERT_FALSE(stalled.empty());
+      serves[1]->signal(SIGSTOP);
+      up[1] = false;
+      stalled_taken_over = wait_for(ports[0], token, [&](const json& v) {
+        for (const auto& [bucket, owner] : owners(v)) {
+          if (owner.empty() || owner == stalled) return false;
+        }
+        return true;
+      });
+      serves[1]->signal(SIGCONT);
+      up[1] = true;
+    } else if (n == 3 * batches / 4) {  // a fourth joins
+      start();
+      wait_for(ports[3], token, [&](const json& v) { return shares(v).count(address(3)) > 0; });
+    }
+    std::string body = "[";
+    for (size_t k = n * batch; k < std::min(drafts.size(), (n + 1) * batch); ++k) {
+      const EventDraft& d = drafts[k];
+      body += std::string(k > n * batch ? "," : "") + json{{"record_type", d.record_type},
+                                                           {"record_id", d.record_id},
+                                                           {"source", d.source},
+                                                           {"base_version", d.base_version},
+                                                           {"changes", json::parse(d.changes)}}
+                                                          .dump();
+    }
+    body += "]";
+    for (int attempt = 0;; ++attempt) {
+      ASSERT_LT(attempt, 100) << "no process took batch " << n;
+      size_t t = next_target++ % serves.size();
+      while (!up[t]) t = next_target++ % serves.size();
+      httplib::Client client("127.0.0.1", ports[t]);
+      client.set_connection_timeout(2);
+      client.set_read_timeout(10);
+      auto r = client.Post("/v1/envs/sandbox/events", {{"Authorization", "Bearer " + token}}, body,
+                           "application/json");
+      if (r && r->status == 201) {
+        const json answer = json::parse(r->body);
+        for (const auto& e : answer["events"]) {
+          auto id = EventId::parse(e["id"].get<std::string>());
+          ASSERT_TRUE(id.ok());
+          sent.push_back(*id);
+        }
+        break;
+      }
+      ++resent;
+    }
+  }
+
+  // Drained once the store holds no unprocessed event (at most 120 s, asked twice a second).
+  StoreOptions so;
+  so.url = db.url();
+  so.role = Role::kReader;
+  auto store = EventStore::open(so);
+  ASSERT_TRUE(store.ok()) << store.error().describe();
+  const auto drain_from = Clock::now();
+  bool drained = false;
+  while (!drained && Clock::now() - drain_from < 120s) {
+    auto left = (*store)->unprocessed(1, std::nullopt);
+    drained = left.ok() && left->empty();
+    if (!drained) std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_TRUE(drained) << "events still unprocessed after 120 s";
+  const auto drain_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - drain_from);
+
+  // One owner per bucket, a live process, and every live process sees the same.
+  const std::vector<size_t> live = {0, 1, 3};
+  const json view = cluster(ports[0], token);
+  std::set<std::string> live_members;
+  for (size_t i : live) live_members.insert(member_at(view, address(i)));
+  const auto by_bucket = owners(view);
+  EXPECT_EQ(by_bucket.size(), static_cast<size_t>(kBuckets)) << view.dump();
+  for (const auto& [bucket, owner] : by_bucket) {
+    EXPECT_TRUE(live_members.count(owner)) << "bucket " << bucket << ": " << owner;
+  }
+  for (size_t i : live) {
+    wait_for(ports[i], token, [&](const json& v) { return owners(v) == by_bucket; });
+    // The work was spread: each live process merged part of it.
+    EXPECT_GT(counter_sum(ports[i], "backbone_merged_events_total"), 0) << "serve " << i;
+  }
+  for (size_t i : live) {
+    const int status = serves[i]->kill(SIGTERM);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "serve " << i << ": " << status;
+  }
+
+  auto broker = Broker::open(BrokerOptions{broker_url, nullptr, kBuckets});
+  ASSERT_TRUE(broker.ok());
+  stress::VerifyInput in;
+  in.store = store->get();
+  stress::use_broker(in, **broker, verify_sub,
+                     topology.subscription_for("inspect", "sandbox")->name);
+  in.sent = sent;
+  auto report = stress::verify_stress(in);
+  ASSERT_TRUE(report.ok()) << report.error().describe();
+  std::string problems;
+  for (const auto& v : report->violations) problems += v + "\n";
+  EXPECT_TRUE(report->ok()) << problems;
+  EXPECT_GT(report->merged, sent.size() / 2);
+  std::printf(
+      "scale-out fault test on %s: %zu events sent (%zu batches resent), %zu merged, %zu "
+      "rejected, %zu dead letters; the stalled process's buckets taken over in %lld ms (ttl %d "
+      "ms); drained %lld ms after the last batch\n",
+      GetParam(), sent.size(), resent, report->merged, report->rejected, report->dlq,
+      static_cast<long long>(stalled_taken_over.count()), kTtlMs,
+      static_cast<long long>(drain_ms.count()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Databases, ServeScaleOut, ::testing::Values("postgresql", "mysql"),
+                         [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
 }  // namespace backbone::testing

@@ -38,21 +38,6 @@ constexpr int kEvents = 20'000;
 constexpr int kFrontTwoProcessEvents = 5'000;
 constexpr const char* kFrontTokenVar = "BACKBONE_TEST_FRONT_TOKEN";
 
-// The sum of a counter's series in a /metrics answer (0 when it has none).
-double counter_sum(int port, const std::string& name) {
-  httplib::Client c("127.0.0.1", port);
-  auto r = c.Get("/metrics");
-  if (!r || r->status != 200) return -1;
-  std::istringstream in(r->body);
-  double sum = 0;
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) {
-      sum += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-  }
-  return sum;
-}
-
 class ServePubsub : public ::testing::Test {
  protected:
   // `stress --url` through every process in turn (its batches spread over them); its report,
@@ -179,13 +164,6 @@ class ServePubsub : public ::testing::Test {
 // The default topology against the emulator: the inspect subscription's 31 days are above
 // the emulator's 7, so it is made at 7 with a warning, and `topology show` reports the
 // difference as drift. Provisioning again changes nothing and succeeds.
-#ifdef BACKBONE_SANITIZED
-#define SKIP_UNDER_SANITIZERS()                                                                \
-  GTEST_SKIP() << "two processes run in the plain build only: under the sanitizers each runs " \
-                  "the one-process runs' code, which they check"
-#else
-#define SKIP_UNDER_SANITIZERS() (void)0
-#endif
 
 TEST_F(ServePubsub, ProvisionOnGooglesEmulatorClampsRetentionWithAWarningAndShowsDrift) {
   REQUIRE_EMULATOR();

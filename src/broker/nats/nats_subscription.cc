@@ -342,6 +342,7 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
 }
 
 Result<void> NatsSubscription::read_topic(uint64_t until_seq) {
+  if (!reader_) return {};  // no part served here
   while (reader_next_ < until_seq) {
     const auto want = static_cast<int>(std::min<uint64_t>(until_seq - reader_next_, 1024));
     auto batch = reader_->fetch(want, kCatchUpMs);
@@ -373,7 +374,7 @@ uint64_t NatsSubscription::undelivered_read() const {
 }
 
 Result<void> NatsSubscription::fill(size_t want) {
-  if (undelivered_read() >= want) return {};
+  if (!reader_ || undelivered_read() >= want) return {};
   auto batch = reader_->fetch(kDrainMax, 0);
   if (!batch.ok()) return batch.error();
   BACKBONE_TRY(dispatch(std::move(*batch)));

@@ -299,6 +299,11 @@ Result<std::unique_ptr<sql::SqlConnection>> connect(const sql::SqlLogin& login) 
                 "SET time_zone = '+00:00', "
                 "sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
   mysql_options(db, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+  // A session left idle inside a transaction (its process stopped) is ended, and the writer
+  // lock with it.
+  const std::string stall = "SET SESSION idle_transaction_timeout = " +
+                            std::to_string((login.stall_timeout_ms + 999) / 1000);
+  mysql_options(db, MYSQL_INIT_COMMAND, stall.c_str());
   const char* password = login.password.empty() ? nullptr : login.password.c_str();
   const char* database = login.database.empty() ? nullptr : login.database.c_str();
   if (mysql_real_connect(db, login.host.c_str(), login.user.c_str(), password, database,

@@ -191,6 +191,12 @@ void ignore_notice(void*, const char*) {}
 Result<std::unique_ptr<sql::SqlConnection>> connect(const sql::SqlLogin& login) {
   const std::string port = std::to_string(login.port ? login.port : 5432);
   const std::string timeout = std::to_string(login.connect_timeout_s);
+  // Custom plans: a generic plan made while a table was small would scan it whole once it is
+  // large. A session left idle inside a transaction (its process stopped) is ended.
+  const std::string options =
+      "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan"
+      " -c idle_in_transaction_session_timeout=" +
+      std::to_string(login.stall_timeout_ms);
   const char* keys[] = {"host",
                         "port",
                         "dbname",
@@ -201,13 +207,16 @@ Result<std::unique_ptr<sql::SqlConnection>> connect(const sql::SqlLogin& login) 
                         "application_name",
                         "client_encoding",
                         nullptr};
-  const char* values[] = {login.host.c_str(), port.c_str(), login.database.c_str(),
+  const char* values[] = {login.host.c_str(),
+                          port.c_str(),
+                          login.database.c_str(),
                           login.user.c_str(),
                           login.password.empty() ? nullptr : login.password.c_str(),
-                          // Custom plans: a generic plan made while a table was small
-                          // would scan it whole once it is large.
-                          "-c TimeZone=UTC -c plan_cache_mode=force_custom_plan", timeout.c_str(),
-                          "backbone", "UTF8", nullptr};
+                          options.c_str(),
+                          timeout.c_str(),
+                          "backbone",
+                          "UTF8",
+                          nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, 0);
   if (conn == nullptr) return make_error(Errc::kUnavailable, "postgresql: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {

@@ -39,6 +39,9 @@ struct SqlLogin {
   std::string user;
   std::string password;  // empty: none
   int connect_timeout_s = 10;
+  // The server ends the session when it stays this long in a transaction without a statement
+  // (MariaDB counts whole seconds, rounded up).
+  int64_t stall_timeout_ms = 2'000;
 };
 
 // One statement of a batch: SQL with `?` placeholders, and its parameters.

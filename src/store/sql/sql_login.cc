@@ -44,11 +44,15 @@ Result<ServerStoreSettings> server_store_settings(const StoreUrl& url) {
       auto v = positive(key, value, 3'600'000);
       if (!v.ok()) return v.error();
       s.reconnect_timeout_ms = *v;
+    } else if (key == "stall_timeout_ms") {
+      auto v = positive(key, value, 3'600'000);
+      if (!v.ok()) return v.error();
+      s.stall_timeout_ms = *v;
     } else {
       return make_error(Errc::kInvalidArgument,
                         "unknown store URL parameter \"" + key +
-                            "\" (want role_prefix, pool_size, connect_timeout_s or "
-                            "reconnect_timeout_ms)",
+                            "\" (want role_prefix, pool_size, connect_timeout_s, "
+                            "reconnect_timeout_ms or stall_timeout_ms)",
                         "store");
     }
   }
@@ -84,6 +88,7 @@ SqlLogin admin_login(const StoreUrl& url, const ServerStoreSettings& settings,
   login.user = url.user;
   login.password = url.password;
   login.connect_timeout_s = settings.connect_timeout_s;
+  login.stall_timeout_ms = settings.stall_timeout_ms;
   return login;
 }
 

@@ -7,7 +7,10 @@
 //
 // URL parameters: role_prefix=[a-z0-9_]*, pool_size=N (connections per store, default 4),
 // connect_timeout_s=N (default 10), reconnect_timeout_ms=N (how long a write retries a lost
-// connection before it fails with kUnavailable; default 30000).
+// connection before it fails with kUnavailable; default 30000), stall_timeout_ms=N (the server
+// ends a session that stays this long inside a transaction without a statement, default 2000;
+// doc/scale_out.md: a process stopped while it holds the writer lock would otherwise hold up
+// every process of the environment, lease changes included, until it is continued).
 #pragma once
 
 #include <string>
@@ -23,6 +26,7 @@ struct ServerStoreSettings {
   size_t pool_size = 4;
   int connect_timeout_s = 10;
   int64_t reconnect_timeout_ms = 30'000;
+  int64_t stall_timeout_ms = 2'000;
 };
 
 // kInvalidArgument for an unknown or malformed parameter.
