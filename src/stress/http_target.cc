@@ -68,6 +68,19 @@ httplib::Headers headers(const std::vector<std::pair<std::string, std::string>>&
 
 HttpTarget::~HttpTarget() = default;
 
+std::string ingest_body(std::span<const EventDraft> drafts) {
+  json body = json::array();
+  for (const EventDraft& d : drafts) {
+    body.push_back({{"record_type", d.record_type},
+                    {"record_id", d.record_id},
+                    {"source", d.source},
+                    {"base_version", d.base_version},
+                    {"changes", json::parse(d.changes)}});
+    if (d.timestamp) body.back()["timestamp"] = d.timestamp->to_rfc3339();
+  }
+  return body.dump();
+}
+
 Result<std::unique_ptr<HttpTarget>> HttpTarget::connect(const std::string& url, std::string token,
                                                         std::string env) {
   if (url.rfind("http://", 0) != 0) {
@@ -97,26 +110,17 @@ Result<std::vector<EventId>> HttpTarget::ingest(std::span<const EventDraft> draf
   ids.reserve(drafts.size());
   const std::string path = "/v1/envs/" + env_ + "/events";
   for (size_t i = 0; i < drafts.size(); i += batch) {
-    json body = json::array();
-    for (size_t k = i; k < std::min(drafts.size(), i + batch); ++k) {
-      const EventDraft& d = drafts[k];
-      body.push_back({{"record_type", d.record_type},
-                      {"record_id", d.record_id},
-                      {"source", d.source},
-                      {"base_version", d.base_version},
-                      {"timestamp", d.timestamp ? json(d.timestamp->to_rfc3339()) : json()},
-                      {"changes", json::parse(d.changes)}});
-      if (!d.timestamp) body.back().erase("timestamp");
-    }
-    auto r = client_->Post(path, headers(auth_), body.dump(), "application/json");
+    const size_t n = std::min(drafts.size(), i + batch) - i;
+    auto r =
+        client_->Post(path, headers(auth_), ingest_body(drafts.subspan(i, n)), "application/json");
     if (!r || r->status != 201) return http_error("POST " + path, r);
     const std::string what = "POST " + path;
     BACKBONE_ASSIGN_OR_RETURN(const json answer, answer_body(what, r));
     BACKBONE_ASSIGN_OR_RETURN(const json* events, array_field(answer, "events", what));
-    if (events->size() != body.size()) {
+    if (events->size() != n) {
       return make_error(Errc::kDataLoss, what + ": the answer has " +
                                              std::to_string(events->size()) + " events for " +
-                                             std::to_string(body.size()) + " sent");
+                                             std::to_string(n) + " sent");
     }
     for (const auto& e : *events) {
       BACKBONE_ASSIGN_OR_RETURN(const std::string text, field<std::string>(e, "id", what));

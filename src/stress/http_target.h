@@ -23,6 +23,9 @@ class Client;
 
 namespace backbone::stress {
 
+// The body of POST /v1/envs/{env}/events for a batch of drafts (a JSON array).
+std::string ingest_body(std::span<const EventDraft> drafts);
+
 class HttpTarget {
  public:
   // `url`: http://host:port. The token needs the publish, read and subscribe roles of `env`.

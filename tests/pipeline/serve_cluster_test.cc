@@ -24,6 +24,7 @@
 #include "store/server_harness.h"
 #include "store/sqlite_harness.h"
 #include "stress/generator.h"
+#include "stress/http_target.h"
 #include "stress/verify.h"
 #include "test_servers.h"
 
@@ -250,17 +251,9 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
       start();
       wait_for(ports[3], token, [&](const json& v) { return shares(v).count(address(3)) > 0; });
     }
-    std::string body = "[";
-    for (size_t k = n * batch; k < std::min(drafts.size(), (n + 1) * batch); ++k) {
-      const EventDraft& d = drafts[k];
-      body += std::string(k > n * batch ? "," : "") + json{{"record_type", d.record_type},
-                                                           {"record_id", d.record_id},
-                                                           {"source", d.source},
-                                                           {"base_version", d.base_version},
-                                                           {"changes", json::parse(d.changes)}}
-                                                          .dump();
-    }
-    body += "]";
+    const size_t first = n * batch;
+    const std::string body = stress::ingest_body(
+        std::span(drafts).subspan(first, std::min(drafts.size(), first + batch) - first));
     for (int attempt = 0;; ++attempt) {
       ASSERT_LT(attempt, 100) << "no process took batch " << n;
       size_t t = next_target++ % serves.size();

@@ -25,6 +25,7 @@
 #include "serve_process.h"
 #include "store/sqlite_harness.h"
 #include "stress/generator.h"
+#include "stress/http_target.h"
 #include "stress/verify.h"
 
 namespace backbone::testing {
@@ -98,17 +99,8 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
   const httplib::Headers auth = {{"Authorization", "Bearer " + token}};
   const size_t batch = 10;
   for (size_t i = 0; i < drafts.size(); i += batch) {
-    std::string body = "[";
-    for (size_t k = i; k < std::min(drafts.size(), i + batch); ++k) {
-      const EventDraft& d = drafts[k];
-      body += std::string(k > i ? "," : "") + json{{"record_type", d.record_type},
-                                                   {"record_id", d.record_id},
-                                                   {"source", d.source},
-                                                   {"base_version", d.base_version},
-                                                   {"changes", json::parse(d.changes)}}
-                                                  .dump();
-    }
-    body += "]";
+    const std::string body =
+        stress::ingest_body(std::span(drafts).subspan(i, std::min(drafts.size(), i + batch) - i));
     for (int attempt = 0;; ++attempt) {
       ASSERT_LT(attempt, 600) << "the server did not come back";
       auto r = client.Post("/v1/envs/sandbox/events", auth, body, "application/json");
