@@ -34,7 +34,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -215,12 +214,13 @@ class Broker {
   // (of their message id when they have none); 0 when it is served whole.
   virtual Result<uint32_t> buckets(std::string_view subscription);
   // Serves only these buckets of a split subscription in this process (every one until it is
-  // called): pulls take only from them, and deliveries of the others go stale here. A bucket
-  // that this process starts serving fences off the process that served it before (its
-  // journal appends, acks and dead letters for the bucket are refused). kInvalidArgument when
-  // the subscription is not split.
+  // called), each with the epoch of this process's lease on it: pulls take only from them, and
+  // deliveries of the others go stale here. A bucket that this process starts serving fences
+  // off the process that served it before (its journal appends, acks and dead letters for the
+  // bucket are refused), unless a process has served it at a later epoch already: then it is
+  // not served here (kFenced inside). kInvalidArgument when the subscription is not split.
   virtual Result<void> serve_buckets(std::string_view subscription,
-                                     const std::set<uint32_t>& buckets);
+                                     const std::map<uint32_t, uint64_t>& buckets);
 };
 
 // Checks shared by every backend (src/broker/validation.cc).

@@ -156,7 +156,7 @@ Result<uint32_t> Broker::buckets(std::string_view subscription) {
 }
 
 Result<void> Broker::serve_buckets(std::string_view subscription,
-                                   const std::set<uint32_t>& /*buckets*/) {
+                                   const std::map<uint32_t, uint64_t>& /*buckets*/) {
   BACKBONE_TRY(get_subscription(subscription));
   return make_error(Errc::kInvalidArgument,
                     "subscription " + std::string(subscription) +

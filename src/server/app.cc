@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
+#include <map>
 
 #include "backbone/record_key.h"
 
@@ -135,8 +135,8 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
       // The stages pull only the buckets this process owns: none until the first tick.
       Broker* broker = app->broker_.get();
       auto serve = [broker, keeper, split] {
-        std::set<uint32_t> mine;
-        for (const BucketLease& l : keeper->owned()) mine.insert(l.bucket);
+        std::map<uint32_t, uint64_t> mine;
+        for (const BucketLease& l : keeper->owned()) mine[l.bucket] = l.epoch;
         for (const std::string& sub : split) (void)broker->serve_buckets(sub, mine);
       };
       serve();

@@ -109,9 +109,9 @@ class NatsSplit : public ::testing::Test {
 // is handed the messages of its own buckets only, every message once, each key in order.
 TEST_F(NatsSplit, TwoProcessesServeTheirOwnBucketsOfOneSubscription) {
   EXPECT_EQ(*b_->buckets("orders.work"), 4u);
-  ASSERT_TRUE(a_->serve_buckets("orders.work", {0, 1}).ok());
-  ASSERT_TRUE(b_->serve_buckets("orders.work", {2, 3}).ok());
-  EXPECT_EQ(a_->serve_buckets("orders.work", {4}).code(), Errc::kInvalidArgument);
+  ASSERT_TRUE(a_->serve_buckets("orders.work", {{0, 1}, {1, 1}}).ok());
+  ASSERT_TRUE(b_->serve_buckets("orders.work", {{2, 1}, {3, 1}}).ok());
+  EXPECT_EQ(a_->serve_buckets("orders.work", {{4, 1}}).code(), Errc::kInvalidArgument);
 
   constexpr int kKeys = 40, kEach = 5;
   std::vector<OutgoingMessage> batch;
@@ -163,8 +163,8 @@ TEST_F(NatsSplit, TakingABucketOverFencesOffItsFormerOwner) {
   for (int k = 0; key.empty(); ++k) {
     if (bucket_of("key" + std::to_string(k), 4) == 0) key = "key" + std::to_string(k);
   }
-  ASSERT_TRUE(a_->serve_buckets("orders.work", {0, 1}).ok());
-  ASSERT_TRUE(b_->serve_buckets("orders.work", {2, 3}).ok());
+  ASSERT_TRUE(a_->serve_buckets("orders.work", {{0, 1}, {1, 1}}).ok());
+  ASSERT_TRUE(b_->serve_buckets("orders.work", {{2, 1}, {3, 1}}).ok());
   std::vector<OutgoingMessage> two = {{"first", {}, key}, {"second", {}, key}};
   ASSERT_TRUE(a_->publish("orders", two).ok());
   auto held = a_->pull("orders.work", 10);
@@ -172,8 +172,8 @@ TEST_F(NatsSplit, TakingABucketOverFencesOffItsFormerOwner) {
   ASSERT_EQ(held->size(), 1u);
   EXPECT_EQ((*held)[0].message.data, "first");
 
-  // a stalls; b takes bucket 0 over without a's leave.
-  ASSERT_TRUE(b_->serve_buckets("orders.work", {0, 2, 3}).ok());
+  // a stalls; b takes bucket 0 over at the next epoch, without a's leave.
+  ASSERT_TRUE(b_->serve_buckets("orders.work", {{0, 2}, {2, 1}, {3, 1}}).ok());
   auto again = b_->pull("orders.work", 10);
   ASSERT_TRUE(again.ok()) << again.error().describe();
   ASSERT_EQ(again->size(), 1u);
@@ -182,8 +182,13 @@ TEST_F(NatsSplit, TakingABucketOverFencesOffItsFormerOwner) {
   // a's late ack is refused, and changes nothing.
   const std::vector<std::string> late = {(*held)[0].ack_id};
   EXPECT_EQ(a_->ack("orders.work", late).code(), Errc::kUnavailable);
+  // Not told yet, a reads the bucket's journal again, finds the later epoch, and leaves the
+  // bucket alone: b is not fenced off in turn.
+  auto stale = a_->pull("orders.work", 10);
+  ASSERT_TRUE(stale.ok()) << stale.error().describe();
+  EXPECT_TRUE(stale->empty());
   // a learns it lost the bucket; its deliveries are stale.
-  ASSERT_TRUE(a_->serve_buckets("orders.work", {1}).ok());
+  ASSERT_TRUE(a_->serve_buckets("orders.work", {{1, 1}}).ok());
   EXPECT_EQ(*a_->ack("orders.work", late), 0u);
   // b goes on with the key, in order.
   const std::vector<std::string> done = {(*again)[0].ack_id};
@@ -195,6 +200,14 @@ TEST_F(NatsSplit, TakingABucketOverFencesOffItsFormerOwner) {
   auto none = a_->pull("orders.work", 10);
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+  // A process serving no bucket pulls nothing, and knows it holds nothing.
+  ASSERT_TRUE(a_->serve_buckets("orders.work", {}).ok());
+  auto nothing = a_->pull("orders.work", 10);
+  ASSERT_TRUE(nothing.ok());
+  EXPECT_TRUE(nothing->empty());
+  auto idle = a_->stats("orders.work");
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(idle->idle(), std::optional<bool>(true));
 }
 
 TEST(NatsMessage, AckRepliesOfBothFormsGiveSequenceAndPending) {

@@ -280,11 +280,11 @@ class NatsBroker final : public Broker {
   }
 
   Result<void> serve_buckets(std::string_view subscription,
-                             const std::set<uint32_t>& buckets) override {
+                             const std::map<uint32_t, uint64_t>& buckets) override {
     auto s = served(subscription);
     if (!s.ok()) return s.error();
     if ((*s)->buckets() == 0) return Broker::serve_buckets(subscription, buckets);
-    for (uint32_t b : buckets) {
+    for (const auto& [b, epoch] : buckets) {
       if (b >= (*s)->buckets()) {
         return make_error(Errc::kInvalidArgument,
                           "subscription " + std::string(subscription) + " has " +

@@ -130,11 +130,16 @@ void NatsSubscription::detach() {
   unload_all();
 }
 
-void NatsSubscription::serve(std::optional<std::set<uint32_t>> buckets) {
+void NatsSubscription::serve(std::optional<std::map<uint32_t, uint64_t>> buckets) {
   std::lock_guard lk(mu_);
   served_ = std::move(buckets);
   for (auto it = parts_.begin(); it != parts_.end();) {
-    if (served_ && !served_->count(it->first)) {
+    bool keep = true;
+    if (served_) {
+      auto s = served_->find(it->first);
+      keep = s != served_->end() && s->second == it->second->epoch;
+    }
+    if (!keep) {
       it = parts_.erase(it);
     } else {
       ++it;
@@ -163,24 +168,25 @@ NatsSubscription::Part* NatsSubscription::find_part(const std::string& owner) {
 
 std::vector<NatsSubscription::Part*> NatsSubscription::served_parts() {
   std::vector<Part*> out;
-  auto add = [&](uint32_t b) {
+  auto add = [&](uint32_t b, uint64_t epoch) {
     auto& slot = parts_[b];
     if (!slot) {
       slot = std::make_unique<Part>();
       slot->bucket = b;
+      slot->epoch = epoch;
       slot->journal_subject = buckets_ > 0 ? bucket_subject(journal_subject_, b) : journal_subject_;
       slot->owner = buckets_ > 0 ? uid_ + "." + std::to_string(b) : uid_;
     }
     out.push_back(slot.get());
   };
   if (buckets_ == 0) {
-    add(0);
+    add(0, 0);
   } else if (served_) {
-    for (uint32_t b : *served_) {
-      if (b < buckets_) add(b);
+    for (const auto& [b, epoch] : *served_) {
+      if (b < buckets_) add(b, epoch);
     }
   } else {
-    for (uint32_t b = 0; b < buckets_; ++b) add(b);
+    for (uint32_t b = 0; b < buckets_; ++b) add(b, 0);
   }
   return out;
 }
@@ -211,7 +217,7 @@ Result<void> NatsSubscription::ensure_loaded() {
   for (Part* p : served_parts()) {
     if (p->loaded) {
       any_loaded = true;
-    } else {
+    } else if (!p->fenced) {
       todo.push_back(p);
     }
   }
@@ -219,7 +225,7 @@ Result<void> NatsSubscription::ensure_loaded() {
   auto r = load(todo);
   if (!r.ok()) {
     for (Part* p : todo) {
-      if (!p->loaded) unload(*p);
+      if (!p->loaded && !p->fenced) unload(*p);
     }
     if (!any_loaded) return r;
   }
@@ -231,6 +237,7 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
   struct Replayed {
     delivery::JournalFold fold;
     uint64_t lwm_seq = 0, end_seq = 0;
+    uint64_t claimed = 0;  // the latest epoch a claim names
   };
   std::vector<Replayed> replayed(parts.size());
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -262,6 +269,9 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
                                                      std::to_string(m.seq));
             }
             replayed[i].fold.apply(rec);
+            if (rec.type == JournalRecord::Type::kClaim) {
+              replayed[i].claimed = std::max(replayed[i].claimed, rec.offset);
+            }
             ++records;
             pos += frame->size;
           }
@@ -270,6 +280,9 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
     }
     p.journal_last = *last;
     p.records_since_checkpoint = records;
+    // Served at a later epoch already: this process's lease is stale, and its keeper will
+    // hear so; the part stays unserved here until then.
+    if (served_ && replayed[i].claimed > p.epoch) p.fenced = true;
   }
 
   // Read back the topic's unacked messages, for every part at once.
@@ -278,6 +291,7 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
   uint64_t from = UINT64_MAX, until = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     Part& p = *parts[i];
+    if (p.fenced) continue;
     const delivery::RestoredState& restored = replayed[i].fold.state(0);
     uint64_t lwm = std::max(restored.lwm, start_);
     if (ts->messages > 0) lwm = std::max(lwm, ts->first_seq);
@@ -294,6 +308,7 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
     from = std::min(from, lwm);
     until = std::max(until, replayed[i].end_seq);
   }
+  if (from == UINT64_MAX) return {};  // every part fenced
   if (!reader_ || from < reader_next_) BACKBONE_TRY(restart_reader(from));
   BACKBONE_TRY(read_topic(until));
 
@@ -301,6 +316,7 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
   // is this process's.
   for (size_t i = 0; i < parts.size(); ++i) {
     Part& p = *parts[i];
+    if (p.fenced) continue;
     const delivery::RestoredState& restored = replayed[i].fold.state(0);
     auto local = [&](uint64_t seq) -> std::optional<uint64_t> {
       auto it = std::lower_bound(p.seqs.begin(), p.seqs.end(), seq);
@@ -326,7 +342,8 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
     p.pending_forwards.clear();
     if (served_) {
       std::string claim;
-      delivery::encode_journal_record({JournalRecord::Type::kClaim, 0, 0, 0, 0, 0, {}}, claim);
+      delivery::encode_journal_record({JournalRecord::Type::kClaim, 0, p.epoch, 0, 0, 0, {}},
+                                      claim);
       auto seq = client_.publish_fenced(p.journal_subject, claim, p.journal_last);
       if (!seq.ok()) {
         return make_error(Errc::kUnavailable,
@@ -659,7 +676,7 @@ Result<SubscriptionStats> NatsSubscription::stats() {
   std::lock_guard lk(mu_);
   if (detached_) return SubscriptionStats::zero();
   BACKBONE_TRY(ensure_loaded());
-  const bool all = buckets_ == 0 || !served_ || served_->size() >= buckets_;
+  const bool all = buckets_ == 0 || !served_ || served_->size() >= buckets_;  // (valid buckets)
   auto ts = client_.stream_state(topic_stream_);
   if (!ts.ok()) return ts.error();
   if (all) {

@@ -38,7 +38,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -90,9 +89,10 @@ class NatsSubscription {
   // The topic was deleted: nothing more is delivered.
   void detach();
   uint32_t buckets() const { return buckets_; }
-  // Serves only these buckets here (a split subscription); nullopt: all of them. The parts no
-  // longer served are dropped with their deliveries (their ack ids go stale).
-  void serve(std::optional<std::set<uint32_t>> buckets);
+  // Serves only these buckets here (a split subscription), each at the epoch of this process's
+  // lease; nullopt: all of them, with no claims. The parts no longer served, or served at
+  // another epoch now, are dropped with their deliveries (their ack ids go stale).
+  void serve(std::optional<std::map<uint32_t, uint64_t>> buckets);
 
  private:
   class Sink;
@@ -108,10 +108,12 @@ class NatsSubscription {
   // One bucket's delivery state (the only one of a subscription that is not split).
   struct Part {
     uint32_t bucket = 0;
+    uint64_t epoch = 0;  // of this process's lease, when served_ is set
     std::string journal_subject;
     std::string owner;    // of its ack ids
     bool active = false;  // indexes what the reader reads (loading or loaded)
     bool loaded = false;
+    bool fenced = false;  // its journal names a later epoch: not served here
     std::unique_ptr<delivery::SubscriptionState> state;
     delivery::TopicIndex index;  // by local offset
     std::deque<uint64_t> seqs;   // the stream sequence of each index entry
@@ -166,8 +168,8 @@ class NatsSubscription {
   SubscriptionConfig config_;        // GUARDED_BY(mu_)
   bool detached_ = false;            // GUARDED_BY(mu_)
   uint64_t reader_next_ = 0;         // GUARDED_BY(mu_): the sequence the reader delivers next
-  std::optional<std::set<uint32_t>> served_;         // GUARDED_BY(mu_); nullopt: all
-  std::map<uint32_t, std::unique_ptr<Part>> parts_;  // GUARDED_BY(mu_)
+  std::optional<std::map<uint32_t, uint64_t>> served_;  // GUARDED_BY(mu_); nullopt: all
+  std::map<uint32_t, std::unique_ptr<Part>> parts_;     // GUARDED_BY(mu_)
 };
 
 }  // namespace backbone::nats
