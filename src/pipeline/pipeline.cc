@@ -170,6 +170,7 @@ void EnvironmentPipeline::run_relay() {
   while (!relay_stop_) {
     relay_wake_.wait_for(lk, std::chrono::microseconds(o_.relay_interval_us));
     if (relay_stop_) break;
+    if (o_.relays_here && !o_.relays_here()) continue;
     lk.unlock();
     auto r = relay(o_.relay_grace_us);
     if (!r.ok() && o_.on_stage_error) o_.on_stage_error("relay", r.error());

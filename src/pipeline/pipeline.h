@@ -58,6 +58,9 @@ struct PipelineOptions {
   StageErrorHandler on_stage_error;  // may be null (the relay reports as "relay")
   // MergerDeps::fence: set when the stages' subscriptions are split into buckets over processes.
   std::function<Result<BucketFence>(const std::string& ordering_key)> fence;
+  // With several processes: whether the running relay is this process's to run now (one
+  // process relays an environment at a time; doc/scale_out.md). Null: always.
+  std::function<bool()> relays_here;
   // While the stages run, the relay looks at the outbox this often (real time; 0: never), and
   // publishes what entered it at least relay_grace_us ago (on `clock`): an ingest in progress,
   // in this process or another, takes it out itself.

@@ -124,11 +124,18 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
         }
         return BucketFence{bucket, *epoch};
       };
+      // One relay per environment: bucket 0's owner's. Another process's ingest in progress
+      // takes its own events out of the outbox; the relay's grace leaves them to it.
+      po.relays_here = [keeper] { return keeper->epoch(0).has_value(); };
     }
     auto p = pipeline::EnvironmentPipeline::open(po);
     if (!p.ok()) return p.error();
-    auto relayed = (*p)->relay();
-    if (!relayed.ok()) return relayed.error();
+    // Alone, a process relays what the outbox holds at once; with others, ingests of theirs may
+    // be in progress, and the running relay of bucket 0's owner takes it, after its grace.
+    if (!po.relays_here) {
+      auto relayed = (*p)->relay();
+      if (!relayed.ok()) return relayed.error();
+    }
     auto recovered = (*p)->recover_parked();
     if (!recovered.ok()) return recovered.error();
     if (keeper) {
