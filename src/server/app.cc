@@ -83,7 +83,9 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
           **store, app->o_.clock ? *app->o_.clock : SystemClock::instance(), lo);
       if (!k.ok()) return k.error();
       keeper = k->get();
-      for (const char* role : {"merge", "retry"}) {
+      // The stages' subscriptions, and the sync subscription that consumers pull through any
+      // process (routes_subscriptions.cc).
+      for (const char* role : {"merge", "retry", "sync"}) {
         auto sub = app->topology_.subscription_for(role, env);
         if (!sub.ok()) return sub.error();
         auto n = app->broker_->buckets(sub->name);

@@ -169,7 +169,9 @@ std::string member_at(const json& view, const std::string& address) {
 // have taken its buckets, then continued; three quarters in a fourth joins. Afterwards nothing is
 // lost or applied twice, each record's merged versions are in order, the records equal the
 // reference fold, the DLQ holds exactly the rejected conflicts, the audit chain verifies, and
-// every bucket has one owner, the same in every process's view.
+// every bucket has one owner, the same in every process's view. And a consumer of the sync
+// subscription that pulls through one process and acks through another gets every merged
+// version, each record's in order, and its acks count.
 class ServeScaleOut : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashStallAndJoin) {
@@ -200,6 +202,7 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
   }
   auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
   const std::string token = *tokens->create("scale", "sandbox", {"publish", "read"});
+  const std::string sync_token = *tokens->create("sync", "sandbox", {"subscribe"});
 
   std::vector<std::unique_ptr<ServeProcess>> serves;
   std::vector<int> ports;
@@ -308,6 +311,45 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
     // The work was spread: each live process merged part of it.
     EXPECT_GT(counter_sum(ports[i], "backbone_merged_events_total"), 0) << "serve " << i;
   }
+  // An external consumer of the sync subscription pulls through the fourth process and acks
+  // through the first: it gets each record's versions in order, and its acks count.
+  std::map<std::string, uint64_t> last_version;
+  std::set<std::pair<std::string, uint64_t>> versions_seen;
+  size_t sync_disorder = 0;
+  auto sync_call = [&](size_t via, const std::string& verb, const json& body) {
+    httplib::Client c("127.0.0.1", ports[via]);
+    c.set_read_timeout(30);
+    auto r = c.Post("/v1/envs/sandbox/subscriptions/sync:" + verb,
+                    {{"Authorization", "Bearer " + sync_token}}, body.dump(), "application/json");
+    return r && r->status == 200 ? json::parse(r->body) : json();
+  };
+  for (int empty = 0; empty < 2;) {
+    const json got = sync_call(3, "pull", {{"max_messages", 1000}});
+    ASSERT_TRUE(got.is_object()) << "sync pull through serve 3 failed";
+    json acks = json::array();
+    for (const auto& m : got.value("received_messages", json::array())) {
+      const json data = m["message"]["data"];
+      const std::string key = m["message"]["ordering_key"];
+      const uint64_t v = data["version"];
+      if (versions_seen.insert({data["event_id"].get<std::string>(), v}).second) {
+        if (v <= last_version[key]) ++sync_disorder;
+        last_version[key] = v;
+      }
+      acks.push_back(m["ack_id"]);
+    }
+    if (acks.empty()) {
+      ++empty;
+      continue;
+    }
+    empty = 0;
+    const json acked = sync_call(0, "acknowledge", {{"ack_ids", acks}});
+    EXPECT_EQ(acked.value("acknowledged", size_t{0}), acks.size());
+  }
+  EXPECT_EQ(sync_disorder, 0u);
+  // Acked means gone, through any process.
+  const json after = sync_call(1, "pull", {{"max_messages", 1000}});
+  EXPECT_TRUE(after.value("received_messages", json::array()).empty()) << after.dump();
+
   for (size_t i : live) {
     const int status = serves[i]->kill(SIGTERM);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "serve " << i << ": " << status;
@@ -326,6 +368,7 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
   for (const auto& v : report->violations) problems += v + "\n";
   EXPECT_TRUE(report->ok()) << problems;
   EXPECT_GT(report->merged, sent.size() / 2);
+  EXPECT_EQ(versions_seen.size(), report->merged) << "merged versions the sync consumer got";
   std::printf(
       "scale-out fault test on %s: %zu events sent (%zu batches resent), %zu merged, %zu "
       "rejected, %zu dead letters; the stalled process's buckets taken over in %lld ms (ttl %d "
