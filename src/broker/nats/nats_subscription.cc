@@ -131,8 +131,23 @@ void NatsSubscription::detach() {
 }
 
 void NatsSubscription::serve(std::optional<std::map<uint32_t, uint64_t>> buckets) {
-  std::lock_guard lk(mu_);
-  served_ = std::move(buckets);
+  // Taken up by the next call under mu_: a pull may hold mu_ across a journal replay, and the
+  // caller (a lease keeper's tick) must not wait for it.
+  {
+    std::lock_guard lk(serve_mu_);
+    next_served_ = std::move(buckets);
+    serve_pending_ = true;
+  }
+  changed_.notify_all();
+}
+
+void NatsSubscription::apply_serve() {
+  if (!serve_pending_.load()) return;
+  {
+    std::lock_guard lk(serve_mu_);
+    served_ = std::move(next_served_);
+    serve_pending_ = false;
+  }
   for (auto it = parts_.begin(); it != parts_.end();) {
     bool keep = true;
     if (served_) {
@@ -145,7 +160,6 @@ void NatsSubscription::serve(std::optional<std::map<uint32_t, uint64_t>> buckets
       ++it;
     }
   }
-  changed_.notify_all();
 }
 
 std::string NatsSubscription::ack_id(const Part& p, uint64_t offset, uint64_t generation) const {
@@ -530,6 +544,7 @@ Result<std::vector<ReceivedMessage>> NatsSubscription::pull(size_t max, int64_t 
       std::lock_guard rl(reader_mu_);
       std::lock_guard lk(mu_);
       if (detached_) return std::vector<ReceivedMessage>{};
+      apply_serve();
       BACKBONE_TRY(ensure_loaded());
       BACKBONE_TRY(fill(max));
       std::vector<std::pair<uint64_t, ReceivedMessage>> out;  // with stream sequences
@@ -625,6 +640,7 @@ Result<void> NatsSubscription::for_each(std::span<const std::string> ack_ids, co
   }
   std::lock_guard lk(mu_);
   if (detached_) return {};
+  apply_serve();
   std::vector<Part*> touched;
   for (const Parsed& a : parsed) {
     Part* p = find_part(a.owner);  // ack ids of an earlier load, or of another's bucket, are stale
@@ -675,6 +691,7 @@ Result<SubscriptionStats> NatsSubscription::stats() {
   std::lock_guard rl(reader_mu_);
   std::lock_guard lk(mu_);
   if (detached_) return SubscriptionStats::zero();
+  apply_serve();
   BACKBONE_TRY(ensure_loaded());
   const bool all = buckets_ == 0 || !served_ || served_->size() >= buckets_;  // (valid buckets)
   auto ts = client_.stream_state(topic_stream_);

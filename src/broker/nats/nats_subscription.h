@@ -27,9 +27,11 @@
 // On first use of a part (and after a fenced-off or failed append) its journal is replayed and
 // its unacked messages are read back from the topic, as the embedded broker does on restart.
 //
-// Thread-safety: thread-safe. reader_mu_ serialises reading the topic and is taken before mu_.
+// Thread-safety: thread-safe. reader_mu_ serialises reading the topic and is taken before mu_;
+// serve() takes neither (it may be called on a lease keeper's tick, which must not wait).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -127,6 +129,8 @@ class NatsSubscription {
   using Op = std::function<void(Part& part, uint64_t offset, uint64_t generation,
                                 delivery::StateSink& sink)>;
 
+  // Takes up what serve() said last. REQUIRES: mu_ held.
+  void apply_serve();
   // REQUIRES: reader_mu_ and mu_ held. Loads the served parts that are not loaded; fails only
   // when none is loaded.
   Result<void> ensure_loaded();
@@ -168,8 +172,11 @@ class NatsSubscription {
   SubscriptionConfig config_;        // GUARDED_BY(mu_)
   bool detached_ = false;            // GUARDED_BY(mu_)
   uint64_t reader_next_ = 0;         // GUARDED_BY(mu_): the sequence the reader delivers next
-  std::optional<std::map<uint32_t, uint64_t>> served_;  // GUARDED_BY(mu_); nullopt: all
-  std::map<uint32_t, std::unique_ptr<Part>> parts_;     // GUARDED_BY(mu_)
+  std::optional<std::map<uint32_t, uint64_t>> served_;       // GUARDED_BY(mu_); nullopt: all
+  std::map<uint32_t, std::unique_ptr<Part>> parts_;          // GUARDED_BY(mu_)
+  std::mutex serve_mu_;                                      // taken after mu_, or alone
+  std::optional<std::map<uint32_t, uint64_t>> next_served_;  // GUARDED_BY(serve_mu_)
+  std::atomic<bool> serve_pending_{false};  // serve() was called since the last apply_serve()
 };
 
 }  // namespace backbone::nats
