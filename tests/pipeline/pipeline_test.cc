@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "backbone/record_key.h"
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -50,6 +52,14 @@ class PipelineTest : public ::testing::Test {
     o.clock = &clock_;
     o.ids = &ids_;
     o.settings = std::move(settings);
+    if (fenced_) {
+      o.fence = [this](const std::string& key) -> Result<BucketFence> {
+        const uint32_t bucket = bucket_of(key, 1);
+        auto it = owned_.find(bucket);
+        if (it == owned_.end()) return make_error(Errc::kFenced, "not this process's bucket");
+        return BucketFence{bucket, it->second};
+      };
+    }
     o.open_store = [this](Role role) -> Result<std::unique_ptr<EventStore>> {
       StoreOptions s;
       s.url = store_url_;
@@ -125,6 +135,10 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<EnvironmentPipeline> pipeline_;
   FaultyStore* faulty_ = nullptr;         // the merge stage's store
   FaultyStore* faulty_ingest_ = nullptr;  // ingest's
+  // With fenced_ (set before open()), the Merger fences its commits with these leases (one
+  // bucket), as a process of a cluster whose keeper owns them (doc/scale_out.md).
+  bool fenced_ = false;
+  std::map<uint32_t, uint64_t> owned_;
 };
 
 // Every column of every row, one line each (for readable comparisons).
@@ -441,6 +455,50 @@ TEST_F(PipelineTest, ACommitThatLostARaceIsDecidedAgainAtOnce) {
   ingest({draft("1", 3, R"({"d":2})")});
   step();
   EXPECT_EQ(record("1")->version, 4u);
+}
+
+// A process of a cluster merges only under its lease: once another process has taken the
+// bucket, the store refuses its commit, and the delivery is nacked, never acked, until the
+// bucket is this process's again. Nothing is lost, merged twice or published for the refused
+// commit.
+TEST_F(PipelineTest, ACommitUnderALostLeaseIsRefusedAndItsEventWaitsForTheOwner) {
+  fenced_ = true;
+  open();
+  EventStore& store = pipeline_->merge_store();
+  ASSERT_EQ(*store.init_buckets(1), 1u);
+  const std::vector<LeaseChange> claim = {{0, 0, true}};
+  owned_[0] = *(*store.change_leases("me", claim))[0];
+  ingest({draft("1", 0, R"({"v":0})")});
+  step();
+  ASSERT_EQ(record("1")->version, 1u);
+
+  // Another process takes the bucket over; this one has not heard yet.
+  const std::vector<LeaseChange> takeover = {{0, owned_[0], true}};
+  ASSERT_TRUE((*store.change_leases("other", takeover))[0].has_value());
+  const EventId late = ingest({draft("1", 1, R"({"v":1})")})[0].id;
+  step();
+  EXPECT_EQ(record("1")->version, 1u) << "merged under a lost lease";
+  EXPECT_FALSE(processed(late));
+  EXPECT_TRUE(actions(late) == std::vector<AuditAction>{AuditAction::kIngested});
+  // Its keeper hears: no commit is even tried.
+  owned_.clear();
+  clock_.advance_micros(2 * kSecond);
+  step();
+  EXPECT_EQ(record("1")->version, 1u);
+  EXPECT_FALSE(processed(late));
+  // The bucket comes back at a later epoch: the event merges, once.
+  const std::vector<LeaseChange> back = {{0, 2, true}};
+  owned_[0] = *(*store.change_leases("me", back))[0];
+  EXPECT_EQ(owned_[0], 3u);
+  clock_.advance_micros(2 * kSecond);
+  step();
+  EXPECT_EQ(record("1")->version, 2u);
+  EXPECT_TRUE(processed(late));
+  std::vector<uint64_t> versions;
+  for (const Message& m : drain("events.merged.sandbox.sync")) {
+    versions.push_back(nlohmann::json::parse(m.data)["version"].get<uint64_t>());
+  }
+  EXPECT_EQ(versions, (std::vector<uint64_t>{1, 2}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Brokers, SharedSubscriptionTest, ::testing::Bool(),
