@@ -85,11 +85,11 @@ struct MergerDeps {
 
 class Merger {
  public:
-  // A record's deliveries may have been in another process's hands before this one's when the
-  // broker shares subscriptions, and when buckets move between processes (deps.fence).
+  // With buckets split over processes (deps.fence), a bucket has one owner at a time, and what
+  // this process holds in memory about its records is all there is, but for what the former
+  // owner parked: the owner of buckets it just took calls recover_parked() again.
   explicit Merger(MergerDeps deps)
-      : d_(std::move(deps)),
-        shared_((d_.broker && d_.broker->shares_subscriptions()) || d_.fence != nullptr) {}
+      : d_(std::move(deps)), shared_(d_.broker && d_.broker->shares_subscriptions()) {}
 
   // The merge stage: one decision per delivery of a pull from events.raw.E.merge, in order.
   std::vector<ConsumerDecision> on_raw(std::span<const ReceivedMessage> batch);
