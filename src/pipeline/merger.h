@@ -85,11 +85,14 @@ struct MergerDeps {
 
 class Merger {
  public:
-  // With buckets split over processes (deps.fence), a bucket has one owner at a time, and what
-  // this process holds in memory about its records is all there is, but for what the former
-  // owner parked: the owner of buckets it just took calls recover_parked() again.
+  // A record's deliveries may have been in another process's hands before this one's when the
+  // broker shares subscriptions, and when buckets move between processes (deps.fence): the
+  // events that a bucket's former owner parked are in its memory only, and an event merged
+  // before them would change the record's order (found by ServeScaleOut, when this process
+  // trusted its memory alone).
   explicit Merger(MergerDeps deps)
-      : d_(std::move(deps)), shared_(d_.broker && d_.broker->shares_subscriptions()) {}
+      : d_(std::move(deps)),
+        shared_((d_.broker && d_.broker->shares_subscriptions()) || d_.fence != nullptr) {}
 
   // The merge stage: one decision per delivery of a pull from events.raw.E.merge, in order.
   std::vector<ConsumerDecision> on_raw(std::span<const ReceivedMessage> batch);

@@ -165,26 +165,11 @@ Result<size_t> EnvironmentPipeline::relay(std::optional<int64_t> min_age_us) {
   }
 }
 
-void EnvironmentPipeline::recover_parked_soon() {
-  {
-    std::lock_guard lk(relay_mu_);
-    recover_wanted_ = true;
-  }
-  relay_wake_.notify_all();
-}
-
 void EnvironmentPipeline::run_relay() {
   std::unique_lock lk(relay_mu_);
   while (!relay_stop_) {
     relay_wake_.wait_for(lk, std::chrono::microseconds(o_.relay_interval_us));
     if (relay_stop_) break;
-    if (std::exchange(recover_wanted_, false)) {
-      lk.unlock();
-      auto r = merger_->recover_parked();
-      if (!r.ok() && o_.on_stage_error) o_.on_stage_error("recover parked", r.error());
-      lk.lock();
-      continue;
-    }
     if (o_.relays_here && !o_.relays_here()) continue;
     lk.unlock();
     auto r = relay(o_.relay_grace_us);

@@ -92,9 +92,6 @@ class EnvironmentPipeline {
 
   // Takes up the events parked before a restart (Merger::recover_parked); run before start().
   Result<size_t> recover_parked() { return merger_->recover_parked(); }
-  // The same soon, on the relay's thread (while the stages run): this process has just taken
-  // buckets over, whose parked events another process held in its memory.
-  void recover_parked_soon();
   // Runs the stages on worker threads until stop().
   void start();
   void stop();
@@ -138,9 +135,8 @@ class EnvironmentPipeline {
   std::mutex ingest_mu_;
   std::unique_ptr<StreamingConsumer> merge_consumer_, retry_consumer_;
   std::mutex relay_mu_;
-  std::condition_variable relay_wake_;  // with relay_mu_: stop, or parked events to recover
+  std::condition_variable relay_wake_;  // with relay_mu_: stop
   bool relay_stop_ = false;             // GUARDED_BY(relay_mu_)
-  bool recover_wanted_ = false;         // GUARDED_BY(relay_mu_)
   std::thread relay_thread_;
 };
 
