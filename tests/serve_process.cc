@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -96,6 +97,25 @@ bool wait_for_port(int port, int ms) {
     std::this_thread::sleep_for(100ms);
   }
   return false;
+}
+
+std::optional<std::vector<EventId>> post_events(int port, const std::string& token,
+                                                const std::string& body) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_connection_timeout(2);
+  c.set_read_timeout(10);
+  auto r = c.Post("/v1/envs/sandbox/events", {{"Authorization", "Bearer " + token}}, body,
+                  "application/json");
+  if (!r || r->status != 201) return std::nullopt;
+  auto answer = nlohmann::json::parse(r->body, nullptr, false);
+  if (!answer.is_object() || !answer["events"].is_array()) return std::nullopt;
+  std::vector<EventId> ids;
+  for (const auto& e : answer["events"]) {
+    auto id = EventId::parse(e.value("id", ""));
+    if (!id.ok()) return std::nullopt;
+    ids.push_back(*id);
+  }
+  return ids;
 }
 
 double counter_sum(int port, const std::string& name) {

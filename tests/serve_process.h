@@ -3,9 +3,12 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "backbone/event_id.h"
 
 namespace backbone::testing {
 
@@ -47,6 +50,11 @@ std::string write_serve_config(const std::string& folder, const std::string& sto
 // Runs the `backbone` program with `args` (a shell command line); returns its exit status and
 // its standard output.
 std::pair<int, std::string> run_cli(const std::string& args);
+
+// POSTs a batch body (stress::ingest_body) to the sandbox's events on `port` with `token`; the
+// ids answered, or nullopt when it was not answered with 201.
+std::optional<std::vector<EventId>> post_events(int port, const std::string& token,
+                                                const std::string& body);
 
 // The sum of a counter's series in the /metrics answer of the serve on `port` (0 when it has
 // none, -1 when it does not answer).

@@ -217,6 +217,7 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
         transient_failure(p, results[i].error());
       } else if (p.dead_letter) {
         count("backbone_dead_lettered_events_total", "Events dead-lettered");
+        note_decided();
       } else {
         count("backbone_merged_events_total", "Events merged, by how", {{"kind", p.counter_kind}});
         if (!p.merged) published_.add(p.item->out.event->id());
@@ -462,6 +463,7 @@ std::vector<ConsumerDecision> Merger::on_retry(std::span<const ReceivedMessage> 
           }
           if (d_.store->commit_merge(*p.commit).ok()) {
             count("backbone_dead_lettered_events_total", "Events dead-lettered");
+            note_decided();
           }
           published_.add(o.event->id());
         }

@@ -105,6 +105,9 @@ class Merger {
   Result<size_t> recover_parked();
   // The record as the store has it once it is at `version` or beyond, or when `timeout_us` (real
   // time) has passed: woken by this process's merges (nullopt: no version merged yet).
+  // The event as the store has it once it is processed (merged or dead-lettered), or when
+  // `timeout_us` (real time) has passed: woken by this process's merges and dead letters.
+  Result<StoredEvent> wait_for_processed(const EventId& id, int64_t timeout_us);
   Result<std::optional<StoredRecord>> wait_for_version(const RecordKey& record, uint64_t version,
                                                        int64_t timeout_us);
 
@@ -205,6 +208,13 @@ class Merger {
                          int attempt);
   void count(const char* name, const char* help, Labels labels = {}, double n = 1);
   void note_published(const RecordKey& record, uint64_t version);
+  // Wakes those waiting for a version or an event (merges_ grows).
+  void note_decided();
+  // read() until done(value) holds, its read failed, or timeout_us (real time) has passed;
+  // woken by note_decided().
+  template <typename Read, typename Done>
+  auto wait_for_decisions(int64_t timeout_us, const Read& read, const Done& done)
+      -> decltype(read());
   // Parked events, per record: kept in memory when an event is parked (by the merge or the
   // retry stage), taken when the record reaches the event's base. A restart forgets them;
   // recover_parked() and the retry copies park them again.
@@ -225,7 +235,8 @@ class Merger {
       parked_;  // GUARDED_BY(bookkeeping_mu_)
   // Per record, the highest version whose merged message this Merger published or checked.
   std::unordered_map<std::string, uint64_t> published_version_;  // GUARDED_BY(bookkeeping_mu_)
-  uint64_t merges_ = 0;             // GUARDED_BY(bookkeeping_mu_): grows with every version
+  // GUARDED_BY(bookkeeping_mu_): grows with every version published and every dead letter.
+  uint64_t merges_ = 0;
   std::condition_variable merged_;  // with bookkeeping_mu_: merges_ grew
 };
 

@@ -40,26 +40,47 @@ void Merger::note_published(const RecordKey& record, uint64_t version) {
     std::lock_guard lk(bookkeeping_mu_);
     uint64_t& v = published_version_[OrderingKey(record).str()];
     v = std::max(v, version);
+  }
+  note_decided();
+}
+
+void Merger::note_decided() {
+  {
+    std::lock_guard lk(bookkeeping_mu_);
     ++merges_;
   }
   merged_.notify_all();
 }
 
-Result<std::optional<StoredRecord>> Merger::wait_for_version(const RecordKey& record,
-                                                             uint64_t version, int64_t timeout_us) {
+template <typename Read, typename Done>
+auto Merger::wait_for_decisions(int64_t timeout_us, const Read& read, const Done& done)
+    -> decltype(read()) {
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::microseconds(std::max<int64_t>(0, timeout_us));
   for (;;) {
     uint64_t seen;
     {
       std::lock_guard lk(bookkeeping_mu_);
-      seen = merges_;  // before the read, so that a merge after it wakes the wait below
+      seen = merges_;  // before the read, so that a decision after it wakes the wait below
     }
-    auto r = d_.store->get_record(record);
-    if (!r.ok() || (*r && (*r)->version >= version)) return r;
+    auto r = read();
+    if (!r.ok() || done(*r)) return r;
     std::unique_lock lk(bookkeeping_mu_);
     if (!merged_.wait_until(lk, deadline, [&] { return merges_ != seen; })) return r;
   }
+}
+
+Result<std::optional<StoredRecord>> Merger::wait_for_version(const RecordKey& record,
+                                                             uint64_t version, int64_t timeout_us) {
+  return wait_for_decisions(
+      timeout_us, [&] { return d_.store->get_record(record); },
+      [&](const std::optional<StoredRecord>& r) { return r && r->version >= version; });
+}
+
+Result<StoredEvent> Merger::wait_for_processed(const EventId& id, int64_t timeout_us) {
+  return wait_for_decisions(
+      timeout_us, [&] { return d_.store->get(id); },
+      [](const StoredEvent& e) { return e.processed; });
 }
 
 void Merger::note_parked(const std::string& key, const Event& event) {

@@ -1,4 +1,5 @@
-// POST /v1/envs/{env}/events (one event or a batch) and GET /v1/envs/{env}/events/{id}.
+// POST /v1/envs/{env}/events (one event or a batch) and GET /v1/envs/{env}/events/{id}
+// (?wait_ms: waits for it to be processed).
 #include "backbone/event_json.h"
 #include "core/json_internal.h"
 #include "server/http.h"
@@ -62,7 +63,12 @@ void add_event_routes(httplib::Server& s, App& app) {
           auto id = EventId::parse(req.matches[2].str());
           if (!id.ok())
             return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "id"));
-          auto e = (*p)->ingest_store().get(*id);
+          // ?wait_ms=M: answers once the event is processed (merged or dead-lettered by this
+          // process), or after M ms (at most 30,000) with what it has.
+          auto wait_ms = query_int(req, "wait_ms", 0, 0, 30'000);
+          if (!wait_ms.ok()) return send_error(res, wait_ms.error());
+          auto e = *wait_ms > 0 ? (*p)->merger().wait_for_processed(*id, *wait_ms * 1000)
+                                : (*p)->ingest_store().get(*id);
           if (!e.ok()) return send_error(res, e.error());
           res.status = 200;
           res.set_content(event_to_json(e->event, e->processed), "application/json");

@@ -19,6 +19,7 @@
 
 #include "auth/tokens.h"
 #include "backbone/event_json.h"
+#include "backbone/record_key.h"
 #include "backbone/topology.h"
 #include "serve_process.h"
 #include "store/server_harness.h"
@@ -261,38 +262,51 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
       ASSERT_LT(attempt, 100) << "no process took batch " << n;
       size_t t = next_target++ % serves.size();
       while (!up[t]) t = next_target++ % serves.size();
-      httplib::Client client("127.0.0.1", ports[t]);
-      client.set_connection_timeout(2);
-      client.set_read_timeout(10);
-      auto r = client.Post("/v1/envs/sandbox/events", {{"Authorization", "Bearer " + token}}, body,
-                           "application/json");
-      if (r && r->status == 201) {
-        const json answer = json::parse(r->body);
-        for (const auto& e : answer["events"]) {
-          auto id = EventId::parse(e["id"].get<std::string>());
-          ASSERT_TRUE(id.ok());
-          sent.push_back(*id);
-        }
+      if (auto ids = post_events(ports[t], token, body)) {
+        sent.insert(sent.end(), ids->begin(), ids->end());
         break;
       }
       ++resent;
     }
   }
 
-  // Drained once the store holds no unprocessed event (at most 120 s, asked twice a second).
+  // Drained once every event sent is processed: each is asked of its bucket's owner, which
+  // answers when it has merged or dead-lettered it (GET …/events/{id}?wait_ms).
+  // The view once the join has settled: three processes own every bucket between them.
+  json drain_view;
+  wait_for(ports[0], token, [&](const json& v) {
+    drain_view = v;
+    return shares(v).size() == 3 && v["unowned"] == 0;
+  });
+  std::map<std::string, int> port_of;  // member id -> its port
+  for (size_t i : {size_t{0}, size_t{1}, size_t{3}}) {
+    port_of[member_at(drain_view, address(i))] = ports[i];
+  }
+  const auto bucket_owner = owners(drain_view);
   StoreOptions so;
   so.url = db.url();
   so.role = Role::kReader;
   auto store = EventStore::open(so);
   ASSERT_TRUE(store.ok()) << store.error().describe();
   const auto drain_from = Clock::now();
-  bool drained = false;
-  while (!drained && Clock::now() - drain_from < 120s) {
-    auto left = (*store)->unprocessed(1, std::nullopt);
-    drained = left.ok() && left->empty();
-    if (!drained) std::this_thread::sleep_for(500ms);
+  for (const EventId& id : sent) {
+    auto stored = (*store)->get(id);
+    ASSERT_TRUE(stored.ok()) << stored.error().describe();
+    const int port = port_of[bucket_owner.at(
+        static_cast<int>(bucket_of(OrderingKey(stored->event.record_key()).str(), kBuckets)))];
+    ASSERT_NE(port, 0) << "the owner of " << id.str() << "'s bucket is not a live process";
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(40);
+    bool processed = false;
+    for (int ask = 0; ask < 4 && !processed; ++ask) {  // 30 s each
+      auto r = c.Get("/v1/envs/sandbox/events/" + id.str() + "?wait_ms=30000",
+                     {{"Authorization", "Bearer " + token}});
+      processed = r && r->status == 200 && json::parse(r->body).value("processed", false);
+    }
+    ASSERT_TRUE(processed) << id.str() << " still unprocessed after 120 s";
   }
-  ASSERT_TRUE(drained) << "events still unprocessed after 120 s";
+  auto left = (*store)->unprocessed(1, std::nullopt);
+  ASSERT_TRUE(left.ok() && left->empty()) << "an event is unprocessed";
   const auto drain_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - drain_from);
 

@@ -103,14 +103,8 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
         stress::ingest_body(std::span(drafts).subspan(i, std::min(drafts.size(), i + batch) - i));
     for (int attempt = 0;; ++attempt) {
       ASSERT_LT(attempt, 600) << "the server did not come back";
-      auto r = client.Post("/v1/envs/sandbox/events", auth, body, "application/json");
-      if (r && r->status == 201) {
-        const json answer = json::parse(r->body);
-        for (const auto& e : answer["events"]) {
-          auto id = EventId::parse(e["id"].get<std::string>());
-          ASSERT_TRUE(id.ok());
-          sent.push_back(*id);
-        }
+      if (auto ids = post_events(port, token, body)) {
+        sent.insert(sent.end(), ids->begin(), ids->end());
         break;
       }
       std::this_thread::sleep_for(50ms);  // the server is being restarted
