@@ -82,6 +82,10 @@ struct ClusterMember {
   std::string address;  // where it serves (its HTTP API), for people and for forwarding
   uint64_t beat = 0;    // grows with every heartbeat
   bool leaving = false;
+  // SHA-256 (hex) of the member's key: a secret that only the member knows, new at every start,
+  // with which it signs the requests it forwards to other members (doc/scale_out.md); "" for
+  // none.
+  std::string key_sha256;
   bool operator==(const ClusterMember&) const = default;
 };
 struct ClusterView {

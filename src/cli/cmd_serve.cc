@@ -77,7 +77,8 @@ Result<std::unique_ptr<pubsub::PubsubFront>> start_pubsub(CliContext& ctx, serve
     }
     fo.anonymous = flags.pubsub_anonymous;
   }
-  return pubsub::PubsubFront::start(app.broker(), app.topology(), app.tokens(), fo, listen);
+  return pubsub::PubsubFront::start(app.consumer_broker(), app.topology(), app.tokens(), fo,
+                                    listen);
 }
 
 void run_serve(CliContext& ctx, const ServeFlags& flags) {

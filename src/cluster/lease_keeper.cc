@@ -1,5 +1,6 @@
 #include "cluster/lease_keeper.h"
 
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <cstdio>
 #include <random>
 #include <set>
+
+#include "backbone/sha256.h"
 
 namespace backbone::cluster {
 
@@ -18,6 +21,27 @@ std::string new_member_id() {
   std::snprintf(id, sizeof id, "%.40s-%d-%08x", host, static_cast<int>(getpid()), rd());
   return id;
 }
+
+namespace {
+
+// 32 bytes from the kernel's random source, in hex.
+std::string new_key() {
+  unsigned char raw[32];
+  size_t got = 0;
+  while (got < sizeof raw) {
+    const ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<LeaseKeeper>> LeaseKeeper::open(EventStore& store, const Clock& clock,
                                                        LeaseOptions options) {
@@ -37,7 +61,21 @@ Result<std::unique_ptr<LeaseKeeper>> LeaseKeeper::open(EventStore& store, const 
 }
 
 LeaseKeeper::LeaseKeeper(EventStore& store, const Clock& clock, LeaseOptions o, uint32_t buckets)
-    : store_(store), clock_(clock), o_(std::move(o)), buckets_(buckets) {}
+    : store_(store),
+      clock_(clock),
+      o_(std::move(o)),
+      buckets_(buckets),
+      key_(new_key()),
+      key_sha256_(sha256_hex(key_)) {}
+
+bool LeaseKeeper::is_member_key(std::string_view member, std::string_view key) const {
+  const std::string hash = sha256_hex(key);
+  std::lock_guard lk(mu_);
+  for (const ClusterMember& m : view_.members) {
+    if (m.id == member) return !m.key_sha256.empty() && m.key_sha256 == hash;
+  }
+  return false;
+}
 
 LeaseKeeper::~LeaseKeeper() { stop(); }
 
@@ -119,7 +157,7 @@ void LeaseKeeper::set_owned(std::map<uint32_t, uint64_t> next) {
 Result<void> LeaseKeeper::tick() {
   std::lock_guard tl(tick_mu_);
   const Timestamp now = clock_.now();
-  auto view = store_.beat({o_.member, o_.address, 0, leaving_});
+  auto view = store_.beat({o_.member, o_.address, 0, leaving_, key_sha256_});
   if (!view.ok()) {
     // Cut off from the store for a whole ttl: the others take the buckets over, so stop
     // serving them (the store refuses this process's commits for them anyway).

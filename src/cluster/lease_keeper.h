@@ -25,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -57,6 +58,13 @@ class LeaseKeeper {
   ~LeaseKeeper();
 
   const std::string& member() const { return o_.member; }
+  // This member's key: 32 random bytes (hex) made at open, known only to this process; its
+  // SHA-256 goes into the member's row, so that the others can tell a request that this member
+  // forwards (Authorization: Bearer <key>) from anyone else's.
+  const std::string& key() const { return key_; }
+  // True when `key` is the key of `member`, a member of the last view read (a member that joined
+  // since is known after the next tick).
+  bool is_member_key(std::string_view member, std::string_view key) const;
   uint32_t buckets() const { return buckets_; }
   // The epoch this process owns `bucket` at, if it owns it.
   std::optional<uint64_t> epoch(uint32_t bucket) const;
@@ -96,6 +104,7 @@ class LeaseKeeper {
   const Clock& clock_;
   const LeaseOptions o_;
   const uint32_t buckets_;
+  const std::string key_, key_sha256_;
 
   std::mutex tick_mu_;                  // one tick at a time
   std::optional<Timestamp> last_beat_;  // GUARDED_BY(tick_mu_): the last heartbeat that held

@@ -42,6 +42,18 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
   auto broker = Broker::open(bo);
   if (!broker.ok()) return broker.error();
   app->broker_ = std::move(*broker);
+  app->consumer_broker_ = std::make_unique<SpreadBroker>(
+      *app->broker_, [a = app.get()](std::string_view sub) -> std::optional<SpreadPeers> {
+        auto env = a->spread_env(sub);
+        if (!env) return std::nullopt;
+        cluster::LeaseKeeper* keeper = a->lease_keeper(*env);
+        if (keeper == nullptr) return std::nullopt;
+        SpreadPeers p{*env, keeper->member(), keeper->key(), {}};
+        for (const ClusterMember& m : keeper->view().view.members) {
+          if (m.id != p.self && !m.leaving && !m.address.empty()) p.address[m.id] = m.address;
+        }
+        return p;
+      });
   auto tokens = auth::TokenStore::open(c.tokens.empty() ? "var/tokens.json" : c.tokens);
   if (!tokens.ok()) return tokens.error();
   app->tokens_ = std::make_unique<auth::TokenStore>(std::move(*tokens));
@@ -100,6 +112,7 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
                             "cluster.buckets");
         }
         split.push_back(sub->name);
+        if (std::string_view(role) == "sync") app->spread_.emplace(sub->name, env);
       }
       app->lease_stores_.emplace(env, std::move(*store));
       app->keepers_.emplace(env, std::move(*k));
@@ -214,6 +227,12 @@ void App::refresh_gauges() {
       }
     }
   }
+}
+
+std::optional<std::string> App::spread_env(std::string_view subscription) const {
+  auto it = spread_.find(subscription);
+  if (it == spread_.end()) return std::nullopt;
+  return it->second;
 }
 
 cluster::LeaseKeeper* App::lease_keeper(std::string_view env) {

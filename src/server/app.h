@@ -18,6 +18,7 @@
 #include "backbone/topology.h"
 #include "cluster/lease_keeper.h"
 #include "pipeline/pipeline.h"
+#include "server/spread_broker.h"
 
 namespace backbone::server {
 
@@ -38,7 +39,15 @@ class App {
 
   const Config& config() const { return o_.config; }
   const Topology& topology() const { return topology_; }
+  // The broker of backbone's own stages: this process's part of every split subscription.
   Broker& broker() { return *broker_; }
+  // The broker of external consumers (the HTTP sync routes and the Pub/Sub front): the same,
+  // but pulls of a subscription that this process serves only a part of reach every member
+  // (spread_broker.h).
+  Broker& consumer_broker() { return *consumer_broker_; }
+  // The environment of a subscription that consumers pull through any member, if `subscription`
+  // is one.
+  std::optional<std::string> spread_env(std::string_view subscription) const;
   auth::TokenStore& tokens() { return *tokens_; }
   Metrics& metrics() { return metrics_; }
   const std::vector<std::string>& envs() const { return o_.envs; }
@@ -60,6 +69,9 @@ class App {
   Topology topology_;
   Metrics metrics_;
   std::unique_ptr<Broker> broker_;
+  std::unique_ptr<SpreadBroker> consumer_broker_;
+  // Subscriptions pulled through any member (split, and served here in part), by name -> env.
+  std::map<std::string, std::string, std::less<>> spread_;
   std::unique_ptr<auth::TokenStore> tokens_;
   std::map<std::string, std::unique_ptr<pipeline::EnvironmentPipeline>, std::less<>> pipelines_;
   // Per environment: the keeper's store connection (merge_worker) and the keeper.

@@ -65,4 +65,16 @@ Result<int64_t> query_int(const httplib::Request& req, const char* name, int64_t
   return v;
 }
 
+Result<int64_t> body_int(const nlohmann::json& body, const char* name, int64_t absent, int64_t min,
+                         int64_t max) {
+  auto it = body.find(name);
+  if (it == body.end()) return absent;
+  if (!it->is_number_integer() || it->get<int64_t>() < min || it->get<int64_t>() > max) {
+    return make_error(
+        Errc::kInvalidArgument,
+        "must be an integer from " + std::to_string(min) + " to " + std::to_string(max), name);
+  }
+  return it->get<int64_t>();
+}
+
 }  // namespace backbone::server

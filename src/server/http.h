@@ -29,6 +29,10 @@ Result<nlohmann::json> parse_body(const httplib::Request& req);
 Result<int64_t> query_int(const httplib::Request& req, const char* name, int64_t absent,
                           int64_t min, int64_t max);
 
+// The same for the integer field `name` of a JSON object body.
+Result<int64_t> body_int(const nlohmann::json& body, const char* name, int64_t absent, int64_t min,
+                         int64_t max);
+
 // Route groups (one file each).
 void add_event_routes(httplib::Server& s, App& app);
 void add_record_routes(httplib::Server& s, App& app);

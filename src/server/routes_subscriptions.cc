@@ -4,22 +4,21 @@
 //   POST /v1/envs/{env}/subscriptions/sync:acknowledge        {"ack_ids": [...]}
 //   POST /v1/envs/{env}/subscriptions/sync:modifyAckDeadline  {"ack_ids": [...],
 //                                                              "ack_deadline_seconds": N}
+// Through any process (doc/scale_out.md): they go to App::consumer_broker(), which reaches the
+// members that serve the other buckets (spread_broker.h).
 //
-// Through any process (doc/scale_out.md): when several processes serve the environment and the
-// subscription is split into buckets, each serves the buckets it owns. A pull then takes what
-// this process holds and asks the other members for the rest; every ack id it hands out names
-// the member that delivered it ("<member>~<broker's ack id>"), and an ack or a deadline change
-// goes to that member, so that it counts whichever process it reaches. A forwarded request
-// (header X-Backbone-Forwarded) is answered from this process alone.
-#include <map>
-
+// And the member calls that it makes, answered from this process's own part alone (for another
+// member of the environment's cluster only: its id in X-Backbone-Member, its key as the bearer
+// token):
+//   POST /v1/envs/{env}/cluster:pull               {"subscription", "max_messages"} -> CBOR
+//   POST /v1/envs/{env}/cluster:acknowledge        {"subscription", "ack_ids"}
+//   POST /v1/envs/{env}/cluster:modifyAckDeadline  {"subscription", "ack_ids", "deadline_us"}
+//   POST /v1/envs/{env}/cluster:nack               {"subscription", "ack_ids"[, "deadline_us"]}
 #include "server/http.h"
+#include "server/spread_broker.h"
 
 namespace backbone::server {
 namespace {
-
-constexpr const char* kForwarded = "X-Backbone-Forwarded";
-constexpr char kMemberMark = '~';
 
 Result<std::vector<std::string>> ack_ids(const nlohmann::json& body) {
   if (!body.is_object() || !body.contains("ack_ids") || !body["ack_ids"].is_array()) {
@@ -34,64 +33,9 @@ Result<std::vector<std::string>> ack_ids(const nlohmann::json& body) {
   return out;
 }
 
-// The other members of the cluster that serve the subscription, by id (with their addresses),
-// when requests are to be spread; none when this process serves it alone.
-struct Peers {
-  std::string self;                            // this member's id; "" when not spreading
-  std::map<std::string, std::string> address;  // other members' ids -> their HTTP address
-};
-
-Peers peers(App& app, const std::string& env, const std::string& subscription) {
-  cluster::LeaseKeeper* keeper = app.lease_keeper(env);
-  if (keeper == nullptr) return {};
-  auto split = app.broker().buckets(subscription);
-  if (!split.ok() || *split == 0) return {};
-  Peers p;
-  p.self = keeper->member();
-  for (const ClusterMember& m : keeper->view().view.members) {
-    if (m.id != p.self && !m.leaving && !m.address.empty()) p.address[m.id] = m.address;
-  }
-  return p;
-}
-
-// The same request, sent on to another member; its JSON answer, or nullopt when it did not
-// answer with 200 (a member that is gone holds nothing that counts).
-std::optional<nlohmann::json> forward(const httplib::Request& req, const std::string& address,
-                                      const nlohmann::json& body) {
-  httplib::Client c(address);
-  c.set_connection_timeout(2);
-  c.set_read_timeout(10);
-  httplib::Headers h = {{kForwarded, "1"}};
-  if (req.has_header("Authorization"))
-    h.emplace("Authorization", req.get_header_value("Authorization"));
-  auto r = c.Post(req.path, h, body.dump(), "application/json");
-  if (!r || r->status != 200) return std::nullopt;
-  auto j = nlohmann::json::parse(r->body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  return j;
-}
-
-// Ack ids by the member that delivered them: this process's under "" (also ids with no member,
-// from a process that served alone), unwrapped; the others' as given.
-std::map<std::string, std::vector<std::string>> by_member(const std::vector<std::string>& ids,
-                                                          const Peers& peers) {
-  std::map<std::string, std::vector<std::string>> out;
-  for (const std::string& id : ids) {
-    const size_t mark = id.find(kMemberMark);
-    if (peers.self.empty() || mark == std::string::npos) {
-      out[""].push_back(id);
-    } else if (id.compare(0, mark, peers.self) == 0) {
-      out[""].push_back(id.substr(mark + 1));
-    } else {
-      out[id.substr(0, mark)].push_back(id);
-    }
-  }
-  return out;
-}
-
-nlohmann::json received_json(const ReceivedMessage& m, const std::string& member) {
+nlohmann::json received_json(const ReceivedMessage& m) {
   auto data = nlohmann::json::parse(m.message.data, nullptr, false);
-  return {{"ack_id", member.empty() ? m.ack_id : member + kMemberMark + m.ack_id},
+  return {{"ack_id", m.ack_id},
           {"delivery_attempt", m.delivery_attempt},
           {"message",
            {{"message_id", m.message.id},
@@ -101,83 +45,116 @@ nlohmann::json received_json(const ReceivedMessage& m, const std::string& member
             {"publish_time", m.message.publish_time.to_rfc3339()}}}};
 }
 
+// The JSON object body of a POST (415, 400 otherwise).
+Result<nlohmann::json> object_body(const httplib::Request& req) {
+  if (auto r = require_json(req); !r.ok()) return r.error();
+  auto body = parse_body(req);
+  if (!body.ok()) return body.error();
+  if (!body->is_object()) return make_error(Errc::kInvalidArgument, "must be an object", "body");
+  return body;
+}
+
+// A member call: from another member of `env`'s cluster, on one of the subscriptions that are
+// spread; returns that subscription.
+Result<std::string> member_call(App& app, const httplib::Request& req, const std::string& env,
+                                const nlohmann::json& body) {
+  cluster::LeaseKeeper* keeper = app.lease_keeper(env);
+  constexpr std::string_view kBearer = "Bearer ";
+  const std::string auth = req.get_header_value("Authorization");
+  if (keeper == nullptr || !auth.starts_with(kBearer) ||
+      !keeper->is_member_key(req.get_header_value(kMemberHeader), auth.substr(kBearer.size()))) {
+    return make_error(Errc::kUnauthenticated,
+                      "member calls are for the members of the environment's cluster");
+  }
+  if (!body.contains("subscription") || !body["subscription"].is_string()) {
+    return make_error(Errc::kInvalidArgument, "must be a string", "subscription");
+  }
+  std::string sub = body["subscription"].get<std::string>();
+  if (app.spread_env(sub) != env) {
+    return make_error(Errc::kNotFound, "subscription " + sub + " is not spread over members");
+  }
+  return sub;
+}
+
 }  // namespace
 
 void add_subscription_routes(httplib::Server& s, App& app) {
-  s.Post(
-      R"(/v1/envs/([^/]+)/subscriptions/([a-z]+):(pull|acknowledge|modifyAckDeadline))",
-      [&app](const httplib::Request& req, httplib::Response& res) {
-        const std::string env = req.matches[1], role = req.matches[2], verb = req.matches[3];
-        auto p = authorize(app, req, env, auth::Permission::kSubscribe);
-        if (!p.ok()) return send_error(res, p.error());
-        if (role != "sync") {
-          return send_error(res, make_error(Errc::kNotFound,
-                                            "external consumers may pull the "
-                                            "sync subscription only"));
-        }
-        auto sub = app.topology().subscription_for(role, env);
-        if (!sub.ok()) return send_error(res, sub.error());
-        if (auto r = require_json(req); !r.ok()) return send_error(res, r.error());
-        auto body = parse_body(req);
-        if (!body.ok()) return send_error(res, body.error());
-        if (!body->is_object()) {
-          return send_error(res, make_error(Errc::kInvalidArgument, "must be an object", "body"));
-        }
-        const bool forwarded = req.has_header(kForwarded);
-        const Peers cluster = peers(app, env, sub->name);
-        if (verb == "pull") {
-          const auto max = body->value("max_messages", 100);
-          if (max < 1 || max > 1000) {
-            return send_error(
-                res, make_error(Errc::kInvalidArgument, "must be 1 to 1000", "max_messages"));
-          }
-          auto got = app.broker().pull(sub->name, static_cast<size_t>(max));
-          if (!got.ok()) return send_error(res, got.error());
-          nlohmann::json out = nlohmann::json::array();
-          for (const auto& m : *got) out.push_back(received_json(m, cluster.self));
-          if (!forwarded) {
-            for (const auto& [member, address] : cluster.address) {
-              if (out.size() >= static_cast<size_t>(max)) break;
-              const nlohmann::json ask = {{"max_messages", max - static_cast<int>(out.size())}};
-              auto theirs = forward(req, address, ask);
-              if (!theirs || !(*theirs)["received_messages"].is_array()) continue;
-              for (auto& m : (*theirs)["received_messages"]) out.push_back(std::move(m));
-            }
-          }
-          return send_json(res, 200, {{"received_messages", out}});
-        }
-        auto ids = ack_ids(*body);
-        if (!ids.ok()) return send_error(res, ids.error());
-        const bool ack = verb == "acknowledge";
-        const auto seconds = body->value("ack_deadline_seconds", -1);
-        if (!ack && (seconds < 0 || seconds > 600)) {
-          return send_error(
-              res, make_error(Errc::kInvalidArgument, "must be 0 to 600", "ack_deadline_seconds"));
-        }
-        size_t acknowledged = 0;
-        for (const auto& [member, mine] : by_member(*ids, cluster)) {
-          if (!member.empty()) {
-            // Another member's deliveries: its to settle (a member that is gone has none).
-            auto it = cluster.address.find(member);
-            if (forwarded || it == cluster.address.end()) continue;
-            nlohmann::json ask = {{"ack_ids", mine}};
-            if (!ack) ask["ack_deadline_seconds"] = seconds;
-            auto theirs = forward(req, it->second, ask);
-            if (ack && theirs) acknowledged += theirs->value("acknowledged", size_t{0});
-            continue;
-          }
-          if (ack) {
-            auto r = app.broker().ack(sub->name, mine);
-            if (!r.ok()) return send_error(res, r.error());
-            acknowledged += *r;
-          } else {
-            auto r = app.broker().modify_ack_deadline(sub->name, mine, seconds * kSecond);
-            if (!r.ok()) return send_error(res, r.error());
-          }
-        }
-        if (ack) return send_json(res, 200, {{"acknowledged", acknowledged}});
-        send_json(res, 200, nlohmann::json::object());
-      });
+  s.Post(R"(/v1/envs/([^/]+)/subscriptions/([a-z]+):(pull|acknowledge|modifyAckDeadline))",
+         [&app](const httplib::Request& req, httplib::Response& res) {
+           const std::string env = req.matches[1], role = req.matches[2], verb = req.matches[3];
+           auto p = authorize(app, req, env, auth::Permission::kSubscribe);
+           if (!p.ok()) return send_error(res, p.error());
+           if (role != "sync") {
+             return send_error(res, make_error(Errc::kNotFound,
+                                               "external consumers may pull the "
+                                               "sync subscription only"));
+           }
+           auto sub = app.topology().subscription_for(role, env);
+           if (!sub.ok()) return send_error(res, sub.error());
+           auto body = object_body(req);
+           if (!body.ok()) return send_error(res, body.error());
+           Broker& broker = app.consumer_broker();
+           if (verb == "pull") {
+             auto max = body_int(*body, "max_messages", 100, 1, 1000);
+             if (!max.ok()) return send_error(res, max.error());
+             auto got = broker.pull(sub->name, static_cast<size_t>(*max));
+             if (!got.ok()) return send_error(res, got.error());
+             nlohmann::json out = nlohmann::json::array();
+             for (const auto& m : *got) out.push_back(received_json(m));
+             return send_json(res, 200, {{"received_messages", out}});
+           }
+           auto ids = ack_ids(*body);
+           if (!ids.ok()) return send_error(res, ids.error());
+           if (verb == "acknowledge") {
+             auto r = broker.ack(sub->name, *ids);
+             if (!r.ok()) return send_error(res, r.error());
+             return send_json(res, 200, {{"acknowledged", *r}});
+           }
+           auto seconds = body_int(*body, "ack_deadline_seconds", -1, 0, 600);
+           if (!seconds.ok()) return send_error(res, seconds.error());
+           if (*seconds < 0) {
+             return send_error(
+                 res, make_error(Errc::kInvalidArgument, "is required", "ack_deadline_seconds"));
+           }
+           auto r = broker.modify_ack_deadline(sub->name, *ids, *seconds * kSecond);
+           if (!r.ok()) return send_error(res, r.error());
+           send_json(res, 200, nlohmann::json::object());
+         });
+
+  s.Post(R"(/v1/envs/([^/]+)/cluster:(pull|acknowledge|modifyAckDeadline|nack))",
+         [&app](const httplib::Request& req, httplib::Response& res) {
+           const std::string env = req.matches[1], verb = req.matches[2];
+           auto body = object_body(req);
+           if (!body.ok()) return send_error(res, body.error());
+           auto sub = member_call(app, req, env, *body);
+           if (!sub.ok()) return send_error(res, sub.error());
+           Broker& mine = app.broker();  // this process's part alone
+           if (verb == "pull") {
+             auto max = body_int(*body, "max_messages", 0, 1, 1000);
+             if (!max.ok() || *max == 0) {
+               return send_error(
+                   res, make_error(Errc::kInvalidArgument, "must be 1 to 1000", "max_messages"));
+             }
+             auto got = mine.pull(*sub, static_cast<size_t>(*max));
+             if (!got.ok()) return send_error(res, got.error());
+             return res.set_content(encode_deliveries(*got), "application/cbor");
+           }
+           auto ids = ack_ids(*body);
+           if (!ids.ok()) return send_error(res, ids.error());
+           auto us = body_int(*body, "deadline_us", -1, 0, 600 * kSecond);
+           if (!us.ok()) return send_error(res, us.error());
+           if (verb == "acknowledge") {
+             auto r = mine.ack(*sub, *ids);
+             if (!r.ok()) return send_error(res, r.error());
+             return send_json(res, 200, {{"counted", *r}});
+           }
+           Result<void> r =
+               verb == "nack"
+                   ? mine.nack(*sub, *ids, *us < 0 ? std::nullopt : std::optional<int64_t>(*us))
+                   : mine.modify_ack_deadline(*sub, *ids, *us);
+           if (!r.ok()) return send_error(res, r.error());
+           send_json(res, 200, {{"counted", ids->size()}});
+         });
 }
 
 }  // namespace backbone::server

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backbone/forwarding_broker.h"
 #include "backbone/record_key.h"
 
 #include <algorithm>
@@ -306,56 +307,12 @@ TEST_F(PipelineTest, AGapIsParkedAndAppliedAsSoonAsItIsFilled) {
 
 // The embedded broker as another process would share it: every call forwarded, and
 // shares_subscriptions() as the test says (Pub/Sub's is true).
-class SharedBroker final : public Broker {
+class SharedBroker final : public ForwardingBroker {
  public:
-  SharedBroker(Broker& real, bool shared) : b_(real), shared_(shared) {}
-  Result<void> create_topic(const TopicConfig& c) override { return b_.create_topic(c); }
-  Result<TopicConfig> get_topic(std::string_view n) override { return b_.get_topic(n); }
-  Result<std::vector<TopicConfig>> list_topics() override { return b_.list_topics(); }
-  Result<void> delete_topic(std::string_view n) override { return b_.delete_topic(n); }
-  Result<void> create_subscription(const SubscriptionConfig& c) override {
-    return b_.create_subscription(c);
-  }
-  Result<SubscriptionConfig> get_subscription(std::string_view n) override {
-    return b_.get_subscription(n);
-  }
-  Result<std::vector<SubscriptionConfig>> list_subscriptions() override {
-    return b_.list_subscriptions();
-  }
-  Result<void> update_subscription(const SubscriptionConfig& c) override {
-    return b_.update_subscription(c);
-  }
-  Result<void> delete_subscription(std::string_view n) override {
-    return b_.delete_subscription(n);
-  }
-  Result<std::vector<std::string>> publish(std::string_view t,
-                                           std::span<const OutgoingMessage> m) override {
-    return b_.publish(t, m);
-  }
-  Result<std::vector<ReceivedMessage>> pull(std::string_view s, size_t max,
-                                            int64_t wait_us) override {
-    return b_.pull(s, max, wait_us);
-  }
-  Result<size_t> ack(std::string_view s, std::span<const std::string> ids) override {
-    return b_.ack(s, ids);
-  }
-  Result<void> nack(std::string_view s, std::span<const std::string> ids,
-                    std::optional<int64_t> delay, std::string_view reason) override {
-    return b_.nack(s, ids, delay, reason);
-  }
-  Result<void> modify_ack_deadline(std::string_view s, std::span<const std::string> ids,
-                                   int64_t us) override {
-    return b_.modify_ack_deadline(s, ids, us);
-  }
-  Result<void> dead_letter(std::string_view s, const std::string& id,
-                           std::string_view reason) override {
-    return b_.dead_letter(s, id, reason);
-  }
-  Result<SubscriptionStats> stats(std::string_view s) override { return b_.stats(s); }
+  SharedBroker(Broker& real, bool shared) : ForwardingBroker(real), shared_(shared) {}
   bool shares_subscriptions() const override { return shared_; }
 
  private:
-  Broker& b_;
   bool shared_;
 };
 

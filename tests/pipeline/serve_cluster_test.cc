@@ -78,17 +78,28 @@ std::chrono::milliseconds wait_for(int port, const std::string& token,
   return 30s;
 }
 
+// One environment's shared engines for several `serve` processes: a fresh database on the
+// `database` test server, a namespace of its own on the test nats-server, and a backbone.toml
+// with kBuckets buckets and a kTtlMs lease (the tokens in `dir`).
+struct ClusterSetup {
+  ClusterSetup(const std::string& database, const std::string& ns, const std::string& pubsub_listen)
+      : db((set_test_role_passwords(), test_server_url(database))),
+        broker_url(test_server_url("nats") + "?namespace=" + ns + std::to_string(::getpid())),
+        config(write_serve_config(dir.path(), db.url(), broker_url, pubsub_listen)) {
+    std::ofstream(config, std::ios::app)
+        << "[cluster]\nbuckets = " << kBuckets << "\nlease_ttl_ms = " << kTtlMs << "\n";
+  }
+  ServerHarness db;
+  TempDir dir;
+  std::string broker_url, config;
+};
+
 TEST(ServeCluster, ProcessesSplitTheBucketsAndHandThemOverWhenTheyGo) {
   { BACKBONE_REQUIRE_TEST_SERVER("postgresql"); }
   { BACKBONE_REQUIRE_TEST_SERVER("nats"); }
-  set_test_role_passwords();
-  ServerHarness db(test_server_url("postgresql"));
-  TempDir dir;
-  const std::string broker =
-      test_server_url("nats") + "?namespace=cluster" + std::to_string(::getpid());
-  const std::string config = write_serve_config(dir.path(), db.url(), broker, "127.0.0.1:0");
-  std::ofstream(config, std::ios::app)
-      << "[cluster]\nbuckets = " << kBuckets << "\nlease_ttl_ms = " << kTtlMs << "\n";
+  ClusterSetup setup("postgresql", "cluster", "127.0.0.1:0");
+  const std::string& config = setup.config;
+  TempDir& dir = setup.dir;
   auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
   const std::string token = *tokens->create("cluster", "sandbox", {"read"});
 
@@ -162,6 +173,31 @@ std::string member_at(const json& view, const std::string& address) {
   return "";
 }
 
+// Waits until each of `sent` is processed, asking the owner of its bucket (in `bucket_owner`,
+// with the owners' ports in `port_of`), which answers once it has merged or dead-lettered it
+// (GET …/events/{id}?wait_ms): at most 120 s an event.
+void wait_processed(const std::vector<EventId>& sent, EventStore& store,
+                    const std::map<int, std::string>& bucket_owner,
+                    const std::map<std::string, int>& port_of, const std::string& token) {
+  for (const EventId& id : sent) {
+    auto stored = store.get(id);
+    ASSERT_TRUE(stored.ok()) << stored.error().describe();
+    const std::string& owner = bucket_owner.at(
+        static_cast<int>(bucket_of(OrderingKey(stored->event.record_key()).str(), kBuckets)));
+    auto port = port_of.find(owner);
+    ASSERT_NE(port, port_of.end()) << "the owner of " << id.str() << "'s bucket is not live";
+    httplib::Client c("127.0.0.1", port->second);
+    c.set_read_timeout(40);
+    bool processed = false;
+    for (int ask = 0; ask < 4 && !processed; ++ask) {  // 30 s each
+      auto r = c.Get("/v1/envs/sandbox/events/" + id.str() + "?wait_ms=30000",
+                     {{"Authorization", "Bearer " + token}});
+      processed = r && r->status == 200 && json::parse(r->body).value("processed", false);
+    }
+    ASSERT_TRUE(processed) << id.str() << " still unprocessed after 120 s";
+  }
+}
+
 // The scale-out fault test (doc/scale_out.md, "Failure cases"): three `serve` processes of the
 // sandbox share one store and one nats-server, with 8 buckets and a 3 s lease. A client sends a
 // checked workload spread over the live processes, a batch at a time (one that is not answered
@@ -179,14 +215,10 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
   SKIP_UNDER_SANITIZERS();
   { BACKBONE_REQUIRE_TEST_SERVER(GetParam()); }
   { BACKBONE_REQUIRE_TEST_SERVER("nats"); }
-  set_test_role_passwords();
-  ServerHarness db(test_server_url(GetParam()));
-  TempDir dir;
-  const std::string broker_url =
-      test_server_url("nats") + "?namespace=scale" + std::to_string(::getpid()) + GetParam();
-  const std::string config = write_serve_config(dir.path(), db.url(), broker_url, "off");
-  std::ofstream(config, std::ios::app)
-      << "[cluster]\nbuckets = " << kBuckets << "\nlease_ttl_ms = " << kTtlMs << "\n";
+  ClusterSetup setup(GetParam(), std::string("scale") + GetParam(), "off");
+  const std::string &config = setup.config, &broker_url = setup.broker_url;
+  TempDir& dir = setup.dir;
+  ServerHarness& db = setup.db;
   const Topology& topology = Topology::built_in();
   const std::vector<std::string> envs = {"sandbox", "production"};
   const std::string verify_sub = topology.topic_name(TopicFamily::kMerged, "sandbox") + ".verify";
@@ -282,29 +314,14 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
   for (size_t i : {size_t{0}, size_t{1}, size_t{3}}) {
     port_of[member_at(drain_view, address(i))] = ports[i];
   }
-  const auto bucket_owner = owners(drain_view);
   StoreOptions so;
   so.url = db.url();
   so.role = Role::kReader;
   auto store = EventStore::open(so);
   ASSERT_TRUE(store.ok()) << store.error().describe();
   const auto drain_from = Clock::now();
-  for (const EventId& id : sent) {
-    auto stored = (*store)->get(id);
-    ASSERT_TRUE(stored.ok()) << stored.error().describe();
-    const int port = port_of[bucket_owner.at(
-        static_cast<int>(bucket_of(OrderingKey(stored->event.record_key()).str(), kBuckets)))];
-    ASSERT_NE(port, 0) << "the owner of " << id.str() << "'s bucket is not a live process";
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(40);
-    bool processed = false;
-    for (int ask = 0; ask < 4 && !processed; ++ask) {  // 30 s each
-      auto r = c.Get("/v1/envs/sandbox/events/" + id.str() + "?wait_ms=30000",
-                     {{"Authorization", "Bearer " + token}});
-      processed = r && r->status == 200 && json::parse(r->body).value("processed", false);
-    }
-    ASSERT_TRUE(processed) << id.str() << " still unprocessed after 120 s";
-  }
+  wait_processed(sent, **store, owners(drain_view), port_of, token);
+  if (HasFatalFailure()) return;
   auto left = (*store)->unprocessed(1, std::nullopt);
   ASSERT_TRUE(left.ok() && left->empty()) << "an event is unprocessed";
   const auto drain_ms =
@@ -394,6 +411,146 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
 
 INSTANTIATE_TEST_SUITE_P(Databases, ServeScaleOut, ::testing::Values("postgresql", "mysql"),
                          [](const auto& info) { return std::string(info.param); });
+
+// Runs tests/pubsub/node/sync_consumer.cjs (Google's Node client) against the front on `port`;
+// its one-line JSON report, or null.
+json run_sync_consumer(int port, const std::string& token, const std::string& subscription,
+                       size_t expected) {
+  const std::string cmd =
+      std::string("cd '") + BACKBONE_SOURCE_DIR + "/tests/pubsub/node' && env NODE_PATH='" +
+      BACKBONE_NODE_MODULES + "' PUBSUB_EMULATOR_HOST=127.0.0.1:" + std::to_string(port) +
+      " PUBSUB_TARGET=backbone PUBSUB_PROJECT_ID=backbone-local"
+      " BACKBONE_PUBSUB_TOKEN=" +
+      token + " SYNC_SUBSCRIPTION=" + subscription + " SYNC_EXPECTED=" + std::to_string(expected) +
+      " SYNC_TIMEOUT_MS=60000 node sync_consumer.cjs";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return nullptr;
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  ::pclose(p);
+  const size_t line = out.rfind('{');
+  if (line == std::string::npos) return nullptr;
+  auto j = json::parse(out.substr(line), nullptr, false);
+  return j.is_discarded() ? json() : j;
+}
+
+// The sync subscription through the Pub/Sub front of any process (doc/scale_out.md, "Any process
+// serves every route"): two processes own four buckets each, and Google's Node client streams
+// the subscription from the second one's front alone. It gets every merged version of every
+// record, each record's in order, and its acks count: afterwards nothing is in flight or
+// waiting in any bucket. A member call without the member's key is refused.
+TEST(ServeCluster, TheNodeClientGetsEverySyncVersionInOrderThroughEitherFront) {
+  SKIP_UNDER_SANITIZERS();
+  { BACKBONE_REQUIRE_TEST_SERVER("postgresql"); }
+  { BACKBONE_REQUIRE_TEST_SERVER("nats"); }
+  ClusterSetup setup("postgresql", "front", "off");
+  const std::string &config = setup.config, &broker_url = setup.broker_url;
+  TempDir& dir = setup.dir;
+  ServerHarness& db = setup.db;
+  auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
+  const std::string token = *tokens->create("front", "sandbox", {"publish", "read"});
+  const std::string sync_token = *tokens->create("sync", "sandbox", {"subscribe"});
+  const int ports[] = {free_loopback_port(), free_loopback_port()};
+  const int fronts[] = {free_loopback_port(), free_loopback_port()};
+  std::vector<std::unique_ptr<ServeProcess>> serves;
+  for (int i = 0; i < 2; ++i) {
+    serves.push_back(std::make_unique<ServeProcess>(
+        config, ports[i],
+        std::vector<std::string>{"--pubsub-listen", "127.0.0.1:" + std::to_string(fronts[i])}));
+    serves.back()->start();
+    ASSERT_TRUE(serves.back()->wait_ready());
+    ASSERT_TRUE(wait_for_port(fronts[i], 10'000));
+  }
+  json view;
+  wait_for(ports[0], token, [&](const json& v) {
+    view = v;
+    auto s = shares(v);
+    return s.size() == 2 && v["unowned"] == 0;
+  });
+
+  // Not a member: refused, whatever it claims to be.
+  {
+    httplib::Client c("127.0.0.1", ports[1]);
+    const json ask = {
+        {"subscription", Topology::built_in().subscription_for("sync", "sandbox")->name},
+        {"max_messages", 10}};
+    auto r = c.Post(
+        "/v1/envs/sandbox/cluster:pull",
+        {{"Authorization", "Bearer " + std::string(64, '0')},
+         {"X-Backbone-Member", member_at(view, "http://127.0.0.1:" + std::to_string(ports[0]))}},
+        ask.dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401) << r->body;
+  }
+
+  stress::WorkloadOptions wo;
+  wo.events = 600;
+  wo.records = 24;
+  wo.poison_rate = 0;
+  wo.seed = 29;
+  stress::Workload workload(wo);
+  const auto& drafts = workload.events();
+  std::vector<EventId> sent;
+  for (size_t first = 0; first < drafts.size(); first += 20) {
+    const std::string body = stress::ingest_body(
+        std::span(drafts).subspan(first, std::min<size_t>(20, drafts.size() - first)));
+    auto ids = post_events(ports[first / 20 % 2], token, body);
+    ASSERT_TRUE(ids) << "batch at " << first << " not taken";
+    sent.insert(sent.end(), ids->begin(), ids->end());
+  }
+  std::map<std::string, int> port_of;
+  for (int i = 0; i < 2; ++i) {
+    port_of[member_at(view, "http://127.0.0.1:" + std::to_string(ports[i]))] = ports[i];
+  }
+  StoreOptions so;
+  so.url = db.url();
+  so.role = Role::kReader;
+  auto store = EventStore::open(so);
+  ASSERT_TRUE(store.ok()) << store.error().describe();
+  wait_processed(sent, **store, owners(view), port_of, token);
+  if (HasFatalFailure()) return;
+  // One sync message per merged version: every record's versions.
+  size_t versions = 0;
+  std::optional<RecordKey> after;
+  for (;;) {
+    auto page = (*store)->scan_records(after, 500);
+    ASSERT_TRUE(page.ok()) << page.error().describe();
+    if (page->empty()) break;
+    for (const StoredRecord& r : *page) versions += r.version;
+    after = page->back().key;
+  }
+  ASSERT_GT(versions, 0u);
+
+  const std::string sync_sub = Topology::built_in().subscription_for("sync", "sandbox")->name;
+  const json report = run_sync_consumer(fronts[1], sync_token, sync_sub, versions);
+  ASSERT_TRUE(report.is_object()) << "the Node consumer gave no report";
+  EXPECT_EQ(report.value("reason", ""), "complete") << report.dump();
+  EXPECT_EQ(report.value("distinct", size_t{0}), versions) << report.dump();
+  EXPECT_EQ(report.value("disorder", -1), 0) << report.dump();
+  EXPECT_EQ(report.value("unreadable", -1), 0) << report.dump();
+  std::printf("sync through the second front: %zu versions of %zu records, report %s\n", versions,
+              static_cast<size_t>(wo.records), report.dump().c_str());
+
+  for (auto& s : serves) {
+    const int status = s->kill(SIGTERM);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  // The acks counted, in whichever process delivered: nothing is waiting or in flight.
+  auto broker = Broker::open(BrokerOptions{broker_url, nullptr, kBuckets});
+  ASSERT_TRUE(broker.ok()) << broker.error().describe();
+  auto stats = (*broker)->stats(sync_sub);
+  ASSERT_TRUE(stats.ok()) << stats.error().describe();
+  EXPECT_EQ(stats->undelivered.value_or(1), 0u);
+  EXPECT_EQ(stats->in_flight.value_or(1), 0u);
+  if (stats->undelivered.value_or(1) != 0) {
+    auto left = (*broker)->pull(sync_sub, 10);
+    for (const auto& m : *left) {
+      std::printf("left unacked: %s (key %s, attempt %d)\n", m.message.data.substr(0, 300).c_str(),
+                  m.message.ordering_key.c_str(), m.delivery_attempt);
+    }
+  }
+}
 
 }  // namespace
 }  // namespace backbone::testing

@@ -217,11 +217,13 @@ TEST_P(EventStoreConformance, BucketsAreRecordedOnceAndLeasesChangeByCompareAndS
   EXPECT_EQ(view->leases[3], (BucketLease{3, "", 0}));
   ASSERT_EQ(view->members.size(), 1u);
   EXPECT_EQ(view->members[0], (ClusterMember{"m1", "http://a:1", 1, false}));
-  view = merge->beat({"m2", "http://b:2", 0, false});
+  const std::string key(64, 'c');
+  view = merge->beat({"m2", "http://b:2", 0, false, key});
   view = merge->beat({"m1", "http://a:1", 0, true});
   ASSERT_EQ(view->members.size(), 2u);
   EXPECT_EQ(view->members[0], (ClusterMember{"m1", "http://a:1", 2, true}));
-  EXPECT_EQ(view->members[1].beat, 1u);
+  EXPECT_EQ(view->members[1], (ClusterMember{"m2", "http://b:2", 1, false, key}))
+      << "a member's key hash is kept for the others to check";
 
   const LeaseChange claim0{0, 0, true}, claim1{1, 0, true};
   auto got = merge->change_leases("m1", std::vector<LeaseChange>{claim0, claim1});

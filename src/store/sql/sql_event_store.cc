@@ -326,28 +326,30 @@ class ServerEventStore final : public EventStore {
     BACKBONE_TRY(check_schema());
     return write<ClusterView>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<ClusterView>> {
       const SqlParam row[] = {member.address, member.leaving ? "1" : "0", sql_time(clock_.now()),
-                              member.id};
+                              member.key_sha256, member.id};
       auto up = c.run(
-          "UPDATE cluster_members SET beat = beat + 1, address = ?, leaving = ?, beat_at = ?"
-          " WHERE member = ?",
+          "UPDATE cluster_members SET beat = beat + 1, address = ?, leaving = ?, beat_at = ?,"
+          " key_sha256 = ? WHERE member = ?",
           row);
       if (!up.ok()) return up.error();
       if (up->affected == 0) {
         const SqlParam fresh[] = {member.id, member.address, member.leaving ? "1" : "0",
-                                  sql_time(clock_.now())};
+                                  sql_time(clock_.now()), member.key_sha256};
         auto ins = c.run(
-            "INSERT INTO cluster_members (member, address, beat, leaving, beat_at)"
-            " VALUES (?, ?, 1, ?, ?)",
+            "INSERT INTO cluster_members (member, address, beat, leaving, beat_at, key_sha256)"
+            " VALUES (?, ?, 1, ?, ?, ?)",
             fresh);
         if (!ins.ok()) return ins.error();
       }
       Plan<ClusterView> plan{{}, {}, std::nullopt};
-      auto members = c.run("SELECT member, address, " + dialect_.text("beat") + ", " +
-                           dialect_.text("leaving") + " FROM cluster_members ORDER BY member");
+      auto members =
+          c.run("SELECT member, address, " + dialect_.text("beat") + ", " +
+                dialect_.text("leaving") + ", key_sha256 FROM cluster_members ORDER BY member");
       if (!members.ok()) return members.error();
       for (const SqlRow& r : members->rows) {
         plan.value.members.push_back({r.at(0).value_or(""), r.at(1).value_or(""),
-                                      static_cast<uint64_t>(to_int(r.at(2))), to_bool(r.at(3))});
+                                      static_cast<uint64_t>(to_int(r.at(2))), to_bool(r.at(3)),
+                                      r.at(4).value_or("")});
       }
       auto leases = c.run("SELECT " + dialect_.text("bucket") + ", owner, " +
                           dialect_.text("epoch") + " FROM bucket_leases ORDER BY bucket");

@@ -450,26 +450,30 @@ class SqliteEventStore final : public EventStore {
     BACKBONE_TRY(check_schema());
     return in_write_txn<ClusterView>([&]() -> Result<ClusterView> {
       auto up = db_->prepare(
-          "INSERT INTO cluster_members (member, address, beat, leaving, beat_at)"
-          " VALUES (?, ?, 1, ?, ?) ON CONFLICT (member) DO UPDATE SET beat = beat + 1,"
-          " address = excluded.address, leaving = excluded.leaving, beat_at = excluded.beat_at");
+          "INSERT INTO cluster_members (member, address, beat, leaving, beat_at, key_sha256)"
+          " VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (member) DO UPDATE SET beat = beat + 1,"
+          " address = excluded.address, leaving = excluded.leaving, beat_at = excluded.beat_at,"
+          " key_sha256 = excluded.key_sha256");
       if (!up.ok()) return up.error();
       BACKBONE_TRY((*up)
                        ->bind(1, member.id)
                        .bind(2, member.address)
                        .bind(3, int64_t{member.leaving ? 1 : 0})
                        .bind(4, clock_.now().micros())
+                       .bind(5, member.key_sha256)
                        .run());
       ClusterView view;
       auto m = db_->prepare(
-          "SELECT member, address, beat, leaving FROM cluster_members ORDER BY member");
+          "SELECT member, address, beat, leaving, key_sha256 FROM cluster_members ORDER BY"
+          " member");
       if (!m.ok()) return m.error();
       for (;;) {
         auto row = (*m)->step();
         if (!row.ok()) return row.error();
         if (!*row) break;
         view.members.push_back({(*m)->text(0), (*m)->text(1),
-                                static_cast<uint64_t>((*m)->integer(2)), (*m)->integer(3) != 0});
+                                static_cast<uint64_t>((*m)->integer(2)), (*m)->integer(3) != 0,
+                                (*m)->text(4)});
       }
       (*m)->reset();
       auto l = db_->prepare("SELECT bucket, owner, epoch FROM bucket_leases ORDER BY bucket");

@@ -126,11 +126,17 @@ CREATE TABLE IF NOT EXISTS cluster_members (
 );
 )sql";
 
+// Each member's key, for the requests members forward to each other (doc/scale_out.md).
+constexpr const char* kV4 = R"sql(
+ALTER TABLE cluster_members ADD COLUMN key_sha256 VARCHAR(64) NOT NULL DEFAULT '';
+)sql";
+
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "events, event_audit_log, records, immutability triggers", kV1},
       {2, "event_outbox", kV2},
       {3, "bucket_leases, cluster_members", kV3},
+      {4, "cluster_members.key_sha256", kV4},
   };
   return all;
 }
