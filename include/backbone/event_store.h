@@ -74,7 +74,11 @@ struct BucketLease {
   uint32_t bucket = 0;
   std::string owner;  // a member id; empty: free
   uint64_t epoch = 0;
-  bool operator==(const BucketLease&) const = default;
+  std::optional<Timestamp> changed_at;  // when its owner last changed (none: never), store clock
+  // The lease itself (when it changed is not part of it).
+  bool operator==(const BucketLease& o) const {
+    return bucket == o.bucket && owner == o.owner && epoch == o.epoch;
+  }
 };
 // A process that serves the environment, as its heartbeats say.
 struct ClusterMember {
@@ -86,7 +90,11 @@ struct ClusterMember {
   // with which it signs the requests it forwards to other members (doc/scale_out.md); "" for
   // none.
   std::string key_sha256;
-  bool operator==(const ClusterMember&) const = default;
+  std::optional<Timestamp> beat_at;  // when its last heartbeat was written, by its own clock
+  bool operator==(const ClusterMember& o) const {
+    return id == o.id && address == o.address && beat == o.beat && leaving == o.leaving &&
+           key_sha256 == o.key_sha256;
+  }
 };
 struct ClusterView {
   std::vector<ClusterMember> members;  // by id
@@ -201,6 +209,9 @@ class EventStore {
   // The member's heartbeat (its row is made at the first; `beat` grows by one each time; its
   // address and leaving flag are set), then every member and lease, in one transaction.
   virtual Result<ClusterView> beat(const ClusterMember& member) = 0;
+  // Every member and lease as the store holds them, changing nothing (`backbone cluster show`).
+  // REQUIRES: any role but kSyncWorker.
+  virtual Result<ClusterView> cluster_view() = 0;
   // Applies the changes for `member`, in order, each on its own; returns each one's new epoch,
   // or nullopt where the compare-and-set did not hold.
   virtual Result<std::vector<std::optional<uint64_t>>> change_leases(

@@ -62,5 +62,6 @@ void register_dlq(CLI::App& app, CliContext& ctx);
 void register_stress(CLI::App& app, CliContext& ctx);
 void register_records(CLI::App& app, CliContext& ctx);
 void register_db(CLI::App& app, CliContext& ctx);
+void register_cluster(CLI::App& app, CliContext& ctx);
 
 }  // namespace backbone::cli

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   backbone::cli::register_stress(app, ctx);
   backbone::cli::register_records(app, ctx);
   backbone::cli::register_db(app, ctx);
+  backbone::cli::register_cluster(app, ctx);
 
   app.parse_complete_callback([&] {
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);

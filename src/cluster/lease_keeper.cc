@@ -137,6 +137,7 @@ void LeaseKeeper::set_owned(std::map<uint32_t, uint64_t> next) {
   std::vector<BucketLease> gained;
   std::vector<uint32_t> lost;
   std::vector<Listener> listeners;
+  size_t owned_count = 0;
   {
     std::lock_guard lk(mu_);
     for (const auto& [b, e] : owned_) {
@@ -148,9 +149,21 @@ void LeaseKeeper::set_owned(std::map<uint32_t, uint64_t> next) {
       if (it == owned_.end() || it->second != e) gained.push_back({b, o_.member, e});
     }
     owned_ = std::move(next);
+    owned_count = owned_.size();
     listeners = listeners_;
   }
+  if (o_.metrics) {
+    o_.metrics
+        ->gauge("backbone_cluster_buckets_owned", "Buckets this process owns", {{"env", o_.env}})
+        .set(static_cast<double>(owned_count));
+  }
   if (gained.empty() && lost.empty()) return;
+  if (o_.metrics) {
+    o_.metrics
+        ->counter("backbone_cluster_rebalances_total",
+                  "Heartbeats at which this process gained or lost buckets", {{"env", o_.env}})
+        .inc();
+  }
   for (const Listener& l : listeners) l(gained, lost);
 }
 
@@ -186,12 +199,24 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
 
   std::map<uint32_t, uint64_t> mine;
   std::vector<const BucketLease*> free;
+  // Since when each bucket up for taking has been left: its release as first seen here, or its
+  // owner's last heartbeat seen changing.
+  std::map<uint32_t, Timestamp> left_at;
   for (const BucketLease& l : view.leases) {
     if (l.owner == o_.member) {
       mine[l.bucket] = l.epoch;
     } else if (l.owner.empty() || !live.count(l.owner)) {
       free.push_back(&l);
+      if (l.owner.empty()) {
+        auto [it, fresh] = free_since_.try_emplace(l.bucket, l.epoch, now);
+        if (!fresh && it->second.first != l.epoch) it->second = {l.epoch, now};
+        left_at[l.bucket] = it->second.second;
+      } else {
+        auto s = seen_.find(l.owner);
+        left_at[l.bucket] = s == seen_.end() ? now : s->second.since;
+      }
     }
+    if (!l.owner.empty()) free_since_.erase(l.bucket);
   }
   set_view(view);
 
@@ -227,7 +252,17 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
     }
     for (size_t i = 0; i < changes.size(); ++i) {
       const LeaseChange& c = changes[i];
-      if (c.claim && (*done)[i]) mine[c.bucket] = *(*done)[i];
+      if (c.claim && (*done)[i]) {
+        mine[c.bucket] = *(*done)[i];
+        if (o_.metrics) {
+          o_.metrics
+              ->histogram("backbone_cluster_takeover_seconds",
+                          "From when a bucket was left (its owner's last heartbeat, or its "
+                          "release) to its claim by this process",
+                          {{"env", o_.env}})
+              .observe(static_cast<double>(now.micros() - left_at[c.bucket].micros()) / 1e6);
+        }
+      }
       // A release that did not hold: the bucket was taken meanwhile; it is not ours either way.
       if (!c.claim) mine.erase(c.bucket);
     }

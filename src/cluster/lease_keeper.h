@@ -31,6 +31,7 @@
 
 #include "backbone/clock.h"
 #include "backbone/event_store.h"
+#include "backbone/metrics.h"
 
 namespace backbone::cluster {
 
@@ -40,6 +41,13 @@ struct LeaseOptions {
   uint32_t buckets = 64;        // recorded by the first process; later ones take the recorded count
   int64_t ttl_us = 10'000'000;  // a member silent this long is gone
   int64_t beat_interval_us = 0;  // 0: a quarter of the ttl
+  // Where to count (may be null), with label env=`env`:
+  //   backbone_cluster_buckets_owned          gauge: the buckets this process owns
+  //   backbone_cluster_rebalances_total       counter: ticks that gained or lost buckets
+  //   backbone_cluster_takeover_seconds       histogram, per bucket taken: from when it was
+  //     left (its owner's last heartbeat seen changing, or its release) to this claim
+  Metrics* metrics = nullptr;
+  std::string env;
 };
 
 // A member id: host name, process id and 32 random bits.
@@ -109,7 +117,9 @@ class LeaseKeeper {
   std::mutex tick_mu_;                  // one tick at a time
   std::optional<Timestamp> last_beat_;  // GUARDED_BY(tick_mu_): the last heartbeat that held
   std::map<std::string, Seen> seen_;    // GUARDED_BY(tick_mu_)
-  bool leaving_ = false;                // GUARDED_BY(tick_mu_)
+  // When each bucket was first seen free (no owner) at its epoch. GUARDED_BY(tick_mu_)
+  std::map<uint32_t, std::pair<uint64_t, Timestamp>> free_since_;
+  bool leaving_ = false;  // GUARDED_BY(tick_mu_)
 
   mutable std::mutex mu_;
   std::map<uint32_t, uint64_t> owned_;            // GUARDED_BY(mu_): bucket -> epoch

@@ -91,6 +91,8 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
       lo.address = app->o_.address;
       lo.buckets = c.cluster_buckets;
       lo.ttl_us = c.lease_ttl_ms * 1000;
+      lo.metrics = &app->metrics_;
+      lo.env = env;
       auto k = cluster::LeaseKeeper::open(
           **store, app->o_.clock ? *app->o_.clock : SystemClock::instance(), lo);
       if (!k.ok()) return k.error();

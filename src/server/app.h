@@ -50,6 +50,7 @@ class App {
   std::optional<std::string> spread_env(std::string_view subscription) const;
   auth::TokenStore& tokens() { return *tokens_; }
   Metrics& metrics() { return metrics_; }
+  const Clock& clock() const { return o_.clock ? *o_.clock : SystemClock::instance(); }
   const std::vector<std::string>& envs() const { return o_.envs; }
   // What provisioning at start-up warned of (what the broker kept otherwise than the topology).
   const std::vector<std::string>& warnings() const { return warnings_; }

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "backbone/event_json.h"
+#include "server/cluster_json.h"
 #include "server/http.h"
 #include "server/stats_json.h"
 
@@ -51,30 +52,14 @@ void add_admin_routes(httplib::Server& s, App& app) {
     auto wait_ms = query_int(req, "wait_ms", 0, 0, 30'000);
     if (!wait_ms.ok()) return send_error(res, wait_ms.error());
     const auto [view, version] = keeper->view(static_cast<uint64_t>(*since), *wait_ms * 1000);
-    std::map<std::string, int> owned;
-    nlohmann::json leases = nlohmann::json::array(), members = nlohmann::json::array();
-    for (const BucketLease& l : view.leases) {
-      ++owned[l.owner];
-      leases.push_back(
-          {{"bucket", l.bucket},
-           {"owner", l.owner.empty() ? nlohmann::json(nullptr) : nlohmann::json(l.owner)},
-           {"epoch", l.epoch}});
-    }
-    for (const ClusterMember& m : view.members) {
-      members.push_back({{"id", m.id},
-                         {"address", m.address},
-                         {"beat", m.beat},
-                         {"leaving", m.leaving},
-                         {"buckets", owned[m.id]}});
-    }
-    send_json(res, 200,
-              {{"env", env},
-               {"version", version},
-               {"member", keeper->member()},
-               {"buckets", keeper->buckets()},
-               {"unowned", owned[""]},
-               {"members", members},
-               {"leases", leases}});
+    auto backlog = bucket_backlog((*p)->merge_store(), keeper->buckets());
+    if (!backlog.ok()) return send_error(res, backlog.error());
+    nlohmann::json out = cluster_json(view, *backlog, app.clock().now());
+    out["env"] = env;
+    out["version"] = version;
+    out["member"] = keeper->member();
+    out["buckets"] = keeper->buckets();  // also before the first heartbeat read the leases
+    send_json(res, 200, out);
   });
 
   s.Get(R"(/v1/envs/([^/]+)/dlq)", [&app](const httplib::Request& req, httplib::Response& res) {

@@ -40,6 +40,8 @@ class LeaseKeeperTest : public ::testing::Test {
     o.address = "http://" + id;
     o.buckets = kBuckets;
     o.ttl_us = kTtl;
+    o.metrics = &metrics_;
+    o.env = id;  // each keeper's figures under a label of its own
     auto k = LeaseKeeper::open(*stores_.back(), clock_, o);
     EXPECT_TRUE(k.ok()) << k.error().describe();
     keepers_[id] = std::move(*k);
@@ -82,7 +84,12 @@ class LeaseKeeperTest : public ::testing::Test {
     return n;
   }
 
+  Histogram& takeovers(const std::string& id) {
+    return metrics_.histogram("backbone_cluster_takeover_seconds", "", {{"env", id}});
+  }
+
   ManualClock clock_;
+  Metrics metrics_;
   SqliteHarness harness_;
   std::vector<std::unique_ptr<EventStore>> stores_;
   std::map<std::string, std::unique_ptr<LeaseKeeper>> keepers_;
@@ -135,6 +142,8 @@ TEST_F(LeaseKeeperTest, ALeavingProcessHandsItsBucketsOverAtOnce) {
   std::vector<uint32_t> lost;
   keepers_.at("b")->on_change(
       [&](const std::vector<BucketLease>&, const std::vector<uint32_t>& l) { lost = l; });
+  const uint64_t taken_before = takeovers("a").count() + takeovers("c").count();
+  const double sum_before = takeovers("a").sum() + takeovers("c").sum();
   ASSERT_TRUE(keepers_.at("b")->leave().ok());
   EXPECT_EQ(lost.size(), 21u);
   EXPECT_TRUE(owned("b").empty());
@@ -143,6 +152,11 @@ TEST_F(LeaseKeeperTest, ALeavingProcessHandsItsBucketsOverAtOnce) {
   EXPECT_EQ(owned("c").size(), 32u);
   expect_one_owner_each({"a", "c"});
   EXPECT_EQ(keepers_.at("a")->view().view.members.size(), 2u) << "the leaver forgot itself";
+  // Taken the moment they were released: 21 takeovers of 0 s between A and C.
+  EXPECT_EQ(takeovers("a").count() + takeovers("c").count() - taken_before, 21u);
+  EXPECT_EQ(takeovers("a").sum() + takeovers("c").sum(), sum_before);
+  EXPECT_EQ(metrics_.gauge("backbone_cluster_buckets_owned", "", {{"env", "b"}}).value(), 0);
+  EXPECT_EQ(metrics_.gauge("backbone_cluster_buckets_owned", "", {{"env", "a"}}).value(), 32);
 }
 
 TEST_F(LeaseKeeperTest, ASilentProcessLosesItsBucketsAfterTheTtlAndItsLateCommitsAreRefused) {
@@ -157,9 +171,15 @@ TEST_F(LeaseKeeperTest, ASilentProcessLosesItsBucketsAfterTheTtlAndItsLateCommit
   clock_.advance_micros(kTtl - 1);
   tick({"a"});
   EXPECT_EQ(owned("a").size(), 32u) << "not before the ttl";
+  const uint64_t before = takeovers("a").count();
+  const double before_sum = takeovers("a").sum();
   clock_.advance_micros(1);
   tick({"a"});
   EXPECT_EQ(owned("a").size(), kBuckets);
+  // Each of B's 32 taken one ttl after B's last heartbeat that A saw.
+  EXPECT_EQ(takeovers("a").count() - before, 32u);
+  EXPECT_DOUBLE_EQ(takeovers("a").sum() - before_sum, 32 * kTtl / 1e6);
+  EXPECT_GE(metrics_.counter("backbone_cluster_rebalances_total", "", {{"env", "a"}}).value(), 2);
   // B, resumed, still holds its old epochs in hand: the store refuses its commit.
   const auto [bucket, old_epoch] = *b_had.begin();
   EXPECT_EQ(keepers_.at("b")->epoch(bucket), old_epoch);

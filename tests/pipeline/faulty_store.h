@@ -108,6 +108,7 @@ class FaultyStore final : public EventStore {
   }
   Result<uint32_t> init_buckets(uint32_t n) override { return real_->init_buckets(n); }
   Result<ClusterView> beat(const ClusterMember& m) override { return real_->beat(m); }
+  Result<ClusterView> cluster_view() override { return real_->cluster_view(); }
   Result<std::vector<std::optional<uint64_t>>> change_leases(
       const std::string& member, std::span<const LeaseChange> c) override {
     return real_->change_leases(member, c);

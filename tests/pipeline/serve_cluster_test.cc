@@ -78,6 +78,16 @@ std::chrono::milliseconds wait_for(int port, const std::string& token,
   return 30s;
 }
 
+// Each bucket's owner in a view, by bucket ("" for none).
+std::map<int, std::string> owners(const json& view) {
+  std::map<int, std::string> out;
+  if (view.is_null()) return out;
+  for (const auto& l : view["leases"]) {
+    out[l["bucket"].get<int>()] = l["owner"].is_null() ? "" : l["owner"].get<std::string>();
+  }
+  return out;
+}
+
 // One environment's shared engines for several `serve` processes: a fresh database on the
 // `database` test server, a namespace of its own on the test nats-server, and a backbone.toml
 // with kBuckets buckets and a kTtlMs lease (the tokens in `dir`).
@@ -121,11 +131,50 @@ TEST(ServeCluster, ProcessesSplitTheBucketsAndHandThemOverWhenTheyGo) {
   });
   c.start();
   ASSERT_TRUE(c.wait_ready());
+  json settled;
   wait_for(base + 2, token, [&](const json& v) {
+    settled = v;
     auto s = shares(v);
     return s.size() == 3 && s[a_addr] + s[b_addr] + s[c_addr] == kBuckets && s[a_addr] == 3 &&
            v["unowned"] == 0;
   });
+  // Seeing the cluster: `backbone cluster show` (from the store, no serve asked) and every
+  // process's route list each bucket once, with one owner, a member that is there, at the same
+  // epoch; each member's bucket count adds up.
+  {
+    const auto [status, out] =
+        run_cli("--config '" + config + "' --env sandbox --json cluster show");
+    ASSERT_EQ(status, 0) << out;
+    const json shown = json::parse(out, nullptr, false);
+    ASSERT_TRUE(shown.is_object()) << out;
+    std::set<std::string> ids;
+    int counted = 0;
+    for (const auto& m : shown["members"]) {
+      ids.insert(m["id"].get<std::string>());
+      counted += m["buckets"].get<int>();
+      EXPECT_FALSE(m["beat_age_seconds"].is_null());
+    }
+    EXPECT_EQ(ids.size(), 3u);
+    EXPECT_EQ(counted, kBuckets);
+    EXPECT_EQ(shown["unowned"], 0);
+    ASSERT_EQ(shown["leases"].size(), static_cast<size_t>(kBuckets));
+    std::set<int> buckets;
+    for (const auto& l : shown["leases"]) {
+      EXPECT_TRUE(buckets.insert(l["bucket"].get<int>()).second) << "bucket listed twice";
+      ASSERT_TRUE(l["owner"].is_string()) << l.dump();
+      EXPECT_TRUE(ids.count(l["owner"].get<std::string>())) << l.dump();
+      EXPECT_GE(l["age_seconds"].get<double>(), 0) << "an owned lease has changed hands";
+      EXPECT_EQ(l["backlog"], 0);
+    }
+    for (int port : {base, base + 1, base + 2}) {
+      const json routed = cluster(port, token);
+      ASSERT_TRUE(routed.is_object());
+      EXPECT_EQ(owners(routed), owners(shown)) << "process on " << port;
+      for (size_t i = 0; i < routed["leases"].size(); ++i) {
+        EXPECT_EQ(routed["leases"][i]["epoch"], shown["leases"][i]["epoch"]);
+      }
+    }
+  }
 
   // SIGTERM: B hands its buckets over as it stops, with no lease to run out.
   const auto term_at = Clock::now();
@@ -147,22 +196,20 @@ TEST(ServeCluster, ProcessesSplitTheBucketsAndHandThemOverWhenTheyGo) {
   const auto taken_over =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - kill_at);
   EXPECT_GE(taken_over.count(), kTtlMs) << "taken before the lease ran out";
+  // A counted what it took, and how long each waited since C's last heartbeat that it saw: at
+  // least the lease.
+  const double takeovers = counter_sum(base, "backbone_cluster_takeover_seconds_count");
+  const double waited = counter_sum(base, "backbone_cluster_takeover_seconds_sum");
+  EXPECT_GE(takeovers, 4 + 3) << "B's four and C's three at least (after the first claims)";
+  EXPECT_EQ(counter_sum(base, "backbone_cluster_buckets_owned"), kBuckets);
+  EXPECT_GE(counter_sum(base, "backbone_cluster_rebalances_total"), 4);
+  std::printf("takeovers counted by A: %.0f, %.2f s waited in all\n", takeovers, waited);
   std::printf(
       "serve cluster: join balanced in %lld ms; SIGTERM handed over in %lld ms; SIGKILL taken "
       "over in %lld ms (ttl %d ms)\n",
       static_cast<long long>(joined.count()), static_cast<long long>(handed_over.count()),
       static_cast<long long>(taken_over.count()), kTtlMs);
   EXPECT_EQ(a.kill(SIGTERM) & 0x7f, 0);
-}
-
-// Each bucket's owner in a view, by bucket ("" for none).
-std::map<int, std::string> owners(const json& view) {
-  std::map<int, std::string> out;
-  if (view.is_null()) return out;
-  for (const auto& l : view["leases"]) {
-    out[l["bucket"].get<int>()] = l["owner"].is_null() ? "" : l["owner"].get<std::string>();
-  }
-  return out;
 }
 
 // The member id of the process serving at `address`, in a view ("" if it is not there).

@@ -242,6 +242,17 @@ TEST_P(EventStoreConformance, BucketsAreRecordedOnceAndLeasesChangeByCompareAndS
   view = merge->beat({"m1", "http://a:1", 0, false});
   EXPECT_EQ(view->leases[0], (BucketLease{0, "m2", 3}));
   EXPECT_EQ(view->leases[1], (BucketLease{1, "m1", 1}));
+  // When each changed hands, by the store's clock; and the same seen by a reader, unchanged.
+  ASSERT_TRUE(view->leases[0].changed_at.has_value());
+  EXPECT_EQ(view->leases[0].changed_at->micros(), clock_.now().micros());
+  EXPECT_FALSE(view->leases[2].changed_at.has_value()) << "never owned";
+  ASSERT_TRUE(view->members[0].beat_at.has_value());
+  const ClusterView before = *view;
+  auto seen = open(Role::kReader)->cluster_view();
+  ASSERT_TRUE(seen.ok()) << seen.error().describe();
+  EXPECT_EQ(seen->leases, before.leases);
+  EXPECT_EQ(seen->members, before.members) << "reading is not a heartbeat";
+  EXPECT_EQ(seen->leases[0].changed_at->micros(), before.leases[0].changed_at->micros());
   ASSERT_TRUE(merge->forget_members(std::vector<std::string>{"m2"}).ok());
   view = merge->beat({"m1", "http://a:1", 0, false});
   ASSERT_EQ(view->members.size(), 1u);

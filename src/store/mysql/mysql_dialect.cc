@@ -115,11 +115,13 @@ const std::vector<std::string>& v3() {
   return all;
 }
 
-// Each member's key, for the requests members forward to each other (doc/scale_out.md).
+// Each member's key, for the requests members forward to each other, and when each lease last
+// changed hands (doc/scale_out.md).
 const std::vector<std::string>& v4() {
   static const std::vector<std::string> all = {
       "ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS key_sha256 VARCHAR(64) CHARACTER SET"
       " ascii COLLATE ascii_bin NOT NULL DEFAULT ''",
+      "ALTER TABLE bucket_leases ADD COLUMN IF NOT EXISTS changed_at TIMESTAMP(6) NULL",
   };
   return all;
 }
@@ -139,7 +141,7 @@ class MysqlDialect final : public SqlDialect {
         {1, "events, event_audit_log, records, immutability triggers", v1()},
         {2, "event_outbox", v2()},
         {3, "bucket_leases, cluster_members", v3()},
-        {4, "cluster_members.key_sha256", v4()},
+        {4, "cluster_members.key_sha256, bucket_leases.changed_at", v4()},
     };
     return all;
   }

@@ -122,10 +122,12 @@ CREATE TABLE IF NOT EXISTS cluster_members (
 );
 )sql";
 
-// Each member's key, for the requests members forward to each other (doc/scale_out.md).
+// Each member's key, for the requests members forward to each other, and when each lease last
+// changed hands (doc/scale_out.md).
 const char* const kV4MemberKey = R"sql(
 ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS key_sha256 varchar(64) COLLATE "C" NOT NULL
   DEFAULT '';
+ALTER TABLE bucket_leases ADD COLUMN IF NOT EXISTS changed_at timestamptz NULL;
 )sql";
 
 std::string ident(const std::string& name) { return "\"" + name + "\""; }
@@ -142,7 +144,7 @@ class PostgresDialect final : public SqlDialect {
         {1, "events, event_audit_log, records, immutability triggers", {kV1Tables, kV1Triggers}},
         {2, "event_outbox", {kV2Outbox}},
         {3, "bucket_leases, cluster_members", {kV3Leases}},
-        {4, "cluster_members.key_sha256", {kV4MemberKey}},
+        {4, "cluster_members.key_sha256, bucket_leases.changed_at", {kV4MemberKey}},
     };
     return all;
   }

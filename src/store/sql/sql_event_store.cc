@@ -341,25 +341,46 @@ class ServerEventStore final : public EventStore {
             fresh);
         if (!ins.ok()) return ins.error();
       }
-      Plan<ClusterView> plan{{}, {}, std::nullopt};
-      auto members =
-          c.run("SELECT member, address, " + dialect_.text("beat") + ", " +
-                dialect_.text("leaving") + ", key_sha256 FROM cluster_members ORDER BY member");
-      if (!members.ok()) return members.error();
-      for (const SqlRow& r : members->rows) {
-        plan.value.members.push_back({r.at(0).value_or(""), r.at(1).value_or(""),
-                                      static_cast<uint64_t>(to_int(r.at(2))), to_bool(r.at(3)),
-                                      r.at(4).value_or("")});
-      }
-      auto leases = c.run("SELECT " + dialect_.text("bucket") + ", owner, " +
-                          dialect_.text("epoch") + " FROM bucket_leases ORDER BY bucket");
-      if (!leases.ok()) return leases.error();
-      for (const SqlRow& r : leases->rows) {
-        plan.value.leases.push_back({static_cast<uint32_t>(to_int(r.at(0))), r.at(1).value_or(""),
-                                     static_cast<uint64_t>(to_int(r.at(2)))});
-      }
-      return plan;
+      auto view = read_view([&](const std::string& sql) { return c.run(sql); });
+      if (!view.ok()) return view.error();
+      return Plan<ClusterView>{std::move(*view), {}, std::nullopt};
     });
+  }
+
+  Result<ClusterView> cluster_view() override {
+    return read_view([&](const std::string& sql) { return query(sql, {}); });
+  }
+
+  // Every member and lease, read with `run` (a SQL text -> its rows).
+  template <class Run>
+  Result<ClusterView> read_view(const Run& run) const {
+    ClusterView view;
+    auto members =
+        run("SELECT member, address, " + dialect_.text("beat") + ", " + dialect_.text("leaving") +
+            ", key_sha256, " + dialect_.text(dialect_.epoch_micros("beat_at")) +
+            " FROM cluster_members ORDER BY member");
+    if (!members.ok()) return members.error();
+    for (const SqlRow& r : members->rows) {
+      ClusterMember& m = view.members.emplace_back();
+      m.id = r.at(0).value_or("");
+      m.address = r.at(1).value_or("");
+      m.beat = static_cast<uint64_t>(to_int(r.at(2)));
+      m.leaving = to_bool(r.at(3));
+      m.key_sha256 = r.at(4).value_or("");
+      if (r.at(5)) m.beat_at = Timestamp::from_micros(to_int(r.at(5)));
+    }
+    auto leases = run("SELECT " + dialect_.text("bucket") + ", owner, " + dialect_.text("epoch") +
+                      ", " + dialect_.text(dialect_.epoch_micros("changed_at")) +
+                      " FROM bucket_leases ORDER BY bucket");
+    if (!leases.ok()) return leases.error();
+    for (const SqlRow& r : leases->rows) {
+      BucketLease& l = view.leases.emplace_back();
+      l.bucket = static_cast<uint32_t>(to_int(r.at(0)));
+      l.owner = r.at(1).value_or("");
+      l.epoch = static_cast<uint64_t>(to_int(r.at(2)));
+      if (r.at(3)) l.changed_at = Timestamp::from_micros(to_int(r.at(3)));
+    }
+    return view;
   }
 
   Result<std::vector<std::optional<uint64_t>>> change_leases(
@@ -371,17 +392,18 @@ class ServerEventStore final : public EventStore {
       for (const LeaseChange& ch : changes) {
         const std::string bucket = std::to_string(ch.bucket), epoch = std::to_string(ch.epoch);
         Result<SqlRows> r = [&] {
+          const std::string at = sql_time(clock_.now());
           if (ch.claim) {
-            const SqlParam p[] = {member, bucket, epoch};
+            const SqlParam p[] = {member, at, bucket, epoch};
             return c.run(
-                "UPDATE bucket_leases SET owner = ?, epoch = epoch + 1 WHERE bucket = ? AND"
-                " epoch = ?",
+                "UPDATE bucket_leases SET owner = ?, epoch = epoch + 1, changed_at = ? WHERE"
+                " bucket = ? AND epoch = ?",
                 p);
           }
-          const SqlParam p[] = {bucket, epoch, member};
+          const SqlParam p[] = {at, bucket, epoch, member};
           return c.run(
-              "UPDATE bucket_leases SET owner = NULL, epoch = epoch + 1 WHERE bucket = ? AND"
-              " epoch = ? AND owner = ?",
+              "UPDATE bucket_leases SET owner = NULL, epoch = epoch + 1, changed_at = ? WHERE"
+              " bucket = ? AND epoch = ? AND owner = ?",
               p);
         }();
         if (!r.ok()) return r.error();

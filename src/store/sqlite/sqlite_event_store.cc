@@ -462,32 +462,53 @@ class SqliteEventStore final : public EventStore {
                        .bind(4, clock_.now().micros())
                        .bind(5, member.key_sha256)
                        .run());
-      ClusterView view;
-      auto m = db_->prepare(
-          "SELECT member, address, beat, leaving, key_sha256 FROM cluster_members ORDER BY"
-          " member");
-      if (!m.ok()) return m.error();
-      for (;;) {
-        auto row = (*m)->step();
-        if (!row.ok()) return row.error();
-        if (!*row) break;
-        view.members.push_back({(*m)->text(0), (*m)->text(1),
-                                static_cast<uint64_t>((*m)->integer(2)), (*m)->integer(3) != 0,
-                                (*m)->text(4)});
-      }
-      (*m)->reset();
-      auto l = db_->prepare("SELECT bucket, owner, epoch FROM bucket_leases ORDER BY bucket");
-      if (!l.ok()) return l.error();
-      for (;;) {
-        auto row = (*l)->step();
-        if (!row.ok()) return row.error();
-        if (!*row) break;
-        view.leases.push_back({static_cast<uint32_t>((*l)->integer(0)), (*l)->text(1),
-                               static_cast<uint64_t>((*l)->integer(2))});
-      }
-      (*l)->reset();
-      return view;
+      return read_view(*db_);
     });
+  }
+
+  Result<ClusterView> cluster_view() override {
+    std::lock_guard lock(read_mu_);
+    BACKBONE_TRY(check_schema());
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    return read_view(**db);
+  }
+
+  // Every member and lease, read through `db`.
+  static Result<ClusterView> read_view(SqliteDb& db) {
+    ClusterView view;
+    auto m = db.prepare(
+        "SELECT member, address, beat, leaving, key_sha256, beat_at FROM cluster_members ORDER BY"
+        " member");
+    if (!m.ok()) return m.error();
+    for (;;) {
+      auto row = (*m)->step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      ClusterMember& c = view.members.emplace_back();
+      c.id = (*m)->text(0);
+      c.address = (*m)->text(1);
+      c.beat = static_cast<uint64_t>((*m)->integer(2));
+      c.leaving = (*m)->integer(3) != 0;
+      c.key_sha256 = (*m)->text(4);
+      if (!(*m)->is_null(5)) c.beat_at = Timestamp::from_micros((*m)->integer(5));
+    }
+    (*m)->reset();
+    auto l =
+        db.prepare("SELECT bucket, owner, epoch, changed_at FROM bucket_leases ORDER BY bucket");
+    if (!l.ok()) return l.error();
+    for (;;) {
+      auto row = (*l)->step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      BucketLease& b = view.leases.emplace_back();
+      b.bucket = static_cast<uint32_t>((*l)->integer(0));
+      b.owner = (*l)->text(1);
+      b.epoch = static_cast<uint64_t>((*l)->integer(2));
+      if (!(*l)->is_null(3)) b.changed_at = Timestamp::from_micros((*l)->integer(3));
+    }
+    (*l)->reset();
+    return view;
   }
 
   Result<std::vector<std::optional<uint64_t>>> change_leases(
@@ -497,10 +518,12 @@ class SqliteEventStore final : public EventStore {
     using Epochs = std::vector<std::optional<uint64_t>>;
     return in_write_txn<Epochs>([&]() -> Result<Epochs> {
       auto claim = db_->prepare(
-          "UPDATE bucket_leases SET owner = ?, epoch = epoch + 1 WHERE bucket = ? AND epoch = ?");
+          "UPDATE bucket_leases SET owner = ?, epoch = epoch + 1, changed_at = ? WHERE bucket = ?"
+          " AND epoch = ?");
       auto release = db_->prepare(
-          "UPDATE bucket_leases SET owner = NULL, epoch = epoch + 1"
+          "UPDATE bucket_leases SET owner = NULL, epoch = epoch + 1, changed_at = ?"
           " WHERE bucket = ? AND epoch = ? AND owner = ?");
+      const int64_t at = clock_.now().micros();
       if (!claim.ok()) return claim.error();
       if (!release.ok()) return release.error();
       Epochs out;
@@ -508,14 +531,16 @@ class SqliteEventStore final : public EventStore {
         if (c.claim) {
           BACKBONE_TRY((*claim)
                            ->bind(1, member)
-                           .bind(2, int64_t{c.bucket})
-                           .bind(3, static_cast<int64_t>(c.epoch))
+                           .bind(2, at)
+                           .bind(3, int64_t{c.bucket})
+                           .bind(4, static_cast<int64_t>(c.epoch))
                            .run());
         } else {
           BACKBONE_TRY((*release)
-                           ->bind(1, int64_t{c.bucket})
-                           .bind(2, static_cast<int64_t>(c.epoch))
-                           .bind(3, member)
+                           ->bind(1, at)
+                           .bind(2, int64_t{c.bucket})
+                           .bind(3, static_cast<int64_t>(c.epoch))
+                           .bind(4, member)
                            .run());
         }
         out.push_back(sqlite3_changes(db_->handle()) == 1 ? std::optional(c.epoch + 1)

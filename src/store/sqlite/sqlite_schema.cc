@@ -126,9 +126,11 @@ CREATE TABLE IF NOT EXISTS cluster_members (
 );
 )sql";
 
-// Each member's key, for the requests members forward to each other (doc/scale_out.md).
+// Each member's key, for the requests members forward to each other, and when each lease last
+// changed hands (doc/scale_out.md).
 constexpr const char* kV4 = R"sql(
 ALTER TABLE cluster_members ADD COLUMN key_sha256 VARCHAR(64) NOT NULL DEFAULT '';
+ALTER TABLE bucket_leases ADD COLUMN changed_at INTEGER NULL;
 )sql";
 
 const std::vector<Migration>& migrations() {
@@ -136,7 +138,7 @@ const std::vector<Migration>& migrations() {
       {1, "events, event_audit_log, records, immutability triggers", kV1},
       {2, "event_outbox", kV2},
       {3, "bucket_leases, cluster_members", kV3},
-      {4, "cluster_members.key_sha256", kV4},
+      {4, "cluster_members.key_sha256, bucket_leases.changed_at", kV4},
   };
   return all;
 }
