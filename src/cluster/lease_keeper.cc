@@ -284,12 +284,13 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
   return {};
 }
 
-Result<void> LeaseKeeper::leave() {
+Result<void> LeaseKeeper::leave(const std::function<void()>& released) {
   {
     std::lock_guard tl(tick_mu_);
     leaving_ = true;
   }
   BACKBONE_TRY(tick());
+  if (released) released();
   const std::string me = o_.member;
   return store_.forget_members(std::span(&me, 1));
 }
@@ -307,9 +308,18 @@ void LeaseKeeper::start() {
       (void)tick();  // a failure is retried at the next beat; the ttl bounds how long it may last
       lk.lock();
       wake_.wait_for(lk, std::chrono::microseconds(o_.beat_interval_us),
-                     [this] { return stopping_; });
+                     [this] { return stopping_ || poked_; });
+      poked_ = false;
     }
   });
+}
+
+void LeaseKeeper::poke() {
+  {
+    std::lock_guard lk(run_mu_);
+    poked_ = true;
+  }
+  wake_.notify_all();
 }
 
 void LeaseKeeper::stop() {

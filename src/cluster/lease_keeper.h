@@ -90,12 +90,15 @@ class LeaseKeeper {
 
   // One heartbeat and one step of rebalancing (for the thread, and for tests on a manual clock).
   Result<void> tick();
-  // Says it is leaving and releases every bucket at once (SIGTERM), then forgets its row.
-  Result<void> leave();
+  // Says it is leaving and releases every bucket at once (SIGTERM), calls `released` (to tell
+  // the others, while they still know this member), then forgets its row.
+  Result<void> leave(const std::function<void()>& released = {});
 
   // Ticks every beat interval (real time) on a thread of its own, until stop().
   void start();
   void stop();
+  // Makes the thread tick at once rather than at the next beat (another member left).
+  void poke();
 
  private:
   LeaseKeeper(EventStore& store, const Clock& clock, LeaseOptions o, uint32_t buckets);
@@ -131,6 +134,7 @@ class LeaseKeeper {
   std::mutex run_mu_;
   std::condition_variable wake_;  // with run_mu_: stop
   bool stopping_ = false;         // GUARDED_BY(run_mu_)
+  bool poked_ = false;            // GUARDED_BY(run_mu_)
   std::thread thread_;
 };
 

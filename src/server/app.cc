@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "backbone/record_key.h"
 
@@ -247,7 +248,17 @@ void App::stop() {
   // No commit of this process follows: its buckets go to the others at once.
   for (auto& [env, k] : keepers_) {
     k->stop();
-    (void)k->leave();
+    cluster::LeaseKeeper& keeper = *k;
+    const std::string& e = env;
+    (void)k->leave([&keeper, &e] {
+      // The buckets are free: the others take them at their next beat, or now if told.
+      SpreadPeers self{e, keeper.member(), keeper.key(), {}};
+      for (const ClusterMember& m : keeper.view().view.members) {
+        if (m.id != self.self && !m.leaving && !m.address.empty()) {
+          (void)call_member(self, m.address, "tick", nlohmann::json::object());
+        }
+      }
+    });
   }
   keepers_.clear();
 }

@@ -14,6 +14,7 @@
 //   POST /v1/envs/{env}/cluster:acknowledge        {"subscription", "ack_ids"}
 //   POST /v1/envs/{env}/cluster:modifyAckDeadline  {"subscription", "ack_ids", "deadline_us"}
 //   POST /v1/envs/{env}/cluster:nack               {"subscription", "ack_ids"[, "deadline_us"]}
+//   POST /v1/envs/{env}/cluster:tick               {} (a member left: rebalance now)
 #include "server/http.h"
 #include "server/spread_broker.h"
 
@@ -54,10 +55,10 @@ Result<nlohmann::json> object_body(const httplib::Request& req) {
   return body;
 }
 
-// A member call: from another member of `env`'s cluster, on one of the subscriptions that are
-// spread; returns that subscription.
-Result<std::string> member_call(App& app, const httplib::Request& req, const std::string& env,
-                                const nlohmann::json& body) {
+// This process's keeper of `env`, if the request is a member call from another member of its
+// cluster.
+Result<cluster::LeaseKeeper*> from_member(App& app, const httplib::Request& req,
+                                          const std::string& env) {
   cluster::LeaseKeeper* keeper = app.lease_keeper(env);
   constexpr std::string_view kBearer = "Bearer ";
   const std::string auth = req.get_header_value("Authorization");
@@ -66,6 +67,13 @@ Result<std::string> member_call(App& app, const httplib::Request& req, const std
     return make_error(Errc::kUnauthenticated,
                       "member calls are for the members of the environment's cluster");
   }
+  return keeper;
+}
+
+// A member call on one of the subscriptions that are spread; returns that subscription.
+Result<std::string> member_call(App& app, const httplib::Request& req, const std::string& env,
+                                const nlohmann::json& body) {
+  if (auto k = from_member(app, req, env); !k.ok()) return k.error();
   if (!body.contains("subscription") || !body["subscription"].is_string()) {
     return make_error(Errc::kInvalidArgument, "must be a string", "subscription");
   }
@@ -118,6 +126,15 @@ void add_subscription_routes(httplib::Server& s, App& app) {
            }
            auto r = broker.modify_ack_deadline(sub->name, *ids, *seconds * kSecond);
            if (!r.ok()) return send_error(res, r.error());
+           send_json(res, 200, nlohmann::json::object());
+         });
+
+  // A member that leaves asks the others to look at the leases now, not at their next beat.
+  s.Post(R"(/v1/envs/([^/]+)/cluster:tick)",
+         [&app](const httplib::Request& req, httplib::Response& res) {
+           auto keeper = from_member(app, req, req.matches[1]);
+           if (!keeper.ok()) return send_error(res, keeper.error());
+           (*keeper)->poke();
            send_json(res, 200, nlohmann::json::object());
          });
 

@@ -13,7 +13,12 @@ constexpr char kMemberMark = '~';
 // While nobody holds anything, a waiting pull waits here this long before asking the others again.
 constexpr int64_t kWaitStepUs = 250'000;
 
-// One call to another member: its answer's body, or nullopt when it did not answer 200.
+std::string wrap(const std::string& member, const std::string& ack_id) {
+  return member + kMemberMark + ack_id;
+}
+
+}  // namespace
+
 std::optional<std::string> call_member(const SpreadPeers& peers, const std::string& address,
                                        std::string_view verb, const nlohmann::json& body) {
   httplib::Client c(address);
@@ -25,12 +30,6 @@ std::optional<std::string> call_member(const SpreadPeers& peers, const std::stri
   if (!r || r->status != 200) return std::nullopt;
   return r->body;
 }
-
-std::string wrap(const std::string& member, const std::string& ack_id) {
-  return member + kMemberMark + ack_id;
-}
-
-}  // namespace
 
 std::string member_route(std::string_view env, std::string_view verb) {
   return "/v1/envs/" + std::string(env) + "/cluster:" + std::string(verb);

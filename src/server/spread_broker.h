@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "backbone/forwarding_broker.h"
 
 namespace backbone::server {
@@ -77,5 +79,10 @@ std::string encode_deliveries(std::span<const ReceivedMessage> messages);
 Result<std::vector<ReceivedMessage>> decode_deliveries(std::string_view cbor);
 
 inline constexpr const char* kMemberHeader = "X-Backbone-Member";
+
+// One member call (POST member_route(peers.env, verb) at `address`, signed with this member's
+// key): the answer's body, or nullopt when it did not answer 200 within its timeouts.
+std::optional<std::string> call_member(const SpreadPeers& peers, const std::string& address,
+                                       std::string_view verb, const nlohmann::json& body);
 
 }  // namespace backbone::server
