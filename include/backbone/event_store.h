@@ -15,7 +15,8 @@
 //    "Event records are immutable and cannot be updated.", `where` naming the item.
 //  - Ingest is idempotent by fingerprint: an event whose fingerprint was already ingested is not
 //    stored again; the outcome names the original event and a `duplicate` audit entry is written.
-//  - Audit entries form one hash chain per store, ordered by id (audit_entry.h).
+//  - Audit entries form one hash chain per writer slot, each ordered by id, and the store
+//    records each slot's head (audit_entry.h). One record's entries are in id order.
 //  - A connection acts as one Role; what the role may not do fails with kPermissionDenied.
 //
 // Thread-safety: a store object is thread-safe. Several processes may open the same store.
@@ -191,10 +192,11 @@ class EventStore {
   virtual std::vector<Result<std::vector<AuditEntry>>> commit_merges(
       std::span<const MergeCommit> commits) = 0;
   // Replaces every row of `records` with `rows`, in one transaction (for `rebuild`), provided
-  // the audit chain still ends at `audit_tail` (nullopt: is still empty); kConflict otherwise,
-  // changing nothing (a merge committed after the rows were computed). REQUIRES: role kMigrator.
+  // every chain's head is still as in `heads` (audit_heads() before the rows were computed from
+  // the log); kConflict otherwise, changing nothing (something was appended meanwhile).
+  // REQUIRES: role kMigrator.
   virtual Result<void> replace_records(std::span<const StoredRecord> rows,
-                                       std::optional<EventId> audit_tail) = 0;
+                                       std::span<const AuditHead> heads) = 0;
   // One merge (commit_merges of one).
   Result<std::vector<AuditEntry>> commit_merge(const MergeCommit& commit) {
     return std::move(commit_merges(std::span(&commit, 1)).front());
@@ -224,7 +226,9 @@ class EventStore {
   virtual Result<std::vector<AuditEntry>> audit_for_event(const EventId& event_id) = 0;
   virtual Result<std::vector<AuditEntry>> audit_for_record(const RecordKey& record) = 0;
   virtual Result<std::vector<AuditEntry>> audit_by_fingerprint(const std::string& fingerprint) = 0;
-  // Up to `limit` entries in chain order, after the entry with id `after` (from the start when
+  // Every writer slot's head, by slot (kAuditSlots of them).
+  virtual Result<std::vector<AuditHead>> audit_heads() = 0;
+  // Up to `limit` entries in id order, after the entry with id `after` (from the start when
   // absent).
   virtual Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> after,
                                                      size_t limit) = 0;
@@ -237,11 +241,13 @@ struct AuditVerifyReport {
   std::optional<EventId> first_bad_entry;  // the first entry that does not match
   uint64_t first_bad_position = 0;         // its 0-based place in the chain
   std::string problem;                     // what did not match
+  std::vector<AuditHead> heads;            // the recorded heads it checked against, by slot
 };
 
-// Recomputes every fingerprint (from the event the entry names) and the whole chain, in chain
-// order, and stops at the first entry that does not match. Store errors are returned as such; a
-// mismatch is a report with ok = false.
+// Recomputes every fingerprint (from the event the entry names) and every slot's chain, in id
+// order, up to the heads the store recorded (read first), and stops at the first entry that
+// does not match or the first chain that ends before its head (doc/audit_chain.md). Store errors
+// are returned as such; a mismatch is a report with ok = false.
 Result<AuditVerifyReport> verify_audit_chain(EventStore& store);
 
 }  // namespace backbone

@@ -22,6 +22,18 @@ constexpr struct {
 
 }  // namespace
 
+uint32_t audit_slot_of(const EventId& id) {
+  const auto& b = id.bytes();
+  return (uint32_t{b[14]} << 8) | b[15];
+}
+
+EventId in_audit_slot(const EventId& id, uint32_t slot) {
+  std::array<uint8_t, 16> b = id.bytes();
+  b[14] = static_cast<uint8_t>(slot >> 8);
+  b[15] = static_cast<uint8_t>(slot);
+  return EventId::from_bytes(b);
+}
+
 const char* audit_action_name(AuditAction action) {
   for (const auto& a : kActions) {
     if (a.action == action) return a.name;

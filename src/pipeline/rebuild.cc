@@ -18,6 +18,10 @@ Error inconsistent(const AuditEntry& entry, const std::string& what) {
 
 Result<RebuiltRecords> fold_records(EventStore& store) {
   RebuiltRecords out;
+  // The heads first: entries appended while the log is read move one, which replace_records sees.
+  auto heads = store.audit_heads();
+  if (!heads.ok()) return heads.error();
+  out.heads = std::move(*heads);
   std::map<RecordKey, StoredRecord> rows;
   std::optional<EventId> after;
   for (;;) {
@@ -66,7 +70,6 @@ Result<RebuiltRecords> fold_records(EventStore& store) {
     }
     after = page->back().id;
   }
-  out.audit_tail = after;
   out.rows.reserve(rows.size());
   for (auto& [key, row] : rows) out.rows.push_back(std::move(row));
   return out;
@@ -98,7 +101,7 @@ Result<RebuildReport> rebuild_records(EventStore& store, bool apply) {
   }
   report.missing += rebuilt->rows.size() - i;
   if (apply && !report.matches()) {
-    BACKBONE_TRY(store.replace_records(rebuilt->rows, rebuilt->audit_tail));
+    BACKBONE_TRY(store.replace_records(rebuilt->rows, rebuilt->heads));
     report.replaced = true;
   }
   return report;

@@ -20,9 +20,9 @@
 namespace backbone::pipeline {
 
 struct RebuiltRecords {
-  std::vector<StoredRecord> rows;     // ordered by (record_type, record_id)
-  uint64_t merges = 0;                // the version-making merges replayed
-  std::optional<EventId> audit_tail;  // the last audit entry read
+  std::vector<StoredRecord> rows;  // ordered by (record_type, record_id)
+  uint64_t merges = 0;             // the version-making merges replayed
+  std::vector<AuditHead> heads;    // every chain's head before the log was read
 };
 
 Result<RebuiltRecords> fold_records(EventStore& store);

@@ -1,4 +1,4 @@
-// verify_audit_chain: recomputes the audit chain over the EventStore port, so that every
+// verify_audit_chain: recomputes the audit chains over the EventStore port, so that every
 // backend is verified by the same code.
 #include <unordered_map>
 
@@ -9,7 +9,23 @@ namespace backbone {
 Result<AuditVerifyReport> verify_audit_chain(EventStore& store) {
   constexpr size_t kPage = 1000;
   AuditVerifyReport report;
-  std::string previous{kAuditGenesis};
+  // The heads first: every entry up to them exists when the log is read after; an entry
+  // appended meanwhile lies beyond its head.
+  auto heads = store.audit_heads();
+  if (!heads.ok()) return heads.error();
+  if (heads->empty()) return make_error(Errc::kDataLoss, "the store records no audit chain heads");
+  report.heads = std::move(*heads);
+  const std::optional<EventId> legacy_until = report.heads.front().legacy_until;
+  struct Chain {
+    std::string previous{kAuditGenesis};
+    const AuditHead* head = nullptr;
+    bool passed_head = false;
+  };
+  std::unordered_map<uint32_t, Chain> chains;
+  for (const AuditHead& h : report.heads) {
+    chains[h.slot].head = &h;
+    chains[h.slot].passed_head = h.empty();
+  }
   std::optional<EventId> after;
   struct Known {
     std::string fingerprint;
@@ -50,14 +66,43 @@ Result<AuditVerifyReport> verify_audit_chain(EventStore& store) {
         return fail(e, "fingerprint " + e.fingerprint + " does not match its event's " +
                            it->second.fingerprint);
       }
-      const std::string expected = audit_chain_hash(previous, e);
-      if (expected != e.chain_hash) {
-        return fail(e, "chain_hash " + e.chain_hash + " does not match the recomputed " + expected);
+      const uint32_t slot = AuditHead::slot_of(e.id, legacy_until);
+      auto chain = chains.find(slot);
+      if (chain == chains.end()) {
+        return fail(e, "its id names writer slot " + std::to_string(slot) +
+                           ", which the store"
+                           " does not have");
       }
-      previous = e.chain_hash;
+      Chain& c = chain->second;
+      const std::string expected = audit_chain_hash(c.previous, e);
+      if (expected != e.chain_hash) {
+        return fail(e, "chain_hash " + e.chain_hash + " does not match the recomputed " + expected +
+                           " (slot " + std::to_string(slot) + ")");
+      }
+      if (e.id == c.head->id) {
+        if (e.chain_hash != c.head->chain_hash) {
+          return fail(e, "slot " + std::to_string(slot) + "'s recorded head has chain_hash " +
+                             c.head->chain_hash + ", not this entry's");
+        }
+        c.passed_head = true;
+      } else if (!c.passed_head && c.head->id < e.id) {
+        return fail(e, "slot " + std::to_string(slot) + "'s chain passes its recorded head " +
+                           c.head->id.str() + " without reaching it: that entry was removed");
+      }
+      c.previous = e.chain_hash;
       ++report.entries_checked;
     }
     after = page->back().id;
+  }
+  for (const auto& [slot, c] : chains) {
+    if (!c.passed_head) {
+      report.ok = false;
+      report.first_bad_entry = c.head->id;
+      report.first_bad_position = report.entries_checked;
+      report.problem = "slot " + std::to_string(slot) + "'s chain ends before its recorded head " +
+                       c.head->id.str() + ": entries were removed from its end";
+      return report;
+    }
   }
   return report;
 }

@@ -13,21 +13,28 @@ namespace {
 
 }  // namespace
 
-Result<AuditEntry> AuditSealer::seal(const AuditDraft& draft, ChainTail& tail) const {
-  const EventId id = ids_.next_after(tail.id);
-  const Timestamp created_at = std::max(clock_.now(), tail.created_at);
-  auto entry = seal_audit_entry(draft, id, created_at, tail.chain_hash);
+Result<AuditEntry> AuditSealer::seal(const AuditDraft& draft, AuditHead& head) const {
+  // Above the head's id in its first 112 bits, so that its slot bits cannot make it lower; and
+  // above the entries from before chains had slots, which are slot 0's (audit_entry.h).
+  const EventId floor =
+      head.legacy_until && head.id < *head.legacy_until ? *head.legacy_until : head.id;
+  // The second step puts its first 112 bits above those of every id the generator gave before,
+  // so this process's entries stay in the order it sealed them, whatever their slots.
+  EventId id = ids_.next_after(in_audit_slot(floor, 0xffff));
+  id = in_audit_slot(ids_.next_after(in_audit_slot(id, 0xffff)), head.slot);
+  const Timestamp created_at = std::max(clock_.now(), head.created_at);
+  auto entry = seal_audit_entry(draft, id, created_at, head.chain_hash);
   if (!entry.ok()) return entry.error();
-  tail = ChainTail::of(*entry);
+  head = head.after(*entry);
   return entry;
 }
 
 Result<std::vector<AuditEntry>> AuditSealer::seal_all(std::span<const AuditDraft> drafts,
-                                                      ChainTail& tail) const {
+                                                      AuditHead& head) const {
   std::vector<AuditEntry> out;
   out.reserve(drafts.size());
   for (size_t i = 0; i < drafts.size(); ++i) {
-    auto entry = seal(drafts[i], tail);
+    auto entry = seal(drafts[i], head);
     if (!entry.ok()) return Error(entry.error()).at_item("audit", i);
     out.push_back(std::move(*entry));
   }
@@ -51,7 +58,7 @@ std::vector<uint32_t> fenced_buckets(std::span<const MergeCommit* const> commits
 }
 
 MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads reads,
-                      ChainTail& tail, const AuditSealer& sealer, Timestamp now) {
+                      AuditHead& head, const AuditSealer& sealer, Timestamp now) {
   MergePlan plan;
   plan.outcomes.reserve(commits.size());
   std::map<std::pair<std::string, std::string>, StoredRecord> last_rows;
@@ -83,12 +90,12 @@ MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads re
       refuse(version_conflict(*m, have));
       continue;
     }
-    const ChainTail before = tail;
+    const AuditHead before = head;
     std::vector<AuditEntry> entries;
     entries.reserve(m->audit.size());
     Result<void> sealed;
     for (const AuditDraft& d : m->audit) {
-      auto entry = sealer.seal(d, tail);
+      auto entry = sealer.seal(d, head);
       if (!entry.ok()) {
         sealed = entry.error();
         break;
@@ -96,7 +103,7 @@ MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads re
       entries.push_back(std::move(*entry));
     }
     if (!sealed.ok()) {
-      tail = before;
+      head = before;
       refuse(sealed.error());
       continue;
     }
@@ -119,9 +126,11 @@ MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads re
   return plan;
 }
 
-Result<void> check_chain_unmoved(const ChainTail& tail,
-                                 const std::optional<EventId>& rebuilt_after) {
-  if (rebuilt_after ? (tail.empty() || tail.id != *rebuilt_after) : !tail.empty()) {
+Result<void> check_chain_unmoved(std::span<const AuditHead> now, std::span<const AuditHead> read) {
+  auto same = [](const AuditHead& a, const AuditHead& b) {
+    return a.slot == b.slot && a.id == b.id && a.chain_hash == b.chain_hash;
+  };
+  if (!std::equal(now.begin(), now.end(), read.begin(), read.end(), same)) {
     return make_error(Errc::kConflict,
                       "the audit log moved on while the records were rebuilt (is `serve` "
                       "running?); nothing was replaced");

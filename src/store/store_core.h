@@ -1,16 +1,16 @@
 // The rules every EventStore backend applies the same way when it writes, written once:
 //
-//  - ChainTail, the last entry of the audit chain, and AuditSealer, which seals the next entry
-//    after it (id after the tail's, time never before the tail's, chain hash over the tail's)
-//    and moves the tail on: doc/audit_chain.md;
+//  - AuditSealer, which seals the next entry of a writer slot's chain after its head (an id in
+//    the slot above the head's, time never before the head's, chain hash over the head's) and
+//    moves the head on: doc/audit_chain.md;
 //  - the merge plan: how a group of merge commits is decided, in order, on what a store read
-//    under its writer lock (plan_merges);
+//    under its locks (plan_merges);
 //  - the version conflict of a merge commit, and the check that the chain did not move on while
 //    `rebuild` computed the records it replaces;
 //  - the clock and id generator a store uses when StoreOptions names none;
 //  - the SQL of a record's most recent events, shared by the SQL backends.
 //
-// Thread-safety: ChainTail is a plain value; an AuditSealer is used by one writer at a time (it
+// Thread-safety: an AuditSealer is used by one writer at a time (it
 // holds references to the store's clock and id generator, which are thread-safe).
 #pragma once
 
@@ -40,26 +40,16 @@ inline constexpr const char* kRetryScheduledOf =
     "SELECT 1 FROM event_audit_log WHERE event_audit_log.event_id = events.id"
     " AND event_audit_log.action = 'retry_scheduled'";
 
-struct ChainTail {
-  EventId id;  // the nil id before the first entry
-  std::string chain_hash{kAuditGenesis};
-  Timestamp created_at;
-
-  static ChainTail of(const AuditEntry& e) { return {e.id, e.chain_hash, e.created_at}; }
-  // No entry yet.
-  bool empty() const { return chain_hash == kAuditGenesis; }
-};
-
 class AuditSealer {
  public:
   AuditSealer(const Clock& clock, EventIdGenerator& ids) : clock_(clock), ids_(ids) {}
 
-  // Seals `draft` after `tail` and moves `tail` on to it.
-  Result<AuditEntry> seal(const AuditDraft& draft, ChainTail& tail) const;
+  // Seals `draft` after `head`, in head's slot, and moves `head` on to it.
+  Result<AuditEntry> seal(const AuditDraft& draft, AuditHead& head) const;
   // Seals every draft in order; an error names the draft (item "audit", its index) and leaves
-  // `tail` where the last sealed one put it.
+  // `head` where the last sealed one put it.
   Result<std::vector<AuditEntry>> seal_all(std::span<const AuditDraft> drafts,
-                                           ChainTail& tail) const;
+                                           AuditHead& head) const;
 
  private:
   const Clock& clock_;
@@ -69,7 +59,7 @@ class AuditSealer {
 // kConflict: merge commit `c` expected its record at c.expected_version, and it is at `have`.
 Error version_conflict(const MergeCommit& c, uint64_t have);
 
-// What a store read, under its writer lock, to decide a group of merge commits: each commit's
+// What a store read, under its locks, to decide a group of merge commits: each commit's
 // event's processed flag (absent: no such event) and each record's version (absent: no record).
 struct MergeReads {
   std::map<std::string, bool> processed;                             // event id -> processed
@@ -93,15 +83,14 @@ struct MergePlan {
 // The rules of EventStore::commit_merges: a fenced commit needs its bucket still at the fence's
 // epoch; a commit that is not a replay needs its event
 // unprocessed; every commit needs its record at expected_version; its audit entries are sealed
-// after `tail` (which moves on over the accepted ones); its record's row (if any) takes the
+// after `head` (which moves on over the accepted ones); its record's row (if any) takes the
 // time of its last audit entry, or `now` when it has none.
 MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads reads,
-                      ChainTail& tail, const AuditSealer& sealer, Timestamp now);
+                      AuditHead& head, const AuditSealer& sealer, Timestamp now);
 
-// kConflict unless the chain's tail is still what `rebuild` read it at: the entry
-// `rebuilt_after`, or no entry at all when that is nullopt (replace_records' precondition).
-Result<void> check_chain_unmoved(const ChainTail& tail,
-                                 const std::optional<EventId>& rebuilt_after);
+// kConflict unless every chain's head is still what `rebuild` read before it read the log
+// (`read`): nothing was appended since (replace_records' precondition).
+Result<void> check_chain_unmoved(std::span<const AuditHead> now, std::span<const AuditHead> read);
 
 // StoreOptions::clock and ::ids, or the system clock and the process's generator.
 const Clock& store_clock(const StoreOptions& options);

@@ -103,8 +103,8 @@ class FaultyStore final : public EventStore {
     return out;
   }
   Result<void> replace_records(std::span<const StoredRecord> rows,
-                               std::optional<EventId> tail) override {
-    return real_->replace_records(rows, tail);
+                               std::span<const AuditHead> heads) override {
+    return real_->replace_records(rows, heads);
   }
   Result<uint32_t> init_buckets(uint32_t n) override { return real_->init_buckets(n); }
   Result<ClusterView> beat(const ClusterMember& m) override { return real_->beat(m); }
@@ -128,6 +128,7 @@ class FaultyStore final : public EventStore {
   Result<std::vector<AuditEntry>> audit_by_fingerprint(const std::string& f) override {
     return real_->audit_by_fingerprint(f);
   }
+  Result<std::vector<AuditHead>> audit_heads() override { return real_->audit_heads(); }
   Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> a, size_t n) override {
     return real_->scan_audit(a, n);
   }

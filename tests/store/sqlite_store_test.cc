@@ -1,6 +1,7 @@
 // The EventStore conformance suite on SQLite, and what only the SQLite backend does.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "backbone/event_store.h"
@@ -64,7 +65,7 @@ TEST_F(SqliteStore, AnUnmigratedStoreSaysToMigrate) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.code(), Errc::kUnavailable);
   EXPECT_NE(r.error().message.find("backbone migrate"), std::string::npos);
-  ASSERT_EQ(*s->migrate(), 4);  // schemas 1 to 4
+  ASSERT_EQ(*s->migrate(), 5);  // schemas 1 to 5
   EXPECT_TRUE(s->append(e).ok());
 }
 
@@ -83,7 +84,7 @@ TEST_F(SqliteStore, DataSurvivesReopening) {
   auto batch = events(5);
   {
     auto s = open(url, Role::kMigrator);
-    ASSERT_EQ(*s->migrate(), 4);  // schemas 1 to 4
+    ASSERT_EQ(*s->migrate(), 5);  // schemas 1 to 5
     ASSERT_TRUE(s->append(batch).ok());
   }
   auto again = open(url, Role::kReader);
@@ -94,7 +95,7 @@ TEST_F(SqliteStore, DataSurvivesReopening) {
 TEST_F(SqliteStore, MigratingToSchema2PutsTheUnprocessedEventsInTheOutbox) {
   const std::string url = "sqlite://" + dir_.file("v1.db");
   auto s = open(url, Role::kMigrator);
-  ASSERT_EQ(*s->migrate(), 4);
+  ASSERT_EQ(*s->migrate(), 5);
   auto e = events(3);
   ASSERT_TRUE(s->append(e).ok());
   ASSERT_TRUE(*s->mark_processed(e[1].id()));
@@ -117,13 +118,65 @@ TEST_F(SqliteStore, MigratingToSchema2PutsTheUnprocessedEventsInTheOutbox) {
   EXPECT_EQ(ids, (std::vector<EventId>{e[0].id(), e[2].id()}));
 }
 
+// A store from before chains had slots: its one chain, whose ids end in any 16 bits, becomes
+// slot 0's up to its newest entry; new entries go on after it, and the whole verifies.
+TEST_F(SqliteStore, AChainFromBeforeSlotsBecomesSlot0sAndGoesOn) {
+  const std::string path = dir_.file("legacy.db");
+  auto s = open("sqlite://" + path, Role::kMigrator);
+  ASSERT_EQ(*s->migrate(), 5);
+  auto before = events(4);
+  ASSERT_TRUE(s->append(before).ok());
+  s.reset();
+  // Made as schema 4 made it: one chain over ids from a generator, then no audit_heads.
+  std::vector<EventId> legacy;
+  {
+    auto db = sqlite::SqliteDb::open(path, Role::kMigrator, Durability::kFsync);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->exec("DROP TRIGGER audit_refuse_delete; DELETE FROM event_audit_log").ok());
+    EventIdGenerator old_ids(clock_, 1234);
+    std::string previous(kAuditGenesis);
+    for (const Event& e : before) {
+      AuditDraft d{e.id(), e.record_key(), AuditAction::kIngested, e.fingerprint(), std::nullopt};
+      legacy.push_back(old_ids.next());
+      auto entry = seal_audit_entry(d, legacy.back(), clock_.now(), previous);
+      ASSERT_TRUE(entry.ok());
+      previous = entry->chain_hash;
+      ASSERT_TRUE((*db)
+                      ->exec("INSERT INTO event_audit_log VALUES ('" + entry->id.str() + "', '" +
+                             e.id().str() + "', 'contact', '" + e.record_id() + "', 'ingested', '" +
+                             e.fingerprint() + "', '" + entry->chain_hash + "', NULL, " +
+                             std::to_string(entry->created_at.micros()) + ")")
+                      .ok());
+    }
+    ASSERT_TRUE((*db)
+                    ->exec("DROP TABLE audit_heads; DELETE FROM schema_migrations WHERE version "
+                           "= 5; PRAGMA user_version = 4")
+                    .ok());
+  }
+  const bool other_bits = std::any_of(legacy.begin(), legacy.end(),
+                                      [](const EventId& id) { return audit_slot_of(id) != 0; });
+  ASSERT_TRUE(other_bits) << "the old ids must end in bits other than slot 0's";
+  s = open("sqlite://" + path, Role::kMigrator);
+  ASSERT_EQ(*s->migrate(), 1);
+  auto heads = s->audit_heads();
+  ASSERT_TRUE(heads.ok()) << heads.error().describe();
+  ASSERT_EQ(heads->size(), 1u);
+  EXPECT_EQ((*heads)[0].id, legacy.back());
+  EXPECT_EQ((*heads)[0].legacy_until, std::optional<EventId>(legacy.back()));
+  ASSERT_TRUE(s->append(events(2)).ok());
+  auto r = verify_audit_chain(*s);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->ok) << r->problem;
+  EXPECT_EQ(r->entries_checked, 6u);
+}
+
 // The test: in a copy of a database, drop the triggers, edit one row, and verify must
 // name that row.
 class SqliteTamper : public SqliteStore {
  protected:
   void SetUp() override {
     auto s = open("sqlite://" + original_, Role::kMigrator);
-    ASSERT_EQ(*s->migrate(), 4);  // schemas 1 to 4
+    ASSERT_EQ(*s->migrate(), 5);  // schemas 1 to 5
     batch_ = events(6);
     ASSERT_TRUE(s->append(batch_).ok());
     AuditDraft merged{batch_[0].id(), batch_[0].record_key(), AuditAction::kMerged,
@@ -203,6 +256,22 @@ TEST_F(SqliteTamper, ADeletedEntryIsNamedAtTheBrokenLink) {
   auto r = verify_copy();
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(*r.first_bad_entry, all[2].id);  // the entry whose predecessor vanished
+}
+
+// Removing a chain's newest entries leaves a shorter chain whose links all hold; the head the
+// store recorded with them says that entries are missing.
+TEST_F(SqliteTamper, RemovedNewestEntriesAreFoundAgainstTheRecordedHead) {
+  const auto all = entries();
+  auto db = sqlite::SqliteDb::open(copy_, Role::kMigrator, Durability::kFsync);
+  ASSERT_TRUE((*db)->exec("DROP TRIGGER audit_refuse_delete").ok());
+  ASSERT_TRUE(
+      (*db)->exec("DELETE FROM event_audit_log WHERE id >= '" + all[5].id.str() + "'").ok());
+  db->reset();
+  auto r = verify_copy();
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_entry, std::optional<EventId>(all[6].id));
+  EXPECT_EQ(r.first_bad_position, 5u);
+  EXPECT_NE(r.problem.find("removed from its end"), std::string::npos) << r.problem;
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 #include "store/mysql/mysql_dialect.h"
 
+#include <algorithm>
+
 // The MySQL/MariaDB dialect: SPEC §2's schema in its exact MySQL types (CHAR(36), TIMESTAMP(6),
 // JSON, TINYINT(1), BIGINT UNSIGNED), text compared byte by byte (utf8mb4_bin), the immutability
-// triggers, the writer lock as a named lock (GET_LOCK), and the role grants.
+// triggers, the writer and key locks as named locks (GET_LOCK), and the role grants.
 #include "store/mysql/mysql_connection.h"
 #include "store/sql/sql_dialect.h"
 
@@ -126,6 +128,31 @@ const std::vector<std::string>& v4() {
   return all;
 }
 
+// The head of each writer slot's audit chain (doc/audit_chain.md), kAuditSlots of them (the
+// Sequence engine's seq_0_to_63). An existing log becomes slot 0's chain up to its newest entry
+// (legacy_until, on every row, so that no slot's entries go below it).
+const std::vector<std::string>& v5() {
+  static const std::vector<std::string> all = {
+      R"sql(CREATE TABLE IF NOT EXISTS audit_heads (
+  slot          INT UNSIGNED NOT NULL PRIMARY KEY,
+  id            CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  chain_hash    CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  created_at_us BIGINT NULL,
+  legacy_until  CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NULL
+) ENGINE=InnoDB)sql",
+      "INSERT IGNORE INTO audit_heads (slot, chain_hash) SELECT seq, REPEAT('0', 64) FROM"
+      " seq_0_to_63",
+      "UPDATE audit_heads, (SELECT id FROM event_audit_log ORDER BY id DESC LIMIT 1) AS last"
+      " SET audit_heads.legacy_until = last.id"
+      " WHERE audit_heads.id IS NULL AND audit_heads.legacy_until IS NULL",
+      "UPDATE audit_heads, (SELECT id, chain_hash, created_at FROM event_audit_log ORDER BY id"
+      " DESC LIMIT 1) AS last SET audit_heads.id = last.id, audit_heads.chain_hash ="
+      " last.chain_hash, audit_heads.created_at_us = CAST(UNIX_TIMESTAMP(last.created_at) *"
+      " 1000000 AS SIGNED) WHERE audit_heads.slot = 0 AND audit_heads.id IS NULL",
+  };
+  return all;
+}
+
 std::string ident(const std::string& name) { return "`" + name + "`"; }
 std::string account(const std::string& login) { return "'" + login + "'@'%'"; }
 
@@ -142,6 +169,7 @@ class MysqlDialect final : public SqlDialect {
         {2, "event_outbox", v2()},
         {3, "bucket_leases, cluster_members", v3()},
         {4, "cluster_members.key_sha256, bucket_leases.changed_at", v4()},
+        {5, "audit_heads", v5()},
     };
     return all;
   }
@@ -157,25 +185,43 @@ class MysqlDialect final : public SqlDialect {
     return "ALTER TABLE events COMMENT = " + literal(comment);
   }
 
-  // A named lock is held by the session, not the transaction: taken when the transaction
-  // begins and let go after it ends, each in the same round trip. Its name carries the
-  // database's, so stores on one server do not share it. (Under READ COMMITTED, the reads that
-  // follow see everything committed before the lock was granted.)
-  std::vector<SqlStatement> begin_locked_statements() const override {
-    return {{"START TRANSACTION", {}},
-            {"SELECT GET_LOCK(CONCAT(DATABASE(), '.backbone_writer'), 60)", {}}};
+  // Named locks are held by the session, not the transaction: taken when the transaction
+  // begins and let go after it ends, each in the same round trip. Their names carry the
+  // database's, so stores on one server do not share them; MariaDB finds a deadlock among them
+  // should one form. (Under READ COMMITTED, the reads that follow see everything committed
+  // before the locks were granted.)
+  std::vector<SqlStatement> begin_statements(bool writer,
+                                             std::span<const std::string> keys) const override {
+    std::vector<SqlStatement> out = {{"START TRANSACTION", {}}};
+    if (writer) {
+      out.push_back({"SELECT GET_LOCK(CONCAT(DATABASE(), '.backbone_writer'), 60)", {}});
+    }
+    for (size_t at = 0; at < keys.size(); at += 256) {
+      SqlStatement st{"SELECT ", {}};
+      for (size_t i = at; i < std::min(keys.size(), at + 256); ++i) {
+        if (i > at) st.sql += ", ";
+        st.sql += "GET_LOCK(CONCAT(LEFT(DATABASE(), 40), '.k', ?), 60)";
+        st.params.push_back(keys[i]);
+      }
+      out.push_back(std::move(st));
+    }
+    return out;
   }
-  Result<void> check_locked(std::span<const SqlRows> results) const override {
-    if (results.size() < 2 || results[1].rows.empty() ||
-        results[1].rows[0][0] != std::optional<std::string>("1")) {
-      return make_error(Errc::kUnavailable,
-                        "mariadb: the store's writer lock was not granted within 60 s");
+  Result<void> check_begun(std::span<const SqlRows> results) const override {
+    for (size_t i = 1; i < results.size(); ++i) {
+      const bool granted =
+          !results[i].rows.empty() &&
+          std::all_of(results[i].rows[0].begin(), results[i].rows[0].end(),
+                      [](const std::optional<std::string>& v) { return v == "1"; });
+      if (!granted) {
+        return make_error(Errc::kUnavailable,
+                          "mariadb: the store's write locks were not granted within 60 s");
+      }
     }
     return {};
   }
-  std::vector<SqlStatement> end_locked_statements(bool commit) const override {
-    return {{commit ? "COMMIT" : "ROLLBACK", {}},
-            {"DO RELEASE_LOCK(CONCAT(DATABASE(), '.backbone_writer'))", {}}};
+  std::vector<SqlStatement> end_statements(bool commit) const override {
+    return {{commit ? "COMMIT" : "ROLLBACK", {}}, {"DO RELEASE_ALL_LOCKS()", {}}};
   }
 
   // The index is named, so that statistics that lag behind a young table cannot make the
@@ -227,7 +273,7 @@ class MysqlDialect final : public SqlDialect {
                                                    const std::string& database) const override {
     std::vector<std::string> out;
     for (const char* table : {"events", "event_audit_log", "records", "event_outbox",
-                              "bucket_leases", "cluster_members"}) {
+                              "bucket_leases", "cluster_members", "audit_heads"}) {
       out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
                     account(login));
     }
@@ -243,20 +289,23 @@ class MysqlDialect final : public SqlDialect {
       case Role::kSyncWorker:
         return {"GRANT SELECT, INSERT ON " + db + "events" + to,
                 "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
-                "GRANT SELECT, INSERT, DELETE ON " + db + "event_outbox" + to};
+                "GRANT SELECT, INSERT, DELETE ON " + db + "event_outbox" + to,
+                "GRANT SELECT, UPDATE ON " + db + "audit_heads" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON " + db + "events" + to,
                 "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
                 "GRANT SELECT, INSERT, UPDATE ON " + db + "records" + to,
                 "GRANT SELECT, INSERT, UPDATE ON " + db + "bucket_leases" + to,
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON " + db + "cluster_members" + to};
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON " + db + "cluster_members" + to,
+                "GRANT SELECT, UPDATE ON " + db + "audit_heads" + to};
       case Role::kReader:
         return {"GRANT SELECT ON " + db + "events" + to,
                 "GRANT SELECT ON " + db + "event_audit_log" + to,
                 "GRANT SELECT ON " + db + "records" + to,
                 "GRANT SELECT ON " + db + "event_outbox" + to,
                 "GRANT SELECT ON " + db + "bucket_leases" + to,
-                "GRANT SELECT ON " + db + "cluster_members" + to};
+                "GRANT SELECT ON " + db + "cluster_members" + to,
+                "GRANT SELECT ON " + db + "audit_heads" + to};
     }
     return {};
   }

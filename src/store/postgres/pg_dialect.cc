@@ -1,8 +1,10 @@
 #include "store/postgres/pg_dialect.h"
 
+#include <algorithm>
+
 // The PostgreSQL dialect: SPEC §2's schema in PostgreSQL's native types (uuid, timestamptz,
-// jsonb, boolean), the immutability triggers, the writer lock as a transaction-scoped advisory
-// lock, and the role grants.
+// jsonb, boolean), the immutability triggers, the writer and key locks as transaction-scoped
+// advisory locks, and the role grants.
 #include "store/postgres/pg_connection.h"
 #include "store/sql/sql_dialect.h"
 
@@ -130,6 +132,28 @@ ALTER TABLE cluster_members ADD COLUMN IF NOT EXISTS key_sha256 varchar(64) COLL
 ALTER TABLE bucket_leases ADD COLUMN IF NOT EXISTS changed_at timestamptz NULL;
 )sql";
 
+// The head of each writer slot's audit chain (doc/audit_chain.md), kAuditSlots of them. An
+// existing log becomes slot 0's chain up to its newest entry (legacy_until, on every row, so
+// that no slot's entries go below it).
+const char* const kV5AuditHeads = R"sql(
+CREATE TABLE IF NOT EXISTS audit_heads (
+  slot          integer  NOT NULL PRIMARY KEY CHECK (slot >= 0),
+  id            uuid     NULL,
+  chain_hash    char(64) NOT NULL CHECK (chain_hash ~ '^[0-9a-f]{64}$'),
+  created_at_us bigint   NULL,
+  legacy_until  uuid     NULL
+);
+INSERT INTO audit_heads (slot, chain_hash)
+  SELECT s, repeat('0', 64) FROM generate_series(0, 63) AS s ON CONFLICT DO NOTHING;
+UPDATE audit_heads SET legacy_until = last.id FROM
+  (SELECT id FROM event_audit_log ORDER BY id DESC LIMIT 1) AS last
+  WHERE audit_heads.id IS NULL AND audit_heads.legacy_until IS NULL;
+UPDATE audit_heads SET id = last.id, chain_hash = last.chain_hash,
+  created_at_us = (extract(epoch from last.created_at) * 1000000)::bigint FROM
+  (SELECT id, chain_hash, created_at FROM event_audit_log ORDER BY id DESC LIMIT 1) AS last
+  WHERE audit_heads.slot = 0 AND audit_heads.id IS NULL;
+)sql";
+
 std::string ident(const std::string& name) { return "\"" + name + "\""; }
 
 class PostgresDialect final : public SqlDialect {
@@ -145,6 +169,7 @@ class PostgresDialect final : public SqlDialect {
         {2, "event_outbox", {kV2Outbox}},
         {3, "bucket_leases, cluster_members", {kV3Leases}},
         {4, "cluster_members.key_sha256, bucket_leases.changed_at", {kV4MemberKey}},
+        {5, "audit_heads", {kV5AuditHeads}},
     };
     return all;
   }
@@ -159,12 +184,24 @@ class PostgresDialect final : public SqlDialect {
     return "COMMENT ON TABLE events IS " + literal(comment);
   }
 
-  std::vector<SqlStatement> begin_locked_statements() const override {
-    // One advisory lock per database, taken for the transaction; no privilege needed.
-    return {{"BEGIN", {}}, {"SELECT pg_advisory_xact_lock(7305546280393752178)", {}}};
+  // Advisory locks, scoped to the transaction and to the database; no privilege needed.
+  // (PostgreSQL finds a deadlock among them, should one form.)
+  std::vector<SqlStatement> begin_statements(bool writer,
+                                             std::span<const std::string> keys) const override {
+    std::vector<SqlStatement> out = {{"BEGIN", {}}};
+    if (writer) out.push_back({"SELECT pg_advisory_xact_lock(7305546280393752178)", {}});
+    for (size_t at = 0; at < keys.size(); at += 256) {
+      SqlStatement st{"SELECT 1", {}};
+      for (size_t i = at; i < std::min(keys.size(), at + 256); ++i) {
+        st.sql += ", pg_advisory_xact_lock(?::bigint)";
+        st.params.push_back(keys[i]);
+      }
+      out.push_back(std::move(st));
+    }
+    return out;
   }
-  Result<void> check_locked(std::span<const SqlRows>) const override { return {}; }
-  std::vector<SqlStatement> end_locked_statements(bool commit) const override {
+  Result<void> check_begun(std::span<const SqlRows>) const override { return {}; }
+  std::vector<SqlStatement> end_statements(bool commit) const override {
     return {{commit ? "COMMIT" : "ROLLBACK", {}}};
   }
 
@@ -219,7 +256,7 @@ class PostgresDialect final : public SqlDialect {
                                                    const std::string&) const override {
     return {
         "REVOKE ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
-        " cluster_members FROM " +
+        " cluster_members, audit_heads FROM " +
         ident(login)};
   }
   std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
@@ -229,20 +266,22 @@ class PostgresDialect final : public SqlDialect {
       case Role::kMigrator:
         return {
             "GRANT ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
-            " cluster_members" +
+            " cluster_members, audit_heads" +
             to};
       case Role::kSyncWorker:
         return {"GRANT SELECT, INSERT ON events, event_audit_log" + to,
-                "GRANT SELECT, INSERT, DELETE ON event_outbox" + to};
+                "GRANT SELECT, INSERT, DELETE ON event_outbox" + to,
+                "GRANT SELECT, UPDATE ON audit_heads" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON events" + to,
                 "GRANT SELECT, INSERT ON event_audit_log" + to,
                 "GRANT SELECT, INSERT, UPDATE ON records, bucket_leases" + to,
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_members" + to};
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_members" + to,
+                "GRANT SELECT, UPDATE ON audit_heads" + to};
       case Role::kReader:
         return {
             "GRANT SELECT ON events, event_audit_log, records, event_outbox, bucket_leases,"
-            " cluster_members" +
+            " cluster_members, audit_heads" +
             to};
     }
     return {};

@@ -150,6 +150,12 @@ constexpr Probe kProbes[] = {
     {"cluster_members: DELETE",
      "DELETE FROM cluster_members WHERE 1 = 0",
      {true, false, true, false}},
+    // The audit chains' heads: moved by every role that appends to the log.
+    {"audit_heads: SELECT", "SELECT COUNT(*) FROM audit_heads", {true, true, true, true}},
+    {"audit_heads: UPDATE",
+     "UPDATE audit_heads SET chain_hash = chain_hash WHERE 1 = 0",
+     {true, true, true, false}},
+    {"audit_heads: DELETE", "DELETE FROM audit_heads WHERE 1 = 0", {true, false, false, false}},
     {"DDL: CREATE TABLE",
      "CREATE TABLE backbone_grant_probe (x INT)",
      {true, false, false, false},

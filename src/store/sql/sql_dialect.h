@@ -1,10 +1,11 @@
 // SqlDialect: what differs between the server backends (PostgreSQL, MySQL/MariaDB) underneath
 // the one store implementation in sql_event_store.cc: how to connect, the schema and its
-// migrations, the store's writer lock, a few SQL spellings, and the role grants of SPEC §2.
+// migrations, the transaction's locks, a few SQL spellings, and the role grants of SPEC §2.
 //
 // Thread-safety: dialects are stateless singletons.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,21 +34,28 @@ class SqlDialect {
   virtual std::string events_comment_query() const = 0;  // one row and column, or NULL
   virtual std::string set_events_comment(const std::string& comment) const = 0;
 
-  // Write transactions hold the store's writer lock (the audit chain has one tail), across
-  // every process that shares the database. The lock goes with the connection if it is lost.
-  // The statements are sent with other work in one round trip (SqlConnection::run_batch).
-  virtual std::vector<SqlStatement> begin_locked_statements() const = 0;
-  // Whether the lock was granted, from those statements' results (kUnavailable if not).
-  virtual Result<void> check_locked(std::span<const SqlRows> results) const = 0;
-  virtual std::vector<SqlStatement> end_locked_statements(bool commit) const = 0;
-  // The statements above, run on their own.
+  // The start of a write transaction and its locks, taken in this order so that two writes
+  // never wait for each other in a cycle: the store's writer lock when `writer` (migrations,
+  // setting buckets up, merges that carry no fence), then one lock per key of `keys` (sorted,
+  // each once: an append's fingerprints, so that two processes cannot both store one change).
+  // Every process that shares the database sees them; they go with the connection if it is lost.
+  // (Row locks on bucket_leases and audit_heads follow, in the same SQL on every server:
+  // sql_lookups.h.) The statements are sent with other work in one round trip
+  // (SqlConnection::run_batch).
+  virtual std::vector<SqlStatement> begin_statements(bool writer,
+                                                     std::span<const std::string> keys) const = 0;
+  // Whether the locks were granted, from those statements' results (kUnavailable if not).
+  virtual Result<void> check_begun(std::span<const SqlRows> results) const = 0;
+  // COMMIT or ROLLBACK, and whatever lets the locks go.
+  virtual std::vector<SqlStatement> end_statements(bool commit) const = 0;
+  // The transaction with the writer lock alone, begun and ended on its own.
   Result<void> begin_locked(SqlConnection& c) const {
-    auto r = c.run_batch(begin_locked_statements());
+    auto r = c.run_batch(begin_statements(true, {}));
     if (!r.ok()) return r.error();
-    return check_locked(*r);
+    return check_begun(*r);
   }
   Result<void> end_locked(SqlConnection& c, bool commit) const {
-    auto r = c.run_batch(end_locked_statements(commit));
+    auto r = c.run_batch(end_statements(commit));
     if (!r.ok()) return r.error();
     return {};
   }

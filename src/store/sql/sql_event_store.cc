@@ -1,10 +1,12 @@
 #include "store/sql/sql_event_store.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -25,6 +27,8 @@ namespace {
 
 constexpr const char* kSchemaComment = "backbone schema ";
 constexpr const char* kMinId = "00000000-0000-0000-0000-000000000000";
+// How many slots above its first a store's concurrent writes may take (slot_from_).
+constexpr uint32_t kSlotsAbove = 16;
 
 class ServerEventStore final : public EventStore {
  public:
@@ -35,7 +39,9 @@ class ServerEventStore final : public EventStore {
         settings_(std::move(settings)),
         role_(role),
         clock_(clock),
+        ids_(ids),
         sealer_(clock, ids),
+        slot_from_(std::random_device{}() % (kAuditSlots - kSlotsAbove)),
         pool_([this] { return dialect_.connect(role_login(url_, settings_, role_)); },
               settings_.pool_size),
         event_columns_(event_columns(dialect_)),
@@ -104,19 +110,23 @@ class ServerEventStore final : public EventStore {
   Result<std::vector<AppendOutcome>> append(std::span<const Event> events) override {
     BACKBONE_TRY(check_schema());
     if (events.empty()) return std::vector<AppendOutcome>{};
-    // The fingerprints already ingested are read under the lock; a reused id is left to the
-    // primary key, which refuses the whole batch (then found_taken_id names the item).
+    // The fingerprints already ingested are read under a lock per fingerprint, so that two
+    // writers cannot both store one change; a reused id is left to the primary key, which
+    // refuses the whole batch (then found_taken_id names the item).
     std::vector<std::string> fingerprints;
     fingerprints.reserve(events.size());
     for (const Event& e : events) fingerprints.push_back(e.fingerprint());
+    Locks locks;
+    locks.keys = key_locks(fingerprints);
+    locks.slot = true;
     const std::vector<SetLookup> lookups = {ingested_lookup(dialect_, std::move(fingerprints))};
     using Outcomes = std::vector<AppendOutcome>;
     // Decides the batch on what was read: which events are duplicates, their audit entries
-    // sealed after the tail, and the INSERTs.
+    // sealed after the slot's head, and the INSERTs.
     auto plan_on = [&](const Reads& reads) -> Result<Plan<Outcomes>> {
       std::unordered_set<std::string> taken;  // ids stored by this batch
       std::unordered_map<std::string, EventId> originals = reads.ingested;
-      ChainTail tail = reads.tail;
+      AuditHead head = reads.head;
       Plan<Outcomes> plan;
       plan.value.reserve(events.size());
       std::vector<const Event*> fresh;
@@ -137,7 +147,7 @@ class ServerEventStore final : public EventStore {
         AuditDraft draft{id, e.record_key(),
                          duplicate ? AuditAction::kDuplicate : AuditAction::kIngested,
                          e.fingerprint(), std::nullopt};
-        auto entry = sealer_.seal(draft, tail);
+        auto entry = sealer_.seal(draft, head);
         if (!entry.ok()) return entry.error();
         audit.push_back(std::move(*entry));
         plan.value.push_back({id, e.fingerprint(), duplicate});
@@ -145,28 +155,30 @@ class ServerEventStore final : public EventStore {
       insert_events(fresh, plan.writes);
       insert_outbox(fresh, plan.writes);
       insert_audit(audit, plan.writes);
-      plan.marker = ChainTail::of(audit.back());
+      plan.marker = head;
       return plan;
     };
-    // While the lock and the lookups are out, the batch is decided on a guess of what they will
-    // read: no fingerprint ingested before, and the chain's tail as this store last committed
-    // it (the usual case for one writer). The guess is taken when the reads confirm it.
-    ChainTail guessed_tail;
+    // While the locks and the lookups are out, the batch is decided on a guess of what they
+    // will read: no fingerprint ingested before, and the first slot from slot_from_ on, at the
+    // head this store last committed to it (the usual case for one writer per store). The
+    // guess is taken when the reads confirm it.
+    AuditHead guessed_head;
     std::optional<Plan<Outcomes>> guess;
     auto speculate = [&] {
       guess.reset();
-      if (auto tail = last_tail()) {
-        guessed_tail = *tail;
+      if (auto head = last_head(slot_from_)) {
+        guessed_head = *head;
         Reads guessed;
-        guessed.tail = guessed_tail;
+        guessed.head = guessed_head;
         if (auto plan = plan_on(guessed); plan.ok()) guess = std::move(*plan);
       }
     };
     auto appended = write<Outcomes>(
-        lookups,
+        locks, lookups,
         [&](SqlConnection&, const Reads& reads) -> Result<Plan<Outcomes>> {
-          if (guess && reads.ingested.empty() && guessed_tail.id == reads.tail.id &&
-              guessed_tail.chain_hash == reads.tail.chain_hash) {
+          if (guess && reads.ingested.empty() && guessed_head.slot == reads.head.slot &&
+              guessed_head.id == reads.head.id &&
+              guessed_head.chain_hash == reads.head.chain_hash) {
             return *std::exchange(guess, std::nullopt);
           }
           return plan_on(reads);
@@ -185,7 +197,7 @@ class ServerEventStore final : public EventStore {
         p);
   }
 
-  // Outside the writer lock: the outbox is not part of the chain.
+  // No lock: the outbox is not part of the chain, and each DELETE stands alone.
   Result<void> published(std::span<const EventId> ids) override {
     BACKBONE_TRY(check_schema());
     for (size_t at = 0; at < ids.size(); at += kMaxRowsPerStatement) {
@@ -231,7 +243,8 @@ class ServerEventStore final : public EventStore {
 
   Result<bool> mark_processed(const EventId& id) override {
     BACKBONE_TRY(check_schema());
-    return write<bool>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
+    // One UPDATE that tests and sets: no lock needed.
+    return write<bool>({}, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
       const SqlParam p[] = {id.str()};
       auto up = c.run("UPDATE events SET processed = TRUE WHERE id = ? AND processed = FALSE", p);
       if (!up.ok()) return up.error();
@@ -288,11 +301,18 @@ class ServerEventStore final : public EventStore {
   }
 
   Result<void> replace_records(std::span<const StoredRecord> rows,
-                               std::optional<EventId> audit_tail) override {
+                               std::span<const AuditHead> heads) override {
     BACKBONE_TRY(check_schema());
     BACKBONE_TRY(require_migrator(role_, "replacing records needs"));
-    auto done = write<bool>({}, [&](SqlConnection&, const Reads& reads) -> Result<Plan<bool>> {
-      BACKBONE_TRY(check_chain_unmoved(reads.tail, audit_tail));
+    Locks locks;
+    locks.writer = true;
+    auto done = write<bool>(locks, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
+      // Every head locked: no write appends until this one ends, and none did since `heads`.
+      auto now = c.run(select_heads(dialect_) + " FOR UPDATE");
+      if (!now.ok()) return now.error();
+      auto read = read_heads(*now);
+      if (!read.ok()) return read.error();
+      BACKBONE_TRY(check_chain_unmoved(*read, heads));
       Plan<bool> plan{true, {{"DELETE FROM records", {}}}, std::nullopt};
       std::vector<const StoredRecord*> all;
       all.reserve(rows.size());
@@ -306,45 +326,49 @@ class ServerEventStore final : public EventStore {
 
   Result<uint32_t> init_buckets(uint32_t count) override {
     BACKBONE_TRY(check_schema());
-    return write<uint32_t>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<uint32_t>> {
-      auto n = c.run("SELECT COUNT(*) FROM bucket_leases");
-      if (!n.ok()) return n.error();
-      const auto recorded = static_cast<uint32_t>(to_int(n->rows.at(0).at(0)));
-      if (recorded > 0) return Plan<uint32_t>{recorded, {}, std::nullopt};
-      std::vector<uint32_t> buckets(count);
-      for (uint32_t b = 0; b < count; ++b) buckets[b] = b;
-      Plan<uint32_t> plan{count, {}, std::nullopt};
-      insert_rows(
-          "INSERT INTO bucket_leases (bucket, owner, epoch) VALUES ", "(?, NULL, 0)", "", buckets,
-          [](uint32_t b, std::vector<SqlParam>& p) { p.push_back(std::to_string(b)); },
-          plan.writes);
-      return plan;
-    });
+    Locks locks;
+    locks.writer = true;
+    return write<uint32_t>(
+        locks, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<uint32_t>> {
+          auto n = c.run("SELECT COUNT(*) FROM bucket_leases");
+          if (!n.ok()) return n.error();
+          const auto recorded = static_cast<uint32_t>(to_int(n->rows.at(0).at(0)));
+          if (recorded > 0) return Plan<uint32_t>{recorded, {}, std::nullopt};
+          std::vector<uint32_t> buckets(count);
+          for (uint32_t b = 0; b < count; ++b) buckets[b] = b;
+          Plan<uint32_t> plan{count, {}, std::nullopt};
+          insert_rows(
+              "INSERT INTO bucket_leases (bucket, owner, epoch) VALUES ", "(?, NULL, 0)", "",
+              buckets, [](uint32_t b, std::vector<SqlParam>& p) { p.push_back(std::to_string(b)); },
+              plan.writes);
+          return plan;
+        });
   }
 
   Result<ClusterView> beat(const ClusterMember& member) override {
     BACKBONE_TRY(check_schema());
-    return write<ClusterView>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<ClusterView>> {
-      const SqlParam row[] = {member.address, member.leaving ? "1" : "0", sql_time(clock_.now()),
-                              member.key_sha256, member.id};
-      auto up = c.run(
-          "UPDATE cluster_members SET beat = beat + 1, address = ?, leaving = ?, beat_at = ?,"
-          " key_sha256 = ? WHERE member = ?",
-          row);
-      if (!up.ok()) return up.error();
-      if (up->affected == 0) {
-        const SqlParam fresh[] = {member.id, member.address, member.leaving ? "1" : "0",
-                                  sql_time(clock_.now()), member.key_sha256};
-        auto ins = c.run(
-            "INSERT INTO cluster_members (member, address, beat, leaving, beat_at, key_sha256)"
-            " VALUES (?, ?, 1, ?, ?, ?)",
-            fresh);
-        if (!ins.ok()) return ins.error();
-      }
-      auto view = read_view([&](const std::string& sql) { return c.run(sql); });
-      if (!view.ok()) return view.error();
-      return Plan<ClusterView>{std::move(*view), {}, std::nullopt};
-    });
+    return write<ClusterView>(
+        {}, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<ClusterView>> {
+          const SqlParam row[] = {member.address, member.leaving ? "1" : "0",
+                                  sql_time(clock_.now()), member.key_sha256, member.id};
+          auto up = c.run(
+              "UPDATE cluster_members SET beat = beat + 1, address = ?, leaving = ?, beat_at = ?,"
+              " key_sha256 = ? WHERE member = ?",
+              row);
+          if (!up.ok()) return up.error();
+          if (up->affected == 0) {
+            const SqlParam fresh[] = {member.id, member.address, member.leaving ? "1" : "0",
+                                      sql_time(clock_.now()), member.key_sha256};
+            auto ins = c.run(
+                "INSERT INTO cluster_members (member, address, beat, leaving, beat_at, key_sha256)"
+                " VALUES (?, ?, 1, ?, ?, ?)",
+                fresh);
+            if (!ins.ok()) return ins.error();
+          }
+          auto view = read_view([&](const std::string& sql) { return c.run(sql); });
+          if (!view.ok()) return view.error();
+          return Plan<ClusterView>{std::move(*view), {}, std::nullopt};
+        });
   }
 
   Result<ClusterView> cluster_view() override {
@@ -387,37 +411,51 @@ class ServerEventStore final : public EventStore {
       const std::string& member, std::span<const LeaseChange> changes) override {
     BACKBONE_TRY(check_schema());
     using Epochs = std::vector<std::optional<uint64_t>>;
-    return write<Epochs>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<Epochs>> {
-      Plan<Epochs> plan{{}, {}, std::nullopt};
-      for (const LeaseChange& ch : changes) {
-        const std::string bucket = std::to_string(ch.bucket), epoch = std::to_string(ch.epoch);
-        Result<SqlRows> r = [&] {
-          const std::string at = sql_time(clock_.now());
-          if (ch.claim) {
-            const SqlParam p[] = {member, at, bucket, epoch};
-            return c.run(
-                "UPDATE bucket_leases SET owner = ?, epoch = epoch + 1, changed_at = ? WHERE"
-                " bucket = ? AND epoch = ?",
-                p);
+    // Each change is a compare-and-set of its row; a claim waits for the writes that hold the
+    // row (lock_buckets) and fences those that come after.
+    auto changed =
+        write<Epochs>({}, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<Epochs>> {
+          Plan<Epochs> plan{{}, {}, std::nullopt};
+          for (const LeaseChange& ch : changes) {
+            const std::string bucket = std::to_string(ch.bucket), epoch = std::to_string(ch.epoch);
+            Result<SqlRows> r = [&] {
+              const std::string at = sql_time(clock_.now());
+              if (ch.claim) {
+                const SqlParam p[] = {member, at, bucket, epoch};
+                return c.run(
+                    "UPDATE bucket_leases SET owner = ?, epoch = epoch + 1, changed_at = ? WHERE"
+                    " bucket = ? AND epoch = ?",
+                    p);
+              }
+              const SqlParam p[] = {at, bucket, epoch, member};
+              return c.run(
+                  "UPDATE bucket_leases SET owner = NULL, epoch = epoch + 1, changed_at = ? WHERE"
+                  " bucket = ? AND epoch = ? AND owner = ?",
+                  p);
+            }();
+            if (!r.ok()) return r.error();
+            plan.value.push_back(r->affected == 1 ? std::optional(ch.epoch + 1) : std::nullopt);
           }
-          const SqlParam p[] = {at, bucket, epoch, member};
-          return c.run(
-              "UPDATE bucket_leases SET owner = NULL, epoch = epoch + 1, changed_at = ? WHERE"
-              " bucket = ? AND epoch = ? AND owner = ?",
-              p);
-        }();
-        if (!r.ok()) return r.error();
-        plan.value.push_back(r->affected == 1 ? std::optional(ch.epoch + 1) : std::nullopt);
+          return plan;
+        });
+    if (!changed.ok()) return changed;
+    for (size_t i = 0; i < changes.size(); ++i) {
+      if (changes[i].claim && (*changed)[i]) {
+        // Each chain is in id order, and one record's entries must be too, across chains: the
+        // bucket's former owner wrote its last entries before this claim, so ids from here on
+        // start above every head (whatever the clocks of the two processes say).
+        BACKBONE_TRY(raise_ids_above_heads());
+        break;
       }
-      return plan;
-    });
+    }
+    return changed;
   }
 
   Result<void> forget_members(std::span<const std::string> ids) override {
     BACKBONE_TRY(check_schema());
     for (const std::string& id : ids) {
       const SqlParam p[] = {id};
-      auto done = write<bool>({}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
+      auto done = write<bool>({}, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
         auto r = c.run("DELETE FROM cluster_members WHERE member = ?", p);
         if (!r.ok()) return r.error();
         return Plan<bool>{true, {}, std::nullopt};
@@ -431,16 +469,25 @@ class ServerEventStore final : public EventStore {
     BACKBONE_TRY(check_schema());
     if (drafts.empty()) return std::vector<AuditEntry>{};
     using Entries = std::vector<AuditEntry>;
-    return write<Entries>({}, [&](SqlConnection&, const Reads& reads) -> Result<Plan<Entries>> {
-      ChainTail tail = reads.tail;
-      Plan<Entries> plan;
-      auto sealed = sealer_.seal_all(drafts, tail);
-      if (!sealed.ok()) return sealed.error();
-      plan.value = std::move(*sealed);
-      insert_audit(plan.value, plan.writes);
-      plan.marker = ChainTail::of(plan.value.back());
-      return plan;
-    });
+    Locks locks;
+    locks.slot = true;
+    return write<Entries>(locks, {},
+                          [&](SqlConnection&, const Reads& reads) -> Result<Plan<Entries>> {
+                            AuditHead head = reads.head;
+                            Plan<Entries> plan;
+                            auto sealed = sealer_.seal_all(drafts, head);
+                            if (!sealed.ok()) return sealed.error();
+                            plan.value = std::move(*sealed);
+                            insert_audit(plan.value, plan.writes);
+                            plan.marker = head;
+                            return plan;
+                          });
+  }
+
+  Result<std::vector<AuditHead>> audit_heads() override {
+    auto rows = query(select_heads(dialect_), {});
+    if (!rows.ok()) return rows.error();
+    return read_heads(*rows);
   }
 
   Result<std::vector<AuditEntry>> audit_for_event(const EventId& event_id) override {
@@ -568,26 +615,46 @@ class ServerEventStore final : public EventStore {
   }
 
   // What a write decided: its result, the statements that write it (run with the COMMIT in
-  // one round trip), and the last audit entry it writes, if any (its marker).
+  // one round trip), and its writer slot's new head when it appends audit entries (its marker).
   template <typename T>
   struct Plan {
     T value;
     std::vector<SqlStatement> writes;
-    std::optional<ChainTail> marker;
+    std::optional<AuditHead> marker;
   };
   template <typename T>
   using Planner = std::function<Result<Plan<T>>(SqlConnection&, const Reads&)>;
 
-  // One write transaction, holding the writer lock, in two round trips: BEGIN, the lock and
-  // `lookups` (what the planner needs to decide); then the plan's writes and the COMMIT. When the
-  // connection is lost during the second, the transaction either committed or not: the plan's
-  // marker (its last audit entry) tells which; without a marker the write runs again.
+  // What a write transaction locks (sql_dialect.h, sql_lookups.h), in this order.
+  struct Locks {
+    bool writer = false;                           // the store's writer lock
+    std::optional<std::vector<uint32_t>> buckets;  // lease rows, their epochs read (empty: all)
+    std::vector<std::string> keys;                 // key locks: sorted, each once
+    bool slot = false;                             // a writer slot, to append audit entries
+  };
+
+  // The key locks of an append's fingerprints: their first 60 bits, sorted, each once.
+  static std::vector<std::string> key_locks(const std::vector<std::string>& fingerprints) {
+    std::set<uint64_t> keys;
+    for (const std::string& f : fingerprints) {
+      keys.insert(std::stoull(f.substr(0, 15), nullptr, 16));
+    }
+    std::vector<std::string> out;
+    out.reserve(keys.size());
+    for (uint64_t k : keys) out.push_back(std::to_string(k));
+    return out;
+  }
+
+  // One write transaction, in two round trips: BEGIN, the locks and `lookups` (what the
+  // planner needs to decide); then the plan's writes, the slot's new head and the COMMIT. When
+  // the connection is lost during the second, the transaction either committed or not: the
+  // plan's marker (its last audit entry) tells which; without a marker the write runs again.
   // `meanwhile` runs while the first round trip is out (SqlConnection::run_batch). A committed
-  // marker becomes the chain's tail as last seen (last_tail()).
+  // marker becomes its slot's head as last seen (last_head()).
   template <typename T>
-  Result<T> write(const std::vector<SetLookup>& lookups, const Planner<T>& planner,
-                  const std::function<void()>& meanwhile = {}) {
-    std::optional<ChainTail> marker;
+  Result<T> write(const Locks& locks, const std::vector<SetLookup>& lookups,
+                  const Planner<T>& planner, const std::function<void()>& meanwhile = {}) {
+    std::optional<AuditHead> marker;
     std::optional<T> outcome;  // the value of the attempt whose fate is open
     return retrying<T>([&]() -> Result<T> {
       auto lease = pool_.acquire();
@@ -598,7 +665,7 @@ class ServerEventStore final : public EventStore {
         auto found = c.run("SELECT 1 FROM event_audit_log WHERE id = ?", p);
         if (!found.ok()) return found.error();
         if (!found->rows.empty()) {
-          saw_tail(*marker);
+          saw_head(*marker);
           return std::move(*outcome);
         }
         marker.reset();
@@ -607,21 +674,35 @@ class ServerEventStore final : public EventStore {
         if (c.healthy()) (void)dialect_.end_locked(c, false);
         return e;
       };
-      std::vector<SqlStatement> first = dialect_.begin_locked_statements();
-      const size_t locking = first.size();
+      std::vector<SqlStatement> first = dialect_.begin_statements(locks.writer, locks.keys);
+      const size_t begun = first.size();
+      if (locks.buckets) first.push_back(lock_buckets(dialect_, *locks.buckets));
+      const size_t slot_at = first.size();
+      if (locks.slot) first.push_back(take_slot(dialect_, slot_from_));
+      const size_t looked_up = first.size();
       append_lookups(dialect_, lookups, first);
-      auto begun = c.run_batch(first, meanwhile);
-      if (!begun.ok()) return abort(begun.error());
-      if (auto locked = dialect_.check_locked(std::span(*begun).first(locking)); !locked.ok()) {
+      auto results = c.run_batch(first, meanwhile);
+      if (!results.ok()) return abort(results.error());
+      if (auto locked = dialect_.check_begun(std::span(*results).first(begun)); !locked.ok()) {
         return abort(locked.error());
       }
-      auto reads = parse_lookups(std::span(*begun).subspan(locking));
+      auto reads = parse_lookups(std::span(*results).subspan(looked_up));
       if (!reads.ok()) return abort(reads.error());
+      if (locks.buckets) read_epochs((*results)[begun], reads->merge);
+      if (locks.slot) {
+        auto head = read_slot((*results)[slot_at]);
+        if (!head.ok()) return abort(head.error());
+        if (!*head) {
+          return abort(make_error(Errc::kUnavailable, "every audit writer slot from " +
+                                                          std::to_string(slot_from_) +
+                                                          " on is held by other writes"));
+        }
+        reads->head = std::move(**head);
+      }
       auto plan = planner(c, *reads);
       if (!plan.ok()) return abort(plan.error());
-      for (SqlStatement& st : dialect_.end_locked_statements(true)) {
-        plan->writes.push_back(std::move(st));
-      }
+      if (locks.slot && plan->marker) plan->writes.push_back(save_slot(*plan->marker));
+      for (SqlStatement& st : dialect_.end_statements(true)) plan->writes.push_back(std::move(st));
       auto committed = c.run_batch(plan->writes);
       if (!committed.ok()) {
         if (committed.code() == Errc::kUnavailable && plan->marker) {
@@ -631,19 +712,32 @@ class ServerEventStore final : public EventStore {
         }
         return abort(committed.error());
       }
-      if (plan->marker) saw_tail(*plan->marker);
+      if (plan->marker) saw_head(*plan->marker);
       return std::move(plan->value);
     });
   }
 
-  // The chain's tail after the last write this store committed (none before the first).
-  std::optional<ChainTail> last_tail() {
-    std::lock_guard lock(tail_mu_);
-    return tail_;
+  // Slot `slot`'s head after the last write this store committed to it (none before the first).
+  std::optional<AuditHead> last_head(uint32_t slot) {
+    std::lock_guard lock(heads_mu_);
+    auto it = heads_.find(slot);
+    if (it == heads_.end()) return std::nullopt;
+    return it->second;
   }
-  void saw_tail(const ChainTail& tail) {
-    std::lock_guard lock(tail_mu_);
-    if (!tail_ || tail_->id < tail.id) tail_ = tail;
+  void saw_head(const AuditHead& head) {
+    std::lock_guard lock(heads_mu_);
+    auto [it, fresh] = heads_.emplace(head.slot, head);
+    if (!fresh && it->second.id < head.id) it->second = head;
+  }
+
+  // Moves the id generator above every chain's head (after a claim: change_leases).
+  Result<void> raise_ids_above_heads() {
+    auto heads = audit_heads();
+    if (!heads.ok()) return heads.error();
+    for (const AuditHead& h : *heads) {
+      if (!h.empty()) (void)ids_.next_after(in_audit_slot(h.id, 0xffff));
+    }
+    return {};
   }
 
   // Multi-row INSERTs of `items` (at most 256 rows each) onto `out`: `row` is one row's
@@ -715,6 +809,16 @@ class ServerEventStore final : public EventStore {
     using Outcomes = std::vector<Result<std::vector<AuditEntry>>>;
     auto decided = [&]() -> Result<Outcomes> {
       BACKBONE_TRY(check_schema());
+      // A fenced commit locks its bucket's lease row (its fence is checked on it, and a claim of
+      // the bucket waits for it); a commit without a fence locks the store's writer lock and
+      // every lease row, so it excludes every other merge of its record however it comes.
+      Locks locks;
+      locks.slot = true;
+      locks.buckets = fenced_buckets(all);
+      if (std::any_of(all.begin(), all.end(), [](const MergeCommit* m) { return !m->fence; })) {
+        locks.writer = true;
+        locks.buckets->clear();
+      }
       std::vector<std::string> ids;
       std::vector<std::string> keys;  // flattened (record_type, record_id) pairs
       std::set<std::pair<std::string, std::string>> seen;
@@ -727,11 +831,9 @@ class ServerEventStore final : public EventStore {
       }
       std::vector<SetLookup> lookups = {processed_lookup(dialect_, std::move(ids)),
                                         version_lookup(dialect_, std::move(keys))};
-      std::vector<std::string> buckets;
-      for (uint32_t b : fenced_buckets(all)) buckets.push_back(std::to_string(b));
-      if (!buckets.empty()) lookups.push_back(epoch_lookup(dialect_, std::move(buckets)));
-      return write<Outcomes>(
-          lookups, [&](SqlConnection&, const Reads& reads) { return plan_merges(all, reads); });
+      return write<Outcomes>(locks, lookups, [&](SqlConnection&, const Reads& reads) {
+        return plan_merges(all, reads);
+      });
     }();
     size_t at = 0;
     for (QueuedMerges* q : group) {
@@ -745,15 +847,16 @@ class ServerEventStore final : public EventStore {
 
   using MergeOutcomes = std::vector<Result<std::vector<AuditEntry>>>;
 
-  // The merge plan (store_core.h) on what was read under the lock, as statements: the processed
-  // flags, the audit entries, and each record's last row.
+  // The merge plan (store_core.h) on what was read under the locks, as statements: the
+  // processed flags, the audit entries, and each record's last row.
   Result<Plan<MergeOutcomes>> plan_merges(const std::vector<const MergeCommit*>& commits,
                                           const Reads& reads) {
-    ChainTail tail = reads.tail;
-    MergePlan decided = backbone::plan_merges(commits, reads.merge, tail, sealer_, clock_.now());
+    AuditHead head = reads.head;
+    MergePlan decided = backbone::plan_merges(commits, reads.merge, head, sealer_, clock_.now());
     Plan<MergeOutcomes> plan;
     plan.value = std::move(decided.outcomes);
-    // Every writer of processed holds the writer lock, so the flags read above still hold.
+    // Every merge of these events' records holds their buckets' rows (or all of them), so the
+    // flags read above still hold; the UPDATE tests them all the same.
     size_t at = 0;
     for (size_t n : chunk_sizes(decided.to_mark.size())) {
       SqlStatement st{"UPDATE events SET processed = TRUE WHERE processed = FALSE AND id IN (" +
@@ -768,7 +871,7 @@ class ServerEventStore final : public EventStore {
     rows.reserve(decided.records.size());
     for (const StoredRecord& row : decided.records) rows.push_back(&row);
     insert_records(rows, true, plan.writes);
-    if (!decided.audit.empty()) plan.marker = ChainTail::of(decided.audit.back());
+    if (!decided.audit.empty()) plan.marker = head;
     return plan;
   }
 
@@ -777,10 +880,14 @@ class ServerEventStore final : public EventStore {
   const ServerStoreSettings settings_;
   const Role role_;
   const Clock& clock_;
+  EventIdGenerator& ids_;
   AuditSealer sealer_;
+  // The first writer slot this store's writes ask for; stores of other processes start
+  // elsewhere, at random, so that their writes seldom meet on one.
+  const uint32_t slot_from_;
   ConnectionPool pool_;
-  std::mutex tail_mu_;
-  std::optional<ChainTail> tail_;  // guarded by tail_mu_
+  std::mutex heads_mu_;
+  std::map<uint32_t, AuditHead> heads_;  // guarded by heads_mu_
   const std::string event_columns_;
   const std::string audit_columns_;
   const std::string record_columns_;

@@ -3,11 +3,12 @@
 //
 // How it works:
 //  - Reads lease a pooled connection and run one prepared query.
-//  - Every write (append, commit_merges, append_audit, mark_processed, replace_records) runs in
-//    one transaction that holds the store's writer lock (SqlDialect::begin_locked), because the
-//    audit chain has one tail across every process that shares the database. Inside it, the
-//    store reads what it needs with a few set queries (ids, fingerprints, record versions, the
-//    chain's tail), decides in memory, and writes with multi-row INSERTs.
+//  - Every write runs in one transaction that takes only the locks it needs, so that several
+//    processes write one database at once (doc/store_servers.md, "Writes"): an append a lock
+//    per fingerprint, a merge commit its buckets' lease rows, and every write that appends
+//    audit entries a writer slot's head (its own chain, doc/audit_chain.md). Inside it, the
+//    store reads what it needs with a few set queries (ids, fingerprints, record versions),
+//    decides in memory, and writes with multi-row INSERTs and the slot's new head.
 //  - Concurrent commit_merges callers in one process share one transaction (GroupCommit).
 //  - A lost connection (the server restarting) is retried with backoff for up to
 //    reconnect_timeout_ms. A write whose COMMIT was cut off is checked before it is retried: if

@@ -9,8 +9,8 @@
 // connect_timeout_s=N (default 10), reconnect_timeout_ms=N (how long a write retries a lost
 // connection before it fails with kUnavailable; default 30000), stall_timeout_ms=N (the server
 // ends a session that stays this long inside a transaction without a statement, default 2000;
-// doc/scale_out.md: a process stopped while it holds the writer lock would otherwise hold up
-// every process of the environment, lease changes included, until it is continued).
+// doc/scale_out.md: a process stopped inside a write would otherwise hold its locks, and the
+// claims of its buckets with them, until it is continued).
 #pragma once
 
 #include <string>

@@ -132,6 +132,7 @@ class SqliteEventStore final : public EventStore {
             if (auto r = insert_audit(audit, *chain); !r.ok()) return where(r.error());
             out.push_back({original ? *original : e.id(), e.fingerprint(), original.has_value()});
           }
+          BACKBONE_TRY(save_head(*chain));
           return out;
         });
     if (appended.ok()) published_.clear();
@@ -319,6 +320,7 @@ class SqliteEventStore final : public EventStore {
     if (!reads.ok()) return abort(reads.error());
     MergePlan plan = plan_merges(all, std::move(*reads), *chain, sealer_, clock_.now());
     if (auto w = write_merge_plan(plan); !w.ok()) return abort(w.error());
+    if (auto h = save_head(*chain); !h.ok()) return abort(h.error());
     if (auto cm = db_->exec("COMMIT"); !cm.ok()) return abort(cm.error());
     size_t at = 0;
     for (QueuedMerges* q : batch) {
@@ -409,14 +411,14 @@ class SqliteEventStore final : public EventStore {
 
  public:
   Result<void> replace_records(std::span<const StoredRecord> rows,
-                               std::optional<EventId> audit_tail) override {
+                               std::span<const AuditHead> heads) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());
     BACKBONE_TRY(require_migrator(db_->role(), "replacing records needs"));
     auto replaced = in_write_txn<bool>([&]() -> Result<bool> {
-      auto tail = chain_tail();
-      if (!tail.ok()) return tail.error();
-      BACKBONE_TRY(check_chain_unmoved(*tail, audit_tail));
+      auto head = chain_tail();
+      if (!head.ok()) return head.error();
+      BACKBONE_TRY(check_chain_unmoved(std::span(&*head, 1), heads));
       BACKBONE_TRY(run_cached("DELETE FROM records"));
       BACKBONE_TRY(write_records(rows, false));
       return true;
@@ -572,6 +574,7 @@ class SqliteEventStore final : public EventStore {
       auto sealed = sealer_.seal_all(drafts, *chain);
       if (!sealed.ok()) return sealed.error();
       for (const AuditEntry& e : *sealed) BACKBONE_TRY(insert_audit_row(e));
+      BACKBONE_TRY(save_head(*chain));
       return sealed;
     });
   }
@@ -593,6 +596,17 @@ class SqliteEventStore final : public EventStore {
     if (!s.ok()) return s.error();
     (*s)->bind(1, record.record_type).bind(2, record.record_id);
     return collect<AuditEntry>(**s, read_audit);
+  }
+
+  // One writer at a time (BEGIN IMMEDIATE), so one chain: slot 0.
+  Result<std::vector<AuditHead>> audit_heads() override {
+    std::lock_guard lock(read_mu_);
+    BACKBONE_TRY(check_schema());
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto head = read_head(**db);
+    if (!head.ok()) return head.error();
+    return std::vector<AuditHead>{std::move(*head)};
   }
 
   Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> after, size_t limit) override {
@@ -675,25 +689,48 @@ class SqliteEventStore final : public EventStore {
     return collect<AuditEntry>(**s, read_audit);
   }
 
-  Result<ChainTail> chain_tail() {
-    auto s = db_->prepare(
-        "SELECT id, chain_hash, created_at FROM event_audit_log ORDER BY id DESC LIMIT 1");
+  // Slot 0's head, read inside the write transaction.
+  Result<AuditHead> chain_tail() { return read_head(*db_); }
+
+  static Result<AuditHead> read_head(SqliteDb& db) {
+    auto s = db.prepare(
+        "SELECT id, chain_hash, created_at_us, legacy_until FROM audit_heads WHERE slot = 0");
     if (!s.ok()) return s.error();
     auto row = (*s)->step();
     if (!row.ok()) return row.error();
-    ChainTail tail;
-    if (*row) {
-      auto id = EventId::parse((*s)->text(0));
-      if (!id.ok()) {
-        (*s)->reset();
-        return make_error(Errc::kDataLoss, "last audit entry has a malformed id");
-      }
-      tail.id = *id;
-      tail.chain_hash = (*s)->text(1);
-      tail.created_at = Timestamp::from_micros((*s)->integer(2));
+    if (!*row) return make_error(Errc::kDataLoss, "audit_heads has no row for slot 0");
+    AuditHead head;
+    auto id = [&](int column) -> Result<std::optional<EventId>> {
+      if ((*s)->is_null(column)) return std::optional<EventId>();
+      auto parsed = EventId::parse((*s)->text(column));
+      if (!parsed.ok()) return make_error(Errc::kDataLoss, "audit head has a malformed id");
+      return std::optional<EventId>(*parsed);
+    };
+    auto last = id(0);
+    auto legacy = id(3);
+    if (last.ok() && legacy.ok()) {
+      head.id = last->value_or(EventId());
+      head.chain_hash = (*s)->text(1);
+      head.created_at = Timestamp::from_micros((*s)->integer(2));
+      head.legacy_until = *legacy;
     }
     (*s)->reset();
-    return tail;
+    if (!last.ok()) return last.error();
+    if (!legacy.ok()) return legacy.error();
+    return head;
+  }
+
+  // Records slot 0's head, in the write transaction that moved it.
+  Result<void> save_head(const AuditHead& head) {
+    if (head.empty()) return {};
+    auto s = db_->prepare(
+        "UPDATE audit_heads SET id = ?, chain_hash = ?, created_at_us = ? WHERE slot = 0");
+    if (!s.ok()) return s.error();
+    return (*s)
+        ->bind(1, head.id.str())
+        .bind(2, head.chain_hash)
+        .bind(3, head.created_at.micros())
+        .run();
   }
 
   Result<std::optional<EventId>> find_ingested(const std::string& fingerprint) {
@@ -753,7 +790,7 @@ class SqliteEventStore final : public EventStore {
   }
 
   // Seals `draft` after `tail`, inserts it, and moves `tail` on.
-  Result<AuditEntry> insert_audit(const AuditDraft& draft, ChainTail& tail) {
+  Result<AuditEntry> insert_audit(const AuditDraft& draft, AuditHead& tail) {
     auto entry = sealer_.seal(draft, tail);
     if (!entry.ok()) return entry.error();
     BACKBONE_TRY(insert_audit_row(*entry));

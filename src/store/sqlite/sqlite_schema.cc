@@ -133,12 +133,30 @@ ALTER TABLE cluster_members ADD COLUMN key_sha256 VARCHAR(64) NOT NULL DEFAULT '
 ALTER TABLE bucket_leases ADD COLUMN changed_at INTEGER NULL;
 )sql";
 
+// The head of each writer slot's audit chain (doc/audit_chain.md). One writer at a time here,
+// so one slot; an existing log is slot 0's chain up to its newest entry (legacy_until).
+constexpr const char* kV5 = R"sql(
+CREATE TABLE IF NOT EXISTS audit_heads (
+  slot         INTEGER  NOT NULL PRIMARY KEY CHECK (slot >= 0),
+  id           CHAR(36) NULL,
+  chain_hash   CHAR(64) NOT NULL CHECK (length(chain_hash) = 64),
+  created_at_us INTEGER NULL,
+  legacy_until CHAR(36) NULL
+);
+INSERT OR IGNORE INTO audit_heads (slot, id, chain_hash, created_at_us, legacy_until)
+  SELECT 0, last.id, coalesce(last.chain_hash, printf('%064d', 0)), last.created_at, last.id
+  FROM (SELECT 1) LEFT JOIN
+       (SELECT id, chain_hash, created_at FROM event_audit_log ORDER BY id DESC LIMIT 1) AS last
+       ON 1;
+)sql";
+
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "events, event_audit_log, records, immutability triggers", kV1},
       {2, "event_outbox", kV2},
       {3, "bucket_leases, cluster_members", kV3},
       {4, "cluster_members.key_sha256, bucket_leases.changed_at", kV4},
+      {5, "audit_heads", kV5},
   };
   return all;
 }
