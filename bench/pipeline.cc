@@ -105,7 +105,7 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
   if (const char* w = std::getenv("BENCH_WORKERS")) ao.workers = std::stoul(w);
   auto app = server::App::open(ao);
   if (!app.ok()) die(app.error().describe());
-  auto token = (*app)->tokens().create("bench", env, {"publish"});
+  auto token = (*app)->create_token(env, "bench", {"publish"});
   if (!token.ok()) die(token.error().describe());
   server::HttpServer http(**app);
   if (auto b = http.bind("127.0.0.1:0"); !b.ok()) die(b.error().describe());

@@ -7,14 +7,16 @@
 //
 // With a PostgreSQL or MariaDB server (--postgres URL, --mysql URL, admin URLs; by default
 // BACKBONE_TEST_POSTGRES_URL and BACKBONE_TEST_MYSQL_URL, which `make bench` sets by starting
-// throwaway servers), the same for each: the library's append (as sync_worker: the writer lock,
-// the id and fingerprint checks, the chain's tail, multi-row INSERTs) against its floor, the
+// throwaway servers), the same for each: the library's append (as sync_worker: a lock per
+// fingerprint, a writer slot's head, the id and fingerprint checks, multi-row INSERTs) against
+// its floor, the
 // bare driver connection (PQexecPrepared / mysql_stmt_execute) running the very same prepared
 // multi-row INSERTs of the same rows, BEGIN/COMMIT per batch, and nothing else.
 //
 // Then the same appends from 1, 2 and 3 processes at once to one server store (--processes),
-// each taking every Nth event, against the floor's bare INSERTs from as many processes: every
-// library append takes the store's writer lock, for the one audit chain (doc/audit_chain.md).
+// each taking every Nth event, against the floor's bare INSERTs from as many processes: each
+// library append takes its fingerprints' locks and a writer slot of its own, so appends of
+// different changes share no lock (doc/audit_chain.md, "Many writers").
 //
 //   bench_store_append [--events N] [--batch B] [--rounds R] [--dir PATH] [--postgres URL]
 //                      [--mysql URL] [--processes 1,2,3]
@@ -285,11 +287,11 @@ int main(int argc, char** argv) {
                 (std::string(name) + ", server's commit (fsync)").c_str(), median(lib),
                 median(floor), median(ratio));
   }
-  // Appends from several processes to one environment's store: every append takes the store's
-  // writer lock (one audit chain, one tail), the floor's bare INSERTs take none.
+  // Appends from several processes to one environment's store: each append takes its
+  // fingerprints' locks and a writer slot (its own chain), the floor's bare INSERTs take none.
   std::printf(
-      "several processes, one store (each takes every Nth event; writer lock per batch; the "
-      "server and the processes share this machine's cores)\n");
+      "several processes, one store (each takes every Nth event; per batch its fingerprints' "
+      "locks and a writer slot; the server and the processes share this machine's cores)\n");
   std::printf("%-30s %14s %14s %8s %10s\n", "server, processes", "library ev/s", "floor ev/s",
               "ratio", "vs 1 proc");
   for (const auto& [name, admin] : {std::pair{"postgresql", pg_url}, std::pair{"mysql", my_url}}) {

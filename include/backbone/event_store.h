@@ -101,6 +101,24 @@ struct ClusterView {
   std::vector<ClusterMember> members;  // by id
   std::vector<BucketLease> leases;     // by bucket
 };
+// A bearer token of the environment, as its store keeps it: its SHA-256, never the token
+// (doc/tokens.md).
+struct StoredToken {
+  std::string sha256;              // lowercase hex of the token's SHA-256; the primary key
+  std::string name;                // what people call it by
+  std::vector<std::string> roles;  // permission names (auth/principal.h)
+  Timestamp created_at;
+  std::optional<Timestamp> expires_at;    // never, when absent
+  std::optional<Timestamp> last_used_at;  // as the serving processes last recorded it
+  std::optional<Timestamp> revoked_at;
+  bool operator==(const StoredToken&) const = default;
+};
+// That a token was used at a time (last_used_at moves to the latest one).
+struct TokenUse {
+  std::string sha256;
+  Timestamp at;
+};
+
 // A compare-and-set on a bucket's lease: holds only if the bucket is still at `epoch` (and, to
 // release, still the member's); then the epoch grows by one.
 struct LeaseChange {
@@ -220,6 +238,17 @@ class EventStore {
       const std::string& member, std::span<const LeaseChange> changes) = 0;
   // Forgets members (gone for good); buckets they own stay theirs until taken.
   virtual Result<void> forget_members(std::span<const std::string> ids) = 0;
+
+  // Tokens (doc/tokens.md). Adding and revoking REQUIRE kMigrator (an administrator's act);
+  // every role reads them; kSyncWorker and kMigrator record their use.
+  // kAlreadyExists for a hash that is stored already; kInvalidArgument for a malformed row.
+  virtual Result<void> add_token(const StoredToken& token) = 0;
+  // Every token, revoked ones too, by creation time.
+  virtual Result<std::vector<StoredToken>> tokens() = 0;
+  // Sets revoked_at; false when it was revoked already (the first time stays); kNotFound.
+  virtual Result<bool> revoke_token(const std::string& sha256, Timestamp at) = 0;
+  // Moves each token's last_used_at to `at` where that is later.
+  virtual Result<void> note_token_uses(std::span<const TokenUse> uses) = 0;
 
   // Appends entries to the chain, atomically, in order.
   virtual Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) = 0;

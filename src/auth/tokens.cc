@@ -1,7 +1,6 @@
 #include "auth/tokens.h"
 
 #include <fcntl.h>
-#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,14 +16,14 @@
 
 namespace backbone::auth {
 
-Result<TokenStore> TokenStore::open(const std::string& path) {
-  TokenStore store(path);
+Result<TokenFile> TokenFile::open(const std::string& path) {
+  TokenFile store(path);
   std::lock_guard lk(store.mu_);
   BACKBONE_TRY(store.load_locked());
   return store;
 }
 
-TokenStore::FileVersion TokenStore::file_version() const {
+TokenFile::FileVersion TokenFile::file_version() const {
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) return {};
   // Every save renames a new file into place, so the inode changes even when two saves fall in
@@ -33,7 +32,7 @@ TokenStore::FileVersion TokenStore::file_version() const {
           static_cast<int64_t>(st.st_mtim.tv_nsec)};
 }
 
-Result<void> TokenStore::load_locked() const {
+Result<void> TokenFile::load_locked() const {
   const FileVersion version = file_version();
   if (version.inode == 0) return {};  // no file yet: no tokens
   std::ifstream in(path_);
@@ -65,43 +64,21 @@ Result<void> TokenStore::load_locked() const {
   return {};
 }
 
-Result<std::string> TokenStore::create(const std::string& name, const std::string& env,
-                                       const std::vector<std::string>& roles) {
-  if (roles.empty())
-    return make_error(Errc::kInvalidArgument, "at least one role is needed", "roles");
-  Permissions permissions;
-  for (const auto& r : roles) {
-    auto p = parse_permission(r);
-    if (!p.ok()) return p.error();
-    permissions.add(*p);
-  }
-  unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) return make_error(Errc::kInternal, "no randomness");
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string token = "bb_" + env + "_";
-  for (unsigned char c : raw) token.push_back(kAlphabet[c & 63]);
-  Principal p{name, env, permissions};
+Result<std::string> TokenFile::create(const std::string& name, const std::string& env,
+                                      const std::vector<std::string>& roles) {
+  auto permissions = parse_roles(roles);
+  if (!permissions.ok()) return permissions.error();
+  auto made = make_token(env);
+  if (!made.ok()) return made.error();
+  Principal p{name, env, *permissions};
   std::lock_guard lk(mu_);
   BACKBONE_TRY(load_locked());  // keep the tokens another process added meanwhile
-  by_hash_[sha256_hex(token)] = std::move(p);
+  by_hash_[made->sha256] = std::move(p);
   BACKBONE_TRY(save());
-  return token;
+  return made->token;
 }
 
-Result<Principal> TokenStore::authenticate_bearer(std::string_view header) const {
-  if (header.empty()) {
-    return make_error(Errc::kUnauthenticated, "an Authorization: Bearer <token> header is needed");
-  }
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!header.starts_with(kBearer)) {
-    return make_error(Errc::kUnauthenticated,
-                      "the Authorization header must be \"Bearer <token>\"");
-  }
-  return authenticate(header.substr(kBearer.size()));
-}
-
-Result<Principal> TokenStore::authenticate(std::string_view token) const {
+Result<Principal> TokenFile::authenticate(std::string_view token) const {
   const std::string hash = sha256_hex(token);
   std::lock_guard lk(mu_);
   auto it = by_hash_.find(hash);
@@ -116,12 +93,17 @@ Result<Principal> TokenStore::authenticate(std::string_view token) const {
   return it->second;
 }
 
-size_t TokenStore::size() const {
+std::vector<std::pair<std::string, Principal>> TokenFile::entries() const {
+  std::lock_guard lk(mu_);
+  return {by_hash_.begin(), by_hash_.end()};
+}
+
+size_t TokenFile::size() const {
   std::lock_guard lk(mu_);
   return by_hash_.size();
 }
 
-Result<void> TokenStore::save() const {
+Result<void> TokenFile::save() const {
   nlohmann::json j = {{"tokens", nlohmann::json::array()}};
   for (const auto& [hash, p] : by_hash_) {
     j["tokens"].push_back(

@@ -1,6 +1,8 @@
-// TokenStore: bearer tokens, each scoped to one environment and a set of permissions (publish,
-// subscribe, read, admin: auth/principal.h). Only the SHA-256 of a token is stored, in a JSON file
-// that is replaced atomically; the token itself is shown once, when it is made.
+// TokenFile: bearer tokens in a JSON file, each scoped to one environment and a set of
+// permissions (publish, subscribe, read, admin: auth/principal.h). Only the SHA-256 of a token
+// is kept, in a file that is replaced atomically. This is where tokens lived before they moved
+// into each environment's store (token_registry.h, doc/tokens.md): `serve` imports the file's
+// tokens into the stores when it starts; the Pub/Sub front's own tests authenticate with one.
 //
 // Thread-safety: thread-safe.
 #pragma once
@@ -12,16 +14,17 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/authenticator.h"
 #include "auth/principal.h"
 #include "backbone/result.h"
 
 namespace backbone::auth {
 
-class TokenStore {
+class TokenFile final : public Authenticator {
  public:
   // Loads `path` (a missing file is an empty store).
-  static Result<TokenStore> open(const std::string& path);
-  TokenStore(TokenStore&& o) noexcept
+  static Result<TokenFile> open(const std::string& path);
+  TokenFile(TokenFile&& o) noexcept
       : path_(std::move(o.path_)), by_hash_(std::move(o.by_hash_)), loaded_(o.loaded_) {}
 
   // Makes a token for `env` with `roles` (permission names) and saves its hash; returns the
@@ -31,14 +34,13 @@ class TokenStore {
   // The principal of a bearer token: kUnauthenticated when it is unknown. A token unknown here
   // is looked up again in the file when the file changed since it was read (tokens created
   // while `serve` runs work at once).
-  Result<Principal> authenticate(std::string_view token) const;
-  // The same for an HTTP Authorization header or gRPC "authorization" metadata value, which
-  // must read "Bearer <token>"; empty: kUnauthenticated asking for one.
-  Result<Principal> authenticate_bearer(std::string_view header) const;
+  Result<Principal> authenticate(std::string_view token) const override;
   size_t size() const;
+  // Every token: its hash and principal.
+  std::vector<std::pair<std::string, Principal>> entries() const;
 
  private:
-  explicit TokenStore(std::string path) : path_(std::move(path)) {}
+  explicit TokenFile(std::string path) : path_(std::move(path)) {}
   Result<void> save() const;
   // Which file is at path_ (all zero when none).
   struct FileVersion {

@@ -1,6 +1,7 @@
 #include "server/app.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -55,9 +56,11 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
         }
         return p;
       });
-  auto tokens = auth::TokenStore::open(c.tokens.empty() ? "var/tokens.json" : c.tokens);
-  if (!tokens.ok()) return tokens.error();
-  app->tokens_ = std::make_unique<auth::TokenStore>(std::move(*tokens));
+  app->tokens_ = std::make_unique<auth::TokenRegistry>(app->clock());
+  // Tokens made before they lived in the stores, imported into them below.
+  auto token_file = auth::TokenFile::open(c.tokens.empty() ? "var/tokens.json" : c.tokens);
+  if (!token_file.ok()) return token_file.error();
+  const auto old_tokens = token_file->entries();
 
   for (const auto& env : app->o_.envs) {
     auto url = store_url_for(c, env);
@@ -70,6 +73,9 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
       auto migrator = EventStore::open(so);
       if (!migrator.ok()) return migrator.error();
       BACKBONE_TRY((*migrator)->migrate());
+      auto imported = auth::import_tokens(**migrator, env, old_tokens, app->clock().now());
+      if (!imported.ok()) return imported.error();
+      app->admin_stores_.emplace(env, std::move(*migrator));
     }
     auto provisioned = provision_topology(*app->broker_, app->topology_, env, c.environments);
     if (!provisioned.ok()) return provisioned.error();
@@ -170,9 +176,76 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
       keeper->start();
     }
     if (app->o_.start_stages) (*p)->start();
+    app->tokens_->add_env(env, (*p)->ingest_store());
     app->pipelines_.emplace(env, std::move(*p));
   }
+  // The other configured environments' tokens too, where their stores can be read: the Pub/Sub
+  // front reaches every environment's resources in the broker, and a token of another
+  // environment is refused as such (403), not as unknown.
+  for (const std::string& env : c.environments) {
+    if (app->pipelines_.count(env)) continue;
+    auto url = store_url_for(c, env);
+    if (!url.ok()) continue;
+    StoreOptions so;
+    so.url = *url;
+    so.role = Role::kSyncWorker;
+    auto store = EventStore::open(so);
+    if (!store.ok()) continue;  // not made yet: its tokens are unknown here
+    app->tokens_->add_env(env, **store);
+    app->token_stores_.push_back(std::move(*store));
+  }
+  (void)app->tokens_->refresh();  // an environment whose store is not migrated yet has none
+  app->token_thread_ = std::thread([a = app.get()] { a->keep_tokens(); });
   return app;
+}
+
+void App::keep_tokens() {
+  // Every second the tokens are read again (a token made or revoked through any process counts
+  // here within about a second); every fifth, the uses noted are written.
+  std::unique_lock lock(token_mu_);
+  for (int beat = 1; !token_stop_; ++beat) {
+    if (token_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return token_stop_; })) break;
+    lock.unlock();
+    (void)tokens_->refresh();
+    if (beat % 5 == 0) (void)tokens_->flush_uses();
+    lock.lock();
+  }
+}
+
+Result<std::string> App::create_token(const std::string& env, const std::string& name,
+                                      const std::vector<std::string>& roles,
+                                      std::optional<int64_t> ttl_us) {
+  auto made = create_stored_token(env, name, roles, ttl_us);
+  if (!made.ok()) return made.error();
+  return made->token;
+}
+
+Result<auth::CreatedToken> App::create_stored_token(const std::string& env, const std::string& name,
+                                                    const std::vector<std::string>& roles,
+                                                    std::optional<int64_t> ttl_us) {
+  auto store = admin_store(env);
+  if (!store.ok()) return store.error();
+  auto made = auth::create_token(**store, env, name, roles, ttl_us, clock().now());
+  if (!made.ok()) return made.error();
+  (void)tokens_->refresh();
+  return made;
+}
+
+Result<StoredToken> App::revoke_token(const std::string& env, const std::string& which) {
+  auto store = admin_store(env);
+  if (!store.ok()) return store.error();
+  auto revoked = auth::revoke_token(**store, which, clock().now());
+  if (!revoked.ok()) return revoked.error();
+  (void)tokens_->refresh();
+  return revoked;
+}
+
+Result<EventStore*> App::admin_store(std::string_view env) {
+  auto it = admin_stores_.find(env);
+  if (it == admin_stores_.end()) {
+    return make_error(Errc::kNotFound, "unknown environment \"" + std::string(env) + "\"");
+  }
+  return it->second.get();
 }
 
 App::~App() { stop(); }
@@ -244,6 +317,15 @@ cluster::LeaseKeeper* App::lease_keeper(std::string_view env) {
 }
 
 void App::stop() {
+  {
+    std::lock_guard lock(token_mu_);
+    token_stop_ = true;
+  }
+  token_wake_.notify_all();
+  if (token_thread_.joinable()) {
+    token_thread_.join();
+    (void)tokens_->flush_uses();
+  }
   for (auto& [env, p] : pipelines_) p->stop();
   // No commit of this process follows: its buckets go to the others at once.
   for (auto& [env, k] : keepers_) {

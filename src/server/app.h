@@ -6,11 +6,15 @@
 // Thread-safety: thread-safe after open.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "auth/token_registry.h"
 #include "auth/tokens.h"
 #include "backbone/broker.h"
 #include "backbone/config.h"
@@ -48,7 +52,22 @@ class App {
   // The environment of a subscription that consumers pull through any member, if `subscription`
   // is one.
   std::optional<std::string> spread_env(std::string_view subscription) const;
-  auth::TokenStore& tokens() { return *tokens_; }
+  // The bearer tokens of every served environment, from their stores (doc/tokens.md).
+  auth::TokenRegistry& tokens() { return *tokens_; }
+  // `env`'s store as the migrator, for the admin's acts (tokens); kNotFound for an environment
+  // not served here.
+  Result<EventStore*> admin_store(std::string_view env);
+  // Makes a token of `env` in its store and returns it (it works here at once, and on the
+  // environment's other processes within about a second).
+  Result<std::string> create_token(const std::string& env, const std::string& name,
+                                   const std::vector<std::string>& roles,
+                                   std::optional<int64_t> ttl_us = std::nullopt);
+  // The same, with the row as stored.
+  Result<auth::CreatedToken> create_stored_token(const std::string& env, const std::string& name,
+                                                 const std::vector<std::string>& roles,
+                                                 std::optional<int64_t> ttl_us);
+  // Revokes the token that `which` names (auth::revoke_token); it stops working here at once.
+  Result<StoredToken> revoke_token(const std::string& env, const std::string& which);
   Metrics& metrics() { return metrics_; }
   const Clock& clock() const { return o_.clock ? *o_.clock : SystemClock::instance(); }
   const std::vector<std::string>& envs() const { return o_.envs; }
@@ -73,7 +92,15 @@ class App {
   std::unique_ptr<SpreadBroker> consumer_broker_;
   // Subscriptions pulled through any member (split, and served here in part), by name -> env.
   std::map<std::string, std::string, std::less<>> spread_;
-  std::unique_ptr<auth::TokenStore> tokens_;
+  std::unique_ptr<auth::TokenRegistry> tokens_;
+  std::map<std::string, std::unique_ptr<EventStore>, std::less<>> admin_stores_;  // migrator
+  std::vector<std::unique_ptr<EventStore>> token_stores_;  // of environments not served here
+  // The thread that reads the tokens again every second (keep_tokens), until stop().
+  void keep_tokens();
+  std::mutex token_mu_;
+  std::condition_variable token_wake_;
+  bool token_stop_ = false;  // GUARDED_BY(token_mu_)
+  std::thread token_thread_;
   std::map<std::string, std::unique_ptr<pipeline::EnvironmentPipeline>, std::less<>> pipelines_;
   // Per environment: the keeper's store connection (merge_worker) and the keeper.
   std::map<std::string, std::unique_ptr<EventStore>, std::less<>> lease_stores_;

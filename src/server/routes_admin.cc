@@ -1,5 +1,6 @@
 // GET /v1/envs/{env}/topology, GET /v1/envs/{env}/cluster, GET /v1/envs/{env}/dlq,
-// POST /v1/envs/{env}/dlq/{id}:replay.
+// POST /v1/envs/{env}/dlq/{id}:replay, GET|POST /v1/envs/{env}/tokens,
+// POST /v1/envs/{env}/tokens/{id}:revoke.
 #include <limits>
 #include <map>
 
@@ -7,6 +8,7 @@
 #include "server/cluster_json.h"
 #include "server/http.h"
 #include "server/stats_json.h"
+#include "server/token_json.h"
 
 namespace backbone::server {
 
@@ -88,6 +90,84 @@ void add_admin_routes(httplib::Server& s, App& app) {
            auto r = (*p)->dlq_replay(*id);
            if (!r.ok()) return send_error(res, r.error());
            send_json(res, 202, {{"replayed", id->str()}});
+         });
+
+  // Tokens (doc/tokens.md): an admin's, for its own environment. A token may grant only what it
+  // may do itself (so admin cannot make a pipeline token).
+  s.Get(R"(/v1/envs/([^/]+)/tokens)", [&app](const httplib::Request& req, httplib::Response& res) {
+    const std::string env = req.matches[1];
+    auto p = authorize(app, req, env, auth::Permission::kAdmin);
+    if (!p.ok()) return send_error(res, p.error());
+    auto all = (*p)->ingest_store().tokens();
+    if (!all.ok()) return send_error(res, all.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const StoredToken& t : *all) out.push_back(token_json(t));
+    send_json(res, 200, {{"env", env}, {"tokens", out}});
+  });
+
+  s.Post(R"(/v1/envs/([^/]+)/tokens)", [&app](const httplib::Request& req, httplib::Response& res) {
+    const std::string env = req.matches[1];
+    auto p = authorize(app, req, env, auth::Permission::kAdmin);
+    if (!p.ok()) return send_error(res, p.error());
+    if (auto json = require_json(req); !json.ok()) return send_error(res, json.error());
+    auto body = parse_body(req);
+    if (!body.ok()) return send_error(res, body.error());
+    if (!body->is_object()) {
+      return send_error(res, make_error(Errc::kInvalidArgument, "the body must be a JSON object"));
+    }
+    std::string name = "api";
+    if (body->contains("name")) {
+      if (!(*body)["name"].is_string()) {
+        return send_error(res, make_error(Errc::kInvalidArgument, "must be a string", "name"));
+      }
+      name = (*body)["name"].get<std::string>();
+    }
+    if (!body->contains("roles") || !(*body)["roles"].is_array()) {
+      return send_error(
+          res, make_error(Errc::kInvalidArgument, "must be an array of role names", "roles"));
+    }
+    std::vector<std::string> roles;
+    for (const auto& r : (*body)["roles"]) {
+      if (!r.is_string()) {
+        return send_error(
+            res, make_error(Errc::kInvalidArgument, "must be an array of role names", "roles"));
+      }
+      roles.push_back(r.get<std::string>());
+    }
+    auto ttl = body_int(*body, "ttl_seconds", 0, 1, 3'153'600'000);  // up to 100 years
+    if (!ttl.ok()) return send_error(res, ttl.error());
+    auto who = app.tokens().authenticate_bearer(req.get_header_value("Authorization"));
+    if (!who.ok()) return send_error(res, who.error());
+    auto granted = auth::parse_roles(roles);
+    if (!granted.ok()) return send_error(res, granted.error());
+    for (auth::Permission perm : auth::kPermissions) {
+      if (granted->has(perm) && !who->may(perm)) {
+        return send_error(
+            res, make_error(Errc::kPermissionDenied,
+                            std::string("this token may not grant ") + auth::permission_name(perm),
+                            "roles"));
+      }
+    }
+    auto made = app.create_stored_token(
+        env, name, roles, *ttl > 0 ? std::optional<int64_t>(*ttl * kSecond) : std::nullopt);
+    if (!made.ok()) return send_error(res, made.error());
+    nlohmann::json out = token_json(made->row);
+    out["env"] = env;
+    out["token"] = made->token;
+    send_json(res, 201, out);
+  });
+
+  s.Post(R"(/v1/envs/([^/]+)/tokens/([^/:]+):revoke)",
+         [&app](const httplib::Request& req, httplib::Response& res) {
+           const std::string env = req.matches[1];
+           auto p = authorize(app, req, env, auth::Permission::kAdmin);
+           if (!p.ok()) return send_error(res, p.error());
+           auto revoked = app.revoke_token(env, req.matches[2].str());
+           if (!revoked.ok()) return send_error(res, revoked.error());
+           nlohmann::json out = token_json(*revoked);
+           out["env"] = env;
+           out["revoked"] = !revoked->revoked_at.has_value();
+           send_json(res, 200, out);
          });
 }
 

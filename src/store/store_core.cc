@@ -138,6 +138,54 @@ Result<void> check_chain_unmoved(std::span<const AuditHead> now, std::span<const
   return {};
 }
 
+Result<void> check_token_row(const StoredToken& t) {
+  const bool hex =
+      t.sha256.size() == 64 && std::all_of(t.sha256.begin(), t.sha256.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      });
+  if (!hex)
+    return make_error(Errc::kInvalidArgument, "a token's hash is 64 lowercase hex digits",
+                      "sha256");
+  const bool printable = !t.name.empty() && t.name.size() <= 64 &&
+                         std::all_of(t.name.begin(), t.name.end(),
+                                     [](char c) { return c >= 0x20 && c < 0x7f && c != ','; });
+  if (!printable) {
+    return make_error(Errc::kInvalidArgument,
+                      "a token's name is 1 to 64 printable ASCII characters, no comma", "name");
+  }
+  if (t.roles.empty())
+    return make_error(Errc::kInvalidArgument, "a token needs one role at least", "roles");
+  // Which names are roles is the auth module's to say (auth::parse_permission); the store keeps
+  // any list of lowercase words.
+  for (const std::string& r : t.roles) {
+    if (r.empty() || r.size() > 32 || !std::all_of(r.begin(), r.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || c == '_';
+        })) {
+      return make_error(Errc::kInvalidArgument, "a token's roles are lowercase words", "roles");
+    }
+  }
+  return {};
+}
+
+std::string join_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& r : items) out += (out.empty() ? "" : ",") + r;
+  return out;
+}
+
+std::vector<std::string> split_list(std::string_view items) {
+  std::vector<std::string> out;
+  while (!items.empty()) {
+    const size_t comma = items.find(',');
+    std::string_view item = items.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    out.emplace_back(item);
+    items = comma == std::string_view::npos ? std::string_view() : items.substr(comma + 1);
+  }
+  return out;
+}
+
 const Clock& store_clock(const StoreOptions& options) {
   return options.clock ? *options.clock : SystemClock::instance();
 }

@@ -92,6 +92,17 @@ MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads re
 // (`read`): nothing was appended since (replace_records' precondition).
 Result<void> check_chain_unmoved(std::span<const AuditHead> now, std::span<const AuditHead> read);
 
+// The token table (doc/tokens.md), in the same SQL on every backend: times are integer µs, roles
+// a comma-separated list.
+inline constexpr const char* kTokenColumns =
+    "sha256, name, roles, created_at_us, expires_at_us, last_used_at_us, revoked_at_us";
+// kInvalidArgument unless `t` may be stored: a 64-digit lowercase hex hash, a name of 1-64
+// printable characters, one role at least, each a lowercase word.
+Result<void> check_token_row(const StoredToken& t);
+// "a,b" from {"a", "b"}, and back (spaces around each item dropped: "a, b" too).
+std::string join_list(const std::vector<std::string>& items);
+std::vector<std::string> split_list(std::string_view items);
+
 // StoreOptions::clock and ::ids, or the system clock and the process's generator.
 const Clock& store_clock(const StoreOptions& options);
 EventIdGenerator& store_ids(const StoreOptions& options);

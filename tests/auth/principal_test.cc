@@ -61,9 +61,9 @@ TEST(Permissions, NamesFollowTheCanonicalOrder) {
   EXPECT_TRUE(Permissions{}.empty());
 }
 
-TEST(TokenStore, ATokenAuthenticatesWithItsPermissionsAndBadRolesAreRefused) {
+TEST(TokenFile, ATokenAuthenticatesWithItsPermissionsAndBadRolesAreRefused) {
   testing::TempDir dir;
-  auto store = TokenStore::open(dir.file("tokens.json"));
+  auto store = TokenFile::open(dir.file("tokens.json"));
   ASSERT_TRUE(store.ok());
   auto t = store->create("ci", "sandbox", {"publish", "read"});
   ASSERT_TRUE(t.ok());
@@ -77,18 +77,18 @@ TEST(TokenStore, ATokenAuthenticatesWithItsPermissionsAndBadRolesAreRefused) {
   EXPECT_EQ(store->size(), 1u);
 
   // Reopened from the file, the token has the same permissions.
-  auto again = TokenStore::open(dir.file("tokens.json"));
+  auto again = TokenFile::open(dir.file("tokens.json"));
   ASSERT_TRUE(again.ok());
   auto who2 = again->authenticate(*t);
   ASSERT_TRUE(who2.ok());
   EXPECT_EQ(who2->permissions, who->permissions);
 }
 
-TEST(TokenStore, AFileWithAnUnknownRoleIsDamaged) {
+TEST(TokenFile, AFileWithAnUnknownRoleIsDamaged) {
   testing::TempDir dir;
   std::ofstream(dir.file("tokens.json"))
       << R"({"tokens":[{"sha256":"00","name":"n","env":"sandbox","roles":["superuser"]}]})";
-  auto store = TokenStore::open(dir.file("tokens.json"));
+  auto store = TokenFile::open(dir.file("tokens.json"));
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.code(), Errc::kDataLoss);
 }

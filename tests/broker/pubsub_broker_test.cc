@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "auth/tokens.h"
 #include "backbone/topology.h"
 #include "broker/broker_conformance.h"
 #include "broker/pubsub/pubsub_url.h"
@@ -38,8 +39,8 @@ class FrontHarness : public BrokerHarness {
     bo.url = "embedded://" + dir_.file("broker");
     bo.clock = clock_;
     broker_ = std::move(*Broker::open(bo));
-    tokens_ = std::make_unique<auth::TokenStore>(
-        std::move(*auth::TokenStore::open(dir_.file("tokens.json"))));
+    tokens_ = std::make_unique<auth::TokenFile>(
+        std::move(*auth::TokenFile::open(dir_.file("tokens.json"))));
     pubsub::FrontOptions fo;
     fo.project = kProject;
     fo.envs = {"sandbox", "production"};
@@ -51,7 +52,7 @@ class FrontHarness : public BrokerHarness {
   TempDir dir_;
   const Clock* clock_ = nullptr;
   std::unique_ptr<Broker> broker_;
-  std::unique_ptr<auth::TokenStore> tokens_;
+  std::unique_ptr<auth::TokenFile> tokens_;
   std::unique_ptr<pubsub::PubsubFront> front_;
 };
 

@@ -129,6 +129,14 @@ class FaultyStore final : public EventStore {
     return real_->audit_by_fingerprint(f);
   }
   Result<std::vector<AuditHead>> audit_heads() override { return real_->audit_heads(); }
+  Result<void> add_token(const StoredToken& t) override { return real_->add_token(t); }
+  Result<std::vector<StoredToken>> tokens() override { return real_->tokens(); }
+  Result<bool> revoke_token(const std::string& h, Timestamp at) override {
+    return real_->revoke_token(h, at);
+  }
+  Result<void> note_token_uses(std::span<const TokenUse> u) override {
+    return real_->note_token_uses(u);
+  }
   Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> a, size_t n) override {
     return real_->scan_audit(a, n);
   }

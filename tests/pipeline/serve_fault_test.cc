@@ -62,7 +62,7 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
     r.ack_deadline_us = 600 * kSecond;
     ASSERT_TRUE((*b)->create_subscription(r).ok());
   }
-  auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
+  auto tokens = auth::TokenFile::open(dir.file("tokens.json"));
   const std::string token = *tokens->create("fault", "sandbox", {"publish", "read"});
 
   stress::WorkloadOptions wo;

@@ -129,9 +129,12 @@ class ServePubsub : public ::testing::Test {
     const int front_port = free_loopback_port();
     const std::string config =
         write_serve_config(front_dir_.file(""), "127.0.0.1:" + std::to_string(front_port));
-    auto tokens = auth::TokenStore::open(front_dir_.file("tokens.json"));
-    EXPECT_TRUE(tokens.ok());
-    const std::string token = *tokens->create("pubsub-backend", "sandbox", {"admin", "pipeline"});
+    // The front serves production; the sandbox token is in sandbox's store, which it reads.
+    auto [made, out] = run_cli("--config " + config +
+                               " --env sandbox --json token create --roles admin,pipeline --name "
+                               "pubsub-backend");
+    EXPECT_EQ(made, 0) << out;
+    const std::string token = json::parse(out)["token"];
     ::setenv(kFrontTokenVar, token.c_str(), 1);
     // The front serves the topology's resources but does not make them: `provision` does.
     EXPECT_EQ(run_cli("--config " + config + " --env sandbox provision > /dev/null").first, 0);

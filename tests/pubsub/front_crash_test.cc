@@ -83,7 +83,7 @@ TEST(PubsubFrontCrash, WhatTheFrontAcknowledgedSurvivesSigkill) {
   const int http_port = free_loopback_port();
   const int port = free_loopback_port();
   const std::string config = write_serve_config(dir.file(""), "127.0.0.1:" + std::to_string(port));
-  auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
+  auto tokens = auth::TokenFile::open(dir.file("tokens.json"));
   ASSERT_TRUE(tokens.ok());
   const std::string token = *tokens->create("crash", "sandbox", {"admin"});
   ServeProcess serve(config, http_port);

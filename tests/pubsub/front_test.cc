@@ -6,6 +6,7 @@
 #include <grpcpp/security/credentials.h>
 #include <gtest/gtest.h>
 
+#include "auth/tokens.h"
 #include "backbone/topology.h"
 #include "google/pubsub/v1/pubsub.grpc.pb.h"
 #include "pubsub/front/pubsub_front.h"
@@ -37,9 +38,9 @@ class Front : public ::testing::Test {
     for (const auto& env : envs_) {
       ASSERT_TRUE(provision_topology(*broker_, Topology::built_in(), env, envs_).ok());
     }
-    auto t = auth::TokenStore::open(dir_.file("tokens.json"));
+    auto t = auth::TokenFile::open(dir_.file("tokens.json"));
     ASSERT_TRUE(t.ok());
-    tokens_ = std::make_unique<auth::TokenStore>(std::move(*t));
+    tokens_ = std::make_unique<auth::TokenFile>(std::move(*t));
     sandbox_ = *tokens_->create("sandbox-admin", "sandbox", {"admin"});
     subscriber_ = *tokens_->create("sandbox-sub", "sandbox", {"subscribe", "read"});
     production_ = *tokens_->create("production-admin", "production", {"admin"});
@@ -107,7 +108,7 @@ class Front : public ::testing::Test {
   TempDir dir_;
   std::vector<std::string> envs_ = {"sandbox", "production"};
   std::unique_ptr<Broker> broker_;
-  std::unique_ptr<auth::TokenStore> tokens_;
+  std::unique_ptr<auth::TokenFile> tokens_;
   std::string sandbox_, subscriber_, production_;
   Metrics metrics_;
   std::unique_ptr<pubsub::PubsubFront> front_;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "auth/tokens.h"
 #include "serve_process.h"
@@ -45,10 +46,16 @@ TEST(PubsubNode, OfficialClientAgainstBackbone) {
   const int pubsub_port = free_loopback_port();
   const std::string config =
       write_serve_config(dir.file(""), "127.0.0.1:" + std::to_string(pubsub_port));
-  auto tokens = auth::TokenStore::open(dir.file("tokens.json"));
+  auto tokens = auth::TokenFile::open(dir.file("tokens.json"));
   ASSERT_TRUE(tokens.ok());
   const std::string sandbox = *tokens->create("node-sandbox", "sandbox", {"admin"});
-  const std::string production = *tokens->create("node-production", "production", {"admin"});
+  // A token of an environment this serve does not serve, in that environment's store (the
+  // serve reads it, and refuses it there with PERMISSION_DENIED).
+  auto [made, out] = run_cli("--config '" + config +
+                             "' --env production --json token create --roles admin --name "
+                             "node-production");
+  ASSERT_EQ(made, 0) << out;
+  const std::string production = nlohmann::json::parse(out)["token"];
   // Both environments' topologies exist: the suite checks that production's are refused.
   ServeProcess serve(config, http_port, {"--pubsub-anonymous", "sandbox"});
   {

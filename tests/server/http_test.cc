@@ -31,9 +31,9 @@ class HttpApi : public ::testing::Test {
     auto app = server::App::open(o);
     ASSERT_TRUE(app.ok()) << app.error().describe();
     app_ = std::move(*app);
-    sandbox_ = *app_->tokens().create("t", "sandbox", {"publish", "read", "subscribe", "admin"});
-    production_ = *app_->tokens().create("p", "production", {"publish", "read"});
-    read_only_ = *app_->tokens().create("r", "sandbox", {"read"});
+    sandbox_ = *app_->create_token("sandbox", "t", {"publish", "read", "subscribe", "admin"});
+    production_ = *app_->create_token("production", "p", {"publish", "read"});
+    read_only_ = *app_->create_token("sandbox", "r", {"read"});
     http_ = std::make_unique<server::HttpServer>(*app_);
     ASSERT_TRUE(http_->bind("127.0.0.1:0").ok());
     thread_ = std::thread([this] { http_->run(); });
@@ -256,11 +256,16 @@ TEST_F(HttpApi, ASecondServerCannotTakeTheSamePort) {
 }
 
 TEST_F(HttpApi, ATokenMadeWhileServingIsKnownAtOnce) {
-  // Another process (`backbone token create`) adds a token to the file.
-  auto other = auth::TokenStore::open(dir_.file("tokens.json"));
+  // Another process (`backbone token create`) adds a token to the environment's store.
+  StoreOptions so;
+  so.url = "sqlite://" + dir_.file("sandbox.db");
+  so.role = Role::kMigrator;
+  auto other = EventStore::open(so);
   ASSERT_TRUE(other.ok());
-  const std::string late = *other->create("late", "sandbox", {"read"});
-  auto r = get("/v1/envs/sandbox/dlq", late);
+  clock_.advance_millis(200);  // past the last read of the tokens on a miss
+  auto late = auth::create_token(**other, "sandbox", "late", {"read"}, {}, clock_.now());
+  ASSERT_TRUE(late.ok());
+  auto r = get("/v1/envs/sandbox/dlq", late->token);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   // And the server's own tokens are still there.
@@ -268,6 +273,51 @@ TEST_F(HttpApi, ATokenMadeWhileServingIsKnownAtOnce) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(get("/v1/envs/sandbox/dlq", "bb_sandbox_unknown")->status, 401);
+}
+
+// The token routes: an admin lists, makes (shown once) and revokes its environment's tokens;
+// a token may not grant more than it may do; bad bodies get a clear 400.
+TEST_F(HttpApi, AnAdminMakesListsAndRevokesTokensOfItsEnvironment) {
+  auto made = post("/v1/envs/sandbox/tokens",
+                   R"({"name":"deploy","roles":["publish","read"],"ttl_seconds":3600})", sandbox_);
+  ASSERT_TRUE(made);
+  ASSERT_EQ(made->status, 201) << made->body;
+  const json m = json::parse(made->body);
+  const std::string token = m["token"];
+  EXPECT_EQ(m["name"], "deploy");
+  EXPECT_EQ(m["roles"], json::array({"publish", "read"}));
+  EXPECT_EQ(m["expires_at"],
+            Timestamp::from_micros(clock_.now().micros() + 3600 * kSecond).to_rfc3339());
+  EXPECT_EQ(get("/v1/envs/sandbox/dlq", token)->status, 200);
+  auto list = get("/v1/envs/sandbox/tokens", sandbox_);
+  ASSERT_EQ(list->status, 200) << list->body;
+  const json tokens = json::parse(list->body)["tokens"];
+  ASSERT_EQ(tokens.size(), 3u);  // t, r and deploy (p is production's)
+  EXPECT_EQ(list->body.find(token), std::string::npos) << "a list never shows a token";
+  EXPECT_EQ(get("/v1/envs/sandbox/tokens", read_only_)->status, 403);
+  EXPECT_EQ(get("/v1/envs/production/tokens", sandbox_)->status, 403);
+
+  // Bad input.
+  for (const char* body :
+       {R"({"roles":"read"})", R"({"roles":[1]})", R"({"name":7,"roles":["read"]})",
+        R"({"roles":["root"]})", R"({"roles":[]})", R"({"roles":["read"],"ttl_seconds":0})",
+        R"({"roles":["read"],"ttl_seconds":"1"})", R"([1])", R"({"roles":)"}) {
+    auto r = post("/v1/envs/sandbox/tokens", body, sandbox_);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << body << ": " << r->body;
+    EXPECT_EQ(json::parse(r->body)["error"]["code"], "invalid_argument") << body;
+  }
+  auto pipeline = post("/v1/envs/sandbox/tokens", R"({"roles":["pipeline"]})", sandbox_);
+  EXPECT_EQ(pipeline->status, 403) << pipeline->body;
+
+  // Revoked, it stops here at once.
+  auto revoked = post("/v1/envs/sandbox/tokens/" + std::string(m["id"]) + ":revoke", "", sandbox_);
+  ASSERT_EQ(revoked->status, 200) << revoked->body;
+  EXPECT_EQ(json::parse(revoked->body)["revoked"], true);
+  auto refused = get("/v1/envs/sandbox/dlq", token);
+  EXPECT_EQ(refused->status, 401);
+  EXPECT_NE(refused->body.find("was revoked"), std::string::npos) << refused->body;
+  EXPECT_EQ(post("/v1/envs/sandbox/tokens/nothing:revoke", "", sandbox_)->status, 404);
 }
 
 TEST_F(HttpApi, HealthReadinessAndMetrics) {

@@ -589,4 +589,56 @@ TEST_P(EventStoreConformance, ConcurrentAppendsFromThreadsAllLand) {
   EXPECT_EQ(report->entries_checked, 100u);
 }
 
+// Tokens: the migrator makes and revokes them, every role reads them, ingest records their use.
+TEST_P(EventStoreConformance, TokensAreKeptAsHashesRevokedOnceAndTheirLastUseOnlyMovesOn) {
+  const Timestamp t0 = clock_.now();
+  StoredToken a{std::string(64, 'a'), "ci",         {"publish", "read"}, t0,
+                std::nullopt,         std::nullopt, std::nullopt};
+  StoredToken b{std::string(64, 'b'),
+                "ops",
+                {"admin"},
+                Timestamp::from_micros(t0.micros() + 5),
+                Timestamp::from_micros(t0.micros() + 3'600'000'000),
+                std::nullopt,
+                std::nullopt};
+  ASSERT_TRUE(store_->add_token(a).ok());
+  ASSERT_TRUE(store_->add_token(b).ok());
+  EXPECT_EQ(store_->add_token(a).code(), Errc::kAlreadyExists);
+  StoredToken bad = a;
+  bad.sha256 = "not-a-hash";
+  EXPECT_EQ(store_->add_token(bad).code(), Errc::kInvalidArgument);
+  bad = a;
+  bad.sha256 = std::string(64, 'c');
+  bad.roles = {};
+  EXPECT_EQ(store_->add_token(bad).code(), Errc::kInvalidArgument);
+  for (Role r : {Role::kSyncWorker, Role::kMergeWorker, Role::kReader}) {
+    auto s = open(r);
+    StoredToken c = a;
+    c.sha256 = std::string(64, 'd');
+    EXPECT_EQ(s->add_token(c).code(), Errc::kPermissionDenied) << role_name(r);
+    EXPECT_EQ(s->revoke_token(a.sha256, t0).code(), Errc::kPermissionDenied) << role_name(r);
+    auto seen = s->tokens();
+    ASSERT_TRUE(seen.ok()) << role_name(r) << ": " << seen.error().describe();
+    EXPECT_EQ(*seen, (std::vector<StoredToken>{a, b})) << role_name(r);
+  }
+  auto sync = open(Role::kSyncWorker);
+  const Timestamp later = Timestamp::from_micros(t0.micros() + 1000);
+  const Timestamp earlier = Timestamp::from_micros(t0.micros() + 10);
+  ASSERT_TRUE(sync->note_token_uses(std::vector<TokenUse>{{a.sha256, later}}).ok());
+  ASSERT_TRUE(sync->note_token_uses(std::vector<TokenUse>{{a.sha256, earlier}}).ok());
+  EXPECT_EQ(open(Role::kReader)->note_token_uses(std::vector<TokenUse>{{a.sha256, later}}).code(),
+            Errc::kPermissionDenied);
+  EXPECT_EQ(*store_->revoke_token(b.sha256, later), true);
+  EXPECT_EQ(*store_->revoke_token(b.sha256, Timestamp::from_micros(later.micros() + 1)), false);
+  EXPECT_EQ(store_->revoke_token(std::string(64, 'e'), later).code(), Errc::kNotFound);
+  auto all = store_->tokens();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].last_used_at, std::optional<Timestamp>(later)) << "a use never goes back";
+  EXPECT_EQ((*all)[0].revoked_at, std::nullopt);
+  EXPECT_EQ((*all)[1].revoked_at, std::optional<Timestamp>(later)) << "the first revocation stays";
+  EXPECT_EQ((*all)[1].roles, (std::vector<std::string>{"admin"}));
+  EXPECT_EQ((*all)[1].expires_at, b.expires_at);
+}
+
 }  // namespace backbone::testing

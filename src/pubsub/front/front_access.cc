@@ -15,8 +15,8 @@ Error other_env(const char* what, std::string_view id, std::string_view env) {
 
 }  // namespace
 
-FrontAccess::FrontAccess(Broker& broker, const Topology& topology, const auth::TokenStore& tokens,
-                         FrontOptions options)
+FrontAccess::FrontAccess(Broker& broker, const Topology& topology,
+                         const auth::Authenticator& tokens, FrontOptions options)
     : broker_(broker), topology_(topology), tokens_(tokens), o_(std::move(options)) {}
 
 Result<auth::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,

@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-#include "auth/tokens.h"
+#include "auth/authenticator.h"
 #include "backbone/broker.h"
 #include "backbone/clock.h"
 #include "backbone/metrics.h"
@@ -51,7 +51,7 @@ struct Owned {
 class FrontAccess {
  public:
   // All must outlive the FrontAccess.
-  FrontAccess(Broker& broker, const Topology& topology, const auth::TokenStore& tokens,
+  FrontAccess(Broker& broker, const Topology& topology, const auth::Authenticator& tokens,
               FrontOptions options);
 
   const std::string& project() const { return o_.project; }
@@ -98,7 +98,7 @@ class FrontAccess {
                             const Attributes& labels, const char* what) const;
   Broker& broker_;
   const Topology& topology_;
-  const auth::TokenStore& tokens_;
+  const auth::Authenticator& tokens_;
   FrontOptions o_;
 };
 

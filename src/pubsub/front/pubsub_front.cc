@@ -19,7 +19,7 @@ constexpr int kMaxRequestBytes = 11 << 20;
 }  // namespace
 
 struct PubsubFront::Impl {
-  Impl(Broker& broker, const Topology& topology, const auth::TokenStore& tokens,
+  Impl(Broker& broker, const Topology& topology, const auth::Authenticator& tokens,
        FrontOptions options)
       : access(broker, topology, tokens, std::move(options)),
         publisher(access),
@@ -37,7 +37,7 @@ PubsubFront::PubsubFront(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PubsubFront::~PubsubFront() { shutdown(0); }
 
 Result<std::unique_ptr<PubsubFront>> PubsubFront::start(Broker& broker, const Topology& topology,
-                                                        const auth::TokenStore& tokens,
+                                                        const auth::Authenticator& tokens,
                                                         FrontOptions options,
                                                         const std::string& listen) {
   Metrics* metrics = options.metrics;

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "auth/tokens.h"
+#include "auth/authenticator.h"
 #include "backbone/broker.h"
 #include "backbone/topology.h"
 #include "pubsub/front/front_access.h"
@@ -23,7 +23,7 @@ class PubsubFront {
   // Serves on `listen` ("host:port"; port 0 picks a free one). kUnavailable when it cannot
   // bind. `broker`, `topology` and `tokens` must outlive the front.
   static Result<std::unique_ptr<PubsubFront>> start(Broker& broker, const Topology& topology,
-                                                    const auth::TokenStore& tokens,
+                                                    const auth::Authenticator& tokens,
                                                     FrontOptions options,
                                                     const std::string& listen);
   ~PubsubFront();  // shutdown(0)

@@ -153,6 +153,24 @@ const std::vector<std::string>& v5() {
   return all;
 }
 
+// The environment's bearer tokens, as their hashes (doc/tokens.md).
+const std::vector<std::string>& v6() {
+  static const std::vector<std::string> all = {
+      R"sql(CREATE TABLE IF NOT EXISTS api_tokens (
+  sha256          CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  name            VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  roles           VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  created_at_us   BIGINT NOT NULL,
+  expires_at_us   BIGINT NULL,
+  last_used_at_us BIGINT NULL,
+  revoked_at_us   BIGINT NULL,
+  CONSTRAINT api_tokens_form CHECK (CHAR_LENGTH(sha256) = 64 AND CHAR_LENGTH(name) >= 1
+                                    AND CHAR_LENGTH(roles) >= 1)
+) ENGINE=InnoDB)sql",
+  };
+  return all;
+}
+
 std::string ident(const std::string& name) { return "`" + name + "`"; }
 std::string account(const std::string& login) { return "'" + login + "'@'%'"; }
 
@@ -170,6 +188,7 @@ class MysqlDialect final : public SqlDialect {
         {3, "bucket_leases, cluster_members", v3()},
         {4, "cluster_members.key_sha256, bucket_leases.changed_at", v4()},
         {5, "audit_heads", v5()},
+        {6, "api_tokens", v6()},
     };
     return all;
   }
@@ -273,7 +292,7 @@ class MysqlDialect final : public SqlDialect {
                                                    const std::string& database) const override {
     std::vector<std::string> out;
     for (const char* table : {"events", "event_audit_log", "records", "event_outbox",
-                              "bucket_leases", "cluster_members", "audit_heads"}) {
+                              "bucket_leases", "cluster_members", "audit_heads", "api_tokens"}) {
       out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
                     account(login));
     }
@@ -290,14 +309,16 @@ class MysqlDialect final : public SqlDialect {
         return {"GRANT SELECT, INSERT ON " + db + "events" + to,
                 "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
                 "GRANT SELECT, INSERT, DELETE ON " + db + "event_outbox" + to,
-                "GRANT SELECT, UPDATE ON " + db + "audit_heads" + to};
+                "GRANT SELECT, UPDATE ON " + db + "audit_heads" + to,
+                "GRANT SELECT, UPDATE (last_used_at_us) ON " + db + "api_tokens" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON " + db + "events" + to,
                 "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
                 "GRANT SELECT, INSERT, UPDATE ON " + db + "records" + to,
                 "GRANT SELECT, INSERT, UPDATE ON " + db + "bucket_leases" + to,
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON " + db + "cluster_members" + to,
-                "GRANT SELECT, UPDATE ON " + db + "audit_heads" + to};
+                "GRANT SELECT, UPDATE ON " + db + "audit_heads" + to,
+                "GRANT SELECT ON " + db + "api_tokens" + to};
       case Role::kReader:
         return {"GRANT SELECT ON " + db + "events" + to,
                 "GRANT SELECT ON " + db + "event_audit_log" + to,
@@ -305,7 +326,8 @@ class MysqlDialect final : public SqlDialect {
                 "GRANT SELECT ON " + db + "event_outbox" + to,
                 "GRANT SELECT ON " + db + "bucket_leases" + to,
                 "GRANT SELECT ON " + db + "cluster_members" + to,
-                "GRANT SELECT ON " + db + "audit_heads" + to};
+                "GRANT SELECT ON " + db + "audit_heads" + to,
+                "GRANT SELECT ON " + db + "api_tokens" + to};
     }
     return {};
   }

@@ -154,6 +154,19 @@ UPDATE audit_heads SET id = last.id, chain_hash = last.chain_hash,
   WHERE audit_heads.slot = 0 AND audit_heads.id IS NULL;
 )sql";
 
+// The environment's bearer tokens, as their hashes (doc/tokens.md).
+const char* const kV6Tokens = R"sql(
+CREATE TABLE IF NOT EXISTS api_tokens (
+  sha256          char(64)    COLLATE "C" NOT NULL PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+  name            varchar(64) COLLATE "C" NOT NULL CHECK (length(name) >= 1),
+  roles           varchar(128) COLLATE "C" NOT NULL CHECK (length(roles) >= 1),
+  created_at_us   bigint      NOT NULL,
+  expires_at_us   bigint      NULL,
+  last_used_at_us bigint      NULL,
+  revoked_at_us   bigint      NULL
+);
+)sql";
+
 std::string ident(const std::string& name) { return "\"" + name + "\""; }
 
 class PostgresDialect final : public SqlDialect {
@@ -170,6 +183,7 @@ class PostgresDialect final : public SqlDialect {
         {3, "bucket_leases, cluster_members", {kV3Leases}},
         {4, "cluster_members.key_sha256, bucket_leases.changed_at", {kV4MemberKey}},
         {5, "audit_heads", {kV5AuditHeads}},
+        {6, "api_tokens", {kV6Tokens}},
     };
     return all;
   }
@@ -256,7 +270,7 @@ class PostgresDialect final : public SqlDialect {
                                                    const std::string&) const override {
     return {
         "REVOKE ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
-        " cluster_members, audit_heads FROM " +
+        " cluster_members, audit_heads, api_tokens FROM " +
         ident(login)};
   }
   std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
@@ -266,22 +280,24 @@ class PostgresDialect final : public SqlDialect {
       case Role::kMigrator:
         return {
             "GRANT ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
-            " cluster_members, audit_heads" +
+            " cluster_members, audit_heads, api_tokens" +
             to};
       case Role::kSyncWorker:
         return {"GRANT SELECT, INSERT ON events, event_audit_log" + to,
                 "GRANT SELECT, INSERT, DELETE ON event_outbox" + to,
-                "GRANT SELECT, UPDATE ON audit_heads" + to};
+                "GRANT SELECT, UPDATE ON audit_heads" + to,
+                "GRANT SELECT, UPDATE (last_used_at_us) ON api_tokens" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON events" + to,
                 "GRANT SELECT, INSERT ON event_audit_log" + to,
                 "GRANT SELECT, INSERT, UPDATE ON records, bucket_leases" + to,
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_members" + to,
-                "GRANT SELECT, UPDATE ON audit_heads" + to};
+                "GRANT SELECT, UPDATE ON audit_heads" + to,
+                "GRANT SELECT ON api_tokens" + to};
       case Role::kReader:
         return {
             "GRANT SELECT ON events, event_audit_log, records, event_outbox, bucket_leases,"
-            " cluster_members, audit_heads" +
+            " cluster_members, audit_heads, api_tokens" +
             to};
     }
     return {};

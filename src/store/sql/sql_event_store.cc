@@ -91,11 +91,21 @@ class ServerEventStore final : public EventStore {
       BACKBONE_TRY(dialect_.end_locked(c, true));
     }
     // The other roles' table privileges; a role whose login does not exist yet is skipped
-    // (`backbone db grant` creates it and grants them).
+    // (`backbone db grant` creates it and grants them). GRANT is idempotent, and PostgreSQL
+    // refuses two processes' GRANTs on one table at once ("tuple concurrently updated"): such a
+    // refusal is tried again.
     for (Role r : {Role::kSyncWorker, Role::kMergeWorker, Role::kReader}) {
       for (const std::string& g :
            dialect_.grant_table_privileges(r, role_login_name(r, settings_), url_.database)) {
-        auto granted = c.exec(g);
+        Result<void> granted;
+        for (int attempt = 0; attempt < 20; ++attempt) {
+          granted = c.exec(g);
+          if (granted.ok() ||
+              granted.error().message.find("concurrently updated") == std::string::npos) {
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(10 + 10 * attempt));
+        }
         if (!granted.ok() && !dialect_.is_unknown_login(granted.error())) return granted.error();
       }
     }
@@ -484,6 +494,87 @@ class ServerEventStore final : public EventStore {
                           });
   }
 
+  Result<void> add_token(const StoredToken& t) override {
+    BACKBONE_TRY(check_schema());
+    BACKBONE_TRY(require_migrator(role_, "making a token needs"));
+    BACKBONE_TRY(check_token_row(t));
+    auto optional_us = [](const std::optional<Timestamp>& at) -> SqlParam {
+      return at ? SqlParam(std::to_string(at->micros())) : SqlParam();
+    };
+    const SqlParam p[] = {t.sha256,
+                          t.name,
+                          join_list(t.roles),
+                          std::to_string(t.created_at.micros()),
+                          optional_us(t.expires_at),
+                          optional_us(t.last_used_at),
+                          optional_us(t.revoked_at)};
+    auto added = write<bool>({}, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
+      auto r = c.run(std::string("INSERT INTO api_tokens (") + kTokenColumns +
+                         ") VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     p);
+      if (!r.ok()) return r.error();
+      return Plan<bool>{true, {}, std::nullopt};
+    });
+    if (!added.ok() && added.code() == Errc::kConflict) {
+      return make_error(Errc::kAlreadyExists, "a token with this hash exists already");
+    }
+    if (!added.ok()) return added.error();
+    return {};
+  }
+
+  Result<std::vector<StoredToken>> tokens() override {
+    auto rows = query(std::string("SELECT ") + token_columns_text() +
+                          " FROM api_tokens ORDER BY created_at_us, sha256",
+                      {});
+    if (!rows.ok()) return rows.error();
+    std::vector<StoredToken> out;
+    out.reserve(rows->rows.size());
+    for (const SqlRow& r : rows->rows) {
+      auto at = [&](size_t c) -> std::optional<Timestamp> {
+        if (!r.at(c)) return std::nullopt;
+        return Timestamp::from_micros(to_int(r.at(c)));
+      };
+      out.push_back({r.at(0).value_or(""), r.at(1).value_or(""), split_list(r.at(2).value_or("")),
+                     Timestamp::from_micros(to_int(r.at(3))), at(4), at(5), at(6)});
+    }
+    return out;
+  }
+
+  Result<bool> revoke_token(const std::string& sha256, Timestamp at) override {
+    BACKBONE_TRY(check_schema());
+    BACKBONE_TRY(require_migrator(role_, "revoking a token needs"));
+    return write<bool>({}, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
+      const SqlParam p[] = {std::to_string(at.micros()), sha256};
+      auto up = c.run(
+          "UPDATE api_tokens SET revoked_at_us = ? WHERE sha256 = ? AND revoked_at_us IS NULL", p);
+      if (!up.ok()) return up.error();
+      if (up->affected == 1) return Plan<bool>{true, {}, std::nullopt};
+      const SqlParam key[] = {sha256};
+      auto found = c.run("SELECT 1 FROM api_tokens WHERE sha256 = ?", key);
+      if (!found.ok()) return found.error();
+      if (found->rows.empty()) return make_error(Errc::kNotFound, "no such token");
+      return Plan<bool>{false, {}, std::nullopt};
+    });
+  }
+
+  Result<void> note_token_uses(std::span<const TokenUse> uses) override {
+    BACKBONE_TRY(check_schema());
+    if (uses.empty()) return {};
+    auto done = write<bool>({}, {}, [&](SqlConnection&, const Reads&) -> Result<Plan<bool>> {
+      Plan<bool> plan{true, {}, std::nullopt};
+      for (const TokenUse& u : uses) {
+        const std::string at = std::to_string(u.at.micros());
+        plan.writes.push_back(
+            {"UPDATE api_tokens SET last_used_at_us = ? WHERE sha256 = ? AND"
+             " (last_used_at_us IS NULL OR last_used_at_us < ?)",
+             {at, u.sha256, at}});
+      }
+      return plan;
+    });
+    if (!done.ok()) return done.error();
+    return {};
+  }
+
   Result<std::vector<AuditHead>> audit_heads() override {
     auto rows = query(select_heads(dialect_), {});
     if (!rows.ok()) return rows.error();
@@ -537,6 +628,15 @@ class ServerEventStore final : public EventStore {
   }
 
   // --- reads ---
+
+  // The token columns, each as text (the times are read back as integers).
+  std::string token_columns_text() const {
+    std::string out;
+    for (const std::string& c : split_list(kTokenColumns)) {
+      out += (out.empty() ? "" : ", ") + dialect_.text(c);
+    }
+    return out;
+  }
 
   Result<SqlRows> query(const std::string& sql, std::span<const SqlParam> params) {
     BACKBONE_TRY(check_schema());

@@ -38,13 +38,15 @@ bool allowed(Role role, int action, std::string_view table, std::string_view col
     case SQLITE_READ:
       // The schema itself is visible to all; reader may read every table.
       return table.starts_with("sqlite_") || role == Role::kReader || may_insert(role, table) ||
-             (table == "audit_heads" && role != Role::kReader);
+             ((table == "audit_heads" || table == "api_tokens") && role != Role::kReader);
     case SQLITE_INSERT:
       return may_insert(role, table);
     case SQLITE_UPDATE:
       if (role == Role::kMigrator) return true;
       // Every role that appends to the audit log moves its chain's head (doc/audit_chain.md).
       if (table == "audit_heads") return role != Role::kReader;
+      // The serving processes record when a token was last used; only the migrator revokes.
+      if (table == "api_tokens") return role == Role::kSyncWorker && column == "last_used_at_us";
       return role == Role::kMergeWorker && ((table == "events" && column == "processed") ||
                                             table == "records" || is_lease_table(table));
     case SQLITE_DELETE:

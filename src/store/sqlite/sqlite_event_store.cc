@@ -598,6 +598,93 @@ class SqliteEventStore final : public EventStore {
     return collect<AuditEntry>(**s, read_audit);
   }
 
+  Result<void> add_token(const StoredToken& t) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    BACKBONE_TRY(require_migrator(db_->role(), "making a token needs"));
+    BACKBONE_TRY(check_token_row(t));
+    auto added = in_write_txn<bool>([&]() -> Result<bool> {
+      auto revoked = token_revoked_at(t.sha256);
+      if (!revoked.ok()) return revoked.error();
+      if (*revoked)
+        return make_error(Errc::kAlreadyExists, "a token with this hash exists already");
+      auto s = db_->prepare(std::string("INSERT INTO api_tokens (") + kTokenColumns +
+                            ") VALUES (?, ?, ?, ?, ?, ?, ?)");
+      if (!s.ok()) return s.error();
+      auto at = [&](int i, const std::optional<Timestamp>& v) {
+        if (v) {
+          (*s)->bind(i, v->micros());
+        } else {
+          (*s)->bind_null(i);
+        }
+      };
+      (*s)->bind(1, t.sha256)
+          .bind(2, t.name)
+          .bind(3, join_list(t.roles))
+          .bind(4, t.created_at.micros());
+      at(5, t.expires_at);
+      at(6, t.last_used_at);
+      at(7, t.revoked_at);
+      BACKBONE_TRY((*s)->run());
+      return true;
+    });
+    if (!added.ok()) return added.error();
+    return {};
+  }
+
+  Result<std::vector<StoredToken>> tokens() override {
+    std::lock_guard lock(read_mu_);
+    BACKBONE_TRY(check_schema());
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kTokenColumns +
+                            " FROM api_tokens ORDER BY created_at_us, sha256");
+    if (!s.ok()) return s.error();
+    return collect<StoredToken>(**s, [](Stmt& r) -> Result<StoredToken> {
+      auto at = [&](int c) -> std::optional<Timestamp> {
+        if (r.is_null(c)) return std::nullopt;
+        return Timestamp::from_micros(r.integer(c));
+      };
+      return StoredToken{
+          r.text(0), r.text(1), split_list(r.text(2)), Timestamp::from_micros(r.integer(3)), at(4),
+          at(5),     at(6)};
+    });
+  }
+
+  Result<bool> revoke_token(const std::string& sha256, Timestamp at) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    BACKBONE_TRY(require_migrator(db_->role(), "revoking a token needs"));
+    return in_write_txn<bool>([&]() -> Result<bool> {
+      auto revoked = token_revoked_at(sha256);
+      if (!revoked.ok()) return revoked.error();
+      if (!*revoked) return make_error(Errc::kNotFound, "no such token");
+      if (**revoked) return false;
+      auto s = db_->prepare("UPDATE api_tokens SET revoked_at_us = ? WHERE sha256 = ?");
+      if (!s.ok()) return s.error();
+      BACKBONE_TRY((*s)->bind(1, at.micros()).bind(2, sha256).run());
+      return true;
+    });
+  }
+
+  Result<void> note_token_uses(std::span<const TokenUse> uses) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    if (uses.empty()) return {};
+    auto done = in_write_txn<bool>([&]() -> Result<bool> {
+      for (const TokenUse& u : uses) {
+        auto s = db_->prepare(
+            "UPDATE api_tokens SET last_used_at_us = ? WHERE sha256 = ? AND"
+            " (last_used_at_us IS NULL OR last_used_at_us < ?)");
+        if (!s.ok()) return s.error();
+        BACKBONE_TRY((*s)->bind(1, u.at.micros()).bind(2, u.sha256).bind(3, u.at.micros()).run());
+      }
+      return true;
+    });
+    if (!done.ok()) return done.error();
+    return {};
+  }
+
   // One writer at a time (BEGIN IMMEDIATE), so one chain: slot 0.
   Result<std::vector<AuditHead>> audit_heads() override {
     std::lock_guard lock(read_mu_);
@@ -687,6 +774,22 @@ class SqliteEventStore final : public EventStore {
     if (!s.ok()) return s.error();
     (*s)->bind(1, value);
     return collect<AuditEntry>(**s, read_audit);
+  }
+
+  // Whether token `sha256` exists (outer) and when it was revoked (inner), inside a write.
+  Result<std::optional<std::optional<int64_t>>> token_revoked_at(const std::string& sha256) {
+    auto s = db_->prepare("SELECT revoked_at_us FROM api_tokens WHERE sha256 = ?");
+    if (!s.ok()) return s.error();
+    (*s)->bind(1, sha256);
+    auto row = (*s)->step();
+    if (!row.ok()) return row.error();
+    std::optional<std::optional<int64_t>> out;
+    if (*row) {
+      out.emplace();
+      if (!(*s)->is_null(0)) *out = (*s)->integer(0);
+    }
+    (*s)->reset();
+    return out;
   }
 
   // Slot 0's head, read inside the write transaction.

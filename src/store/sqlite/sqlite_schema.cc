@@ -150,6 +150,19 @@ INSERT OR IGNORE INTO audit_heads (slot, id, chain_hash, created_at_us, legacy_u
        ON 1;
 )sql";
 
+// The environment's bearer tokens, as their hashes (doc/tokens.md).
+constexpr const char* kV6 = R"sql(
+CREATE TABLE IF NOT EXISTS api_tokens (
+  sha256          CHAR(64)     NOT NULL PRIMARY KEY CHECK (length(sha256) = 64),
+  name            VARCHAR(64)  NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+  roles           VARCHAR(128) NOT NULL CHECK (length(roles) >= 1),
+  created_at_us   INTEGER      NOT NULL,
+  expires_at_us   INTEGER      NULL,
+  last_used_at_us INTEGER      NULL,
+  revoked_at_us   INTEGER      NULL
+);
+)sql";
+
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "events, event_audit_log, records, immutability triggers", kV1},
@@ -157,6 +170,7 @@ const std::vector<Migration>& migrations() {
       {3, "bucket_leases, cluster_members", kV3},
       {4, "cluster_members.key_sha256, bucket_leases.changed_at", kV4},
       {5, "audit_heads", kV5},
+      {6, "api_tokens", kV6},
   };
   return all;
 }

@@ -1,0 +1,16 @@
+// A token as JSON, in the HTTP token routes and `backbone token list --json`: {"id" (the first
+// 12 digits of its hash), "name", "roles", "created_at", "expires_at", "last_used_at",
+// "revoked_at"} (times RFC 3339, null when absent). Never the token, nor its whole hash.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "backbone/event_store.h"
+
+namespace backbone::server {
+
+nlohmann::json token_json(const StoredToken& t);
+
+}  // namespace backbone::server
