@@ -5,10 +5,14 @@
 #include <unistd.h>
 #include <atomic>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "backbone/record_key.h"
 #include "broker/broker_conformance.h"
+#include "broker/delivery/config_json.h"
+#include "broker/nats/nats_client.h"
 #include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
 #include "broker/nats/nats_url.h"
@@ -82,6 +86,94 @@ TEST(NatsBroker, MessagesThatTheReaderDroppedAreReadAgain) {
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>(kMessages));
   EXPECT_EQ(again, 0);
+}
+
+// Processes that start at once provision the same topology at once: of the creators of one
+// subscription, one makes it and the others find it, and its journal is whole (before the
+// claim, a late creator deleted the journal the first had made, and publishing to it failed).
+TEST(NatsBroker, ProcessesCreatingOneSubscriptionAtOnceMakeItOnce) {
+  BACKBONE_REQUIRE_TEST_SERVER("nats");
+  auto harness = make_nats_harness();
+  ManualClock clock;
+  std::vector<std::unique_ptr<Broker>> brokers;
+  for (int i = 0; i < 4; ++i) {
+    auto b = Broker::open(BrokerOptions{harness->url(), &clock, 4});
+    ASSERT_TRUE(b.ok()) << b.error().describe();
+    brokers.push_back(std::move(*b));
+  }
+  ASSERT_TRUE(brokers[0]->create_topic({"orders", {}}).ok());
+  for (int round = 0; round < 5; ++round) {
+    const std::string name = "orders.work" + std::to_string(round);
+    std::vector<Result<void>> got(brokers.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < brokers.size(); ++i) {
+      threads.emplace_back([&, i] {
+        got[i] =
+            brokers[i]->create_subscription({.name = name, .topic = "orders", .ordered = true});
+      });
+    }
+    for (auto& t : threads) t.join();
+    int made = 0, found = 0;
+    for (const auto& r : got) {
+      if (r.ok()) {
+        ++made;
+      } else if (r.code() == Errc::kAlreadyExists) {
+        ++found;
+      } else {
+        ADD_FAILURE() << r.error().describe();
+      }
+    }
+    EXPECT_EQ(made, 1) << name;
+    EXPECT_EQ(found, 3) << name;
+    // Every process serves it, from the one journal.
+    const std::vector<OutgoingMessage> one = {{"m" + std::to_string(round), {}, "k"}};
+    ASSERT_TRUE(brokers[3]->publish("orders", one).ok());
+    for (auto& b : brokers) {
+      ASSERT_TRUE(b->serve_buckets(name, {}).ok());
+    }
+    ASSERT_TRUE(brokers[1]->serve_buckets(name, {{0, 1}, {1, 1}, {2, 1}, {3, 1}}).ok());
+    auto pulled = brokers[1]->pull(name, 10);
+    ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
+    ASSERT_EQ(pulled->size(), 1u) << name;
+    EXPECT_TRUE(brokers[1]->ack(name, std::vector<std::string>{(*pulled)[0].ack_id}).ok());
+  }
+}
+
+// A creator that crashed between claiming a subscription's name and making it ready leaves a
+// claim; another creator takes it over once the claim is older than 30 s (the clock's).
+TEST(NatsBroker, ACrashedCreatorsClaimIsTakenOverAfterItsTimeout) {
+  BACKBONE_REQUIRE_TEST_SERVER("nats");
+  auto harness = make_nats_harness();
+  ManualClock clock;
+  auto b = Broker::open(BrokerOptions{harness->url(), &clock});
+  ASSERT_TRUE(b.ok()) << b.error().describe();
+  ASSERT_TRUE((*b)->create_topic({"orders", {}}).ok());
+  // The claim as a crashed creator left it: no journal, not ready.
+  auto client = nats::NatsClient::connect(*nats::parse_nats_url(harness->url()));
+  ASSERT_TRUE(client.ok()) << client.error().describe();
+  const auto url = *nats::parse_nats_url(harness->url());
+  ASSERT_TRUE((*client)->open_bucket(nats::catalog_bucket(url.ns), url.replicas).ok());
+  SubscriptionConfig config{.name = "orders.work", .topic = "orders"};
+  const std::string claim = nlohmann::json{
+      {"config", delivery::subscription_config_to_json(config)},
+      {"start", 1},
+      {"uid", "dead0000dead0000"},
+      {"ready", false},
+      {"claimed_at_ms",
+       clock.now().millis()}}.dump();
+  auto put = (*client)->kv_create(nats::subscription_key("orders.work"), claim);
+  ASSERT_TRUE(put.ok()) << put.error().describe();
+  clock.advance_millis(29'000);
+  EXPECT_EQ((*b)->create_subscription({.name = "orders.work", .topic = "orders"}).code(),
+            Errc::kAlreadyExists);
+  clock.advance_millis(1'000);
+  auto made = (*b)->create_subscription({.name = "orders.work", .topic = "orders"});
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  ASSERT_TRUE((*b)->publish("orders", std::vector<OutgoingMessage>{{"after", {}, ""}}).ok());
+  auto pulled = (*b)->pull("orders.work", 10);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
+  ASSERT_EQ(pulled->size(), 1u);
+  EXPECT_EQ((*pulled)[0].message.data, "after");
 }
 
 // Two processes of one cluster: two brokers on one namespace, topics split into 4 buckets, and

@@ -140,13 +140,10 @@ TEST(ServeCluster, ATokenMadeOrRevokedThroughOneProcessCountsOnEveryOneWithinFiv
   const std::string admin = *tokens->create("admin", "sandbox", {"admin"});  // imported at start
   const int base = 18990 + static_cast<int>(::getpid() % 30) * 3;
   ServeProcess a(setup.config, base), b(setup.config, base + 1), c(setup.config, base + 2);
-  // The first provisions the topology; the others find it. (Processes that provision one
-  // topology at the very same time are not safe on NATS yet: a late creator of a subscription
-  // replaces the journal that the first one made.)
-  a.start();
-  ASSERT_TRUE(a.wait_ready());
-  for (ServeProcess* p : {&b, &c}) p->start();
-  for (ServeProcess* p : {&b, &c}) ASSERT_TRUE(p->wait_ready());
+  // All three at once, as a deployment starts them: they migrate the one store and provision
+  // the one topology at the same time.
+  for (ServeProcess* p : {&a, &b, &c}) p->start();
+  for (ServeProcess* p : {&a, &b, &c}) ASSERT_TRUE(p->wait_ready());
 
   httplib::Client to_a("127.0.0.1", base);
   auto made = to_a.Post("/v1/envs/sandbox/tokens", {{"Authorization", "Bearer " + admin}},

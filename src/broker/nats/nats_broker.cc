@@ -1,9 +1,11 @@
 #include "broker/nats/nats_broker.h"
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "backbone/event_id.h"
 #include "backbone/record_key.h"
@@ -36,6 +38,8 @@ Result<SubscriptionEntry> parse_entry(const std::string& text, const std::string
     e.config = delivery::subscription_config_from_json(j.at("config"));
     e.start = j.at("start").get<uint64_t>();
     e.uid = j.at("uid").get<std::string>();
+    e.ready = j.value("ready", true);  // entries from before the claim were made ready
+    e.claimed_at_ms = j.value("claimed_at_ms", int64_t{0});
     return e;
   } catch (const json::exception& ex) {
     return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + ex.what());
@@ -43,11 +47,19 @@ Result<SubscriptionEntry> parse_entry(const std::string& text, const std::string
 }
 
 std::string entry_text(const SubscriptionEntry& e) {
-  return json{{"config", delivery::subscription_config_to_json(e.config)},
-              {"start", e.start},
-              {"uid", e.uid}}
-      .dump();
+  json j = {{"config", delivery::subscription_config_to_json(e.config)},
+            {"start", e.start},
+            {"uid", e.uid}};
+  if (!e.ready) {
+    j["ready"] = false;
+    j["claimed_at_ms"] = e.claimed_at_ms;
+  }
+  return j.dump();
 }
+
+// How long a creator may take between claiming a subscription's name and making it ready;
+// after that its claim is taken to be a crashed creator's, and another creator takes it over.
+constexpr int64_t kClaimTimeoutMs = 30'000;
 
 // A topic's catalog entry: its config, and the buckets it is split into (0: none).
 json topic_entry(const TopicConfig& config, uint32_t buckets) {
@@ -143,8 +155,12 @@ class NatsBroker final : public Broker {
   Result<void> create_subscription(const SubscriptionConfig& config) override {
     BACKBONE_TRY(validate_subscription_config(config));
     BACKBONE_TRY(check_encodable(config.name, "subscription"));
-    if (client_->kv_get(subscription_key(config.name)).ok()) {
-      return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
+    if (auto held = client_->kv_get(subscription_key(config.name)); held.ok()) {
+      auto other = parse_entry(held->first, subscription_key(config.name));
+      if (!other.ok() || other->ready ||
+          clock_.now().millis() - other->claimed_at_ms < kClaimTimeoutMs) {
+        return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
+      }
     }
     auto t = topic(config.topic);
     if (!t.ok()) return t.error();
@@ -152,12 +168,40 @@ class NatsBroker final : public Broker {
     auto ts = client_->stream_state(topic_stream(ns_, config.topic));
     if (!ts.ok()) return ts.error();
     SubscriptionEntry e{config, ts->last_seq + 1, new_uid()};
-    BACKBONE_TRY(NatsSubscription::create_journal(*client_, ns_, e, t->second));
-    auto r = client_->kv_create(subscription_key(config.name), entry_text(e));
-    if (r.code() == Errc::kAlreadyExists) {
-      return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
+    e.ready = false;
+    e.claimed_at_ms = clock_.now().millis();
+    // Claim the name first: of two processes creating the subscription at once, one claims it
+    // and makes the journal, the other finds it claimed and leaves the journal alone. A claim
+    // left by a creator that crashed is taken over after kClaimTimeoutMs.
+    const std::string key = subscription_key(config.name);
+    auto claimed = client_->kv_create(key, entry_text(e));
+    if (claimed.code() == Errc::kAlreadyExists) {
+      auto held = client_->kv_get(key);
+      if (!held.ok()) return held.error();
+      auto other = parse_entry(held->first, key);
+      if (!other.ok()) return other.error();
+      const bool abandoned =
+          !other->ready && e.claimed_at_ms - other->claimed_at_ms >= kClaimTimeoutMs;
+      if (!abandoned) {
+        return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
+      }
+      claimed = client_->kv_update(key, entry_text(e), held->second);
+      if (!claimed.ok()) {
+        return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
+      }
     }
-    return r;
+    if (!claimed.ok()) return claimed;
+    BACKBONE_TRY(NatsSubscription::create_journal(*client_, ns_, e, t->second));
+    auto at = client_->kv_get(key);
+    if (!at.ok()) return at.error();
+    auto mine = parse_entry(at->first, key);
+    if (!mine.ok()) return mine.error();
+    if (mine->uid != e.uid) {
+      return make_error(Errc::kUnavailable, "subscription " + config.name +
+                                                " was taken over while it was being created");
+    }
+    e.ready = true;
+    return client_->kv_update(key, entry_text(e), at->second);
   }
 
   Result<SubscriptionConfig> get_subscription(std::string_view name) override {
@@ -344,17 +388,26 @@ class NatsBroker final : public Broker {
     return t->second;
   }
 
-  // The catalog entry of a subscription, with its revision.
+  // The catalog entry of a subscription, with its revision. One that another process is
+  // creating is waited for (its journal takes milliseconds), up to 10 s of real time.
   Result<std::pair<SubscriptionEntry, uint64_t>> entry(std::string_view name) {
     const std::string key = subscription_key(name);
-    auto v = client_->kv_get(key);
-    if (v.code() == Errc::kNotFound) {
-      return make_error(Errc::kNotFound, "subscription " + std::string(name) + " does not exist");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      auto v = client_->kv_get(key);
+      if (v.code() == Errc::kNotFound) {
+        return make_error(Errc::kNotFound, "subscription " + std::string(name) + " does not exist");
+      }
+      if (!v.ok()) return v.error();
+      auto e = parse_entry(v->first, key);
+      if (!e.ok()) return e.error();
+      if (e->ready) return std::pair{std::move(*e), v->second};
+      if (std::chrono::steady_clock::now() > deadline) {
+        return make_error(Errc::kUnavailable,
+                          "subscription " + std::string(name) + " is still being created");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (!v.ok()) return v.error();
-    auto e = parse_entry(v->first, key);
-    if (!e.ok()) return e.error();
-    return std::pair{std::move(*e), v->second};
   }
 
   // Every subscription's catalog entry, by key.

@@ -57,6 +57,10 @@ struct SubscriptionEntry {
   SubscriptionConfig config;
   uint64_t start = 1;  // the topic stream's first sequence that the subscription sees
   std::string uid;     // names this incarnation of the subscription (ack ids, dead-letter ids)
+  // False while its creator makes its journal: the entry claims the name first, so that two
+  // processes creating one subscription at once cannot both make (and one delete) a journal.
+  bool ready = true;
+  int64_t claimed_at_ms = 0;  // when a creator claimed it (while not ready)
 };
 
 class NatsSubscription {

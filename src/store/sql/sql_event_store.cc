@@ -63,7 +63,14 @@ class ServerEventStore final : public EventStore {
     auto lease = pool_.acquire();
     if (!lease.ok()) return lease.error();
     SqlConnection& c = **lease;
-    BACKBONE_TRY(c.exec(dialect_.create_migrations_table()));
+    // Under the writer lock: PostgreSQL refuses two sessions' CREATE TABLE IF NOT EXISTS of one
+    // table at once (processes that start together migrate together).
+    BACKBONE_TRY(dialect_.begin_locked(c));
+    if (auto made = c.exec(dialect_.create_migrations_table()); !made.ok()) {
+      (void)dialect_.end_locked(c, false);
+      return made.error();
+    }
+    BACKBONE_TRY(dialect_.end_locked(c, true));
     int applied = 0;
     for (const SqlMigration& m : dialect_.migrations()) {
       BACKBONE_TRY(dialect_.begin_locked(c));
