@@ -15,3 +15,6 @@ echo
 echo
 # Google's Node client against the Pub/Sub front and against Google's emulator.
 scripts/bench-pubsub-front.sh "$build"
+echo
+# Several serve processes of one environment under CPU caps (needs root for the cgroups).
+scripts/with-test-servers.sh scripts/bench-scale-out.sh "$build"

@@ -54,7 +54,11 @@ Result<std::unique_ptr<LeaseKeeper>> LeaseKeeper::open(EventStore& store, const 
   if (options.ttl_us <= 0) {
     return make_error(Errc::kInvalidArgument, "the lease ttl must be positive", "lease_ttl");
   }
-  if (options.beat_interval_us <= 0) options.beat_interval_us = options.ttl_us / 4;
+  // A survivor sees a silent member's last beat and acts on its expiry at its own ticks, each up
+  // to a beat late: at most 1 s, so that a takeover comes within about the ttl + 2 s.
+  if (options.beat_interval_us <= 0) {
+    options.beat_interval_us = std::min<int64_t>(options.ttl_us / 4, 1'000'000);
+  }
   auto recorded = store.init_buckets(options.buckets);
   if (!recorded.ok()) return recorded.error();
   return std::unique_ptr<LeaseKeeper>(new LeaseKeeper(store, clock, std::move(options), *recorded));

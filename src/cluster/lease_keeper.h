@@ -40,7 +40,7 @@ struct LeaseOptions {
   std::string address;          // where it serves, for people and for forwarding
   uint32_t buckets = 64;        // recorded by the first process; later ones take the recorded count
   int64_t ttl_us = 10'000'000;  // a member silent this long is gone
-  int64_t beat_interval_us = 0;  // 0: a quarter of the ttl
+  int64_t beat_interval_us = 0;  // 0: a quarter of the ttl, at most 1 s
   // Where to count (may be null), with label env=`env`:
   //   backbone_cluster_buckets_owned          gauge: the buckets this process owns
   //   backbone_cluster_rebalances_total       counter: ticks that gained or lost buckets

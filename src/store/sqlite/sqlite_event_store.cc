@@ -216,7 +216,7 @@ class SqliteEventStore final : public EventStore {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());
     std::lock_guard writer(db_->writer_lock());
-    auto s = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
+    auto s = db_->prepare(kMarkProcessedSql);
     if (!s.ok()) return s.error();
     BACKBONE_TRY((*s)->bind(1, id.str()).run());
     if (sqlite3_changes(db_->handle()) == 1) return true;
@@ -372,7 +372,7 @@ class SqliteEventStore final : public EventStore {
   // The plan's writes. Every writer holds the writer lock, so what merge_reads read still
   // holds. REQUIRES: mu_ held, a transaction open.
   Result<void> write_merge_plan(const MergePlan& plan) {
-    auto mark = db_->prepare("UPDATE events SET processed = 1 WHERE id = ? AND processed = 0");
+    auto mark = db_->prepare(kMarkProcessedSql);
     if (!mark.ok()) return mark.error();
     for (const EventId& id : plan.to_mark) BACKBONE_TRY((*mark)->bind(1, id.str()).run());
     for (const AuditEntry& e : plan.audit) BACKBONE_TRY(insert_audit_row(e));
@@ -382,23 +382,9 @@ class SqliteEventStore final : public EventStore {
   // Inserts `rows`; with `upsert`, a row that exists is replaced. REQUIRES: mu_ held, a
   // transaction open.
   Result<void> write_records(std::span<const StoredRecord> rows, bool upsert) {
-    auto ins = db_->prepare(
-        std::string("INSERT INTO records (record_type, record_id, version, state, field_versions, "
-                    "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") +
-        (upsert ? " ON CONFLICT (record_type, record_id) DO UPDATE SET version = ?3, state = ?4, "
-                  "field_versions = ?5, updated_at = ?6"
-                : ""));
+    auto ins = db_->prepare(std::string(kInsertRecordSql) + (upsert ? kUpsertRecordSuffix : ""));
     if (!ins.ok()) return ins.error();
-    for (const StoredRecord& r : rows) {
-      BACKBONE_TRY((*ins)
-                       ->bind(1, r.key.record_type)
-                       .bind(2, r.key.record_id)
-                       .bind(3, static_cast<int64_t>(r.version))
-                       .bind(4, r.state)
-                       .bind(5, r.field_versions)
-                       .bind(6, r.updated_at.micros())
-                       .run());
-    }
+    for (const StoredRecord& r : rows) BACKBONE_TRY(bind_record_row(**ins, r).run());
     return {};
   }
 

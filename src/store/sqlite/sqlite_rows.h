@@ -1,10 +1,11 @@
-// The row forms of events, audit entries and outbox entries in the SQLite schema: the INSERT
-// statements and how a value binds to them. Shared by the store and by the benchmark's floor, so
-// that both write the very same rows.
+// The row forms of events, audit entries, outbox entries and records in the SQLite schema: the
+// statements that write them and how a value binds to them. Shared by the store and by the
+// benchmark's floor, so that both write the very same rows.
 #pragma once
 
 #include "backbone/audit_entry.h"
 #include "backbone/event.h"
+#include "backbone/event_store.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace backbone::sqlite {
@@ -17,6 +18,17 @@ inline constexpr const char* kInsertAuditSql =
     "chain_hash, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 inline constexpr const char* kInsertOutboxSql =
     "INSERT INTO event_outbox (event_id, created_at) VALUES (?, ?)";
+// A merge's writes besides its audit entries: the event's processed flag 0 -> 1, and the
+// record's row (an upsert: ?1..?6 are record_type, record_id, version, state, field_versions,
+// updated_at).
+inline constexpr const char* kMarkProcessedSql =
+    "UPDATE events SET processed = 1 WHERE id = ? AND processed = 0";
+inline constexpr const char* kInsertRecordSql =
+    "INSERT INTO records (record_type, record_id, version, state, field_versions, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+inline constexpr const char* kUpsertRecordSuffix =
+    " ON CONFLICT (record_type, record_id) DO UPDATE SET version = ?3, state = ?4, "
+    "field_versions = ?5, updated_at = ?6";
 
 // REQUIRES: `s` was prepared from kInsertEventSql.
 inline Stmt& bind_event_row(Stmt& s, const Event& e) {
@@ -41,6 +53,16 @@ inline Stmt& bind_audit_row(Stmt& s, const AuditEntry& a) {
       .bind(7, a.chain_hash)
       .bind_optional(8, a.detail)
       .bind(9, a.created_at.micros());
+}
+
+// REQUIRES: `s` was prepared from kInsertRecordSql (and kUpsertRecordSuffix).
+inline Stmt& bind_record_row(Stmt& s, const StoredRecord& r) {
+  return s.bind(1, r.key.record_type)
+      .bind(2, r.key.record_id)
+      .bind(3, static_cast<int64_t>(r.version))
+      .bind(4, r.state)
+      .bind(5, r.field_versions)
+      .bind(6, r.updated_at.micros());
 }
 
 }  // namespace backbone::sqlite
