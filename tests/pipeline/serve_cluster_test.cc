@@ -660,7 +660,8 @@ TEST(ServeCluster, TheNodeClientGetsEverySyncVersionInOrderThroughEitherFront) {
   // service: one that reaches its delivery after the delivery's deadline is stale and the
   // message comes again. In `make test`'s busiest phase 1-2 of 588 were left so (2 of 7 full
   // runs; never alone, nor under a CPU load); without the forwarding of acks to the member that
-  // delivered, about half are. So at most 1% may be left waiting, and none in flight.
+  // delivered, every ack of the other member's deliveries would be lost (each delivers about
+  // half: reasoned, not measured). So at most 1% may be left waiting, and none in flight.
   auto broker = Broker::open(BrokerOptions{broker_url, nullptr, kBuckets});
   ASSERT_TRUE(broker.ok()) << broker.error().describe();
   auto stats = (*broker)->stats(sync_sub);
