@@ -54,6 +54,8 @@ struct RunResult {
   double cpu_us_per_event = 0;     // the process's user + system time over the run
   double bytes_per_event = 0;      // written by the process over the run (store, WAL, broker)
   std::vector<double> latency_ms;  // per event, due (or sent) -> merged received
+  std::vector<double> answer_ms;   // per event, due -> its batch's HTTP answer (ingest's part)
+  std::vector<double> merge_ms;    // per event, its batch's HTTP answer -> merged received
 };
 
 std::string draft_json(const EventDraft& d) {
@@ -131,8 +133,11 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
                   i);
   }
   std::vector<std::atomic<int64_t>> due_ns(drafts.size());
+  std::vector<std::atomic<int64_t>> answered_ns(drafts.size());  // 0 until the answer is read
   RunResult result;
   result.latency_ms.reserve(drafts.size());
+  std::vector<std::pair<size_t, int64_t>> merged_ns;  // (event, when received), split at the end
+  merged_ns.reserve(drafts.size());
 
   const double cpu0 = cpu_seconds();
   const double written0 = written_bytes();
@@ -157,6 +162,7 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
         if (it == index.end()) continue;
         ++seen;
         result.latency_ms.push_back(static_cast<double>(now - due_ns[it->second].load()) / 1e6);
+        merged_ns.emplace_back(it->second, now);
       }
       if (!acks.empty()) (void)broker.ack(watch.name, acks);
       if (ns_since_t0() > int64_t{600} * 1'000'000'000) die("not settled within 600 s");
@@ -201,6 +207,8 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
         auto res = client.Post("/v1/envs/" + env + "/events", headers, body, "application/json");
         if (!res) die("POST failed: " + httplib::to_string(res.error()));
         if (res->status != 201) die("POST answered " + std::to_string(res->status) + res->body);
+        const int64_t answered = ns_since_t0();
+        for (size_t j = at; j < end; ++j) answered_ns[mine[j]] = answered;
       }
       int64_t now = ns_since_t0(), prev = ingested_at_ns.load();
       while (now > prev && !ingested_at_ns.compare_exchange_weak(prev, now)) {
@@ -209,6 +217,12 @@ RunResult run(const Options& o, const std::vector<EventDraft>& drafts, double ra
   }
   for (auto& t : clients) t.join();
   watcher.join();
+  // A merged message may come before the client has read its batch's answer: that part is 0.
+  for (const auto& [i, at] : merged_ns) {
+    const int64_t answered = std::min(answered_ns[i].load(), at);
+    result.answer_ms.push_back(static_cast<double>(answered - due_ns[i].load()) / 1e6);
+    result.merge_ms.push_back(static_cast<double>(at - answered) / 1e6);
+  }
   result.ingest_per_s = static_cast<double>(drafts.size()) / (ingested_at_ns.load() / 1e9);
   result.end_to_end_per_s = static_cast<double>(drafts.size()) / (merged_at_ns.load() / 1e9);
   result.cpu_us_per_event = (cpu_seconds() - cpu0) * 1e6 / static_cast<double>(drafts.size());
@@ -288,6 +302,12 @@ int main(int argc, char** argv) {
       half, paced.end_to_end_per_s, percentile(paced.latency_ms, 0.50),
       percentile(paced.latency_ms, 0.95), percentile(paced.latency_ms, 0.99),
       percentile(paced.latency_ms, 1.0));
+  for (const auto& [name, v] : {std::pair{"due -> batch answered", &paced.answer_ms},
+                                std::pair{"answered -> merged", &paced.merge_ms}}) {
+    std::printf("  of which %-22s p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", name,
+                percentile(*v, 0.50), percentile(*v, 0.95), percentile(*v, 0.99),
+                percentile(*v, 1.0));
+  }
   std::printf(
       "ratio = median over rounds of end-to-end / floor (plain inserts of the append's rows), and "
       "of end-to-end / SPEC floor (SPEC §2's statements per event, in the pipeline's transaction "

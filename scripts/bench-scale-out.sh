@@ -17,6 +17,7 @@ events=${2:-20000}
 quota=${3:-30000}
 bin=$build/backbone
 lease_ms=${BENCH_LEASE_MS:-10000}
+records=${BENCH_RECORDS:-300}
 cg=/sys/fs/cgroup/cpu
 [ -w "$cg" ] || { echo "bench-scale-out: $cg is not writable (needs root and cgroup v1 cpu)" >&2; exit 2; }
 [ -n "${BACKBONE_TEST_POSTGRES_URL:-}" ] && [ -n "${BACKBONE_TEST_NATS_URL:-}" ] || {
@@ -25,7 +26,7 @@ work=$(mktemp -d /tmp/backbone-bench-scale-out-XXXXXX)
 pids=()
 groups=()
 cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   for g in "${groups[@]}"; do rmdir "$g" 2>/dev/null || true; done
   [ -n "${BENCH_KEEP:-}" ] && echo "bench-scale-out: kept $work" >&2 || rm -rf "$work"
 }
@@ -35,6 +36,9 @@ for r in MIGRATOR SYNC_WORKER MERGE_WORKER READER; do
 done
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 now_ms() { date +%s%3N; }
+# CPU clock ticks: of the whole machine (busy and total, from /proc/stat), and of processes.
+machine_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+process_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 
 # A fresh environment: its own database and NATS namespace, and a backbone.toml; prints the
 # config's path.
@@ -79,7 +83,7 @@ start_serve() {
 
 base_port=$((21000 + RANDOM % 5000))
 echo "bench/scale_out  machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); PostgreSQL + NATS uncapped"
-echo "each serve capped at $quota us of CPU per 100000 us; $events events over 300 records, stress --url spread over the processes; durability: the server's commit (fsync), NATS file storage"
+echo "each serve capped at $quota us of CPU per 100000 us; $events events over $records records, stress --url spread over the processes; durability: the server's commit (fsync), NATS file storage"
 declare -A rate
 for n in ${BENCH_COUNTS:-1 2 3}; do
   config=$(environment "n$n")
@@ -99,8 +103,21 @@ for n in ${BENCH_COUNTS:-1 2 3}; do
     [ "$unowned" = 0 ] && [ "$members" = "$n" ] && break
     sleep 0.2
   done
-  report=$("$bin" --config "$config" --env sandbox --json stress "${urls[@]}" --token "$token" \
-    --events "$events" --records 300 --timeout 600)
+  read -r busy0 total0 < <(machine_ticks)
+  serve0=$(process_ticks "${serve_pids[@]}")
+  report=$(/usr/bin/time -f "%U %S" -o "$work/stress-time" "$bin" --config "$config" --env sandbox \
+    --json stress "${urls[@]}" --token "$token" --events "$events" --records "$records" --timeout 600)
+  read -r busy1 total1 < <(machine_ticks)
+  serve1=$(process_ticks "${serve_pids[@]}")
+  # Cores in use over the run: the machine's, the capped processes', the stress client's; the
+  # rest is PostgreSQL's, nats-server's and the system's.
+  cores=$(python3 -c "
+n = $(nproc); busy = ($busy1 - $busy0) / ($total1 - $total0) * n
+wall = ($total1 - $total0) / n / $(getconf CLK_TCK)
+serves = ($serve1 - $serve0) / $(getconf CLK_TCK) / wall
+u, s = open('$work/stress-time').read().split()[-2:]
+stress = (float(u) + float(s)) / wall
+print(f'{busy:.2f} of {n} cores busy: serves {serves:.2f}, stress {stress:.2f}, the rest {busy - serves - stress:.2f}')")
   ok=$(echo "$report" | json 'd["ok"]')
   e2e=$(echo "$report" | json 'round(d["end_to_end_events_per_second"])')
   p50=$(echo "$report" | json 'd["latency_ms"]["p50"]')
@@ -115,6 +132,7 @@ for n in ${BENCH_COUNTS:-1 2 3}; do
   done
   printf "N=%d  end to end %6d ev/s  (x%.2f of N=1)  ingest %6d ev/s  latency p50 %.0f ms p99 %.0f ms  periods throttled:%s  checks ok: %s\n" \
     "$n" "$e2e" "$(python3 -c "print($e2e / ${rate[1]})")" "$ingest" "$p50" "$p99" "$throttled" "$ok"
+  echo "     $cores"
   if [ "$n" -lt 3 ]; then
     for p in "${serve_pids[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null || true; done
     continue

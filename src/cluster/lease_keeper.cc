@@ -222,7 +222,6 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
     }
     if (!l.owner.empty()) free_since_.erase(l.bucket);
   }
-  set_view(view);
 
   // This member's share: the live members, sorted, split the buckets; the first ones get the
   // remainder.
@@ -248,12 +247,15 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
       changes.push_back({l.bucket, l.epoch, true});
     }
   }
+  std::optional<std::vector<std::optional<uint64_t>>> done_epochs;
   if (!changes.empty()) {
     auto done = store_.change_leases(o_.member, changes);
     if (!done.ok()) {
+      set_view(view);
       set_owned(std::move(mine));
       return done.error();
     }
+    done_epochs = *done;
     for (size_t i = 0; i < changes.size(); ++i) {
       const LeaseChange& c = changes[i];
       if (c.claim && (*done)[i]) {
@@ -271,6 +273,21 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
       if (!c.claim) mine.erase(c.bucket);
     }
   }
+  // The view shows what this tick changed, as the store now holds it: a claim that held is ours
+  // at its new epoch, a release that held is free at its new one.
+  ClusterView after = view;
+  if (!changes.empty()) {
+    std::map<uint32_t, BucketLease*> by_bucket;
+    for (BucketLease& l : after.leases) by_bucket[l.bucket] = &l;
+    for (size_t i = 0; i < changes.size(); ++i) {
+      auto it = by_bucket.find(changes[i].bucket);
+      if (!(*done_epochs)[i] || it == by_bucket.end()) continue;
+      it->second->owner = changes[i].claim ? o_.member : std::string();
+      it->second->epoch = *(*done_epochs)[i];
+      it->second->changed_at = now;
+    }
+  }
+  set_view(after);
   set_owned(std::move(mine));
 
   // Members gone for long (ten ttls) are forgotten by the first live member.

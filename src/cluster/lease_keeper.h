@@ -78,9 +78,10 @@ class LeaseKeeper {
   std::optional<uint64_t> epoch(uint32_t bucket) const;
   // The buckets owned here, by bucket.
   std::vector<BucketLease> owned() const;
-  // The last view of the cluster read from the store, and its version, which grows whenever the
-  // members (but for their beats) or the leases change. Waits up to `timeout_us` (real time) for
-  // a version above `after` first.
+  // The last view of the cluster read from the store, with what this process's tick then
+  // claimed and released (their `changed_at` on this process's clock until the next read), and
+  // its version, which grows whenever the members (but for their beats) or the leases change. Waits
+  // up to `timeout_us` (real time) for a version above `after` first.
   struct VersionedView {
     ClusterView view;
     uint64_t version = 0;

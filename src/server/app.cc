@@ -171,8 +171,15 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
         for (const std::string& sub : split) (void)broker->serve_buckets(sub, mine);
       };
       serve();
-      keeper->on_change(
-          [serve](const std::vector<BucketLease>&, const std::vector<uint32_t>&) { serve(); });
+      keeper->on_change([serve, a = app.get(), env](const std::vector<BucketLease>&,
+                                                    const std::vector<uint32_t>&) {
+        serve();
+        {
+          std::lock_guard lock(a->tell_mu_);
+          a->tell_pending_.insert(env);
+        }
+        a->tell_wake_.notify_all();
+      });
       keeper->start();
     }
     if (app->o_.start_stages) (*p)->start();
@@ -196,7 +203,34 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
   }
   (void)app->tokens_->refresh();  // an environment whose store is not migrated yet has none
   app->token_thread_ = std::thread([a = app.get()] { a->keep_tokens(); });
+  if (!app->keepers_.empty())
+    app->tell_thread_ = std::thread([a = app.get()] { a->tell_members(); });
   return app;
+}
+
+void App::tell_members_of(const std::string& env) {
+  auto it = keepers_.find(env);
+  if (it == keepers_.end()) return;
+  cluster::LeaseKeeper& keeper = *it->second;
+  SpreadPeers self{env, keeper.member(), keeper.key(), {}};
+  for (const ClusterMember& m : keeper.view().view.members) {
+    if (m.id != self.self && !m.leaving && !m.address.empty()) {
+      (void)call_member(self, m.address, "tick", nlohmann::json::object());
+    }
+  }
+}
+
+void App::tell_members() {
+  std::unique_lock lock(tell_mu_);
+  for (;;) {
+    tell_wake_.wait(lock, [this] { return tell_stop_ || !tell_pending_.empty(); });
+    if (tell_stop_) return;
+    const std::set<std::string> envs = std::move(tell_pending_);
+    tell_pending_.clear();
+    lock.unlock();
+    for (const std::string& env : envs) tell_members_of(env);
+    lock.lock();
+  }
 }
 
 void App::keep_tokens() {
@@ -327,20 +361,18 @@ void App::stop() {
     (void)tokens_->flush_uses();
   }
   for (auto& [env, p] : pipelines_) p->stop();
-  // No commit of this process follows: its buckets go to the others at once.
+  {
+    std::lock_guard lock(tell_mu_);
+    tell_stop_ = true;
+  }
+  tell_wake_.notify_all();
+  if (tell_thread_.joinable()) tell_thread_.join();
+  // No commit of this process follows: its buckets go to the others at once; they take them at
+  // their next beat, or now, being told.
   for (auto& [env, k] : keepers_) {
     k->stop();
-    cluster::LeaseKeeper& keeper = *k;
     const std::string& e = env;
-    (void)k->leave([&keeper, &e] {
-      // The buckets are free: the others take them at their next beat, or now if told.
-      SpreadPeers self{e, keeper.member(), keeper.key(), {}};
-      for (const ClusterMember& m : keeper.view().view.members) {
-        if (m.id != self.self && !m.leaving && !m.address.empty()) {
-          (void)call_member(self, m.address, "tick", nlohmann::json::object());
-        }
-      }
-    });
+    (void)k->leave([this, &e] { tell_members_of(e); });
   }
   keepers_.clear();
 }

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -105,6 +106,16 @@ class App {
   // Per environment: the keeper's store connection (merge_worker) and the keeper.
   std::map<std::string, std::unique_ptr<EventStore>, std::less<>> lease_stores_;
   std::map<std::string, std::unique_ptr<cluster::LeaseKeeper>, std::less<>> keepers_;
+  // After this process's buckets change, the other members of that environment are told to tick
+  // (`cluster:tick`), so that every view shows the move at once, not a beat later; the calls run
+  // on this thread (tell_members), not on the keeper's ticking one, until stop().
+  void tell_members();
+  void tell_members_of(const std::string& env);
+  std::mutex tell_mu_;
+  std::condition_variable tell_wake_;
+  std::set<std::string> tell_pending_;  // GUARDED_BY(tell_mu_): environments whose members to tell
+  bool tell_stop_ = false;              // GUARDED_BY(tell_mu_)
+  std::thread tell_thread_;
   std::vector<std::string> warnings_;
 };
 

@@ -113,6 +113,49 @@ TEST_F(LeaseKeeperTest, OneProcessOwnsEveryBucketAtEpochOne) {
   EXPECT_GT(a.view(version, 0).version, version) << "a new member is";
 }
 
+// A view is read at the start of a tick; what the tick then claims or releases is in it at once,
+// as the store holds it, not a beat later.
+TEST_F(LeaseKeeperTest, AViewShowsWhatItsOwnTickChanged) {
+  LeaseKeeper& a = keeper("a");
+  tick({"a"}, 1);
+  const auto owners = [](const LeaseKeeper& k) {
+    std::map<uint32_t, std::pair<std::string, uint64_t>> out;
+    for (const BucketLease& l : k.view().view.leases) out[l.bucket] = {l.owner, l.epoch};
+    return out;
+  };
+  auto seen = owners(a);
+  ASSERT_EQ(seen.size(), kBuckets);
+  for (const auto& [bucket, owner] : seen) {
+    EXPECT_EQ(owner, std::make_pair(std::string("a"), a.epoch(bucket).value_or(0))) << bucket;
+  }
+  LeaseKeeper& b = keeper("b");
+  tick({"b"}, 1);  // B sees A alive with every bucket: it claims none
+  tick({"a"}, 1);  // A sees B: it releases its upper half
+  const uint64_t version = a.view().version;
+  seen = owners(a);
+  size_t released = 0;
+  for (const auto& [bucket, owner] : seen) {
+    if (a.epoch(bucket)) {
+      EXPECT_EQ(owner.first, "a") << bucket;
+    } else {
+      ++released;
+      EXPECT_EQ(owner.first, "") << bucket << " was released by this very tick";
+    }
+  }
+  EXPECT_EQ(released, 32u);
+  tick({"b"}, 1);  // B claims them
+  for (const auto& [bucket, owner] : owners(b)) {
+    EXPECT_EQ(owner.first, b.epoch(bucket) ? "b" : "a") << bucket;
+    if (b.epoch(bucket)) {
+      EXPECT_EQ(owner.second, *b.epoch(bucket)) << bucket;
+    }
+  }
+  // And the store agrees with what the views showed: A's next read changes nothing of B's.
+  tick({"a"}, 1);
+  EXPECT_GT(a.view().version, version) << "B's claims are news to A";
+  EXPECT_EQ(owners(a), owners(b));
+}
+
 TEST_F(LeaseKeeperTest, JoinsSplitTheBucketsEvenlyAndMoveOnlyWhatTheyMust) {
   keeper("a");
   tick({"a"});

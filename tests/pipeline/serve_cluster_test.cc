@@ -267,7 +267,10 @@ TEST(ServeCluster, ProcessesSplitTheBucketsAndHandThemOverWhenTheyGo) {
   });
   const auto taken_over =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - kill_at);
-  EXPECT_GE(taken_over.count(), kTtlMs) << "taken before the lease ran out";
+  // A counts the lease from C's last heartbeat that it saw change, which may have come up to a
+  // beat interval (a quarter of the ttl here) before the kill; the exact boundary is
+  // LeaseKeeperTest's, on the manual clock.
+  EXPECT_GE(taken_over.count(), kTtlMs - kTtlMs / 4) << "taken before the lease ran out";
   // A counted what it took, and how long each waited since C's last heartbeat that it saw: at
   // least the lease.
   const double takeovers = counter_sum(base, "backbone_cluster_takeover_seconds_count");

@@ -25,6 +25,17 @@ std::shared_ptr<std::mutex> writer_lock_for(const std::string& path) {
   return lock;
 }
 
+// Process-wide settings, made once before SQLite initializes. Memory statistics off: with them
+// on, every allocation SQLite makes takes one global mutex, and all connections of the process
+// contend for it (6-7% of the pipeline bench's CPU, BENCHMARKS.md). Nothing here reads them.
+void configure_sqlite_once() {
+  static const bool done = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);  // SQLITE_MISUSE if already initialized: kept
+    return true;
+  }();
+  (void)done;
+}
+
 }  // namespace
 
 Stmt::~Stmt() { sqlite3_finalize(s_); }
@@ -79,6 +90,7 @@ bool Stmt::is_null(int col) const { return sqlite3_column_type(s_, col) == SQLIT
 
 Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, Role role,
                                                  Durability durability) {
+  configure_sqlite_once();
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
   if (role == Role::kMigrator) {
     flags |= SQLITE_OPEN_CREATE;
