@@ -11,6 +11,9 @@
 #   scripts/with-test-servers.sh scripts/bench-scale-out.sh [BUILD] [EVENTS] [QUOTA_US]
 # (`make bench` does). QUOTA_US is each process's CPU per 100,000 us period (default 30,000:
 # 0.3 of a core, so that three capped processes and the uncapped servers fit on two cores).
+# Environment: BENCH_COUNTS (1 2 3), BENCH_RECORDS (300), BENCH_CONNECTIONS (stress's posting
+# connections, 1), BENCH_LEASE_MS (10000), BENCH_KEEP (keep the work folder and logs).
+# Each run prints the cores in use: the machine's, the capped processes', stress's, the rest.
 set -euo pipefail
 build=${1:-build-bench}
 events=${2:-20000}
@@ -18,6 +21,7 @@ quota=${3:-30000}
 bin=$build/backbone
 lease_ms=${BENCH_LEASE_MS:-10000}
 records=${BENCH_RECORDS:-300}
+connections=${BENCH_CONNECTIONS:-1}
 cg=/sys/fs/cgroup/cpu
 [ -w "$cg" ] || { echo "bench-scale-out: $cg is not writable (needs root and cgroup v1 cpu)" >&2; exit 2; }
 [ -n "${BACKBONE_TEST_POSTGRES_URL:-}" ] && [ -n "${BACKBONE_TEST_NATS_URL:-}" ] || {
@@ -83,7 +87,7 @@ start_serve() {
 
 base_port=$((21000 + RANDOM % 5000))
 echo "bench/scale_out  machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); PostgreSQL + NATS uncapped"
-echo "each serve capped at $quota us of CPU per 100000 us; $events events over $records records, stress --url spread over the processes; durability: the server's commit (fsync), NATS file storage"
+echo "each serve capped at $quota us of CPU per 100000 us; $events events over $records records, stress --url spread over the processes on $connections connections; durability: the server's commit (fsync), NATS file storage"
 declare -A rate
 for n in ${BENCH_COUNTS:-1 2 3}; do
   config=$(environment "n$n")
@@ -106,7 +110,7 @@ for n in ${BENCH_COUNTS:-1 2 3}; do
   read -r busy0 total0 < <(machine_ticks)
   serve0=$(process_ticks "${serve_pids[@]}")
   report=$(/usr/bin/time -f "%U %S" -o "$work/stress-time" "$bin" --config "$config" --env sandbox \
-    --json stress "${urls[@]}" --token "$token" --events "$events" --records "$records" --timeout 600)
+    --json stress "${urls[@]}" --token "$token" --events "$events" --records "$records" --connections "$connections" --timeout 600)
   read -r busy1 total1 < <(machine_ticks)
   serve1=$(process_ticks "${serve_pids[@]}")
   # Cores in use over the run: the machine's, the capped processes', the stress client's; the

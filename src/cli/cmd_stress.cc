@@ -13,11 +13,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <span>
 #include <thread>
@@ -47,6 +49,9 @@ struct StressFlags {
     return out;
   }
   size_t batch = 500;
+  // With --url: connections posting at once. Each record's events go through one connection,
+  // in the workload's order, so that per-record order is the workload's whatever the count.
+  size_t connections = 1;
   size_t workers = 4;
   std::string dir = "var/stress";
   double timeout_s = 1800;
@@ -226,13 +231,17 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
   if (token.empty()) {
     if (const char* t = std::getenv("BACKBONE_TOKEN")) token = t;
   }
-  std::vector<std::unique_ptr<stress::HttpTarget>> targets;
-  for (const std::string& url : f.urls) {
-    auto t = stress::HttpTarget::connect(url, token, env);
-    if (!t.ok()) return ctx.fail(t.error());
-    targets.push_back(std::move(*t));
+  // A target per server and connection: an HTTP client serves one request at a time.
+  const size_t connections = std::max<size_t>(1, f.connections);
+  std::vector<std::vector<std::unique_ptr<stress::HttpTarget>>> targets(connections);
+  for (auto& mine : targets) {
+    for (const std::string& url : f.urls) {
+      auto t = stress::HttpTarget::connect(url, token, env);
+      if (!t.ok()) return ctx.fail(t.error());
+      mine.push_back(std::move(*t));
+    }
   }
-  stress::HttpTarget& first = *targets.front();
+  stress::HttpTarget& first = *targets.front().front();
   auto store = ctx.open_store(Role::kReader);
   if (!store.ok()) return ctx.fail(store.error());
   stress::WorkloadOptions wo = f.workload;
@@ -240,21 +249,42 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
   wo.record_prefix = "run" + std::to_string(SystemClock::instance().now().micros() / 1000) + "-r";
   stress::Workload workload(wo);
   const auto& drafts = workload.events();
-  const auto t0 = Steady::now();
-  // One batch after another, in the workload's order (the fold's), each to the next server.
-  Result<std::vector<EventId>> ids = std::vector<EventId>{};
-  const size_t batch = std::max<size_t>(1, f.batch);
-  for (size_t i = 0; ids.ok() && i < drafts.size(); i += batch) {
-    const auto part = std::span(drafts).subspan(i, std::min(batch, drafts.size() - i));
-    auto got = targets[(i / batch) % targets.size()]->ingest(part, batch, nullptr);
-    if (!got.ok()) {
-      ids = got.error();
-      break;
-    }
-    ids->insert(ids->end(), got->begin(), got->end());
-    progress("ingest", ids->size(), drafts.size());
+  // Each connection takes the records whose key hashes to it, and sends their events in the
+  // workload's order (the fold's), one batch after another, each to the next server.
+  std::vector<std::vector<size_t>> share(connections);
+  for (size_t i = 0; i < drafts.size(); ++i) {
+    share[std::hash<std::string>{}(drafts[i].record_type + '\n' + drafts[i].record_id) %
+          connections]
+        .push_back(i);
   }
-  if (!ids.ok()) return ctx.fail(ids.error());
+  const auto t0 = Steady::now();
+  Result<std::vector<EventId>> ids = std::vector<EventId>(drafts.size());
+  std::vector<std::optional<Error>> failed(connections);
+  std::atomic<size_t> sent{0};
+  std::vector<std::thread> posting;
+  const size_t batch = std::max<size_t>(1, f.batch);
+  for (size_t c = 0; c < connections; ++c) {
+    posting.emplace_back([&, c] {
+      const std::vector<size_t>& mine = share[c];
+      std::vector<EventDraft> part;
+      for (size_t at = 0, k = 0; at < mine.size(); at += batch, ++k) {
+        const size_t end = std::min(mine.size(), at + batch);
+        part.assign({});
+        for (size_t j = at; j < end; ++j) part.push_back(drafts[mine[j]]);
+        auto got = targets[c][(k + c) % targets[c].size()]->ingest(part, batch, nullptr);
+        if (!got.ok()) {
+          failed[c] = got.error();
+          return;
+        }
+        for (size_t j = at; j < end; ++j) (*ids)[mine[j]] = (*got)[j - at];
+        if (connections == 1) progress("ingest", sent += end - at, drafts.size());
+      }
+    });
+  }
+  for (std::thread& t : posting) t.join();
+  for (const auto& e : failed) {
+    if (e) return ctx.fail(*e);
+  }
   // Poison cannot reach the raw topic through the API: it is sent, and must be refused.
   auto accepted = first.send_malformed(workload.poison());
   if (!accepted.ok()) return ctx.fail(accepted.error());
@@ -270,7 +300,7 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
     if (processed == ids->size()) {
       // Every server's stages: each knows only its own part on pubsub://.
       bool all_idle = true;
-      for (auto& t : targets) {
+      for (auto& t : targets.front()) {
         auto idle = t->stages_idle();
         if (!idle.ok()) return ctx.fail(idle.error());
         all_idle = all_idle && *idle;
@@ -312,6 +342,9 @@ void register_stress(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--seed", f->workload.seed, "Seed of the workload");
   cmd->add_option("--batch", f->batch, "Events per ingest call");
   cmd->add_option("--workers", f->workers, "Workers per stage");
+  cmd->add_option("--connections", f->connections,
+                  "With --url: connections posting at once (each record's events go through "
+                  "one, in order)");
   cmd->add_option("--dir", f->dir, "Scratch folder (emptied first)");
   cmd->add_option("--timeout", f->timeout_s, "Seconds to wait for the pipeline to settle");
   cmd->add_option("--url", f->urls,
