@@ -258,7 +258,7 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
         .push_back(i);
   }
   const auto t0 = Steady::now();
-  Result<std::vector<EventId>> ids = std::vector<EventId>(drafts.size());
+  std::vector<EventId> ids(drafts.size());
   std::vector<std::optional<Error>> failed(connections);
   std::atomic<size_t> sent{0};
   std::vector<std::thread> posting;
@@ -276,7 +276,7 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
           failed[c] = got.error();
           return;
         }
-        for (size_t j = at; j < end; ++j) (*ids)[mine[j]] = (*got)[j - at];
+        for (size_t j = at; j < end; ++j) ids[mine[j]] = (*got)[j - at];
         if (connections == 1) progress("ingest", sent += end - at, drafts.size());
       }
     });
@@ -291,13 +291,13 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
   const double ingest_s = std::chrono::duration<double>(Steady::now() - t0).count();
   size_t processed = 0;
   for (;;) {
-    for (; processed < ids->size(); ++processed) {
-      auto e = (*store)->get((*ids)[processed]);
+    for (; processed < ids.size(); ++processed) {
+      auto e = (*store)->get(ids[processed]);
       if (!e.ok()) return ctx.fail(e.error());
       if (!e->processed) break;
     }
-    progress("merge", processed, ids->size());
-    if (processed == ids->size()) {
+    progress("merge", processed, ids.size());
+    if (processed == ids.size()) {
       // Every server's stages: each knows only its own part on pubsub://.
       bool all_idle = true;
       for (auto& t : targets.front()) {
@@ -317,7 +317,7 @@ void run_against_url(CliContext& ctx, const StressFlags& f) {
   stress::VerifyInput vi;
   vi.store = store->get();
   first.use_for(vi);
-  vi.sent = *ids;
+  vi.sent = ids;
   vi.poison = 0;
   std::vector<std::string> more;
   if (*accepted) {

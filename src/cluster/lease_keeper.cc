@@ -247,7 +247,9 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
       changes.push_back({l.bucket, l.epoch, true});
     }
   }
-  std::optional<std::vector<std::optional<uint64_t>>> done_epochs;
+  // The view shows what this tick changed, as the store now holds it: a claim that held is ours
+  // at its new epoch, a release that held is free at its new one.
+  ClusterView after = view;
   if (!changes.empty()) {
     auto done = store_.change_leases(o_.member, changes);
     if (!done.ok()) {
@@ -255,7 +257,8 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
       set_owned(std::move(mine));
       return done.error();
     }
-    done_epochs = *done;
+    std::map<uint32_t, BucketLease*> shown;
+    for (BucketLease& l : after.leases) shown[l.bucket] = &l;
     for (size_t i = 0; i < changes.size(); ++i) {
       const LeaseChange& c = changes[i];
       if (c.claim && (*done)[i]) {
@@ -271,20 +274,11 @@ Result<void> LeaseKeeper::step(const ClusterView& view) {
       }
       // A release that did not hold: the bucket was taken meanwhile; it is not ours either way.
       if (!c.claim) mine.erase(c.bucket);
-    }
-  }
-  // The view shows what this tick changed, as the store now holds it: a claim that held is ours
-  // at its new epoch, a release that held is free at its new one.
-  ClusterView after = view;
-  if (!changes.empty()) {
-    std::map<uint32_t, BucketLease*> by_bucket;
-    for (BucketLease& l : after.leases) by_bucket[l.bucket] = &l;
-    for (size_t i = 0; i < changes.size(); ++i) {
-      auto it = by_bucket.find(changes[i].bucket);
-      if (!(*done_epochs)[i] || it == by_bucket.end()) continue;
-      it->second->owner = changes[i].claim ? o_.member : std::string();
-      it->second->epoch = *(*done_epochs)[i];
-      it->second->changed_at = now;
+      if (auto it = shown.find(c.bucket); (*done)[i] && it != shown.end()) {
+        it->second->owner = c.claim ? o_.member : std::string();
+        it->second->epoch = *(*done)[i];
+        it->second->changed_at = now;
+      }
     }
   }
   set_view(after);
