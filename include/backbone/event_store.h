@@ -142,6 +142,10 @@ struct MergeCommit {
   std::optional<StoredRecord> next;
   std::vector<AuditDraft> audit;  // appended in order
   bool replay = false;            // a replayed event: processed is 1 already, and stays
+  // A parked event (a gap): only its audit entries (retry_scheduled) are written, under the
+  // same checks; it must be unprocessed (unless a replay), and stays so. No `next`. Fenced, it
+  // cannot be parked by a process that lost its bucket after the new owner read the parked events.
+  bool park = false;
   // When set, the commit holds only while the bucket is still at the epoch (kFenced otherwise):
   // a process that lost the bucket cannot commit for it, however long it was paused.
   std::optional<BucketFence> fence;

@@ -136,6 +136,19 @@ Merger::Plan Merger::plan(Stage stage, Item& item) {
     out.kind = Outcome::Kind::kGap;
     out.reason = "gap: base_version " + std::to_string(ev.base_version()) + ", record at " +
                  std::to_string(current.version);
+    // A delivery of the merge stage is parked by a commit of the round, fenced like a merge
+    // (the retry stage's copy was parked when it was sent to the error topic).
+    if (stage == Stage::kRaw && item.delivery) {
+      MergeCommit c;
+      c.event_id = ev.id();
+      c.record = ev.record_key();
+      c.expected_version = current.version;
+      c.replay = replay;
+      c.park = true;
+      c.audit.push_back(retry_entry(ev, "gap", out.reason, 0));
+      p.commit = std::move(c);
+      p.park = true;
+    }
     return p;
   }
   if (d.kind == MergeDecision::Kind::kRejected) {
@@ -218,7 +231,7 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
       } else if (p.dead_letter) {
         count("backbone_dead_lettered_events_total", "Events dead-lettered");
         note_decided();
-      } else {
+      } else if (!p.park) {
         count("backbone_merged_events_total", "Events merged, by how", {{"kind", p.counter_kind}});
         if (!p.merged) published_.add(p.item->out.event->id());
       }
@@ -278,19 +291,66 @@ std::optional<EventId> Merger::parked_in_store(const RecordKey& record, uint64_t
 }
 
 Result<size_t> Merger::recover_parked() {
+  if (d_.fence) return 0;  // read per bucket, as this process works on it (recover_buckets)
+  return load_parked(std::nullopt);
+}
+
+bool Merger::in_buckets(const std::string& key, const std::map<uint32_t, uint64_t>& buckets) const {
+  auto f = d_.fence(key);
+  if (!f.ok()) return false;
+  auto it = buckets.find(f->bucket);
+  return it != buckets.end() && it->second == f->epoch;
+}
+
+Result<void> Merger::recover_buckets(std::span<const ReceivedMessage> batch) {
+  if (!d_.fence) return {};
+  auto due = [&] {
+    std::map<uint32_t, uint64_t> out;
+    std::lock_guard lk(bookkeeping_mu_);
+    for (const ReceivedMessage& m : batch) {
+      auto f = d_.fence(m.message.ordering_key);
+      if (!f.ok()) continue;  // not this process's: its commits are fenced off anyway
+      auto it = recovered_.find(f->bucket);
+      if (it == recovered_.end() || it->second != f->epoch) out[f->bucket] = f->epoch;
+    }
+    return out;
+  };
+  if (due().empty()) return {};
+  std::lock_guard one(recover_mu_);
+  const std::map<uint32_t, uint64_t> buckets = due();  // another worker may have read them
+  if (buckets.empty()) return {};
+  auto loaded = load_parked(buckets);
+  if (!loaded.ok()) return loaded.error();
+  return {};
+}
+
+Result<size_t> Merger::load_parked(const std::optional<std::map<uint32_t, uint64_t>>& buckets) {
   constexpr size_t kPage = 1000;
+  auto wanted = [&](const std::string& key) { return !buckets || in_buckets(key, *buckets); };
   std::map<std::string, Event> records;  // ordering key -> one of its parked events
+  std::vector<std::pair<std::string, Event>> parked;
   std::optional<EventCursor> after;
   for (;;) {
     auto page = d_.store->unprocessed_retrying(kPage, after);
     if (!page.ok()) return page.error();
     for (const StoredEvent& e : *page) {
-      const std::string key = OrderingKey(e.event.record_key()).str();
-      note_parked(key, e.event);
+      std::string key = OrderingKey(e.event.record_key()).str();
+      if (!wanted(key)) continue;
       records.insert_or_assign(key, e.event);
+      parked.emplace_back(std::move(key), e.event);
     }
     if (page->size() < kPage) break;
     after = EventCursor{page->back().event.timestamp(), page->back().event.id()};
+  }
+  {
+    std::lock_guard lk(bookkeeping_mu_);
+    if (buckets) {
+      // What this process kept of the buckets from an earlier lease may have been merged by
+      // their owners since: the store's word replaces it. From now on, commits for them go.
+      std::erase_if(parked_, [&](const auto& entry) { return wanted(entry.first); });
+      for (const auto& [bucket, epoch] : *buckets) recovered_[bucket] = epoch;
+    }
+    for (const auto& [key, event] : parked) parked_[key][event.base_version()] = event.id();
   }
   // As after a merge of each record: what fits its version now is merged.
   std::vector<Item> kicks;
@@ -351,6 +411,8 @@ std::unordered_set<std::string> Merger::apply_parked(std::span<const Item> items
 }
 
 std::vector<ConsumerDecision> Merger::on_raw(std::span<const ReceivedMessage> batch) {
+  // On failure the buckets' commits are refused (set_fence), and their deliveries come back.
+  (void)recover_buckets(batch);
   KeyLocks::Guard hold(keys_, keys_of(batch));
   std::vector<Item> items = merge_batch(Stage::kRaw, batch);
   std::vector<ConsumerDecision> decisions(items.size(), ConsumerDecision::ack());
@@ -380,9 +442,9 @@ std::vector<ConsumerDecision> Merger::on_raw(std::span<const ReceivedMessage> ba
         }
         break;
       case Outcome::Kind::kGap:
-        // Parked: the record's later events pass it.
+        // Parked (its retry_scheduled entry committed with the round): the record's later events
+        // pass it.
         note_parked(item.key, *o.event);
-        retries.push_back(retry_entry(*o.event, "gap", o.reason, 0));
         errors.push_back(error_message(*o.event, "gap", o.reason));
         parked.push_back(i);
         break;
@@ -417,6 +479,7 @@ std::vector<ConsumerDecision> Merger::on_raw(std::span<const ReceivedMessage> ba
 }
 
 std::vector<ConsumerDecision> Merger::on_retry(std::span<const ReceivedMessage> batch) {
+  (void)recover_buckets(batch);
   KeyLocks::Guard hold(keys_, keys_of(batch));
   std::vector<Item> items = merge_batch(Stage::kRetry, batch);
   std::vector<ConsumerDecision> decisions(items.size(), ConsumerDecision::ack());
@@ -484,10 +547,19 @@ std::vector<ConsumerDecision> Merger::on_retry(std::span<const ReceivedMessage> 
   return decisions;
 }
 
-Result<void> Merger::set_fence(MergeCommit& commit) const {
+Result<void> Merger::set_fence(MergeCommit& commit) {
   if (!d_.fence) return {};
   auto f = d_.fence(OrderingKey(commit.record).str());
   if (!f.ok()) return f.error();
+  {
+    std::lock_guard lk(bookkeeping_mu_);
+    auto it = recovered_.find(f->bucket);
+    if (it == recovered_.end() || it->second != f->epoch) {
+      return make_error(Errc::kFenced, "the parked events of bucket " + std::to_string(f->bucket) +
+                                           " at epoch " + std::to_string(f->epoch) +
+                                           " are not read yet");
+    }
+  }
   commit.fence = *f;
   return {};
 }

@@ -32,6 +32,13 @@
 // least once, per record in version order; repeats happen only around restarts (consumers see
 // the same event_id and version again).
 //
+// When buckets move between processes (deps.fence: split subscriptions, doc/scale_out.md), a
+// record's events are in one process's hands at a time, and the parked events of a bucket are
+// kept in memory by its owner. An owner reads a bucket's parked events from the store once per
+// epoch of its lease, before it commits anything for the bucket at that epoch (set_fence
+// refuses until then), and a park is a commit fenced like a merge (MergeCommit::park): a
+// former owner cannot park an event after the new owner's claim, so the read finds them all.
+//
 // When the broker shares a subscription among processes (Broker::shares_subscriptions:
 // pubsub://), a record's events may be in several processes' hands at once. The store's version
 // check and `processed` keep each merge single and in order: a commit refused because another
@@ -85,14 +92,8 @@ struct MergerDeps {
 
 class Merger {
  public:
-  // A record's deliveries may have been in another process's hands before this one's when the
-  // broker shares subscriptions, and when buckets move between processes (deps.fence): the
-  // events that a bucket's former owner parked are in its memory only, and an event merged
-  // before them would change the record's order (found by ServeScaleOut, when this process
-  // trusted its memory alone).
   explicit Merger(MergerDeps deps)
-      : d_(std::move(deps)),
-        shared_((d_.broker && d_.broker->shares_subscriptions()) || d_.fence != nullptr) {}
+      : d_(std::move(deps)), shared_(d_.broker && d_.broker->shares_subscriptions()) {}
 
   // The merge stage: one decision per delivery of a pull from events.raw.E.merge, in order.
   std::vector<ConsumerDecision> on_raw(std::span<const ReceivedMessage> batch);
@@ -101,7 +102,9 @@ class Merger {
   // After a restart: takes the events parked before it (unprocessed, with a retry_scheduled
   // entry) back into the parked set, and merges at once those that fit their record now, as if
   // the record had just been merged. Returns how many it merged. Without it they would wait for
-  // their retry copies' backoff (up to 600 s) however soon their record moves on.
+  // their retry copies' backoff (up to 600 s) however soon their record moves on. With buckets
+  // that move (deps.fence) it does nothing: each bucket's parked events are read when this
+  // process first works on the bucket at an epoch (recover_buckets).
   Result<size_t> recover_parked();
   // The record as the store has it once it is at `version` or beyond, or when `timeout_us` (real
   // time) has passed: woken by this process's merges (nullopt: no version merged yet).
@@ -139,6 +142,7 @@ class Merger {
     std::optional<OutgoingMessage> merged;  // published once the commit is durable
     std::optional<OutgoingMessage> dlq;     // likewise
     uint64_t next_version = 0;              // with `merged`
+    bool park = false;                      // the commit parks the event (a gap)
     const char* counter_kind = nullptr;     // with `merged`: how it merged
     bool dead_letter = false;               // the commit dead-letters the event
   };
@@ -165,8 +169,17 @@ class Merger {
   // Reads and decides one item; sets item->out when nothing is to be committed.
   Plan plan(Stage stage, Item& item);
   // Gives the commit its record's bucket fence (deps.fence); kFenced when the bucket is not
-  // this process's.
-  Result<void> set_fence(MergeCommit& commit) const;
+  // this process's, or its parked events at that epoch are not read yet.
+  Result<void> set_fence(MergeCommit& commit);
+  // With buckets that move (deps.fence): for the buckets of `batch` that this process owns at an
+  // epoch whose parked events it has not read, forgets what it kept of them, reads them from the
+  // store (one scan for all), and merges those that fit their record now. REQUIRES: no key held.
+  Result<void> recover_buckets(std::span<const ReceivedMessage> batch);
+  // The events of the store parked in `buckets` (bucket -> epoch), parked again in memory and
+  // merged where they fit (as after a merge of their records); nullopt: every bucket.
+  Result<size_t> load_parked(const std::optional<std::map<uint32_t, uint64_t>>& buckets);
+  // Whether the key's bucket is one of `buckets` at its epoch.
+  bool in_buckets(const std::string& key, const std::map<uint32_t, uint64_t>& buckets) const;
   // How a delivery whose bucket is another's is answered.
   static ConsumerDecision fenced_decision(const Error& e);
   // A fenced delivery comes back after this, should the bucket still be served here.
@@ -235,6 +248,9 @@ class Merger {
       parked_;  // GUARDED_BY(bookkeeping_mu_)
   // Per record, the highest version whose merged message this Merger published or checked.
   std::unordered_map<std::string, uint64_t> published_version_;  // GUARDED_BY(bookkeeping_mu_)
+  // Per bucket, the epoch of this process's lease whose parked events are in parked_.
+  std::map<uint32_t, uint64_t> recovered_;  // GUARDED_BY(bookkeeping_mu_)
+  std::mutex recover_mu_;                   // one recover_buckets at a time; before bookkeeping_mu_
   // GUARDED_BY(bookkeeping_mu_): grows with every version published and every dead letter.
   uint64_t merges_ = 0;
   std::condition_variable merged_;  // with bookkeeping_mu_: merges_ grew

@@ -107,7 +107,8 @@ MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads re
       refuse(sealed.error());
       continue;
     }
-    if (!m->replay) {
+    BACKBONE_ASSERT(!(m->park && m->next));
+    if (!m->replay && !m->park) {
       reads.processed[event] = true;
       plan.to_mark.push_back(m->event_id);
     }

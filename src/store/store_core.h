@@ -82,9 +82,10 @@ struct MergePlan {
 
 // The rules of EventStore::commit_merges: a fenced commit needs its bucket still at the fence's
 // epoch; a commit that is not a replay needs its event
-// unprocessed; every commit needs its record at expected_version; its audit entries are sealed
-// after `head` (which moves on over the accepted ones); its record's row (if any) takes the
-// time of its last audit entry, or `now` when it has none.
+// unprocessed (and marks it processed unless it parks it); every commit needs its record at
+// expected_version; its audit entries are sealed after `head` (which moves on over the accepted
+// ones); its record's row (if any) takes the time of its last audit entry, or `now` when it has
+// none.
 MergePlan plan_merges(std::span<const MergeCommit* const> commits, MergeReads reads,
                       AuditHead& head, const AuditSealer& sealer, Timestamp now);
 

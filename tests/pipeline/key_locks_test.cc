@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <thread>
 
@@ -23,26 +24,60 @@ TEST(KeyLocks, DisjointKeysAreHeldAtOnce) {
   EXPECT_TRUE(b_held);
 }
 
+// Waits (bounded, in real time) until `n` callers wait for their keys.
+bool waiting(KeyLocks& locks, size_t n) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (locks.waiting() != n) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 TEST(KeyLocks, AGuardWaitsForItsKeysAndHoldsNoneWhileItWaits) {
   KeyLocks locks;
   std::atomic<bool> b_holds{false};
-  std::promise<void> release_a;
   auto a = std::make_unique<KeyLocks::Guard>(locks, std::vector<std::string>{"x"});
   // b wants y and x: it must wait for x, and meanwhile must not hold y.
-  std::promise<void> b_started;
   std::thread b([&] {
-    b_started.set_value();
     KeyLocks::Guard g(locks, {"y", "x"});
     b_holds = true;
   });
-  b_started.get_future().wait();
-  // c wants only y: it gets it although b is waiting for a set that includes y.
-  std::thread c([&] { KeyLocks::Guard g(locks, {"y"}); });
+  ASSERT_TRUE(waiting(locks, 1));
+  EXPECT_FALSE(locks.held("y"));
+  // Keys that no one holds or waits for are had at once.
+  std::thread c([&] { KeyLocks::Guard g(locks, {"z"}); });
   c.join();
   EXPECT_FALSE(b_holds.load());  // x is still held by a
   a.reset();
   b.join();
   EXPECT_TRUE(b_holds.load());
+}
+
+// First come, first served where keys meet: a caller that wants one key of a waiting caller's
+// set waits behind it, even while that key is free, so that a caller with many keys is never
+// starved by callers that each take a few of them.
+TEST(KeyLocks, ALaterCallerWaitsBehindAnEarlierOneThatWantsItsKey) {
+  KeyLocks locks;
+  std::atomic<int> order{0};
+  int b_at = 0, c_at = 0;
+  auto a = std::make_unique<KeyLocks::Guard>(locks, std::vector<std::string>{"x"});
+  std::thread b([&] {
+    KeyLocks::Guard g(locks, {"x", "y"});
+    b_at = ++order;
+  });
+  ASSERT_TRUE(waiting(locks, 1));
+  std::thread c([&] {
+    KeyLocks::Guard g(locks, {"y"});
+    c_at = ++order;
+  });
+  ASSERT_TRUE(waiting(locks, 2)) << "c took y although b waits for it";
+  EXPECT_FALSE(locks.held("y"));
+  a.reset();
+  b.join();
+  c.join();
+  EXPECT_EQ(b_at, 1);
+  EXPECT_EQ(c_at, 2);
 }
 
 TEST(KeyLocks, ManyThreadsOnOneKeyNeverOverlap) {

@@ -127,6 +127,17 @@ class PipelineTest : public ::testing::Test {
     return out;
   }
   bool processed(const EventId& id) { return pipeline_->merge_store().get(id)->processed; }
+  // A process of a cluster with one bucket, owned here, and record 1 merged at version 1.
+  void own_the_bucket_of_record_1_at_v1() {
+    fenced_ = true;
+    open();
+    EventStore& store = pipeline_->merge_store();
+    ASSERT_EQ(*store.init_buckets(1), 1u);
+    owned_[0] = *(*store.change_leases("me", std::vector<LeaseChange>{{0, 0, true}}))[0];
+    ingest({draft("1", 0, R"({"v":0})")});
+    step();
+    ASSERT_EQ(record("1")->version, 1u);
+  }
 
   ManualClock clock_;
   EventIdGenerator ids_{clock_, 17};
@@ -456,6 +467,58 @@ TEST_F(PipelineTest, ACommitUnderALostLeaseIsRefusedAndItsEventWaitsForTheOwner)
     versions.push_back(nlohmann::json::parse(m.data)["version"].get<uint64_t>());
   }
   EXPECT_EQ(versions, (std::vector<uint64_t>{1, 2}));
+}
+
+// Buckets that move: a bucket's new owner reads the events its former owner parked before it
+// commits anything for the bucket, and takes them up as soon as their record reaches their base
+// (not after their retry copy's backoff, and never after a later event of their record).
+TEST_F(PipelineTest, ABucketsNewOwnerTakesUpAtOnceWhatItsFormerOwnerParked) {
+  ASSERT_NO_FATAL_FAILURE(own_the_bucket_of_record_1_at_v1());
+  EventStore& store = pipeline_->merge_store();
+
+  // Another process takes the bucket, takes the record's next event from the raw topic and
+  // parks it (its base is not there yet), then leaves.
+  const uint64_t theirs =
+      *(*store.change_leases("other", std::vector<LeaseChange>{{0, owned_[0], true}}))[0];
+  owned_.clear();
+  const StoredEvent parked =
+      *pipeline_->merge_store().get(ingest({draft("1", 2, R"({"v":2})")})[0].id);
+  EXPECT_EQ(drain("events.raw.sandbox.merge").size(), 1u);
+  MergeCommit park;
+  park.event_id = parked.event.id();
+  park.record = parked.event.record_key();
+  park.expected_version = 1;
+  park.park = true;
+  park.fence = BucketFence{0, theirs};
+  park.audit.push_back({parked.event.id(), parked.event.record_key(), AuditAction::kRetryScheduled,
+                        parked.event.fingerprint(), "{}"});
+  ASSERT_TRUE(store.commit_merge(park).ok());
+  const EventId missing = ingest({draft("1", 1, R"({"v":1})")})[0].id;
+
+  // The bucket is this process's again: the missing version merges, and the parked event after
+  // it, at once (the clock does not move, so no retry copy is due).
+  owned_[0] = *(*store.change_leases("me", std::vector<LeaseChange>{{0, theirs, true}}))[0];
+  step();
+  EXPECT_TRUE(processed(missing));
+  EXPECT_TRUE(processed(parked.event.id())) << "left to its retry copy";
+  EXPECT_EQ(record("1")->version, 3u);
+  EXPECT_EQ(record("1")->state, R"({"v":2})");
+}
+
+// A process that lost its bucket cannot park an event there: the park is refused with its
+// commit, so the new owner, which read the parked events after its claim, misses none; the
+// delivery is nacked, never acked, and no copy goes to the error topic.
+TEST_F(PipelineTest, AProcessThatLostItsBucketCannotParkThere) {
+  ASSERT_NO_FATAL_FAILURE(own_the_bucket_of_record_1_at_v1());
+  EventStore& store = pipeline_->merge_store();
+  ASSERT_TRUE((*store.change_leases("other", std::vector<LeaseChange>{{0, owned_[0], true}}))[0]);
+  const EventId gap = ingest({draft("1", 5, R"({"v":5})")})[0].id;
+  step();  // this process has not heard yet
+  EXPECT_TRUE(actions(gap) == std::vector<AuditAction>{AuditAction::kIngested});
+  EXPECT_TRUE(drain("events.error.sandbox.retry").empty());
+  auto unacked = broker_->stats("events.raw.sandbox.merge");
+  ASSERT_TRUE(unacked.ok());
+  EXPECT_EQ(*unacked->undelivered + *unacked->in_flight, 1u) << "the delivery was acked";
 }
 
 INSTANTIATE_TEST_SUITE_P(Brokers, SharedSubscriptionTest, ::testing::Bool(),

@@ -288,6 +288,48 @@ TEST_P(EventStoreConformance, AFencedCommitHoldsOnlyAtItsBucketsEpoch) {
   EXPECT_EQ(merge->commit_merge(nowhere).code(), Errc::kFenced);
 }
 
+// A park (a gap's retry_scheduled entry) is a fenced commit of its own kind: it writes its entry
+// and leaves the event unprocessed, and a process whose lease is stale cannot park (the new owner
+// reads the parked events after its claim, and must find them all).
+TEST_P(EventStoreConformance, AParkWritesItsEntryUnderTheFenceAndLeavesTheEventUnprocessed) {
+  auto merge = open(Role::kMergeWorker);
+  ASSERT_EQ(*merge->init_buckets(1), 1u);
+  ASSERT_TRUE(merge->change_leases("m1", std::vector<LeaseChange>{{0, 0, true}}).ok());
+  const Event gap = event("1", R"({"a":2})", 1);
+  const Event done = event("2", R"({"b":1})");
+  ASSERT_TRUE(store_->append(std::vector<Event>{gap, done}).ok());
+  ASSERT_TRUE(merge->commit_merge(merged(done, 0, 1, R"({"b":1})", clock_.now())).ok());
+  auto park = [&](const Event& e, uint64_t epoch) {
+    MergeCommit c;
+    c.event_id = e.id();
+    c.record = e.record_key();
+    c.park = true;
+    c.fence = BucketFence{0, epoch};
+    c.audit.push_back({e.id(), e.record_key(), AuditAction::kRetryScheduled, e.fingerprint(),
+                       R"({"failure":"gap"})"});
+    return c;
+  };
+  const int64_t audit_before = rows("event_audit_log");
+  auto results =
+      merge->commit_merges(std::vector<MergeCommit>{park(gap, 0), park(gap, 1), park(done, 1)});
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].code(), Errc::kFenced) << "a stale lease cannot park";
+  ASSERT_TRUE(results[1].ok()) << results[1].error().describe();
+  ASSERT_EQ(results[1]->size(), 1u);
+  EXPECT_EQ((*results[1])[0].action, AuditAction::kRetryScheduled);
+  EXPECT_EQ(results[2].code(), Errc::kConflict) << "a processed event is not parked";
+  EXPECT_EQ(rows("event_audit_log"), audit_before + 1);
+  EXPECT_FALSE(store_->get(gap.id())->processed);
+  EXPECT_FALSE(store_->get_record(gap.record_key())->has_value());
+  auto parked = merge->unprocessed_retrying(10, std::nullopt);
+  ASSERT_TRUE(parked.ok());
+  ASSERT_EQ(parked->size(), 1u);
+  EXPECT_EQ((*parked)[0].event.id(), gap.id());
+  // Parked, it still merges once its base is there.
+  ASSERT_TRUE(merge->commit_merge(merged(gap, 0, 2, R"({"a":2})", clock_.now())).ok());
+  EXPECT_TRUE(store_->get(gap.id())->processed);
+}
+
 // After a takeover, the new owner's entries for a record come after the former owner's in id
 // order, even when the new owner's clock is far behind (its claim raises its ids above every
 // chain's head), so `rebuild` folds the record's merges in their order.

@@ -372,11 +372,17 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
   return {};
 }
 
-Result<void> NatsSubscription::read_topic(uint64_t until_seq) {
+Result<void> NatsSubscription::read_topic(uint64_t until_seq, std::unique_lock<std::mutex>* state) {
   if (!reader_) return {};  // no part served here
   while (reader_next_ < until_seq) {
     const auto want = static_cast<int>(std::min<uint64_t>(until_seq - reader_next_, 1024));
-    auto batch = reader_->fetch(want, kCatchUpMs);
+    // What has arrived is taken at once; only a wait lets mu_ go.
+    auto batch = reader_->fetch(want, 0);
+    if (batch.ok() && batch->empty()) {
+      if (state) state->unlock();
+      batch = reader_->fetch(want, kCatchUpMs);
+      if (state) state->lock();
+    }
     if (!batch.ok()) return batch.error();
     if (batch->empty()) {
       auto ts = client_.stream_state(topic_stream_);
@@ -404,7 +410,7 @@ uint64_t NatsSubscription::undelivered_read() const {
   return n;
 }
 
-Result<void> NatsSubscription::fill(size_t want) {
+Result<void> NatsSubscription::fill(size_t want, std::unique_lock<std::mutex>* state) {
   if (!reader_ || undelivered_read() >= want) return {};
   auto batch = reader_->fetch(kDrainMax, 0);
   if (!batch.ok()) return batch.error();
@@ -420,7 +426,7 @@ Result<void> NatsSubscription::fill(size_t want) {
     last = ts->last_seq;
   }
   const uint64_t ahead = buckets_ > 0 ? std::max<uint64_t>(want, kReadAhead) : want;
-  return read_topic(std::min<uint64_t>(last + 1, reader_next_ + ahead));
+  return read_topic(std::min<uint64_t>(last + 1, reader_next_ + ahead), state);
 }
 
 Result<void> NatsSubscription::dispatch(std::vector<FetchedMessage> fetched) {
@@ -542,11 +548,13 @@ Result<std::vector<ReceivedMessage>> NatsSubscription::pull(size_t max, int64_t 
   for (;;) {
     {
       std::lock_guard rl(reader_mu_);
-      std::lock_guard lk(mu_);
+      std::unique_lock lk(mu_);
       if (detached_) return std::vector<ReceivedMessage>{};
       apply_serve();
       BACKBONE_TRY(ensure_loaded());
-      BACKBONE_TRY(fill(max));
+      BACKBONE_TRY(fill(max, &lk));
+      if (detached_) return std::vector<ReceivedMessage>{};
+      apply_serve();
       std::vector<std::pair<uint64_t, ReceivedMessage>> out;  // with stream sequences
       std::optional<Error> failed;
       // Start at a different part each time, so that no bucket waits behind the others.
@@ -688,19 +696,25 @@ Result<void> NatsSubscription::dead_letter(const std::string& ack_id, const std:
 }
 
 Result<SubscriptionStats> NatsSubscription::stats() {
-  std::lock_guard rl(reader_mu_);
-  std::lock_guard lk(mu_);
-  if (detached_) return SubscriptionStats::zero();
-  apply_serve();
-  BACKBONE_TRY(ensure_loaded());
-  const bool all = buckets_ == 0 || !served_ || served_->size() >= buckets_;  // (valid buckets)
   auto ts = client_.stream_state(topic_stream_);
   if (!ts.ok()) return ts.error();
-  if (all) {
-    BACKBONE_TRY(fill(1));
-  } else {
-    // This process's part: what its buckets hold must have been read to be counted.
-    BACKBONE_TRY(read_topic(std::min<uint64_t>(ts->last_seq + 1, reader_next_ + 65536)));
+  // Reads the topic only when no pull is reading it (what is read so far counts otherwise), and
+  // lets mu_ go while it waits.
+  std::unique_lock rl(reader_mu_, std::try_to_lock);
+  std::unique_lock lk(mu_);
+  if (detached_) return SubscriptionStats::zero();
+  apply_serve();
+  const bool all = buckets_ == 0 || !served_ || served_->size() >= buckets_;  // (valid buckets)
+  if (rl.owns_lock()) {
+    BACKBONE_TRY(ensure_loaded());
+    if (all) {
+      BACKBONE_TRY(fill(1, &lk));
+    } else {
+      // This process's part: what its buckets hold must have been read to be counted.
+      BACKBONE_TRY(read_topic(std::min<uint64_t>(ts->last_seq + 1, reader_next_ + 65536), &lk));
+    }
+    if (detached_) return SubscriptionStats::zero();
+    apply_serve();
   }
   SubscriptionStats sum = SubscriptionStats::zero();
   for (Part* p : served_parts()) {

@@ -28,7 +28,11 @@
 // its unacked messages are read back from the topic, as the embedded broker does on restart.
 //
 // Thread-safety: thread-safe. reader_mu_ serialises reading the topic and is taken before mu_;
-// serve() takes neither (it may be called on a lease keeper's tick, which must not wait).
+// serve() takes neither (it may be called on a lease keeper's tick, which must not wait). No
+// network wait for the stream happens under mu_ (a reader lets it go while it waits), and
+// stats() reads the topic only when no pull is reading it: a stats call (every /metrics) used
+// to hold both locks across a reader's catch-up wait of up to 5 s, and the stages' pulls and
+// acks queued behind it.
 #pragma once
 
 #include <atomic>
@@ -145,11 +149,13 @@ class NatsSubscription {
   Part* find_part(const std::string& owner);
   // The stream sequence of a part's local offset (of its next message, at the index's end).
   uint64_t seq_of(const Part& p, uint64_t offset) const;
-  // Reads the topic until the reader is at `until_seq` (reader_mu_ held).
-  Result<void> read_topic(uint64_t until_seq);
+  // Reads the topic until the reader is at `until_seq` (reader_mu_ held). With `state`, the
+  // held lock of mu_, it lets mu_ go while it waits for the stream, so that acks and deadline
+  // changes never wait behind a read (the caller then holds no Part pointer across the call).
+  Result<void> read_topic(uint64_t until_seq, std::unique_lock<std::mutex>* state = nullptr);
   // Reads ahead until the served parts hold `want` messages not yet delivered, or the stream
-  // has no more (reader_mu_ held).
-  Result<void> fill(size_t want);
+  // has no more (reader_mu_ held; `state` as for read_topic).
+  Result<void> fill(size_t want, std::unique_lock<std::mutex>* state);
   uint64_t undelivered_read() const;
   // Hands what the reader read to the parts; re-creates the reader if it skipped messages that
   // the stream still holds (reader_mu_ held).
