@@ -147,7 +147,6 @@ Merger::Plan Merger::plan(Stage stage, Item& item) {
       c.park = true;
       c.audit.push_back(retry_entry(ev, "gap", out.reason, 0));
       p.commit = std::move(c);
-      p.park = true;
     }
     return p;
   }
@@ -231,7 +230,7 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
       } else if (p.dead_letter) {
         count("backbone_dead_lettered_events_total", "Events dead-lettered");
         note_decided();
-      } else if (!p.park) {
+      } else if (p.item->out.kind != Outcome::Kind::kGap) {  // a gap's commit parks it
         count("backbone_merged_events_total", "Events merged, by how", {{"kind", p.counter_kind}});
         if (!p.merged) published_.add(p.item->out.event->id());
       }

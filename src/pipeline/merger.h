@@ -142,7 +142,6 @@ class Merger {
     std::optional<OutgoingMessage> merged;  // published once the commit is durable
     std::optional<OutgoingMessage> dlq;     // likewise
     uint64_t next_version = 0;              // with `merged`
-    bool park = false;                      // the commit parks the event (a gap)
     const char* counter_kind = nullptr;     // with `merged`: how it merged
     bool dead_letter = false;               // the commit dead-letters the event
   };
