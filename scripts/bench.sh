@@ -13,6 +13,9 @@ echo
 echo
 "$build/bench/bench_pipeline" --dir var/bench/pipeline
 echo
+# The HTTP server against cpp-httplib, the one it replaced, under wrk.
+"$build/bench/bench_http_server" --dir var/bench/http --rounds 5 --seconds 4
+echo
 # Google's Node client against the Pub/Sub front and against Google's emulator.
 scripts/bench-pubsub-front.sh "$build"
 echo

@@ -12,7 +12,8 @@ packages=(
   libssl-dev                    # SHA-256 (OpenSSL EVP)
   zlib1g-dev                    # CRC-32 of the embedded broker's records
   nlohmann-json3-dev            # JSON parsing and building
-  libcpp-httplib-dev            # the HTTP server of `backbone serve`
+  libboost1.74-dev              # Boost.Beast on Asio: the HTTP server of `backbone serve`
+  libcpp-httplib-dev            # HTTP clients: member calls, `stress --url`, the tests
   wrk                           # HTTP load in bench/
   libcli11-dev                  # command-line parsing
   libspdlog-dev libfmt-dev      # logging

@@ -20,6 +20,16 @@
 
 namespace backbone {
 
+// [http]: what one client may hold of the HTTP API (src/http/http_listener.h).
+struct HttpLimits {
+  int64_t header_timeout_ms = 10'000;  // a request's line and headers, from its first byte
+  int64_t body_timeout_ms = 30'000;    // its body; and an answer's write
+  int64_t idle_timeout_ms = 30'000;    // a kept-alive connection between requests
+  size_t max_connections = 4096;
+  size_t max_connections_per_address = 512;
+  size_t workers = 16;  // threads that run requests (reads and writes need none)
+};
+
 struct Config {
   std::string env;
   std::vector<std::string> environments;
@@ -31,6 +41,7 @@ struct Config {
   std::string tokens;    // the bearer token file (hashes only)
   size_t max_body_bytes = 1 << 20;
   size_t max_batch = 1000;
+  HttpLimits http;
   // [merge]: conflict policies ("reject", "last_writer_wins", "source_priority").
   std::string merge_default_policy = "reject";
   std::map<std::string, std::string> merge_policies;  // record type -> policy

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "backbone/default_config.h"
@@ -93,6 +94,38 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
         return bad_key(source, "cluster.lease_ttl_ms", "must be an integer from 100 to 600000");
       }
       c.lease_ttl_ms = *v;
+    }
+  }
+  if (const auto* h = t.get_as<toml::table>("http")) {
+    struct Key {
+      const char* name;
+      int64_t min, max;
+      std::function<void(int64_t)> set;
+    };
+    HttpLimits& l = c.http;
+    const Key keys[] = {
+        {"header_timeout_ms", 100, 600'000, [&](int64_t v) { l.header_timeout_ms = v; }},
+        {"body_timeout_ms", 100, 3'600'000, [&](int64_t v) { l.body_timeout_ms = v; }},
+        {"idle_timeout_ms", 100, 3'600'000, [&](int64_t v) { l.idle_timeout_ms = v; }},
+        {"max_connections", 1, 1'000'000, [&](int64_t v) { l.max_connections = v; }},
+        {"max_connections_per_address", 1, 1'000'000,
+         [&](int64_t v) { l.max_connections_per_address = v; }},
+        {"workers", 1, 1024, [&](int64_t v) { l.workers = v; }},
+    };
+    for (const auto& [key, value] : *h) {
+      const Key* k = nullptr;
+      for (const Key& candidate : keys) {
+        if (key.str() == candidate.name) k = &candidate;
+      }
+      const std::string name = "http." + std::string(key.str());
+      if (k == nullptr) return bad_key(source, name.c_str(), "unknown key");
+      auto v = value.value<int64_t>();
+      if (!v || *v < k->min || *v > k->max) {
+        return bad_key(
+            source, name.c_str(),
+            "must be an integer from " + std::to_string(k->min) + " to " + std::to_string(k->max));
+      }
+      k->set(*v);
     }
   }
   if (const auto* node = t.get("environments")) {

@@ -7,12 +7,12 @@
 
 namespace backbone::server {
 
-void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+void send_json(http::HttpResponse& res, int status, const nlohmann::json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
 }
 
-void send_error(httplib::Response& res, const Error& e) {
+void send_error(http::HttpResponse& res, const Error& e) {
   send_json(res, http_status(e.code),
             {{"error",
               {{"code", errc_name(e.code)},
@@ -21,19 +21,19 @@ void send_error(httplib::Response& res, const Error& e) {
                 e.location().empty() ? nlohmann::json(nullptr) : nlohmann::json(e.location())}}}});
 }
 
-Result<pipeline::EnvironmentPipeline*> authorize(App& app, const httplib::Request& req,
+Result<pipeline::EnvironmentPipeline*> authorize(App& app, const http::HttpRequest& req,
                                                  const std::string& env,
                                                  auth::Permission permission) {
   auto p = app.pipeline(env);
   if (!p.ok()) return p.error();
-  auto principal = app.tokens().authenticate_bearer(req.get_header_value("Authorization"));
+  auto principal = app.tokens().authenticate_bearer(req.header("Authorization"));
   if (!principal.ok()) return principal.error();
   BACKBONE_TRY(auth::require(*principal, env, permission));
   return *p;
 }
 
-Result<void> require_json(const httplib::Request& req) {
-  const std::string type = req.get_header_value("Content-Type");
+Result<void> require_json(const http::HttpRequest& req) {
+  const std::string type = req.header("Content-Type");
   if (type.rfind("application/json", 0) != 0) {
     return make_error(Errc::kUnsupportedMedia,
                       "the body must be application/json, not \"" + type + "\"", "Content-Type");
@@ -41,7 +41,7 @@ Result<void> require_json(const httplib::Request& req) {
   return {};
 }
 
-Result<nlohmann::json> parse_body(const httplib::Request& req) {
+Result<nlohmann::json> parse_body(const http::HttpRequest& req) {
   auto j = json_internal::parse_strict(req.body);
   if (!j.ok()) return make_error(Errc::kInvalidArgument, j.error().message, "body");
   return std::move(*j);
@@ -51,10 +51,10 @@ Result<nlohmann::json> parse_body(const httplib::Request& req) {
 
 namespace backbone::server {
 
-Result<int64_t> query_int(const httplib::Request& req, const char* name, int64_t absent,
+Result<int64_t> query_int(const http::HttpRequest& req, const char* name, int64_t absent,
                           int64_t min, int64_t max) {
   if (!req.has_param(name)) return absent;
-  const std::string text = req.get_param_value(name);
+  const std::string text = req.param(name);
   int64_t v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) {

@@ -2,7 +2,7 @@
 // ({"error":{"code","message","details"}}, status from http_status()), and authorization.
 #pragma once
 
-#include <httplib.h>
+#include "http/router.h"
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,21 +12,21 @@
 
 namespace backbone::server {
 
-void send_json(httplib::Response& res, int status, const nlohmann::json& body);
-void send_error(httplib::Response& res, const Error& error);
+void send_json(http::HttpResponse& res, int status, const nlohmann::json& body);
+void send_error(http::HttpResponse& res, const Error& error);
 
 // Checks, in order: the environment is served (404), the bearer token is known (401), the token
 // is for this environment and has `role` (403). Returns the environment's pipeline.
-Result<pipeline::EnvironmentPipeline*> authorize(App& app, const httplib::Request& req,
+Result<pipeline::EnvironmentPipeline*> authorize(App& app, const http::HttpRequest& req,
                                                  const std::string& env,
                                                  auth::Permission permission);
 // 415 unless the body is declared as JSON.
-Result<void> require_json(const httplib::Request& req);
+Result<void> require_json(const http::HttpRequest& req);
 // Parses the body as strict JSON (400 naming the byte offset).
-Result<nlohmann::json> parse_body(const httplib::Request& req);
+Result<nlohmann::json> parse_body(const http::HttpRequest& req);
 // The query parameter `name` as an integer in [min, max]; `absent` when it is not given.
 // kInvalidArgument (where = name) for anything else.
-Result<int64_t> query_int(const httplib::Request& req, const char* name, int64_t absent,
+Result<int64_t> query_int(const http::HttpRequest& req, const char* name, int64_t absent,
                           int64_t min, int64_t max);
 
 // The same for the integer field `name` of a JSON object body.
@@ -34,10 +34,10 @@ Result<int64_t> body_int(const nlohmann::json& body, const char* name, int64_t a
                          int64_t max);
 
 // Route groups (one file each).
-void add_event_routes(httplib::Server& s, App& app);
-void add_record_routes(httplib::Server& s, App& app);
-void add_admin_routes(httplib::Server& s, App& app);
-void add_subscription_routes(httplib::Server& s, App& app);
-void add_health_routes(httplib::Server& s, App& app);
+void add_event_routes(http::Router& s, App& app);
+void add_record_routes(http::Router& s, App& app);
+void add_admin_routes(http::Router& s, App& app);
+void add_subscription_routes(http::Router& s, App& app);
+void add_health_routes(http::Router& s, App& app);
 
 }  // namespace backbone::server

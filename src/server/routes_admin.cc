@@ -12,9 +12,9 @@
 
 namespace backbone::server {
 
-void add_admin_routes(httplib::Server& s, App& app) {
-  s.Get(R"(/v1/envs/([^/]+)/topology)",
-        [&app](const httplib::Request& req, httplib::Response& res) {
+void add_admin_routes(http::Router& s, App& app) {
+  s.get(R"(/v1/envs/([^/]+)/topology)",
+        [&app](const http::HttpRequest& req, http::HttpResponse& res) {
           const std::string env = req.matches[1];
           auto p = authorize(app, req, env, auth::Permission::kRead);
           if (!p.ok()) return send_error(res, p.error());
@@ -34,37 +34,38 @@ void add_admin_routes(httplib::Server& s, App& app) {
 
   // The processes serving the environment and who owns which bucket, as this process last read
   // them from the store (doc/scale_out.md); ?since=V&wait_ms=M waits for a change.
-  s.Get(R"(/v1/envs/([^/]+)/cluster)", [&app](const httplib::Request& req, httplib::Response& res) {
-    const std::string env = req.matches[1];
-    auto p = authorize(app, req, env, auth::Permission::kRead);
-    if (!p.ok()) return send_error(res, p.error());
-    cluster::LeaseKeeper* keeper = app.lease_keeper(env);
-    if (keeper == nullptr) {
-      return send_json(res, 200,
-                       {{"env", env},
-                        {"buckets", 0},
-                        {"note",
-                         "no buckets: the broker shares its subscriptions among processes, "
-                         "or the stages do not run here"}});
-    }
-    // ?since=V&wait_ms=M: answers once the view's version is above V (members or leases
-    // changed), or after M ms (at most 30,000).
-    auto since = query_int(req, "since", 0, 0, std::numeric_limits<int64_t>::max());
-    if (!since.ok()) return send_error(res, since.error());
-    auto wait_ms = query_int(req, "wait_ms", 0, 0, 30'000);
-    if (!wait_ms.ok()) return send_error(res, wait_ms.error());
-    const auto [view, version] = keeper->view(static_cast<uint64_t>(*since), *wait_ms * 1000);
-    auto backlog = bucket_backlog((*p)->merge_store(), keeper->buckets());
-    if (!backlog.ok()) return send_error(res, backlog.error());
-    nlohmann::json out = cluster_json(view, *backlog, app.clock().now());
-    out["env"] = env;
-    out["version"] = version;
-    out["member"] = keeper->member();
-    out["buckets"] = keeper->buckets();  // also before the first heartbeat read the leases
-    send_json(res, 200, out);
-  });
+  s.get(R"(/v1/envs/([^/]+)/cluster)",
+        [&app](const http::HttpRequest& req, http::HttpResponse& res) {
+          const std::string env = req.matches[1];
+          auto p = authorize(app, req, env, auth::Permission::kRead);
+          if (!p.ok()) return send_error(res, p.error());
+          cluster::LeaseKeeper* keeper = app.lease_keeper(env);
+          if (keeper == nullptr) {
+            return send_json(res, 200,
+                             {{"env", env},
+                              {"buckets", 0},
+                              {"note",
+                               "no buckets: the broker shares its subscriptions among processes, "
+                               "or the stages do not run here"}});
+          }
+          // ?since=V&wait_ms=M: answers once the view's version is above V (members or leases
+          // changed), or after M ms (at most 30,000).
+          auto since = query_int(req, "since", 0, 0, std::numeric_limits<int64_t>::max());
+          if (!since.ok()) return send_error(res, since.error());
+          auto wait_ms = query_int(req, "wait_ms", 0, 0, 30'000);
+          if (!wait_ms.ok()) return send_error(res, wait_ms.error());
+          const auto [view, version] = keeper->view(static_cast<uint64_t>(*since), *wait_ms * 1000);
+          auto backlog = bucket_backlog((*p)->merge_store(), keeper->buckets());
+          if (!backlog.ok()) return send_error(res, backlog.error());
+          nlohmann::json out = cluster_json(view, *backlog, app.clock().now());
+          out["env"] = env;
+          out["version"] = version;
+          out["member"] = keeper->member();
+          out["buckets"] = keeper->buckets();  // also before the first heartbeat read the leases
+          send_json(res, 200, out);
+        });
 
-  s.Get(R"(/v1/envs/([^/]+)/dlq)", [&app](const httplib::Request& req, httplib::Response& res) {
+  s.get(R"(/v1/envs/([^/]+)/dlq)", [&app](const http::HttpRequest& req, http::HttpResponse& res) {
     auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
     auto list = (*p)->dlq_list();
@@ -80,11 +81,11 @@ void add_admin_routes(httplib::Server& s, App& app) {
     send_json(res, 200, {{"dead_letters", out}});
   });
 
-  s.Post(R"(/v1/envs/([^/]+)/dlq/([^/:]+):replay)",
-         [&app](const httplib::Request& req, httplib::Response& res) {
+  s.post(R"(/v1/envs/([^/]+)/dlq/([^/:]+):replay)",
+         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
            auto p = authorize(app, req, req.matches[1], auth::Permission::kAdmin);
            if (!p.ok()) return send_error(res, p.error());
-           auto id = EventId::parse(req.matches[2].str());
+           auto id = EventId::parse(req.matches[2]);
            if (!id.ok())
              return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "id"));
            auto r = (*p)->dlq_replay(*id);
@@ -94,18 +95,20 @@ void add_admin_routes(httplib::Server& s, App& app) {
 
   // Tokens (doc/tokens.md): an admin's, for its own environment. A token may grant only what it
   // may do itself (so admin cannot make a pipeline token).
-  s.Get(R"(/v1/envs/([^/]+)/tokens)", [&app](const httplib::Request& req, httplib::Response& res) {
-    const std::string env = req.matches[1];
-    auto p = authorize(app, req, env, auth::Permission::kAdmin);
-    if (!p.ok()) return send_error(res, p.error());
-    auto all = (*p)->ingest_store().tokens();
-    if (!all.ok()) return send_error(res, all.error());
-    nlohmann::json out = nlohmann::json::array();
-    for (const StoredToken& t : *all) out.push_back(token_json(t));
-    send_json(res, 200, {{"env", env}, {"tokens", out}});
-  });
+  s.get(R"(/v1/envs/([^/]+)/tokens)",
+        [&app](const http::HttpRequest& req, http::HttpResponse& res) {
+          const std::string env = req.matches[1];
+          auto p = authorize(app, req, env, auth::Permission::kAdmin);
+          if (!p.ok()) return send_error(res, p.error());
+          auto all = (*p)->ingest_store().tokens();
+          if (!all.ok()) return send_error(res, all.error());
+          nlohmann::json out = nlohmann::json::array();
+          for (const StoredToken& t : *all) out.push_back(token_json(t));
+          send_json(res, 200, {{"env", env}, {"tokens", out}});
+        });
 
-  s.Post(R"(/v1/envs/([^/]+)/tokens)", [&app](const httplib::Request& req, httplib::Response& res) {
+  s.post(R"(/v1/envs/([^/]+)/tokens)", [&app](const http::HttpRequest& req,
+                                              http::HttpResponse& res) {
     const std::string env = req.matches[1];
     auto p = authorize(app, req, env, auth::Permission::kAdmin);
     if (!p.ok()) return send_error(res, p.error());
@@ -136,7 +139,7 @@ void add_admin_routes(httplib::Server& s, App& app) {
     }
     auto ttl = body_int(*body, "ttl_seconds", 0, 1, 3'153'600'000);  // up to 100 years
     if (!ttl.ok()) return send_error(res, ttl.error());
-    auto who = app.tokens().authenticate_bearer(req.get_header_value("Authorization"));
+    auto who = app.tokens().authenticate_bearer(req.header("Authorization"));
     if (!who.ok()) return send_error(res, who.error());
     auto granted = auth::parse_roles(roles);
     if (!granted.ok()) return send_error(res, granted.error());
@@ -157,12 +160,12 @@ void add_admin_routes(httplib::Server& s, App& app) {
     send_json(res, 201, out);
   });
 
-  s.Post(R"(/v1/envs/([^/]+)/tokens/([^/:]+):revoke)",
-         [&app](const httplib::Request& req, httplib::Response& res) {
+  s.post(R"(/v1/envs/([^/]+)/tokens/([^/:]+):revoke)",
+         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
            const std::string env = req.matches[1];
            auto p = authorize(app, req, env, auth::Permission::kAdmin);
            if (!p.ok()) return send_error(res, p.error());
-           auto revoked = app.revoke_token(env, req.matches[2].str());
+           auto revoked = app.revoke_token(env, req.matches[2]);
            if (!revoked.ok()) return send_error(res, revoked.error());
            nlohmann::json out = token_json(*revoked);
            out["env"] = env;

@@ -6,61 +6,62 @@
 
 namespace backbone::server {
 
-void add_event_routes(httplib::Server& s, App& app) {
-  s.Post(R"(/v1/envs/([^/]+)/events)", [&app](const httplib::Request& req, httplib::Response& res) {
-    auto p = authorize(app, req, req.matches[1], auth::Permission::kPublish);
-    if (!p.ok()) return send_error(res, p.error());
-    if (auto r = require_json(req); !r.ok()) return send_error(res, r.error());
-    auto body = parse_body(req);
-    if (!body.ok()) return send_error(res, body.error());
-    const bool batch = body->is_array();
-    if (!batch && !body->is_object()) {
-      return send_error(
-          res, make_error(Errc::kInvalidArgument,
-                          "the body must be an event object or an array of events", "body"));
-    }
-    const size_t count = batch ? body->size() : 1;
-    if (count == 0) {
-      return send_error(res, make_error(Errc::kInvalidArgument, "the batch is empty", "body"));
-    }
-    if (count > app.config().max_batch) {
-      return send_error(
-          res, make_error(Errc::kTooLarge,
-                          "a batch holds at most " + std::to_string(app.config().max_batch) +
-                              " events, not " + std::to_string(count),
-                          "body"));
-    }
-    std::vector<EventDraft> drafts;
-    drafts.reserve(count);
-    for (size_t i = 0; i < count; ++i) {
-      // The body was parsed once, strictly; each item is read from it.
-      auto d = json_internal::event_draft_from_json(batch ? (*body)[i] : *body);
-      if (!d.ok()) {
-        Error e = d.error();
-        if (batch) e = std::move(e).at_item("events", i);
-        return send_error(res, e);
-      }
-      drafts.push_back(std::move(*d));
-    }
-    auto out = (*p)->ingest(drafts);
-    if (!out.ok()) {
-      Error e = out.error();
-      if (!batch) e.item.reset();  // one event, not a batch: name only its field
-      return send_error(res, e);
-    }
-    nlohmann::json events = nlohmann::json::array();
-    for (const auto& o : *out) {
-      events.push_back(
-          {{"id", o.id.str()}, {"fingerprint", o.fingerprint}, {"duplicate", o.duplicate}});
-    }
-    send_json(res, 201, {{"events", events}});
-  });
+void add_event_routes(http::Router& s, App& app) {
+  s.post(
+      R"(/v1/envs/([^/]+)/events)", [&app](const http::HttpRequest& req, http::HttpResponse& res) {
+        auto p = authorize(app, req, req.matches[1], auth::Permission::kPublish);
+        if (!p.ok()) return send_error(res, p.error());
+        if (auto r = require_json(req); !r.ok()) return send_error(res, r.error());
+        auto body = parse_body(req);
+        if (!body.ok()) return send_error(res, body.error());
+        const bool batch = body->is_array();
+        if (!batch && !body->is_object()) {
+          return send_error(
+              res, make_error(Errc::kInvalidArgument,
+                              "the body must be an event object or an array of events", "body"));
+        }
+        const size_t count = batch ? body->size() : 1;
+        if (count == 0) {
+          return send_error(res, make_error(Errc::kInvalidArgument, "the batch is empty", "body"));
+        }
+        if (count > app.config().max_batch) {
+          return send_error(
+              res, make_error(Errc::kTooLarge,
+                              "a batch holds at most " + std::to_string(app.config().max_batch) +
+                                  " events, not " + std::to_string(count),
+                              "body"));
+        }
+        std::vector<EventDraft> drafts;
+        drafts.reserve(count);
+        for (size_t i = 0; i < count; ++i) {
+          // The body was parsed once, strictly; each item is read from it.
+          auto d = json_internal::event_draft_from_json(batch ? (*body)[i] : *body);
+          if (!d.ok()) {
+            Error e = d.error();
+            if (batch) e = std::move(e).at_item("events", i);
+            return send_error(res, e);
+          }
+          drafts.push_back(std::move(*d));
+        }
+        auto out = (*p)->ingest(drafts);
+        if (!out.ok()) {
+          Error e = out.error();
+          if (!batch) e.item.reset();  // one event, not a batch: name only its field
+          return send_error(res, e);
+        }
+        nlohmann::json events = nlohmann::json::array();
+        for (const auto& o : *out) {
+          events.push_back(
+              {{"id", o.id.str()}, {"fingerprint", o.fingerprint}, {"duplicate", o.duplicate}});
+        }
+        send_json(res, 201, {{"events", events}});
+      });
 
-  s.Get(R"(/v1/envs/([^/]+)/events/([^/]+))",
-        [&app](const httplib::Request& req, httplib::Response& res) {
+  s.get(R"(/v1/envs/([^/]+)/events/([^/]+))",
+        [&app](const http::HttpRequest& req, http::HttpResponse& res) {
           auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
           if (!p.ok()) return send_error(res, p.error());
-          auto id = EventId::parse(req.matches[2].str());
+          auto id = EventId::parse(req.matches[2]);
           if (!id.ok())
             return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "id"));
           // ?wait_ms=M: answers once the event is processed (merged or dead-lettered by this

@@ -4,11 +4,15 @@
 
 namespace backbone::server {
 
-void add_health_routes(httplib::Server& s, App& app) {
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, {{"status", "ok"}});
-  });
-  s.Get("/readyz", [&app](const httplib::Request&, httplib::Response& res) {
+void add_health_routes(http::Router& s, App& app) {
+  // Answered on the I/O thread: it answers while every worker waits on a store.
+  s.get(
+      "/healthz",
+      [](const http::HttpRequest&, http::HttpResponse& res) {
+        send_json(res, 200, {{"status", "ok"}});
+      },
+      http::Router::Run::kInline);
+  s.get("/readyz", [&app](const http::HttpRequest&, http::HttpResponse& res) {
     nlohmann::json checks = nlohmann::json::object();
     bool ready = true;
     for (const auto& env : app.envs()) {
@@ -23,7 +27,7 @@ void add_health_routes(httplib::Server& s, App& app) {
     send_json(res, ready ? 200 : 503,
               {{"status", ready ? "ready" : "not ready"}, {"checks", checks}});
   });
-  s.Get("/metrics", [&app](const httplib::Request&, httplib::Response& res) {
+  s.get("/metrics", [&app](const http::HttpRequest&, http::HttpResponse& res) {
     app.refresh_gauges();
     res.status = 200;
     res.set_content(app.metrics().render(), "text/plain; version=0.0.4");

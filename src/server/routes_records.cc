@@ -20,7 +20,7 @@ nlohmann::json audit_json(const AuditEntry& a) {
           {"created_at", a.created_at.to_rfc3339()}};
 }
 
-Result<RecordKey> record_key(const httplib::Request& req) {
+Result<RecordKey> record_key(const http::HttpRequest& req) {
   RecordKey k{req.matches[2], req.matches[3]};
   if (!is_valid_name(k.record_type)) {
     return make_error(Errc::kInvalidArgument, "must match [a-z][a-z0-9_.-]{0,63}", "record_type");
@@ -34,9 +34,9 @@ Result<RecordKey> record_key(const httplib::Request& req) {
 
 }  // namespace
 
-void add_record_routes(httplib::Server& s, App& app) {
+void add_record_routes(http::Router& s, App& app) {
   const std::string base = R"(/v1/envs/([^/]+)/records/([^/]+)/([^/]+))";
-  s.Get(base, [&app](const httplib::Request& req, httplib::Response& res) {
+  s.get(base, [&app](const http::HttpRequest& req, http::HttpResponse& res) {
     auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
     auto key = record_key(req);
@@ -63,7 +63,7 @@ void add_record_routes(httplib::Server& s, App& app) {
                {"field_versions", nlohmann::json::parse((*r)->field_versions)},
                {"updated_at", (*r)->updated_at.to_rfc3339()}});
   });
-  s.Get(base + "/events", [&app](const httplib::Request& req, httplib::Response& res) {
+  s.get(base + "/events", [&app](const http::HttpRequest& req, http::HttpResponse& res) {
     auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
     auto key = record_key(req);
@@ -78,7 +78,7 @@ void add_record_routes(httplib::Server& s, App& app) {
     res.status = 200;
     res.set_content(out + "]}", "application/json");
   });
-  s.Get(base + "/audit", [&app](const httplib::Request& req, httplib::Response& res) {
+  s.get(base + "/audit", [&app](const http::HttpRequest& req, http::HttpResponse& res) {
     auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
     auto key = record_key(req);

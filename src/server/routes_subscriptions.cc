@@ -47,7 +47,7 @@ nlohmann::json received_json(const ReceivedMessage& m) {
 }
 
 // The JSON object body of a POST (415, 400 otherwise).
-Result<nlohmann::json> object_body(const httplib::Request& req) {
+Result<nlohmann::json> object_body(const http::HttpRequest& req) {
   if (auto r = require_json(req); !r.ok()) return r.error();
   auto body = parse_body(req);
   if (!body.ok()) return body.error();
@@ -57,13 +57,13 @@ Result<nlohmann::json> object_body(const httplib::Request& req) {
 
 // This process's keeper of `env`, if the request is a member call from another member of its
 // cluster.
-Result<cluster::LeaseKeeper*> from_member(App& app, const httplib::Request& req,
+Result<cluster::LeaseKeeper*> from_member(App& app, const http::HttpRequest& req,
                                           const std::string& env) {
   cluster::LeaseKeeper* keeper = app.lease_keeper(env);
   constexpr std::string_view kBearer = "Bearer ";
-  const std::string auth = req.get_header_value("Authorization");
+  const std::string auth = req.header("Authorization");
   if (keeper == nullptr || !auth.starts_with(kBearer) ||
-      !keeper->is_member_key(req.get_header_value(kMemberHeader), auth.substr(kBearer.size()))) {
+      !keeper->is_member_key(req.header(kMemberHeader), auth.substr(kBearer.size()))) {
     return make_error(Errc::kUnauthenticated,
                       "member calls are for the members of the environment's cluster");
   }
@@ -71,7 +71,7 @@ Result<cluster::LeaseKeeper*> from_member(App& app, const httplib::Request& req,
 }
 
 // A member call on one of the subscriptions that are spread; returns that subscription.
-Result<std::string> member_call(App& app, const httplib::Request& req, const std::string& env,
+Result<std::string> member_call(App& app, const http::HttpRequest& req, const std::string& env,
                                 const nlohmann::json& body) {
   if (auto k = from_member(app, req, env); !k.ok()) return k.error();
   if (!body.contains("subscription") || !body["subscription"].is_string()) {
@@ -86,9 +86,9 @@ Result<std::string> member_call(App& app, const httplib::Request& req, const std
 
 }  // namespace
 
-void add_subscription_routes(httplib::Server& s, App& app) {
-  s.Post(R"(/v1/envs/([^/]+)/subscriptions/([a-z]+):(pull|acknowledge|modifyAckDeadline))",
-         [&app](const httplib::Request& req, httplib::Response& res) {
+void add_subscription_routes(http::Router& s, App& app) {
+  s.post(R"(/v1/envs/([^/]+)/subscriptions/([a-z]+):(pull|acknowledge|modifyAckDeadline))",
+         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
            const std::string env = req.matches[1], role = req.matches[2], verb = req.matches[3];
            auto p = authorize(app, req, env, auth::Permission::kSubscribe);
            if (!p.ok()) return send_error(res, p.error());
@@ -130,16 +130,16 @@ void add_subscription_routes(httplib::Server& s, App& app) {
          });
 
   // A member that leaves asks the others to look at the leases now, not at their next beat.
-  s.Post(R"(/v1/envs/([^/]+)/cluster:tick)",
-         [&app](const httplib::Request& req, httplib::Response& res) {
+  s.post(R"(/v1/envs/([^/]+)/cluster:tick)",
+         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
            auto keeper = from_member(app, req, req.matches[1]);
            if (!keeper.ok()) return send_error(res, keeper.error());
            (*keeper)->poke();
            send_json(res, 200, nlohmann::json::object());
          });
 
-  s.Post(R"(/v1/envs/([^/]+)/cluster:(pull|acknowledge|modifyAckDeadline|nack))",
-         [&app](const httplib::Request& req, httplib::Response& res) {
+  s.post(R"(/v1/envs/([^/]+)/cluster:(pull|acknowledge|modifyAckDeadline|nack))",
+         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
            const std::string env = req.matches[1], verb = req.matches[2];
            auto body = object_body(req);
            if (!body.ok()) return send_error(res, body.error());

@@ -8,6 +8,7 @@
 
 #include "server/app.h"
 #include "server/http_server.h"
+#include "server/local_config.h"
 #include "store/sqlite_harness.h"
 
 namespace backbone::testing {
@@ -18,14 +19,8 @@ using nlohmann::json;
 class HttpApi : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto c = parse_config("", "test");
-    ASSERT_TRUE(c.ok());
-    Config config = *c;
-    config.store = "sqlite://" + dir_.file("{env}.db");
-    config.broker = "embedded://" + dir_.file("broker");
-    config.tokens = dir_.file("tokens.json");
     server::AppOptions o;
-    o.config = config;
+    o.config = local_config(dir_);
     o.clock = &clock_;
     o.start_stages = false;
     auto app = server::App::open(o);
@@ -341,11 +336,8 @@ TEST_F(HttpApi, HealthReadinessAndMetrics) {
 
 TEST(ServeConfig, AStoreWithoutEnvServesOneEnvironmentOnly) {
   TempDir dir;
-  auto c = parse_config("", "test");
-  Config config = *c;
+  Config config = local_config(dir);
   config.store = "sqlite://" + dir.file("one.db");
-  config.broker = "embedded://" + dir.file("broker");
-  config.tokens = dir.file("tokens.json");
   server::AppOptions o;
   o.config = config;
   o.start_stages = false;
