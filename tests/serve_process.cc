@@ -22,7 +22,7 @@ using namespace std::chrono_literals;
 void ServeProcess::start() {
   pid_ = ::fork();
   if (pid_ == 0) {
-    const std::string listen = "127.0.0.1:" + std::to_string(port_);
+    const std::string listen = host_ + ":" + std::to_string(port_);
     if (!::freopen("/dev/null", "w", stdout)) ::_exit(126);
     std::vector<const char*> argv = {BACKBONE_CLI_PATH, "--config",    config_.c_str(),
                                      "--env",           env_.c_str(),  "serve",
@@ -35,10 +35,18 @@ void ServeProcess::start() {
 }
 
 bool ServeProcess::wait_ready() {
-  httplib::Client c("127.0.0.1", port_);
-  c.set_connection_timeout(1);
+  std::unique_ptr<httplib::ClientImpl> c;
+  if (ca_.empty()) {
+    c = std::make_unique<httplib::ClientImpl>("127.0.0.1", port_);
+  } else {
+    auto tls = std::make_unique<httplib::SSLClient>("127.0.0.1", port_);
+    tls->set_ca_cert_path(ca_.c_str());
+    tls->enable_server_certificate_verification(true);
+    c = std::move(tls);
+  }
+  c->set_connection_timeout(1);
   for (int i = 0; i < 400; ++i) {
-    if (auto r = c.Get("/healthz"); r && r->status == 200) return true;
+    if (auto r = c->Get("/healthz"); r && r->status == 200) return true;
     std::this_thread::sleep_for(50ms);
   }
   return false;

@@ -25,6 +25,10 @@ class ServeProcess {
   // to /dev/null.
   void start();
   void serve_env(std::string env) { env_ = std::move(env); }
+  // Listens on this host instead of 127.0.0.1 (the readiness check still asks 127.0.0.1).
+  void listen_host(std::string host) { host_ = std::move(host); }
+  // The server speaks TLS: the readiness check trusts this CA file.
+  void tls_ca(std::string ca) { ca_ = std::move(ca); }
   // Waits until /healthz answers (at most 20 s).
   bool wait_ready();
   // Sends `sig` and waits for the exit; returns the wait status (-1 when not running).
@@ -37,6 +41,8 @@ class ServeProcess {
   int port_;
   std::vector<std::string> extra_;
   std::string env_ = "sandbox";
+  std::string host_ = "127.0.0.1";
+  std::string ca_;
   pid_t pid_ = -1;
 };
 

@@ -42,6 +42,11 @@ struct Config {
   size_t max_body_bytes = 1 << 20;
   size_t max_batch = 1000;
   HttpLimits http;
+  // [tls]: a PEM certificate chain and its private key for both listeners (the HTTP API and
+  // the Pub/Sub front); both empty: plaintext, allowed only on loopback addresses unless
+  // `serve --insecure-listen` (doc/http_server.md).
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // [merge]: conflict policies ("reject", "last_writer_wins", "source_priority").
   std::string merge_default_policy = "reject";
   std::map<std::string, std::string> merge_policies;  // record type -> policy

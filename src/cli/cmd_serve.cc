@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli/cli_context.h"
+#include "http/http_listener.h"
 #include "pubsub/front/pubsub_front.h"
 #include "server/app.h"
 #include "server/http_server.h"
@@ -24,7 +25,28 @@ struct ServeFlags {
   std::string listen;
   std::string pubsub_listen;
   std::string pubsub_anonymous;
+  bool insecure_listen = false;
 };
+
+// A listener without TLS is for this machine only, unless --insecure-listen says otherwise.
+Result<void> check_plaintext(const Config& config, const ServeFlags& flags,
+                             const std::string& listen, const char* flag) {
+  if (listen.empty() || listen == "off" || !config.tls_cert_file.empty()) return {};
+  auto loopback = http::is_loopback_listen(listen);
+  if (!loopback.ok()) return make_error(Errc::kInvalidArgument, loopback.error().message, flag);
+  if (*loopback) return {};
+  if (flags.insecure_listen) {
+    spdlog::warn("{} {} is not a loopback address and has no TLS (--insecure-listen)", flag,
+                 listen);
+    return {};
+  }
+  return make_error(Errc::kInvalidArgument,
+                    listen +
+                        " is not a loopback address, and no TLS certificate is configured: "
+                        "tokens and events would cross the network in plaintext. Set [tls] "
+                        "cert_file and key_file, or pass --insecure-listen",
+                    flag);
+}
 
 // Logs the failures of the running stages: the first of a kind (subscription and message) at
 // once, then at most one line per kind every 10 s, with how many came meanwhile. A broker that
@@ -69,6 +91,8 @@ Result<std::unique_ptr<pubsub::PubsubFront>> start_pubsub(CliContext& ctx, serve
   fo.project = app.topology().project();
   fo.envs = ctx.config.environments;
   fo.metrics = &app.metrics();
+  fo.tls_cert_file = ctx.config.tls_cert_file;
+  fo.tls_key_file = ctx.config.tls_key_file;
   if (!flags.pubsub_anonymous.empty()) {
     if (!app.pipeline(flags.pubsub_anonymous).ok()) {
       return make_error(Errc::kInvalidArgument,
@@ -87,7 +111,18 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const std::string listen = flags.listen.empty() ? ctx.config.listen : flags.listen;
+  const std::string pubsub_listen =
+      flags.pubsub_listen.empty() ? ctx.config.pubsub_listen : flags.pubsub_listen;
+  if (auto r = check_plaintext(ctx.config, flags, listen, "--listen"); !r.ok()) {
+    return ctx.fail(r.error());
+  }
+  if (auto r = check_plaintext(ctx.config, flags, pubsub_listen, "--pubsub-listen"); !r.ok()) {
+    return ctx.fail(r.error());
+  }
 
   server::AppOptions o;
   o.config = ctx.config;
@@ -96,19 +131,18 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
     (*stage_errors)(sub, e);
   };
   if (ctx.env_flag) o.envs = {ctx.env()};
-  o.address = "http://" + (flags.listen.empty() ? ctx.config.listen : flags.listen);
+  o.address = (ctx.config.tls_cert_file.empty() ? "http://" : "https://") + listen;
   auto app = server::App::open(o);
   if (!app.ok()) return ctx.fail(app.error());
   for (const std::string& w : (*app)->warnings()) spdlog::warn("provision: {}", w);
   server::HttpServer http(**app);
-  const std::string listen = flags.listen.empty() ? ctx.config.listen : flags.listen;
   if (auto b = http.bind(listen); !b.ok()) return ctx.fail(b.error());
   auto front = start_pubsub(ctx, **app, flags);
   if (!front.ok()) return ctx.fail(front.error());
   std::string envs;
   for (const auto& e : (*app)->envs()) envs += (envs.empty() ? "" : ", ") + e;
-  std::printf("backbone serving %s on http://%s (broker %s)\n", envs.c_str(), listen.c_str(),
-              ctx.config.broker.c_str());
+  std::printf("backbone serving %s on %s://%s (broker %s)\n", envs.c_str(),
+              http.tls() ? "https" : "http", listen.c_str(), ctx.config.broker.c_str());
   if (*front) {
     std::printf(
         "Pub/Sub v1 front on port %d, project %s%s\n", (*front)->port(),
@@ -121,7 +155,19 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
   std::fflush(stdout);
   std::thread waiter([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    for (;;) {
+      sigwait(&signals, &sig);
+      if (sig != SIGHUP) break;
+      // SIGHUP: the TLS certificate and key are read again (the front watches its files).
+      if (!http.tls()) {
+        spdlog::info("SIGHUP: no TLS configured, nothing to reload");
+      } else if (auto r = http.reload_tls(); !r.ok()) {
+        spdlog::error("SIGHUP: the TLS files were not reloaded, the old ones stay: {}",
+                      r.error().describe());
+      } else {
+        spdlog::info("SIGHUP: TLS certificate and key reloaded");
+      }
+    }
     spdlog::warn("signal {}: draining", sig);
     http.stop();
   });
@@ -150,6 +196,8 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--pubsub-anonymous", flags->pubsub_anonymous,
                   "let Pub/Sub calls without a token, from this machine only, act in this "
                   "environment (the emulator workflow)");
+  cmd->add_flag("--insecure-listen", flags->insecure_listen,
+                "allow a listen address that is not loopback without TLS");
   cmd->callback([&ctx, flags] { run_serve(ctx, *flags); });
 }
 

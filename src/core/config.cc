@@ -128,6 +128,20 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
       k->set(*v);
     }
   }
+  if (const auto* tls = t.get_as<toml::table>("tls")) {
+    for (const auto& [key, value] : *tls) {
+      const std::string name = "tls." + std::string(key.str());
+      std::string* slot = key.str() == "cert_file"  ? &c.tls_cert_file
+                          : key.str() == "key_file" ? &c.tls_key_file
+                                                    : nullptr;
+      if (slot == nullptr) return bad_key(source, name.c_str(), "unknown key");
+      if (!value.is_string()) return bad_key(source, name.c_str(), "must be a string");
+      *slot = value.as_string()->get();
+    }
+    if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+      return bad_key(source, "tls", "give both cert_file and key_file, or neither");
+    }
+  }
   if (const auto* node = t.get("environments")) {
     const auto* arr = node->as_array();
     if (!arr || arr->empty()) return bad_key(source, "environments", "must be a non-empty array");

@@ -5,12 +5,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <chrono>
 #include <deque>
@@ -36,8 +38,21 @@ bool iequals(beast::string_view a, beast::string_view b) { return beast::iequals
 
 }  // namespace
 
+// What the listener asks of a connection, whatever its stream (plain or TLS).
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // Each posts to the connection's strand.
+  virtual void post_stop() = 0;   // stop(): close if idle, after the answer if busy
+  virtual void post_close() = 0;  // close now
+  virtual void post_chunk(std::string chunk) = 0;
+  virtual void post_end() = 0;
+  virtual bool stream_open() const = 0;
+};
+
 class HttpListener::Impl {
  public:
+  template <class S>
   class Session;
   class Stream;
 
@@ -51,6 +66,7 @@ class HttpListener::Impl {
         pool_(std::max<size_t>(o.workers, 1)) {}
 
   Result<void> bind(const std::string& listen);
+  Result<void> load_tls();
   void run();
   void stop();
   void accept();
@@ -68,11 +84,11 @@ class HttpListener::Impl {
     ++open_;
     return true;
   }
-  void register_session(Session* s, std::weak_ptr<Session> w) {
+  void register_session(SessionBase* s, std::weak_ptr<SessionBase> w) {
     std::lock_guard lk(mu_);
     sessions_[s] = std::move(w);
   }
-  void release(Session* s, const std::string& address) {
+  void release(SessionBase* s, const std::string& address) {
     bool last = false;
     {
       std::lock_guard lk(mu_);
@@ -89,13 +105,26 @@ class HttpListener::Impl {
     guard_.reset();
   }
   void refuse(tcp::socket socket);
+  std::shared_ptr<net::ssl::context> tls() {
+    std::lock_guard lk(mu_);
+    return tls_;
+  }
+  std::vector<std::shared_ptr<SessionBase>> live_sessions() {
+    std::vector<std::shared_ptr<SessionBase>> out;
+    std::lock_guard lk(mu_);
+    for (auto& [p, w] : sessions_) {
+      if (auto s = w.lock()) out.push_back(std::move(s));
+    }
+    return out;
+  }
 
   // Declared first, destroyed last: the I/O objects below destroy sessions that use them.
   mutable std::mutex mu_;
-  bool stopping_ = false;                                          // GUARDED_BY(mu_)
-  size_t open_ = 0;                                                // GUARDED_BY(mu_)
-  std::map<std::string, size_t> per_address_;                      // GUARDED_BY(mu_)
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;                                                  // GUARDED_BY(mu_)
+  size_t open_ = 0;                                                        // GUARDED_BY(mu_)
+  std::map<std::string, size_t> per_address_;                              // GUARDED_BY(mu_)
+  std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions_;  // GUARDED_BY(mu_)
+  std::shared_ptr<net::ssl::context> tls_;  // GUARDED_BY(mu_); null: plain HTTP
   std::atomic<uint64_t> accepted_{0}, refused_{0}, timed_out_{0};
   std::atomic<bool> run_called_{false}, stop_called_{false}, ran_{false};
 
@@ -110,15 +139,78 @@ class HttpListener::Impl {
   int port_ = 0;
 };
 
-// One connection. Every member function runs on the connection's strand (its stream's
-// executor), except those that post to it.
-class HttpListener::Impl::Session : public std::enable_shared_from_this<Session> {
+// One connection, on a plain TCP stream or a TLS one. Every member function runs on the
+// connection's strand (its stream's executor), except those that post to it.
+template <class S>
+class HttpListener::Impl::Session final : public SessionBase,
+                                          public std::enable_shared_from_this<Session<S>> {
  public:
-  Session(Impl& owner, tcp::socket socket, std::string address)
-      : owner_(owner), stream_(std::move(socket)), address_(std::move(address)) {}
-  ~Session() { owner_.release(this, address_); }
+  static constexpr bool kTls = !std::is_same_v<S, beast::tcp_stream>;
 
-  void start() { read_request(); }
+  // `ctx`: the TLS context that `stream` uses (kept as long as the connection), or null.
+  Session(Impl& owner, std::shared_ptr<net::ssl::context> ctx, S stream, std::string address)
+      : owner_(owner),
+        ctx_(std::move(ctx)),
+        stream_(std::move(stream)),
+        address_(std::move(address)) {}
+  ~Session() override { owner_.release(this, address_); }
+
+  void start() {
+    if constexpr (kTls) {
+      // The handshake is part of the request's header time.
+      arm(ms(owner_.o_.header_timeout_ms));
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  if (self->deadline_passed(ec)) ++self->owner_.timed_out_;
+                                  return self->close();
+                                }
+                                self->read_request();
+                              });
+    } else {
+      read_request();
+    }
+  }
+
+  void post_start() {
+    net::post(executor(), [self = this->shared_from_this()] { self->start(); });
+  }
+  void post_stop() override {
+    net::post(executor(), [self = this->shared_from_this()] { self->on_stop(); });
+  }
+  void post_close() override {
+    net::post(executor(), [self = this->shared_from_this()] { self->close(); });
+  }
+  void post_chunk(std::string chunk) override {
+    net::post(executor(), [self = this->shared_from_this(), c = std::move(chunk)]() mutable {
+      self->queue_chunk(std::move(c));
+    });
+  }
+  void post_end() override {
+    net::post(executor(), [self = this->shared_from_this()] { self->end_stream(); });
+  }
+  bool stream_open() const override { return stream_open_.load(); }
+
+ private:
+  enum class State { kReading, kHandling, kWriting, kStreaming };
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  // Deadlines: the stream closes itself when one passes. Whether a failure was a deadline is
+  // told by the clock too: an operation that completed as the timer fired leaves the next one
+  // to fail on the closed socket with another error.
+  void arm(ms d) {
+    lowest().expires_after(d);
+    deadline_ = std::chrono::steady_clock::now() + d;
+  }
+  void disarm() {
+    lowest().expires_never();
+    deadline_.reset();
+  }
+  bool deadline_passed(beast::error_code ec) const {
+    return ec == beast::error::timeout ||
+           (deadline_ && std::chrono::steady_clock::now() >= *deadline_);
+  }
+  auto executor() { return stream_.get_executor(); }
 
   // stop(): an idle connection closes now; a busy one after its answer; a stream ends.
   void on_stop() {
@@ -130,41 +222,35 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
   void close() {
     if (closed_) return;
     closed_ = true;
+    stream_open_ = false;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close();
   }
 
-  // Streams (on the strand).
-  void queue_chunk(std::string chunk) {
-    if (closed_ || state_ != State::kStreaming || ended_) return;
-    backlog_ += chunk.size();
-    if (backlog_ > kMaxStreamBacklog) return close();
-    out_.push_back(std::move(chunk));
-    if (!writing_) write_next_chunk();
+  // A TLS connection says close_notify first (within a second), then closes.
+  void finish() {
+    if constexpr (kTls) {
+      if (closed_) return;
+      arm(ms(1000));
+      stream_.async_shutdown(
+          [self = this->shared_from_this()](beast::error_code) { self->close(); });
+    } else {
+      close();
+    }
   }
-  void end_stream() {
-    if (closed_ || ended_) return;
-    ended_ = true;
-    if (!writing_) write_next_chunk();
-  }
-  bool stream_open() const { return stream_open_.load(); }
-  auto executor() { return stream_.get_executor(); }
-
- private:
-  enum class State { kReading, kHandling, kWriting, kStreaming };
 
   void read_request() {
     state_ = State::kReading;
-    if (stopping_) return close();
+    if (stopping_) return finish();
     parser_.emplace();
     parser_->body_limit(owner_.o_.max_body_bytes);
     parser_->header_limit(static_cast<uint32_t>(owner_.o_.max_header_bytes));
     if (requests_ > 0 && buffer_.size() == 0) {
       // Kept alive: it may be silent for the idle timeout, then has the header deadline.
-      stream_.expires_after(ms(owner_.o_.idle_timeout_ms));
+      arm(ms(owner_.o_.idle_timeout_ms));
       stream_.async_read_some(buffer_.prepare(4096),
-                              [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                                 if (ec) return self->read_failed(ec);
                                 self->buffer_.commit(n);
                                 self->read_header();
@@ -175,9 +261,9 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
   }
 
   void read_header() {
-    stream_.expires_after(ms(owner_.o_.header_timeout_ms));
+    arm(ms(owner_.o_.header_timeout_ms));
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
                                if (ec) return self->read_failed(ec);
                                self->on_header();
                              });
@@ -185,12 +271,12 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
 
   void on_header() {
     if (parser_->is_done()) return on_request();
-    stream_.expires_after(ms(owner_.o_.body_timeout_ms));
+    arm(ms(owner_.o_.body_timeout_ms));
     if (iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
                                                                        parser_->get().version());
       bhttp::async_write(stream_, *cont,
-                         [self = shared_from_this(), cont](beast::error_code ec, size_t) {
+                         [self = this->shared_from_this(), cont](beast::error_code ec, size_t) {
                            if (ec) return self->read_failed(ec);
                            self->read_body();
                          });
@@ -201,14 +287,14 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
 
   void read_body() {
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) return self->read_failed(ec);
                         self->on_request();
                       });
   }
 
   void read_failed(beast::error_code ec) {
-    if (ec == beast::error::timeout) {
+    if (deadline_passed(ec)) {
       ++owner_.timed_out_;
       return close();
     }
@@ -216,7 +302,8 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
     if (ec == bhttp::error::header_limit) return answer_failure(431);
     if (ec == bhttp::error::end_of_stream || ec == net::error::eof ||
         ec == net::error::operation_aborted || ec == net::error::connection_reset ||
-        ec == net::error::bad_descriptor || closed_) {
+        ec == net::error::bad_descriptor || ec.category() == net::error::get_ssl_category() ||
+        closed_) {
       return close();
     }
     answer_failure(400);  // a malformed request
@@ -238,18 +325,20 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
     write_response(std::move(res));
   }
 
-  // After an answer to a request whose rest is unread (a body too large): stop sending, and
-  // read away what the client still sends, for up to 5 s, before closing, so that its send
-  // does not meet a reset before it reads the answer.
+  // After an answer to a request whose rest is unread (a body too large): read away what the
+  // client still sends, for up to 5 s, before closing, so that its send does not meet a reset
+  // before it reads the answer. (A plain connection stops sending first.)
   void linger() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(ms(std::min<int64_t>(owner_.o_.body_timeout_ms, 5'000)));
+    if constexpr (!kTls) {
+      beast::error_code ignored;
+      lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+    arm(ms(std::min<int64_t>(owner_.o_.body_timeout_ms, 5'000)));
     linger_read();
   }
   void linger_read() {
     stream_.async_read_some(net::buffer(scratch_),
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
                               if (ec) return self->close();  // the client's end, or the time
                               self->linger_read();
                             });
@@ -271,7 +360,7 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
     state_ = State::kHandling;
-    stream_.expires_never();
+    disarm();
     auto req_ptr = std::make_shared<HttpRequest>(std::move(req));
     const Router::Match m = owner_.router_.find(*req_ptr);
     if (m.handler != nullptr && m.run == Router::Run::kInline) {
@@ -279,11 +368,10 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
       owner_.router_.handle(m, *req_ptr, res);
       return write_response(std::move(res));
     }
-    net::post(owner_.pool_, [self = shared_from_this(), req_ptr, m] {
+    net::post(owner_.pool_, [self = this->shared_from_this(), req_ptr, m] {
       auto res = std::make_shared<HttpResponse>();
       self->owner_.router_.handle(m, *req_ptr, *res);
-      net::post(self->stream_.get_executor(),
-                [self, res] { self->write_response(std::move(*res)); });
+      net::post(self->executor(), [self, res] { self->write_response(std::move(*res)); });
     });
   }
 
@@ -297,27 +385,43 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
              res.content_type.empty() ? "text/plain" : res.content_type);
     for (auto& [k, v] : res.headers) out->set(k, v);
     out->body() = std::move(res.body);
-    out->keep_alive(keep_alive_ && !stopping_);
+    // Every answer after stop() was called closes its connection (stop_called_ is set at the
+    // call; stopping_ only once the stop reached this connection's strand).
+    out->keep_alive(keep_alive_ && !stopping_ && !owner_.stop_called_);
     out->prepare_payload();
-    stream_.expires_after(ms(owner_.o_.write_timeout_ms));
+    arm(ms(owner_.o_.write_timeout_ms));
     bhttp::async_write(stream_, *out,
-                       [self = shared_from_this(), out](beast::error_code ec, size_t) {
+                       [self = this->shared_from_this(), out](beast::error_code ec, size_t) {
                          if (ec) {
-                           if (ec == beast::error::timeout) ++self->owner_.timed_out_;
+                           if (self->deadline_passed(ec)) ++self->owner_.timed_out_;
                            return self->close();
                          }
                          if (self->linger_) return self->linger();
-                         if (!out->keep_alive()) return self->close();
+                         if (!out->keep_alive()) return self->finish();
                          self->read_request();
                        });
   }
 
+  // Streams (on the strand).
   void start_stream(HttpResponse res);
+  void queue_chunk(std::string chunk) {
+    if (closed_ || state_ != State::kStreaming || ended_) return;
+    backlog_ += chunk.size();
+    if (backlog_ > kMaxStreamBacklog) return close();
+    out_.push_back(std::move(chunk));
+    if (!writing_) write_next_chunk();
+  }
+  void end_stream() {
+    if (closed_ || ended_) return;
+    ended_ = true;
+    if (!writing_) write_next_chunk();
+  }
   void write_next_chunk();
   void watch_client();
 
-  Impl& owner_;  // outlives its sessions
-  beast::tcp_stream stream_;
+  Impl& owner_;                             // outlives its sessions
+  std::shared_ptr<net::ssl::context> ctx_;  // before stream_, which uses it
+  S stream_;
   const std::string address_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -328,6 +432,7 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
   bool stopping_ = false;
   bool closed_ = false;
   bool linger_ = false;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
   // Streaming.
   std::deque<std::string> out_;
   size_t backlog_ = 0;
@@ -341,15 +446,15 @@ class HttpListener::Impl::Session : public std::enable_shared_from_this<Session>
 
 class HttpListener::Impl::Stream final : public ResponseStream {
  public:
-  explicit Stream(std::weak_ptr<Session> s) : s_(std::move(s)) {}
+  explicit Stream(std::weak_ptr<SessionBase> s) : s_(std::move(s)) {}
   bool send(std::string chunk) override {
     auto s = s_.lock();
     if (!s || !s->stream_open()) return false;
-    net::post(s->executor(), [s, c = std::move(chunk)]() mutable { s->queue_chunk(std::move(c)); });
+    s->post_chunk(std::move(chunk));
     return true;
   }
   void end() override {
-    if (auto s = s_.lock()) net::post(s->executor(), [s] { s->end_stream(); });
+    if (auto s = s_.lock()) s->post_end();
   }
   bool open() const override {
     auto s = s_.lock();
@@ -357,10 +462,11 @@ class HttpListener::Impl::Stream final : public ResponseStream {
   }
 
  private:
-  std::weak_ptr<Session> s_;
+  std::weak_ptr<SessionBase> s_;
 };
 
-void HttpListener::Impl::Session::start_stream(HttpResponse res) {
+template <class S>
+void HttpListener::Impl::Session<S>::start_stream(HttpResponse res) {
   state_ = State::kStreaming;
   keep_alive_ = false;
   stream_head_ = std::make_shared<bhttp::response<bhttp::empty_body>>(
@@ -375,65 +481,91 @@ void HttpListener::Impl::Session::start_stream(HttpResponse res) {
       std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*stream_head_);
   writing_ = true;
   stream_open_ = true;
-  stream_.expires_after(ms(owner_.o_.write_timeout_ms));
+  arm(ms(owner_.o_.write_timeout_ms));
   bhttp::async_write_header(stream_, *stream_serializer_,
-                            [self = shared_from_this(), produce = std::move(res.on_stream)](
+                            [self = this->shared_from_this(), produce = std::move(res.on_stream)](
                                 beast::error_code ec, size_t) {
                               self->writing_ = false;
-                              if (ec) {
-                                self->stream_open_ = false;
-                                return self->close();
-                              }
-                              self->stream_.expires_never();
+                              if (ec) return self->close();
+                              self->disarm();
                               self->watch_client();
-                              auto stream = std::make_shared<Stream>(self->weak_from_this());
+                              std::weak_ptr<SessionBase> weak = self;
+                              auto stream = std::make_shared<Stream>(std::move(weak));
                               net::post(self->owner_.pool_, [produce, stream] { produce(stream); });
                               if (self->stopping_) self->ended_ = true;
                               self->write_next_chunk();
                             });
 }
 
-void HttpListener::Impl::Session::write_next_chunk() {
+template <class S>
+void HttpListener::Impl::Session<S>::write_next_chunk() {
   if (closed_ || writing_) return;
   if (out_.empty()) {
     if (!ended_) return;
     writing_ = true;
     stream_open_ = false;
-    stream_.expires_after(ms(owner_.o_.write_timeout_ms));
-    net::async_write(stream_, bhttp::make_chunk_last(),
-                     [self = shared_from_this()](beast::error_code, size_t) { self->close(); });
+    arm(ms(owner_.o_.write_timeout_ms));
+    net::async_write(
+        stream_, bhttp::make_chunk_last(),
+        [self = this->shared_from_this()](beast::error_code, size_t) { self->finish(); });
     return;
   }
   writing_ = true;
   auto chunk = std::make_shared<std::string>(std::move(out_.front()));
   out_.pop_front();
-  stream_.expires_after(ms(owner_.o_.write_timeout_ms));
+  arm(ms(owner_.o_.write_timeout_ms));
   net::async_write(stream_, bhttp::make_chunk(net::buffer(*chunk)),
-                   [self = shared_from_this(), chunk](beast::error_code ec, size_t) {
+                   [self = this->shared_from_this(), chunk](beast::error_code ec, size_t) {
                      self->writing_ = false;
                      self->backlog_ -= chunk->size();
-                     if (ec) {
-                       self->stream_open_ = false;
-                       return self->close();
-                     }
-                     self->stream_.expires_never();
+                     if (ec) return self->close();
+                     self->disarm();
                      self->write_next_chunk();
                    });
 }
 
-void HttpListener::Impl::Session::watch_client() {
+template <class S>
+void HttpListener::Impl::Session<S>::watch_client() {
   // Whatever a stream's client sends is ignored; its end closes the stream.
-  stream_.socket().async_read_some(net::buffer(scratch_),
-                                   [self = shared_from_this()](beast::error_code ec, size_t) {
-                                     if (ec) {
-                                       self->stream_open_ = false;
-                                       return self->close();
-                                     }
-                                     self->watch_client();
-                                   });
+  stream_.async_read_some(net::buffer(scratch_),
+                          [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec) return self->close();
+                            self->watch_client();
+                          });
+}
+
+Result<void> HttpListener::Impl::load_tls() {
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                   net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  beast::error_code ec;
+  ctx->use_certificate_chain_file(o_.tls_cert_file, ec);
+  if (ec) {
+    return make_error(Errc::kInvalidArgument,
+                      "cannot use the TLS certificate " + o_.tls_cert_file + ": " + ec.message(),
+                      "tls.cert_file");
+  }
+  ctx->use_private_key_file(o_.tls_key_file, net::ssl::context::pem, ec);
+  if (ec) {
+    return make_error(Errc::kInvalidArgument,
+                      "cannot use the TLS key " + o_.tls_key_file + " with the certificate " +
+                          o_.tls_cert_file + ": " + ec.message(),
+                      "tls.key_file");
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    return make_error(
+        Errc::kInvalidArgument,
+        "the TLS key " + o_.tls_key_file + " is not the certificate's (" + o_.tls_cert_file + ")",
+        "tls.key_file");
+  }
+  std::lock_guard lk(mu_);
+  tls_ = std::move(ctx);
+  return {};
 }
 
 Result<void> HttpListener::Impl::bind(const std::string& listen) {
+  if (!o_.tls_cert_file.empty() || !o_.tls_key_file.empty()) BACKBONE_TRY(load_tls());
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
     return make_error(Errc::kInvalidArgument, "want host:port, got \"" + listen + "\"", "listen");
@@ -487,10 +619,18 @@ void HttpListener::Impl::accept() {
     if (!admit(address)) {
       ++refused_;
       refuse(std::move(s));
-    } else {
-      auto session = std::make_shared<Session>(*this, std::move(s), std::move(address));
+    } else if (auto ctx = tls()) {
+      using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+      TlsStream stream(beast::tcp_stream(std::move(s)), *ctx);
+      auto session = std::make_shared<Session<TlsStream>>(*this, std::move(ctx), std::move(stream),
+                                                          std::move(address));
       register_session(session.get(), session);
-      net::post(session->executor(), [session] { session->start(); });
+      session->post_start();
+    } else {
+      auto session = std::make_shared<Session<beast::tcp_stream>>(
+          *this, nullptr, beast::tcp_stream(std::move(s)), std::move(address));
+      register_session(session.get(), session);
+      session->post_start();
     }
     accept();
   });
@@ -530,33 +670,43 @@ void HttpListener::Impl::stop() {
     beast::error_code ignored;
     acceptor_.close(ignored);
     accept_timer_.cancel();
-    std::vector<std::shared_ptr<Session>> live;
-    bool none = false;
     {
       std::lock_guard lk(mu_);
       stopping_ = true;
-      for (auto& [p, w] : sessions_) {
-        if (auto s = w.lock()) live.push_back(std::move(s));
-      }
+    }
+    for (auto& s : live_sessions()) s->post_stop();
+    bool none = false;
+    {
+      std::lock_guard lk(mu_);
       none = open_ == 0;
     }
-    for (auto& s : live) net::post(s->executor(), [s] { s->on_stop(); });
-    live.clear();
     if (none) return finish_stop();
     drain_timer_.expires_after(ms(o_.drain_timeout_ms));
     drain_timer_.async_wait([this](beast::error_code ec) {
       if (ec) return;
-      std::vector<std::shared_ptr<Session>> left;
-      {
-        std::lock_guard lk(mu_);
-        for (auto& [p, w] : sessions_) {
-          if (auto s = w.lock()) left.push_back(std::move(s));
-        }
-      }
-      for (auto& s : left) net::post(s->executor(), [s] { s->close(); });
+      for (auto& s : live_sessions()) s->post_close();
       guard_.reset();
     });
   });
+}
+
+Result<bool> is_loopback_listen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? listen : listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (host.empty()) return false;
+  beast::error_code ec;
+  net::io_context ioc;
+  tcp::resolver resolver(ioc);
+  auto found = resolver.resolve(host, "0", ec);
+  if (ec || found.empty()) {
+    return make_error(Errc::kInvalidArgument, "cannot resolve \"" + host + "\": " + ec.message(),
+                      "listen");
+  }
+  for (const auto& entry : found) {
+    if (!entry.endpoint().address().is_loopback()) return false;
+  }
+  return true;
 }
 
 HttpListener::HttpListener(const Router& router, ListenerOptions options)
@@ -575,6 +725,11 @@ void HttpListener::run() {
   if (!impl_->run_called_.exchange(true)) impl_->run();
 }
 void HttpListener::stop() { impl_->stop(); }
+bool HttpListener::tls() const { return impl_->tls() != nullptr; }
+Result<void> HttpListener::reload_tls() {
+  if (!tls()) return make_error(Errc::kInvalidArgument, "this listener serves no TLS");
+  return impl_->load_tls();
+}
 
 HttpListener::Counters HttpListener::counters() const {
   Counters c;

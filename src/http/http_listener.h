@@ -12,10 +12,11 @@
 //    a connection beyond either is answered 503 and closed.
 //  - headers of at most max_header_bytes (431), a body of at most max_body_bytes (413).
 //
-// Keep-alive as HTTP/1.1 says; "Expect: 100-continue" is answered. A streamed response
-// (HttpResponse::on_stream) is sent with chunked encoding as its producer sends, on the I/O
-// thread. stop() stops accepting, closes idle connections, lets the requests in progress answer
-// (up to drain_timeout_ms), ends the streams, and makes run() return.
+// TLS (1.2 and up) when the options name a certificate and key; reload_tls() reads them again
+// (serve calls it on SIGHUP). Keep-alive as HTTP/1.1 says; "Expect: 100-continue" is answered. A
+// streamed response (HttpResponse::on_stream) is sent with chunked encoding as its producer sends,
+// on the I/O thread. stop() stops accepting, closes idle connections, lets the requests in progress
+// answer (up to drain_timeout_ms), ends the streams, and makes run() return.
 //
 // Thread-safety: bind, then run() on one thread; stop() from any thread, before, during or
 // after run(). The counters are thread-safe.
@@ -42,6 +43,9 @@ struct ListenerOptions {
   size_t max_connections = 4096;
   size_t max_connections_per_address = 512;
   size_t workers = 16;
+  // TLS: a PEM certificate chain and its private key; both empty for plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class HttpListener {
@@ -51,8 +55,13 @@ class HttpListener {
   HttpListener(const HttpListener&) = delete;
   HttpListener& operator=(const HttpListener&) = delete;
 
-  // Binds "host:port" (IPv4, IPv6 in brackets, or a name; port 0 picks a free one).
+  // Binds "host:port" (IPv4, IPv6 in brackets, or a name; port 0 picks a free one). With TLS
+  // files in the options, it loads them first (kInvalidArgument naming the file that is bad).
   Result<void> bind(const std::string& listen);
+  // Reads the TLS files again: connections from now on use them, those open keep theirs. On an
+  // error the files in use stay. kInvalidArgument without TLS.
+  Result<void> reload_tls();
+  bool tls() const;
   int port() const;
   void run();
   void stop();
@@ -69,5 +78,10 @@ class HttpListener {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Whether every address that the host of "host:port" names is a loopback one (127.0.0.0/8,
+// ::1). An empty host, 0.0.0.0 or :: (every interface) is not. kInvalidArgument when the host
+// does not resolve.
+Result<bool> is_loopback_listen(const std::string& listen);
 
 }  // namespace backbone::http

@@ -14,6 +14,8 @@ http::ListenerOptions listener_options(const Config& c) {
   o.max_connections = c.http.max_connections;
   o.max_connections_per_address = c.http.max_connections_per_address;
   o.workers = c.http.workers;
+  o.tls_cert_file = c.tls_cert_file;
+  o.tls_key_file = c.tls_key_file;
   return o;
 }
 

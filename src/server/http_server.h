@@ -27,6 +27,9 @@ class HttpServer {
   void run();
   void stop();
   http::HttpListener::Counters counters() const { return listener_->counters(); }
+  // Reads the TLS certificate and key again (SIGHUP); see HttpListener::reload_tls.
+  Result<void> reload_tls() { return listener_->reload_tls(); }
+  bool tls() const { return listener_->tls(); }
   // The API's routes (the benchmark serves them through another server too).
   const http::Router& router() const { return router_; }
 

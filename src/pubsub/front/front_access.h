@@ -41,6 +41,10 @@ struct FrontOptions {
   std::optional<std::string> anonymous;  // --pubsub-anonymous: loopback calls without a token
   const Clock* clock = nullptr;          // nullptr: the system clock
   Metrics* metrics = nullptr;            // where the front counts its calls (front_metrics.h)
+  // TLS: a PEM certificate chain and its key, watched for changes (read again within a second
+  // of a change); both empty for plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // About a resource that the caller may use: whether the topology manages it.

@@ -1,8 +1,12 @@
 #include "pubsub/front/pubsub_front.h"
 
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
+
+#include <unistd.h>
 
 #include <chrono>
 
@@ -41,6 +45,7 @@ Result<std::unique_ptr<PubsubFront>> PubsubFront::start(Broker& broker, const To
                                                         FrontOptions options,
                                                         const std::string& listen) {
   Metrics* metrics = options.metrics;
+  const std::string cert = options.tls_cert_file, key = options.tls_key_file;
   auto impl = std::make_unique<Impl>(broker, topology, tokens, std::move(options));
   grpc::ServerBuilder builder;
   if (metrics) {
@@ -48,7 +53,24 @@ Result<std::unique_ptr<PubsubFront>> PubsubFront::start(Broker& broker, const To
     creators.push_back(metrics_interceptor(*metrics));
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &impl->port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!cert.empty() || !key.empty()) {
+    for (const std::string* f : {&cert, &key}) {
+      if (::access(f->c_str(), R_OK) != 0) {
+        return make_error(Errc::kInvalidArgument, "cannot read the TLS file " + *f,
+                          f == &cert ? "tls.cert_file" : "tls.key_file");
+      }
+    }
+    // The files are watched: a certificate and key replaced on disk serve new connections
+    // within a second (gRPC checks that they match before it takes them).
+    auto provider =
+        std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(key, cert, 1);
+    grpc::experimental::TlsServerCredentialsOptions tls(provider);
+    tls.watch_identity_key_cert_pairs();
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    credentials = grpc::experimental::TlsServerCredentials(tls);
+  }
+  builder.AddListeningPort(listen, credentials, &impl->port);
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(&impl->publisher);
   builder.RegisterService(&impl->subscriber);
