@@ -88,16 +88,24 @@ start_mariadb() {
   [ "$(id -u)" -eq 0 ] || user=$(id -un)
   mkdir -p "$dir"
   chown "$user" "$dir"
+  # BACKBONE_MARIADB_STOCK=1: a server as mariadb-install-db makes it by default (its anonymous
+  # accounts ''@'localhost' and ''@'<hostname>' included) and as it runs by default (client
+  # addresses resolved to names); the admin is then backbone_admin, at 'localhost' and '%'.
+  local stock=${BACKBONE_MARIADB_STOCK:-0} install_args="--auth-root-authentication-method=normal --skip-test-db"
+  [ "$stock" = 1 ] && install_args=
   if [ ! -d "$dir/data/mysql" ]; then
-    mariadb-install-db $(mariadb_args) --auth-root-authentication-method=normal \
-      --skip-test-db >"$dir/install.log" 2>&1 || {
+    # shellcheck disable=SC2046,SC2086
+    mariadb-install-db $(mariadb_args) $install_args >"$dir/install.log" 2>&1 || {
       echo "test-db.sh: mariadb-install-db failed:" >&2
       tail -20 "$dir/install.log" >&2
       return 1
     }
   fi
   # shellcheck disable=SC2046
-  nohup mariadbd $(mariadb_args) --port="$port" --bind-address=127.0.0.1 --skip-name-resolve \
+  local resolve=--skip-name-resolve
+  [ "$stock" = 1 ] && resolve=
+  # shellcheck disable=SC2046,SC2086
+  nohup mariadbd $(mariadb_args) --port="$port" --bind-address=127.0.0.1 $resolve \
     --skip-log-bin --innodb-flush-log-at-trx-commit=1 --max-connections=400 \
     --log-error="$dir/server.log" >/dev/null 2>&1 &
   for _ in $(seq 1 300); do
@@ -106,12 +114,21 @@ start_mariadb() {
   done
   # root@localhost (the socket) keeps no password; root@127.0.0.1 (TCP) gets the admin's. The
   # server may answer a ping before it takes statements: try again for a while.
-  local ok=0
-  for _ in $(seq 1 100); do
-    if mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot -e "
+  local ok=0 admin=root admin_sql="
         CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
         ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '$admin_password';
-        GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" 2>"$dir/admin.err"; then
+        GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+  if [ "$stock" = 1 ]; then
+    admin=backbone_admin
+    admin_sql=""
+    for host in localhost %; do
+      admin_sql+="CREATE USER IF NOT EXISTS 'backbone_admin'@'$host';
+        ALTER USER 'backbone_admin'@'$host' IDENTIFIED BY '$admin_password';
+        GRANT ALL PRIVILEGES ON *.* TO 'backbone_admin'@'$host' WITH GRANT OPTION;"
+    done
+  fi
+  for _ in $(seq 1 100); do
+    if mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot -e "$admin_sql" 2>"$dir/admin.err"; then
       ok=1
       break
     fi
@@ -123,7 +140,7 @@ start_mariadb() {
     tail -20 "$dir/server.log" >&2 || true
     return 1
   fi
-  echo "mysql://root:$admin_password@127.0.0.1:$port/mysql"
+  echo "mysql://$admin:$admin_password@127.0.0.1:$port/mysql"
 }
 
 stop_mariadb() {

@@ -1,6 +1,7 @@
 #include "store/mysql/mysql_dialect.h"
 
 #include <algorithm>
+#include <functional>
 
 // The MySQL/MariaDB dialect: SPEC §2's schema in its exact MySQL types (CHAR(36), TIMESTAMP(6),
 // JSON, TINYINT(1), BIGINT UNSIGNED), text compared byte by byte (utf8mb4_bin), the immutability
@@ -172,7 +173,25 @@ const std::vector<std::string>& v6() {
 }
 
 std::string ident(const std::string& name) { return "`" + name + "`"; }
-std::string account(const std::string& login) { return "'" + login + "'@'%'"; }
+// A role's login is two accounts with the same password and privileges: at '%' (any host), and
+// at 'localhost'. A stock mariadb-install-db makes anonymous accounts (''@'localhost'), and
+// MariaDB matches the most specific host first: for a connection from this machine (a socket,
+// or TCP from 127.0.0.1 with name resolution on) ''@'localhost' ranks above 'login'@'%', and the
+// role's login is refused ([1045] Access denied). 'login'@'localhost' ranks above both.
+const char* const kAccountHosts[] = {"%", "localhost"};
+std::string account(const std::string& login, const char* host) {
+  return "'" + login + "'@'" + host + "'";
+}
+// Each statement once per account of `login`: `make` gets the account.
+std::vector<std::string> per_account(
+    const std::string& login,
+    const std::function<std::vector<std::string>(const std::string& account)>& make) {
+  std::vector<std::string> out;
+  for (const char* host : kAccountHosts) {
+    for (std::string& st : make(account(login, host))) out.push_back(std::move(st));
+  }
+  return out;
+}
 
 class MysqlDialect final : public SqlDialect {
  public:
@@ -277,31 +296,49 @@ class MysqlDialect final : public SqlDialect {
   std::vector<std::string> ensure_login(Role role, const std::string& login,
                                         const std::string& password,
                                         const std::string& database) const override {
-    std::vector<std::string> out = {
-        "CREATE USER IF NOT EXISTS " + account(login),
-        "ALTER USER " + account(login) + " IDENTIFIED BY " + literal(password),
-    };
-    // The migrator owns the schema: DDL, and granting the other roles their table privileges.
-    if (role == Role::kMigrator) {
-      out.push_back("GRANT ALL PRIVILEGES ON " + ident(database) + ".* TO " + account(login) +
-                    " WITH GRANT OPTION");
-    }
-    return out;
+    return per_account(login, [&](const std::string& account) {
+      std::vector<std::string> out = {
+          "CREATE USER IF NOT EXISTS " + account,
+          "ALTER USER " + account + " IDENTIFIED BY " + literal(password),
+      };
+      // The migrator owns the schema: DDL, and granting the other roles their table privileges.
+      if (role == Role::kMigrator) {
+        out.push_back("GRANT ALL PRIVILEGES ON " + ident(database) + ".* TO " + account +
+                      " WITH GRANT OPTION");
+      }
+      return out;
+    });
+  }
+  Result<std::vector<std::string>> anonymous_account_hosts(SqlConnection& admin) const override {
+    auto rows = admin.run("SELECT host FROM mysql.user WHERE user = '' ORDER BY host");
+    if (!rows.ok()) return rows.error();
+    std::vector<std::string> hosts;
+    for (const auto& row : rows->rows) hosts.push_back(row[0].value_or(""));
+    return hosts;
+  }
+  std::vector<std::string> role_account_hosts() const override {
+    return {std::begin(kAccountHosts), std::end(kAccountHosts)};
   }
   std::vector<std::string> revoke_table_privileges(const std::string& login,
                                                    const std::string& database) const override {
-    std::vector<std::string> out;
-    for (const char* table : {"events", "event_audit_log", "records", "event_outbox",
-                              "bucket_leases", "cluster_members", "audit_heads", "api_tokens"}) {
-      out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
-                    account(login));
-    }
-    return out;
+    return per_account(login, [&](const std::string& account) {
+      std::vector<std::string> out;
+      for (const char* table : {"events", "event_audit_log", "records", "event_outbox",
+                                "bucket_leases", "cluster_members", "audit_heads", "api_tokens"}) {
+        out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
+                      account);
+      }
+      return out;
+    });
   }
   std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
                                                   const std::string& database) const override {
-    const std::string db = ident(database) + ".";
-    const std::string to = " TO " + account(login);
+    return per_account(login, [&](const std::string& account) {
+      return grants_to(role, ident(database) + ".", " TO " + account);
+    });
+  }
+  static std::vector<std::string> grants_to(Role role, const std::string& db,
+                                            const std::string& to) {
     switch (role) {
       case Role::kMigrator:
         return {};  // ALL on the database, from ensure_login

@@ -1,5 +1,6 @@
 #include "store/sql/role_grants.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -50,6 +51,33 @@ Result<void> run_all(SqlConnection& c, const SqlDialect& d,
   return {};
 }
 
+// What the server's anonymous accounts do to the roles' logins, a line each: for the grant's
+// log, or (`refused`) to explain a role's login that the server refused.
+std::vector<std::string> anonymous_notes(SqlConnection& admin, const SqlDialect& d, bool refused) {
+  std::vector<std::string> out;
+  auto hosts = d.anonymous_account_hosts(admin);
+  if (!hosts.ok()) return out;
+  const std::vector<std::string> ours = d.role_account_hosts();
+  for (const std::string& h : *hosts) {
+    const std::string anonymous = "anonymous account ''@'" + h + "'";
+    const bool covered = std::find(ours.begin(), ours.end(), h) != ours.end();
+    if (covered && !refused) {
+      out.push_back(anonymous + ": each role's login exists at '" + h +
+                    "' too, which the server ranks above it");
+      continue;
+    }
+    out.push_back(anonymous + " ranks above a login at '%' for connections that the server " +
+                  "sees as coming from " + h +
+                  " (it matches the most specific host first), and refuses them with Access "
+                  "denied. " +
+                  (covered ? "`backbone db grant` makes each role's login at '" + h +
+                                 "' too, which ranks above it; or remove it: "
+                           : "Remove it: ") +
+                  "DROP USER ''@'" + h + "' (mariadb-secure-installation removes them all)");
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> grant_roles(std::string_view text, const SqlDialect* dialect) {
@@ -70,6 +98,7 @@ Result<std::vector<std::string>> grant_roles(std::string_view text, const SqlDia
   if (!comment.ok()) return comment.error();
   const bool tables = !comment->rows.empty() && comment->rows[0][0] &&
                       comment->rows[0][0]->rfind("backbone schema ", 0) == 0;
+  for (std::string& note : anonymous_notes(c, d, false)) log.push_back(std::move(note));
   for (Role role : kRoles) {
     const std::string login = role_login_name(role, t->settings);
     const char* password = std::getenv(role_password_variable(role).c_str());
@@ -186,6 +215,12 @@ Result<std::vector<GrantProbe>> check_grants(std::string_view text, const SqlDia
     if (!conn.ok()) {
       Error e = conn.error();
       e.message = std::string("as ") + role_name(role) + ": " + e.message;
+      // A refused login: say whether an anonymous account is why.
+      if (auto admin = d.connect(admin_login(t->url, t->settings, t->url.database)); admin.ok()) {
+        for (const std::string& note : anonymous_notes(**admin, d, true)) {
+          e.message += "; " + note;
+        }
+      }
       return e;
     }
     SqlConnection& c = **conn;

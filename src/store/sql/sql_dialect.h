@@ -88,6 +88,15 @@ class SqlDialect {
   // Grants exactly the role's privileges on the store's tables.
   virtual std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
                                                           const std::string& database) const = 0;
+  // The hosts of the server's anonymous accounts (MySQL/MariaDB: user ''), which can shadow a
+  // role's login; none where the server has no such thing (PostgreSQL). Run as an
+  // administrator.
+  virtual Result<std::vector<std::string>> anonymous_account_hosts(SqlConnection&) const {
+    return std::vector<std::string>{};
+  }
+  // The hosts at which each role's login exists (MySQL/MariaDB: '%' and 'localhost'); none
+  // where logins have no host.
+  virtual std::vector<std::string> role_account_hosts() const { return {}; }
   // True for the server's error "no such role/user, or no such grant" (granting to a login that
   // does not exist, or revoking what was never granted).
   virtual bool is_unknown_login(const Error& e) const = 0;
