@@ -113,6 +113,20 @@ struct StoredToken {
   std::optional<Timestamp> revoked_at;
   bool operator==(const StoredToken&) const = default;
 };
+// An administrator's act, as the environment's admin audit keeps it (doc/tokens.md, "The admin
+// audit"): append-only, never changed.
+struct AdminActionDraft {
+  Timestamp at;
+  std::string actor;   // who: "token <id> (<name>)", "cli <user>@<host>"; 1-200 bytes
+  std::string action;  // what: "token.create", "dlq.replay", ...; 1-64 of [a-z0-9._]
+  std::string target;  // on what: a token id, an event id, an environment; up to 200 bytes
+  std::optional<std::string> detail;  // a JSON object, or none
+  bool operator==(const AdminActionDraft&) const = default;
+};
+struct AdminAction : AdminActionDraft {
+  EventId id;  // time-ordered (UUIDv7), given by the store
+};
+
 // That a token was used at a time (last_used_at moves to the latest one).
 struct TokenUse {
   std::string sha256;
@@ -253,6 +267,13 @@ class EventStore {
   virtual Result<bool> revoke_token(const std::string& sha256, Timestamp at) = 0;
   // Moves each token's last_used_at to `at` where that is later.
   virtual Result<void> note_token_uses(std::span<const TokenUse> uses) = 0;
+
+  // The admin audit. Appending REQUIRES kMigrator (an administrator's act); kMigrator and kReader
+  // read it. kInvalidArgument for a malformed draft.
+  virtual Result<AdminAction> append_admin_action(const AdminActionDraft& draft) = 0;
+  // Up to `limit` acts in id order, after the one with id `after` (from the start when absent).
+  virtual Result<std::vector<AdminAction>> admin_actions(std::optional<EventId> after,
+                                                         size_t limit) = 0;
 
   // Appends entries to the chain, atomically, in order.
   virtual Result<std::vector<AuditEntry>> append_audit(std::span<const AuditDraft> drafts) = 0;

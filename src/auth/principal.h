@@ -58,6 +58,10 @@ struct Principal {
   std::string name;
   std::string env;  // the one environment the token works in
   Permissions permissions;
+  std::string id;  // the token's id (token_id), where known
+
+  // Who this is in the admin audit: "token <id> (<name>)".
+  std::string actor() const { return "token " + (id.empty() ? "?" : id) + " (" + name + ")"; }
 
   // True when the principal holds `p`, or a role that implies it.
   bool may(Permission p) const {

@@ -2,18 +2,26 @@
 
 #include <algorithm>
 
+#include "backbone/canonical_json.h"
 #include "backbone/sha256.h"
 
 namespace backbone::auth {
 namespace {
 
 Principal principal_of(const StoredToken& t, const std::string& env) {
-  Principal p{t.name, env, {}};
+  Principal p{t.name, env, {}, token_id(t.sha256)};
   for (const std::string& r : t.roles) {
     // A role this version does not know grants nothing.
     if (auto perm = parse_permission(r); perm.ok()) p.permissions.add(*perm);
   }
   return p;
+}
+
+// A JSON string literal of `text`.
+std::string json_string(const std::string& text) {
+  std::string out;
+  append_canonical_string(out, text);
+  return out;
 }
 
 Error unknown() { return make_error(Errc::kUnauthenticated, "unknown bearer token"); }
@@ -134,7 +142,8 @@ Result<void> TokenRegistry::flush_uses() {
 
 Result<CreatedToken> create_token(EventStore& store, const std::string& env,
                                   const std::string& name, const std::vector<std::string>& roles,
-                                  std::optional<int64_t> ttl_us, Timestamp now) {
+                                  std::optional<int64_t> ttl_us, Timestamp now,
+                                  const std::string& actor) {
   auto permissions = parse_roles(roles);
   if (!permissions.ok()) return permissions.error();
   if (ttl_us && *ttl_us <= 0) {
@@ -150,10 +159,29 @@ Result<CreatedToken> create_token(EventStore& store, const std::string& env,
   out.row.created_at = now;
   if (ttl_us) out.row.expires_at = Timestamp::from_micros(now.micros() + *ttl_us);
   BACKBONE_TRY(store.add_token(out.row));
+  std::string detail = "{\"name\":" + json_string(name) + ",\"roles\":[";
+  for (size_t i = 0; i < out.row.roles.size(); ++i) {
+    detail += (i ? "," : "") + json_string(out.row.roles[i]);
+  }
+  detail += "]";
+  if (out.row.expires_at)
+    detail += ",\"expires_at\":" + json_string(out.row.expires_at->to_rfc3339());
+  detail += "}";
+  BACKBONE_TRY(record_admin_act(
+      store, {now, actor, "token.create", token_id(out.row.sha256), detail}, "the token was made"));
   return out;
 }
 
-Result<StoredToken> revoke_token(EventStore& store, const std::string& which, Timestamp now) {
+Result<void> record_admin_act(EventStore& store, const AdminActionDraft& act, const char* done) {
+  auto recorded = store.append_admin_action(act);
+  if (recorded.ok()) return {};
+  Error e = recorded.error();
+  e.message = std::string(done) + ", but the admin audit did not record it: " + e.message;
+  return e;
+}
+
+Result<StoredToken> revoke_token(EventStore& store, const std::string& which, Timestamp now,
+                                 const std::string& actor) {
   auto all = store.tokens();
   if (!all.ok()) return all.error();
   std::vector<const StoredToken*> by_hash, by_name;
@@ -171,6 +199,12 @@ Result<StoredToken> revoke_token(EventStore& store, const std::string& which, Ti
   StoredToken row = *match[0];
   auto revoked = store.revoke_token(row.sha256, now);
   if (!revoked.ok()) return revoked.error();
+  if (*revoked) {
+    BACKBONE_TRY(record_admin_act(store,
+                                  {now, actor, "token.revoke", token_id(row.sha256),
+                                   "{\"name\":" + json_string(row.name) + "}"},
+                                  "the token was revoked"));
+  }
   return row;
 }
 

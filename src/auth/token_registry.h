@@ -60,13 +60,21 @@ struct CreatedToken {
   std::string token;
   StoredToken row;
 };
+// `actor` made it: the store's admin audit records the act ("token.create").
 Result<CreatedToken> create_token(EventStore& store, const std::string& env,
                                   const std::string& name, const std::vector<std::string>& roles,
-                                  std::optional<int64_t> ttl_us, Timestamp now);
+                                  std::optional<int64_t> ttl_us, Timestamp now,
+                                  const std::string& actor);
 // Revokes the one token that `which` names: its id (token_id), a longer prefix of its hash, or
 // its name when exactly one token that is not revoked has it. kNotFound for none,
 // kInvalidArgument for a name that several have. Returns the row as it was.
-Result<StoredToken> revoke_token(EventStore& store, const std::string& which, Timestamp now);
+// `actor` revoked it: recorded as "token.revoke" (not when it was revoked already).
+Result<StoredToken> revoke_token(EventStore& store, const std::string& which, Timestamp now,
+                                 const std::string& actor);
+
+// Writes an administrator's act to the store's admin audit (after the act itself: a failure
+// says that `done` held but was not recorded).
+Result<void> record_admin_act(EventStore& store, const AdminActionDraft& act, const char* done);
 
 // Adds to `env`'s store the tokens of a TokenFile (its entries()) that are `env`'s and that the
 // store does not hold yet; returns how many. Their created_at is `now`.

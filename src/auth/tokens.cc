@@ -54,7 +54,9 @@ Result<void> TokenFile::load_locked() const {
         }
         p.permissions.add(*perm);
       }
-      loaded[t.at("sha256").get<std::string>()] = std::move(p);
+      const std::string sha256 = t.at("sha256").get<std::string>();
+      p.id = token_id(sha256);
+      loaded[sha256] = std::move(p);
     }
   } catch (const nlohmann::json::exception& e) {
     return make_error(Errc::kDataLoss, "token file " + path_ + " is damaged: " + e.what());
@@ -70,7 +72,7 @@ Result<std::string> TokenFile::create(const std::string& name, const std::string
   if (!permissions.ok()) return permissions.error();
   auto made = make_token(env);
   if (!made.ok()) return made.error();
-  Principal p{name, env, *permissions};
+  Principal p{name, env, *permissions, token_id(made->sha256)};
   std::lock_guard lk(mu_);
   BACKBONE_TRY(load_locked());  // keep the tokens another process added meanwhile
   by_hash_[made->sha256] = std::move(p);

@@ -1,5 +1,13 @@
 #include "cli/cli_context.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "auth/token_registry.h"
+
 #include "backbone/event.h"
 
 #include <cstdio>
@@ -20,13 +28,39 @@ Result<void> CliContext::load() {
 }
 
 Result<std::unique_ptr<EventStore>> CliContext::open_store(Role role) const {
-  auto url = store_url_for(config, config.env);
+  return open_store(role, config.env);
+}
+
+Result<std::unique_ptr<EventStore>> CliContext::open_store(Role role,
+                                                           const std::string& env) const {
+  auto url = store_url_for(config, env);
   if (!url.ok()) return url.error();
   StoreOptions opts;
   opts.url = *url;
   opts.role = role;
   opts.durability = config.durability;
   return EventStore::open(opts);
+}
+
+std::string CliContext::actor() {
+  std::string user = "?";
+  if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr && pw->pw_name != nullptr) {
+    user = pw->pw_name;
+  } else if (const char* u = std::getenv("USER"); u != nullptr) {
+    user = u;
+  }
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "?");
+  return "cli " + user + "@" + host;
+}
+
+Result<void> CliContext::record_admin(const std::string& env, const std::string& action,
+                                      const std::string& target, std::optional<std::string> detail,
+                                      const char* done) const {
+  auto store = open_store(Role::kMigrator, env);
+  if (!store.ok()) return store.error();
+  return auth::record_admin_act(
+      **store, {SystemClock::instance().now(), actor(), action, target, std::move(detail)}, done);
 }
 
 Result<std::unique_ptr<Broker>> CliContext::open_broker() const {

@@ -36,6 +36,15 @@ struct CliContext {
   const std::string& env() const { return config.env; }
   // Opens the current environment's store as `role`.
   Result<std::unique_ptr<EventStore>> open_store(Role role) const;
+  // Opens environment `env`'s store as `role`.
+  Result<std::unique_ptr<EventStore>> open_store(Role role, const std::string& env) const;
+  // Who runs this command, in the admin audit: "cli <user>@<host>".
+  static std::string actor();
+  // Writes an act of actor() to `env`'s admin audit, as the migrator, after the act (`done`
+  // says what held if the record fails).
+  Result<void> record_admin(const std::string& env, const std::string& action,
+                            const std::string& target, std::optional<std::string> detail,
+                            const char* done) const;
   // Opens the broker (shared by all environments).
   Result<std::unique_ptr<Broker>> open_broker() const;
   // The topology (config/topology.toml unless the config names a file).

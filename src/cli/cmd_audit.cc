@@ -1,11 +1,14 @@
 // `backbone audit verify`: recomputes every fingerprint and every audit chain of the
 // environment's store, as the reader role, and names the first entry that does not match.
+// `backbone audit admin`: the administrators' acts (tokens made and revoked, dead letters
+// replayed, provisioning), as the reader role.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "backbone/error.h"
 #include "cli/cli_context.h"
+#include "server/token_json.h"
 
 namespace backbone::cli {
 
@@ -53,6 +56,38 @@ void register_audit(CLI::App& app, CliContext& ctx) {
       } else {
         ctx.fail(e);
       }
+    }
+  });
+
+  auto* admin = audit->add_subcommand(
+      "admin", "List the administrators' acts: who made or revoked a token, replayed, provisioned");
+  auto after = std::make_shared<std::string>();
+  auto limit = std::make_shared<size_t>(100);
+  admin->add_option("--after", *after, "Only the acts after this one's id");
+  admin->add_option("--limit", *limit, "At most this many (1 to 100000)")
+      ->check(CLI::Range(1, 100000));
+  admin->callback([&ctx, after, limit] {
+    std::optional<EventId> from;
+    if (!after->empty()) {
+      auto id = EventId::parse(*after);
+      if (!id.ok())
+        return ctx.fail(make_error(Errc::kInvalidArgument, id.error().message, "--after"));
+      from = *id;
+    }
+    auto store = ctx.open_store(Role::kReader);
+    if (!store.ok()) return ctx.fail(store.error());
+    auto acts = (*store)->admin_actions(from, *limit);
+    if (!acts.ok()) return ctx.fail(acts.error());
+    if (ctx.json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const AdminAction& a : *acts) out.push_back(server::admin_action_json(a));
+      std::printf("%s\n", nlohmann::json{{"env", ctx.env()}, {"actions", out}}.dump().c_str());
+      return;
+    }
+    std::printf("%-36s  %-24s  %-16s  %-38s  %s\n", "ID", "AT", "ACTION", "TARGET", "ACTOR");
+    for (const AdminAction& a : *acts) {
+      std::printf("%-36s  %-24s  %-16s  %-38s  %s\n", a.id.str().c_str(), a.at.to_rfc3339().c_str(),
+                  a.action.c_str(), a.target.c_str(), a.actor.c_str());
     }
   });
 }

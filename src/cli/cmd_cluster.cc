@@ -44,8 +44,8 @@ void show_cluster(CliContext& ctx) {
     std::printf("  member %s  %s  beat %llu (%s ago)%s  %d buckets\n",
                 m["id"].get<std::string>().c_str(), m["address"].get<std::string>().c_str(),
                 static_cast<unsigned long long>(m["beat"].get<uint64_t>()),
-                seconds_text(m["beat_age_seconds"]).c_str(), m["leaving"].get<bool>() ? " leaving" : "",
-                m["buckets"].get<int>());
+                seconds_text(m["beat_age_seconds"]).c_str(),
+                m["leaving"].get<bool>() ? " leaving" : "", m["buckets"].get<int>());
   }
   std::printf("  %-6s  %-40s  %6s  %10s  %8s\n", "bucket", "owner", "epoch", "lease age",
               "backlog");

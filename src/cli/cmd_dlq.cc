@@ -117,12 +117,23 @@ void register_dlq(CLI::App& app, CliContext& ctx) {
     if (*all) {
       auto n = (*p)->dlq_replay_all();
       if (!n.ok()) return ctx.fail(n.error());
+      if (auto rec = ctx.record_admin(ctx.env(), "dlq.replay_all", ctx.env(),
+                                      "{\"replayed\":" + std::to_string(*n) + "}",
+                                      "the dead letters were replayed");
+          !rec.ok()) {
+        return ctx.fail(rec.error());
+      }
       std::printf("%s: replayed %zu event(s)\n", ctx.env().c_str(), *n);
       return;
     }
     auto id = EventId::parse(*replay_id);
     if (!id.ok()) return ctx.fail(make_error(Errc::kInvalidArgument, id.error().message, "id"));
     if (auto r = (*p)->dlq_replay(*id); !r.ok()) return ctx.fail(r.error());
+    if (auto rec = ctx.record_admin(ctx.env(), "dlq.replay", id->str(), std::nullopt,
+                                    "the event was replayed");
+        !rec.ok()) {
+      return ctx.fail(rec.error());
+    }
     std::printf("%s: replayed %s\n", ctx.env().c_str(), id->str().c_str());
   });
 }

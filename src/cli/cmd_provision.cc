@@ -41,6 +41,15 @@ void run_provision(CliContext& ctx, bool all) {
       }
     }
     unfixable = unfixable || bad > 0;
+    // An administrator's act when it changed something (a store that is not migrated yet has no
+    // admin audit: the act is then only printed).
+    if (created + updated > 0) {
+      auto rec = ctx.record_admin(env, "provision", env,
+                                  "{\"created\":" + std::to_string(created) +
+                                      ",\"updated\":" + std::to_string(updated) + "}",
+                                  "the topology was provisioned");
+      if (!rec.ok() && rec.code() != Errc::kUnavailable) return ctx.fail(rec.error());
+    }
     if (ctx.json) {
       nlohmann::json items = nlohmann::json::array();
       for (const auto& item : *plan) items.push_back(item_json(item));

@@ -82,7 +82,7 @@ void register_token(CLI::App& app, CliContext& ctx) {
     // A new environment's first token may come before its first `serve`.
     if (auto m = (*store)->migrate(); !m.ok()) return ctx.fail(m.error());
     auto made = auth::create_token(**store, ctx.env(), *name, *roles, ttl_us,
-                                   SystemClock::instance().now());
+                                   SystemClock::instance().now(), CliContext::actor());
     if (!made.ok()) return ctx.fail(made.error());
     if (ctx.json) {
       nlohmann::json out = server::token_json(made->row);
@@ -128,7 +128,8 @@ void register_token(CLI::App& app, CliContext& ctx) {
   revoke->callback([&ctx, which] {
     auto store = ctx.open_store(Role::kMigrator);
     if (!store.ok()) return ctx.fail(store.error());
-    auto revoked = auth::revoke_token(**store, *which, SystemClock::instance().now());
+    auto revoked =
+        auth::revoke_token(**store, *which, SystemClock::instance().now(), CliContext::actor());
     if (!revoked.ok()) return ctx.fail(revoked.error());
     if (ctx.json) {
       nlohmann::json out = server::token_json(*revoked);

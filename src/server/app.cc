@@ -249,29 +249,47 @@ void App::keep_tokens() {
 Result<std::string> App::create_token(const std::string& env, const std::string& name,
                                       const std::vector<std::string>& roles,
                                       std::optional<int64_t> ttl_us) {
-  auto made = create_stored_token(env, name, roles, ttl_us);
+  auto made = create_stored_token(env, name, roles, ttl_us, "serve (test set-up)");
   if (!made.ok()) return made.error();
   return made->token;
 }
 
 Result<auth::CreatedToken> App::create_stored_token(const std::string& env, const std::string& name,
                                                     const std::vector<std::string>& roles,
-                                                    std::optional<int64_t> ttl_us) {
+                                                    std::optional<int64_t> ttl_us,
+                                                    const std::string& actor) {
   auto store = admin_store(env);
   if (!store.ok()) return store.error();
-  auto made = auth::create_token(**store, env, name, roles, ttl_us, clock().now());
+  auto made = auth::create_token(**store, env, name, roles, ttl_us, clock().now(), actor);
   if (!made.ok()) return made.error();
   (void)tokens_->refresh();
   return made;
 }
 
-Result<StoredToken> App::revoke_token(const std::string& env, const std::string& which) {
+Result<StoredToken> App::revoke_token(const std::string& env, const std::string& which,
+                                      const std::string& actor) {
   auto store = admin_store(env);
   if (!store.ok()) return store.error();
-  auto revoked = auth::revoke_token(**store, which, clock().now());
+  auto revoked = auth::revoke_token(**store, which, clock().now(), actor);
   if (!revoked.ok()) return revoked.error();
   (void)tokens_->refresh();
   return revoked;
+}
+
+Result<void> App::record_admin(const std::string& env, const std::string& actor,
+                               const std::string& action, const std::string& target,
+                               std::optional<std::string> detail, const char* done) {
+  auto store = admin_store(env);
+  if (!store.ok()) return store.error();
+  return auth::record_admin_act(**store, {clock().now(), actor, action, target, std::move(detail)},
+                                done);
+}
+
+Result<std::vector<AdminAction>> App::admin_actions(const std::string& env,
+                                                    std::optional<EventId> after, size_t limit) {
+  auto store = admin_store(env);
+  if (!store.ok()) return store.error();
+  return (*store)->admin_actions(after, limit);
 }
 
 Result<EventStore*> App::admin_store(std::string_view env) {

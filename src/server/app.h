@@ -63,12 +63,23 @@ class App {
   Result<std::string> create_token(const std::string& env, const std::string& name,
                                    const std::vector<std::string>& roles,
                                    std::optional<int64_t> ttl_us = std::nullopt);
-  // The same, with the row as stored.
+  // The same, with the row as stored; `actor` (auth::Principal::actor) made it, and the admin
+  // audit says so.
   Result<auth::CreatedToken> create_stored_token(const std::string& env, const std::string& name,
                                                  const std::vector<std::string>& roles,
-                                                 std::optional<int64_t> ttl_us);
+                                                 std::optional<int64_t> ttl_us,
+                                                 const std::string& actor);
   // Revokes the token that `which` names (auth::revoke_token); it stops working here at once.
-  Result<StoredToken> revoke_token(const std::string& env, const std::string& which);
+  Result<StoredToken> revoke_token(const std::string& env, const std::string& which,
+                                   const std::string& actor);
+  // Writes an act of `actor` to `env`'s admin audit (auth::record_admin_act), after the act
+  // (`done` says what held if the record fails).
+  Result<void> record_admin(const std::string& env, const std::string& actor,
+                            const std::string& action, const std::string& target,
+                            std::optional<std::string> detail, const char* done);
+  // `env`'s admin audit, in order.
+  Result<std::vector<AdminAction>> admin_actions(const std::string& env,
+                                                 std::optional<EventId> after, size_t limit);
   Metrics& metrics() { return metrics_; }
   const Clock& clock() const { return o_.clock ? *o_.clock : SystemClock::instance(); }
   const std::vector<std::string>& envs() const { return o_.envs; }

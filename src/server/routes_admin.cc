@@ -1,6 +1,6 @@
 // GET /v1/envs/{env}/topology, GET /v1/envs/{env}/cluster, GET /v1/envs/{env}/dlq,
 // POST /v1/envs/{env}/dlq/{id}:replay, GET|POST /v1/envs/{env}/tokens,
-// POST /v1/envs/{env}/tokens/{id}:revoke.
+// POST /v1/envs/{env}/tokens/{id}:revoke, GET /v1/envs/{env}/admin-audit.
 #include <limits>
 #include <map>
 
@@ -88,10 +88,40 @@ void add_admin_routes(http::Router& s, App& app) {
            auto id = EventId::parse(req.matches[2]);
            if (!id.ok())
              return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "id"));
+           auto who = app.tokens().authenticate_bearer(req.header("Authorization"));
+           if (!who.ok()) return send_error(res, who.error());
            auto r = (*p)->dlq_replay(*id);
            if (!r.ok()) return send_error(res, r.error());
+           if (auto rec = app.record_admin(req.matches[1], who->actor(), "dlq.replay", id->str(),
+                                           std::nullopt, "the event was replayed");
+               !rec.ok()) {
+             return send_error(res, rec.error());
+           }
            send_json(res, 202, {{"replayed", id->str()}});
          });
+
+  // The admin audit (doc/tokens.md): ?after=ID&limit=N (at most 1000, default 100).
+  s.get(R"(/v1/envs/([^/]+)/admin-audit)", [&app](const http::HttpRequest& req,
+                                                  http::HttpResponse& res) {
+    const std::string env = req.matches[1];
+    auto p = authorize(app, req, env, auth::Permission::kAdmin);
+    if (!p.ok()) return send_error(res, p.error());
+    std::optional<EventId> after;
+    if (req.has_param("after")) {
+      auto id = EventId::parse(req.param("after"));
+      if (!id.ok()) {
+        return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "after"));
+      }
+      after = *id;
+    }
+    auto limit = query_int(req, "limit", 100, 1, 1000);
+    if (!limit.ok()) return send_error(res, limit.error());
+    auto acts = app.admin_actions(env, after, static_cast<size_t>(*limit));
+    if (!acts.ok()) return send_error(res, acts.error());
+    nlohmann::json out = nlohmann::json::array();
+    for (const AdminAction& a : *acts) out.push_back(admin_action_json(a));
+    send_json(res, 200, {{"env", env}, {"actions", out}});
+  });
 
   // Tokens (doc/tokens.md): an admin's, for its own environment. A token may grant only what it
   // may do itself (so admin cannot make a pipeline token).
@@ -152,7 +182,8 @@ void add_admin_routes(http::Router& s, App& app) {
       }
     }
     auto made = app.create_stored_token(
-        env, name, roles, *ttl > 0 ? std::optional<int64_t>(*ttl * kSecond) : std::nullopt);
+        env, name, roles, *ttl > 0 ? std::optional<int64_t>(*ttl * kSecond) : std::nullopt,
+        who->actor());
     if (!made.ok()) return send_error(res, made.error());
     nlohmann::json out = token_json(made->row);
     out["env"] = env;
@@ -165,7 +196,9 @@ void add_admin_routes(http::Router& s, App& app) {
            const std::string env = req.matches[1];
            auto p = authorize(app, req, env, auth::Permission::kAdmin);
            if (!p.ok()) return send_error(res, p.error());
-           auto revoked = app.revoke_token(env, req.matches[2]);
+           auto who = app.tokens().authenticate_bearer(req.header("Authorization"));
+           if (!who.ok()) return send_error(res, who.error());
+           auto revoked = app.revoke_token(env, req.matches[2], who->actor());
            if (!revoked.ok()) return send_error(res, revoked.error());
            nlohmann::json out = token_json(*revoked);
            out["env"] = env;

@@ -17,4 +17,14 @@ nlohmann::json token_json(const StoredToken& t) {
           {"revoked_at", at(t.revoked_at)}};
 }
 
+nlohmann::json admin_action_json(const AdminAction& a) {
+  return {{"id", a.id.str()},
+          {"at", a.at.to_rfc3339()},
+          {"actor", a.actor},
+          {"action", a.action},
+          {"target", a.target},
+          {"detail",
+           a.detail ? nlohmann::json::parse(*a.detail, nullptr, false) : nlohmann::json(nullptr)}};
+}
+
 }  // namespace backbone::server

@@ -1,5 +1,7 @@
 #include "store/store_core.h"
 
+#include "backbone/canonical_json.h"
+
 #include <algorithm>
 
 namespace backbone {
@@ -137,6 +139,51 @@ Result<void> check_chain_unmoved(std::span<const AuditHead> now, std::span<const
                       "running?); nothing was replaced");
   }
   return {};
+}
+
+std::optional<std::string> immutable_message(const std::string& server_message) {
+  for (const char* m : kImmutableMessages) {
+    if (server_message.find(m) != std::string::npos) return std::string(m);
+  }
+  return std::nullopt;
+}
+
+Result<AdminActionDraft> checked_admin_action(const AdminActionDraft& d) {
+  auto printable = [](const std::string& text) {
+    return std::none_of(text.begin(), text.end(),
+                        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  };
+  if (d.actor.empty() || d.actor.size() > 200 || !printable(d.actor)) {
+    return make_error(Errc::kInvalidArgument, "an actor is 1 to 200 printable bytes", "actor");
+  }
+  const bool word =
+      !d.action.empty() && d.action.size() <= 64 &&
+      std::all_of(d.action.begin(), d.action.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_';
+      });
+  if (!word) {
+    return make_error(Errc::kInvalidArgument, "an action is 1 to 64 of [a-z0-9._]", "action");
+  }
+  if (d.target.size() > 200 || !printable(d.target)) {
+    return make_error(Errc::kInvalidArgument, "a target is up to 200 printable bytes", "target");
+  }
+  AdminActionDraft out = d;
+  if (d.detail) {
+    auto canonical = canonicalize_json(*d.detail);
+    if (!canonical.ok() || canonical->empty() || canonical->front() != '{') {
+      return make_error(Errc::kInvalidArgument, "a detail is a JSON object", "detail");
+    }
+    out.detail = std::move(*canonical);
+  }
+  return out;
+}
+
+Result<std::string> admin_detail_read(const std::string& text) {
+  auto canonical = canonicalize_json(text);
+  if (!canonical.ok()) {
+    return make_error(Errc::kDataLoss, "admin_audit: a detail that is not JSON: " + text);
+  }
+  return std::move(*canonical);
 }
 
 Result<void> check_token_row(const StoredToken& t) {

@@ -100,6 +100,27 @@ inline constexpr const char* kTokenColumns =
 // kInvalidArgument unless `t` may be stored: a 64-digit lowercase hex hash, a name of 1-64
 // printable characters, one role at least, each a lowercase word.
 Result<void> check_token_row(const StoredToken& t);
+// The messages that the immutability triggers raise, the same on every backend: SPEC §2's four,
+// then the admin audit's.
+inline constexpr const char* kImmutableMessages[] = {
+    "Event records are immutable and cannot be updated.",
+    "Event records are immutable and cannot be deleted.",
+    "Audit log records are immutable and cannot be updated.",
+    "Audit log records are immutable and cannot be deleted.",
+    "Admin audit records are immutable and cannot be updated.",
+    "Admin audit records are immutable and cannot be deleted.",
+};
+// If `server_message` is (or contains) one of kImmutableMessages, that message.
+std::optional<std::string> immutable_message(const std::string& server_message);
+
+// The admin audit's table, in the same SQL on every backend (times in integer µs).
+inline constexpr const char* kAdminAuditColumns = "id, at_us, actor, action, target, detail";
+// `d` as it is stored, its detail in canonical JSON (doc/canonical_json.md), so that every
+// backend gives it back alike; kInvalidArgument unless it may be stored (the limits of
+// AdminActionDraft; a detail that is a JSON object).
+Result<AdminActionDraft> checked_admin_action(const AdminActionDraft& d);
+// A detail as a backend gave it back (PostgreSQL's jsonb spaces it), in canonical JSON.
+Result<std::string> admin_detail_read(const std::string& text);
 // "a,b" from {"a", "b"}, and back (spaces around each item dropped: "a, b" too).
 std::string join_list(const std::vector<std::string>& items);
 std::vector<std::string> split_list(std::string_view items);

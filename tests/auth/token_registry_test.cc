@@ -31,7 +31,7 @@ class Registry : public ::testing::Test {
     return s.ok() ? std::move(*s) : nullptr;
   }
   std::string make(const std::vector<std::string>& roles, std::optional<int64_t> ttl_us = {}) {
-    auto t = create_token(*admin_, "sandbox", "ci", roles, ttl_us, clock_.now());
+    auto t = create_token(*admin_, "sandbox", "ci", roles, ttl_us, clock_.now(), "test");
     EXPECT_TRUE(t.ok()) << t.error().describe();
     return t.ok() ? t->token : std::string();
   }
@@ -79,7 +79,7 @@ TEST_F(Registry, UnknownTokensAreRefusedAndReadTheStoreAtMostEvery100ms) {
 TEST_F(Registry, ARevokedTokenStopsAtTheNextRefreshAndSaysSo) {
   const std::string t = make({"read"});
   ASSERT_TRUE(registry_.authenticate(t).ok());
-  auto revoked = revoke_token(*admin_, "ci", clock_.now());
+  auto revoked = revoke_token(*admin_, "ci", clock_.now(), "test");
   ASSERT_TRUE(revoked.ok()) << revoked.error().describe();
   EXPECT_TRUE(registry_.authenticate(t).ok()) << "known here until the next refresh";
   ASSERT_TRUE(registry_.refresh().ok());
@@ -89,8 +89,8 @@ TEST_F(Registry, ARevokedTokenStopsAtTheNextRefreshAndSaysSo) {
   EXPECT_NE(refused.error().message.find("was revoked"), std::string::npos)
       << refused.error().message;
   // By name it is gone; by id it is found, and revoked already.
-  EXPECT_EQ(revoke_token(*admin_, "ci", clock_.now()).code(), Errc::kNotFound);
-  auto again = revoke_token(*admin_, token_id(sha256_hex(t)), clock_.now());
+  EXPECT_EQ(revoke_token(*admin_, "ci", clock_.now(), "test").code(), Errc::kNotFound);
+  auto again = revoke_token(*admin_, token_id(sha256_hex(t)), clock_.now(), "test");
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->revoked_at.has_value());
 }
@@ -106,7 +106,7 @@ TEST_F(Registry, AnExpiredTokenIsRefusedWithItsExpiry) {
   EXPECT_EQ(refused.code(), Errc::kUnauthenticated);
   EXPECT_NE(refused.error().message.find("expired at"), std::string::npos)
       << refused.error().message;
-  EXPECT_EQ(create_token(*admin_, "sandbox", "x", {"read"}, 0, clock_.now()).code(),
+  EXPECT_EQ(create_token(*admin_, "sandbox", "x", {"read"}, 0, clock_.now(), "test").code(),
             Errc::kInvalidArgument);
 }
 
@@ -122,17 +122,17 @@ TEST_F(Registry, UsesAreWrittenWhenFlushedAsTheLatestPerToken) {
 }
 
 TEST_F(Registry, BadRolesNamesAndAmbiguousRevocationsAreRefused) {
-  EXPECT_EQ(create_token(*admin_, "sandbox", "x", {"root"}, {}, clock_.now()).code(),
+  EXPECT_EQ(create_token(*admin_, "sandbox", "x", {"root"}, {}, clock_.now(), "test").code(),
             Errc::kInvalidArgument);
-  EXPECT_EQ(create_token(*admin_, "sandbox", "x", {}, {}, clock_.now()).code(),
+  EXPECT_EQ(create_token(*admin_, "sandbox", "x", {}, {}, clock_.now(), "test").code(),
             Errc::kInvalidArgument);
-  EXPECT_EQ(create_token(*admin_, "sandbox", "", {"read"}, {}, clock_.now()).code(),
+  EXPECT_EQ(create_token(*admin_, "sandbox", "", {"read"}, {}, clock_.now(), "test").code(),
             Errc::kInvalidArgument);
-  EXPECT_EQ(create_token(*serving_, "sandbox", "x", {"read"}, {}, clock_.now()).code(),
+  EXPECT_EQ(create_token(*serving_, "sandbox", "x", {"read"}, {}, clock_.now(), "test").code(),
             Errc::kPermissionDenied);
   make({"read"});
   make({"admin"});  // two tokens named "ci"
-  auto two = revoke_token(*admin_, "ci", clock_.now());
+  auto two = revoke_token(*admin_, "ci", clock_.now(), "test");
   ASSERT_FALSE(two.ok());
   EXPECT_EQ(two.code(), Errc::kInvalidArgument);
   EXPECT_NE(two.error().message.find("2 tokens"), std::string::npos);

@@ -57,7 +57,7 @@ class Cli : public ::testing::Test {
 TEST_F(Cli, MigrateIsIdempotentAndKeepsEnvironmentsApart) {
   auto first = run("migrate");
   ASSERT_EQ(first.status, 0) << first.err;
-  EXPECT_NE(first.out.find("applied 6 migration"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("applied 7 migration"), std::string::npos) << first.out;
   auto second = run("migrate --json");
   ASSERT_EQ(second.status, 0) << second.err;
   auto j = nlohmann::json::parse(second.out);
@@ -164,6 +164,36 @@ TEST_F(Cli, UnknownEnvironmentsAndBadIdsAreRefused) {
   auto unmigrated = run("--env production events history contact 42");
   EXPECT_NE(unmigrated.status, 0);
   EXPECT_NE(unmigrated.err.find("backbone migrate"), std::string::npos) << unmigrated.err;
+}
+
+// Tokens made and revoked, and provisioning, through the CLI: in the admin audit, as the user.
+TEST_F(Cli, AdminActsAreAuditedWithWhoRanThem) {
+  ASSERT_EQ(run("migrate").status, 0);
+  auto made = run("--json token create --roles read --name reporting");
+  ASSERT_EQ(made.status, 0) << made.err;
+  const std::string id = nlohmann::json::parse(made.out)["id"];
+  ASSERT_EQ(run("token revoke " + id).status, 0);
+  ASSERT_EQ(run("provision --env sandbox").status, 0);
+  ASSERT_EQ(run("provision --env sandbox").status, 0);  // no change: no act
+  auto listed = run("--json audit admin");
+  ASSERT_EQ(listed.status, 0) << listed.err;
+  const auto acts = nlohmann::json::parse(listed.out)["actions"];
+  ASSERT_EQ(acts.size(), 3u) << listed.out;
+  EXPECT_EQ(acts[0]["action"], "token.create");
+  EXPECT_EQ(acts[0]["target"], id);
+  EXPECT_EQ(acts[0]["detail"]["name"], "reporting");
+  EXPECT_EQ(acts[1]["action"], "token.revoke");
+  EXPECT_EQ(acts[2]["action"], "provision");
+  EXPECT_EQ(acts[2]["detail"]["created"], 9);
+  for (const auto& a : acts) {
+    EXPECT_EQ(std::string(a["actor"]).rfind("cli ", 0), 0u) << a;
+    EXPECT_NE(std::string(a["actor"]).find('@'), std::string::npos) << a;
+  }
+  auto text = run("audit admin --limit 1");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("token.create"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("token.revoke"), std::string::npos) << text.out;
+  EXPECT_EQ(run("audit admin --after nope").status, 2);
 }
 
 TEST_F(Cli, ProvisionMakesTheTopologyOnceAndTopologyShowListsIt) {

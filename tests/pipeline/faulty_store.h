@@ -137,6 +137,12 @@ class FaultyStore final : public EventStore {
   Result<void> note_token_uses(std::span<const TokenUse> u) override {
     return real_->note_token_uses(u);
   }
+  Result<AdminAction> append_admin_action(const AdminActionDraft& d) override {
+    return real_->append_admin_action(d);
+  }
+  Result<std::vector<AdminAction>> admin_actions(std::optional<EventId> a, size_t n) override {
+    return real_->admin_actions(a, n);
+  }
   Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> a, size_t n) override {
     return real_->scan_audit(a, n);
   }

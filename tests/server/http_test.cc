@@ -241,6 +241,18 @@ TEST_F(HttpApi, DeadLettersAreListedAndReplayed) {
   EXPECT_EQ(post("/v1/envs/sandbox/dlq/" + rejected + ":replay", "", read_only_)->status, 403);
   step();  // it conflicts again under `reject`: back in the DLQ
   EXPECT_EQ(json::parse(get("/v1/envs/sandbox/dlq", sandbox_)->body)["dead_letters"].size(), 1u);
+  // The replay is in the admin audit, with who did it; the refused one is not.
+  auto audit = get("/v1/envs/sandbox/admin-audit", sandbox_);
+  ASSERT_EQ(audit->status, 200) << audit->body;
+  const json acts = json::parse(audit->body)["actions"];
+  ASSERT_FALSE(acts.empty());
+  EXPECT_EQ(acts.back()["action"], "dlq.replay");
+  EXPECT_EQ(acts.back()["target"], rejected);
+  EXPECT_EQ(std::string(acts.back()["actor"]).rfind("token ", 0), 0u) << acts.back();
+  EXPECT_NE(std::string(acts.back()["actor"]).find("(t)"), std::string::npos) << acts.back();
+  size_t replays = 0;
+  for (const auto& a : acts) replays += a["action"] == "dlq.replay";
+  EXPECT_EQ(replays, 1u);
 }
 
 TEST_F(HttpApi, ASecondServerCannotTakeTheSamePort) {
@@ -258,7 +270,7 @@ TEST_F(HttpApi, ATokenMadeWhileServingIsKnownAtOnce) {
   auto other = EventStore::open(so);
   ASSERT_TRUE(other.ok());
   clock_.advance_millis(200);  // past the last read of the tokens on a miss
-  auto late = auth::create_token(**other, "sandbox", "late", {"read"}, {}, clock_.now());
+  auto late = auth::create_token(**other, "sandbox", "late", {"read"}, {}, clock_.now(), "test");
   ASSERT_TRUE(late.ok());
   auto r = get("/v1/envs/sandbox/dlq", late->token);
   ASSERT_TRUE(r);
@@ -284,10 +296,21 @@ TEST_F(HttpApi, AnAdminMakesListsAndRevokesTokensOfItsEnvironment) {
   EXPECT_EQ(m["expires_at"],
             Timestamp::from_micros(clock_.now().micros() + 3600 * kSecond).to_rfc3339());
   EXPECT_EQ(get("/v1/envs/sandbox/dlq", token)->status, 200);
+  // A token with a ttl: refused with 401 once it expired, saying so.
+  auto brief = post("/v1/envs/sandbox/tokens",
+                    R"({"name":"brief","roles":["read"],"ttl_seconds":60})", sandbox_);
+  ASSERT_EQ(brief->status, 201) << brief->body;
+  const std::string brief_token = json::parse(brief->body)["token"];
+  EXPECT_EQ(get("/v1/envs/sandbox/dlq", brief_token)->status, 200);
+  clock_.advance_millis(60'000);
+  auto expired = get("/v1/envs/sandbox/dlq", brief_token);
+  EXPECT_EQ(expired->status, 401);
+  EXPECT_NE(expired->body.find("expired at"), std::string::npos) << expired->body;
+  EXPECT_EQ(json::parse(expired->body)["error"]["code"], "unauthenticated");
   auto list = get("/v1/envs/sandbox/tokens", sandbox_);
   ASSERT_EQ(list->status, 200) << list->body;
   const json tokens = json::parse(list->body)["tokens"];
-  ASSERT_EQ(tokens.size(), 3u);  // t, r and deploy (p is production's)
+  ASSERT_EQ(tokens.size(), 4u);  // t, r, deploy and brief (p is production's)
   EXPECT_EQ(list->body.find(token), std::string::npos) << "a list never shows a token";
   EXPECT_EQ(get("/v1/envs/sandbox/tokens", read_only_)->status, 403);
   EXPECT_EQ(get("/v1/envs/production/tokens", sandbox_)->status, 403);
@@ -313,6 +336,38 @@ TEST_F(HttpApi, AnAdminMakesListsAndRevokesTokensOfItsEnvironment) {
   EXPECT_EQ(refused->status, 401);
   EXPECT_NE(refused->body.find("was revoked"), std::string::npos) << refused->body;
   EXPECT_EQ(post("/v1/envs/sandbox/tokens/nothing:revoke", "", sandbox_)->status, 404);
+
+  // The admin audit: each act with who did it (the admin token "t"), in order; admins only.
+  auto audit = get("/v1/envs/sandbox/admin-audit", sandbox_);
+  ASSERT_EQ(audit->status, 200) << audit->body;
+  const json acts = json::parse(audit->body)["actions"];
+  ASSERT_GE(acts.size(), 3u);
+  const json& made_deploy = acts[acts.size() - 3];
+  const json& made_brief = acts[acts.size() - 2];
+  const json& revoked_deploy = acts[acts.size() - 1];
+  EXPECT_EQ(made_deploy["action"], "token.create");
+  EXPECT_EQ(made_deploy["target"], m["id"]);
+  EXPECT_EQ(made_deploy["detail"]["name"], "deploy");
+  EXPECT_EQ(made_deploy["detail"]["roles"], json::array({"publish", "read"}));
+  EXPECT_EQ(made_brief["detail"]["name"], "brief");
+  EXPECT_EQ(revoked_deploy["action"], "token.revoke");
+  EXPECT_EQ(revoked_deploy["target"], m["id"]);
+  for (const json* a : {&made_deploy, &made_brief, &revoked_deploy}) {
+    const std::string actor = (*a)["actor"];
+    EXPECT_EQ(actor.rfind("token ", 0), 0u) << actor;
+    EXPECT_NE(actor.find(" (t)"), std::string::npos) << actor;
+    EXPECT_EQ(actor.find(sandbox_), std::string::npos) << "the audit never holds a token";
+  }
+  EXPECT_EQ(audit->body.find(token), std::string::npos) << "the audit never holds a token";
+  // Paging, and bad input.
+  auto page =
+      get("/v1/envs/sandbox/admin-audit?limit=1&after=" + std::string(made_deploy["id"]), sandbox_);
+  ASSERT_EQ(page->status, 200) << page->body;
+  ASSERT_EQ(json::parse(page->body)["actions"].size(), 1u);
+  EXPECT_EQ(json::parse(page->body)["actions"][0]["id"], made_brief["id"]);
+  EXPECT_EQ(get("/v1/envs/sandbox/admin-audit?after=nope", sandbox_)->status, 400);
+  EXPECT_EQ(get("/v1/envs/sandbox/admin-audit?limit=0", sandbox_)->status, 400);
+  EXPECT_EQ(get("/v1/envs/sandbox/admin-audit", read_only_)->status, 403);
 }
 
 TEST_F(HttpApi, HealthReadinessAndMetrics) {

@@ -641,4 +641,56 @@ TEST_P(EventStoreConformance, TokensAreKeptAsHashesRevokedOnceAndTheirLastUseOnl
   EXPECT_EQ((*all)[1].expires_at, b.expires_at);
 }
 
+// The admin audit: the migrator appends acts, the reader reads them in order, nobody changes
+// one (the triggers' messages, as for the audit log), and a malformed act is refused.
+TEST_P(EventStoreConformance, AdminActsAreAppendedByTheMigratorReadInOrderAndNeverChanged) {
+  const Timestamp t0 = clock_.now();
+  AdminActionDraft made{t0, "token 1a2b (ci)", "token.create", "9f8e", R"({ "roles" : ["read"] })"};
+  AdminActionDraft replayed{Timestamp::from_micros(t0.micros() + 7), "cli ops@host", "dlq.replay",
+                            "0190a0b0-0000-7000-8000-000000000001", std::nullopt};
+  auto first = store_->append_admin_action(made);
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  EXPECT_EQ(first->detail, std::optional<std::string>(R"({"roles":["read"]})"))
+      << "kept in canonical JSON";
+  auto second = store_->append_admin_action(replayed);
+  ASSERT_TRUE(second.ok()) << second.error().describe();
+  EXPECT_LT(first->id, second->id);
+  for (const AdminActionDraft& bad :
+       {AdminActionDraft{t0, "", "token.create", "x", std::nullopt},
+        AdminActionDraft{t0, "a", "Token Create", "x", std::nullopt},
+        AdminActionDraft{t0, "a", "token.create", "x", std::string("[1]")},
+        AdminActionDraft{t0, "a", "token.create", "x", std::string("{oops")},
+        AdminActionDraft{t0, "a\nb", "token.create", "x", std::nullopt},
+        AdminActionDraft{t0, "a", "token.create", std::string(201, 'x'), std::nullopt}}) {
+    EXPECT_EQ(store_->append_admin_action(bad).code(), Errc::kInvalidArgument) << bad.action;
+  }
+  auto reader = open(Role::kReader);
+  auto all = reader->admin_actions(std::nullopt, 10);
+  ASSERT_TRUE(all.ok()) << all.error().describe();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].id, first->id);
+  EXPECT_EQ((*all)[0].at, t0);
+  EXPECT_EQ((*all)[0].actor, "token 1a2b (ci)");
+  EXPECT_EQ((*all)[0].action, "token.create");
+  EXPECT_EQ((*all)[0].target, "9f8e");
+  EXPECT_EQ((*all)[0].detail, first->detail);
+  EXPECT_EQ((*all)[1].detail, std::nullopt);
+  EXPECT_EQ((*all)[1].actor, "cli ops@host");
+  auto after = reader->admin_actions(first->id, 10);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].id, second->id);
+  for (Role r : {Role::kSyncWorker, Role::kMergeWorker, Role::kReader}) {
+    EXPECT_EQ(open(r)->append_admin_action(made).code(), Errc::kPermissionDenied) << role_name(r);
+  }
+  auto up = harness_->raw_sql(Role::kMigrator, "UPDATE admin_audit SET actor = 'someone else'");
+  ASSERT_FALSE(up.ok());
+  EXPECT_EQ(up.code(), Errc::kImmutable);
+  EXPECT_EQ(up.error().message, "Admin audit records are immutable and cannot be updated.");
+  auto del = harness_->raw_sql(Role::kMigrator, "DELETE FROM admin_audit");
+  ASSERT_FALSE(del.ok());
+  EXPECT_EQ(del.error().message, "Admin audit records are immutable and cannot be deleted.");
+  EXPECT_EQ(rows("admin_audit"), 2);
+}
+
 }  // namespace backbone::testing

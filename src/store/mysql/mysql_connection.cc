@@ -4,6 +4,7 @@
 
 #include <unordered_map>
 #include <utility>
+#include "store/store_core.h"
 
 namespace backbone::mysql {
 namespace {
@@ -43,7 +44,7 @@ Error map_error(unsigned code, const std::string& text) {
     default:
       break;
   }
-  if (auto m = sql::immutable_message(text)) return make_error(Errc::kImmutable, *m);
+  if (auto m = immutable_message(text)) return make_error(Errc::kImmutable, *m);
   return make_error(Errc::kInternal, message);
 }
 

@@ -172,6 +172,28 @@ const std::vector<std::string>& v6() {
   return all;
 }
 
+// The administrators' acts (doc/tokens.md, "The admin audit"), append-only.
+const std::vector<std::string>& v7() {
+  static const std::vector<std::string> all = {
+      R"sql(CREATE TABLE IF NOT EXISTS admin_audit (
+  id      CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  at_us   BIGINT NOT NULL,
+  actor   VARCHAR(200) NOT NULL,
+  action  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  target  VARCHAR(200) NOT NULL,
+  detail  JSON NULL,
+  CONSTRAINT admin_audit_form CHECK (CHAR_LENGTH(actor) >= 1 AND CHAR_LENGTH(action) >= 1)
+) ENGINE=InnoDB)sql",
+      R"sql(CREATE TRIGGER IF NOT EXISTS admin_audit_refuse_update BEFORE UPDATE ON admin_audit
+FOR EACH ROW
+  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'Admin audit records are immutable and cannot be updated.')sql",
+      R"sql(CREATE TRIGGER IF NOT EXISTS admin_audit_refuse_delete BEFORE DELETE ON admin_audit
+FOR EACH ROW
+  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'Admin audit records are immutable and cannot be deleted.')sql",
+  };
+  return all;
+}
+
 std::string ident(const std::string& name) { return "`" + name + "`"; }
 // A role's login is two accounts with the same password and privileges: at '%' (any host), and
 // at 'localhost'. A stock mariadb-install-db makes anonymous accounts (''@'localhost'), and
@@ -208,6 +230,7 @@ class MysqlDialect final : public SqlDialect {
         {4, "cluster_members.key_sha256, bucket_leases.changed_at", v4()},
         {5, "audit_heads", v5()},
         {6, "api_tokens", v6()},
+        {7, "admin_audit", v7()},
     };
     return all;
   }
@@ -323,8 +346,9 @@ class MysqlDialect final : public SqlDialect {
                                                    const std::string& database) const override {
     return per_account(login, [&](const std::string& account) {
       std::vector<std::string> out;
-      for (const char* table : {"events", "event_audit_log", "records", "event_outbox",
-                                "bucket_leases", "cluster_members", "audit_heads", "api_tokens"}) {
+      for (const char* table :
+           {"events", "event_audit_log", "records", "event_outbox", "bucket_leases",
+            "cluster_members", "audit_heads", "api_tokens", "admin_audit"}) {
         out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
                       account);
       }
@@ -364,7 +388,8 @@ class MysqlDialect final : public SqlDialect {
                 "GRANT SELECT ON " + db + "bucket_leases" + to,
                 "GRANT SELECT ON " + db + "cluster_members" + to,
                 "GRANT SELECT ON " + db + "audit_heads" + to,
-                "GRANT SELECT ON " + db + "api_tokens" + to};
+                "GRANT SELECT ON " + db + "api_tokens" + to,
+                "GRANT SELECT ON " + db + "admin_audit" + to};
     }
     return {};
   }

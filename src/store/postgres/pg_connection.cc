@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string_view>
 #include <unordered_map>
+#include "store/store_core.h"
 
 namespace backbone::pg {
 namespace {
@@ -43,7 +44,7 @@ Error map_error(PGconn* conn, const PGresult* res) {
     return make_error(Errc::kUnavailable, "postgresql: " + message);
   }
   if (code == "42501") return make_error(Errc::kPermissionDenied, "postgresql: " + message);
-  if (auto m = sql::immutable_message(text)) return make_error(Errc::kImmutable, *m);
+  if (auto m = immutable_message(text)) return make_error(Errc::kImmutable, *m);
   if (code == "23505") return make_error(Errc::kConflict, "postgresql: " + message);
   if (code.rfind("22", 0) == 0 || code.rfind("23", 0) == 0) {
     return make_error(Errc::kInvalidArgument, "postgresql: " + message);

@@ -167,6 +167,31 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 );
 )sql";
 
+// The administrators' acts (doc/tokens.md, "The admin audit"), append-only.
+const char* const kV7AdminAudit = R"sql(
+CREATE TABLE IF NOT EXISTS admin_audit (
+  id      char(36)     COLLATE "C" NOT NULL PRIMARY KEY,
+  at_us   bigint       NOT NULL,
+  actor   varchar(200) NOT NULL CHECK (length(actor) >= 1),
+  action  varchar(64)  COLLATE "C" NOT NULL CHECK (length(action) >= 1),
+  target  varchar(200) NOT NULL,
+  detail  jsonb        NULL
+);
+CREATE OR REPLACE FUNCTION admin_audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    RAISE EXCEPTION 'Admin audit records are immutable and cannot be updated.';
+  END IF;
+  RAISE EXCEPTION 'Admin audit records are immutable and cannot be deleted.';
+END $$;
+DROP TRIGGER IF EXISTS admin_audit_refuse_change ON admin_audit;
+CREATE TRIGGER admin_audit_refuse_change BEFORE UPDATE OR DELETE ON admin_audit
+  FOR EACH ROW EXECUTE FUNCTION admin_audit_refuse_change();
+DROP TRIGGER IF EXISTS admin_audit_refuse_truncate ON admin_audit;
+CREATE TRIGGER admin_audit_refuse_truncate BEFORE TRUNCATE ON admin_audit
+  FOR EACH STATEMENT EXECUTE FUNCTION admin_audit_refuse_change();
+)sql";
+
 std::string ident(const std::string& name) { return "\"" + name + "\""; }
 
 class PostgresDialect final : public SqlDialect {
@@ -184,6 +209,7 @@ class PostgresDialect final : public SqlDialect {
         {4, "cluster_members.key_sha256, bucket_leases.changed_at", {kV4MemberKey}},
         {5, "audit_heads", {kV5AuditHeads}},
         {6, "api_tokens", {kV6Tokens}},
+        {7, "admin_audit", {kV7AdminAudit}},
     };
     return all;
   }
@@ -270,7 +296,7 @@ class PostgresDialect final : public SqlDialect {
                                                    const std::string&) const override {
     return {
         "REVOKE ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
-        " cluster_members, audit_heads, api_tokens FROM " +
+        " cluster_members, audit_heads, api_tokens, admin_audit FROM " +
         ident(login)};
   }
   std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
@@ -280,7 +306,7 @@ class PostgresDialect final : public SqlDialect {
       case Role::kMigrator:
         return {
             "GRANT ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
-            " cluster_members, audit_heads, api_tokens" +
+            " cluster_members, audit_heads, api_tokens, admin_audit" +
             to};
       case Role::kSyncWorker:
         return {"GRANT SELECT, INSERT ON events, event_audit_log" + to,
@@ -297,7 +323,7 @@ class PostgresDialect final : public SqlDialect {
       case Role::kReader:
         return {
             "GRANT SELECT ON events, event_audit_log, records, event_outbox, bucket_leases,"
-            " cluster_members, audit_heads, api_tokens" +
+            " cluster_members, audit_heads, api_tokens, admin_audit" +
             to};
     }
     return {};

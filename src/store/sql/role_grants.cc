@@ -196,6 +196,11 @@ constexpr Probe kProbes[] = {
     {"api_tokens: UPDATE (revoked)",
      "UPDATE api_tokens SET revoked_at_us = revoked_at_us WHERE 1 = 0",
      {true, false, false, false}},
+    // The admin audit: the migrator (an administrator's act) writes it; the reader reads it.
+    {"admin_audit: SELECT", "SELECT COUNT(*) FROM admin_audit", {true, false, false, true}},
+    {"admin_audit: INSERT",
+     "INSERT INTO admin_audit SELECT * FROM admin_audit WHERE 1 = 0",
+     {true, false, false, false}},
     {"DDL: CREATE TABLE",
      "CREATE TABLE backbone_grant_probe (x INT)",
      {true, false, false, false},

@@ -84,15 +84,4 @@ class SqlConnection {
   virtual bool healthy() const = 0;
 };
 
-// The four messages of SPEC §2 that the triggers raise.
-inline constexpr const char* kImmutableMessages[] = {
-    "Event records are immutable and cannot be updated.",
-    "Event records are immutable and cannot be deleted.",
-    "Audit log records are immutable and cannot be updated.",
-    "Audit log records are immutable and cannot be deleted.",
-};
-
-// If `server_message` is (or contains) one of kImmutableMessages, that message.
-std::optional<std::string> immutable_message(const std::string& server_message);
-
 }  // namespace backbone::sql

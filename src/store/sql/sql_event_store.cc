@@ -600,6 +600,57 @@ class ServerEventStore final : public EventStore {
     const SqlParam p[] = {fingerprint};
     return audit_where("fingerprint = ? ORDER BY id", p);
   }
+  Result<AdminAction> append_admin_action(const AdminActionDraft& d) override {
+    BACKBONE_TRY(check_schema());
+    BACKBONE_TRY(require_migrator(role_, "writing the admin audit needs"));
+    auto checked = checked_admin_action(d);
+    if (!checked.ok()) return checked.error();
+    AdminAction a;
+    static_cast<AdminActionDraft&>(a) = std::move(*checked);
+    a.id = ids_.next();
+    const SqlParam p[] = {a.id.str(), std::to_string(a.at.micros()),
+                          a.actor,    a.action,
+                          a.target,   a.detail ? SqlParam(*a.detail) : SqlParam()};
+    auto added = write<bool>({}, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<bool>> {
+      auto r = c.run(std::string("INSERT INTO admin_audit (") + kAdminAuditColumns +
+                         ") VALUES (?, ?, ?, ?, ?, ?)",
+                     p);
+      if (!r.ok()) return r.error();
+      return Plan<bool>{true, {}, std::nullopt};
+    });
+    if (!added.ok()) return added.error();
+    return a;
+  }
+
+  Result<std::vector<AdminAction>> admin_actions(std::optional<EventId> after,
+                                                 size_t limit) override {
+    const SqlParam p[] = {after ? after->str() : std::string(kMinId), std::to_string(limit)};
+    auto rows =
+        query(std::string("SELECT id, at_us, actor, action, target, ") + dialect_.text("detail") +
+                  " FROM admin_audit WHERE id > ? ORDER BY id" + " LIMIT ?",
+              p);
+    if (!rows.ok()) return rows.error();
+    std::vector<AdminAction> out;
+    out.reserve(rows->rows.size());
+    for (const SqlRow& r : rows->rows) {
+      auto id = EventId::parse(r.at(0).value_or(""));
+      if (!id.ok()) return make_error(Errc::kDataLoss, "admin_audit: a bad id");
+      AdminAction a;
+      a.id = *id;
+      a.at = Timestamp::from_micros(to_int(r.at(1)));
+      a.actor = r.at(2).value_or("");
+      a.action = r.at(3).value_or("");
+      a.target = r.at(4).value_or("");
+      if (r.at(5)) {
+        auto detail = admin_detail_read(*r.at(5));
+        if (!detail.ok()) return detail.error();
+        a.detail = std::move(*detail);
+      }
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+
   Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> after, size_t limit) override {
     const SqlParam p[] = {after ? after->str() : std::string(kMinId), std::to_string(limit)};
     return audit_where("id > ? ORDER BY id LIMIT ?", p);

@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_db.h"
 
+#include "store/store_core.h"
+
 #include <filesystem>
 #include <map>
 #include <system_error>
@@ -165,8 +167,8 @@ Result<Stmt*> SqliteDb::prepare(const std::string& sql) {
 Error SqliteDb::error(int rc, std::string_view doing) const {
   const std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
   const int primary = rc & 0xFF;
-  for (std::string_view exact :
-       {kEventUpdateRefused, kEventDeleteRefused, kAuditUpdateRefused, kAuditDeleteRefused}) {
+  // The immutability triggers' messages (store_core.h), exactly.
+  for (std::string_view exact : kImmutableMessages) {
     if (msg == exact) return make_error(Errc::kImmutable, msg);
   }
   switch (primary) {

@@ -21,16 +21,6 @@
 
 namespace backbone::sqlite {
 
-// The exact messages of SPEC §2, raised by the triggers and returned by the library.
-inline constexpr std::string_view kEventUpdateRefused =
-    "Event records are immutable and cannot be updated.";
-inline constexpr std::string_view kEventDeleteRefused =
-    "Event records are immutable and cannot be deleted.";
-inline constexpr std::string_view kAuditUpdateRefused =
-    "Audit log records are immutable and cannot be updated.";
-inline constexpr std::string_view kAuditDeleteRefused =
-    "Audit log records are immutable and cannot be deleted.";
-
 class SqliteDb;
 
 // A prepared statement, reset when it goes out of use. Owned by its SqliteDb's cache.

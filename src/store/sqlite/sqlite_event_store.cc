@@ -78,6 +78,7 @@ class SqliteEventStore final : public EventStore {
         role_(db_->role()),
         schema_version_(db_->user_version()),
         clock_(clock),
+        ids_(ids),
         sealer_(clock, ids) {}
   // What published() was told is written before the connection goes (a crash loses it).
   ~SqliteEventStore() override {
@@ -682,6 +683,65 @@ class SqliteEventStore final : public EventStore {
     return std::vector<AuditHead>{std::move(*head)};
   }
 
+  Result<AdminAction> append_admin_action(const AdminActionDraft& d) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    BACKBONE_TRY(require_migrator(db_->role(), "writing the admin audit needs"));
+    auto checked = checked_admin_action(d);
+    if (!checked.ok()) return checked.error();
+    AdminAction a;
+    static_cast<AdminActionDraft&>(a) = std::move(*checked);
+    a.id = ids_.next();
+    auto added = in_write_txn<bool>([&]() -> Result<bool> {
+      auto st = db_->prepare(std::string("INSERT INTO admin_audit (") + kAdminAuditColumns +
+                             ") VALUES (?, ?, ?, ?, ?, ?)");
+      if (!st.ok()) return st.error();
+      (*st)
+          ->bind(1, a.id.str())
+          .bind(2, a.at.micros())
+          .bind(3, a.actor)
+          .bind(4, a.action)
+          .bind(5, a.target);
+      if (a.detail) {
+        (*st)->bind(6, *a.detail);
+      } else {
+        (*st)->bind_null(6);
+      }
+      BACKBONE_TRY((*st)->run());
+      return true;
+    });
+    if (!added.ok()) return added.error();
+    return a;
+  }
+
+  Result<std::vector<AdminAction>> admin_actions(std::optional<EventId> after,
+                                                 size_t limit) override {
+    std::lock_guard lock(read_mu_);
+    BACKBONE_TRY(check_schema());
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto st = (*db)->prepare(std::string("SELECT ") + kAdminAuditColumns +
+                             " FROM admin_audit WHERE id > ? ORDER BY id LIMIT ?");
+    if (!st.ok()) return st.error();
+    (*st)->bind(1, after ? after->str() : std::string()).bind(2, static_cast<int64_t>(limit));
+    return collect<AdminAction>(**st, [](Stmt& r) -> Result<AdminAction> {
+      auto id = EventId::parse(r.text(0));
+      if (!id.ok()) return make_error(Errc::kDataLoss, "admin_audit: a bad id " + r.text(0));
+      AdminAction a;
+      a.id = *id;
+      a.at = Timestamp::from_micros(r.integer(1));
+      a.actor = r.text(2);
+      a.action = r.text(3);
+      a.target = r.text(4);
+      if (!r.is_null(5)) {
+        auto detail = admin_detail_read(r.text(5));
+        if (!detail.ok()) return detail.error();
+        a.detail = std::move(*detail);
+      }
+      return a;
+    });
+  }
+
   Result<std::vector<AuditEntry>> scan_audit(std::optional<EventId> after, size_t limit) override {
     std::lock_guard lock(read_mu_);
     BACKBONE_TRY(check_schema());
@@ -907,6 +967,7 @@ class SqliteEventStore final : public EventStore {
   std::atomic<int> schema_version_;  // the writing connection's user_version
   GroupCommit<QueuedMerges> merge_group_;
   const Clock& clock_;
+  EventIdGenerator& ids_;
   AuditSealer sealer_;
 };
 

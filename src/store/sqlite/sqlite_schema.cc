@@ -163,6 +163,32 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 );
 )sql";
 
+// The administrators' acts (doc/tokens.md, "The admin audit"): who did what to what, and when.
+// Append-only, like the audit log.
+constexpr const char* kV7 = R"sql(
+CREATE TABLE IF NOT EXISTS admin_audit (
+  id      CHAR(36)     NOT NULL PRIMARY KEY CHECK (length(id) = 36),
+  at_us   INTEGER      NOT NULL,
+  actor   VARCHAR(200) NOT NULL CHECK (length(actor) BETWEEN 1 AND 200),
+  action  VARCHAR(64)  NOT NULL CHECK (length(action) BETWEEN 1 AND 64),
+  target  VARCHAR(200) NOT NULL CHECK (length(target) <= 200),
+  detail  JSON         NULL CHECK (detail IS NULL OR json_valid(detail))
+);
+CREATE TRIGGER IF NOT EXISTS admin_audit_refuse_update BEFORE UPDATE ON admin_audit
+BEGIN
+  SELECT RAISE(ABORT, 'Admin audit records are immutable and cannot be updated.');
+END;
+CREATE TRIGGER IF NOT EXISTS admin_audit_refuse_delete BEFORE DELETE ON admin_audit
+BEGIN
+  SELECT RAISE(ABORT, 'Admin audit records are immutable and cannot be deleted.');
+END;
+CREATE TRIGGER IF NOT EXISTS admin_audit_refuse_replace BEFORE INSERT ON admin_audit
+WHEN EXISTS (SELECT 1 FROM admin_audit WHERE id = NEW.id)
+BEGIN
+  SELECT RAISE(ABORT, 'Admin audit records are immutable and cannot be updated.');
+END;
+)sql";
+
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "events, event_audit_log, records, immutability triggers", kV1},
@@ -171,6 +197,7 @@ const std::vector<Migration>& migrations() {
       {4, "cluster_members.key_sha256, bucket_leases.changed_at", kV4},
       {5, "audit_heads", kV5},
       {6, "api_tokens", kV6},
+      {7, "admin_audit", kV7},
   };
   return all;
 }
