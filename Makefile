@@ -3,10 +3,12 @@ JOBS ?= 2
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 BENCH_BUILD ?= build-bench
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 GENERATOR ?= Ninja
 
-.PHONY: all deps build build-asan build-bench run test test-unit test-module test-asan bench format clean
+.PHONY: all deps build build-asan build-bench build-fuzz run test test-unit test-module test-asan bench fuzz format clean
 
 all: build
 
@@ -33,6 +35,20 @@ $(BENCH_BUILD)/CMakeCache.txt: | deps
 
 build-bench: deps $(BENCH_BUILD)/CMakeCache.txt
 	cmake --build $(BENCH_BUILD) -j$(JOBS)
+
+# The libFuzzer programs (fuzz/), built by clang with ASan and UBSan; the Pub/Sub library comes
+# from the plain tree, as for the sanitizer tree.
+$(FUZZ_BUILD)/CMakeCache.txt: | deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target backbone_pubsub_proto
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBACKBONE_FUZZ=ON -DBACKBONE_TESTS=OFF -DBACKBONE_BENCH=OFF -DBACKBONE_UNITY=ON -DBACKBONE_PROTO_FROM=$(abspath $(BUILD)) $(CMAKE_FLAGS)
+
+build-fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS) --target backbone_pubsub_proto
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $$(sed -n 's/^set(BACKBONE_FUZZ_TARGETS \(.*\))/\1/p' fuzz/CMakeLists.txt | sed 's/[^ ]*/fuzz_&/g')
+
+# Each fuzz target for FUZZ_SECONDS (make fuzz FUZZ_SECONDS=600).
+fuzz: build-fuzz
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # Starts the main job on the embedded defaults (see README.md). Builds the program alone.
 run: deps $(BUILD)/CMakeCache.txt
@@ -66,4 +82,4 @@ format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)

@@ -33,6 +33,14 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_L
   # GCC 12 warns falsely on std::string concatenation at -O2 and above (GCC bug 105329).
   target_compile_options(backbone_flags INTERFACE -Wno-restrict)
 endif()
+if(BACKBONE_FUZZ)
+  # Coverage for libFuzzer in every module (the fuzz programs link the fuzzer itself), and the
+  # sanitizers that turn a silent fault into a crash the fuzzer keeps. Warnings stay warnings:
+  # this tree is clang's, the others GCC's.
+  target_compile_options(backbone_flags INTERFACE -fsanitize=fuzzer-no-link,address,undefined
+                         -fno-sanitize-recover=undefined -Wno-error)
+  target_link_options(backbone_flags INTERFACE -fsanitize=address,undefined)
+endif()
 if(BACKBONE_SANITIZE)
   # Line tables (-g1) are enough for ASan's reports. The sanitizer tree stays at -O0: at -O1 it
   # compiled 2.5 times slower and GCC 12 warned falsely in <regex> (doc/build.md).

@@ -33,6 +33,14 @@ Result<int64_t> query_int(const http::HttpRequest& req, const char* name, int64_
 Result<int64_t> body_int(const nlohmann::json& body, const char* name, int64_t absent, int64_t min,
                          int64_t max);
 
+// The body of POST /v1/envs/{env}/events: one event object, or an array of 1 to `max_batch`
+// (kTooLarge beyond); kInvalidArgument naming the item and field at fault. Nothing is stored.
+struct IngestBody {
+  bool batch = false;
+  std::vector<EventDraft> drafts;
+};
+Result<IngestBody> parse_ingest_body(std::string_view body, size_t max_batch);
+
 // Route groups (one file each).
 void add_event_routes(http::Router& s, App& app);
 void add_record_routes(http::Router& s, App& app);

@@ -6,44 +6,48 @@
 
 namespace backbone::server {
 
+Result<IngestBody> parse_ingest_body(std::string_view body, size_t max_batch) {
+  auto j = json_internal::parse_strict(body);
+  if (!j.ok()) return make_error(Errc::kInvalidArgument, j.error().message, "body");
+  IngestBody out;
+  out.batch = j->is_array();
+  if (!out.batch && !j->is_object()) {
+    return make_error(Errc::kInvalidArgument,
+                      "the body must be an event object or an array of events", "body");
+  }
+  const size_t count = out.batch ? j->size() : 1;
+  if (count == 0) return make_error(Errc::kInvalidArgument, "the batch is empty", "body");
+  if (count > max_batch) {
+    return make_error(Errc::kTooLarge,
+                      "a batch holds at most " + std::to_string(max_batch) + " events, not " +
+                          std::to_string(count),
+                      "body");
+  }
+  out.drafts.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    // The body was parsed once, strictly; each item is read from it.
+    auto d = json_internal::event_draft_from_json(out.batch ? (*j)[i] : *j);
+    if (!d.ok()) {
+      Error e = d.error();
+      if (out.batch) e = std::move(e).at_item("events", i);
+      return e;
+    }
+    out.drafts.push_back(std::move(*d));
+  }
+  return out;
+}
+
 void add_event_routes(http::Router& s, App& app) {
   s.post(
       R"(/v1/envs/([^/]+)/events)", [&app](const http::HttpRequest& req, http::HttpResponse& res) {
         auto p = authorize(app, req, req.matches[1], auth::Permission::kPublish);
         if (!p.ok()) return send_error(res, p.error());
         if (auto r = require_json(req); !r.ok()) return send_error(res, r.error());
-        auto body = parse_body(req);
-        if (!body.ok()) return send_error(res, body.error());
-        const bool batch = body->is_array();
-        if (!batch && !body->is_object()) {
-          return send_error(
-              res, make_error(Errc::kInvalidArgument,
-                              "the body must be an event object or an array of events", "body"));
-        }
-        const size_t count = batch ? body->size() : 1;
-        if (count == 0) {
-          return send_error(res, make_error(Errc::kInvalidArgument, "the batch is empty", "body"));
-        }
-        if (count > app.config().max_batch) {
-          return send_error(
-              res, make_error(Errc::kTooLarge,
-                              "a batch holds at most " + std::to_string(app.config().max_batch) +
-                                  " events, not " + std::to_string(count),
-                              "body"));
-        }
-        std::vector<EventDraft> drafts;
-        drafts.reserve(count);
-        for (size_t i = 0; i < count; ++i) {
-          // The body was parsed once, strictly; each item is read from it.
-          auto d = json_internal::event_draft_from_json(batch ? (*body)[i] : *body);
-          if (!d.ok()) {
-            Error e = d.error();
-            if (batch) e = std::move(e).at_item("events", i);
-            return send_error(res, e);
-          }
-          drafts.push_back(std::move(*d));
-        }
-        auto out = (*p)->ingest(drafts);
+        auto parsed = parse_ingest_body(req.body, app.config().max_batch);
+    if (!parsed.ok()) return send_error(res, parsed.error());
+    const bool batch = parsed->batch;
+    std::vector<EventDraft>& drafts = parsed->drafts;
+    auto out = (*p)->ingest(drafts);
         if (!out.ok()) {
           Error e = out.error();
           if (!batch) e.item.reset();  // one event, not a batch: name only its field
