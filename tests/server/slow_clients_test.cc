@@ -195,8 +195,16 @@ TEST_F(SlowClients, AThousandSlowConnectionsLeaveHealthAndIngestServed) {
       *std::max_element(p99s.begin(), p99s.end()), static_cast<unsigned long long>(reconnects));
   EXPECT_GE(least_open, kAttackers * 95 / 100);
   EXPECT_GT(reconnects, 0u) << "the server never cut a slow connection at its deadline";
+  // Every /healthz answered (a failure counts as 1e9 ms) and every batch stored (ingest_rate).
+  EXPECT_LT(*std::max_element(p99s.begin(), p99s.end()), 1e9);
+#ifndef BACKBONE_SANITIZED
+  // The bounds are measurements: of the plain build. Under ASan and UBSan at -O0 the same run
+  // (the whole churn of 1,000 connections, for the sanitizers' sake) is several times slower
+  // everywhere (p99 90 ms, ratio 0.6 in the fresh clone's run), which says nothing of the
+  // server.
   EXPECT_LT(median(p99s), 50.0);
   EXPECT_GE(ratio, 0.9);
+#endif
 }
 
 }  // namespace
