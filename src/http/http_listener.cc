@@ -34,8 +34,6 @@ namespace {
 // A chunk backlog beyond this means the client does not read its stream: it is closed.
 constexpr size_t kMaxStreamBacklog = 4 << 20;
 
-bool iequals(beast::string_view a, beast::string_view b) { return beast::iequals(a, b); }
-
 }  // namespace
 
 // What the listener asks of a connection, whatever its stream (plain or TLS).
@@ -272,7 +270,7 @@ class HttpListener::Impl::Session final : public SessionBase,
   void on_header() {
     if (parser_->is_done()) return on_request();
     arm(ms(owner_.o_.body_timeout_ms));
-    if (iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
+    if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
                                                                        parser_->get().version());
       bhttp::async_write(stream_, *cont,

@@ -38,28 +38,28 @@ Result<IngestBody> parse_ingest_body(std::string_view body, size_t max_batch) {
 }
 
 void add_event_routes(http::Router& s, App& app) {
-  s.post(
-      R"(/v1/envs/([^/]+)/events)", [&app](const http::HttpRequest& req, http::HttpResponse& res) {
-        auto p = authorize(app, req, req.matches[1], auth::Permission::kPublish);
-        if (!p.ok()) return send_error(res, p.error());
-        if (auto r = require_json(req); !r.ok()) return send_error(res, r.error());
-        auto parsed = parse_ingest_body(req.body, app.config().max_batch);
-    if (!parsed.ok()) return send_error(res, parsed.error());
-    const bool batch = parsed->batch;
-    std::vector<EventDraft>& drafts = parsed->drafts;
-    auto out = (*p)->ingest(drafts);
-        if (!out.ok()) {
-          Error e = out.error();
-          if (!batch) e.item.reset();  // one event, not a batch: name only its field
-          return send_error(res, e);
-        }
-        nlohmann::json events = nlohmann::json::array();
-        for (const auto& o : *out) {
-          events.push_back(
-              {{"id", o.id.str()}, {"fingerprint", o.fingerprint}, {"duplicate", o.duplicate}});
-        }
-        send_json(res, 201, {{"events", events}});
-      });
+  s.post(R"(/v1/envs/([^/]+)/events)",
+         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
+           auto p = authorize(app, req, req.matches[1], auth::Permission::kPublish);
+           if (!p.ok()) return send_error(res, p.error());
+           if (auto r = require_json(req); !r.ok()) return send_error(res, r.error());
+           auto parsed = parse_ingest_body(req.body, app.config().max_batch);
+           if (!parsed.ok()) return send_error(res, parsed.error());
+           const bool batch = parsed->batch;
+           std::vector<EventDraft>& drafts = parsed->drafts;
+           auto out = (*p)->ingest(drafts);
+           if (!out.ok()) {
+             Error e = out.error();
+             if (!batch) e.item.reset();  // one event, not a batch: name only its field
+             return send_error(res, e);
+           }
+           nlohmann::json events = nlohmann::json::array();
+           for (const auto& o : *out) {
+             events.push_back(
+                 {{"id", o.id.str()}, {"fingerprint", o.fingerprint}, {"duplicate", o.duplicate}});
+           }
+           send_json(res, 201, {{"events", events}});
+         });
 
   s.get(R"(/v1/envs/([^/]+)/events/([^/]+))",
         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
