@@ -156,9 +156,12 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     if (!p.ok()) return p.error();
     // Alone, a process relays what the outbox holds at once; with others, ingests of theirs may
     // be in progress, and the running relay of bucket 0's owner takes it, after its grace.
+    // A broker that cannot take them now (down, its disk full) does not keep the process from
+    // serving: the running relay takes the outbox again every few seconds.
     if (!po.relays_here) {
       auto relayed = (*p)->relay();
-      if (!relayed.ok()) return relayed.error();
+      if (!relayed.ok() && relayed.code() != Errc::kUnavailable) return relayed.error();
+      if (!relayed.ok() && po.on_stage_error) po.on_stage_error("relay", relayed.error());
     }
     auto recovered = (*p)->recover_parked();
     if (!recovered.ok()) return recovered.error();

@@ -13,6 +13,9 @@ void send_json(http::HttpResponse& res, int status, const nlohmann::json& body) 
 }
 
 void send_error(http::HttpResponse& res, const Error& e) {
+  // A backend that is down, busy or out of space: the same request may be sent again (RFC 9110
+  // §10.2.3); ingest answers an event stored before as a duplicate.
+  if (e.code == Errc::kUnavailable) res.headers.emplace_back("Retry-After", "1");
   send_json(res, http_status(e.code),
             {{"error",
               {{"code", errc_name(e.code)},

@@ -21,6 +21,7 @@
 #include "backbone/event_json.h"
 #include "backbone/record_key.h"
 #include "backbone/topology.h"
+#include "pipeline/serve_checks.h"
 #include "serve_process.h"
 #include "store/server_harness.h"
 #include "store/sqlite_harness.h"
@@ -510,15 +511,9 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
 
   auto broker = Broker::open(BrokerOptions{broker_url, nullptr, kBuckets});
   ASSERT_TRUE(broker.ok());
-  stress::VerifyInput in;
-  in.store = store->get();
-  stress::use_broker(in, **broker, verify_sub,
-                     topology.subscription_for("inspect", "sandbox")->name);
-  in.sent = sent;
-  auto report = stress::verify_stress(in);
-  ASSERT_TRUE(report.ok()) << report.error().describe();
   std::string problems;
-  for (const auto& v : report->violations) problems += v + "\n";
+  auto report = verify_run(db.url(), **broker, {verify_sub, ""}, sent, problems);
+  ASSERT_TRUE(report.ok()) << report.error().describe();
   EXPECT_TRUE(report->ok()) << problems;
   EXPECT_GT(report->merged, sent.size() / 2);
   EXPECT_EQ(versions_seen.size(), report->merged) << "merged versions the sync consumer got";

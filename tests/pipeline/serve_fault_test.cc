@@ -22,6 +22,7 @@
 #include "auth/tokens.h"
 #include "backbone/event_json.h"
 #include "backbone/topology.h"
+#include "pipeline/serve_checks.h"
 #include "serve_process.h"
 #include "store/sqlite_harness.h"
 #include "stress/generator.h"
@@ -38,30 +39,8 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
   TempDir dir;
   const int port = 18600 + static_cast<int>(::getpid() % 300);
   const std::string config = write_serve_config(dir.file(""), "127.0.0.1:0");
-  const std::vector<std::string> envs = {"sandbox", "production"};
-  const std::string verify_sub =
-      Topology::built_in().topic_name(TopicFamily::kMerged, "sandbox") + ".fault-verify";
-  // Every message published to the raw topic, to count the copies that restarts publish.
-  const std::string raw_sub =
-      Topology::built_in().topic_name(TopicFamily::kRaw, "sandbox") + ".fault-count";
-  {
-    BrokerOptions o;
-    o.url = "embedded://" + dir.file("broker");
-    auto b = Broker::open(o);
-    ASSERT_TRUE(b.ok());
-    ASSERT_TRUE(provision_topology(**b, Topology::built_in(), "sandbox", envs).ok());
-    SubscriptionConfig v;
-    v.name = verify_sub;
-    v.topic = Topology::built_in().topic_name(TopicFamily::kMerged, "sandbox");
-    v.ordered = true;
-    v.ack_deadline_us = 600 * kSecond;
-    ASSERT_TRUE((*b)->create_subscription(v).ok());
-    SubscriptionConfig r;
-    r.name = raw_sub;
-    r.topic = Topology::built_in().topic_name(TopicFamily::kRaw, "sandbox");
-    r.ack_deadline_us = 600 * kSecond;
-    ASSERT_TRUE((*b)->create_subscription(r).ok());
-  }
+  const Watchers watchers =
+      provision_watched("embedded://" + dir.file("broker"), {"sandbox", "production"});
   auto tokens = auth::TokenFile::open(dir.file("tokens.json"));
   const std::string token = *tokens->create("fault", "sandbox", {"publish", "read"});
 
@@ -115,66 +94,22 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
   EXPECT_GE(kills, 2) << "the workload ended before the faults it was meant to meet";
 
   // Drain: wait until the merge stage has nothing left (at most 120 s).
-  bool drained = false;
-  for (int i = 0; i < 600 && !drained; ++i) {
-    auto r = client.Get("/v1/envs/sandbox/topology", auth);
-    if (r && r->status == 200) {
-      drained = true;
-      const json topology = json::parse(r->body);
-      for (const auto& s : topology["subscriptions"]) {
-        const std::string name = s["name"];
-        const auto& b = s["backlog"];
-        if (name == Topology::built_in().subscription_for("merge", "sandbox")->name &&
-            b["undelivered"].get<int>() + b["in_flight"].get<int>() != 0) {
-          drained = false;
-        }
-      }
-      StoreOptions so;
-      so.url = "sqlite://" + dir.file("sandbox.db");
-      so.role = Role::kReader;
-      auto store = EventStore::open(so);
-      drained = drained && store.ok() && (*store)->unprocessed(1, std::nullopt)->empty();
-    }
-    if (!drained) std::this_thread::sleep_for(50ms);
-  }
-  if (!drained) {
-    auto r = client.Get("/v1/envs/sandbox/topology", auth);
-    StoreOptions so;
-    so.url = "sqlite://" + dir.file("sandbox.db");
-    so.role = Role::kReader;
-    auto store = EventStore::open(so);
-    auto left = (*store)->unprocessed(10, std::nullopt);
-    std::string events;
-    for (const auto& e : *left) {
-      events += e.event.id().str() + " " + e.event.record_id() + " base " +
-                std::to_string(e.event.base_version()) + "; ";
-    }
-    FAIL() << "not drained: " << (r ? r->body : "no answer") << "\nunprocessed: " << events;
-  }
+  const std::string store_url = "sqlite://" + dir.file("sandbox.db");
+  const std::string left = wait_drained(port, token, store_url, 120'000);
+  ASSERT_TRUE(left.empty()) << "not drained: " << left;
   {
     std::lock_guard lk(serve_mu);
     const int status = serve.kill(SIGTERM);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   }
 
-  StoreOptions so;
-  so.url = "sqlite://" + dir.file("sandbox.db");
-  so.role = Role::kReader;
-  auto store = EventStore::open(so);
-  ASSERT_TRUE(store.ok());
   BrokerOptions bo;
   bo.url = "embedded://" + dir.file("broker");
   auto broker = Broker::open(bo);
   ASSERT_TRUE(broker.ok());
-  stress::VerifyInput in;
-  in.store = store->get();
-  stress::use_broker(in, **broker, verify_sub,
-                     Topology::built_in().subscription_for("inspect", "sandbox")->name);
-  in.sent = sent;
-  auto report = stress::verify_stress(in);
-  ASSERT_TRUE(report.ok()) << report.error().describe();
   std::string problems;
-  for (const auto& v : report->violations) problems += v + "\n";
+  auto report = verify_run(store_url, **broker, watchers, sent, problems);
+  ASSERT_TRUE(report.ok()) << report.error().describe();
   EXPECT_TRUE(report->ok()) << problems;
 
   // A restart publishes again only what the broker may not hold: the events stored since the
@@ -183,7 +118,7 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
   std::map<std::string, int> copies;
   size_t raw_messages = 0;
   for (;;) {
-    auto got = (*broker)->pull(raw_sub, 1000);
+    auto got = (*broker)->pull(watchers.raw, 1000);
     ASSERT_TRUE(got.ok()) << got.error().describe();
     if (got->empty()) break;
     std::vector<std::string> acks;
@@ -192,7 +127,7 @@ TEST(ServeFault, NothingIsLostOrAppliedTwiceAcrossSigkills) {
       acks.push_back(m.ack_id);
     }
     raw_messages += got->size();
-    ASSERT_TRUE((*broker)->ack(raw_sub, acks).ok());
+    ASSERT_TRUE((*broker)->ack(watchers.raw, acks).ok());
   }
   const std::set<EventId> stored(sent.begin(), sent.end());
   EXPECT_EQ(copies.size(), stored.size()) << "every stored event was published";

@@ -1,16 +1,10 @@
 #include "broker/embedded/catalog.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "broker/delivery/config_json.h"
+#include "broker/embedded/file_io.h"
 
 namespace backbone::embedded {
 namespace {
@@ -38,12 +32,11 @@ CatalogSubscription sub_from_json(const json& j) {
 
 Result<Catalog> load_catalog(const std::string& path) {
   Catalog c;
-  std::ifstream in(path);
-  if (!in) return c;
-  std::stringstream buf;
-  buf << in.rdbuf();
+  if (!std::filesystem::exists(path)) return c;
+  auto text = read_file(path);
+  if (!text.ok()) return text.error();
   try {
-    const json j = json::parse(buf.str());
+    const json j = json::parse(*text);
     c.next_id = j.at("next_id").get<uint32_t>();
     for (const auto& t : j.at("topics")) {
       c.topics.push_back({t.at("id").get<uint32_t>(), delivery::topic_config_from_json(t)});
@@ -66,30 +59,7 @@ Result<void> save_catalog(const std::string& path, const Catalog& c) {
     j["topics"].push_back(std::move(jt));
   }
   for (const auto& s : c.subscriptions) j["subscriptions"].push_back(sub_to_json(s));
-  const std::string text = j.dump(2) + "\n";
-  const std::string tmp = path + ".new";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  auto fail = [&](const char* what) {
-    const std::string msg = std::string(what) + " " + tmp + ": " + std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    return make_error(Errc::kUnavailable, msg);
-  };
-  if (fd < 0) return fail("cannot create");
-  if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return fail("cannot write");
-  }
-  if (::fsync(fd) != 0) return fail("cannot sync");
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return make_error(Errc::kUnavailable, "cannot rename " + tmp + ": " + std::strerror(errno));
-  }
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return {};
+  return replace_file(path, j.dump(2) + "\n");
 }
 
 }  // namespace backbone::embedded

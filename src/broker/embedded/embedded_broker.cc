@@ -49,6 +49,12 @@ struct Sub {
       : id(id_), start_offset(start), topic(t), state(std::move(config), start, gen) {}
 };
 
+// A message appended and not yet durable: its topic's id, offset and place on disk.
+using Unapplied = std::tuple<uint32_t, uint64_t, MsgRef>;
+
+// How often the flusher writes a failed batch again when no caller asks sooner.
+constexpr auto kRetryInterval = std::chrono::seconds(1);
+
 std::string message_id(uint32_t topic_id, uint64_t offset) {
   return std::to_string(topic_id) + "." + std::to_string(offset);
 }
@@ -66,6 +72,7 @@ class EmbeddedBroker final : public Broker {
       stop_ = true;
     }
     flush_cv_.notify_all();
+    durable_cv_.notify_all();
     if (flusher_.joinable()) flusher_.join();
     if (lock_fd_ >= 0) ::close(lock_fd_);
   }
@@ -78,7 +85,7 @@ class EmbeddedBroker final : public Broker {
   Result<void> create_topic(const TopicConfig& config) override {
     BACKBONE_TRY(validate_topic_config(config));
     std::unique_lock lk(mu_);
-    BACKBONE_TRY(healthy());
+    BACKBONE_TRY(usable(lk));
     if (topics_.count(config.name)) {
       return make_error(Errc::kAlreadyExists, "topic " + config.name + " exists");
     }
@@ -117,7 +124,7 @@ class EmbeddedBroker final : public Broker {
 
   Result<void> delete_topic(std::string_view name) override {
     std::unique_lock lk(mu_);
-    BACKBONE_TRY(healthy());
+    BACKBONE_TRY(usable(lk));
     auto t = find_topic(name);
     if (!t.ok()) return t.error();
     for (const auto& [sname, s] : subs_) {
@@ -157,7 +164,7 @@ class EmbeddedBroker final : public Broker {
   Result<void> create_subscription(const SubscriptionConfig& config) override {
     BACKBONE_TRY(validate_subscription_config(config));
     std::unique_lock lk(mu_);
-    BACKBONE_TRY(healthy());
+    BACKBONE_TRY(usable(lk));
     if (subs_.count(config.name)) {
       return make_error(Errc::kAlreadyExists, "subscription " + config.name + " exists");
     }
@@ -194,7 +201,7 @@ class EmbeddedBroker final : public Broker {
 
   Result<void> update_subscription(const SubscriptionConfig& config) override {
     std::unique_lock lk(mu_);
-    BACKBONE_TRY(healthy());
+    BACKBONE_TRY(usable(lk));
     auto s = find_sub(config.name);
     if (!s.ok()) return s.error();
     Sub* sub = *s;
@@ -212,7 +219,7 @@ class EmbeddedBroker final : public Broker {
 
   Result<void> delete_subscription(std::string_view name) override {
     std::unique_lock lk(mu_);
-    BACKBONE_TRY(healthy());
+    BACKBONE_TRY(usable(lk));
     auto s = find_sub(name);
     if (!s.ok()) return s.error();
     const uint32_t id = (*s)->id;
@@ -229,16 +236,14 @@ class EmbeddedBroker final : public Broker {
                                            std::span<const OutgoingMessage> messages) override {
     BACKBONE_TRY(validate_messages(messages));
     std::unique_lock lk(mu_);
-    BACKBONE_TRY(healthy());
+    BACKBONE_TRY(usable(lk));
     auto t = find_topic(topic_name);
     if (!t.ok()) return t.error();
     std::vector<std::string> ids;
     ids.reserve(messages.size());
     const int64_t now = clock_.now().micros();
     for (const OutgoingMessage& m : messages) {
-      auto id = append_locked(**t, m.data, m.attributes, m.ordering_key, now);
-      if (!id.ok()) return id.error();
-      ids.push_back(std::move(*id));
+      ids.push_back(append_locked(**t, m.data, m.attributes, m.ordering_key, now));
     }
     BACKBONE_TRY(wait_durable(lk, mark_dirty_locked()));
     return ids;
@@ -247,7 +252,7 @@ class EmbeddedBroker final : public Broker {
   Result<std::vector<ReceivedMessage>> pull(std::string_view subscription, size_t max,
                                             int64_t wait_us) override {
     std::unique_lock lk(mu_);
-    BACKBONE_TRY(healthy());
+    BACKBONE_TRY(usable(lk));
     auto s = find_sub(subscription);
     if (!s.ok()) return s.error();
     Sub* sub = *s;
@@ -368,7 +373,7 @@ class EmbeddedBroker final : public Broker {
   Result<void> for_each_delivery(std::string_view subscription,
                                  std::span<const std::string> ack_ids, Fn&& fn) {
     std::unique_lock lk(mu_);
-    BACKBONE_TRY(healthy());
+    BACKBONE_TRY(usable(lk));
     auto s = find_sub(subscription);
     if (!s.ok()) return s.error();
     Sub* sub = *s;
@@ -394,31 +399,27 @@ class EmbeddedBroker final : public Broker {
     BACKBONE_ASSERT(it != topics_.end());  // delete_topic refuses a dead-letter topic in use
     auto m = sub.topic->log->read(sub.topic->index.at(offset));
     if (!m.ok()) {
-      failed_ = m.error();
+      // A durable message cannot be read back: its dead letter cannot be written, so the
+      // journal must not record it either. Nothing more is written until a restart.
+      broken_ = m.error();
       return;
     }
     Attributes attrs = std::move(m->attributes);
     add_dead_letter_attributes(attrs, attempt, reason, sub.state.config().name,
                                message_id(sub.topic->id, offset), clock_.now());
-    auto id = append_locked(*it->second, m->data, attrs, m->ordering_key, clock_.now().micros());
-    if (!id.ok()) failed_ = id.error();
+    (void)append_locked(*it->second, m->data, attrs, m->ordering_key, clock_.now().micros());
   }
 
   // REQUIRES: mu_ held. Buffers one message; it becomes visible once the flusher made it durable.
-  Result<std::string> append_locked(Topic& t, const std::string& data, const Attributes& attrs,
-                                    const std::string& key, int64_t now) {
+  std::string append_locked(Topic& t, const std::string& data, const Attributes& attrs,
+                            const std::string& key, int64_t now) {
     StoredMessage sm;
     sm.offset = t.log->next_offset();
     sm.publish_time_us = now;
     sm.ordering_key = key;
     sm.attributes = attrs;
     sm.data = data;
-    auto ref = t.log->append(sm);
-    if (!ref.ok()) {
-      failed_ = ref.error();
-      return ref.error();
-    }
-    t.unapplied.emplace_back(sm.offset, *ref);
+    t.unapplied.emplace_back(sm.offset, t.log->append(sm));
     dirty_ = true;
     return message_id(t.id, sm.offset);
   }
@@ -429,35 +430,75 @@ class EmbeddedBroker final : public Broker {
     return open_cycle_;
   }
 
+  // Waits until the batch `ticket` is durable; its error when the write of that batch failed.
   Result<void> wait_durable(std::unique_lock<std::mutex>& lk, uint64_t ticket) {
-    durable_cv_.wait(lk, [&] { return durable_cycle_ >= ticket || failed_.has_value(); });
-    return healthy();
+    durable_cv_.wait(lk, [&] {
+      return durable_cycle_ >= ticket || failed_cycle_ >= ticket || broken_ || stop_;
+    });
+    if (durable_cycle_ >= ticket) return {};
+    if (broken_ || stop_) return usable(lk);
+    // A later attempt that succeeded would have made this batch durable too.
+    return unavailable(*failed_);
   }
 
-  Result<void> healthy() const {
-    if (failed_) {
+  // Whether a call may go on. While writes fail (a full disk), it has the flusher try them
+  // again first, so that the broker resumes by itself once there is space.
+  Result<void> usable(std::unique_lock<std::mutex>& lk) {
+    if (broken_) {
       return make_error(Errc::kUnavailable,
-                        "the embedded broker stopped after a storage error: " + failed_->message);
+                        "the embedded broker stopped after a storage error: " + broken_->message);
     }
+    if (stop_) return make_error(Errc::kUnavailable, "the embedded broker is closing");
+    if (!failed_) return {};
+    const uint64_t seen = attempts_;
+    retry_now_ = true;
+    flush_cv_.notify_one();
+    durable_cv_.wait(lk, [&] { return attempts_ > seen || stop_; });
+    if (stop_) return make_error(Errc::kUnavailable, "the embedded broker is closing");
+    if (failed_) return unavailable(*failed_);
     return {};
   }
 
+  static Error unavailable(const Error& cause) {
+    return make_error(
+        Errc::kUnavailable,
+        "the embedded broker cannot write (it tries again by itself): " + cause.message);
+  }
+
+  // Makes the buffered work durable in batches. A batch whose write fails is kept whole and
+  // written again, with what accumulated since, every kRetryInterval or when a caller asks; its
+  // own callers are answered with the error at once. Nothing is dropped from memory, so the
+  // state on disk catches up with the state served.
   void flush_loop() {
     std::unique_lock lk(mu_);
     for (;;) {
-      flush_cv_.wait(lk, [&] { return stop_ || dirty_ || journal_->has_pending(); });
-      if (stop_ && !dirty_ && !journal_->has_pending()) return;
-      SegmentLog::Pending writes;
-      std::vector<std::tuple<uint32_t, uint64_t, MsgRef>> apply;
+      if (broken_) {
+        // forward_dead_letter could not write a dead letter: recording it would lose the message.
+        flush_cv_.wait(lk, [&] { return stop_; });
+        return;
+      }
+      if (failed_) {
+        flush_cv_.wait_for(lk, kRetryInterval, [&] { return stop_ || retry_now_; });
+        // Stopping while writes fail: what is not durable was never acknowledged as such.
+        if (stop_) return;
+      } else {
+        flush_cv_.wait(lk, [&] { return stop_ || dirty_ || journal_->has_pending(); });
+        if (stop_ && !dirty_ && !journal_->has_pending()) return;
+      }
+      retry_now_ = false;
+      SegmentLog::Pending writes = std::exchange(carried_.writes, {});
+      std::vector<Unapplied> apply = std::exchange(carried_.apply, {});
+      std::string journal_bytes = std::exchange(carried_.journal, {});
       for (auto& [name, t] : topics_) {
         t->log->take_pending(writes);
         for (auto& [off, ref] : t->unapplied) apply.emplace_back(t->id, off, ref);
         t->unapplied.clear();
       }
-      std::string journal_bytes;
       journal_->take_pending(journal_bytes);
+      // A checkpoint writes the whole state as it is now, which holds every record pending.
+      const bool checkpoint = std::exchange(carried_.checkpoint, false) ||
+                              journal_->size() + journal_bytes.size() > options_.checkpoint_bytes;
       std::string snapshot;
-      const bool checkpoint = journal_->size() + journal_bytes.size() > options_.checkpoint_bytes;
       if (checkpoint) snapshot = snapshot_locked();
       const uint64_t cycle = open_cycle_++;
       dirty_ = false;
@@ -467,15 +508,20 @@ class EmbeddedBroker final : public Broker {
       lk.lock();
       if (!r.ok()) {
         failed_ = r.error();
+        failed_cycle_ = cycle;
+        carried_ = {std::move(writes), std::move(apply),
+                    checkpoint ? std::string() : std::move(journal_bytes), checkpoint};
       } else {
+        failed_.reset();
         for (auto& [topic_id, off, ref] : apply) {
           auto it = topics_by_id_.find(topic_id);
           if (it == topics_by_id_.end()) continue;  // deleted meanwhile
           if (off == it->second->index.end()) it->second->index.push_back(ref);
         }
         compact_locked();
+        durable_cycle_ = cycle;
       }
-      durable_cycle_ = cycle;
+      ++attempts_;
       durable_cv_.notify_all();
       data_cv_.notify_all();
     }
@@ -548,9 +594,20 @@ class EmbeddedBroker final : public Broker {
   std::unique_ptr<StateJournal> journal_;
   uint64_t open_cycle_ = 1;      // GUARDED_BY(mu_): the batch now being filled
   uint64_t durable_cycle_ = 0;   // GUARDED_BY(mu_): the last batch made durable
+  uint64_t failed_cycle_ = 0;    // GUARDED_BY(mu_): the last batch whose write failed
+  uint64_t attempts_ = 0;        // GUARDED_BY(mu_): batches the flusher tried to write
   bool dirty_ = false;           // GUARDED_BY(mu_)
   bool stop_ = false;            // GUARDED_BY(mu_)
-  std::optional<Error> failed_;  // GUARDED_BY(mu_)
+  bool retry_now_ = false;       // GUARDED_BY(mu_): a caller waits for another attempt
+  std::optional<Error> failed_;  // GUARDED_BY(mu_): the last attempt's error, while they fail
+  std::optional<Error> broken_;  // GUARDED_BY(mu_): a durable message could not be read back
+  // GUARDED_BY(mu_): the batch whose write failed, written again before anything newer.
+  struct Carried {
+    SegmentLog::Pending writes;
+    std::vector<Unapplied> apply;
+    std::string journal;
+    bool checkpoint = false;
+  } carried_;
   std::thread flusher_;
 };
 

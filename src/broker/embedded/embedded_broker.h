@@ -8,7 +8,9 @@
 // Publishes, delivery attempts and acks are buffered under one mutex and made durable by a
 // flusher thread: it writes what has accumulated, fdatasyncs each file once, and wakes every
 // caller whose work was in that batch (group commit). A burst of concurrent calls so shares one
-// fsync. Messages become visible to subscriptions only once durable.
+// fsync. Messages become visible to subscriptions only once durable. A batch that cannot be
+// written (a full disk) fails its callers with kUnavailable and is kept and written again, so
+// the broker resumes by itself once there is space (doc/broker_log_format.md, "A full disk").
 //
 // URL options (query string): segment_bytes (default 64 MiB), checkpoint_bytes (journal size
 // that triggers a checkpoint; default 64 MiB).

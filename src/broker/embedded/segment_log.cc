@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "broker/delivery/codec.h"
-#include "broker/embedded/io_error.h"
+#include "broker/embedded/file_io.h"
 
 namespace backbone::embedded {
 
@@ -36,26 +36,6 @@ std::string segment_name(uint64_t base) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%020llu.seg", static_cast<unsigned long long>(base));
   return buf;
-}
-
-Result<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error("cannot open", path);
-  std::string data;
-  struct stat st {};
-  ::fstat(fd, &st);
-  data.resize(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < data.size()) {
-    const ssize_t n = ::pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(got));
-    if (n <= 0) {
-      ::close(fd);
-      return io_error("cannot read", path);
-    }
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  return data;
 }
 
 }  // namespace
@@ -132,28 +112,24 @@ Result<std::unique_ptr<SegmentLog>> SegmentLog::open(
 
 SegmentLog::~SegmentLog() = default;
 
-Result<std::shared_ptr<SegmentLog::Segment>> SegmentLog::create_segment(uint64_t base) {
+std::shared_ptr<SegmentLog::Segment> SegmentLog::new_segment(uint64_t base) {
   auto seg = std::make_shared<Segment>();
   seg->id = next_segment_id_++;
   seg->base = base;
   seg->path = dir_ + "/" + segment_name(base);
-  seg->fd = ::open(seg->path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (seg->fd < 0) return io_error("cannot create", seg->path);
-  pending_.dir_to_sync = dir_;
+  pending_.dir_to_sync = dir_;  // the write that creates the file syncs the folder
   segments_.emplace(seg->id, seg);
   return seg;
 }
 
-Result<MsgRef> SegmentLog::append(const StoredMessage& m) {
+MsgRef SegmentLog::append(const StoredMessage& m) {
   BACKBONE_ASSERT(m.offset == next_offset_);
   std::string payload;
   payload.reserve(m.data.size() + m.ordering_key.size() + 64);
   encode_message(m, payload);
   std::shared_ptr<Segment> seg = segments_.empty() ? nullptr : segments_.rbegin()->second;
   if (!seg || (seg->size > 0 && seg->size + payload.size() + kFrameHeader > segment_bytes_)) {
-    auto made = create_segment(m.offset);
-    if (!made.ok()) return made.error();
-    seg = *made;
+    seg = new_segment(m.offset);
   }
   MsgRef ref;
   ref.key_hash = ordering_key_hash(m.ordering_key);
@@ -178,32 +154,38 @@ void SegmentLog::take_pending(Pending& into) {
 }
 
 Result<void> SegmentLog::write_pending(Pending& pending) {
-  std::vector<Segment*> synced;
-  for (auto& w : pending.writes) {
-    size_t done = 0;
-    while (done < w.bytes.size()) {
-      const ssize_t n = ::pwrite(w.segment->fd, w.bytes.data() + done, w.bytes.size() - done,
-                                 static_cast<off_t>(w.position + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return io_error("cannot write", w.segment->path);
+  auto written = [&]() -> Result<void> {
+    for (auto& w : pending.writes) {
+      // Only the flusher opens a segment's file, and reads reach a segment only once a write to
+      // it was durable.
+      if (w.segment->fd < 0) {
+        w.segment->fd = ::open(w.segment->path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (w.segment->fd < 0) return io_error("cannot create", w.segment->path);
       }
-      done += static_cast<size_t>(n);
+      BACKBONE_TRY(write_at(w.segment->fd, w.bytes, w.position, w.segment->path));
+    }
+    std::vector<Segment*> synced;
+    for (auto& w : pending.writes) {
+      if (std::find(synced.begin(), synced.end(), w.segment.get()) != synced.end()) continue;
+      if (::fdatasync(w.segment->fd) != 0) return io_error("cannot sync", w.segment->path);
+      synced.push_back(w.segment.get());
+    }
+    if (!pending.dir_to_sync.empty()) sync_dir(pending.dir_to_sync);
+    return {};
+  }();
+  if (!written.ok()) {
+    // Leave no part of the batch behind: a restart must not find records whose publish failed.
+    // The first write to a segment in the batch is its lowest position.
+    std::vector<Segment*> cut;
+    for (auto& w : pending.writes) {
+      if (w.segment->fd < 0 || std::find(cut.begin(), cut.end(), w.segment.get()) != cut.end()) {
+        continue;
+      }
+      (void)::ftruncate(w.segment->fd, static_cast<off_t>(w.position));
+      cut.push_back(w.segment.get());
     }
   }
-  for (auto& w : pending.writes) {
-    if (std::find(synced.begin(), synced.end(), w.segment.get()) != synced.end()) continue;
-    if (::fdatasync(w.segment->fd) != 0) return io_error("cannot sync", w.segment->path);
-    synced.push_back(w.segment.get());
-  }
-  if (!pending.dir_to_sync.empty()) {
-    const int dfd = ::open(pending.dir_to_sync.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-  return {};
+  return written;
 }
 
 Result<StoredMessage> SegmentLog::read(const MsgRef& ref) const {

@@ -2,6 +2,10 @@
 // (doc/broker_log_format.md). Appends are buffered by the caller's thread and written and
 // fsync'd by the broker's flusher (group commit); reads use pread on the kept-open files.
 //
+// Every write goes to a known position, so a batch that failed (a full disk) is written again
+// as it was, over whatever part of it reached the file; a new segment file is created by the
+// write that first needs it. Appending in memory so never fails.
+//
 // Thread-safety: append, take_pending, read and drop_before run under the broker's mutex;
 // write_pending runs on the flusher thread alone, without the mutex, on the pending writes it
 // took.
@@ -48,12 +52,14 @@ class SegmentLog {
   ~SegmentLog();
 
   uint64_t next_offset() const { return next_offset_; }
-  // Buffers the next record (m.offset must be next_offset()). Rolls to a new segment file when
-  // the active one is full.
-  Result<MsgRef> append(const StoredMessage& m);
-  // Moves the buffered writes out, for write_pending.
+  // Buffers the next record (m.offset must be next_offset()). Rolls to a new segment when the
+  // active one is full.
+  MsgRef append(const StoredMessage& m);
+  // Moves the buffered writes out, for write_pending (after those already in `into`).
   void take_pending(Pending& into);
-  // Writes and fdatasyncs (and syncs the folder of new files).
+  // Creates the new segment files, writes and fdatasyncs (and syncs the folder of new files).
+  // On failure it cuts each file back to where the batch began, and `pending` may be written
+  // again as it is.
   static Result<void> write_pending(Pending& pending);
 
   Result<StoredMessage> read(const MsgRef& ref) const;
@@ -66,7 +72,7 @@ class SegmentLog {
  private:
   SegmentLog(std::string dir, uint64_t segment_bytes)
       : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
-  Result<std::shared_ptr<Segment>> create_segment(uint64_t base);
+  std::shared_ptr<Segment> new_segment(uint64_t base);
 
   std::string dir_;
   uint64_t segment_bytes_;

@@ -34,9 +34,11 @@ class StateJournal {
     into.append(pending_);
     pending_.clear();
   }
-  // Appends and fdatasyncs.
+  // Writes `bytes` after what is durable and fdatasyncs. On failure (a full disk) the file is cut
+  // back to what was durable, and the same bytes may be written again.
   Result<void> write(const std::string& bytes);
-  // Replaces the whole journal with `contents` (framed records), durably.
+  // Replaces the whole journal with `contents` (framed records), durably; on failure the
+  // journal is unchanged.
   Result<void> rewrite(const std::string& contents);
   uint64_t size() const { return size_; }
 

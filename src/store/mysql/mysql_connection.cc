@@ -19,8 +19,10 @@ Error map_error(unsigned code, const std::string& text) {
     case 1227:
     case 1370:
       return make_error(Errc::kPermissionDenied, message);
+    case 1021:  // the disk is full
     case 1040:
     case 1053:
+    case 1114:  // a table is full
     case 1205:
     case 1213:
     case 1927:

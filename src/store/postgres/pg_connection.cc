@@ -40,7 +40,7 @@ Error map_error(PGconn* conn, const PGresult* res) {
   const std::string message = "[" + (code.empty() ? std::string("connection") : code) + "] " + text;
   if (PQstatus(conn) != CONNECTION_OK || code.rfind("08", 0) == 0 || code == "57P01" ||
       code == "57P02" || code == "57P03" || code == "40001" || code == "40P01" || code == "55P03" ||
-      code.empty()) {
+      code.rfind("53", 0) == 0 || code.empty()) {  // 53: a full disk, memory, connections
     return make_error(Errc::kUnavailable, "postgresql: " + message);
   }
   if (code == "42501") return make_error(Errc::kPermissionDenied, "postgresql: " + message);

@@ -2,6 +2,7 @@
 
 #include "store/store_core.h"
 
+#include <cerrno>
 #include <filesystem>
 #include <map>
 #include <system_error>
@@ -183,9 +184,15 @@ Error SqliteDb::error(int rc, std::string_view doing) const {
     case SQLITE_IOERR:
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-      return make_error(Errc::kUnavailable,
-                        "sqlite " + path_ + ": " + std::string(doing) + ": " + msg);
+    case SQLITE_READONLY: {
+      // A statement or transaction that failed this way wrote nothing; it succeeds again once
+      // the cause is gone (space freed, the lock released), on the same connection.
+      const int os_error = db_ ? sqlite3_system_errno(db_) : 0;
+      const bool full = primary == SQLITE_FULL || os_error == ENOSPC || os_error == EDQUOT;
+      return make_error(Errc::kUnavailable, std::string(full ? "the disk is full: " : "") +
+                                                "sqlite " + path_ + ": " + std::string(doing) +
+                                                ": " + msg);
+    }
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return make_error(Errc::kDataLoss, "sqlite " + path_ + " is damaged: " + msg);
