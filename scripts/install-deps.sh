@@ -16,7 +16,6 @@ packages=(
   libcpp-httplib-dev            # HTTP clients: member calls, `stress --url`, the tests
   wrk                           # HTTP load in bench/
   libcli11-dev                  # command-line parsing
-  libspdlog-dev libfmt-dev      # logging
   libtomlplusplus-dev           # backbone.toml
   libgtest-dev libgmock-dev     # tests
   nats-server libnats-dev       # the JetStream peer in bench/broker (and the nats:// backend)

@@ -24,9 +24,12 @@ void ServeProcess::start() {
   if (pid_ == 0) {
     const std::string listen = host_ + ":" + std::to_string(port_);
     if (!::freopen("/dev/null", "w", stdout)) ::_exit(126);
+    if (!log_path_.empty() && !::freopen(log_path_.c_str(), "a", stderr)) ::_exit(126);
     std::vector<const char*> argv = {BACKBONE_CLI_PATH, "--config",    config_.c_str(),
                                      "--env",           env_.c_str(),  "serve",
                                      "--listen",        listen.c_str()};
+    if (log_path_.empty()) argv.push_back("-q");
+    for (const auto& a : log_flags_) argv.push_back(a.c_str());
     for (const auto& a : extra_) argv.push_back(a.c_str());
     argv.push_back(nullptr);
     ::execv(BACKBONE_CLI_PATH, const_cast<char* const*>(argv.data()));

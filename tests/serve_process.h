@@ -29,6 +29,12 @@ class ServeProcess {
   void listen_host(std::string host) { host_ = std::move(host); }
   // The server speaks TLS: the readiness check trusts this CA file.
   void tls_ca(std::string ca) { ca_ = std::move(ca); }
+  // Its log (stderr) goes to `path`, at the level `flags` give ({"-v"} for debug); without this
+  // it runs with -q, its warnings and errors on the test's stderr.
+  void log_to(std::string path, std::vector<std::string> flags = {}) {
+    log_path_ = std::move(path);
+    log_flags_ = std::move(flags);
+  }
   // Waits until /healthz answers (at most 20 s).
   bool wait_ready();
   // Sends `sig` and waits for the exit; returns the wait status (-1 when not running).
@@ -43,6 +49,8 @@ class ServeProcess {
   std::string env_ = "sandbox";
   std::string host_ = "127.0.0.1";
   std::string ca_;
+  std::string log_path_;
+  std::vector<std::string> log_flags_;
   pid_t pid_ = -1;
 };
 

@@ -2,8 +2,9 @@
 //
 // Precedence, lowest first: the default config built into the binary (config/backbone.toml),
 // then a file (BACKBONE_CONFIG, or ./backbone.toml when present, or an explicit path), then the
-// variables BACKBONE_ENV, BACKBONE_STORE, BACKBONE_BROKER, BACKBONE_LISTEN and
-// BACKBONE_PUBSUB_LISTEN. Command-line flags are applied by the CLI on top.
+// variables BACKBONE_ENV, BACKBONE_STORE, BACKBONE_BROKER, BACKBONE_LISTEN,
+// BACKBONE_PUBSUB_LISTEN and BACKBONE_LOG_FORMAT. Command-line flags are applied by the CLI on
+// top.
 //
 // Thread-safety: plain values and pure functions (load_config reads the file and environment).
 #pragma once
@@ -47,6 +48,8 @@ struct Config {
   // `serve --insecure-listen` (doc/http_server.md).
   std::string tls_cert_file;
   std::string tls_key_file;
+  // [log] format: "text", "logfmt" or "json" (backbone/log.h; BACKBONE_LOG_FORMAT).
+  std::string log_format = "text";
   // [merge]: conflict policies ("reject", "last_writer_wins", "source_priority").
   std::string merge_default_policy = "reject";
   std::map<std::string, std::string> merge_policies;  // record type -> policy

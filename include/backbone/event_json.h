@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "backbone/audit_entry.h"
 #include "backbone/event.h"
 #include "backbone/result.h"
 
@@ -24,5 +25,9 @@ Result<EventDraft> parse_event_draft(std::string_view json);
 
 // The event as one JSON object (changes inline), with "fingerprint", and "processed" if given.
 std::string event_to_json(const Event& event, std::optional<bool> processed = std::nullopt);
+
+// An audit entry as one JSON object: id, event_id, record_type, record_id, action, fingerprint,
+// chain_hash, detail (inline, or null) and created_at.
+std::string audit_entry_to_json(const AuditEntry& entry);
 
 }  // namespace backbone

@@ -24,7 +24,15 @@ Result<void> CliContext::load() {
   if (env_flag) config.env = *env_flag;
   if (store_flag) config.store = *store_flag;
   if (broker_flag) config.broker = *broker_flag;
-  return check_environment(config, config.env);
+  // The environment is the user's input here: an unknown one is bad input (exit 2), where the
+  // HTTP API answers a path naming one with 404.
+  if (auto known = check_environment(config, config.env); !known.ok()) {
+    Error e = known.error();
+    e.code = Errc::kInvalidArgument;
+    e.where = env_flag ? "--env" : "env";
+    return e;
+  }
+  return {};
 }
 
 Result<std::unique_ptr<EventStore>> CliContext::open_store(Role role) const {

@@ -1,19 +1,25 @@
 // `backbone events get ID` and `backbone events history TYPE ID`: read events, as the reader
-// role.
+// role. The history is the record's timeline (pipeline/timeline.h): each event with its merge
+// decision.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "backbone/event_json.h"
 #include "cli/cli_context.h"
+#include "pipeline/timeline.h"
 
 namespace backbone::cli {
 namespace {
 
-void print_event_line(const StoredEvent& s) {
+// "TIME  ID  v1->v2  DECISION  SOURCE  CHANGES": the version it was based on and the one it
+// made, if any.
+void print_event_line(const StoredEvent& s, const std::string& decision,
+                      std::optional<uint64_t> version) {
   const Event& e = s.event;
-  std::printf("%s  %s  v%llu->  %-12s %s%s\n", e.timestamp().to_rfc3339().c_str(),
-              e.id().str().c_str(), static_cast<unsigned long long>(e.base_version()),
-              e.source().c_str(), e.changes().c_str(), s.processed ? "" : "  (unprocessed)");
+  const std::string made = version ? "v" + std::to_string(*version) : "";
+  std::printf("%s  %s  v%llu->%-6s %-13s %-12s %s\n", e.timestamp().to_rfc3339().c_str(),
+              e.id().str().c_str(), static_cast<unsigned long long>(e.base_version()), made.c_str(),
+              decision.c_str(), e.source().c_str(), e.changes().c_str());
 }
 
 }  // namespace
@@ -36,7 +42,7 @@ void register_events(CLI::App& app, CliContext& ctx) {
     if (ctx.json) {
       std::printf("%s\n", event_to_json(ev->event, ev->processed).c_str());
     } else {
-      print_event_line(*ev);
+      print_event_line(*ev, ev->processed ? "processed" : "pending", std::nullopt);
       std::printf("record %s/%s  fingerprint %s\n", ev->event.record_type().c_str(),
                   ev->event.record_id().c_str(), ev->event.fingerprint().c_str());
     }
@@ -52,18 +58,17 @@ void register_events(CLI::App& app, CliContext& ctx) {
     if (!key.ok()) return ctx.fail(key.error());
     auto store = ctx.open_store(Role::kReader);
     if (!store.ok()) return ctx.fail(store.error());
-    auto list = (*store)->history(*key);
-    if (!list.ok()) return ctx.fail(list.error());
+    auto timeline = pipeline::record_timeline(**store, *key);
+    if (!timeline.ok()) return ctx.fail(timeline.error());
     if (ctx.json) {
-      std::string out = "[";
-      for (size_t i = 0; i < list->size(); ++i) {
-        if (i) out += ",";
-        out += event_to_json((*list)[i].event, (*list)[i].processed);
-      }
-      std::printf("%s]\n", out.c_str());
-    } else {
-      if (list->empty()) std::printf("no events for %s/%s\n", type->c_str(), rid->c_str());
-      for (const auto& s : *list) print_event_line(s);
+      std::printf("%s\n", pipeline::timeline_to_json(*key, *timeline).c_str());
+      return;
+    }
+    if (timeline->empty()) std::printf("no events for %s/%s\n", type->c_str(), rid->c_str());
+    for (const auto& t : *timeline) {
+      std::string decision = t.decision;
+      if (t.duplicates > 0) decision += " +" + std::to_string(t.duplicates) + " dup";
+      print_event_line(t.event, decision, t.version);
     }
   });
 }

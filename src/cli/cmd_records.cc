@@ -1,9 +1,11 @@
-// `backbone record TYPE ID` (a record's merged state, as the reader role) and `backbone rebuild`
+// `backbone record TYPE ID [--audit]` (a record's merged state, or its audit entries, as the
+// reader role) and `backbone rebuild`
 // (the records projection computed again from the events and the audit log, as the migrator).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "backbone/event_json.h"
 #include "cli/cli_context.h"
 #include "pipeline/rebuild.h"
 
@@ -15,11 +17,37 @@ void register_records(CLI::App& app, CliContext& ctx) {
   auto rid = std::make_shared<std::string>();
   record->add_option("record_type", *type, "The record's type")->required();
   record->add_option("record_id", *rid, "The record's id")->required();
-  record->callback([&ctx, type, rid] {
+  auto audit = std::make_shared<bool>(false);
+  record->add_flag("--audit", *audit, "Print the record's audit entries instead, oldest first");
+  record->callback([&ctx, type, rid, audit] {
     auto key = record_key_arg(*type, *rid);
     if (!key.ok()) return ctx.fail(key.error());
     auto store = ctx.open_store(Role::kReader);
     if (!store.ok()) return ctx.fail(store.error());
+    if (*audit) {
+      auto entries = (*store)->audit_for_record(*key);
+      if (!entries.ok()) return ctx.fail(entries.error());
+      if (entries->empty()) {
+        return ctx.fail(
+            make_error(Errc::kNotFound, "no event of " + *type + "/" + *rid + " in " + ctx.env()));
+      }
+      if (ctx.json) {
+        std::string out = "{\"record_type\":" + nlohmann::json(key->record_type).dump() +
+                          ",\"record_id\":" + nlohmann::json(key->record_id).dump() +
+                          ",\"audit\":[";
+        for (size_t i = 0; i < entries->size(); ++i) {
+          out += (i ? "," : "") + audit_entry_to_json((*entries)[i]);
+        }
+        std::printf("%s]}\n", out.c_str());
+        return;
+      }
+      for (const AuditEntry& a : *entries) {
+        std::printf("%s  %-15s %s  %s\n", a.created_at.to_rfc3339().c_str(),
+                    audit_action_name(a.action), a.event_id.str().c_str(),
+                    a.detail.value_or("").c_str());
+      }
+      return;
+    }
     auto row = (*store)->get_record(*key);
     if (!row.ok()) return ctx.fail(row.error());
     if (!*row) {

@@ -4,7 +4,6 @@
 // finishes the requests in progress, the stages finish the messages they hold, and the broker
 // flushes; nothing acknowledged is lost.
 #include <signal.h>
-#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "backbone/log.h"
 #include "cli/cli_context.h"
 #include "http/http_listener.h"
 #include "pubsub/front/pubsub_front.h"
@@ -36,8 +36,9 @@ Result<void> check_plaintext(const Config& config, const ServeFlags& flags,
   if (!loopback.ok()) return make_error(Errc::kInvalidArgument, loopback.error().message, flag);
   if (*loopback) return {};
   if (flags.insecure_listen) {
-    spdlog::warn("{} {} is not a loopback address and has no TLS (--insecure-listen)", flag,
-                 listen);
+    log::warn("listen.insecure", {{"flag", flag},
+                                  {"listen", listen},
+                                  {"why", "not a loopback address, no TLS (--insecure-listen)"}});
     return {};
   }
   return make_error(Errc::kInvalidArgument,
@@ -63,11 +64,8 @@ class StageErrorLog {
       ++k.since;
       return;
     }
-    if (k.since > 0) {
-      spdlog::warn("stage {}: {} ({} more since the last report)", subscription, text, k.since);
-    } else {
-      spdlog::warn("stage {}: {}", subscription, text);
-    }
+    log::warn("stage.error",
+              {{"subscription", subscription}, {"error", text}, {"more_since_last", k.since}});
     k.last = now;
     k.since = 0;
   }
@@ -134,7 +132,7 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
   o.address = (ctx.config.tls_cert_file.empty() ? "http://" : "https://") + listen;
   auto app = server::App::open(o);
   if (!app.ok()) return ctx.fail(app.error());
-  for (const std::string& w : (*app)->warnings()) spdlog::warn("provision: {}", w);
+  for (const std::string& w : (*app)->warnings()) log::warn("provision", {{"warning", w}});
   server::HttpServer http(**app);
   if (auto b = http.bind(listen); !b.ok()) return ctx.fail(b.error());
   auto front = start_pubsub(ctx, **app, flags);
@@ -160,15 +158,15 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
       if (sig != SIGHUP) break;
       // SIGHUP: the TLS certificate and key are read again (the front watches its files).
       if (!http.tls()) {
-        spdlog::info("SIGHUP: no TLS configured, nothing to reload");
+        log::info("tls.reload", {{"result", "no TLS configured, nothing to reload"}});
       } else if (auto r = http.reload_tls(); !r.ok()) {
-        spdlog::error("SIGHUP: the TLS files were not reloaded, the old ones stay: {}",
-                      r.error().describe());
+        log::error("tls.reload", {{"result", "not reloaded; the old ones stay"},
+                                  {"error", r.error().describe()}});
       } else {
-        spdlog::info("SIGHUP: TLS certificate and key reloaded");
+        log::info("tls.reload", {{"result", "certificate and key reloaded"}});
       }
     }
-    spdlog::warn("signal {}: draining", sig);
+    log::info("stop", {{"signal", sig}, {"what", "draining"}});  // asked for: no warning
     http.stop();
   });
   http.run();

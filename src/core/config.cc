@@ -1,5 +1,7 @@
 #include "backbone/config.h"
 
+#include "backbone/log.h"
+
 #include <toml++/toml.h>
 #include <cstdlib>
 #include <filesystem>
@@ -142,6 +144,14 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
       return bad_key(source, "tls", "give both cert_file and key_file, or neither");
     }
   }
+  if (const auto* log = t.get_as<toml::table>("log")) {
+    for (const auto& [key, value] : *log) {
+      const std::string name = "log." + std::string(key.str());
+      if (key.str() != "format") return bad_key(source, name.c_str(), "unknown key");
+      if (!value.is_string()) return bad_key(source, name.c_str(), "must be a string");
+      c.log_format = value.as_string()->get();
+    }
+  }
   if (const auto* node = t.get("environments")) {
     const auto* arr = node->as_array();
     if (!arr || arr->empty()) return bad_key(source, "environments", "must be a non-empty array");
@@ -165,6 +175,9 @@ Result<void> apply_toml(Config& c, std::string_view text, std::string_view sourc
 }
 
 Result<void> validate(const Config& c) {
+  if (auto f = log::parse_format(c.log_format); !f.ok()) {
+    return make_error(Errc::kInvalidArgument, f.error().message, c.source + ": log.format");
+  }
   for (const auto& e : c.environments) {
     if (!is_valid_name(e)) {
       return make_error(Errc::kInvalidArgument,
@@ -216,6 +229,7 @@ Result<Config> load_config(const std::optional<std::string>& file, const EnvLook
   if (auto v = env("BACKBONE_BROKER")) c.broker = *v;
   if (auto v = env("BACKBONE_LISTEN")) c.listen = *v;
   if (auto v = env("BACKBONE_PUBSUB_LISTEN")) c.pubsub_listen = *v;
+  if (auto v = env("BACKBONE_LOG_FORMAT")) c.log_format = *v;
   BACKBONE_TRY(validate(c));
   return c;
 }

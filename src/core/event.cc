@@ -161,6 +161,9 @@ std::string event_fingerprint(const std::string& record_type, const std::string&
 Result<Event> Event::create(const EventDraft& draft, EventIdGenerator& ids, const Clock& clock) {
   Event e;
   BACKBONE_TRY(e.fill_validated(draft));
+  // A new event must change something: `{}` would make a version equal to the last one. (A
+  // stored one is restored as it is.)
+  if (e.changes_ == "{}") return invalid("changes", "must name at least one field, got {}");
   if (draft.id && draft.id->is_nil()) return invalid("id", "must not be the nil UUID");
   e.id_ = draft.id ? *draft.id : ids.next();
   e.timestamp_ = draft.timestamp ? *draft.timestamp : clock.now();

@@ -113,4 +113,19 @@ std::string event_to_json(const Event& e, std::optional<bool> processed) {
   return out;
 }
 
+std::string audit_entry_to_json(const AuditEntry& a) {
+  std::string out;
+  out.reserve(a.detail.value_or("").size() + 400);
+  out += "{\"id\":\"" + a.id.str() + "\",\"event_id\":\"" + a.event_id.str() + "\"";
+  out += ",\"record_type\":";
+  append_canonical_string(out, a.record.record_type);
+  out += ",\"record_id\":";
+  append_canonical_string(out, a.record.record_id);
+  out += std::string(",\"action\":\"") + audit_action_name(a.action) + "\"";
+  out += ",\"fingerprint\":\"" + a.fingerprint + "\",\"chain_hash\":\"" + a.chain_hash + "\"";
+  out += ",\"detail\":" + (a.detail ? *a.detail : std::string("null"));
+  out += ",\"created_at\":\"" + a.created_at.to_rfc3339() + "\"}";
+  return out;
+}
+
 }  // namespace backbone

@@ -268,6 +268,7 @@ class HttpListener::Impl::Session final : public SessionBase,
   }
 
   void on_header() {
+    header_at_ = std::chrono::steady_clock::now();
     if (parser_->is_done()) return on_request();
     arm(ms(owner_.o_.body_timeout_ms));
     if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
@@ -314,8 +315,10 @@ class HttpListener::Impl::Session final : public SessionBase,
     if (parser_ && parser_->is_header_done()) {
       req.method = std::string(parser_->get().method_string());
       req.target = std::string(parser_->get().target());
+      req.path = req.target.substr(0, req.target.find('?'));
     }
     req.remote_address = address_;
+    req.received = std::chrono::steady_clock::now();
     HttpResponse res;
     owner_.router_.fail(req, res, status);
     keep_alive_ = false;
@@ -355,6 +358,7 @@ class HttpListener::Impl::Session final : public SessionBase,
     }
     req.body = std::move(msg.body());
     req.remote_address = address_;
+    req.received = header_at_;
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
     state_ = State::kHandling;
@@ -426,6 +430,7 @@ class HttpListener::Impl::Session final : public SessionBase,
   State state_ = State::kReading;
   bool keep_alive_ = false;
   unsigned version_ = 11;
+  std::chrono::steady_clock::time_point header_at_;  // when the request's headers were in
   uint64_t requests_ = 0;
   bool stopping_ = false;
   bool closed_ = false;

@@ -6,6 +6,7 @@
 // Thread-safety: HttpRequest and HttpResponse are plain values. ResponseStream is thread-safe.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,6 +25,8 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // as sent
   std::string body;
   std::string remote_address;  // the peer's IP address
+  // When its headers had arrived (for the access log's duration).
+  std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   // The route pattern's match: [0] the whole path, then each group.
   std::vector<std::string> matches;
 

@@ -87,6 +87,8 @@ const char* merge_kind_name(MergeDecision::Kind kind) {
       return "rejected";
     case MergeDecision::Kind::kGap:
       return "gap";
+    case MergeDecision::Kind::kAccepted:
+      return "accepted";
   }
   return "fast_forward";
 }
@@ -97,7 +99,7 @@ Result<MergeDecision> decide_merge(const Event& event, const RecordState& curren
   d.next = current;
   d.effective_changes = "{}";
   const uint64_t base = event.base_version();
-  if (base > current.version) {
+  if (base > current.version && !settings.accept) {
     d.kind = MergeDecision::Kind::kGap;
     d.detail = json_internal::canonical_text(
         json{{"reason", "gap"}, {"base_version", base}, {"record_version", current.version}});
@@ -118,7 +120,16 @@ Result<MergeDecision> decide_merge(const Event& event, const RecordState& curren
   }
   json effective = json::object();
   json resolution = json::object();
-  if (base == current.version) {
+  if (settings.accept && base != current.version) {
+    // An operator accepted it (dlq resolve --accept): its change applies on the current version
+    // as it is, whatever moved since its base, or whatever is missing before it.
+    d.kind = MergeDecision::Kind::kAccepted;
+    effective = *changes;
+    d.detail = json_internal::canonical_text(json{{"reason", "accepted"},
+                                                  {"base_version", base},
+                                                  {"record_version", current.version},
+                                                  {"conflicting_fields", moved}});
+  } else if (base == current.version) {
     d.kind = MergeDecision::Kind::kFastForward;
     effective = *changes;
   } else if (moved.empty()) {

@@ -10,6 +10,9 @@
 //                                      source_priority   -> per field, the higher-ranked source
 //   base_version >  version          gap: park until the versions between have merged
 //
+// An event an operator accepted (MergeSettings::accept, from `dlq resolve --accept`) applies on
+// the current version whatever its base: accepted, unless it is a fast-forward anyway.
+//
 // A patch is an RFC 7396 merge patch; `field_versions` maps each top-level field to the version
 // that last changed it.
 //
@@ -35,6 +38,7 @@ struct MergeSettings {
   ConflictPolicy default_policy = ConflictPolicy::kReject;
   std::map<std::string, ConflictPolicy> policies;  // by record type
   std::vector<std::string> source_priority;        // highest first
+  bool accept = false;  // the event was accepted by an operator: it applies as it is
   ConflictPolicy policy_for(const std::string& record_type) const;
 };
 
@@ -53,7 +57,7 @@ struct FieldOrigin {
 using OriginLookup = std::function<Result<FieldOrigin>(uint64_t version)>;
 
 struct MergeDecision {
-  enum class Kind { kFastForward, kRebased, kResolved, kRejected, kGap };
+  enum class Kind { kFastForward, kRebased, kResolved, kRejected, kGap, kAccepted };
   Kind kind = Kind::kFastForward;
   RecordState next;  // for kFastForward, kRebased, kResolved (unchanged if nothing won)
   std::string effective_changes;  // canonical JSON: the patch actually applied ("{}" if none)

@@ -3,12 +3,21 @@
 #include <algorithm>
 #include <utility>
 
+#include "backbone/log.h"
+#include "core/json_internal.h"
 #include "pipeline/messages.h"
 
 namespace backbone::pipeline {
 namespace {
 
 bool transient(Errc code) { return code == Errc::kUnavailable || code == Errc::kConflict; }
+
+// Whether a `replayed` entry sends its event back accepted (dlq resolve --accept).
+bool is_accept(const AuditEntry& a) {
+  if (a.action != AuditAction::kReplayed || !a.detail) return false;
+  auto d = nlohmann::json::parse(*a.detail, nullptr, false);
+  return d.is_object() && d.value("resolution", "") == "accept";
+}
 
 AuditDraft draft(const Event& e, AuditAction action, std::string detail) {
   return AuditDraft{e.id(), e.record_key(), action, e.fingerprint(), std::move(detail)};
@@ -104,6 +113,7 @@ Merger::Plan Merger::plan(Stage stage, Item& item) {
   }
   out.event = stored->event;
   const Event& ev = stored->event;
+  bool accepted = false;  // sent back by `dlq resolve --accept`
   if (stored->processed) {
     auto terminal = terminal_entry(ev.id());
     if (!terminal.ok()) return fail(terminal.error());
@@ -114,6 +124,7 @@ Merger::Plan Merger::plan(Stage stage, Item& item) {
       return p;
     }
     if (!*terminal) return p;
+    accepted = is_accept(**terminal);
   }
   const bool replay = stored->processed;
 
@@ -121,7 +132,9 @@ Merger::Plan Merger::plan(Stage stage, Item& item) {
   if (!record.ok()) return fail(record.error());
   RecordState current;
   if (*record) current = {(*record)->version, (*record)->state, (*record)->field_versions};
-  auto decision = decide_merge(ev, current, d_.settings,
+  MergeSettings settings = d_.settings;
+  settings.accept = accepted;
+  auto decision = decide_merge(ev, current, settings,
                                [&](uint64_t v) { return origin_of(ev.record_key(), v); });
   if (!decision.ok()) {
     if (transient(decision.code())) return fail(decision.error());
@@ -132,6 +145,15 @@ Merger::Plan Merger::plan(Stage stage, Item& item) {
     return p;
   }
   const MergeDecision& d = *decision;
+  if (!d.conflicting_fields.empty() && log::enabled(log::Level::kDebug)) {
+    std::string fields;
+    for (const std::string& f : d.conflicting_fields) fields += (fields.empty() ? "" : ",") + f;
+    log_decision(
+        "merge.conflict", ev,
+        {{"fields", fields},
+         {"resolution",
+          accepted ? "accept" : conflict_policy_name(settings.policy_for(ev.record_type()))}});
+  }
   if (d.kind == MergeDecision::Kind::kGap) {
     out.kind = Outcome::Kind::kGap;
     out.reason = "gap: base_version " + std::to_string(ev.base_version()) + ", record at " +
@@ -184,6 +206,9 @@ Merger::Plan Merger::plan(Stage stage, Item& item) {
     case MergeDecision::Kind::kRebased:
       c.audit.push_back(draft(ev, AuditAction::kRebased, d.detail));
       break;
+    case MergeDecision::Kind::kAccepted:
+      c.audit.push_back(draft(ev, AuditAction::kMerged, d.detail));
+      break;
     default:  // resolved by policy
       c.audit.push_back(draft(ev, AuditAction::kConflict, d.detail));
       if (advances) c.audit.push_back(draft(ev, AuditAction::kMerged, d.detail));
@@ -199,11 +224,12 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
   plans.reserve(round.size());
   for (Item* item : round) plans.push_back(plan(stage, *item));
 
-  auto transient_failure = [](Plan& p, const Error& e) {
+  auto transient_failure = [this](Plan& p, const Error& e) {
     p.item->out.kind = e.code == Errc::kFenced ? Outcome::Kind::kFenced : Outcome::Kind::kTransient;
     p.item->out.reason = e.describe();
     p.merged.reset();
     p.dlq.reset();
+    if (p.item->out.event) log_decision("merge.retry", *p.item->out.event, {{"why", e.describe()}});
   };
 
   std::vector<MergeCommit> commits;
@@ -230,9 +256,15 @@ void Merger::merge_round(Stage stage, std::span<Item* const> round) {
       } else if (p.dead_letter) {
         count("backbone_dead_lettered_events_total", "Events dead-lettered");
         note_decided();
+        log_decision("merge.dead_letter", *p.item->out.event, {{"why", p.item->out.reason}});
       } else if (p.item->out.kind != Outcome::Kind::kGap) {  // a gap's commit parks it
         count("backbone_merged_events_total", "Events merged, by how", {{"kind", p.counter_kind}});
         if (!p.merged) published_.add(p.item->out.event->id());
+        log_decision(
+            "merge.decided", *p.item->out.event,
+            {{"kind", p.counter_kind ? p.counter_kind : "none"}, {"version", p.next_version}});
+      } else {
+        log_decision("merge.parked", *p.item->out.event, {{"why", p.item->out.reason}});
       }
     }
   }

@@ -65,6 +65,7 @@
 #include <vector>
 
 #include "backbone/event_store.h"
+#include "backbone/log.h"
 #include "backbone/metrics.h"
 #include "backbone/streaming_consumer.h"
 #include "backbone/topology.h"
@@ -219,6 +220,9 @@ class Merger {
   AuditDraft retry_entry(const Event& event, const std::string& failure, const std::string& reason,
                          int attempt);
   void count(const char* name, const char* help, Labels labels = {}, double n = 1);
+  // A debug line (`-v`) about an event: `what` with env, event and record, then `more`.
+  void log_decision(std::string_view what, const Event& event,
+                    std::initializer_list<log::Field> more);
   void note_published(const RecordKey& record, uint64_t version);
   // Wakes those waiting for a version or an event (merges_ grows).
   void note_decided();

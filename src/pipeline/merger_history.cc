@@ -13,6 +13,17 @@ using nlohmann::json;
 
 }  // namespace
 
+void Merger::log_decision(std::string_view what, const Event& event,
+                          std::initializer_list<log::Field> more) {
+  if (!log::enabled(log::Level::kDebug)) return;
+  // The common fields first, then `more`, in one line.
+  const std::string record = event.record_type() + "/" + event.record_id();
+  const std::string id = event.id().str();
+  std::vector<log::Field> fields = {{"env", d_.env}, {"event", id}, {"record", record}};
+  fields.insert(fields.end(), more.begin(), more.end());
+  log::write_fields(log::Level::kDebug, what, fields);
+}
+
 void Merger::count(const char* name, const char* help, Labels labels, double n) {
   if (!d_.metrics || n == 0) return;
   labels["env"] = d_.env;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "backbone/log.h"
+#include "core/json_internal.h"
 #include "pipeline/dlq.h"
 #include "pipeline/messages.h"
 
@@ -255,32 +257,63 @@ Result<DlqEntry> EnvironmentPipeline::dlq_show(const EventId& id) {
   return show_dead_letter(*ingest_store_, id);
 }
 
-Result<void> EnvironmentPipeline::dlq_replay(const EventId& id) {
-  auto entry = dlq_show(id);
-  if (!entry.ok()) return entry.error();
-  const Event& ev = entry->event.event;
+Result<void> EnvironmentPipeline::send_back(const DlqEntry& entry, const std::string& detail) {
+  const Event& ev = entry.event.event;
   std::lock_guard lock(ingest_mu_);
-  AuditDraft replayed{ev.id(), ev.record_key(), AuditAction::kReplayed, ev.fingerprint(),
-                      std::string("{\"from\":\"dlq\"}")};
+  AuditDraft replayed{ev.id(), ev.record_key(), AuditAction::kReplayed, ev.fingerprint(), detail};
   auto a = ingest_store_->append_audit(std::span(&replayed, 1));
   if (!a.ok()) return a.error();
   OutgoingMessage m = raw_message(ev);
   auto published = publisher_->publish(TopicFamily::kRaw, std::span(&m, 1));
   if (!published.ok()) return published.error();
+  log::debug("dlq.replay", {{"env", o_.env},
+                            {"event", ev.id().str()},
+                            {"record", ev.record_type() + "/" + ev.record_id()},
+                            {"detail", detail}});
   return {};
 }
 
-Result<size_t> EnvironmentPipeline::dlq_replay_all() {
-  auto all = dlq_list();
-  if (!all.ok()) return all.error();
-  // In the original order: history order, which is the order the events were sent in.
-  std::sort(all->begin(), all->end(), [](const DlqEntry& a, const DlqEntry& b) {
-    const Event& x = a.event.event;
-    const Event& y = b.event.event;
-    return std::make_pair(x.timestamp(), x.id()) < std::make_pair(y.timestamp(), y.id());
-  });
-  for (const DlqEntry& e : *all) BACKBONE_TRY(dlq_replay(e.event.event.id()));
-  return all->size();
+Result<void> EnvironmentPipeline::dlq_replay(const EventId& id, const std::string& actor) {
+  auto entry = dlq_show(id);
+  if (!entry.ok()) return entry.error();
+  return send_back(*entry, json_internal::canonical_text({{"from", "dlq"}, {"by", actor}}));
+}
+
+Result<std::vector<DlqEntry>> EnvironmentPipeline::dlq_replay_all(const DlqFilter& filter,
+                                                                  bool dry_run,
+                                                                  const std::string& actor) {
+  auto chosen = select_dead_letters(*ingest_store_, filter);
+  if (!chosen.ok()) return chosen.error();
+  if (dry_run) return chosen;
+  const std::string detail = json_internal::canonical_text({{"from", "dlq"}, {"by", actor}});
+  for (const DlqEntry& e : *chosen) BACKBONE_TRY(send_back(e, detail));
+  return chosen;
+}
+
+Result<void> EnvironmentPipeline::dlq_resolve(const EventId& id, DlqResolution how,
+                                              const std::string& actor, const std::string& note) {
+  auto entry = dlq_show(id);
+  if (!entry.ok()) return entry.error();
+  if (how == DlqResolution::kAccept) {
+    return send_back(
+        *entry, json_internal::canonical_text(
+                    {{"from", "dlq"}, {"resolution", "accept"}, {"by", actor}, {"note", note}}));
+  }
+  const Event& ev = entry->event.event;
+  AuditDraft closed{ev.id(), ev.record_key(), AuditAction::kDeadLettered, ev.fingerprint(),
+                    json_internal::canonical_text(
+                        {{"reason", "discarded by " + actor + (note.empty() ? "" : ": " + note)},
+                         {"resolution", "discarded"},
+                         {"by", actor},
+                         {"note", note},
+                         {"stage", dlq_stage(*entry)}})};
+  auto a = ingest_store_->append_audit(std::span(&closed, 1));
+  if (!a.ok()) return a.error();
+  log::debug("dlq.discard", {{"env", o_.env},
+                             {"event", ev.id().str()},
+                             {"record", ev.record_type() + "/" + ev.record_id()},
+                             {"by", actor}});
+  return {};
 }
 
 }  // namespace backbone::pipeline

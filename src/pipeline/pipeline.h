@@ -103,16 +103,28 @@ class EnvironmentPipeline {
   // `dead_lettered`.
   Result<std::vector<DlqEntry>> dlq_list();
   Result<DlqEntry> dlq_show(const EventId& id);
-  // Audits `replayed` and publishes the event to the raw topic again; `--all` replays in
-  // history order.
-  Result<void> dlq_replay(const EventId& id);
-  Result<size_t> dlq_replay_all();
+  // Audits `replayed` (with `actor`, who asked) and publishes the event to the raw topic
+  // again: the merge stage decides it afresh. kNotFound when it is not an open dead letter.
+  Result<void> dlq_replay(const EventId& id, const std::string& actor);
+  // Replays the dead letters `filter` takes, in history order; with `dry_run`, only says which
+  // and in which order.
+  Result<std::vector<DlqEntry>> dlq_replay_all(const DlqFilter& filter, bool dry_run,
+                                               const std::string& actor);
+  // Resolves a dead letter for good. Accept: audits `replayed` with "resolution": "accept" and
+  // sends it back; the merge stage then applies its change on the record's current version,
+  // whatever its base, audited `merged` of kind "accepted". Discard: a last `dead_lettered`
+  // entry with "resolution": "discarded" closes it, its change not applied. `note` says why.
+  enum class DlqResolution { kAccept, kDiscard };
+  Result<void> dlq_resolve(const EventId& id, DlqResolution how, const std::string& actor,
+                           const std::string& note);
 
   EventStore& merge_store() { return *merge_store_; }
   EventStore& ingest_store() { return *ingest_store_; }
   Merger& merger() { return *merger_; }
 
  private:
+  // Audits `replayed` with `detail` and publishes the dead letter's event to the raw topic.
+  Result<void> send_back(const DlqEntry& entry, const std::string& detail);
   explicit EnvironmentPipeline(PipelineOptions o) : o_(std::move(o)) {}
   Result<size_t> drain(const std::string& subscription, bool raw);
   // One ingest call waiting for its group's store commit and publish.

@@ -45,6 +45,7 @@ Result<IngestBody> parse_ingest_body(std::string_view body, size_t max_batch);
 void add_event_routes(http::Router& s, App& app);
 void add_record_routes(http::Router& s, App& app);
 void add_admin_routes(http::Router& s, App& app);
+void add_dlq_routes(http::Router& s, App& app);
 void add_subscription_routes(http::Router& s, App& app);
 void add_health_routes(http::Router& s, App& app);
 

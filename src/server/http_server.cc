@@ -1,5 +1,9 @@
 #include "server/http_server.h"
 
+#include <chrono>
+
+#include "backbone/log.h"
+
 #include "server/http.h"
 
 namespace backbone::server {
@@ -24,6 +28,7 @@ HttpServer::HttpServer(App& app) : app_(app) {
   add_event_routes(s, app);
   add_record_routes(s, app);
   add_admin_routes(s, app);
+  add_dlq_routes(s, app);
   add_subscription_routes(s, app);
   add_health_routes(s, app);
   // Answers that no route wrote a body for (unknown path, body too large, a malformed request,
@@ -59,12 +64,24 @@ HttpServer::HttpServer(App& app) : app_(app) {
     send_error(res, make_error(code, message));
     res.status = status;
   });
+  // The access log (info) and the request counter. The duration runs from the request's headers
+  // to its answer's (a stream's first) bytes being ready; the query is left out of the line.
   s.set_logger([&app](const http::HttpRequest& req, const http::HttpResponse& res) {
+    const std::string method = req.method.empty() ? "-" : req.method;
     app.metrics()
         .counter("backbone_http_requests_total", "HTTP requests by method and status",
-                 {{"method", req.method.empty() ? "-" : req.method},
-                  {"status", std::to_string(res.status)}})
+                 {{"method", method}, {"status", std::to_string(res.status)}})
         .inc();
+    if (!log::enabled(log::Level::kInfo)) return;
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.received)
+            .count();
+    log::info("http.request", {{"method", method},
+                               {"path", req.path.empty() ? "-" : req.path},
+                               {"status", res.status},
+                               {"ms", ms},
+                               {"bytes", static_cast<uint64_t>(res.body.size())},
+                               {"remote", req.remote_address}});
   });
   listener_ = std::make_unique<http::HttpListener>(router_, listener_options(app.config()));
 }

@@ -1,5 +1,4 @@
-// GET /v1/envs/{env}/topology, GET /v1/envs/{env}/cluster, GET /v1/envs/{env}/dlq,
-// POST /v1/envs/{env}/dlq/{id}:replay, GET|POST /v1/envs/{env}/tokens,
+// GET /v1/envs/{env}/topology, GET /v1/envs/{env}/cluster, GET|POST /v1/envs/{env}/tokens,
 // POST /v1/envs/{env}/tokens/{id}:revoke, GET /v1/envs/{env}/admin-audit.
 #include <limits>
 #include <map>
@@ -64,41 +63,6 @@ void add_admin_routes(http::Router& s, App& app) {
           out["buckets"] = keeper->buckets();  // also before the first heartbeat read the leases
           send_json(res, 200, out);
         });
-
-  s.get(R"(/v1/envs/([^/]+)/dlq)", [&app](const http::HttpRequest& req, http::HttpResponse& res) {
-    auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
-    if (!p.ok()) return send_error(res, p.error());
-    auto list = (*p)->dlq_list();
-    if (!list.ok()) return send_error(res, list.error());
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& e : *list) {
-      out.push_back(
-          {{"event", nlohmann::json::parse(event_to_json(e.event.event))},
-           {"dead_lettered_at", e.dead_lettered.created_at.to_rfc3339()},
-           {"detail", e.dead_lettered.detail ? nlohmann::json::parse(*e.dead_lettered.detail)
-                                             : nlohmann::json(nullptr)}});
-    }
-    send_json(res, 200, {{"dead_letters", out}});
-  });
-
-  s.post(R"(/v1/envs/([^/]+)/dlq/([^/:]+):replay)",
-         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
-           auto p = authorize(app, req, req.matches[1], auth::Permission::kAdmin);
-           if (!p.ok()) return send_error(res, p.error());
-           auto id = EventId::parse(req.matches[2]);
-           if (!id.ok())
-             return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "id"));
-           auto who = app.tokens().authenticate_bearer(req.header("Authorization"));
-           if (!who.ok()) return send_error(res, who.error());
-           auto r = (*p)->dlq_replay(*id);
-           if (!r.ok()) return send_error(res, r.error());
-           if (auto rec = app.record_admin(req.matches[1], who->actor(), "dlq.replay", id->str(),
-                                           std::nullopt, "the event was replayed");
-               !rec.ok()) {
-             return send_error(res, rec.error());
-           }
-           send_json(res, 202, {{"replayed", id->str()}});
-         });
 
   // The admin audit (doc/tokens.md): ?after=ID&limit=N (at most 1000, default 100).
   s.get(R"(/v1/envs/([^/]+)/admin-audit)", [&app](const http::HttpRequest& req,

@@ -1,24 +1,13 @@
 // GET /v1/envs/{env}/records/{type}/{id} (?min_version, wait_ms: waits for a version),
-// .../events (ordered history) and .../audit.
+// .../events (ordered history), .../audit and .../timeline (pipeline/timeline.h).
 #include <limits>
 
 #include "backbone/event_json.h"
+#include "pipeline/timeline.h"
 #include "server/http.h"
 
 namespace backbone::server {
 namespace {
-
-nlohmann::json audit_json(const AuditEntry& a) {
-  return {{"id", a.id.str()},
-          {"event_id", a.event_id.str()},
-          {"record_type", a.record.record_type},
-          {"record_id", a.record.record_id},
-          {"action", audit_action_name(a.action)},
-          {"fingerprint", a.fingerprint},
-          {"chain_hash", a.chain_hash},
-          {"detail", a.detail ? nlohmann::json::parse(*a.detail) : nlohmann::json(nullptr)},
-          {"created_at", a.created_at.to_rfc3339()}};
-}
 
 Result<RecordKey> record_key(const http::HttpRequest& req) {
   RecordKey k{req.matches[2], req.matches[3]};
@@ -85,9 +74,21 @@ void add_record_routes(http::Router& s, App& app) {
     if (!key.ok()) return send_error(res, key.error());
     auto a = (*p)->ingest_store().audit_for_record(*key);
     if (!a.ok()) return send_error(res, a.error());
-    nlohmann::json entries = nlohmann::json::array();
-    for (const auto& e : *a) entries.push_back(audit_json(e));
-    send_json(res, 200, {{"audit", entries}});
+    std::string out = "{\"audit\":[";
+    for (size_t i = 0; i < a->size(); ++i) out += (i ? "," : "") + audit_entry_to_json((*a)[i]);
+    res.status = 200;
+    res.set_content(out + "]}", "application/json");
+  });
+  // The record's timeline: each event with its merge decision and audit entries.
+  s.get(base + "/timeline", [&app](const http::HttpRequest& req, http::HttpResponse& res) {
+    auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
+    if (!p.ok()) return send_error(res, p.error());
+    auto key = record_key(req);
+    if (!key.ok()) return send_error(res, key.error());
+    auto t = pipeline::record_timeline((*p)->ingest_store(), *key);
+    if (!t.ok()) return send_error(res, t.error());
+    res.status = 200;
+    res.set_content(pipeline::timeline_to_json(*key, *t), "application/json");
   });
 }
 

@@ -201,19 +201,24 @@ void HttpTarget::use_for(VerifyInput& in) {
     return out;
   };
   in.dead_letters = [this]() -> Result<std::vector<std::optional<std::string>>> {
-    const std::string path = "/v1/envs/" + env_ + "/dlq";
-    auto r = client_->Get(path, headers(auth_));
-    if (!r || r->status != 200) return http_error("GET " + path, r);
-    const std::string what = "GET " + path;
-    BACKBONE_ASSIGN_OR_RETURN(const json got, answer_body(what, r));
-    BACKBONE_ASSIGN_OR_RETURN(const json* letters, array_field(got, "dead_letters", what));
+    // A page of at most 1000 at a time, until a short one.
+    constexpr size_t kPage = 1000;
     std::vector<std::optional<std::string>> out;
-    for (const auto& d : *letters) {
-      BACKBONE_ASSIGN_OR_RETURN(const json event, field<json>(d, "event", what));
-      BACKBONE_ASSIGN_OR_RETURN(std::string id, field<std::string>(event, "id", what));
-      out.push_back(std::move(id));
+    for (size_t offset = 0;; offset += kPage) {
+      const std::string path = "/v1/envs/" + env_ + "/dlq?limit=" + std::to_string(kPage) +
+                               "&offset=" + std::to_string(offset);
+      auto r = client_->Get(path, headers(auth_));
+      if (!r || r->status != 200) return http_error("GET " + path, r);
+      const std::string what = "GET " + path;
+      BACKBONE_ASSIGN_OR_RETURN(const json got, answer_body(what, r));
+      BACKBONE_ASSIGN_OR_RETURN(const json* letters, array_field(got, "dead_letters", what));
+      for (const auto& d : *letters) {
+        BACKBONE_ASSIGN_OR_RETURN(const json event, field<json>(d, "event", what));
+        BACKBONE_ASSIGN_OR_RETURN(std::string id, field<std::string>(event, "id", what));
+        out.push_back(std::move(id));
+      }
+      if (letters->size() < kPage) return out;
     }
-    return out;
   };
 }
 

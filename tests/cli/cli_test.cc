@@ -88,20 +88,38 @@ TEST_F(Cli, PublishPrintsIdsAndFingerprintsAndHistoryShowsThem) {
 
   auto history = run("events history contact 42 --json");
   ASSERT_EQ(history.status, 0) << history.err;
-  auto h = nlohmann::json::parse(history.out);
+  auto h = nlohmann::json::parse(history.out)["events"];
   ASSERT_EQ(h.size(), 2u);
-  EXPECT_EQ(h[0]["id"], id);
-  EXPECT_EQ(h[1]["base_version"], 1);
+  EXPECT_EQ(h[0]["event"]["id"], id);
+  EXPECT_EQ(h[1]["event"]["base_version"], 1);
+  EXPECT_EQ(h[0]["decision"], "pending");  // nothing merges without `serve`
+  EXPECT_EQ(h[0]["audit"][0]["action"], "ingested");
 
   auto dup = run("publish --json", event_line());
   ASSERT_EQ(dup.status, 0) << dup.err;
   auto d = nlohmann::json::parse(dup.out);
   EXPECT_EQ(d["events"][0]["duplicate"], true);
   EXPECT_EQ(d["events"][0]["id"], id);
+  auto text = run("events history contact 42");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("v0->       pending +1 dup"), std::string::npos) << text.out;
 
   auto verify = run("audit verify");
   EXPECT_EQ(verify.status, 0) << verify.err;
   EXPECT_NE(verify.out.find("3 entries verified"), std::string::npos) << verify.out;
+
+  // The record's audit entries: two ingested, one duplicate, in order.
+  auto audit = run("--json record contact 42 --audit");
+  ASSERT_EQ(audit.status, 0) << audit.err;
+  const auto entries = nlohmann::json::parse(audit.out)["audit"];
+  ASSERT_EQ(entries.size(), 3u) << audit.out;
+  EXPECT_EQ(entries[0]["action"], "ingested");
+  EXPECT_EQ(entries[0]["event_id"], id);
+  EXPECT_EQ(entries[2]["action"], "duplicate");
+  auto trail = run("record contact 42 --audit");
+  ASSERT_EQ(trail.status, 0) << trail.err;
+  EXPECT_NE(trail.out.find("duplicate"), std::string::npos) << trail.out;
+  EXPECT_EQ(run("record contact 43 --audit").status, 3);
 }
 
 TEST_F(Cli, BadInputNamesTheLineAndFieldAndWritesNothing) {
@@ -153,8 +171,10 @@ TEST_F(Cli, ErrorsComeBackAsJsonWithJson) {
 
 TEST_F(Cli, UnknownEnvironmentsAndBadIdsAreRefused) {
   ASSERT_EQ(run("migrate").status, 0);
+  // An unknown environment is bad input (2), as the README's table of exit statuses says.
   auto env = run("--env staging events history contact 42");
-  EXPECT_EQ(env.status, 3);
+  EXPECT_EQ(env.status, 2);
+  EXPECT_NE(env.err.find("--env"), std::string::npos) << env.err;
   EXPECT_NE(env.err.find("unknown environment \"staging\""), std::string::npos) << env.err;
   auto id = run("events get 01a2205c-D11C-7327-b6d6-f43dd781f1e7");
   EXPECT_EQ(id.status, 2);
@@ -275,6 +295,68 @@ TEST_F(Cli, EveryCommandHasHelp) {
   ASSERT_EQ(v.status, 0);
   EXPECT_TRUE(nlohmann::json::parse(v.out).contains("version"));
   EXPECT_NE(run("frobnicate").status, 0);
+}
+
+// Errors of the arguments themselves: they name the command at fault and what it takes, exit 2,
+// and come as JSON with --json wherever it stands.
+TEST_F(Cli, ArgumentErrorsNameTheCommandAndHonourJson) {
+  auto unknown = run("frobnicate");
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.err.find("unknown command \"frobnicate\" for backbone; the commands are "
+                             "migrate, publish"),
+            std::string::npos)
+      << unknown.err;
+  auto nested = run("dlq frob");
+  EXPECT_EQ(nested.status, 2);
+  EXPECT_NE(nested.err.find("unknown command \"frob\" for backbone dlq; the commands are list, "
+                            "show, replay, resolve"),
+            std::string::npos)
+      << nested.err;
+  auto bare = run("dlq");
+  EXPECT_EQ(bare.status, 2);
+  EXPECT_NE(bare.err.find("backbone dlq needs a command: one of list, show, replay, resolve"),
+            std::string::npos)
+      << bare.err;
+  auto format = run("--log-format yaml version");
+  EXPECT_EQ(format.status, 2);
+  EXPECT_NE(format.err.find("--log-format: must be text, logfmt or json"), std::string::npos)
+      << format.err;
+  for (const char* args : {"--json dlq replay a b", "dlq list --bogus --json", "--json frobnicate",
+                           "events get --json"}) {
+    auto r = run(args);
+    EXPECT_EQ(r.status, 2) << args;
+    auto j = nlohmann::json::parse(r.err, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << args << ": " << r.err;
+    EXPECT_EQ(j["error"]["code"], "invalid_argument") << args;
+    EXPECT_FALSE(j["error"]["message"].get<std::string>().empty()) << args;
+  }
+}
+
+TEST_F(Cli, DlqReplaySaysWhatItNeedsAndAnswersJson) {
+  ASSERT_EQ(run("migrate").status, 0);
+  auto neither = run("dlq replay");
+  EXPECT_EQ(neither.status, 2);
+  EXPECT_NE(neither.err.find("give the id of the event to replay, or --all"), std::string::npos)
+      << neither.err;
+  auto both = run("dlq replay 01a2205c-d11c-7327-b6d6-f43dd781f1e7 --all");
+  EXPECT_EQ(both.status, 2);
+  EXPECT_NE(both.err.find("not both"), std::string::npos) << both.err;
+  ASSERT_EQ(run("provision").status, 0);
+  auto all = run("--json dlq replay --all");
+  ASSERT_EQ(all.status, 0) << all.err;
+  auto j = nlohmann::json::parse(all.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << all.out;
+  EXPECT_EQ(j["env"], "sandbox");
+  EXPECT_EQ(j["replayed"], 0);
+}
+
+TEST_F(Cli, AnEventThatChangesNothingIsRefused) {
+  ASSERT_EQ(run("migrate").status, 0);
+  auto r = run("publish", event_line("contact", "{}"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("line 1: changes: must name at least one field"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(rows("events"), 0);
 }
 
 }  // namespace

@@ -102,7 +102,7 @@ TEST_F(MergeRules, ABaseAheadOfTheRecordIsAGap) {
 }
 
 TEST_F(MergeRules, ADamagedStoredRecordIsDataLoss) {
-  auto d = decide_merge(event(1, "{}"), RecordState{1, "[1]", "{}"}, settings_, nullptr);
+  auto d = decide_merge(event(1, R"({"a":1})"), RecordState{1, "[1]", "{}"}, settings_, nullptr);
   EXPECT_EQ(d.code(), Errc::kDataLoss);
 }
 

@@ -693,7 +693,7 @@ TEST_F(PipelineTest, AReplayedDeadLetterMergesOnceItCan) {
   ingest({draft("1", 1, R"({"v":1})")});
   step();
   EXPECT_EQ(record("1")->version, 2u);
-  ASSERT_TRUE(pipeline_->dlq_replay(e[1].id).ok());
+  ASSERT_TRUE(pipeline_->dlq_replay(e[1].id, "test").ok());
   step();
   EXPECT_EQ(record("1")->version, 3u);
   EXPECT_EQ(record("1")->state, R"({"v":2})");
@@ -701,7 +701,67 @@ TEST_F(PipelineTest, AReplayedDeadLetterMergesOnceItCan) {
   auto acts = actions(e[1].id);
   EXPECT_EQ(acts.back(), AuditAction::kMerged);
   EXPECT_NE(std::find(acts.begin(), acts.end(), AuditAction::kReplayed), acts.end());
-  EXPECT_EQ(pipeline_->dlq_replay(e[1].id).code(), Errc::kNotFound);
+  EXPECT_EQ(pipeline_->dlq_replay(e[1].id, "test").code(), Errc::kNotFound);
+  EXPECT_TRUE(verify_audit_chain(pipeline_->merge_store())->ok);
+}
+
+// A `reject` conflict comes back as a conflict when replayed; resolving it ends it: accepted, its
+// change applies on the current version (audited `merged`, kind accepted, and published);
+// discarded, it leaves the DLQ unapplied. Either way it is out of the DLQ for good, and a
+// rebuild of the records agrees.
+TEST_F(PipelineTest, AConflictIsResolvedByAcceptingOrDiscardingIt) {
+  auto e = ingest({draft("1", 0, R"({"a":1,"b":1})"), draft("1", 1, R"({"a":2})"),
+                   draft("1", 1, R"({"a":3,"c":3})"),  // a moved since v1: rejected
+                   draft("2", 0, R"({"x":1})"), draft("2", 1, R"({"x":2})"),
+                   draft("2", 1, R"({"x":3})")});  // rejected too
+  step();
+  ASSERT_EQ(pipeline_->dlq_list()->size(), 2u);
+  (void)drain("events.merged.sandbox.audit");
+
+  // A replay meets the same conflict.
+  ASSERT_TRUE(pipeline_->dlq_replay(e[2].id, "test").ok());
+  step();
+  ASSERT_EQ(pipeline_->dlq_list()->size(), 2u);
+
+  // The dry run of a bulk replay names them in history order, and changes nothing.
+  auto preview = pipeline_->dlq_replay_all({}, true, "test");
+  ASSERT_TRUE(preview.ok());
+  ASSERT_EQ(preview->size(), 2u);
+  EXPECT_EQ((*preview)[0].event.event.id(), e[2].id);
+  EXPECT_EQ((*preview)[1].event.event.id(), e[5].id);
+  pipeline::DlqFilter only_2;
+  only_2.reason = "conflict";
+  only_2.since = Timestamp::from_micros(0);
+  EXPECT_EQ(pipeline_->dlq_replay_all(only_2, true, "test")->size(), 2u);
+  pipeline::DlqFilter deals;
+  deals.record_type = "deal";
+  EXPECT_TRUE(pipeline_->dlq_replay_all(deals, true, "test")->empty());
+
+  using R = pipeline::EnvironmentPipeline::DlqResolution;
+  ASSERT_TRUE(
+      pipeline_->dlq_resolve(e[2].id, R::kAccept, "token 7 (ops)", "the CRM is right").ok());
+  ASSERT_TRUE(pipeline_->dlq_resolve(e[5].id, R::kDiscard, "token 7 (ops)", "stale").ok());
+  EXPECT_TRUE(pipeline_->dlq_list()->empty());  // accepted: replayed; discarded: closed
+  step();
+  EXPECT_TRUE(pipeline_->dlq_list()->empty());
+  // Accepted: on v2 ({"a":2,"b":1}), its whole change.
+  EXPECT_EQ(record("1")->version, 3u);
+  EXPECT_EQ(record("1")->state, R"({"a":3,"b":1,"c":3})");
+  auto merged = drain("events.merged.sandbox.audit");
+  ASSERT_EQ(merged.size(), 1u);
+  EXPECT_NE(merged[0].data.find("\"accepted\""), std::string::npos) << merged[0].data;
+  auto acts = actions(e[2].id);
+  EXPECT_EQ(acts.back(), AuditAction::kMerged);
+  // Discarded: the record stays as it was.
+  EXPECT_EQ(record("2")->version, 2u);
+  EXPECT_EQ(record("2")->state, R"({"x":2})");
+  EXPECT_EQ(actions(e[5].id).back(), AuditAction::kDeadLettered);
+  // Neither can be resolved again.
+  EXPECT_EQ(pipeline_->dlq_resolve(e[2].id, R::kDiscard, "x", "").code(), Errc::kNotFound);
+  EXPECT_EQ(pipeline_->dlq_resolve(e[5].id, R::kAccept, "x", "").code(), Errc::kNotFound);
+  auto rebuilt = pipeline::rebuild_records(pipeline_->merge_store(), false);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().describe();
+  EXPECT_TRUE(rebuilt->matches());
   EXPECT_TRUE(verify_audit_chain(pipeline_->merge_store())->ok);
 }
 

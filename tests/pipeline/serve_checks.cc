@@ -57,7 +57,8 @@ std::string wait_drained(int port, const std::string& token, const std::string& 
     if (!r || r->status != 200) {
       left = "the topology route: " + (r ? r->body : std::string("no answer"));
     } else {
-      for (const auto& s : json::parse(r->body)["subscriptions"]) {
+      const json topology = json::parse(r->body);
+      for (const auto& s : topology["subscriptions"]) {
         const auto& b = s["backlog"];
         if (s["name"] == merge_sub &&
             b["undelivered"].get<int>() + b["in_flight"].get<int>() != 0) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "http/raw_connection.h"
 #include "server/app.h"
 #include "server/http_server.h"
 #include "server/local_config.h"
@@ -103,6 +104,40 @@ TEST_F(HttpApi, APostedEventIsMergedAndReadBack) {
   }
 }
 
+// The timeline route: each event of a record with the decision the audit log records for it.
+TEST_F(HttpApi, TheTimelineShowsEachEventsMergeDecision) {
+  const std::string batch =
+      "[" + event("t1", 0, R"({"a":1})") + "," + event("t1", 1, R"({"b":1})") + "," +
+      event("t1", 1, R"({"c":1})") + "," +  // an older base, on a field nobody changed: rebased
+      event("t1", 1, R"({"b":5})") + "," +  // b changed at v2, after its base: a conflict
+      event("t1", 9, R"({"d":1})") + "]";   // based on a version not there yet: parked
+  ASSERT_EQ(post("/v1/envs/sandbox/events", batch, sandbox_)->status, 201);
+  ASSERT_EQ(post("/v1/envs/sandbox/events", event("t1", 0, R"({"a":1})"), sandbox_)->status, 201);
+  step();
+  auto r = get("/v1/envs/sandbox/records/contact/t1/timeline", sandbox_);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json t = json::parse(r->body);
+  EXPECT_EQ(t["record_id"], "t1");
+  const json& events = t["events"];
+  ASSERT_EQ(events.size(), 5u) << r->body;
+  const std::vector<std::pair<std::string, json>> want = {{"fast-forward", 1},
+                                                          {"fast-forward", 2},
+                                                          {"rebased", 3},
+                                                          {"dead-lettered", nullptr},
+                                                          {"parked", nullptr}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(events[i]["decision"], want[i].first) << i << ": " << events[i].dump();
+    EXPECT_EQ(events[i]["version"], want[i].second) << i;
+    EXPECT_EQ(events[i]["audit"][0]["action"], "ingested") << i;
+  }
+  EXPECT_EQ(events[0]["duplicates"], 1);
+  EXPECT_NE(events[3]["reason"].get<std::string>().find("conflict"), std::string::npos)
+      << events[3].dump();
+  EXPECT_EQ(get("/v1/envs/sandbox/records/contact/t1/timeline", read_only_)->status, 200);
+  EXPECT_EQ(get("/v1/envs/sandbox/records/contact/t1/timeline", production_)->status, 403);
+  EXPECT_EQ(get("/v1/envs/sandbox/records/Bad/t1/timeline", sandbox_)->status, 400);
+}
+
 TEST_F(HttpApi, ABatchIsStoredWholeAndMarksDuplicates) {
   const std::string batch = "[" + event("1", 0, R"({"a":1})") + "," + event("1", 1, R"({"a":2})") +
                             "," + event("1", 0, R"({"a":1})") + "]";
@@ -151,7 +186,8 @@ TEST_F(HttpApi, BadRequestsGetTheirStatusAndChangeNothing) {
       {"bad item in a batch", 400, "invalid_argument",
        [&] {
          return post("/v1/envs/sandbox/events",
-                     "[" + event("3", 0, "{}") + "," + event("Bad Id\\n", 0, "{}") + "]", sandbox_);
+                     "[" + event("3", 0, R"({"a":1})") + "," + event("Bad Id\\n", 0, "{}") + "]",
+                     sandbox_);
        },
        "events[1].record_id"},
       {"unknown environment", 404, "not_found",
@@ -236,8 +272,14 @@ TEST_F(HttpApi, DeadLettersAreListedAndReplayed) {
   auto dl = json::parse(list->body)["dead_letters"];
   ASSERT_EQ(dl.size(), 1u);
   EXPECT_EQ(dl[0]["event"]["id"], rejected);
-  auto replay = post("/v1/envs/sandbox/dlq/" + rejected + ":replay", "", sandbox_);
-  EXPECT_EQ(replay->status, 202) << replay->body;
+  // As `curl -X POST` sends it: no body, no Content-Length. (cpp-httplib answered it 400.)
+  RawConnection raw;
+  ASSERT_TRUE(raw.connect(http_->port()));
+  ASSERT_TRUE(raw.send("POST /v1/envs/sandbox/dlq/" + rejected +
+                       ":replay HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + sandbox_ +
+                       "\r\nConnection: close\r\n\r\n"));
+  const std::string answer = raw.receive_until("\r\n\r\n", 10'000);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 202", 0), 0u) << answer;
   EXPECT_EQ(post("/v1/envs/sandbox/dlq/" + rejected + ":replay", "", read_only_)->status, 403);
   step();  // it conflicts again under `reject`: back in the DLQ
   EXPECT_EQ(json::parse(get("/v1/envs/sandbox/dlq", sandbox_)->body)["dead_letters"].size(), 1u);
@@ -253,6 +295,78 @@ TEST_F(HttpApi, DeadLettersAreListedAndReplayed) {
   size_t replays = 0;
   for (const auto& a : acts) replays += a["action"] == "dlq.replay";
   EXPECT_EQ(replays, 1u);
+}
+
+// The DLQ routes an operator resolves with: filtered and paged lists, one with its history, a
+// dry run of a bulk replay, and accept and discard, each in the admin audit.
+TEST_F(HttpApi, DeadLettersAreFilteredPreviewedAndResolved) {
+  std::string batch = "[";
+  for (int r = 0; r < 3; ++r) {
+    const std::string id = "c" + std::to_string(r);
+    batch += (r ? "," : "") + event(id, 0, R"({"a":1})") + "," + event(id, 1, R"({"a":2})") + "," +
+             event(id, 1, R"({"a":3})");  // a conflict under `reject`
+  }
+  auto posted = post("/v1/envs/sandbox/events", batch + "]", sandbox_);
+  ASSERT_EQ(posted->status, 201) << posted->body;
+  const json ids = json::parse(posted->body)["events"];
+  step();
+  auto all = get("/v1/envs/sandbox/dlq?limit=2", sandbox_);
+  ASSERT_EQ(all->status, 200) << all->body;
+  EXPECT_EQ(json::parse(all->body)["total"], 3);
+  EXPECT_EQ(json::parse(all->body)["dead_letters"].size(), 2u);
+  EXPECT_EQ(
+      json::parse(get("/v1/envs/sandbox/dlq?offset=2", sandbox_)->body)["dead_letters"].size(), 1u);
+  EXPECT_EQ(
+      json::parse(get("/v1/envs/sandbox/dlq?stage=merge&reason=conflict", sandbox_)->body)["total"],
+      3);
+  EXPECT_EQ(json::parse(get("/v1/envs/sandbox/dlq?record_type=deal", sandbox_)->body)["total"], 0);
+  EXPECT_EQ(get("/v1/envs/sandbox/dlq?stage=later", sandbox_)->status, 400);
+  EXPECT_EQ(get("/v1/envs/sandbox/dlq?since=yesterday", sandbox_)->status, 400);
+  const std::string first = ids[2]["id"], second = ids[5]["id"], third = ids[8]["id"];
+  auto one = get("/v1/envs/sandbox/dlq/" + first, sandbox_);
+  ASSERT_EQ(one->status, 200) << one->body;
+  EXPECT_EQ(json::parse(one->body)["reason"].get<std::string>().rfind("conflict", 0), 0u);
+  EXPECT_FALSE(json::parse(one->body)["audit"].empty());
+
+  auto dry = post("/v1/envs/sandbox/dlq:replay?dry_run=true", "", sandbox_);
+  ASSERT_EQ(dry->status, 200) << dry->body;
+  const json preview = json::parse(dry->body);
+  EXPECT_EQ(preview["dry_run"], true);
+  ASSERT_EQ(preview["dead_letters"].size(), 3u);
+  EXPECT_EQ(preview["dead_letters"][0]["event"]["id"], first);  // history order
+  EXPECT_EQ(json::parse(get("/v1/envs/sandbox/dlq", sandbox_)->body)["total"], 3);
+  EXPECT_EQ(post("/v1/envs/sandbox/dlq:replay?dry_run=true", "", read_only_)->status, 403);
+  EXPECT_EQ(post("/v1/envs/sandbox/dlq:replay?dry_run=maybe", "", sandbox_)->status, 400);
+
+  auto resolve = [&](const std::string& id, const std::string& body) {
+    return post("/v1/envs/sandbox/dlq/" + id + ":resolve", body, sandbox_);
+  };
+  EXPECT_EQ(resolve(first, R"({"resolution":"later"})")->status, 400);
+  EXPECT_EQ(resolve(first, R"({"resolution":"accept","note":7})")->status, 400);
+  EXPECT_EQ(resolve(first, "{oops")->status, 400);
+  auto accepted = resolve(first, R"({"resolution":"accept","note":"the CRM is right"})");
+  ASSERT_EQ(accepted->status, 202) << accepted->body;
+  ASSERT_EQ(resolve(second, R"({"resolution":"discard"})")->status, 202);
+  EXPECT_EQ(resolve(second, R"({"resolution":"discard"})")->status, 404);
+  step();
+  EXPECT_EQ(json::parse(get("/v1/envs/sandbox/records/contact/c0", sandbox_)->body)["state"]["a"],
+            3);
+  EXPECT_EQ(json::parse(get("/v1/envs/sandbox/records/contact/c1", sandbox_)->body)["state"]["a"],
+            2);
+  const json left = json::parse(get("/v1/envs/sandbox/dlq", sandbox_)->body);
+  ASSERT_EQ(left["total"], 1);
+  EXPECT_EQ(left["dead_letters"][0]["event"]["id"], third);
+  const json timeline =
+      json::parse(get("/v1/envs/sandbox/records/contact/c0/timeline", sandbox_)->body);
+  EXPECT_EQ(timeline["events"][2]["decision"], "accepted");
+  EXPECT_EQ(json::parse(get("/v1/envs/sandbox/records/contact/c1/timeline", sandbox_)
+                            ->body)["events"][2]["decision"],
+            "discarded");
+  const json acts = json::parse(get("/v1/envs/sandbox/admin-audit", sandbox_)->body)["actions"];
+  std::vector<std::string> names;
+  for (const auto& a : acts) names.push_back(a["action"]);
+  EXPECT_NE(std::find(names.begin(), names.end(), "dlq.accept"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "dlq.discard"), names.end());
 }
 
 TEST_F(HttpApi, ASecondServerCannotTakeTheSamePort) {
