@@ -166,6 +166,13 @@ void run_stress(CliContext& ctx, const StressFlags& f) {
   verify.ordered = true;
   verify.ack_deadline_us = 600 * kSecond;
   if (auto r = broker.create_subscription(verify); !r.ok()) return ctx.fail(r.error());
+  // And one on the DLQ topic: the pipeline's DLQ inspector holds the inspect subscription's
+  // messages of open dead letters.
+  SubscriptionConfig dlq_verify;
+  dlq_verify.name = topology.topic_name(TopicFamily::kDlq, env) + ".stress-verify";
+  dlq_verify.topic = topology.topic_name(TopicFamily::kDlq, env);
+  dlq_verify.ack_deadline_us = 600 * kSecond;
+  if (auto r = broker.create_subscription(dlq_verify); !r.ok()) return ctx.fail(r.error());
 
   stress::Workload workload(f.workload);
   const auto& drafts = workload.events();
@@ -217,7 +224,7 @@ void run_stress(CliContext& ctx, const StressFlags& f) {
 
   stress::VerifyInput vi;
   vi.store = &pipe.merge_store();
-  stress::use_broker(vi, broker, verify.name, topology.subscription_for("inspect", env)->name);
+  stress::use_broker(vi, broker, verify.name, dlq_verify.name);
   vi.sent = ids;
   vi.poison = workload.poison();
   verify_and_report(ctx, f, env, workload, vi, ingest_s, total_s);

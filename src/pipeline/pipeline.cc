@@ -41,6 +41,14 @@ Result<std::unique_ptr<EnvironmentPipeline>> EnvironmentPipeline::open(const Pip
   if (!retry.ok()) return retry.error();
   p->raw_subscription_ = raw->name;
   p->retry_subscription_ = retry->name;
+  auto audit = o.topology->subscription_for("audit", o.env);
+  if (!audit.ok()) return audit.error();
+  auto inspect = o.topology->subscription_for("inspect", o.env);
+  if (!inspect.ok()) return inspect.error();
+  p->audit_subscription_ = audit->name;
+  p->inspect_subscription_ = inspect->name;
+  p->projector_ = std::make_unique<AuditProjector>(*p->merge_store_, o.metrics, o.env);
+  p->inspector_ = std::make_unique<DlqInspector>(*p->merge_store_);
   p->publisher_ = std::make_unique<EnvPublisher>(*o.broker, *o.topology, o.env, o.environments);
   MergerDeps deps;
   deps.store = p->merge_store_.get();
@@ -202,6 +210,22 @@ void EnvironmentPipeline::start() {
       opts, reporter(retry_subscription_));
   merge_consumer_->start();
   retry_consumer_->start();
+  if (o_.watchers) {
+    StreamingConsumer::Options w;
+    w.max_messages = kMergeBatch;
+    projector_consumer_ = std::make_unique<StreamingConsumer>(
+        *o_.broker, audit_subscription_,
+        StreamingConsumer::Handler(
+            [this](const ReceivedMessage& m) { return projector_->on_message(m); }),
+        w, reporter(audit_subscription_));
+    inspector_consumer_ = std::make_unique<StreamingConsumer>(
+        *o_.broker, inspect_subscription_,
+        StreamingConsumer::Handler(
+            [this](const ReceivedMessage& m) { return inspector_->on_message(m); }),
+        w, reporter(inspect_subscription_));
+    projector_consumer_->start();
+    inspector_consumer_->start();
+  }
   {
     std::lock_guard lk(relay_mu_);
     relay_stop_ = false;
@@ -218,8 +242,12 @@ void EnvironmentPipeline::stop() {
   if (relay_thread_.joinable()) relay_thread_.join();
   if (merge_consumer_) merge_consumer_->stop();
   if (retry_consumer_) retry_consumer_->stop();
+  if (projector_consumer_) projector_consumer_->stop();
+  if (inspector_consumer_) inspector_consumer_->stop();
   merge_consumer_.reset();
   retry_consumer_.reset();
+  projector_consumer_.reset();
+  inspector_consumer_.reset();
 }
 
 Result<size_t> EnvironmentPipeline::drain(const std::string& subscription, bool raw) {
@@ -235,6 +263,28 @@ Result<size_t> EnvironmentPipeline::drain(const std::string& subscription, bool 
       ++settled;
     }
   }
+}
+
+Result<size_t> EnvironmentPipeline::step_watchers() {
+  size_t settled = 0;
+  for (auto [subscription, handler] :
+       {std::pair<const std::string&, StreamingConsumer::Handler>{
+            audit_subscription_,
+            [this](const ReceivedMessage& m) { return projector_->on_message(m); }},
+        std::pair<const std::string&, StreamingConsumer::Handler>{
+            inspect_subscription_,
+            [this](const ReceivedMessage& m) { return inspector_->on_message(m); }}}) {
+    for (;;) {
+      auto got = o_.broker->pull(subscription, kMergeBatch);
+      if (!got.ok()) return got.error();
+      if (got->empty()) break;
+      for (const ReceivedMessage& m : *got) {
+        BACKBONE_TRY(settle(*o_.broker, subscription, m, handler(m)));
+        ++settled;
+      }
+    }
+  }
+  return settled;
 }
 
 Result<size_t> EnvironmentPipeline::step() {

@@ -33,6 +33,7 @@
 #include "core/group_commit.h"
 #include "pipeline/dlq.h"
 #include "pipeline/merger.h"
+#include "pipeline/watchers.h"
 
 namespace backbone::pipeline {
 
@@ -66,6 +67,9 @@ struct PipelineOptions {
   // in this process or another, takes it out itself.
   int64_t relay_interval_us = 2 * kSecond;
   int64_t relay_grace_us = 5 * kSecond;
+  // Whether start() also runs the watchers (watchers.h): the audit projector and the DLQ
+  // inspector. `serve` does; tools and benchmarks that own their subscriptions do not.
+  bool watchers = false;
 };
 
 struct IngestOutcome {
@@ -98,6 +102,9 @@ class EnvironmentPipeline {
   // Runs each stage once over what is deliverable now (for tests and tools on a manual clock);
   // returns how many deliveries were settled.
   Result<size_t> step();
+  // Runs the watchers once over what is deliverable now: the audit projector and the DLQ
+  // inspector (a manual clock's tests); returns how many messages they settled.
+  Result<size_t> step_watchers();
 
   // The dead-letter queue, from the audit log: events whose latest terminal entry is
   // `dead_lettered`.
@@ -146,6 +153,10 @@ class EnvironmentPipeline {
   // One group at a time (and the relay and DLQ replays): store order and publish order alike.
   std::mutex ingest_mu_;
   std::unique_ptr<StreamingConsumer> merge_consumer_, retry_consumer_;
+  std::unique_ptr<AuditProjector> projector_;
+  std::unique_ptr<DlqInspector> inspector_;
+  std::string audit_subscription_, inspect_subscription_;
+  std::unique_ptr<StreamingConsumer> projector_consumer_, inspector_consumer_;
   std::mutex relay_mu_;
   std::condition_variable relay_wake_;  // with relay_mu_: stop
   bool relay_stop_ = false;             // GUARDED_BY(relay_mu_)

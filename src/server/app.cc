@@ -138,6 +138,7 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     po.metrics = &app->metrics_;
     po.workers = app->o_.workers;
     po.on_stage_error = app->o_.on_stage_error;
+    po.watchers = true;  // the audit projector and the DLQ inspector run with the stages
     if (!split.empty()) {
       po.fence = [keeper](const std::string& key) -> Result<BucketFence> {
         const uint32_t bucket = bucket_of(key, keeper->buckets());

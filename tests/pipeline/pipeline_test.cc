@@ -53,6 +53,7 @@ class PipelineTest : public ::testing::Test {
     o.clock = &clock_;
     o.ids = &ids_;
     o.settings = std::move(settings);
+    o.metrics = &metrics_;
     if (fenced_) {
       o.fence = [this](const std::string& key) -> Result<BucketFence> {
         const uint32_t bucket = bucket_of(key, 1);
@@ -139,6 +140,7 @@ class PipelineTest : public ::testing::Test {
     ASSERT_EQ(record("1")->version, 1u);
   }
 
+  Metrics metrics_;
   ManualClock clock_;
   EventIdGenerator ids_{clock_, 17};
   TempDir dir_;
@@ -763,6 +765,64 @@ TEST_F(PipelineTest, AConflictIsResolvedByAcceptingOrDiscardingIt) {
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().describe();
   EXPECT_TRUE(rebuilt->matches());
   EXPECT_TRUE(verify_audit_chain(pipeline_->merge_store())->ok);
+}
+
+// The audit projector reads every merged message and finds each in the audit log; a forged one
+// (a version the log never made, or other changes) is counted and logged, and acked either way.
+TEST_F(PipelineTest, TheAuditProjectorChecksEachMergedMessageAgainstTheAuditLog) {
+  auto e = ingest({draft("1", 0, R"({"a":1})"), draft("1", 1, R"({"b":2})")});
+  step();
+  auto mismatches = [&] {
+    return metrics_.counter("backbone_audit_projection_mismatches_total", "", {{"env", "sandbox"}})
+        .value();
+  };
+  ASSERT_EQ(*pipeline_->step_watchers(), 2u);  // nothing waits in the inspect subscription
+  EXPECT_EQ(mismatches(), 0);
+  auto stored = pipeline_->merge_store().get(e[1].id);
+  EnvPublisher pub(*broker_, Topology::built_in(), "sandbox", kEnvs);
+  // Version 2 with other changes, and a version 7 that was never made.
+  for (const auto& forged :
+       {pipeline::merged_message(stored->event, 2, "fast_forward", R"({"b":3})"),
+        pipeline::merged_message(stored->event, 7, "fast_forward", R"({"b":2})")}) {
+    ASSERT_TRUE(
+        pub.publish_record(TopicFamily::kMerged, {"contact", "1"}, forged.data, forged.attributes)
+            .ok());
+  }
+  ASSERT_EQ(*pipeline_->step_watchers(), 2u);
+  EXPECT_EQ(mismatches(), 2);
+  EXPECT_EQ(*broker_->stats("events.merged.sandbox.audit")->undelivered, 0u);
+}
+
+// The DLQ inspector keeps an open dead letter's message in the inspect subscription, so its
+// backlog counts the open dead letters, and acks it once the dead letter is resolved.
+TEST_F(PipelineTest, TheDlqInspectorHoldsOpenDeadLettersAndLetsResolvedOnesGo) {
+  auto e = ingest({draft("1", 0, R"({"a":1})"), draft("1", 1, R"({"a":2})"),
+                   draft("1", 1, R"({"a":3})"), draft("2", 0, R"({"x":1})"),
+                   draft("2", 1, R"({"x":2})"), draft("2", 1, R"({"x":3})")});
+  step();
+  ASSERT_EQ(pipeline_->dlq_list()->size(), 2u);
+  (void)pipeline_->step_watchers();
+  auto backlog = [&] {
+    auto s = broker_->stats("events.dlq.sandbox.inspect");
+    return *s->undelivered + *s->in_flight;
+  };
+  EXPECT_EQ(backlog(), 2u);
+  using R = pipeline::EnvironmentPipeline::DlqResolution;
+  ASSERT_TRUE(pipeline_->dlq_resolve(e[2].id, R::kDiscard, "ops", "").ok());
+  // A replay that conflicts again leaves one open dead letter, with a newer message; the older
+  // one is superseded.
+  clock_.advance_micros(kSecond);
+  ASSERT_TRUE(pipeline_->dlq_replay(e[5].id, "ops").ok());
+  step();
+  clock_.advance_micros(pipeline::DlqInspector::kRecheckUs);
+  (void)pipeline_->step_watchers();
+  EXPECT_EQ(backlog(), 1u);
+  ASSERT_TRUE(pipeline_->dlq_resolve(e[5].id, R::kAccept, "ops", "").ok());
+  step();
+  clock_.advance_micros(pipeline::DlqInspector::kRecheckUs);
+  (void)pipeline_->step_watchers();
+  EXPECT_EQ(backlog(), 0u);
+  EXPECT_TRUE(pipeline_->dlq_list()->empty());
 }
 
 TEST_F(PipelineTest, RebuildReproducesTheRecordsTableExactly) {

@@ -14,28 +14,26 @@ namespace backbone::testing {
 
 using nlohmann::json;
 
-Watchers provision_watched(const std::string& broker_url, const std::vector<std::string>& envs) {
+Watchers provision_watched(const BrokerOptions& broker, const std::vector<std::string>& envs) {
   const Topology& topology = Topology::built_in();
   Watchers w;
   w.merged = topology.topic_name(TopicFamily::kMerged, "sandbox") + ".fault-verify";
   w.raw = topology.topic_name(TopicFamily::kRaw, "sandbox") + ".fault-count";
-  BrokerOptions o;
-  o.url = broker_url;
-  auto b = Broker::open(o);
+  w.dlq = topology.topic_name(TopicFamily::kDlq, "sandbox") + ".fault-verify";
+  auto b = Broker::open(broker);
   EXPECT_TRUE(b.ok()) << b.error().describe();
   if (!b.ok()) return w;
   EXPECT_TRUE(provision_topology(**b, topology, "sandbox", envs).ok());
-  SubscriptionConfig v;
-  v.name = w.merged;
-  v.topic = topology.topic_name(TopicFamily::kMerged, "sandbox");
-  v.ordered = true;
-  v.ack_deadline_us = 600 * kSecond;
-  EXPECT_TRUE((*b)->create_subscription(v).ok());
-  SubscriptionConfig r;
-  r.name = w.raw;
-  r.topic = topology.topic_name(TopicFamily::kRaw, "sandbox");
-  r.ack_deadline_us = 600 * kSecond;
-  EXPECT_TRUE((*b)->create_subscription(r).ok());
+  for (auto [name, family, ordered] :
+       {std::tuple{w.merged, TopicFamily::kMerged, true},
+        std::tuple{w.raw, TopicFamily::kRaw, false}, std::tuple{w.dlq, TopicFamily::kDlq, false}}) {
+    SubscriptionConfig c;
+    c.name = name;
+    c.topic = topology.topic_name(family, "sandbox");
+    c.ordered = ordered;
+    c.ack_deadline_us = 600 * kSecond;
+    EXPECT_TRUE((*b)->create_subscription(c).ok()) << name;
+  }
   return w;
 }
 
@@ -94,8 +92,7 @@ Result<stress::VerifyReport> verify_run(const std::string& sandbox_store_url, Br
   if (!store.ok()) return store.error();
   stress::VerifyInput in;
   in.store = store->get();
-  stress::use_broker(in, broker, watchers.merged,
-                     Topology::built_in().subscription_for("inspect", "sandbox")->name);
+  stress::use_broker(in, broker, watchers.merged, watchers.dlq);
   in.sent = sent;
   auto report = stress::verify_stress(in);
   if (!report.ok()) return report.error();

@@ -14,15 +14,23 @@
 namespace backbone::testing {
 
 // Subscriptions made before the run: every message of the sandbox's merged topic in order (for
-// the order check) and every copy published to its raw topic.
+// the order check), every copy published to its raw topic, and every dead letter (serve's DLQ
+// inspector holds those of the inspect subscription).
 struct Watchers {
   std::string merged;
   std::string raw;
+  std::string dlq;
 };
 
-// Provisions the built-in topology of `envs` in the broker at `broker_url` with the watchers.
+// Provisions the built-in topology of `envs` in the broker `broker` names with the watchers.
 // Non-fatal failures are reported through gtest; the result's names are set either way.
-Watchers provision_watched(const std::string& broker_url, const std::vector<std::string>& envs);
+Watchers provision_watched(const BrokerOptions& broker, const std::vector<std::string>& envs);
+inline Watchers provision_watched(const std::string& broker_url,
+                                  const std::vector<std::string>& envs) {
+  BrokerOptions o;
+  o.url = broker_url;
+  return provision_watched(o, envs);
+}
 
 // Waits at most `ms` until the sandbox merge subscription of the serve on `port` holds nothing
 // and the store at `sandbox_store_url` has no unprocessed event. "" once drained; else what is

@@ -342,20 +342,9 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
   const std::string &config = setup.config, &broker_url = setup.broker_url;
   TempDir& dir = setup.dir;
   ServerHarness& db = setup.db;
-  const Topology& topology = Topology::built_in();
   const std::vector<std::string> envs = {"sandbox", "production"};
-  const std::string verify_sub = topology.topic_name(TopicFamily::kMerged, "sandbox") + ".verify";
-  {
-    auto b = Broker::open(BrokerOptions{broker_url, nullptr, kBuckets});
-    ASSERT_TRUE(b.ok()) << b.error().describe();
-    ASSERT_TRUE(provision_topology(**b, topology, "sandbox", envs).ok());
-    SubscriptionConfig v;
-    v.name = verify_sub;
-    v.topic = topology.topic_name(TopicFamily::kMerged, "sandbox");
-    v.ordered = true;
-    v.ack_deadline_us = 600 * kSecond;
-    ASSERT_TRUE((*b)->create_subscription(v).ok());
-  }
+  const Watchers watchers = provision_watched(BrokerOptions{broker_url, nullptr, kBuckets}, envs);
+  if (HasFailure()) return;
   auto tokens = auth::TokenFile::open(dir.file("tokens.json"));
   const std::string token = *tokens->create("scale", "sandbox", {"publish", "read"});
   const std::string sync_token = *tokens->create("sync", "sandbox", {"subscribe"});
@@ -512,7 +501,7 @@ TEST_P(ServeScaleOut, NothingIsLostAppliedTwiceOrReorderedWhileProcessesCrashSta
   auto broker = Broker::open(BrokerOptions{broker_url, nullptr, kBuckets});
   ASSERT_TRUE(broker.ok());
   std::string problems;
-  auto report = verify_run(db.url(), **broker, {verify_sub, ""}, sent, problems);
+  auto report = verify_run(db.url(), **broker, watchers, sent, problems);
   ASSERT_TRUE(report.ok()) << report.error().describe();
   EXPECT_TRUE(report->ok()) << problems;
   EXPECT_GT(report->merged, sent.size() / 2);
