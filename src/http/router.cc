@@ -5,7 +5,13 @@
 namespace backbone::http {
 
 void Router::add(std::string method, const std::string& pattern, Handler h, Run run) {
-  routes_.push_back({std::move(method), std::regex(pattern), std::move(h), run});
+  routes_.push_back({std::move(method), pattern, std::regex(pattern), std::move(h), run});
+}
+
+std::vector<Router::RouteInfo> Router::routes() const {
+  std::vector<RouteInfo> out;
+  for (const Route& r : routes_) out.push_back({r.method, r.text});
+  return out;
 }
 
 Router::Match Router::find(HttpRequest& req) const {

@@ -51,6 +51,13 @@ class Router {
   };
   Match find(HttpRequest& req) const;
 
+  // The routes as added: method and pattern (for the OpenAPI check).
+  struct RouteInfo {
+    std::string method;
+    std::string pattern;
+  };
+  std::vector<RouteInfo> routes() const;
+
   // Runs the handler that `m` found, or answers its status; then the error handler and the
   // logger. Exceptions of a handler are answered 500 (they never reach the server).
   void handle(const Match& m, HttpRequest& req, HttpResponse& res) const;
@@ -60,6 +67,7 @@ class Router {
  private:
   struct Route {
     std::string method;
+    std::string text;
     std::regex pattern;
     Handler handler;
     Run run;

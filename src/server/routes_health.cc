@@ -1,5 +1,7 @@
 // GET /healthz (the process answers), GET /readyz (every served environment's store and the
-// broker answer), GET /metrics (Prometheus text format).
+// broker answer), GET /metrics (Prometheus text format), GET /v1/openapi.json (the API's
+// OpenAPI 3.1 document, doc/openapi.json).
+#include "backbone/openapi.h"
 #include "server/http.h"
 
 namespace backbone::server {
@@ -27,6 +29,13 @@ void add_health_routes(http::Router& s, App& app) {
     send_json(res, ready ? 200 : 503,
               {{"status", ready ? "ready" : "not ready"}, {"checks", checks}});
   });
+  s.get(
+      "/v1/openapi.json",
+      [](const http::HttpRequest&, http::HttpResponse& res) {
+        res.status = 200;
+        res.set_content(std::string(openapi::kDocument), "application/json");
+      },
+      http::Router::Run::kInline);
   s.get("/metrics", [&app](const http::HttpRequest&, http::HttpResponse& res) {
     app.refresh_gauges();
     res.status = 200;
