@@ -128,7 +128,7 @@ TEST_P(ServeFullDisk, IngestAnswers503WhileFullLosesNothingAndResumesOnceSpaceIs
     const std::string body =
         stress::ingest_body(std::span(drafts).subspan(i, std::min(drafts.size(), i + batch) - i));
     for (int attempt = 0;; ++attempt) {
-      ASSERT_LT(attempt, 300) << "batch " << i / batch << " was never taken";
+      ASSERT_LT(attempt, 2) << "batch " << i / batch << " was never taken";
       auto r = post(body);
       ASSERT_TRUE(r) << "no answer: " << httplib::to_string(r.error());
       if (r->status == 201) {
@@ -141,10 +141,8 @@ TEST_P(ServeFullDisk, IngestAnswers503WhileFullLosesNothingAndResumesOnceSpaceIs
       EXPECT_NE(err["message"].get<std::string>().find("the disk is full"), std::string::npos)
           << r->body;
       EXPECT_EQ(r->get_header_value("Retry-After"), "1");
-      if (filled) {
-        std::this_thread::sleep_for(100ms);
-        continue;
-      }
+      // Once space came back, nothing is refused again.
+      ASSERT_FALSE(filled) << "batch " << i / batch << " refused after the space came back";
       filled = true;
       first_refusal = err["message"];
       acknowledged_before_full = sent.size();
@@ -168,20 +166,15 @@ TEST_P(ServeFullDisk, IngestAnswers503WhileFullLosesNothingAndResumesOnceSpaceIs
       // New events (not a resend: events stored already are answered as duplicates, the relay
       // publishing them).
       EXPECT_EQ(post(probe(0))->status, 503);
-      // Space comes back: ingest takes new events again without a restart.
+      // Space comes back: the very next new event is taken, without a restart (the store's next
+      // transaction succeeds; the broker writes its held batch again when a call comes).
       fs.free_filler();
       const auto freed = std::chrono::steady_clock::now();
-      for (int wait = 0; wait < 300 && !resumed_after; ++wait) {
-        auto r2 = post(probe(1));
-        ASSERT_TRUE(r2);
-        if (r2->status == 201) {
-          resumed_after = std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::chrono::steady_clock::now() - freed);
-        } else {
-          std::this_thread::sleep_for(100ms);
-        }
-      }
-      ASSERT_TRUE(resumed_after) << "ingest did not resume within 30 s of space freed";
+      auto r2 = post(probe(1));
+      ASSERT_TRUE(r2);
+      ASSERT_EQ(r2->status, 201) << "ingest did not resume once space was freed: " << r2->body;
+      resumed_after = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - freed);
       // And the refused batch is sent again, as a client would.
     }
   }

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <thread>
 
 #include "http/raw_connection.h"
@@ -73,6 +74,48 @@ class HttpApi : public ::testing::Test {
   std::unique_ptr<httplib::Client> client_;
   std::string sandbox_, production_, read_only_;
 };
+
+// The documented path with a sample value for each {parameter}.
+std::string sample(const std::string& templ) {
+  static const std::map<std::string, std::string> values = {
+      {"env", "sandbox"},         {"id", "01a2205c-d11c-7327-b6d6-f43dd781f1e7"},
+      {"record_type", "contact"}, {"record_id", "42"},
+      {"token_id", "t1"},         {"subscription", "sync"}};
+  std::string out;
+  for (size_t i = 0; i < templ.size();) {
+    if (templ[i] != '{') {
+      out += templ[i++];
+      continue;
+    }
+    const size_t end = templ.find('}', i);
+    const std::string name = templ.substr(i + 1, end - i - 1);
+    auto v = values.find(name);
+    out += v == values.end() ? "unknown-parameter-" + name : v->second;
+    i = end + 1;
+  }
+  return out;
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// GET /v1/openapi.json of the server on `port`, parsed (null when it is not JSON).
+json openapi_document(httplib::Client& c) {
+  auto r = c.Get("/v1/openapi.json");
+  if (!r || r->status != 200) return nullptr;
+  return json::parse(r->body, nullptr, false);
+}
+
+// Every documented operation: method and sample path.
+std::vector<std::pair<std::string, std::string>> openapi_operations(const json& doc) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [path, item] : doc["paths"].items()) {
+    for (const auto& [method, op] : item.items()) out.emplace_back(upper(method), sample(path));
+  }
+  return out;
+}
 
 TEST_F(HttpApi, APostedEventIsMergedAndReadBack) {
   auto r = post("/v1/envs/sandbox/events", event("42", 0, R"({"name":"Ada"})"), sandbox_);
@@ -501,6 +544,48 @@ TEST_F(HttpApi, HealthReadinessAndMetrics) {
             std::string::npos);
   EXPECT_EQ(get("/nope", "")->status, 404);
   EXPECT_EQ(json::parse(get("/nope", "")->body)["error"]["code"], "not_found");
+}
+
+// The OpenAPI document (doc/openapi.json, GET /v1/openapi.json) against the server itself:
+// every route the server registers is documented, and every documented operation reaches a
+// route (an answer that is not the router's own 404 or 405).
+TEST_F(HttpApi, OpenApiTheDocumentIsOpenApi31WithItsPaths) {
+  const json doc = openapi_document(*client_);
+  ASSERT_TRUE(doc.is_object()) << "the document is not JSON";
+  EXPECT_EQ(doc["openapi"], "3.1.0");
+  EXPECT_GE(doc["paths"].size(), 20u);
+}
+
+TEST_F(HttpApi, OpenApiEveryRegisteredRouteIsDocumented) {
+  const json doc = openapi_document(*client_);
+  ASSERT_TRUE(doc.is_object());
+  const auto ops = openapi_operations(doc);
+  for (const auto& route : http_->router().routes()) {
+    const std::regex pattern(route.pattern);
+    bool documented = false;
+    for (const auto& [method, path] : ops) {
+      documented = documented || (method == route.method && std::regex_match(path, pattern));
+    }
+    EXPECT_TRUE(documented) << route.method << " " << route.pattern
+                            << " is not in doc/openapi.json";
+  }
+}
+
+TEST_F(HttpApi, OpenApiEveryDocumentedOperationReachesARoute) {
+  const json doc = openapi_document(*client_);
+  ASSERT_TRUE(doc.is_object());
+  const auto ops = openapi_operations(doc);
+  ASSERT_FALSE(ops.empty());
+  for (const auto& [method, path] : ops) {
+    httplib::Result r = method == "GET" ? get(path, sandbox_) : post(path, "{}", sandbox_);
+    ASSERT_TRUE(r) << method << " " << path << ": no answer";
+    const json body = json::parse(r->body, nullptr, false);
+    const std::string message =
+        body.is_object() && body.contains("error") ? body["error"].value("message", "") : "";
+    EXPECT_NE(r->status, 405) << method << " " << path << ": " << r->body;
+    EXPECT_EQ(message.rfind("no route for", 0), std::string::npos)
+        << method << " " << path << " reaches no route";
+  }
 }
 
 TEST(ServeConfig, AStoreWithoutEnvServesOneEnvironmentOnly) {
