@@ -22,7 +22,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the Pub/Sub v1 front
                                 # and the pubsub:// backend
 )
-# npm fetches Google's Pub/Sub protos and Node client (scripts/fetch-google-pubsub.sh). Machines
+# npm fetches Google's Pub/Sub protos and Node client (scripts/fetch-npm.sh google-pubsub). Machines
 # whose node comes from elsewhere (NodeSource's nodejs bundles npm) keep it.
 command -v npm >/dev/null || packages+=(nodejs npm)
 

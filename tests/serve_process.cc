@@ -25,9 +25,9 @@ void ServeProcess::start() {
     const std::string listen = host_ + ":" + std::to_string(port_);
     if (!::freopen("/dev/null", "w", stdout)) ::_exit(126);
     if (!log_path_.empty() && !::freopen(log_path_.c_str(), "a", stderr)) ::_exit(126);
-    std::vector<const char*> argv = {BACKBONE_CLI_PATH, "--config",    config_.c_str(),
-                                     "--env",           env_.c_str(),  "serve",
-                                     "--listen",        listen.c_str()};
+    std::vector<const char*> argv = {BACKBONE_CLI_PATH, "--config", config_.c_str()};
+    if (!env_.empty()) argv.insert(argv.end(), {"--env", env_.c_str()});
+    argv.insert(argv.end(), {"serve", "--listen", listen.c_str()});
     if (log_path_.empty()) argv.push_back("-q");
     for (const auto& a : log_flags_) argv.push_back(a.c_str());
     for (const auto& a : extra_) argv.push_back(a.c_str());

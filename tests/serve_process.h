@@ -21,8 +21,8 @@ class ServeProcess {
   ServeProcess(const ServeProcess&) = delete;
   ServeProcess& operator=(const ServeProcess&) = delete;
 
-  // Starts it serving the sandbox environment (or the one set by serve_env), its standard output
-  // to /dev/null.
+  // Starts it serving the sandbox environment (or the one set by serve_env; "" serves every
+  // configured one), its standard output to /dev/null.
   void start();
   void serve_env(std::string env) { env_ = std::move(env); }
   // Listens on this host instead of 127.0.0.1 (the readiness check still asks 127.0.0.1).

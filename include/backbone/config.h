@@ -74,6 +74,9 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view source_
 
 // The store URL of environment `env`: kNotFound if `env` is not configured.
 Result<std::string> store_url_for(const Config& config, std::string_view env);
+// Whether `env` is shown as production (the console's red banner): "production", "prod", or a
+// name that begins with "production-", "prod-" or "prod_".
+bool is_production_environment(std::string_view env);
 // Checks that `env` is one of config.environments (kNotFound otherwise).
 Result<void> check_environment(const Config& config, std::string_view env);
 

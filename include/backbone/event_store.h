@@ -22,6 +22,7 @@
 // Thread-safety: a store object is thread-safe. Several processes may open the same store.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -298,10 +299,16 @@ struct AuditVerifyReport {
   std::vector<AuditHead> heads;            // the recorded heads it checked against, by slot
 };
 
+// Called after each page of entries verified, with the report so far and the last entry's id;
+// returning false stops the verification (kUnavailable, "stopped").
+using AuditVerifyProgress =
+    std::function<bool(const AuditVerifyReport& so_far, const EventId& last)>;
+
 // Recomputes every fingerprint (from the event the entry names) and every slot's chain, in id
 // order, up to the heads the store recorded (read first), and stops at the first entry that
 // does not match or the first chain that ends before its head (doc/audit_chain.md). Store errors
 // are returned as such; a mismatch is a report with ok = false.
-Result<AuditVerifyReport> verify_audit_chain(EventStore& store);
+Result<AuditVerifyReport> verify_audit_chain(EventStore& store,
+                                             const AuditVerifyProgress& progress = {});
 
 }  // namespace backbone

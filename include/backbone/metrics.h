@@ -67,6 +67,12 @@ class Metrics {
   // Seconds, from 100 µs to 60 s.
   Histogram& histogram(const std::string& name, const std::string& help, const Labels& labels = {});
   std::string render() const;
+  // The counters and gauges of the family `name` whose labels include all of `match`, with their
+  // values now (what the console's JSON stats read; nothing is created).
+  std::vector<std::pair<Labels, double>> values(const std::string& name,
+                                                const Labels& match = {}) const;
+  // The histogram of `name` with exactly `labels`, or nullptr (nothing is created).
+  const Histogram* find_histogram(const std::string& name, const Labels& labels) const;
 
  private:
   struct Family {

@@ -8,6 +8,7 @@
 
 #include "backbone/error.h"
 #include "cli/cli_context.h"
+#include "server/audit_jobs.h"
 #include "server/token_json.h"
 
 namespace backbone::cli {
@@ -23,21 +24,8 @@ void register_audit(CLI::App& app, CliContext& ctx) {
     auto report = verify_audit_chain(**store);
     if (!report.ok()) return ctx.fail(report.error());
     if (ctx.json) {
-      nlohmann::json out = {
-          {"env", ctx.env()}, {"ok", report->ok}, {"entries_checked", report->entries_checked}};
-      // The heads checked against, to keep elsewhere: a later run that finds other heads for
-      // the same rows shows a rewrite (doc/audit_chain.md).
-      nlohmann::json heads = nlohmann::json::array();
-      for (const AuditHead& h : report->heads) {
-        if (h.empty()) continue;
-        heads.push_back({{"slot", h.slot}, {"id", h.id.str()}, {"chain_hash", h.chain_hash}});
-      }
-      out["heads"] = std::move(heads);
-      if (!report->ok) {
-        out["first_bad_entry"] = report->first_bad_entry->str();
-        out["position"] = report->first_bad_position;
-        out["problem"] = report->problem;
-      }
+      nlohmann::json out = {{"env", ctx.env()}};
+      out.update(server::audit_report_to_json(*report));
       std::printf("%s\n", out.dump().c_str());
     } else if (report->ok) {
       size_t chains = 0;

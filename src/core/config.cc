@@ -254,4 +254,12 @@ Result<std::string> store_url_for(const Config& c, std::string_view env) {
   return url;
 }
 
+bool is_production_environment(std::string_view env) {
+  if (env == "production" || env == "prod") return true;
+  for (std::string_view prefix : {"production-", "prod-", "prod_"}) {
+    if (env.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
+}
+
 }  // namespace backbone

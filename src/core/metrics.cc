@@ -114,6 +114,36 @@ Histogram& Metrics::histogram(const std::string& name, const std::string& help,
   return *slot;
 }
 
+std::vector<std::pair<Labels, double>> Metrics::values(const std::string& name,
+                                                       const Labels& match) const {
+  std::vector<std::pair<Labels, double>> out;
+  std::lock_guard lk(mu_);
+  auto f = families_.find(name);
+  if (f == families_.end()) return out;
+  auto matches = [&](const Labels& labels) {
+    for (const auto& [k, v] : match) {
+      auto it = labels.find(k);
+      if (it == labels.end() || it->second != v) return false;
+    }
+    return true;
+  };
+  for (const auto& [labels, c] : f->second.counters) {
+    if (matches(labels)) out.emplace_back(labels, c->value());
+  }
+  for (const auto& [labels, g] : f->second.gauges) {
+    if (matches(labels)) out.emplace_back(labels, g->value());
+  }
+  return out;
+}
+
+const Histogram* Metrics::find_histogram(const std::string& name, const Labels& labels) const {
+  std::lock_guard lk(mu_);
+  auto f = families_.find(name);
+  if (f == families_.end()) return nullptr;
+  auto h = f->second.histograms.find(labels);
+  return h == f->second.histograms.end() ? nullptr : h->second.get();
+}
+
 std::string Metrics::render() const {
   std::lock_guard lk(mu_);
   std::string out;

@@ -27,6 +27,11 @@ struct RebuiltRecords {
 
 Result<RebuiltRecords> fold_records(EventStore& store);
 
+// `record` as it was at `version`, folded from its audit entries as fold_records does (the
+// console's state as of a version, and its diffs); none when the record never reached it.
+Result<std::optional<StoredRecord>> record_as_of(EventStore& store, const RecordKey& record,
+                                                 uint64_t version);
+
 struct RebuildReport {
   uint64_t merges = 0;     // merges replayed
   uint64_t records = 0;    // rows rebuilt

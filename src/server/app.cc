@@ -57,6 +57,7 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
         return p;
       });
   app->tokens_ = std::make_unique<auth::TokenRegistry>(app->clock());
+  app->audit_jobs_ = std::make_unique<AuditJobs>(app->clock());
   // Tokens made before they lived in the stores, imported into them below.
   auto token_file = auth::TokenFile::open(c.tokens.empty() ? "var/tokens.json" : c.tokens);
   if (!token_file.ok()) return token_file.error();
@@ -306,6 +307,20 @@ Result<EventStore*> App::admin_store(std::string_view env) {
 
 App::~App() { stop(); }
 
+Result<std::unique_ptr<EventStore>> App::open_store(const std::string& env, Role role) {
+  if (!pipelines_.count(env)) {
+    return make_error(Errc::kNotFound, "unknown environment \"" + env + "\"");
+  }
+  auto url = store_url_for(o_.config, env);
+  if (!url.ok()) return url.error();
+  StoreOptions so;
+  so.url = *url;
+  so.role = role;
+  so.durability = o_.config.durability;
+  so.clock = o_.clock;
+  return EventStore::open(so);
+}
+
 Result<pipeline::EnvironmentPipeline*> App::pipeline(std::string_view env) {
   auto it = pipelines_.find(env);
   if (it == pipelines_.end()) {
@@ -373,6 +388,7 @@ cluster::LeaseKeeper* App::lease_keeper(std::string_view env) {
 }
 
 void App::stop() {
+  if (audit_jobs_) audit_jobs_->stop();
   {
     std::lock_guard lock(token_mu_);
     token_stop_ = true;

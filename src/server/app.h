@@ -23,6 +23,7 @@
 #include "backbone/topology.h"
 #include "cluster/lease_keeper.h"
 #include "pipeline/pipeline.h"
+#include "server/audit_jobs.h"
 #include "server/spread_broker.h"
 
 namespace backbone::server {
@@ -80,6 +81,10 @@ class App {
   // `env`'s admin audit, in order.
   Result<std::vector<AdminAction>> admin_actions(const std::string& env,
                                                  std::optional<EventId> after, size_t limit);
+  // A new connection to `env`'s store as `role` (kNotFound for an environment not served here).
+  Result<std::unique_ptr<EventStore>> open_store(const std::string& env, Role role);
+  // The audit verifications that run in the background (POST .../audit:verify).
+  AuditJobs& audit_jobs() { return *audit_jobs_; }
   Metrics& metrics() { return metrics_; }
   const Clock& clock() const { return o_.clock ? *o_.clock : SystemClock::instance(); }
   const std::vector<std::string>& envs() const { return o_.envs; }
@@ -128,6 +133,7 @@ class App {
   bool tell_stop_ = false;              // GUARDED_BY(tell_mu_)
   std::thread tell_thread_;
   std::vector<std::string> warnings_;
+  std::unique_ptr<AuditJobs> audit_jobs_;
 };
 
 }  // namespace backbone::server

@@ -48,5 +48,7 @@ void add_admin_routes(http::Router& s, App& app);
 void add_dlq_routes(http::Router& s, App& app);
 void add_subscription_routes(http::Router& s, App& app);
 void add_health_routes(http::Router& s, App& app);
+void add_console_routes(http::Router& s, App& app);
+void add_audit_routes(http::Router& s, App& app);
 
 }  // namespace backbone::server

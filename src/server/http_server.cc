@@ -31,6 +31,8 @@ HttpServer::HttpServer(App& app) : app_(app) {
   add_dlq_routes(s, app);
   add_subscription_routes(s, app);
   add_health_routes(s, app);
+  add_console_routes(s, app);
+  add_audit_routes(s, app);
   // Answers that no route wrote a body for (unknown path, body too large, a malformed request,
   // a handler that threw) get the same JSON body as the rest.
   s.set_error_handler([](const http::HttpRequest& req, http::HttpResponse& res) {

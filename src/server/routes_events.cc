@@ -61,6 +61,34 @@ void add_event_routes(http::Router& s, App& app) {
            send_json(res, 201, {{"events", events}});
          });
 
+  // ?fingerprint=F: the events whose content has that fingerprint (the same change sent under
+  // several ids, or one event's), found through the audit log.
+  s.get(R"(/v1/envs/([^/]+)/events)", [&app](const http::HttpRequest& req,
+                                             http::HttpResponse& res) {
+    auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
+    if (!p.ok()) return send_error(res, p.error());
+    const std::string fp = req.param("fingerprint");
+    if (fp.size() != 64 || fp.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return send_error(res, make_error(Errc::kInvalidArgument,
+                                        "give ?fingerprint= as 64 lowercase hex digits (SHA-256)",
+                                        "fingerprint"));
+    }
+    auto entries = (*p)->ingest_store().audit_by_fingerprint(fp);
+    if (!entries.ok()) return send_error(res, entries.error());
+    std::vector<EventId> ids;
+    for (const AuditEntry& e : *entries) {
+      if (std::find(ids.begin(), ids.end(), e.event_id) == ids.end()) ids.push_back(e.event_id);
+    }
+    std::string out = "{\"events\":[";
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto e = (*p)->ingest_store().get(ids[i]);
+      if (!e.ok()) return send_error(res, e.error());
+      out += (i ? "," : "") + event_to_json(e->event, e->processed);
+    }
+    res.status = 200;
+    res.set_content(out + "]}", "application/json");
+  });
+
   s.get(R"(/v1/envs/([^/]+)/events/([^/]+))",
         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
           auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "backbone/event_json.h"
+#include "pipeline/rebuild.h"
 #include "pipeline/timeline.h"
 #include "server/http.h"
 
@@ -36,9 +37,19 @@ void add_record_routes(http::Router& s, App& app) {
     if (!min_version.ok()) return send_error(res, min_version.error());
     auto wait_ms = query_int(req, "wait_ms", 0, 0, 30'000);
     if (!wait_ms.ok()) return send_error(res, wait_ms.error());
-    auto r =
-        (*p)->merger().wait_for_version(*key, static_cast<uint64_t>(*min_version), *wait_ms * 1000);
+    // ?version=N: the state as of version N, folded from the audit log.
+    auto as_of = query_int(req, "version", 0, 1, std::numeric_limits<int64_t>::max());
+    if (!as_of.ok()) return send_error(res, as_of.error());
+    auto r = *as_of > 0
+                 ? pipeline::record_as_of((*p)->ingest_store(), *key, static_cast<uint64_t>(*as_of))
+                 : (*p)->merger().wait_for_version(*key, static_cast<uint64_t>(*min_version),
+                                                   *wait_ms * 1000);
     if (!r.ok()) return send_error(res, r.error());
+    if (!*r && *as_of > 0) {
+      return send_error(
+          res, make_error(Errc::kNotFound, key->record_type + "/" + key->record_id +
+                                               " has no version " + std::to_string(*as_of)));
+    }
     if (!*r) {
       return send_error(
           res, make_error(Errc::kNotFound, "no merged version of " + key->record_type + "/" +

@@ -6,7 +6,8 @@
 
 namespace backbone {
 
-Result<AuditVerifyReport> verify_audit_chain(EventStore& store) {
+Result<AuditVerifyReport> verify_audit_chain(EventStore& store,
+                                             const AuditVerifyProgress& progress) {
   constexpr size_t kPage = 1000;
   AuditVerifyReport report;
   // The heads first: every entry up to them exists when the log is read after; an entry
@@ -93,6 +94,9 @@ Result<AuditVerifyReport> verify_audit_chain(EventStore& store) {
       ++report.entries_checked;
     }
     after = page->back().id;
+    if (progress && !progress(report, *after)) {
+      return make_error(Errc::kUnavailable, "the audit verification was stopped");
+    }
   }
   for (const auto& [slot, c] : chains) {
     if (!c.passed_head) {

@@ -1,6 +1,6 @@
 // Google's official Node client against backbone's Pub/Sub front, and against Google's
 // emulator: tests/pubsub/node/pubsub.test.cjs, run by `node --test` with the client that the
-// build installed (scripts/fetch-google-pubsub.sh).
+// build installed (scripts/fetch-npm.sh google-pubsub).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>

@@ -5,12 +5,14 @@
 
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "http/raw_connection.h"
 #include "server/app.h"
 #include "server/http_server.h"
 #include "server/local_config.h"
+#include "store/sqlite/sqlite_db.h"
 #include "store/sqlite_harness.h"
 
 namespace backbone::testing {
@@ -80,7 +82,8 @@ std::string sample(const std::string& templ) {
   static const std::map<std::string, std::string> values = {
       {"env", "sandbox"},         {"id", "01a2205c-d11c-7327-b6d6-f43dd781f1e7"},
       {"record_type", "contact"}, {"record_id", "42"},
-      {"token_id", "t1"},         {"subscription", "sync"}};
+      {"token_id", "t1"},         {"subscription", "sync"},
+      {"file", "console.js"}};
   std::string out;
   for (size_t i = 0; i < templ.size();) {
     if (templ[i] != '{') {
@@ -586,6 +589,205 @@ TEST_F(HttpApi, OpenApiEveryDocumentedOperationReachesARoute) {
     EXPECT_EQ(message.rfind("no route for", 0), std::string::npos)
         << method << " " << path << " reaches no route";
   }
+}
+
+TEST_F(HttpApi, ConsoleFilesAreServedWithAStrictContentSecurityPolicy) {
+  for (const std::string path : {"/console", "/console/", "/console/console.js",
+                                 "/console/console.css", "/console/index.html"}) {
+    auto r = client_->Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path;
+    const std::string csp = r->get_header_value("Content-Security-Policy");
+    EXPECT_NE(csp.find("default-src 'self'"), std::string::npos) << path << ": " << csp;
+    EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos) << path;
+    EXPECT_EQ(r->get_header_value("X-Content-Type-Options"), "nosniff");
+  }
+  auto page = client_->Get("/console");
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  // No inline script or style, which the policy would block; the files it names exist.
+  EXPECT_EQ(page->body.find("<script>"), std::string::npos);
+  EXPECT_EQ(page->body.find("<style"), std::string::npos);
+  EXPECT_EQ(page->body.find(" style="), std::string::npos);
+  EXPECT_NE(page->body.find("src=\"/console/console.js\""), std::string::npos);
+  EXPECT_EQ(client_->Get("/console/console.js")->get_header_value("Content-Type"),
+            "text/javascript; charset=utf-8");
+  auto missing = client_->Get("/console/nothing.js");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_NE(missing->body.find("the console has no file"), std::string::npos);
+  EXPECT_EQ(client_->Get("/console/../v1/whoami")->status, 404);
+}
+
+TEST_F(HttpApi, WhoamiNamesTheTokensEnvironmentAndPermissions) {
+  auto r = get("/v1/whoami", sandbox_);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = json::parse(r->body);
+  EXPECT_EQ(j["env"], "sandbox");
+  EXPECT_EQ(j["name"], "t");
+  EXPECT_EQ(j["production"], false);
+  EXPECT_EQ(j["served"], true);
+  EXPECT_EQ(j["permissions"], json({"publish", "subscribe", "read", "admin"}));
+  auto p = json::parse(get("/v1/whoami", production_)->body);
+  EXPECT_EQ(p["env"], "production");
+  EXPECT_EQ(p["production"], true);
+  EXPECT_EQ(get("/v1/whoami", "")->status, 401);
+  EXPECT_EQ(get("/v1/whoami", "bb_sandbox_nope")->status, 401);
+}
+
+TEST_F(HttpApi, StatsCountWhatThisProcessIngestedAndMerged) {
+  ASSERT_EQ(post("/v1/envs/sandbox/events", event("s1", 0, R"({"a":1})"), sandbox_)->status, 201);
+  ASSERT_EQ(post("/v1/envs/sandbox/events", event("s2", 0, R"({"a":1})"), sandbox_)->status, 201);
+  step();
+  auto r = get("/v1/envs/sandbox/stats", read_only_);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = json::parse(r->body);
+  EXPECT_EQ(j["ingested"], 2);
+  EXPECT_EQ(j["merged_total"], 2);
+  EXPECT_EQ(j["merged"]["fast_forward"], 2);
+  EXPECT_EQ(j["dead_lettered"], 0);
+  EXPECT_EQ(j["ingest_to_merged"]["count"], 2);
+  EXPECT_EQ(j["ingest_to_merged"]["bounds"].size() + 1, j["ingest_to_merged"]["cumulative"].size());
+  EXPECT_EQ(get("/v1/envs/production/stats", sandbox_)->status, 403);
+  EXPECT_EQ(get("/v1/envs/nowhere/stats", sandbox_)->status, 404);
+}
+
+TEST_F(HttpApi, ARecordAsOfAVersionIsFoldedFromItsAuditEntries) {
+  ASSERT_EQ(post("/v1/envs/sandbox/events", event("v", 0, R"({"a":1,"b":1})"), sandbox_)->status,
+            201);
+  step();
+  ASSERT_EQ(post("/v1/envs/sandbox/events", event("v", 1, R"({"a":2})"), sandbox_)->status, 201);
+  step();
+  ASSERT_EQ(post("/v1/envs/sandbox/events", event("v", 2, R"({"b":null,"c":3})"), sandbox_)->status,
+            201);
+  step();
+  auto at = [&](int v) {
+    return get("/v1/envs/sandbox/records/contact/v?version=" + std::to_string(v), sandbox_);
+  };
+  EXPECT_EQ(json::parse(at(1)->body)["state"], json::parse(R"({"a":1,"b":1})"));
+  EXPECT_EQ(json::parse(at(2)->body)["state"], json::parse(R"({"a":2,"b":1})"));
+  EXPECT_EQ(json::parse(at(2)->body)["version"], 2);
+  auto now = json::parse(get("/v1/envs/sandbox/records/contact/v", sandbox_)->body);
+  EXPECT_EQ(json::parse(at(3)->body)["state"], now["state"]);
+  EXPECT_EQ(json::parse(at(3)->body)["field_versions"], now["field_versions"]);
+  EXPECT_EQ(at(4)->status, 404);
+  EXPECT_EQ(at(0)->status, 400);
+  EXPECT_EQ(get("/v1/envs/sandbox/records/contact/v?version=x", sandbox_)->status, 400);
+}
+
+TEST_F(HttpApi, EventsAreFoundByFingerprint) {
+  auto made = post("/v1/envs/sandbox/events", event("f", 0, R"({"a":1})"), sandbox_);
+  ASSERT_EQ(made->status, 201);
+  const std::string id = json::parse(made->body)["events"][0]["id"];
+  const std::string fp =
+      json::parse(get("/v1/envs/sandbox/events/" + id, sandbox_)->body)["fingerprint"];
+  auto r = get("/v1/envs/sandbox/events?fingerprint=" + fp, read_only_);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = json::parse(r->body);
+  ASSERT_EQ(j["events"].size(), 1u);
+  EXPECT_EQ(j["events"][0]["id"], id);
+  EXPECT_EQ(json::parse(get("/v1/envs/sandbox/events?fingerprint=" + std::string(64, '0'), sandbox_)
+                            ->body)["events"]
+                .size(),
+            0u);
+  EXPECT_EQ(get("/v1/envs/sandbox/events?fingerprint=ABC", sandbox_)->status, 400);
+  EXPECT_EQ(get("/v1/envs/sandbox/events", sandbox_)->status, 400);
+}
+
+TEST_F(HttpApi, TheAuditLogIsPagedAndAnEntryShowsItsChainAround) {
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(
+        post("/v1/envs/sandbox/events", event("a" + std::to_string(i), 0, R"({"a":1})"), sandbox_)
+            ->status,
+        201);
+  }
+  step();
+  std::vector<std::string> ids;
+  std::string after;
+  for (int pages = 0; pages < 20; ++pages) {
+    auto r = get("/v1/envs/sandbox/audit?limit=7" + (after.empty() ? "" : "&after=" + after),
+                 read_only_);
+    ASSERT_EQ(r->status, 200) << r->body;
+    auto j = json::parse(r->body);
+    for (const auto& e : j["audit"]) ids.push_back(e["id"]);
+    if (j["next"].is_null()) break;
+    after = j["next"];
+  }
+  EXPECT_EQ(ids.size(), audit_entries("sandbox"));
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+  // An entry in the middle: its slot's entries on each side, every link intact.
+  const std::string mid = ids[ids.size() / 2];
+  auto r = get("/v1/envs/sandbox/audit/" + mid + "?context=3", sandbox_);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto j = json::parse(r->body);
+  EXPECT_EQ(j["entry"]["id"], mid);
+  const size_t at = j["position"];
+  EXPECT_EQ(j["chain"][at]["entry"]["id"], mid);
+  EXPECT_LE(j["chain"].size(), 7u);
+  EXPECT_GE(j["chain"].size(), 2u);
+  for (size_t i = 0; i < j["chain"].size(); ++i) {
+    if (i == 0) {
+      EXPECT_TRUE(j["chain"][i]["links"].is_null());
+    } else {
+      EXPECT_EQ(j["chain"][i]["links"], true) << i;
+      EXPECT_LT(j["chain"][i - 1]["entry"]["id"], j["chain"][i]["entry"]["id"]);
+    }
+  }
+  EXPECT_EQ(get("/v1/envs/sandbox/audit/01a2205c-d11c-7327-b6d6-f43dd781f1e7", sandbox_)->status,
+            404);
+  EXPECT_EQ(get("/v1/envs/sandbox/audit/not-an-id", sandbox_)->status, 400);
+  EXPECT_EQ(get("/v1/envs/sandbox/audit?after=zz", sandbox_)->status, 400);
+  EXPECT_EQ(get("/v1/envs/sandbox/audit?limit=0", sandbox_)->status, 400);
+}
+
+TEST_F(HttpApi, AnAuditVerificationRunsInTheBackgroundAndFindsABreak) {
+  EXPECT_EQ(get("/v1/envs/sandbox/audit:verify", sandbox_)->status, 404);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(
+        post("/v1/envs/sandbox/events", event("b" + std::to_string(i), 0, R"({"a":1})"), sandbox_)
+            ->status,
+        201);
+  }
+  step();
+  auto wait_done = [&] {
+    for (int i = 0; i < 2000; ++i) {
+      auto j = json::parse(get("/v1/envs/sandbox/audit:verify", read_only_)->body);
+      if (j["running"] == false) return j;
+      std::this_thread::yield();
+    }
+    return json();
+  };
+  auto started = post("/v1/envs/sandbox/audit:verify", "", read_only_);
+  ASSERT_EQ(started->status, 202) << started->body;
+  EXPECT_NE(json::parse(started->body)["started_by"].get<std::string>().find("(r)"),
+            std::string::npos);
+  json done = wait_done();
+  ASSERT_TRUE(done.is_object());
+  EXPECT_EQ(done["ok"], true) << done.dump();
+  EXPECT_EQ(done["entries_checked"], audit_entries("sandbox"));
+  EXPECT_EQ(done["progress"], 1.0);
+  // Tamper with one entry's detail in the SQLite file: the next run names it.
+  // The last entry: its writer slot has entries before it.
+  auto page = (*app_->pipeline("sandbox"))->ingest_store().scan_audit(std::nullopt, 1000);
+  const std::string bad = page->back().id.str();
+  {
+    auto db = sqlite::SqliteDb::open(dir_.file("sandbox.db"), Role::kMigrator, Durability::kFsync);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->exec("DROP TRIGGER audit_refuse_update").ok());
+    auto r =
+        (*db)->exec("UPDATE event_audit_log SET detail = '{\"x\":1}' WHERE id = '" + bad + "'");
+    ASSERT_TRUE(r.ok()) << r.error().describe();
+  }
+  ASSERT_EQ(post("/v1/envs/sandbox/audit:verify", "", sandbox_)->status, 202);
+  done = wait_done();
+  EXPECT_EQ(done["ok"], false) << done.dump();
+  EXPECT_EQ(done["first_bad_entry"], bad);
+  // The chain around it shows the broken link.
+  auto around = json::parse(get("/v1/envs/sandbox/audit/" + bad, sandbox_)->body);
+  const size_t at = around["position"];
+  ASSERT_GT(at, 0u) << around.dump();
+  EXPECT_EQ(around["chain"][at]["links"], false) << around.dump();
+  EXPECT_EQ(around["chain"][at - 1]["links"].is_null() || around["chain"][at - 1]["links"] == true,
+            true);
 }
 
 TEST(ServeConfig, AStoreWithoutEnvServesOneEnvironmentOnly) {
