@@ -19,6 +19,7 @@ packages=(
   libtomlplusplus-dev           # backbone.toml
   libgtest-dev libgmock-dev     # tests
   nats-server libnats-dev       # the JetStream peer in bench/broker (and the nats:// backend)
+  chromium                      # the console's browser tests (tests/console/), headless
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the Pub/Sub v1 front
                                 # and the pubsub:// backend
 )

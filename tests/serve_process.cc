@@ -50,6 +50,13 @@ bool ServeProcess::wait_ready() {
   c->set_connection_timeout(1);
   for (int i = 0; i < 400; ++i) {
     if (auto r = c->Get("/healthz"); r && r->status == 200) return true;
+    // A child that exited (it could not listen, its config was refused) will not answer.
+    int status = 0;
+    if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      exited_ = status;
+      return false;
+    }
     std::this_thread::sleep_for(50ms);
   }
   return false;
@@ -60,7 +67,7 @@ void ServeProcess::signal(int sig) {
 }
 
 int ServeProcess::kill(int sig) {
-  if (pid_ <= 0) return -1;
+  if (pid_ <= 0) return exited_.value_or(-1);
   ::kill(pid_, sig);
   int status = 0;
   ::waitpid(pid_, &status, 0);

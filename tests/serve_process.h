@@ -35,9 +35,10 @@ class ServeProcess {
     log_path_ = std::move(path);
     log_flags_ = std::move(flags);
   }
-  // Waits until /healthz answers (at most 20 s).
+  // Waits until /healthz answers (at most 20 s); false at once when the child exits.
   bool wait_ready();
-  // Sends `sig` and waits for the exit; returns the wait status (-1 when not running).
+  // Sends `sig` and waits for the exit; returns the wait status (that of an exit wait_ready saw,
+  // or -1 when it never ran).
   int kill(int sig);
   // Sends `sig` without waiting (SIGSTOP, SIGCONT).
   void signal(int sig);
@@ -52,6 +53,7 @@ class ServeProcess {
   std::string log_path_;
   std::vector<std::string> log_flags_;
   pid_t pid_ = -1;
+  std::optional<int> exited_;
 };
 
 // Writes `folder`/backbone.toml for a `serve` whose stores, broker and tokens live in `folder`,

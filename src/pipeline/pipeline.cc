@@ -23,15 +23,19 @@ Result<std::unique_ptr<EnvironmentPipeline>> EnvironmentPipeline::open(const Pip
   std::unique_ptr<EnvironmentPipeline> p(new EnvironmentPipeline(o));
   const Clock& clock = o.clock ? *o.clock : SystemClock::instance();
   p->o_.clock = &clock;
+  // The options are kept (p->o_) and the clock outlives the pipeline.
+  auto open_as = [opts = &p->o_](Role role) {
+    StoreOptions so;
+    so.url = opts->store_url;
+    so.role = role;
+    so.durability = opts->durability;
+    so.clock = opts->clock;
+    so.ids = opts->ids;
+    return opts->open_store ? opts->open_store(role) : EventStore::open(so);
+  };
   for (auto [role, slot] : {std::pair{Role::kSyncWorker, &p->ingest_store_},
                             std::pair{Role::kMergeWorker, &p->merge_store_}}) {
-    StoreOptions so;
-    so.url = o.store_url;
-    so.role = role;
-    so.durability = o.durability;
-    so.clock = &clock;
-    so.ids = o.ids;
-    auto store = o.open_store ? o.open_store(role) : EventStore::open(so);
+    auto store = open_as(role);
     if (!store.ok()) return store.error();
     *slot = std::move(*store);
   }
@@ -48,7 +52,8 @@ Result<std::unique_ptr<EnvironmentPipeline>> EnvironmentPipeline::open(const Pip
   p->audit_subscription_ = audit->name;
   p->inspect_subscription_ = inspect->name;
   p->projector_ = std::make_unique<AuditProjector>(*p->merge_store_, o.metrics, o.env);
-  p->inspector_ = std::make_unique<DlqInspector>(*p->merge_store_);
+  p->inspector_ = std::make_unique<DlqInspector>(*p->merge_store_,
+                                                 [open_as] { return open_as(Role::kReader); });
   p->publisher_ = std::make_unique<EnvPublisher>(*o.broker, *o.topology, o.env, o.environments);
   MergerDeps deps;
   deps.store = p->merge_store_.get();
@@ -302,6 +307,8 @@ Result<size_t> EnvironmentPipeline::step() {
 Result<std::vector<DlqEntry>> EnvironmentPipeline::dlq_list() {
   return list_dead_letters(*ingest_store_);
 }
+
+std::vector<PoisonLetter> EnvironmentPipeline::dlq_poison() const { return inspector_->poison(); }
 
 Result<DlqEntry> EnvironmentPipeline::dlq_show(const EventId& id) {
   return show_dead_letter(*ingest_store_, id);

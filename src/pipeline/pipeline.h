@@ -109,6 +109,9 @@ class EnvironmentPipeline {
   // The dead-letter queue, from the audit log: events whose latest terminal entry is
   // `dead_lettered`.
   Result<std::vector<DlqEntry>> dlq_list();
+  // The poison messages of the DLQ (naming no stored event) that this process's inspector holds;
+  // an operator discards one with the admin act DlqInspector::kDiscardPoison.
+  std::vector<PoisonLetter> dlq_poison() const;
   Result<DlqEntry> dlq_show(const EventId& id);
   // Audits `replayed` (with `actor`, who asked) and publishes the event to the raw topic
   // again: the merge stage decides it afresh. kNotFound when it is not an open dead letter.

@@ -62,7 +62,7 @@ ConsumerDecision AuditProjector::on_message(const ReceivedMessage& m) {
 
 ConsumerDecision DlqInspector::on_message(const ReceivedMessage& m) {
   auto id = message_event_id(m.message);
-  if (!id.ok()) return ConsumerDecision::nack("poison: " + id.error().message, kRecheckUs);
+  if (!id.ok()) return poison_message(m.message, id.error().message);
   auto open = show_dead_letter(store_, *id);
   if (open.ok()) {
     // A message of an earlier dead-lettering (replayed meanwhile, and dead-lettered again) is
@@ -74,10 +74,56 @@ ConsumerDecision DlqInspector::on_message(const ReceivedMessage& m) {
   // Out of the DLQ, or never stored (poison naming an unknown event): stored or not, decide.
   auto stored = store_.get(*id);
   if (!stored.ok() && stored.code() == Errc::kNotFound) {
-    return ConsumerDecision::nack("poison: names no stored event", kRecheckUs);
+    return poison_message(m.message, "names event " + id->str() + ", which was never stored");
   }
   if (!stored.ok()) return ConsumerDecision::nack(stored.error().describe());
   return ConsumerDecision::ack();
+}
+
+ConsumerDecision DlqInspector::poison_message(const Message& m, std::string reason) {
+  auto gone = discarded(m.id);
+  if (!gone.ok()) return ConsumerDecision::nack(gone.error().describe());
+  std::lock_guard lk(mu_);
+  if (*gone) {
+    held_.erase(m.id);
+    return ConsumerDecision::ack();
+  }
+  PoisonLetter& p = held_[m.id];
+  p.message_id = m.id;
+  p.data = m.data.substr(0, 4096);
+  p.attributes = m.attributes;
+  p.published_at = m.publish_time;
+  p.reason = reason;
+  return ConsumerDecision::nack("poison: " + reason, kRecheckUs);
+}
+
+Result<bool> DlqInspector::discarded(const std::string& id) {
+  std::lock_guard lk(mu_);
+  if (discarded_.count(id)) return true;
+  if (!reader_) {
+    if (!open_reader_) return false;
+    auto r = open_reader_();
+    if (!r.ok()) return r.error();
+    reader_ = std::move(*r);
+  }
+  for (;;) {
+    auto acts = reader_->admin_actions(admin_cursor_, 1000);
+    if (!acts.ok()) return acts.error();
+    for (const AdminAction& a : *acts) {
+      if (a.action == kDiscardPoison) discarded_.insert(a.target);
+    }
+    if (acts->empty()) break;
+    admin_cursor_ = acts->back().id;
+    if (acts->size() < 1000) break;
+  }
+  return discarded_.count(id) > 0;
+}
+
+std::vector<PoisonLetter> DlqInspector::poison() const {
+  std::lock_guard lk(mu_);
+  std::vector<PoisonLetter> out;
+  for (const auto& [id, p] : held_) out.push_back(p);
+  return out;
 }
 
 }  // namespace backbone::pipeline

@@ -104,6 +104,7 @@ nlohmann::json audit_report_to_json(const AuditVerifyReport& r) {
 std::string audit_job_to_json(const std::string& env, const AuditJobStatus& s) {
   nlohmann::json j = {{"env", env},
                       {"running", s.running},
+                      {"started", true},
                       {"entries_checked", s.entries_checked},
                       {"progress", s.progress},
                       {"started_at", s.started_at.to_rfc3339()},

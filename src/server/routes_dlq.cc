@@ -1,7 +1,9 @@
 // The dead-letter queue (pipeline/dlq.h): GET /v1/envs/{env}/dlq (filtered, paged), GET
 // .../dlq/{id}, POST .../dlq/{id}:replay, POST .../dlq:replay (the filter's, or a dry run),
-// POST .../dlq/{id}:resolve ({"resolution":"accept"|"discard","note"}). Every change is an
-// admin act, in the admin audit with who did it.
+// POST .../dlq/{id}:resolve ({"resolution":"accept"|"discard","note"}); GET .../poison (the DLQ's
+// messages that name no stored event, as this process's inspector holds them) and POST
+// .../poison/{message_id}:discard. Every change is an admin act, in the admin audit with who did
+// it.
 #include <algorithm>
 #include <limits>
 
@@ -162,6 +164,48 @@ void add_dlq_routes(http::Router& s, App& app) {
     }
     send_json(res, 202, {{"resolved", id->str()}, {"resolution", how}});
   });
+
+  s.get(R"(/v1/envs/([^/]+)/poison)",
+        [&app](const http::HttpRequest& req, http::HttpResponse& res) {
+          auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
+          if (!p.ok()) return send_error(res, p.error());
+          // Poison may be any bytes: what is not UTF-8 is shown as U+FFFD.
+          auto text = [](const auto& v) {
+            return nlohmann::json::parse(
+                nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+          };
+          nlohmann::json out = nlohmann::json::array();
+          for (const pipeline::PoisonLetter& l : (*p)->dlq_poison()) {
+            out.push_back({{"message_id", text(l.message_id)},
+                           {"data", text(l.data)},
+                           {"attributes", text(l.attributes)},
+                           {"published_at", l.published_at.to_rfc3339()},
+                           {"reason", text(l.reason)}});
+          }
+          send_json(res, 200, {{"poison", out}});
+        });
+
+  // Discards a poison message: the inspector acks it at its next delivery (within
+  // DlqInspector::kRecheckUs), on whichever process it reaches.
+  s.post(R"(/v1/envs/([^/]+)/poison/([^/:]+):discard)",
+         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
+           auto a = admin(app, req);
+           if (!a.ok()) return send_error(res, a.error());
+           const std::string id = req.matches[2];
+           const auto held = a->pipeline->dlq_poison();
+           if (std::none_of(held.begin(), held.end(),
+                            [&](const pipeline::PoisonLetter& l) { return l.message_id == id; })) {
+             return send_error(res, make_error(Errc::kNotFound, "no poison message \"" + id +
+                                                                    "\" is held by this process"));
+           }
+           if (auto rec = app.record_admin(req.matches[1], a->actor,
+                                           pipeline::DlqInspector::kDiscardPoison, id, std::nullopt,
+                                           "nothing: the poison message stays");
+               !rec.ok()) {
+             return send_error(res, rec.error());
+           }
+           send_json(res, 202, {{"discarded", id}});
+         });
 }
 
 }  // namespace backbone::server

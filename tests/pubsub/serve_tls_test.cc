@@ -117,12 +117,18 @@ TEST(ServeTls, PlaintextOffLoopbackIsRefusedUnlessInsecureListen) {
                                " --pubsub-listen 0.0.0.0:" + std::to_string(pubsub_port) + " 2>&1");
   EXPECT_EQ(code2, 2) << out2;
   EXPECT_NE(out2.find("--pubsub-listen"), std::string::npos) << out2;
-  // Told to, it serves on every interface.
-  ServeProcess serve(config, http_port, {"--insecure-listen"});
-  serve.listen_host("0.0.0.0");
-  serve.start();
-  EXPECT_TRUE(serve.wait_ready());
-  EXPECT_EQ(serve.kill(SIGTERM) & 0x7f, 0);
+  // Told to, it serves on every interface. A port found free on loopback may be taken meanwhile
+  // by another test's server, on any address ("Address already in use" on 0.0.0.0): a few fresh
+  // ports are tried.
+  bool served = false;
+  for (int attempt = 0; attempt < 3 && !served; ++attempt) {
+    ServeProcess serve(config, attempt ? free_loopback_port() : http_port, {"--insecure-listen"});
+    serve.listen_host("0.0.0.0");
+    serve.start();
+    served = serve.wait_ready();
+    EXPECT_EQ(serve.kill(SIGTERM) & 0x7f, 0);
+  }
+  EXPECT_TRUE(served);
 }
 
 }  // namespace

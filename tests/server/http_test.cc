@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "backbone/topology.h"
 #include "http/raw_connection.h"
 #include "server/app.h"
 #include "server/http_server.h"
@@ -23,13 +24,8 @@ using nlohmann::json;
 class HttpApi : public ::testing::Test {
  protected:
   void SetUp() override {
-    server::AppOptions o;
-    o.config = local_config(dir_);
-    o.clock = &clock_;
-    o.start_stages = false;
-    auto app = server::App::open(o);
-    ASSERT_TRUE(app.ok()) << app.error().describe();
-    app_ = std::move(*app);
+    app_ = open_local_app(dir_, clock_);
+    ASSERT_NE(app_, nullptr);
     sandbox_ = *app_->create_token("sandbox", "t", {"publish", "read", "subscribe", "admin"});
     production_ = *app_->create_token("production", "p", {"publish", "read"});
     read_only_ = *app_->create_token("sandbox", "r", {"read"});
@@ -83,7 +79,7 @@ std::string sample(const std::string& templ) {
       {"env", "sandbox"},         {"id", "01a2205c-d11c-7327-b6d6-f43dd781f1e7"},
       {"record_type", "contact"}, {"record_id", "42"},
       {"token_id", "t1"},         {"subscription", "sync"},
-      {"file", "console.js"}};
+      {"file", "console.js"},     {"message_id", "m1"}};
   std::string out;
   for (size_t i = 0; i < templ.size();) {
     if (templ[i] != '{') {
@@ -740,7 +736,9 @@ TEST_F(HttpApi, TheAuditLogIsPagedAndAnEntryShowsItsChainAround) {
 }
 
 TEST_F(HttpApi, AnAuditVerificationRunsInTheBackgroundAndFindsABreak) {
-  EXPECT_EQ(get("/v1/envs/sandbox/audit:verify", sandbox_)->status, 404);
+  auto none = get("/v1/envs/sandbox/audit:verify", sandbox_);
+  ASSERT_EQ(none->status, 200);
+  EXPECT_EQ(json::parse(none->body)["started"], false);
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(
         post("/v1/envs/sandbox/events", event("b" + std::to_string(i), 0, R"({"a":1})"), sandbox_)
@@ -788,6 +786,34 @@ TEST_F(HttpApi, AnAuditVerificationRunsInTheBackgroundAndFindsABreak) {
   EXPECT_EQ(around["chain"][at]["links"], false) << around.dump();
   EXPECT_EQ(around["chain"][at - 1]["links"].is_null() || around["chain"][at - 1]["links"] == true,
             true);
+}
+
+TEST_F(HttpApi, APoisonMessageIsListedAndAnAdminDiscardsIt) {
+  EnvPublisher raw(app_->broker(), app_->topology(), "sandbox", app_->config().environments);
+  ASSERT_TRUE(
+      raw.publish_record(TopicFamily::kRaw, {"x", "y"}, std::string("\xff\xfe not json")).ok());
+  step();
+  ASSERT_TRUE((*app_->pipeline("sandbox"))->step_watchers().ok());
+  auto list = get("/v1/envs/sandbox/poison", read_only_);
+  ASSERT_EQ(list->status, 200) << list->body;
+  auto j = json::parse(list->body);
+  ASSERT_EQ(j["poison"].size(), 1u) << j.dump();
+  const std::string id = j["poison"][0]["message_id"];
+  EXPECT_NE(j["poison"][0]["data"].get<std::string>().find("not json"), std::string::npos);
+  EXPECT_FALSE(j["poison"][0]["reason"].get<std::string>().empty());
+  const std::string discard = "/v1/envs/sandbox/poison/" + id + ":discard";
+  EXPECT_EQ(post(discard, "", read_only_)->status, 403);
+  EXPECT_EQ(post("/v1/envs/sandbox/poison/nope:discard", "", sandbox_)->status, 404);
+  EXPECT_EQ(post(discard, "", sandbox_)->status, 202);
+  // Held until its next delivery, then let go.
+  EXPECT_EQ(json::parse(get("/v1/envs/sandbox/poison", sandbox_)->body)["poison"].size(), 1u);
+  clock_.advance_micros(pipeline::DlqInspector::kRecheckUs);
+  ASSERT_TRUE((*app_->pipeline("sandbox"))->step_watchers().ok());
+  EXPECT_EQ(json::parse(get("/v1/envs/sandbox/poison", sandbox_)->body)["poison"].size(), 0u);
+  auto inspect = app_->broker().stats("events.dlq.sandbox.inspect");
+  EXPECT_EQ(*inspect->undelivered + *inspect->in_flight, 0u);
+  auto acts = json::parse(get("/v1/envs/sandbox/admin-audit", sandbox_)->body);
+  EXPECT_NE(acts.dump().find("dlq.discard_poison"), std::string::npos);
 }
 
 TEST(ServeConfig, AStoreWithoutEnvServesOneEnvironmentOnly) {

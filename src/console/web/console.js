@@ -94,7 +94,8 @@
     const banner = $('banner');
     banner.hidden = false;
     banner.classList.toggle('production', session.production);
-    $('env-badge').textContent = session.production ? `${session.env} — production` : session.env;
+    $('env-badge').textContent = session.env;
+    $('prod-warning').hidden = !session.production;
     $('who').textContent = `${session.name} · ${session.permissions.join(', ')}`;
     $('nav').hidden = false;
     for (const a of document.querySelectorAll('#nav a[data-needs]')) a.hidden = !may(a.dataset.needs);
@@ -155,7 +156,7 @@
       const w = canvas.width; const hh = canvas.height;
       ctx.clearRect(0, 0, w, hh);
       const all = series.flatMap((s) => s.points.map((p) => p[1]));
-      const max = Math.max(1e-9, ...all) * 1.1;
+      const max = Math.max(1, ...all) * 1.1;
       ctx.strokeStyle = '#d9dde5';
       ctx.fillStyle = '#5b6475';
       ctx.font = '11px sans-serif';
@@ -175,6 +176,12 @@
           if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
         });
         ctx.stroke();
+        ctx.fillStyle = colors[k % colors.length];
+        for (const [t, v] of s.points) {
+          ctx.beginPath();
+          ctx.arc(40 + ((t - (now - span)) / span) * (w - 40), hh - 16 - (v / max) * (hh - 28), 2.5, 0, 2 * Math.PI);
+          ctx.fill();
+        }
       });
       legend.replaceChildren(...series.map((s, k) => h('span', {},
         h('span', { text: '■ ' }), `${s.name}: ${s.points.length ? fmt(s.points[s.points.length - 1][1], 2) : '—'} ${unit}   `)));
@@ -191,6 +198,42 @@
       if ((cur.cumulative[i] - (prev.cumulative[i] || 0)) >= q * n) return cur.bounds[i];
     }
     return cur.bounds[cur.bounds.length - 1];
+  }
+
+  // "0–3, 7, 9–12" for a sorted list of bucket numbers.
+  function ranges(nums) {
+    const out = [];
+    for (let i = 0; i < nums.length; i++) {
+      let j = i;
+      while (j + 1 < nums.length && nums[j + 1] === nums[j] + 1) j++;
+      out.push(i === j ? `${nums[i]}` : `${nums[i]}–${nums[j]}`);
+      i = j;
+    }
+    return out.join(', ');
+  }
+
+  // The members with the buckets each owns, and the buckets nobody owns.
+  function clusterView(cluster) {
+    if (!cluster.leases) return [h('p.muted', {}, cluster.note || 'No buckets.')];
+    const owned = new Map();
+    for (const l of cluster.leases) {
+      const k = l.owner || '';
+      if (!owned.has(k)) owned.set(k, { buckets: [], backlog: 0, epochs: new Set() });
+      const o = owned.get(k);
+      o.buckets.push(l.bucket);
+      o.backlog += l.backlog || 0;
+    }
+    const rows = (cluster.members || []).map((m) => {
+      const o = owned.get(m.id) || { buckets: [], backlog: 0 };
+      return h('tr', { 'data-member': m.id }, h('td.mono', {}, m.id, m.id === cluster.member ? h('span.muted', {}, ' (this process)') : null),
+        h('td.mono', {}, m.address || ''), h('td.num', {}, o.buckets.length), h('td.mono', {}, ranges(o.buckets)),
+        h('td.num', {}, fmt(o.backlog)), h('td.num', {}, fmt(m.beat_age_seconds, 1)), h('td', {}, m.leaving ? 'leaving' : 'active'));
+    });
+    const unowned = owned.get('');
+    return [h('p.muted', {}, `${cluster.buckets} buckets, ${fmt(cluster.unowned || 0)} unowned, backlog ${fmt(cluster.backlog)}${cluster.backlog_capped ? '+' : ''}.`),
+      h('table', { id: 'members' }, h('thead', {}, h('tr', {}, h('th', {}, 'Member'), h('th', {}, 'Address'), h('th.num', {}, 'Buckets'),
+        h('th', {}, 'Which'), h('th.num', {}, 'Backlog'), h('th.num', {}, 'Last beat (s ago)'), h('th', {}, 'State'))), h('tbody', {}, rows)),
+      unowned ? h('p.error', {}, `Unowned: ${ranges(unowned.buckets)}`) : null].filter(Boolean);
   }
 
   pages.overview = async (view) => {
@@ -229,12 +272,7 @@
       latChart.draw();
       totals.textContent = `Since this process started: ${fmt(stats.ingested)} ingested, ${fmt(stats.duplicates)} duplicates, ` +
         `${fmt(stats.merged_total)} merged, ${fmt(stats.dead_lettered)} dead-lettered, ${fmt(stats.audit_mismatches)} audit mismatches.`;
-      const rows = (cluster.leases || []).map((l) => h('tr', {}, h('td.num', {}, l.bucket), h('td.mono', {}, l.owner || 'unowned'),
-        h('td.num', {}, l.epoch), h('td.num', {}, fmt(l.age_seconds, 1)), h('td.num', {}, fmt(l.backlog))));
-      clusterBox.replaceChildren(h('h2', {}, 'Buckets and owners'), rows.length
-        ? h('table', {}, h('thead', {}, h('tr', {}, h('th.num', {}, 'Bucket'), h('th', {}, 'Owner'), h('th.num', {}, 'Epoch'),
-          h('th.num', {}, 'Lease age (s)'), h('th.num', {}, 'Backlog'))), h('tbody', {}, rows))
-        : h('p.muted', {}, cluster.note || 'No buckets.'));
+      clusterBox.replaceChildren(h('h2', {}, 'Buckets and owners'), ...clusterView(cluster));
     };
     await tick();
     poller = setInterval(() => tick().catch((e) => { totals.textContent = e.message; }), 2000);
@@ -260,9 +298,9 @@
       h('label', {}, 'Type'), type, h('label', {}, 'Id'), id, h('button', { type: 'submit' }, 'Show')));
     if (!q.get('type') || !q.get('id')) return;
     const base = envPath(`/records/${encodeURIComponent(q.get('type'))}/${encodeURIComponent(q.get('id'))}`);
-    let rec = null;
-    try { rec = await api('GET', base); } catch (e) { if (e.status !== 404) throw e; }
     const tl = await api('GET', `${base}/timeline`);
+    // The record itself only once a version was made (a record with none answers 404).
+    const rec = tl.events.some((t) => t.version !== null) ? await api('GET', base) : null;
     if (!rec && !tl.events.length) {
       view.append(h('p.muted', { id: 'record-missing' }, `${q.get('type')}/${q.get('id')} has no events.`));
       return;
@@ -355,6 +393,19 @@
       h('span', {}, list.total ? `${offset + 1}–${Math.min(list.total, offset + kDlqPage)} of ${list.total}` : ''),
       h('button.quiet', { id: 'dlq-next', disabled: offset + kDlqPage >= list.total, onclick: () => go('dlq', { ...active, offset: offset + kDlqPage }) }, 'Next →'));
     view.append(pager);
+    // Poison: messages of the DLQ that name no stored event; only an operator can drop them.
+    const poison = (await api('GET', envPath('/poison'))).poison;
+    if (poison.length) {
+      view.append(h('div.card', { id: 'poison' }, h('h2', {}, `${poison.length} poison message${poison.length === 1 ? '' : 's'}`),
+        h('p.muted', {}, 'Messages on the raw topic that are not events. The DLQ inspector holds them until they are discarded.'),
+        h('table', {}, h('tbody', {}, poison.map((m) => h('tr', { 'data-message': m.message_id }, h('td.mono', {}, m.message_id),
+          h('td', {}, m.reason), h('td', {}, m.published_at), h('td', {}, h('pre', {}, m.data)),
+          h('td', {}, admin ? h('button.danger', { onclick: async () => {
+            if (!await confirmDialog(`Discard poison message ${m.message_id}?`, h('p', {}, 'It is acknowledged at its next delivery (within 30 s) and never delivered again.'), 'Discard', true)) return;
+            await api('POST', envPath(`/poison/${encodeURIComponent(m.message_id)}:discard`));
+            status.textContent = `Discarded poison message ${m.message_id}; it leaves within 30 s.`;
+          } }, 'Discard') : null)))))));
+    }
     replaySelected.onclick = async () => {
       const ids = [...selected];
       if (!await confirmDialog(`Replay ${ids.length} dead letter${ids.length === 1 ? '' : 's'}?`,
@@ -434,7 +485,9 @@
       poller = setInterval(() => poll().catch((e) => { box.textContent = e.message; stopPolling(); }), 400);
     } }, 'Verify the chain');
     view.append(h('div.card', {}, h('h2', {}, 'Verification'), h('p.muted', {}, 'Recomputes every fingerprint and every writer slot\'s hash chain, up to the heads the store recorded.'), start, box));
-    try { const s = await api('GET', envPath('/audit:verify')); showVerification(box, s); if (s.running) poller = setInterval(() => poll().catch(() => stopPolling()), 400); } catch (e) { if (e.status !== 404) throw e; }
+    const last = await api('GET', envPath('/audit:verify'));
+    if (last.started) showVerification(box, last);
+    if (last.running) poller = setInterval(() => poll().catch(() => stopPolling()), 400);
     const entry = h('input', { id: 'audit-entry', size: 40, placeholder: 'audit entry id', value: q.get('entry') || '' });
     view.append(h('form.inline.card', { id: 'audit-entry-form', onsubmit: (ev) => { ev.preventDefault(); go('audit', { entry: entry.value.trim() }); } },
       h('label', {}, 'Entry'), entry, h('button', { type: 'submit' }, 'Show its chain')));
