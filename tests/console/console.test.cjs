@@ -213,6 +213,8 @@ test('a conflict is dry-run, accepted, discarded and replayed from the DLQ, and 
   assert.equal(await text('#dlq-total'), '1 dead letter');
   await page.check(`#dlq-table tr[data-event="${ids.c3conflict}"] input[type=checkbox]`);
   await page.click('#dlq-replay-selected');
+  await page.waitForSelector('#replay-selection li');
+  assert.deepEqual(await page.$$eval('#replay-selection li', (li) => li.map((x) => x.textContent)), [`customer/c-3 — ${ids.c3conflict}`]);
   await confirm();
   await page.waitForFunction(() => document.getElementById('dlq-status')?.textContent.includes('Replayed 1')
     || document.querySelector('#view[data-page="dlq"] #dlq-table'));

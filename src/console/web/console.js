@@ -373,14 +373,14 @@
     const query = new URLSearchParams({ ...active, offset, limit: kDlqPage }).toString();
     const list = await api('GET', envPath(`/dlq?${query}`));
     const admin = may('admin');
-    const selected = new Set();
+    const selected = new Map(); // event id -> its record, for the confirmation
     const status = h('p', { id: 'dlq-status', role: 'status' });
     const replaySelected = h('button', { id: 'dlq-replay-selected', disabled: true, hidden: !admin }, 'Replay selected');
     const replayAll = h('button', { id: 'dlq-replay-all', hidden: !admin || !list.total }, `Replay all ${list.total} that match…`);
     view.append(h('div.row', {}, h('span', { id: 'dlq-total' }, `${list.total} dead letter${list.total === 1 ? '' : 's'}`), replaySelected, replayAll), status);
     const rows = list.dead_letters.map((d) => {
       const box = h('input', { type: 'checkbox', 'aria-label': `select ${d.event.id}`, hidden: !admin,
-        onchange: (ev) => { if (ev.target.checked) selected.add(d.event.id); else selected.delete(d.event.id); replaySelected.disabled = !selected.size; } });
+        onchange: (ev) => { if (ev.target.checked) selected.set(d.event.id, `${d.event.record_type}/${d.event.record_id}`); else selected.delete(d.event.id); replaySelected.disabled = !selected.size; } });
       return h('tr', { 'data-event': d.event.id }, h('td', {}, box),
         h('td.mono', {}, h('a', { href: `#/dlq-entry?id=${d.event.id}` }, d.event.id)),
         h('td', {}, h('a', { href: `#/records?type=${encodeURIComponent(d.event.record_type)}&id=${encodeURIComponent(d.event.record_id)}` }, `${d.event.record_type}/${d.event.record_id}`)),
@@ -407,9 +407,10 @@
           } }, 'Discard') : null)))))));
     }
     replaySelected.onclick = async () => {
-      const ids = [...selected];
+      const ids = [...selected.keys()];
       if (!await confirmDialog(`Replay ${ids.length} dead letter${ids.length === 1 ? '' : 's'}?`,
-        h('ul', {}, ids.map((i) => h('li.mono', {}, i))), `Replay ${ids.length}`)) return;
+        h('div', {}, h('p', {}, 'These go back to the merge stage, in this order:'),
+          h('ol', { id: 'replay-selection' }, ids.map((i) => h('li.mono', {}, `${selected.get(i)} — ${i}`)))), `Replay ${ids.length}`)) return;
       let done = 0;
       for (const i of ids) { await api('POST', envPath(`/dlq/${i}:replay`)); done++; }
       status.textContent = `Replayed ${done}.`;
