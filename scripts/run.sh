@@ -19,6 +19,8 @@ cat <<EOF_HELP
 Development token for sandbox (publish, read, subscribe, admin):
   $token
 
+The operators' console: http://$listen/console (sign in with the token above).
+
 Post an event, then read the merged record back:
   curl -s -X POST http://$listen/v1/envs/sandbox/events \\
     -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \\

@@ -139,8 +139,10 @@ void run_serve(CliContext& ctx, const ServeFlags& flags) {
   if (!front.ok()) return ctx.fail(front.error());
   std::string envs;
   for (const auto& e : (*app)->envs()) envs += (envs.empty() ? "" : ", ") + e;
-  std::printf("backbone serving %s on %s://%s (broker %s)\n", envs.c_str(),
-              http.tls() ? "https" : "http", listen.c_str(), ctx.config.broker.c_str());
+  const char* scheme = http.tls() ? "https" : "http";
+  std::printf("backbone serving %s on %s://%s (broker %s)\n", envs.c_str(), scheme, listen.c_str(),
+              ctx.config.broker.c_str());
+  std::printf("console at %s://%s/console (sign in with a token)\n", scheme, listen.c_str());
   if (*front) {
     std::printf(
         "Pub/Sub v1 front on port %d, project %s%s\n", (*front)->port(),
