@@ -80,16 +80,25 @@ for r in $(seq 1 "$rounds"); do
   if [ "$have_emulator" = 1 ]; then round emulator "$emu" | tee -a "$results"; fi
   round null "$null_port" "" publish | tee -a "$results"
 done
+# The ordered case (the acceptance fixture's shape, front_bench.cjs): one round each, as the
+# front takes minutes over it.
+round backbone "$front" "$token" ordered | tee -a "$results"
+if [ "$have_emulator" = 1 ]; then round emulator "$emu" "" ordered | tee -a "$results"; fi
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 node -e '
 const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
-const of = (t, k) => rows.filter((r) => r.target === t).map((r) => r[k]);
+const of = (t, k) => rows.filter((r) => r.target === t && r[k] !== undefined).map((r) => r[k]);
 const size = rows[0].size, n = rows[0].messages;
 console.log(`pubsub front: ${n} messages of ${size} B per round, ${of("backbone", "publish_per_s").length} rounds, Node client @google-cloud/pubsub 4.11.0`);
 console.log("durability: backbone fsyncs before it answers a publish or an ack; the emulator keeps messages in memory");
 console.log(`client ceiling: publishing to a server that keeps nothing, ${median(of("null", "publish_per_s"))} msg/s, the Node client busy ${median(of("null", "publish_client_cpu"))} of a core`);
+const ord = (t) => of(t, "ordered_seconds").filter((x) => x !== undefined);
+if (ord("backbone").length) {
+  const b = median(ord("backbone")), e = ord("emulator").length ? median(ord("emulator")) : NaN;
+  console.log(`ordered (10,000 messages: 4 keys of 1,600, 1,600 unkeyed, 2,000 keys of one): backbone ${b.toFixed(1)} s, emulator ${e.toFixed(1)} s, ratio ${(e / b).toFixed(3)} (emulator time / backbone time)`);
+}
 for (const [k, what] of [["publish_per_s", "publish"], ["pull_ack_per_s", "StreamingPull+ack"]]) {
   const b = median(of("backbone", k)), e = of("emulator", k).length ? median(of("emulator", k)) : NaN;
   const cpu = k.replace("_per_s", "_client_cpu");
