@@ -2,7 +2,8 @@
 # The Pub/Sub front benchmark: Google's official Node client (bench/pubsub/front_bench.cjs)
 # against `backbone serve`'s front (embedded broker, fsync before every publish and ack answer)
 # and against Google's emulator (in memory), alternating rounds in the same run; and, for the
-# client's own ceiling, publishing to a server that keeps nothing (bench/pubsub/null_server.cc).
+# client's own ceiling, publishing to a server that keeps nothing (bench/pubsub/null_server.cc);
+# then one round each of the ordered case (the shape of Google's ordered-messages acceptance test).
 # Prints the medians and the ratios. Usage: bench-pubsub-front.sh BUILD [ROUNDS] [MESSAGES] [SIZE]
 set -euo pipefail
 build=${1:?build folder}
