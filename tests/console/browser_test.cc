@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "backbone/broker.h"
 #include "serve_process.h"
 #include "store/sqlite_harness.h"
 #include "test_servers.h"
@@ -43,6 +44,18 @@ TEST(ConsoleBrowser, OperatorsSeeRepairAndAuditThroughTheConsole) {
   const std::string reader = make_token(config, "sandbox", "read", "console-reader");
   const std::string production = make_token(config, "production", "admin", "prod-admin");
   ASSERT_FALSE(admin.empty() || reader.empty() || production.empty());
+  // A poison message on sandbox's raw topic (not an event: as if published straight to the
+  // broker), for the DLQ page's poison list.
+  {
+    auto [provisioned, out] = run_cli("--config '" + config + "' --env sandbox provision");
+    ASSERT_EQ(provisioned, 0) << out;
+    BrokerOptions bo;
+    bo.url = "embedded://" + dir.file("broker");
+    auto broker = Broker::open(bo);
+    ASSERT_TRUE(broker.ok()) << broker.error().describe();
+    const OutgoingMessage poison{"this is not an event", {{"from", "console-test"}}, ""};
+    ASSERT_TRUE((*broker)->publish("events.raw.sandbox", std::span(&poison, 1)).ok());
+  }
   ServeProcess serve(config, port);
   serve.serve_env("");  // both environments
   serve.start();
@@ -66,9 +79,10 @@ TEST(ConsoleBrowser, OperatorsSeeRepairAndAuditThroughTheConsole) {
   EXPECT_NE(out.find("fail 0\n"), std::string::npos);
   EXPECT_NE(out.find("skipped 0\n"), std::string::npos);
   // A screenshot of every page.
-  for (const char* page : {"sign-in", "overview", "record", "record-diff", "event", "dlq",
-                           "dlq-dry-run", "dlq-entry", "audit", "audit-chain", "tokens", "reader",
-                           "production", "dlq-1000", "overview-busy", "audit-broken"}) {
+  for (const char* page :
+       {"sign-in", "overview", "record", "record-diff", "event", "dlq", "dlq-dry-run", "dlq-entry",
+        "audit", "audit-chain", "tokens", "reader", "production", "dlq-1000", "overview-busy",
+        "audit-broken", "dlq-poison"}) {
     const auto f = std::filesystem::path(shots) / (std::string(page) + ".png");
     EXPECT_TRUE(std::filesystem::exists(f) && std::filesystem::file_size(f) > 1000)
         << f << " was not written";

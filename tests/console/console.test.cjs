@@ -227,6 +227,24 @@ test('a conflict is dry-run, accepted, discarded and replayed from the DLQ, and 
   assert.equal(await dlqTotal('record_type=customer'), 1);
 });
 
+test('a poison message is listed with the dead letters and an admin discards it', async () => {
+  const listed = await until('the inspector to hold the poison message', async () => {
+    const r = await api(READER, 'GET', '/v1/envs/sandbox/poison');
+    return r.body.poison.length === 1 ? r.body.poison[0] : null;
+  }, 30000);
+  assert.equal(listed.data, 'this is not an event');
+  await nav('#/dlq', '#poison');
+  assert.ok((await text('#poison h2')).includes('1 poison message'));
+  const row = `#poison tr[data-message="${listed.message_id}"]`;
+  assert.ok((await text(row)).includes('this is not an event'));
+  await shot('dlq-poison');
+  await page.click(`${row} button`);
+  await confirm();
+  await page.waitForFunction(() => document.getElementById('dlq-status').textContent.includes('Discarded poison message'));
+  const acts = (await api(ADMIN, 'GET', '/v1/envs/sandbox/admin-audit')).body;
+  assert.ok(JSON.stringify(acts).includes('dlq.discard_poison'), JSON.stringify(acts));
+});
+
 test('the audit chain verifies with progress, and an entry shows its chain', async () => {
   await nav('#/audit', '#audit-verify-start');
   await page.click('#audit-verify-start');
