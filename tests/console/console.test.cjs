@@ -286,8 +286,12 @@ test('pages stay paged and quick with 10,000 records and 1,000 dead letters', as
     await post(Array.from({ length: 1000 }, (_, i) => ev('perf', `p-${b + i}`, 0, { v: b + i })));
   }
   await post(Array.from({ length: 1000 }, (_, i) => ev('perf', `p-${i}`, 0, { v: -1 }, 'late')));
-  await page.waitForFunction(() => /merged: [1-9]/.test(document.querySelector('.chart .legend').textContent)
-    && /p50: [\d.]+ ms/.test(document.querySelectorAll('.chart .legend')[1].textContent), null, { timeout: 30000 });
+  // Each chart keeps the peak of its series over its two minutes (data-peak0, data-peak1): the
+  // merges may all be over before the posting is, on a slow machine.
+  await page.waitForFunction(() => {
+    const [rates, latency] = document.querySelectorAll('.chart');
+    return Number(rates.dataset.peak1) > 0 && Number(latency.dataset.peak0) > 0;
+  }, null, { timeout: 30000 });
   await shot('overview-busy');
   await until('1,000 perf dead letters', async () => (await dlqTotal('record_type=perf')) === 1000, 120000);
   let t = Date.now();

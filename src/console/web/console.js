@@ -183,6 +183,8 @@
           ctx.fill();
         }
       });
+      // The highest value each series reached in the window, for readers of the page (tests).
+      series.forEach((s, k) => { box.dataset[`peak${k}`] = String(Math.max(0, ...s.points.map((p) => p[1]))); });
       legend.replaceChildren(...series.map((s, k) => h('span', {},
         h('span', { text: '■ ' }), `${s.name}: ${s.points.length ? fmt(s.points[s.points.length - 1][1], 2) : '—'} ${unit}   `)));
       legend.querySelectorAll('span > span').forEach((el, k) => { el.style.color = colors[k % colors.length]; });
