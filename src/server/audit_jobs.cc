@@ -10,7 +10,8 @@ AuditJobStatus AuditJobs::start(const std::string& env, OpenStore open, const st
   std::lock_guard lk(mu_);
   auto& slot = jobs_[env];
   if (slot && slot->status.running) return slot->status;
-  if (slot) finished_.push_back(std::move(slot));
+  // A finished job's thread has nothing left to do after its last status write (under mu_).
+  if (slot && slot->thread.joinable()) slot->thread.join();
   slot = std::make_unique<Job>();
   slot->status.running = !stopping_;
   slot->status.started_at = clock_.now();
@@ -73,9 +74,6 @@ void AuditJobs::stop() {
     std::lock_guard lk(mu_);
     stopping_ = true;
     for (auto& [env, job] : jobs_) {
-      if (job->thread.joinable()) threads.push_back(std::move(job->thread));
-    }
-    for (auto& job : finished_) {
       if (job->thread.joinable()) threads.push_back(std::move(job->thread));
     }
   }

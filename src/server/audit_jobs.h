@@ -58,7 +58,6 @@ class AuditJobs {
   mutable std::mutex mu_;
   bool stopping_ = false;                             // GUARDED_BY(mu_)
   std::map<std::string, std::unique_ptr<Job>> jobs_;  // GUARDED_BY(mu_)
-  std::vector<std::unique_ptr<Job>> finished_;        // GUARDED_BY(mu_): replaced, to join
 };
 
 // {"ok","entries_checked","heads":[{"slot","id","chain_hash"}],"first_bad_entry"?,"position"?,

@@ -44,6 +44,12 @@ Result<void> require_json(const http::HttpRequest& req) {
   return {};
 }
 
+Result<EventId> path_event_id(const http::HttpRequest& req) {
+  auto id = EventId::parse(req.matches[2]);
+  if (!id.ok()) return make_error(Errc::kInvalidArgument, id.error().message, "id");
+  return *id;
+}
+
 Result<nlohmann::json> parse_body(const http::HttpRequest& req) {
   auto j = json_internal::parse_strict(req.body);
   if (!j.ok()) return make_error(Errc::kInvalidArgument, j.error().message, "body");

@@ -22,6 +22,8 @@ Result<pipeline::EnvironmentPipeline*> authorize(App& app, const http::HttpReque
                                                  auth::Permission permission);
 // 415 unless the body is declared as JSON.
 Result<void> require_json(const http::HttpRequest& req);
+// The event id in the path's second group (kInvalidArgument, where = "id", if it is not one).
+Result<EventId> path_event_id(const http::HttpRequest& req);
 // Parses the body as strict JSON (400 naming the byte offset).
 Result<nlohmann::json> parse_body(const http::HttpRequest& req);
 // The query parameter `name` as an integer in [min, max]; `absent` when it is not given.

@@ -8,12 +8,6 @@
 namespace backbone::server {
 namespace {
 
-Result<EventId> path_id(const http::HttpRequest& req, int group) {
-  auto id = EventId::parse(req.matches[static_cast<size_t>(group)]);
-  if (!id.ok()) return make_error(Errc::kInvalidArgument, id.error().message, "id");
-  return *id;
-}
-
 // The smallest id at `millis`: a scan after it starts with that millisecond's entries.
 EventId floor_at(int64_t millis) {
   std::array<uint8_t, 16> b{};
@@ -87,7 +81,7 @@ void add_audit_routes(http::Router& s, App& app) {
                                                      http::HttpResponse& res) {
     auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
     if (!p.ok()) return send_error(res, p.error());
-    auto id = path_id(req, 2);
+    auto id = path_event_id(req);
     if (!id.ok()) return send_error(res, id.error());
     auto context = query_int(req, "context", 5, 1, 50);
     if (!context.ok()) return send_error(res, context.error());
@@ -101,12 +95,17 @@ void add_audit_routes(http::Router& s, App& app) {
     // The entry itself, and what follows it in its slot.
     std::optional<EventId> from_id;
     if (id->unix_millis() > 0) from_id = floor_at(id->unix_millis());
+    // At most kScanAfter entries past it are read, however sparse its slot is there.
+    constexpr size_t kScanAfter = 5000;
     std::vector<AuditEntry> after;
     std::optional<AuditEntry> entry;
-    for (std::optional<EventId> cursor = from_id; after.size() < static_cast<size_t>(*context);) {
+    size_t scanned = 0;
+    for (std::optional<EventId> cursor = from_id;
+         after.size() < static_cast<size_t>(*context) && scanned < kScanAfter;) {
       auto page = store.scan_audit(cursor, 1000);
       if (!page.ok()) return send_error(res, page.error());
       if (page->empty()) break;
+      scanned += page->size();
       for (const AuditEntry& e : *page) {
         if (e.id < *id) continue;
         if (e.id == *id) {

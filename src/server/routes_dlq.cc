@@ -21,12 +21,6 @@ Result<pipeline::DlqFilter> query_filter(const http::HttpRequest& req) {
   });
 }
 
-Result<EventId> path_id(const http::HttpRequest& req) {
-  auto id = EventId::parse(req.matches[2]);
-  if (!id.ok()) return make_error(Errc::kInvalidArgument, id.error().message, "id");
-  return *id;
-}
-
 // The admin who acts: authorized for the environment, and named for the admin audit.
 struct Admin {
   pipeline::EnvironmentPipeline* pipeline;
@@ -75,7 +69,7 @@ void add_dlq_routes(http::Router& s, App& app) {
         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
           auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
           if (!p.ok()) return send_error(res, p.error());
-          auto id = path_id(req);
+          auto id = path_event_id(req);
           if (!id.ok()) return send_error(res, id.error());
           auto e = (*p)->dlq_show(*id);
           if (!e.ok()) return send_error(res, e.error());
@@ -87,7 +81,7 @@ void add_dlq_routes(http::Router& s, App& app) {
          [&app](const http::HttpRequest& req, http::HttpResponse& res) {
            auto a = admin(app, req);
            if (!a.ok()) return send_error(res, a.error());
-           auto id = path_id(req);
+           auto id = path_event_id(req);
            if (!id.ok()) return send_error(res, id.error());
            if (auto r = a->pipeline->dlq_replay(*id, a->actor); !r.ok()) {
              return send_error(res, r.error());
@@ -131,7 +125,7 @@ void add_dlq_routes(http::Router& s, App& app) {
                                                             http::HttpResponse& res) {
     auto a = admin(app, req);
     if (!a.ok()) return send_error(res, a.error());
-    auto id = path_id(req);
+    auto id = path_event_id(req);
     if (!id.ok()) return send_error(res, id.error());
     if (auto json = require_json(req); !json.ok()) return send_error(res, json.error());
     auto body = parse_body(req);

@@ -93,9 +93,8 @@ void add_event_routes(http::Router& s, App& app) {
         [&app](const http::HttpRequest& req, http::HttpResponse& res) {
           auto p = authorize(app, req, req.matches[1], auth::Permission::kRead);
           if (!p.ok()) return send_error(res, p.error());
-          auto id = EventId::parse(req.matches[2]);
-          if (!id.ok())
-            return send_error(res, make_error(Errc::kInvalidArgument, id.error().message, "id"));
+          auto id = path_event_id(req);
+          if (!id.ok()) return send_error(res, id.error());
           // ?wait_ms=M: answers once the event is processed (merged or dead-lettered by this
           // process), or after M ms (at most 30,000) with what it has.
           auto wait_ms = query_int(req, "wait_ms", 0, 0, 30'000);

@@ -56,6 +56,14 @@ class HttpApi : public ::testing::Test {
            R"(","source":"crm","base_version":)" + std::to_string(base) + R"(,"changes":)" +
            changes + "}";
   }
+  // Posts `n` events, each making record `prefix`0, `prefix`1, ... at version 1 (201 each).
+  void post_new_records(const std::string& prefix, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto r = post("/v1/envs/sandbox/events", event(prefix + std::to_string(i), 0, R"({"a":1})"),
+                    sandbox_);
+      ASSERT_EQ(r->status, 201) << r->body;
+    }
+  }
   size_t audit_entries(const std::string& env) {
     auto p = app_->pipeline(env);
     return (*p)->ingest_store().scan_audit(std::nullopt, 100'000)->size();
@@ -689,12 +697,7 @@ TEST_F(HttpApi, EventsAreFoundByFingerprint) {
 }
 
 TEST_F(HttpApi, TheAuditLogIsPagedAndAnEntryShowsItsChainAround) {
-  for (int i = 0; i < 30; ++i) {
-    ASSERT_EQ(
-        post("/v1/envs/sandbox/events", event("a" + std::to_string(i), 0, R"({"a":1})"), sandbox_)
-            ->status,
-        201);
-  }
+  post_new_records("a", 30);
   step();
   std::vector<std::string> ids;
   std::string after;
@@ -739,12 +742,7 @@ TEST_F(HttpApi, AnAuditVerificationRunsInTheBackgroundAndFindsABreak) {
   auto none = get("/v1/envs/sandbox/audit:verify", sandbox_);
   ASSERT_EQ(none->status, 200);
   EXPECT_EQ(json::parse(none->body)["started"], false);
-  for (int i = 0; i < 5; ++i) {
-    ASSERT_EQ(
-        post("/v1/envs/sandbox/events", event("b" + std::to_string(i), 0, R"({"a":1})"), sandbox_)
-            ->status,
-        201);
-  }
+  post_new_records("b", 5);
   step();
   auto wait_done = [&] {
     for (int i = 0; i < 2000; ++i) {
