@@ -70,11 +70,24 @@ struct DeadLetterPolicy {
   bool operator==(const DeadLetterPolicy&) const = default;
 };
 
+// How an ordered subscription hands out one ordering key's messages. Both keep publish order
+// within a key, and keys never block each other.
+enum class KeyDelivery : uint8_t {
+  // SPEC §4: one at a time; the next only after the previous one is acked or dead-lettered.
+  kOneAtATime,
+  // Google Cloud Pub/Sub's rule: a key's messages go out in order without waiting for acks; a
+  // nack or an expired deadline brings the message back after its backoff, and the key's later
+  // deliveries that are not acked yet are withdrawn (their ack ids go stale) and come again
+  // after it, in order. What the Pub/Sub front gives subscriptions that Google's clients create.
+  kStreamed,
+};
+
 struct SubscriptionConfig {
   std::string name;
   std::string topic;
   int64_t ack_deadline_us = 10 * kSecond;  // 10 .. 600 s
   bool ordered = false;
+  KeyDelivery key_delivery = KeyDelivery::kOneAtATime;  // when ordered; cannot change
   std::optional<RetryPolicy> retry;
   std::optional<DeadLetterPolicy> dead_letter;
   int64_t retention_us = 7 * kDay;  // unacked messages older than this are dropped; 10 min .. 31 d
@@ -228,12 +241,16 @@ Result<void> validate_resource_name(std::string_view name, const char* what);
 Result<void> validate_topic_config(const TopicConfig& config);
 Result<void> validate_subscription_config(const SubscriptionConfig& config);
 // validate_subscription_config(next), and kInvalidArgument when `next` changes what cannot change
-// after creation: the topic (where "topic") or message ordering ("enable_message_ordering").
+// after creation: the topic (where "topic"), message ordering ("enable_message_ordering") or an
+// ordered subscription's key delivery ("key_delivery").
 Result<void> validate_subscription_update(const SubscriptionConfig& current,
                                           const SubscriptionConfig& next);
 Result<void> validate_messages(std::span<const OutgoingMessage> messages);
 // A nack delay (`field` "delay") or a new ack deadline ("ack_deadline"): 0 .. 600 s.
 Result<void> validate_delay(int64_t us, const char* field);
+// "one-at-a-time" or "streamed"; the name back (nullopt when it names neither).
+std::string_view key_delivery_name(KeyDelivery d);
+std::optional<KeyDelivery> key_delivery_from_name(std::string_view name);
 // A duration for people: "30s", "31d", "250ms".
 std::string format_duration(int64_t us);
 // Adds to a dead-lettered message's own attributes the kAttr* ones above: which attempt it

@@ -73,6 +73,9 @@ Result<void> validate_subscription_update(const SubscriptionConfig& current,
   if (next.ordered != current.ordered) {
     return invalid("message ordering cannot change after creation", "enable_message_ordering");
   }
+  if (next.ordered && next.key_delivery != current.key_delivery) {
+    return invalid("an ordering key's delivery cannot change after creation", "key_delivery");
+  }
   return {};
 }
 
@@ -127,6 +130,16 @@ Result<void> validate_messages(std::span<const OutgoingMessage> messages) {
     }
   }
   return {};
+}
+
+std::string_view key_delivery_name(KeyDelivery d) {
+  return d == KeyDelivery::kStreamed ? "streamed" : "one-at-a-time";
+}
+
+std::optional<KeyDelivery> key_delivery_from_name(std::string_view name) {
+  if (name == "one-at-a-time") return KeyDelivery::kOneAtATime;
+  if (name == "streamed") return KeyDelivery::kStreamed;
+  return std::nullopt;
 }
 
 std::string format_duration(int64_t us) {

@@ -3,7 +3,8 @@
 namespace backbone::cli {
 
 std::string policy_text(const SubscriptionConfig& c) {
-  std::string s = c.ordered ? "ordered" : "unordered";
+  std::string s =
+      c.ordered ? "ordered (" + std::string(key_delivery_name(c.key_delivery)) + ")" : "unordered";
   s += ", ack " + format_duration(c.ack_deadline_us);
   s += ", retry " + (c.retry ? format_duration(c.retry->min_backoff_us) + ".." +
                                    format_duration(c.retry->max_backoff_us)
@@ -37,6 +38,8 @@ nlohmann::json subscription_json(const SubscriptionConfig& c) {
   nlohmann::json j = {{"name", c.name},
                       {"topic", c.topic},
                       {"ordered", c.ordered},
+                      {"key_delivery", c.ordered ? nlohmann::json(key_delivery_name(c.key_delivery))
+                                                 : nlohmann::json(nullptr)},
                       {"ack_deadline_seconds", static_cast<double>(c.ack_deadline_us) / kSecond},
                       {"retention_seconds", static_cast<double>(c.retention_us) / kSecond},
                       {"labels", c.labels},

@@ -131,10 +131,11 @@ Result<SubscriptionConfig> subscription_from_proto(const v1::Subscription& sub,
       !topic.ok()) {
     return topic.error();
   }
-  return subscription_of(sub, project);
+  return subscription_of(sub, project, KeyDelivery::kStreamed);
 }
 
-Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::string_view project) {
+Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::string_view project,
+                                           KeyDelivery unlabeled) {
   auto name = parse_resource_path(sub.name(), project, ResourceKind::kSubscription, "name");
   if (!name.ok()) return name.error();
   std::string topic(kDetachedTopic);
@@ -154,6 +155,17 @@ Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::str
   out.dead_letter = *dead_letter;
   out.retention_us = retention_from_proto(sub);
   out.labels.insert(sub.labels().begin(), sub.labels().end());
+  out.key_delivery = unlabeled;
+  if (auto it = out.labels.find(std::string(kKeyDeliveryLabel)); it != out.labels.end()) {
+    auto d = key_delivery_from_name(it->second);
+    if (!d) {
+      return make_error(Errc::kInvalidArgument,
+                        "must be \"one-at-a-time\" or \"streamed\", not \"" + it->second + "\"",
+                        "labels." + std::string(kKeyDeliveryLabel));
+    }
+    out.key_delivery = *d;
+    out.labels.erase(it);
+  }
   return out;
 }
 
@@ -178,6 +190,10 @@ void subscription_to_proto(const SubscriptionConfig& config, std::string_view pr
   set_duration(out->mutable_message_retention_duration(), config.retention_us);
   out->mutable_expiration_policy();  // present without a ttl: it never expires
   out->mutable_labels()->insert(config.labels.begin(), config.labels.end());
+  if (config.ordered) {
+    (*out->mutable_labels())[std::string(kKeyDeliveryLabel)] =
+        std::string(key_delivery_name(config.key_delivery));
+  }
   out->set_state(v1::Subscription::ACTIVE);
 }
 
@@ -203,6 +219,7 @@ Result<SubscriptionConfig> apply_subscription_update(const SubscriptionConfig& c
     } else if (path == "labels") {
       out.labels.clear();
       out.labels.insert(update.labels().begin(), update.labels().end());
+      out.labels.erase(std::string(kKeyDeliveryLabel));  // shown, not set
     } else if (path == "expiration_policy") {
       // Accepted and kept as "never expires", as on creation.
     } else if (path == "enable_message_ordering" || path == "topic" || path == "name") {

@@ -34,12 +34,19 @@ void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Top
 // retention 7 days, at most 5 delivery attempts, backoff 10 s to 600 s. kInvalidArgument for
 // what the port does not do (push, BigQuery or Cloud Storage delivery, filters, exactly-once,
 // retained acked messages, detached), naming the field.
+//
+// An ordered subscription's KeyDelivery travels as the label kKeyDeliveryLabel ("one-at-a-time"
+// or "streamed"), which the port's config does not show among its labels. Without the label it
+// is `unlabeled`: the front takes a client's request by Google's rule (kStreamed); the pubsub://
+// backend reads what a server says of its own subscriptions as backbone's (kOneAtATime).
+inline constexpr std::string_view kKeyDeliveryLabel = "backbone-key-delivery";
 Result<SubscriptionConfig> subscription_from_proto(const v1::Subscription& sub,
                                                    std::string_view project);
 // The same, for a server's answer: what the port does not keep is left out, not refused; the
 // topic of a detached subscription reads kDetachedTopic.
-Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::string_view project);
-// `topic_exists` false writes the topic as kDetachedTopic.
+Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::string_view project,
+                                           KeyDelivery unlabeled = KeyDelivery::kOneAtATime);
+// `topic_exists` false writes the topic as kDetachedTopic. An ordered one gets kKeyDeliveryLabel.
 void subscription_to_proto(const SubscriptionConfig& config, std::string_view project,
                            bool topic_exists, v1::Subscription* out);
 // `config` with the fields of `update` named by `paths` (UpdateSubscriptionRequest's mask).

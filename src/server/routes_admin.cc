@@ -24,6 +24,8 @@ void add_admin_routes(http::Router& s, App& app) {
                 {"name", c.name},
                 {"topic", c.topic},
                 {"ordered", c.ordered},
+                {"key_delivery", c.ordered ? nlohmann::json(key_delivery_name(c.key_delivery))
+                                           : nlohmann::json(nullptr)},
                 {"ack_deadline_seconds", static_cast<double>(c.ack_deadline_us) / kSecond}};
             j["backlog"] = backlog_json(app.broker().stats(c.name));
             subs.push_back(j);

@@ -24,6 +24,10 @@ void compare(const SubscriptionConfig& have, const SubscriptionConfig& want, Pro
   };
   diff("topic", have.topic, want.topic);
   diff("ordered", have.ordered ? "yes" : "no", want.ordered ? "yes" : "no");
+  if (have.ordered && want.ordered) {
+    diff("key_delivery", std::string(key_delivery_name(have.key_delivery)),
+         std::string(key_delivery_name(want.key_delivery)));
+  }
   const bool unfixable = !item.differences.empty();
   diff("ack_deadline", format_duration(have.ack_deadline_us),
        format_duration(want.ack_deadline_us));

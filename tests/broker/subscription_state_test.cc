@@ -181,6 +181,103 @@ TEST_F(SubscriptionStateTest, ANackOnAnOrderedKeyRedeliversTheSameHeadFirst) {
   EXPECT_EQ(again[0].attempt, 2);
 }
 
+class StreamedKeys : public SubscriptionStateTest {
+ protected:
+  static SubscriptionConfig streamed() {
+    SubscriptionConfig c = config();
+    c.ordered = true;
+    c.key_delivery = KeyDelivery::kStreamed;
+    c.retry = RetryPolicy{10 * kSecond, 600 * kSecond};
+    return c;
+  }
+};
+
+TEST_F(StreamedKeys, AKeysMessagesGoOutTogetherInOrderAndFollowOnesPublishedLater) {
+  const uint64_t a1 = publish("a"), a2 = publish("a"), b1 = publish("b"), a3 = publish("a");
+  auto s = make(streamed());
+  auto got = s.take(2, at(0), topic_, sink_);
+  EXPECT_EQ(offsets(got), (std::vector<uint64_t>{a1, a2}));
+  got = s.take(10, at(0), topic_, sink_);
+  EXPECT_EQ(offsets(got), (std::vector<uint64_t>{b1, a3}));
+  const uint64_t a4 = publish("a");
+  EXPECT_EQ(offsets(s.take(10, at(0), topic_, sink_)), std::vector<uint64_t>{a4});
+  EXPECT_EQ(s.stats(at(0), topic_).in_flight, 5u);
+  EXPECT_EQ(s.stats(at(0), topic_).undelivered, 0u);
+}
+
+TEST_F(StreamedKeys, AnExpiredDeadlineWithdrawsTheKeysLaterDeliveriesUntilItIsThrough) {
+  const uint64_t a1 = publish("a"), a2 = publish("a"), a3 = publish("a"), b1 = publish("b");
+  auto s = make(streamed());
+  auto first = s.take(10, at(0), topic_, sink_);
+  ASSERT_EQ(offsets(first), (std::vector<uint64_t>{a1, a2, a3, b1}));
+  // a2 and b1 are acked in time; a1 and a3 are not.
+  ASSERT_TRUE(s.ack(a2, first[1].generation, topic_, sink_, at(5)));
+  ASSERT_TRUE(s.ack(b1, first[3].generation, topic_, sink_, at(5)));
+  auto second = s.take(10, at(11), topic_, sink_);  // a1's deadline passed: it waits 10 s
+  EXPECT_TRUE(second.empty());
+  // a3 was out behind a1 and is withdrawn: its ack id is stale now.
+  EXPECT_FALSE(s.ack(a3, first[2].generation, topic_, sink_, at(11)));
+  const SubscriptionStats st = s.stats(at(11), topic_);
+  EXPECT_EQ(st.in_flight, 0u);
+  EXPECT_EQ(st.undelivered, 2u);  // a1 waiting, a3 queued behind it
+  auto again = s.take(10, at(21), topic_, sink_);
+  ASSERT_EQ(offsets(again), (std::vector<uint64_t>{a1, a3}));
+  EXPECT_EQ(again[0].attempt, 2);
+  EXPECT_EQ(again[1].attempt, 2);
+  ASSERT_TRUE(s.ack(a3, again[1].generation, topic_, sink_, at(22)));
+  ASSERT_TRUE(s.ack(a1, again[0].generation, topic_, sink_, at(22)));
+  EXPECT_EQ(s.low_water_mark(), 4u);
+}
+
+TEST_F(StreamedKeys, ADeadLetterInTheMiddleLetsTheKeyFlowOn) {
+  const uint64_t a1 = publish("a"), a2 = publish("a"), a3 = publish("a");
+  SubscriptionConfig c = streamed();
+  c.dead_letter = DeadLetterPolicy{"dlq", 5};
+  auto s = make(c);
+  auto got = s.take(10, at(0), topic_, sink_);
+  ASSERT_EQ(offsets(got), (std::vector<uint64_t>{a1, a2, a3}));
+  ASSERT_TRUE(s.dead_letter(a2, got[1].generation, "poison", at(1), topic_, sink_));
+  // a3 stays out: a dead-letter is settled, not failed.
+  ASSERT_TRUE(s.ack(a3, got[2].generation, topic_, sink_, at(1)));
+  ASSERT_TRUE(s.ack(a1, got[0].generation, topic_, sink_, at(1)));
+  EXPECT_EQ(s.low_water_mark(), 3u);
+  EXPECT_EQ(s.stats(at(1), topic_).dead_lettered, 1u);
+}
+
+TEST_F(StreamedKeys, SpentAttemptsDeadLetterTheHeadAndItsWithdrawnFollowersComeAtOnce) {
+  const uint64_t a1 = publish("a"), a2 = publish("a");
+  SubscriptionConfig c = streamed();
+  c.dead_letter = DeadLetterPolicy{"dlq", 5};
+  auto s = make(c);
+  int64_t t = 0;
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    auto got = s.take(10, at(t), topic_, sink_);
+    ASSERT_FALSE(got.empty()) << attempt;
+    ASSERT_EQ(got[0].offset, a1) << attempt;
+    ASSERT_TRUE(s.nack(a1, got[0].generation, 0, "no", at(t), topic_, sink_));
+    t += 1;
+  }
+  auto next = s.take(10, at(t), topic_, sink_);
+  ASSERT_EQ(offsets(next), std::vector<uint64_t>{a2});
+  EXPECT_EQ(sink_.out.back().kind, Reported::kAttempt);
+  EXPECT_EQ(s.stats(at(t), topic_).dead_lettered, 1u);
+}
+
+TEST_F(StreamedKeys, ASnapshotRestoresTheKeysOrderAndTheWithdrawnAttempts) {
+  const uint64_t a1 = publish("a"), a2 = publish("a"), a3 = publish("a");
+  auto s = make(streamed());
+  auto got = s.take(10, at(0), topic_, sink_);
+  ASSERT_EQ(got.size(), 3u);
+  ASSERT_TRUE(s.nack(a1, got[0].generation, 30 * kSecond, "later", at(0), topic_, sink_));
+  auto r = SubscriptionState(streamed(), 0, 100);
+  r.restore(s.snapshot(), topic_, at(1));
+  EXPECT_TRUE(r.take(10, at(29), topic_, sink_).empty());  // a1's backoff holds the key
+  auto after = r.take(10, at(30), topic_, sink_);
+  ASSERT_EQ(offsets(after), (std::vector<uint64_t>{a1, a2, a3}));
+  EXPECT_EQ(after[0].attempt, 2);
+  EXPECT_EQ(after[1].attempt, 2);
+}
+
 TEST_F(SubscriptionStateTest, UnackedMessagesOlderThanTheRetentionAreDropped) {
   publish("", at(0));
   publish("", at(500));

@@ -17,6 +17,7 @@ json subscription_config_to_json(const SubscriptionConfig& c) {
             {"topic", c.topic},
             {"ack_deadline_us", c.ack_deadline_us},
             {"ordered", c.ordered},
+            {"key_delivery", key_delivery_name(c.key_delivery)},
             {"retention_us", c.retention_us},
             {"labels", c.labels}};
   if (c.retry)
@@ -34,6 +35,9 @@ SubscriptionConfig subscription_config_from_json(const json& j) {
   c.topic = j.at("topic").get<std::string>();
   c.ack_deadline_us = j.at("ack_deadline_us").get<int64_t>();
   c.ordered = j.at("ordered").get<bool>();
+  // Absent in what was written before there was a choice: one at a time, as it was.
+  c.key_delivery = key_delivery_from_name(j.value("key_delivery", std::string()))
+                       .value_or(KeyDelivery::kOneAtATime);
   c.retention_us = j.at("retention_us").get<int64_t>();
   c.labels = j.at("labels").get<Attributes>();
   if (j.contains("retry")) {

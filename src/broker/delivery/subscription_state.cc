@@ -21,32 +21,89 @@ void SubscriptionState::restore(const RestoredState& r, const TopicIndex& topic,
   for (uint64_t off = lwm_; off < cursor_; ++off) {
     if (acked_[off - lwm_]) continue;
     const uint64_t key = topic.at(off).key_hash;
-    if (ordered_key(key)) {
-      if (key_head_.count(key)) {
-        blocked_[key].push_back(off);
-        ++blocked_count_;
-        continue;
-      }
-      key_head_[key] = off;
+    const auto it = r.attempts.find(off);
+    const bool first_of_key = !ordered_key(key) || keys_[key].offsets.empty();
+    if (ordered_key(key)) keys_[key].offsets.push_back(off);
+    if (!first_of_key && it == r.attempts.end()) {
+      ++blocked_count_;  // queued behind its key, with no history
+      continue;
     }
     Touched t;
     t.key_hash = key;
-    t.phase = Phase::kWaiting;
     t.when = now;
-    if (auto it = r.attempts.find(off); it != r.attempts.end()) {
+    if (it != r.attempts.end()) {
       t.attempts = it->second.attempts;
       t.when = std::max(now, it->second.available_at);
       t.last_error = it->second.reason;
     }
     t.generation = next_generation_++;
-    waiting_.push({t.when, off, t.generation});
-    ++waiting_count_;
+    if (first_of_key) {
+      t.phase = Phase::kWaiting;
+      waiting_.push({t.when, off, t.generation});
+      ++waiting_count_;
+    } else {
+      t.phase = Phase::kQueued;
+      ++blocked_count_;
+    }
     touched_.emplace(off, std::move(t));
   }
   while (!acked_.empty() && acked_.front()) {
     acked_.pop_front();
     ++lwm_;
   }
+}
+
+size_t SubscriptionState::key_window() const {
+  return config_.key_delivery == KeyDelivery::kStreamed ? SIZE_MAX : 1;
+}
+
+void SubscriptionState::line_up(uint64_t key_hash, Timestamp now) {
+  auto it = keys_.find(key_hash);
+  if (it == keys_.end()) return;
+  KeyLine& line = it->second;
+  if (line.offsets.empty()) {
+    keys_.erase(it);
+    return;
+  }
+  if (line.out >= key_window() || line.out >= line.offsets.size()) return;
+  const uint64_t next = line.offsets[line.out];
+  auto [t, fresh] = touched_.try_emplace(next);
+  if (!fresh && t->second.phase != Phase::kQueued) return;  // scheduled already
+  Touched& n = t->second;
+  n.key_hash = key_hash;
+  n.when = fresh ? now : std::max(now, n.when);
+  n.phase = Phase::kWaiting;
+  n.generation = next_generation_++;
+  waiting_.push({n.when, next, n.generation});
+  ++waiting_count_;
+  --blocked_count_;
+}
+
+void SubscriptionState::withdraw_after(uint64_t key_hash, uint64_t offset, Timestamp now) {
+  auto it = keys_.find(key_hash);
+  BACKBONE_ASSERT(it != keys_.end());
+  KeyLine& line = it->second;
+  const auto pos = std::find(line.offsets.begin(), line.offsets.end(), offset);
+  BACKBONE_ASSERT(pos != line.offsets.end());
+  const size_t at = static_cast<size_t>(pos - line.offsets.begin());
+  BACKBONE_ASSERT(at < line.out);
+  for (size_t i = at + 1; i <= line.out && i < line.offsets.size(); ++i) {
+    auto t = touched_.find(line.offsets[i]);
+    if (t == touched_.end()) continue;  // queued with no history
+    Touched& w = t->second;
+    if (w.phase == Phase::kInFlight) {
+      --in_flight_;
+      w.when = now;  // it did not fail: it comes again as soon as the failed one is through
+    } else if (w.phase == Phase::kWaiting) {
+      --waiting_count_;  // keeps its own backoff, if it had one
+    } else {
+      continue;
+    }
+    w.phase = Phase::kQueued;
+    w.generation = next_generation_++;  // its ack id and heap entries go stale
+    ++blocked_count_;
+  }
+  line.out = at;
 }
 
 bool SubscriptionState::retention_expired(uint64_t offset, const TopicIndex& topic,
@@ -67,26 +124,14 @@ void SubscriptionState::settle(uint64_t offset, uint64_t key_hash, Timestamp now
   BACKBONE_ASSERT(offset >= lwm_ && offset < cursor_);
   acked_[offset - lwm_] = 1;
   if (ordered_key(key_hash)) {
-    auto head = key_head_.find(key_hash);
-    if (head != key_head_.end() && head->second == offset) {
-      auto q = blocked_.find(key_hash);
-      if (q != blocked_.end() && !q->second.empty()) {
-        const uint64_t next = q->second.front();
-        q->second.pop_front();
-        if (q->second.empty()) blocked_.erase(q);
-        --blocked_count_;
-        head->second = next;
-        Touched t;
-        t.key_hash = key_hash;
-        t.phase = Phase::kWaiting;
-        t.when = now;
-        t.generation = next_generation_++;
-        waiting_.push({now, next, t.generation});
-        ++waiting_count_;
-        touched_[next] = std::move(t);
-      } else {
-        key_head_.erase(head);
+    if (auto it = keys_.find(key_hash); it != keys_.end()) {
+      KeyLine& line = it->second;
+      const auto pos = std::find(line.offsets.begin(), line.offsets.end(), offset);
+      if (pos != line.offsets.end()) {
+        if (static_cast<size_t>(pos - line.offsets.begin()) < line.out) --line.out;
+        line.offsets.erase(pos);
       }
+      line_up(key_hash, now);
     }
   }
   while (!acked_.empty() && acked_.front()) {
@@ -107,6 +152,12 @@ void SubscriptionState::deliver(uint64_t offset, uint64_t key_hash, Timestamp no
   ++in_flight_;
   sink.on_attempt(offset, t.attempts, now, {});
   out.push_back({offset, t.attempts, t.generation});
+  if (ordered_key(key_hash)) {
+    KeyLine& line = keys_[key_hash];
+    BACKBONE_ASSERT(line.out < line.offsets.size() && line.offsets[line.out] == offset);
+    ++line.out;
+    line_up(key_hash, now);
+  }
 }
 
 void SubscriptionState::fail(uint64_t offset, Touched& t, std::optional<int64_t> delay_us,
@@ -114,6 +165,7 @@ void SubscriptionState::fail(uint64_t offset, Touched& t, std::optional<int64_t>
   BACKBONE_ASSERT(t.phase == Phase::kInFlight);
   --in_flight_;
   t.last_error = reason;
+  if (ordered_key(t.key_hash)) withdraw_after(t.key_hash, offset, now);
   if (config_.dead_letter && t.attempts >= config_.dead_letter->max_delivery_attempts) {
     to_dead_letter(offset, reason, now, sink);
     return;
@@ -189,12 +241,12 @@ std::vector<Delivery> SubscriptionState::take(size_t max, Timestamp now, const T
       continue;
     }
     if (ordered_key(ref.key_hash)) {
-      if (key_head_.count(ref.key_hash)) {
-        blocked_[ref.key_hash].push_back(off);
-        ++blocked_count_;
+      KeyLine& line = keys_[ref.key_hash];
+      line.offsets.push_back(off);
+      if (line.offsets.size() - 1 != line.out || line.out >= key_window()) {
+        ++blocked_count_;  // behind its key
         continue;
       }
-      key_head_[ref.key_hash] = off;
     }
     deliver(off, ref.key_hash, now, out, sink);
   }
@@ -274,7 +326,8 @@ RestoredState SubscriptionState::snapshot() const {
   r.acked = acked_above_lwm();
   for (const auto& [off, t] : touched_) {
     if (t.attempts == 0) continue;
-    r.attempts[off] = {t.attempts, t.phase == Phase::kWaiting ? t.when : Timestamp(), t.last_error};
+    r.attempts[off] = {t.attempts, t.phase != Phase::kInFlight ? t.when : Timestamp(),
+                       t.last_error};
   }
   return r;
 }
@@ -282,8 +335,7 @@ RestoredState SubscriptionState::snapshot() const {
 void SubscriptionState::detach(uint64_t topic_end) {
   acked_.clear();
   touched_.clear();
-  key_head_.clear();
-  blocked_.clear();
+  keys_.clear();
   waiting_ = MinHeap();
   deadlines_ = MinHeap();
   in_flight_ = waiting_count_ = blocked_count_ = 0;

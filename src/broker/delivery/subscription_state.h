@@ -5,9 +5,11 @@
 //    a bit each, and only delivered-but-unacked messages carry state (`Touched`);
 //  - a delivery is in flight until its deadline; a nack or an expired deadline makes it wait for
 //    its backoff, or dead-letters it when the attempts are spent;
-//  - on an ordered subscription each ordering key has at most one message out (its head); the
-//    key's later messages wait in a per-key queue and follow one by one, so keys never block
-//    each other and a dead-letter frees its key like an ack;
+//  - on an ordered subscription each ordering key has a line: its messages not yet settled, in
+//    order, of which a prefix is out. KeyDelivery::kOneAtATime lets one out at a time (the next
+//    follows an ack or a dead-letter); kStreamed lets the whole line out in order, and a failed
+//    delivery withdraws the key's later ones out so that they come again after it. Keys never
+//    block each other, and a dead-letter frees its key like an ack;
 //  - unacked messages older than the retention are dropped.
 //
 // Everything it decides that must be kept (attempts, acks) it reports to a StateSink, in order;
@@ -100,11 +102,13 @@ class SubscriptionState {
   void detach(uint64_t topic_end);
 
  private:
-  enum class Phase : uint8_t { kInFlight, kWaiting };
+  // kWaiting: scheduled in waiting_; kQueued: behind its key, not scheduled (a queued message has
+  // a Touched only when it has a history: attempts, or a backoff to honour).
+  enum class Phase : uint8_t { kInFlight, kWaiting, kQueued };
   struct Touched {
     int attempts = 0;
     Phase phase = Phase::kWaiting;
-    Timestamp when;  // the deadline (in flight) or the earliest redelivery (waiting)
+    Timestamp when;  // the deadline (in flight) or the earliest redelivery (waiting, queued)
     uint64_t generation = 0;
     uint64_t key_hash = 0;
     std::string last_error;
@@ -119,7 +123,20 @@ class SubscriptionState {
   };
   using MinHeap = std::priority_queue<Timed, std::vector<Timed>, std::greater<Timed>>;
 
+  // One ordering key's messages taken from the cursor and not settled, in order; offsets[0, out)
+  // are in flight, and offsets[out] is scheduled (kWaiting) whenever the window lets it out.
+  struct KeyLine {
+    std::deque<uint64_t> offsets;
+    size_t out = 0;
+  };
+
   bool ordered_key(uint64_t key_hash) const { return config_.ordered && key_hash != 0; }
+  size_t key_window() const;
+  // Schedules the key's next message when its window has room (and drops an empty line).
+  void line_up(uint64_t key_hash, Timestamp now);
+  // A delivery of the key at `offset` failed: the key's later messages out are withdrawn (their
+  // deliveries go stale) and the one scheduled is unscheduled, so that all follow it again.
+  void withdraw_after(uint64_t key_hash, uint64_t offset, Timestamp now);
   void expire_deadlines(Timestamp now, const TopicIndex& topic, StateSink& sink);
   // Marks `offset` acked, frees its key, and moves the low-water mark on.
   void settle(uint64_t offset, uint64_t key_hash, Timestamp now);
@@ -136,14 +153,13 @@ class SubscriptionState {
   uint64_t cursor_;
   std::deque<uint8_t> acked_;  // for offsets [lwm_, cursor_): 1 when acked
   std::unordered_map<uint64_t, Touched> touched_;
-  std::unordered_map<uint64_t, uint64_t> key_head_;             // ordered: key -> its head's offset
-  std::unordered_map<uint64_t, std::deque<uint64_t>> blocked_;  // ordered: key -> queued
-  MinHeap waiting_;    // kWaiting entries, by earliest redelivery
-  MinHeap deadlines_;  // kInFlight entries, by deadline
+  std::unordered_map<uint64_t, KeyLine> keys_;  // ordered: by key hash
+  MinHeap waiting_;                             // kWaiting entries, by earliest redelivery
+  MinHeap deadlines_;                           // kInFlight entries, by deadline
   uint64_t next_generation_;
   uint64_t in_flight_ = 0;
   uint64_t waiting_count_ = 0;
-  uint64_t blocked_count_ = 0;
+  uint64_t blocked_count_ = 0;  // queued behind their keys
   uint64_t dead_lettered_ = 0;
 };
 

@@ -618,7 +618,10 @@ class PubsubBroker final : public Broker {
     auto& slot = slots_[std::string(subscription)];
     if (!slot) {
       slot = std::make_shared<Slot>(*c);
-      if (c->ordered) slot->gate = std::make_unique<KeyGate>(gate_policy(*c));
+      // Streamed keys are Pub/Sub's own rule: the server's deliveries pass as they come.
+      if (c->ordered && c->key_delivery == KeyDelivery::kOneAtATime) {
+        slot->gate = std::make_unique<KeyGate>(gate_policy(*c));
+      }
     }
     return slot;
   }

@@ -47,15 +47,18 @@ class Session final : public StreamRegistry::Stream {
     return error_.ok() ? status : error_;
   }
 
-  void release(std::span<const std::string> ids) override {
+  std::vector<std::string> release(std::span<const std::string> ids) override {
+    std::vector<std::string> keys;
     std::lock_guard lock(mu_);
     for (const auto& id : ids) {
       if (auto it = outstanding_.find(id); it != outstanding_.end()) {
+        if (!it->second.key.empty()) keys.push_back(std::move(it->second.key));
         outstanding_bytes_ -= it->second.bytes;
         outstanding_.erase(it);
       }
     }
     room_.notify_all();
+    return keys;
   }
 
   void extend(std::span<const std::string> ids, int64_t us) override {
@@ -81,6 +84,7 @@ class Session final : public StreamRegistry::Stream {
     }
     sub_ = *id;
     config_ = *s;
+    keyed_ = config_.ordered && config_.key_delivery == KeyDelivery::kStreamed;
     stream_deadline_us_ = deadline;
     max_messages_ = req.max_outstanding_messages() > 0
                         ? static_cast<size_t>(req.max_outstanding_messages())
@@ -131,17 +135,21 @@ class Session final : public StreamRegistry::Stream {
     bool first = true;
     while (!ctx_->IsCancelled()) {
       size_t want = 0;
+      std::vector<std::string> expired_keys;
       {
         std::unique_lock lock(mu_);
         if (read_ended_) break;
-        expire_leases();
+        expired_keys = expire_leases();
         want = room();
-        if (want == 0) {
-          room_.wait_for(lock, std::chrono::microseconds(kRoomWaitUs));
-          continue;
-        }
       }
-      auto got = a_.broker().pull(sub_, want, kPullWaitUs);
+      registry_.keys_released(sub_, this, expired_keys);
+      if (want == 0) {
+        std::unique_lock lock(mu_);
+        room_.wait_for(lock, std::chrono::microseconds(kRoomWaitUs));
+        continue;
+      }
+      auto got = keyed_ ? registry_.pull_keyed(a_.broker(), sub_, this, want, kPullWaitUs)
+                        : a_.broker().pull(sub_, want, kPullWaitUs);
       if (!got.ok()) return to_status(got.error());
       if (got->empty()) continue;
       if (stream_deadline_us_ != config_.ack_deadline_us) {
@@ -193,30 +201,35 @@ class Session final : public StreamRegistry::Stream {
     const int64_t until = a_.clock().now().micros() + stream_deadline_us_;
     for (const auto& m : got) {
       const size_t n = message_bytes(m);
-      auto [it, fresh] = outstanding_.try_emplace(m.ack_id, Lease{n, until});
+      auto [it, fresh] =
+          outstanding_.try_emplace(m.ack_id, Lease{n, until, keyed_ ? m.message.ordering_key : ""});
       if (fresh) outstanding_bytes_ += n;
     }
   }
 
   // Leases whose deadline passed no longer count: the broker redelivers those messages.
-  // REQUIRES: mu_ held.
-  void expire_leases() {
+  // Returns the ordering keys of those that had one. REQUIRES: mu_ held.
+  std::vector<std::string> expire_leases() {
+    std::vector<std::string> keys;
     const int64_t now = a_.clock().now().micros();
-    if (now < next_expiry_check_us_) return;
+    if (now < next_expiry_check_us_) return keys;
     next_expiry_check_us_ = now + kSecond;
     for (auto it = outstanding_.begin(); it != outstanding_.end();) {
       if (it->second.until_us <= now) {
+        if (!it->second.key.empty()) keys.push_back(std::move(it->second.key));
         outstanding_bytes_ -= it->second.bytes;
         it = outstanding_.erase(it);
       } else {
         ++it;
       }
     }
+    return keys;
   }
 
   struct Lease {
     size_t bytes = 0;
     int64_t until_us = 0;
+    std::string key;  // its ordering key, on a subscription whose keys stream
   };
   const FrontAccess& a_;
   StreamRegistry& registry_;
@@ -224,6 +237,7 @@ class Session final : public StreamRegistry::Stream {
   GrpcStream* stream_;
   std::string sub_;
   SubscriptionConfig config_;
+  bool keyed_ = false;  // a key is on one stream at a time (StreamRegistry::pull_keyed)
   int64_t stream_deadline_us_ = 0;
   size_t max_messages_ = SIZE_MAX, max_bytes_ = SIZE_MAX;
 
