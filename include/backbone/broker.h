@@ -55,6 +55,9 @@ inline constexpr int64_t kDay = 24 * 60 * kMinute;
 struct TopicConfig {
   std::string name;
   Attributes labels;
+  // How long the topic keeps its messages, acked or not (10 min .. 31 d; Pub/Sub's
+  // message_retention_duration); nullopt: until every subscription has acked them.
+  std::optional<int64_t> retention_us;
   bool operator==(const TopicConfig&) const = default;
 };
 
@@ -92,6 +95,9 @@ struct SubscriptionConfig {
   std::optional<DeadLetterPolicy> dead_letter;
   int64_t retention_us = 7 * kDay;  // unacked messages older than this are dropped; 10 min .. 31 d
   Attributes labels;
+  // Detached from its topic (Broker::detach_subscription): it holds and receives nothing, and
+  // pulls fail. Set only by detach_subscription, never by create or update.
+  bool detached = false;
   bool operator==(const SubscriptionConfig&) const = default;
 };
 
@@ -176,6 +182,8 @@ class Broker {
   virtual Result<void> create_topic(const TopicConfig& config) = 0;
   virtual Result<TopicConfig> get_topic(std::string_view name) = 0;
   virtual Result<std::vector<TopicConfig>> list_topics() = 0;
+  // Changes a topic's labels and retention.
+  virtual Result<void> update_topic(const TopicConfig& config) = 0;
   // Subscriptions of a deleted topic stay, detached: they receive nothing more.
   virtual Result<void> delete_topic(std::string_view name) = 0;
 
@@ -186,6 +194,9 @@ class Broker {
   // Changes the policies of an existing subscription; its topic cannot change.
   virtual Result<void> update_subscription(const SubscriptionConfig& config) = 0;
   virtual Result<void> delete_subscription(std::string_view name) = 0;
+  // Detaches a subscription from its topic, as Pub/Sub does: what it holds is dropped, it
+  // receives nothing more, and pulls fail with kImmutable; it stays, `detached`, until deleted.
+  virtual Result<void> detach_subscription(std::string_view name) = 0;
 
   // Publishes in order; returns each message's id once all are durable.
   virtual Result<std::vector<std::string>> publish(std::string_view topic,
@@ -246,6 +257,8 @@ Result<void> validate_subscription_config(const SubscriptionConfig& config);
 Result<void> validate_subscription_update(const SubscriptionConfig& current,
                                           const SubscriptionConfig& next);
 Result<void> validate_messages(std::span<const OutgoingMessage> messages);
+// What a pull of a detached subscription answers (kImmutable: FAILED_PRECONDITION, as Pub/Sub).
+Error detached_error(std::string_view subscription);
 // A nack delay (`field` "delay") or a new ack deadline ("ack_deadline"): 0 .. 600 s.
 Result<void> validate_delay(int64_t us, const char* field);
 // "one-at-a-time" or "streamed"; the name back (nullopt when it names neither).

@@ -17,6 +17,7 @@ class ForwardingBroker : public Broker {
   Result<void> create_topic(const TopicConfig& c) override { return inner_.create_topic(c); }
   Result<TopicConfig> get_topic(std::string_view n) override { return inner_.get_topic(n); }
   Result<std::vector<TopicConfig>> list_topics() override { return inner_.list_topics(); }
+  Result<void> update_topic(const TopicConfig& c) override { return inner_.update_topic(c); }
   Result<void> delete_topic(std::string_view n) override { return inner_.delete_topic(n); }
   Result<void> create_subscription(const SubscriptionConfig& c) override {
     return inner_.create_subscription(c);
@@ -29,6 +30,9 @@ class ForwardingBroker : public Broker {
   }
   Result<void> update_subscription(const SubscriptionConfig& c) override {
     return inner_.update_subscription(c);
+  }
+  Result<void> detach_subscription(std::string_view n) override {
+    return inner_.detach_subscription(n);
   }
   Result<void> delete_subscription(std::string_view n) override {
     return inner_.delete_subscription(n);

@@ -33,7 +33,11 @@ Result<void> validate_resource_name(std::string_view name, const char* what) {
 }
 
 Result<void> validate_topic_config(const TopicConfig& c) {
-  return validate_resource_name(c.name, "topic");
+  BACKBONE_TRY(validate_resource_name(c.name, "topic"));
+  if (c.retention_us && (*c.retention_us < 10 * kMinute || *c.retention_us > 31 * kDay)) {
+    return invalid("must be between 10 minutes and 31 days", "message_retention_duration");
+  }
+  return {};
 }
 
 Result<void> validate_subscription_config(const SubscriptionConfig& c) {
@@ -72,6 +76,9 @@ Result<void> validate_subscription_update(const SubscriptionConfig& current,
   }
   if (next.ordered != current.ordered) {
     return invalid("message ordering cannot change after creation", "enable_message_ordering");
+  }
+  if (next.detached != current.detached) {
+    return invalid("only DetachSubscription detaches a subscription", "detached");
   }
   if (next.ordered && next.key_delivery != current.key_delivery) {
     return invalid("an ordering key's delivery cannot change after creation", "key_delivery");
@@ -130,6 +137,11 @@ Result<void> validate_messages(std::span<const OutgoingMessage> messages) {
     }
   }
   return {};
+}
+
+Error detached_error(std::string_view subscription) {
+  return make_error(Errc::kImmutable, "subscription " + std::string(subscription) +
+                                          " is detached from its topic: it receives nothing more");
 }
 
 std::string_view key_delivery_name(KeyDelivery d) {

@@ -85,10 +85,6 @@ Result<TopicConfig> topic_from_proto(const v1::Topic& topic, std::string_view pr
   if (topic.has_message_storage_policy()) {
     return unsupported("message_storage_policy", "a storage policy");
   }
-  if (topic.has_message_retention_duration()) {
-    return unsupported("message_retention_duration",
-                       "topic retention (subscriptions keep their own)");
-  }
   if (topic.has_ingestion_data_source_settings()) {
     return unsupported("ingestion_data_source_settings", "an ingestion source");
   }
@@ -101,13 +97,51 @@ Result<TopicConfig> topic_of(const v1::Topic& topic, std::string_view project) {
   TopicConfig out;
   out.name = *name;
   out.labels.insert(topic.labels().begin(), topic.labels().end());
+  if (topic.has_message_retention_duration()) {
+    out.retention_us = duration_us(topic.message_retention_duration());
+  }
   return out;
 }
 
 void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Topic* out) {
   out->set_name(topic_path(project, config.name));
   out->mutable_labels()->insert(config.labels.begin(), config.labels.end());
+  if (config.retention_us) {
+    set_duration(out->mutable_message_retention_duration(), *config.retention_us);
+  }
   out->set_state(v1::Topic::ACTIVE);
+}
+
+Result<TopicConfig> apply_topic_update(const TopicConfig& config, const v1::Topic& update,
+                                       const google::protobuf::FieldMask& mask) {
+  if (mask.paths_size() == 0) {
+    return make_error(Errc::kInvalidArgument, "names no field to update", "update_mask");
+  }
+  TopicConfig out = config;
+  for (const std::string& path : mask.paths()) {
+    if (path == "labels") {
+      out.labels.clear();
+      out.labels.insert(update.labels().begin(), update.labels().end());
+    } else if (path == "message_retention_duration") {
+      out.retention_us = update.has_message_retention_duration()
+                             ? std::optional(duration_us(update.message_retention_duration()))
+                             : std::nullopt;
+    } else if (path == "schema_settings") {
+      return unsupported("schema_settings", "a schema");
+    } else if (path == "kms_key_name") {
+      return unsupported("kms_key_name", "a KMS key");
+    } else if (path == "message_storage_policy") {
+      return unsupported("message_storage_policy", "a storage policy");
+    } else if (path == "ingestion_data_source_settings") {
+      return unsupported("ingestion_data_source_settings", "an ingestion source");
+    } else if (path == "name") {
+      return make_error(Errc::kInvalidArgument, "\"name\" cannot change", "update_mask");
+    } else {
+      return make_error(Errc::kInvalidArgument, "\"" + path + "\" is not a field backbone updates",
+                        "update_mask");
+    }
+  }
+  return out;
 }
 
 Result<SubscriptionConfig> subscription_from_proto(const v1::Subscription& sub,
@@ -155,6 +189,7 @@ Result<SubscriptionConfig> subscription_of(const v1::Subscription& sub, std::str
   out.dead_letter = *dead_letter;
   out.retention_us = retention_from_proto(sub);
   out.labels.insert(sub.labels().begin(), sub.labels().end());
+  out.detached = sub.detached();
   out.key_delivery = unlabeled;
   if (auto it = out.labels.find(std::string(kKeyDeliveryLabel)); it != out.labels.end()) {
     auto d = key_delivery_from_name(it->second);
@@ -194,6 +229,7 @@ void subscription_to_proto(const SubscriptionConfig& config, std::string_view pr
     (*out->mutable_labels())[std::string(kKeyDeliveryLabel)] =
         std::string(key_delivery_name(config.key_delivery));
   }
+  out->set_detached(config.detached);
   out->set_state(v1::Subscription::ACTIVE);
 }
 

@@ -24,11 +24,16 @@ void set_timestamp(google::protobuf::Timestamp* t, Timestamp at);
 Timestamp timestamp_of(const google::protobuf::Timestamp& t);
 
 // A Topic as the port sees it. kInvalidArgument for what the port does not keep (schema
-// settings, a KMS key, storage policies, ingestion sources, a retention), naming the field.
+// settings, a KMS key, storage policies, ingestion sources), naming the field.
 Result<TopicConfig> topic_from_proto(const v1::Topic& topic, std::string_view project);
 // The same, for a server's answer: what the port does not keep is left out, not refused.
 Result<TopicConfig> topic_of(const v1::Topic& topic, std::string_view project);
 void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Topic* out);
+// `config` with the fields of `update` named by `mask` (UpdateTopicRequest's): labels and
+// message_retention_duration. kInvalidArgument for an empty mask, an unknown path, or one the
+// port does not keep (as topic_from_proto).
+Result<TopicConfig> apply_topic_update(const TopicConfig& config, const v1::Topic& update,
+                                       const google::protobuf::FieldMask& mask);
 
 // A Subscription as the port sees it, with Pub/Sub's defaults: ack deadline 10 s,
 // retention 7 days, at most 5 delivery attempts, backoff 10 s to 600 s. kInvalidArgument for

@@ -619,6 +619,52 @@ TEST_P(BrokerConformance, DeletingATopicDetachesItsSubscriptions) {
   EXPECT_TRUE(pull("orders.work").empty());
 }
 
+TEST_P(BrokerConformance, ATopicsLabelsAndRetentionAreUpdated) {
+  ASSERT_TRUE(b().create_topic({"orders", {{"team", "a"}}, std::nullopt}).ok());
+  TopicConfig want{"orders", {{"team", "b"}, {"tier", "gold"}}, 3 * kDay};
+  auto up = b().update_topic(want);
+  ASSERT_TRUE(up.ok()) << up.error().describe();
+  auto check = [&] {
+    auto got = b().get_topic("orders");
+    ASSERT_TRUE(got.ok()) << got.error().describe();
+    EXPECT_EQ(got->retention_us, want.retention_us);
+    for (const auto& [k, v] : want.labels) EXPECT_EQ(got->labels[k], v) << k;
+  };
+  check();
+  reopen();
+  check();
+  EXPECT_EQ(b().update_topic({"nowhere", {}, std::nullopt}).code(), Errc::kNotFound);
+  EXPECT_EQ(b().update_topic({"orders", {}, 5 * kMinute}).code(), Errc::kInvalidArgument);
+  EXPECT_EQ(b().update_topic({"orders", {}, 32 * kDay}).code(), Errc::kInvalidArgument);
+  check();  // a refused update changed nothing
+}
+
+TEST_P(BrokerConformance, ADetachedSubscriptionHoldsAndReceivesNothing) {
+  make_sub("orders", "orders.work");
+  make_sub("orders", "orders.audit");
+  publish("orders", {{"", "1"}, {"", "2"}});
+  ASSERT_EQ(pull("orders.work", 1).size(), 1u);  // one in flight, one waiting
+  auto d = b().detach_subscription("orders.work");
+  ASSERT_TRUE(d.ok()) << d.error().describe();
+  auto check = [&] {
+    auto got = b().get_subscription("orders.work");
+    ASSERT_TRUE(got.ok()) << got.error().describe();
+    EXPECT_TRUE(got->detached);
+    EXPECT_EQ(b().pull("orders.work", 10).code(), Errc::kImmutable);
+  };
+  check();
+  publish("orders", {{"", "3"}});
+  check();
+  EXPECT_EQ(datas(pull("orders.audit")), (std::vector<std::string>{"1", "2", "3"}));
+  SubscriptionConfig again = *b().get_subscription("orders.work");
+  again.detached = false;
+  EXPECT_EQ(b().update_subscription(again).code(), Errc::kInvalidArgument);
+  reopen();
+  check();
+  EXPECT_EQ(b().detach_subscription("nowhere").code(), Errc::kNotFound);
+  EXPECT_TRUE(b().delete_subscription("orders.work").ok());
+}
+
 TEST_P(BrokerConformance, APullCanWaitForAPublish) {
   make_sub("orders", "orders.work");
   std::vector<ReceivedMessage> got;

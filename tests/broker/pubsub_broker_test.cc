@@ -107,6 +107,10 @@ std::map<std::string, std::string> emulator_cannot() {
   out["DeletingATopicDetachesItsSubscriptions"] =
       "Pub/Sub deletes a dead-letter topic in use, and a subscription of a deleted topic still "
       "delivers the messages it held";
+  out["ATopicsLabelsAndRetentionAreUpdated"] =
+      "the emulator refuses \"labels\" in UpdateTopic's mask (\"not a known Topic field\")";
+  out["ADetachedSubscriptionHoldsAndReceivesNothing"] =
+      "the emulator does not implement DetachSubscription (UNIMPLEMENTED)";
   out["TopicsAndSubscriptionsAreCreatedListedAndDeleted"] =
       "the emulator keeps at most 7 days of retention (Pub/Sub 31): the backend creates a longer "
       "one at that limit, so it reads back otherwise (PubsubEmulator.ProvisionClampsRetention)";

@@ -6,10 +6,16 @@ namespace backbone::delivery {
 
 using nlohmann::json;
 
-json topic_config_to_json(const TopicConfig& c) { return {{"name", c.name}, {"labels", c.labels}}; }
+json topic_config_to_json(const TopicConfig& c) {
+  json j = {{"name", c.name}, {"labels", c.labels}};
+  if (c.retention_us) j["retention_us"] = *c.retention_us;
+  return j;
+}
 
 TopicConfig topic_config_from_json(const json& j) {
-  return {j.at("name").get<std::string>(), j.at("labels").get<Attributes>()};
+  TopicConfig c{j.at("name").get<std::string>(), j.at("labels").get<Attributes>(), std::nullopt};
+  if (j.contains("retention_us")) c.retention_us = j["retention_us"].get<int64_t>();
+  return c;
 }
 
 json subscription_config_to_json(const SubscriptionConfig& c) {
@@ -20,6 +26,7 @@ json subscription_config_to_json(const SubscriptionConfig& c) {
             {"key_delivery", key_delivery_name(c.key_delivery)},
             {"retention_us", c.retention_us},
             {"labels", c.labels}};
+  if (c.detached) j["detached"] = true;
   if (c.retry)
     j["retry"] = {{"min_us", c.retry->min_backoff_us}, {"max_us", c.retry->max_backoff_us}};
   if (c.dead_letter) {
@@ -40,6 +47,7 @@ SubscriptionConfig subscription_config_from_json(const json& j) {
                        .value_or(KeyDelivery::kOneAtATime);
   c.retention_us = j.at("retention_us").get<int64_t>();
   c.labels = j.at("labels").get<Attributes>();
+  c.detached = j.value("detached", false);
   if (j.contains("retry")) {
     c.retry =
         RetryPolicy{j["retry"].at("min_us").get<int64_t>(), j["retry"].at("max_us").get<int64_t>()};

@@ -122,6 +122,22 @@ class EmbeddedBroker final : public Broker {
     return out;
   }
 
+  Result<void> update_topic(const TopicConfig& config) override {
+    BACKBONE_TRY(validate_topic_config(config));
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    auto t = find_topic(config.name);
+    if (!t.ok()) return t.error();
+    Catalog next = catalog_;
+    for (auto& ct : next.topics) {
+      if (ct.id == (*t)->id) ct.config = config;
+    }
+    BACKBONE_TRY(save_catalog(catalog_path(), next));
+    catalog_ = std::move(next);
+    (*t)->config = config;
+    return {};
+  }
+
   Result<void> delete_topic(std::string_view name) override {
     std::unique_lock lk(mu_);
     BACKBONE_TRY(usable(lk));
@@ -232,6 +248,31 @@ class EmbeddedBroker final : public Broker {
     return {};
   }
 
+  Result<void> detach_subscription(std::string_view name) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    auto s = find_sub(name);
+    if (!s.ok()) return s.error();
+    Sub* sub = *s;
+    if (sub->state.config().detached) return {};
+    SubscriptionConfig c = sub->state.config();
+    c.detached = true;
+    Catalog next = catalog_;
+    for (auto& cs : next.subscriptions) {
+      if (cs.id == sub->id) {
+        cs.topic_id = 0;
+        cs.config = c;
+      }
+    }
+    BACKBONE_TRY(save_catalog(catalog_path(), next));
+    catalog_ = std::move(next);
+    const uint64_t end = sub->topic ? sub->topic->index.end() : 0;
+    sub->topic = nullptr;
+    sub->state.set_config(std::move(c));
+    sub->state.detach(end);
+    return {};
+  }
+
   Result<std::vector<std::string>> publish(std::string_view topic_name,
                                            std::span<const OutgoingMessage> messages) override {
     BACKBONE_TRY(validate_messages(messages));
@@ -256,6 +297,7 @@ class EmbeddedBroker final : public Broker {
     auto s = find_sub(subscription);
     if (!s.ok()) return s.error();
     Sub* sub = *s;
+    if (sub->state.config().detached) return detached_error(subscription);
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(wait_us);
     std::vector<Delivery> deliveries;
     for (;;) {

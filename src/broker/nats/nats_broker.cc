@@ -120,6 +120,16 @@ class NatsBroker final : public Broker {
     return out;
   }
 
+  Result<void> update_topic(const TopicConfig& config) override {
+    BACKBONE_TRY(validate_topic_config(config));
+    uint64_t revision = 0;
+    auto t = topic(config.name, &revision);
+    if (!t.ok()) return t.error();
+    // The revision read: a concurrent change of the entry fails this one (kConflict).
+    return client_->kv_update(topic_key(config.name), topic_entry(config, t->second).dump(),
+                              revision);
+  }
+
   Result<void> delete_topic(std::string_view name) override {
     BACKBONE_TRY(get_topic(name));
     auto subs = entries();
@@ -242,6 +252,20 @@ class NatsBroker final : public Broker {
     return {};
   }
 
+  Result<void> detach_subscription(std::string_view name) override {
+    auto e = entry(name);
+    if (!e.ok()) return e.error();
+    if (e->first.config.detached) return {};
+    SubscriptionEntry next = e->first;
+    next.config.detached = true;
+    BACKBONE_TRY(client_->kv_update(subscription_key(name), entry_text(next), e->second));
+    if (auto s = local(std::string(name))) {
+      s->set_config(next.config);
+      s->detach();
+    }
+    return {};
+  }
+
   Result<std::vector<std::string>> publish(std::string_view topic,
                                            std::span<const OutgoingMessage> messages) override {
     BACKBONE_TRY(validate_messages(messages));
@@ -275,6 +299,7 @@ class NatsBroker final : public Broker {
                                             int64_t wait_us) override {
     auto s = served(subscription);
     if (!s.ok()) return s.error();
+    if ((*s)->config().detached) return detached_error(subscription);
     return (*s)->pull(max, wait_us);
   }
 
@@ -358,12 +383,14 @@ class NatsBroker final : public Broker {
   }
 
   // A topic's config and bucket count, from the catalog.
-  Result<std::pair<TopicConfig, uint32_t>> topic(std::string_view name) {
+  Result<std::pair<TopicConfig, uint32_t>> topic(std::string_view name,
+                                                 uint64_t* revision = nullptr) {
     auto v = client_->kv_get(topic_key(name));
     if (v.code() == Errc::kNotFound) {
       return make_error(Errc::kNotFound, "topic " + std::string(name) + " does not exist");
     }
     if (!v.ok()) return v.error();
+    if (revision) *revision = v->second;
     try {
       const json j = json::parse(v->first);
       return std::pair{delivery::topic_config_from_json(j), j.value("buckets", uint32_t{0})};
@@ -438,7 +465,7 @@ class NatsBroker final : public Broker {
     if (auto s = local(std::string(name))) return s;
     auto e = entry(name);
     if (!e.ok()) return e.error();
-    const bool detached = e->first.config.topic == kDetachedTopic;
+    const bool detached = e->first.config.topic == kDetachedTopic || e->first.config.detached;
     uint32_t buckets = 0;
     if (!detached) {
       auto t = topic_buckets(e->first.config.topic);

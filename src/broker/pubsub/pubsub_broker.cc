@@ -118,6 +118,21 @@ class PubsubBroker final : public Broker {
     return out;
   }
 
+  Result<void> update_topic(const TopicConfig& config) override {
+    BACKBONE_TRY(validate_topic_config(config));
+    auto current = get_topic(config.name);
+    if (!current.ok()) return current.error();
+    v1::UpdateTopicRequest req;
+    topic_to_proto(config, url_.project, req.mutable_topic());
+    req.mutable_topic()->clear_state();
+    auto* mask = req.mutable_update_mask();
+    if (current->labels != config.labels) mask->add_paths("labels");
+    if (current->retention_us != config.retention_us) mask->add_paths("message_retention_duration");
+    if (mask->paths_size() == 0) return {};
+    v1::Topic resp;
+    return check(pub_->UpdateTopic(call().get(), req, &resp), "UpdateTopic");
+  }
+
   Result<void> delete_topic(std::string_view name) override {
     v1::DeleteTopicRequest req;
     req.set_topic(topic_path(url_.project, name));
@@ -194,6 +209,15 @@ class PubsubBroker final : public Broker {
     }
     BACKBONE_TRY(check(s, ("UpdateSubscription " + config.name).c_str()));
     refresh_config(config.name);
+    return {};
+  }
+
+  Result<void> detach_subscription(std::string_view name) override {
+    v1::DetachSubscriptionRequest req;
+    req.set_subscription(subscription_path(url_.project, name));
+    v1::DetachSubscriptionResponse resp;
+    BACKBONE_TRY(check(pub_->DetachSubscription(call().get(), req, &resp), "DetachSubscription"));
+    refresh_config(name);
     return {};
   }
 

@@ -30,14 +30,23 @@ grpc::Status PublisherService::CreateTopic(grpc::ServerContext* ctx, const v1::T
 }
 
 grpc::Status PublisherService::UpdateTopic(grpc::ServerContext* ctx,
-                                           const v1::UpdateTopicRequest* req, v1::Topic*) {
+                                           const v1::UpdateTopicRequest* req, v1::Topic* resp) {
   auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
   if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic().name());
   if (!id.ok()) return to_status(id.error());
-  if (auto t = a_.topic(*who, *id); !t.ok()) return to_status(t.error());
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "a backbone topic keeps no setting that changes after creation");
+  Owned owned;
+  auto t = a_.topic(*who, *id, &owned);
+  if (!t.ok()) return to_status(t.error());
+  if (owned.managed) return to_status(managed_by_topology("topic", *id));
+  auto updated = apply_topic_update(*t, req->topic(), req->update_mask());
+  if (!updated.ok()) return to_status(updated.error());
+  auto labels = a_.keep_env_label(*who, updated->labels);
+  if (!labels.ok()) return to_status(labels.error());
+  updated->labels = *labels;
+  if (auto r = a_.broker().update_topic(*updated); !r.ok()) return to_status(r.error());
+  topic_to_proto(*updated, a_.project(), resp);
+  return grpc::Status::OK;
 }
 
 grpc::Status PublisherService::Publish(grpc::ServerContext* ctx, const v1::PublishRequest* req,
@@ -155,11 +164,18 @@ grpc::Status PublisherService::DeleteTopic(grpc::ServerContext* ctx,
   return to_status(a_.broker().delete_topic(*id));
 }
 
-grpc::Status PublisherService::DetachSubscription(grpc::ServerContext*,
-                                                  const v1::DetachSubscriptionRequest*,
+grpc::Status PublisherService::DetachSubscription(grpc::ServerContext* ctx,
+                                                  const v1::DetachSubscriptionRequest* req,
                                                   v1::DetachSubscriptionResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "backbone does not detach subscriptions; delete the subscription instead");
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
+  if (!who.ok()) return to_status(who.error());
+  auto id = parse_resource_path(req->subscription(), a_.project(), ResourceKind::kSubscription,
+                                "subscription");
+  if (!id.ok()) return to_status(id.error());
+  Owned owned;
+  if (auto s = a_.subscription(*who, *id, &owned); !s.ok()) return to_status(s.error());
+  if (owned.managed) return to_status(managed_by_topology("subscription", *id));
+  return to_status(a_.broker().detach_subscription(*id));
 }
 
 }  // namespace backbone::pubsub

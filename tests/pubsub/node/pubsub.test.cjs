@@ -12,7 +12,9 @@ const target = require('./target.cjs');
 // google-cloud-cli-pubsub-emulator 528.0.0).
 const STREAMED_KEYS = 'ordered keys stream: a key is out whole, in order, on one of the ' +
     'client\'s streams; a nack brings the key\'s later messages back after it';
+const DETACH = 'a detached subscription says so, and a pull of it is FAILED_PRECONDITION';
 const EMULATOR_DIFFERS = {
+  [DETACH]: 'it does not implement DetachSubscription (UNIMPLEMENTED)',
   'a nacked message comes back after the retry policy\'s backoff':
       'it redelivers a nacked message at once (after ~150 ms), ignoring the retry policy',
   'an ordered key dead-letters after 5 attempts (deliveryAttempt 1 to 5) and flows on':
@@ -223,6 +225,44 @@ pubsubCase(STREAMED_KEYS, async () => {
   await sub.delete();
   await topic.delete();
 }, {timeout: 90_000});
+
+pubsubCase('a topic\'s retention is updated (UpdateTopic), and a bad one is INVALID_ARGUMENT',
+           async () => {
+  const [topic] = await ps.createTopic(name('update-topic'));
+  const threeDays = 3 * 24 * 3600;
+  await topic.setMetadata({messageRetentionDuration: {seconds: threeDays}});
+  const [meta] = await topic.getMetadata();
+  assert.equal(seconds(meta.messageRetentionDuration), threeDays);
+  await assert.rejects(topic.setMetadata({messageRetentionDuration: {seconds: 60}}), {code: 3});
+  if (target.isBackbone) {  // the emulator refuses "labels" in UpdateTopic's mask
+    await topic.setMetadata({labels: {team: 'sync'}});
+    const [labelled] = await topic.getMetadata();
+    assert.equal(labelled.labels.team, 'sync');
+    assert.equal(seconds(labelled.messageRetentionDuration), threeDays);
+    // The topology's topics are backbone's: FAILED_PRECONDITION.
+    await assert.rejects(ps.topic(`events.raw.${target.env}`).setMetadata({labels: {x: 'y'}}),
+                         {code: 9});
+  }
+  await topic.delete();
+});
+
+pubsubCase(DETACH, async () => {
+  const [topic] = await ps.createTopic(name('detach-topic'));
+  const [sub] = await topic.createSubscription(name('detach-sub'));
+  await topic.publishMessage({data: Buffer.from('before')});
+  assert.equal((await sub.detached())[0], false);
+  await ps.detachSubscription(sub.name);
+  assert.equal((await sub.detached())[0], true);
+  const client = target.subscriberClient(target.token);
+  try {
+    await assert.rejects(client.pull({subscription: sub.name, maxMessages: 1,
+                                      returnImmediately: true}), {code: 9});
+  } finally {
+    await client.close();
+  }
+  await sub.delete();
+  await topic.delete();
+});
 
 pubsubCase('a nacked message comes back after the retry policy\'s backoff', async () => {
   const [topic] = await ps.createTopic(name('nack-topic'));
