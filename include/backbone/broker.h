@@ -50,7 +50,8 @@ using Attributes = std::map<std::string, std::string>;
 // Microsecond durations, as the Clock counts.
 inline constexpr int64_t kSecond = 1'000'000;
 inline constexpr int64_t kMinute = 60 * kSecond;
-inline constexpr int64_t kDay = 24 * 60 * kMinute;
+inline constexpr int64_t kHour = 60 * kMinute;
+inline constexpr int64_t kDay = 24 * kHour;
 
 struct TopicConfig {
   std::string name;
@@ -100,6 +101,18 @@ struct SubscriptionConfig {
   bool detached = false;
   bool operator==(const SubscriptionConfig&) const = default;
 };
+
+// A snapshot (Pub/Sub's): a subscription's acknowledgement state at one moment, which a seek
+// puts back on a subscription of the same topic: what was acked then is acked, and everything
+// else, published before or since, is not.
+struct SnapshotConfig {
+  std::string name;
+  std::string topic;      // of the subscription it was made from
+  Timestamp expire_time;  // it lapses then: 7 days after the oldest message it needs was published
+  Attributes labels;
+  bool operator==(const SnapshotConfig&) const = default;
+};
+inline constexpr int64_t kSnapshotLifeUs = 7 * kDay;
 
 struct OutgoingMessage {
   std::string data;
@@ -194,6 +207,25 @@ class Broker {
   // Changes the policies of an existing subscription; its topic cannot change.
   virtual Result<void> update_subscription(const SubscriptionConfig& config) = 0;
   virtual Result<void> delete_subscription(std::string_view name) = 0;
+  // Snapshots (names as for topics; kAlreadyExists, kNotFound). A snapshot keeps the messages it
+  // needs until it expires; an expired one is gone (kNotFound).
+  virtual Result<SnapshotConfig> create_snapshot(std::string_view name,
+                                                 std::string_view subscription,
+                                                 const Attributes& labels) = 0;
+  virtual Result<SnapshotConfig> get_snapshot(std::string_view name) = 0;
+  virtual Result<std::vector<SnapshotConfig>> list_snapshots() = 0;
+  // Changes its labels and (earlier only) its expire time.
+  virtual Result<void> update_snapshot(const SnapshotConfig& config) = 0;
+  virtual Result<void> delete_snapshot(std::string_view name) = 0;
+  // Seeks, as Pub/Sub: every message published before `time` becomes acked and every one
+  // published at or after it unacked, so it is delivered again (a time ahead acks everything:
+  // a purge). kImmutable when messages published at or after `time` are no longer held (the
+  // error says from when they are). Every delivery out goes stale.
+  virtual Result<void> seek_to_time(std::string_view subscription, Timestamp time) = 0;
+  // Puts a snapshot's acknowledgement state on the subscription; kInvalidArgument when the
+  // snapshot was made on another topic.
+  virtual Result<void> seek_to_snapshot(std::string_view subscription,
+                                        std::string_view snapshot) = 0;
   // Detaches a subscription from its topic, as Pub/Sub does: what it holds is dropped, it
   // receives nothing more, and pulls fail with kImmutable; it stays, `detached`, until deleted.
   virtual Result<void> detach_subscription(std::string_view name) = 0;
@@ -257,6 +289,16 @@ Result<void> validate_subscription_config(const SubscriptionConfig& config);
 Result<void> validate_subscription_update(const SubscriptionConfig& current,
                                           const SubscriptionConfig& next);
 Result<void> validate_messages(std::span<const OutgoingMessage> messages);
+// kInvalidArgument when `next` changes a snapshot's name or topic, or moves its expiry later.
+Result<void> validate_snapshot_update(const SnapshotConfig& current, const SnapshotConfig& next);
+// When a snapshot made now expires: kSnapshotLifeUs after the oldest unacked message of the
+// subscription was published (now, if none). kImmutable when that is less than an hour away (as
+// Pub/Sub: the snapshot would lapse before it could be used).
+Result<Timestamp> snapshot_expiry(std::optional<Timestamp> oldest_unacked_published, Timestamp now);
+// What a seek to `time` answers when messages published since are no longer held; `held_from`:
+// the publish time of the oldest message held (none: nothing is held).
+Error beyond_retention_error(std::string_view subscription, Timestamp time,
+                             std::optional<Timestamp> held_from);
 // What a pull of a detached subscription answers (kImmutable: FAILED_PRECONDITION, as Pub/Sub).
 Error detached_error(std::string_view subscription);
 // A nack delay (`field` "delay") or a new ack deadline ("ack_deadline"): 0 .. 600 s.

@@ -31,6 +31,24 @@ class ForwardingBroker : public Broker {
   Result<void> update_subscription(const SubscriptionConfig& c) override {
     return inner_.update_subscription(c);
   }
+  Result<SnapshotConfig> create_snapshot(std::string_view n, std::string_view s,
+                                         const Attributes& l) override {
+    return inner_.create_snapshot(n, s, l);
+  }
+  Result<SnapshotConfig> get_snapshot(std::string_view n) override {
+    return inner_.get_snapshot(n);
+  }
+  Result<std::vector<SnapshotConfig>> list_snapshots() override { return inner_.list_snapshots(); }
+  Result<void> update_snapshot(const SnapshotConfig& c) override {
+    return inner_.update_snapshot(c);
+  }
+  Result<void> delete_snapshot(std::string_view n) override { return inner_.delete_snapshot(n); }
+  Result<void> seek_to_time(std::string_view s, Timestamp t) override {
+    return inner_.seek_to_time(s, t);
+  }
+  Result<void> seek_to_snapshot(std::string_view s, std::string_view n) override {
+    return inner_.seek_to_snapshot(s, n);
+  }
   Result<void> detach_subscription(std::string_view n) override {
     return inner_.detach_subscription(n);
   }

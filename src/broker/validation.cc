@@ -139,6 +139,38 @@ Result<void> validate_messages(std::span<const OutgoingMessage> messages) {
   return {};
 }
 
+Result<void> validate_snapshot_update(const SnapshotConfig& current, const SnapshotConfig& next) {
+  if (next.name != current.name) return invalid("a snapshot's name cannot change", "name");
+  if (next.topic != current.topic) return invalid("a snapshot's topic cannot change", "topic");
+  if (next.expire_time > current.expire_time) {
+    return invalid("can only move earlier: a snapshot keeps its messages until " +
+                       current.expire_time.to_rfc3339(),
+                   "expire_time");
+  }
+  return {};
+}
+
+Result<Timestamp> snapshot_expiry(std::optional<Timestamp> oldest_unacked_published,
+                                  Timestamp now) {
+  const Timestamp expire = oldest_unacked_published.value_or(now).plus_micros(kSnapshotLifeUs);
+  if (expire.micros() - now.micros() < kHour) {
+    return make_error(Errc::kImmutable,
+                      "the subscription's oldest unacked message is too old: a snapshot of it "
+                      "would expire within the hour");
+  }
+  return expire;
+}
+
+Error beyond_retention_error(std::string_view subscription, Timestamp time,
+                             std::optional<Timestamp> held_from) {
+  return make_error(Errc::kImmutable,
+                    "cannot seek subscription " + std::string(subscription) + " to " +
+                        time.to_rfc3339() + ": messages published since are no longer held" +
+                        (held_from ? " (the oldest held was published at " +
+                                         held_from->to_rfc3339() + "; seek to then or later)"
+                                   : " (none is held: seek to now or later)"));
+}
+
 Error detached_error(std::string_view subscription) {
   return make_error(Errc::kImmutable, "subscription " + std::string(subscription) +
                                           " is detached from its topic: it receives nothing more");

@@ -268,6 +268,52 @@ Result<SubscriptionConfig> apply_subscription_update(const SubscriptionConfig& c
   return out;
 }
 
+Result<SnapshotConfig> snapshot_of(const v1::Snapshot& snapshot, std::string_view project) {
+  auto name = parse_resource_path(snapshot.name(), project, ResourceKind::kSnapshot, "name");
+  if (!name.ok()) return name.error();
+  SnapshotConfig out;
+  out.name = *name;
+  out.topic = std::string(kDetachedTopic);
+  if (snapshot.topic() != kDetachedTopic) {
+    auto t = parse_resource_path(snapshot.topic(), project, ResourceKind::kTopic, "topic");
+    if (!t.ok()) return t.error();
+    out.topic = *t;
+  }
+  out.expire_time = timestamp_of(snapshot.expire_time());
+  out.labels.insert(snapshot.labels().begin(), snapshot.labels().end());
+  return out;
+}
+
+void snapshot_to_proto(const SnapshotConfig& config, std::string_view project, v1::Snapshot* out) {
+  out->set_name(snapshot_path(project, config.name));
+  out->set_topic(topic_path(project, config.topic));
+  set_timestamp(out->mutable_expire_time(), config.expire_time);
+  out->mutable_labels()->insert(config.labels.begin(), config.labels.end());
+}
+
+Result<SnapshotConfig> apply_snapshot_update(const SnapshotConfig& config,
+                                             const v1::Snapshot& update,
+                                             const google::protobuf::FieldMask& mask) {
+  if (mask.paths_size() == 0) {
+    return make_error(Errc::kInvalidArgument, "names no field to update", "update_mask");
+  }
+  SnapshotConfig out = config;
+  for (const std::string& path : mask.paths()) {
+    if (path == "labels") {
+      out.labels.clear();
+      out.labels.insert(update.labels().begin(), update.labels().end());
+    } else if (path == "expire_time") {
+      out.expire_time = timestamp_of(update.expire_time());
+    } else if (path == "name" || path == "topic") {
+      return make_error(Errc::kInvalidArgument, "\"" + path + "\" cannot change", "update_mask");
+    } else {
+      return make_error(Errc::kInvalidArgument, "\"" + path + "\" is not a field backbone updates",
+                        "update_mask");
+    }
+  }
+  return out;
+}
+
 size_t wire_bytes(const std::string& data, const Attributes& attributes,
                   const std::string& ordering_key) {
   size_t n = data.size() + ordering_key.size();

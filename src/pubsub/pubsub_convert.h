@@ -62,6 +62,15 @@ Result<SubscriptionConfig> apply_subscription_update(const SubscriptionConfig& c
                                                      const google::protobuf::FieldMask& mask,
                                                      std::string_view project);
 
+// A Snapshot as the port sees it (a server's answer; its topic as kDetachedTopic when deleted).
+Result<SnapshotConfig> snapshot_of(const v1::Snapshot& snapshot, std::string_view project);
+void snapshot_to_proto(const SnapshotConfig& config, std::string_view project, v1::Snapshot* out);
+// `config` with the fields of `update` named by `mask` (UpdateSnapshotRequest's): labels and
+// expire_time.
+Result<SnapshotConfig> apply_snapshot_update(const SnapshotConfig& config,
+                                             const v1::Snapshot& update,
+                                             const google::protobuf::FieldMask& mask);
+
 // What a message weighs on the wire: its data, attributes and ordering key, in bytes (for
 // request sizes and flow control).
 size_t wire_bytes(const std::string& data, const Attributes& attributes,

@@ -8,7 +8,15 @@ namespace {
 constexpr std::string_view kProjects = "projects/";
 
 const char* collection(ResourceKind kind) {
-  return kind == ResourceKind::kTopic ? "topics" : "subscriptions";
+  switch (kind) {
+    case ResourceKind::kTopic:
+      return "topics";
+    case ResourceKind::kSubscription:
+      return "subscriptions";
+    case ResourceKind::kSnapshot:
+      return "snapshots";
+  }
+  return "?";
 }
 
 // The project of "projects/P/...", and what follows it (after the '/'), or nothing.

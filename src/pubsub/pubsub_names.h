@@ -13,7 +13,7 @@
 
 namespace backbone::pubsub {
 
-enum class ResourceKind { kTopic, kSubscription };
+enum class ResourceKind { kTopic, kSubscription, kSnapshot };
 
 // "projects/P": the parent of the List calls.
 std::string project_path(std::string_view project);
@@ -21,6 +21,9 @@ std::string project_path(std::string_view project);
 std::string resource_path(std::string_view project, ResourceKind kind, std::string_view id);
 inline std::string topic_path(std::string_view project, std::string_view topic) {
   return resource_path(project, ResourceKind::kTopic, topic);
+}
+inline std::string snapshot_path(std::string_view project, std::string_view snapshot) {
+  return resource_path(project, ResourceKind::kSnapshot, snapshot);
 }
 inline std::string subscription_path(std::string_view project, std::string_view subscription) {
   return resource_path(project, ResourceKind::kSubscription, subscription);

@@ -665,6 +665,96 @@ TEST_P(BrokerConformance, ADetachedSubscriptionHoldsAndReceivesNothing) {
   EXPECT_TRUE(b().delete_subscription("orders.work").ok());
 }
 
+TEST_P(BrokerConformance, ASeekToATimeRedeliversWhatWasPublishedSinceAndAcksWhatCameBefore) {
+  make_sub("orders", "orders.work");
+  const Timestamp t0 = clock_.now();
+  publish("orders", {{"", "1"}, {"", "2"}});
+  clock_.advance_micros(10 * kSecond);
+  const Timestamp t1 = clock_.now();
+  publish("orders", {{"", "3"}, {"", "4"}});
+  auto first = pull("orders.work");
+  ASSERT_EQ(first.size(), 4u);
+  ack("orders.work", first);
+  ASSERT_TRUE(b().seek_to_time("orders.work", t1).ok());
+  EXPECT_EQ(datas(pull("orders.work")), (std::vector<std::string>{"3", "4"}));
+  auto back = b().seek_to_time("orders.work", t0);
+  ASSERT_TRUE(back.ok()) << back.error().describe();
+  reopen();  // the seek is durable
+  auto again = pull("orders.work");
+  EXPECT_EQ(datas(again), (std::vector<std::string>{"1", "2", "3", "4"}));
+  // A delivery from before a seek is stale after it.
+  ASSERT_TRUE(b().seek_to_time("orders.work", t1.plus_micros(kHour)).ok());  // ahead: a purge
+  EXPECT_TRUE(pull("orders.work").empty());
+  publish("orders", {{"", "5"}});
+  EXPECT_EQ(datas(pull("orders.work")), (std::vector<std::string>{"5"}));
+  EXPECT_EQ(b().seek_to_time("nowhere", t0).code(), Errc::kNotFound);
+}
+
+TEST_P(BrokerConformance, ASnapshotPutsBackTheAcknowledgementStateItWasMadeWith) {
+  make_sub("orders", "orders.work");
+  make_sub("orders", "orders.other");
+  make_sub("payments", "payments.work");
+  publish("orders", {{"", "1"}, {"", "2"}, {"", "3"}});
+  auto got = pull("orders.work");
+  ASSERT_EQ(datas(got), (std::vector<std::string>{"1", "2", "3"}));
+  ack("orders.work", {got[0]});
+  auto made = b().create_snapshot("before-2", "orders.work", {{"why", "test"}});
+  ASSERT_TRUE(made.ok()) << made.error().describe();
+  EXPECT_EQ(made->topic, "orders");
+  EXPECT_EQ(made->labels.at("why"), "test");
+  // It lasts 7 days from its oldest unacked message, published now.
+  EXPECT_EQ(made->expire_time, clock_.now().plus_micros(kSnapshotLifeUs));
+  ack("orders.work", {got[1], got[2]});
+  publish("orders", {{"", "4"}});
+  ack("orders.work", pull("orders.work"));
+  EXPECT_TRUE(pull("orders.work").empty());
+
+  ASSERT_TRUE(b().seek_to_snapshot("orders.work", "before-2").ok());
+  EXPECT_EQ(datas(pull("orders.work")), (std::vector<std::string>{"2", "3", "4"}));
+  // Another subscription of the same topic may take it up too; one of another topic may not.
+  ack("orders.other", pull("orders.other"));
+  ASSERT_TRUE(b().seek_to_snapshot("orders.other", "before-2").ok());
+  EXPECT_EQ(datas(pull("orders.other")), (std::vector<std::string>{"2", "3", "4"}));
+  EXPECT_EQ(b().seek_to_snapshot("payments.work", "before-2").code(), Errc::kInvalidArgument);
+
+  auto listed = b().list_snapshots();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name, "before-2");
+  EXPECT_EQ(b().create_snapshot("before-2", "orders.work", {}).code(), Errc::kAlreadyExists);
+  EXPECT_EQ(b().create_snapshot("other", "nowhere", {}).code(), Errc::kNotFound);
+  EXPECT_EQ(b().seek_to_snapshot("orders.work", "nowhere").code(), Errc::kNotFound);
+  EXPECT_EQ(b().create_snapshot("bad name!", "orders.work", {}).code(), Errc::kInvalidArgument);
+
+  SnapshotConfig later = *made;
+  later.expire_time = made->expire_time.plus_micros(kDay);
+  EXPECT_EQ(b().update_snapshot(later).code(), Errc::kInvalidArgument);
+  SnapshotConfig relabelled = *made;
+  relabelled.labels = {{"why", "kept"}};
+  ASSERT_TRUE(b().update_snapshot(relabelled).ok());
+  reopen();
+  auto kept = b().get_snapshot("before-2");
+  ASSERT_TRUE(kept.ok()) << kept.error().describe();
+  EXPECT_EQ(kept->labels.at("why"), "kept");
+  ASSERT_TRUE(b().delete_snapshot("before-2").ok());
+  EXPECT_EQ(b().get_snapshot("before-2").code(), Errc::kNotFound);
+  EXPECT_EQ(b().delete_snapshot("before-2").code(), Errc::kNotFound);
+}
+
+TEST_P(BrokerConformance, ASnapshotLapsesAtItsExpireTime) {
+  make_sub("orders", "orders.work");
+  publish("orders", {{"", "1"}});
+  ASSERT_TRUE(b().create_snapshot("weekly", "orders.work", {}).ok());
+  clock_.advance_micros(kSnapshotLifeUs - kSecond);
+  EXPECT_TRUE(b().get_snapshot("weekly").ok());
+  clock_.advance_micros(kSecond);
+  EXPECT_EQ(b().get_snapshot("weekly").code(), Errc::kNotFound);
+  EXPECT_EQ(b().seek_to_snapshot("orders.work", "weekly").code(), Errc::kNotFound);
+  EXPECT_TRUE(b().list_snapshots()->empty());
+  // A subscription whose oldest unacked message is within an hour of 7 days old cannot.
+  EXPECT_EQ(b().create_snapshot("late", "orders.work", {}).code(), Errc::kImmutable);
+}
+
 TEST_P(BrokerConformance, APullCanWaitForAPublish) {
   make_sub("orders", "orders.work");
   std::vector<ReceivedMessage> got;

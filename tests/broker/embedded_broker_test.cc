@@ -110,6 +110,76 @@ TEST_F(EmbeddedBroker, AckedSegmentsAreDeleted) {
   EXPECT_EQ(got->size(), 1u);  // only the last message
 }
 
+// Acks everything `sub` has, in pulls of 50.
+void drain(Broker& b, const std::string& sub) {
+  for (;;) {
+    auto got = b.pull(sub, 50);
+    ASSERT_TRUE(got.ok());
+    if (got->empty()) return;
+    std::vector<std::string> ids;
+    for (auto& m : *got) ids.push_back(m.ack_id);
+    ASSERT_TRUE(b.ack(sub, ids).ok());
+  }
+}
+
+TEST_F(EmbeddedBroker, ASeekBackToWhatCompactionDroppedIsRefusedSayingWhatIsHeld) {
+  auto b = open("?segment_bytes=4096");
+  ASSERT_TRUE(b->create_topic({"orders", {}}).ok());
+  ASSERT_TRUE(b->create_subscription({.name = "orders.work", .topic = "orders"}).ok());
+  const Timestamp t0 = clock_.now();
+  ASSERT_TRUE(b->publish("orders", messages(200)).ok());
+  clock_.advance_micros(kMinute);
+  const Timestamp t1 = clock_.now();
+  ASSERT_TRUE(b->publish("orders", messages(1)).ok());
+  drain(*b, "orders.work");
+  ASSERT_TRUE(b->publish("orders", messages(1)).ok());  // a flush runs the compaction
+  ASSERT_LE(files_in("topics/1"), 2u);
+  auto refused = b->seek_to_time("orders.work", t0);
+  EXPECT_EQ(refused.code(), Errc::kImmutable);
+  EXPECT_NE(refused.error().describe().find("no longer held"), std::string::npos)
+      << refused.error().describe();
+  // What the kept segment holds can be sought back to, before and after a restart.
+  ASSERT_TRUE(b->seek_to_time("orders.work", t1).ok());
+  b.reset();
+  b = open("?segment_bytes=4096");
+  EXPECT_EQ(b->seek_to_time("orders.work", t0).code(), Errc::kImmutable);
+  auto got = b->pull("orders.work", 500);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), 2u);  // the two published at t1
+}
+
+TEST_F(EmbeddedBroker, ATopicsRetentionAndASnapshotKeepAckedSegments) {
+  auto b = open("?segment_bytes=4096");
+  ASSERT_TRUE(b->create_topic({"orders", {}, 10 * kMinute}).ok());
+  ASSERT_TRUE(b->create_topic({"payments", {}}).ok());
+  ASSERT_TRUE(b->create_subscription({.name = "orders.work", .topic = "orders"}).ok());
+  ASSERT_TRUE(b->create_subscription({.name = "payments.work", .topic = "payments"}).ok());
+  ASSERT_TRUE(b->create_snapshot("payments-start", "payments.work", {}).ok());
+  const Timestamp t0 = clock_.now();
+  ASSERT_TRUE(b->publish("orders", messages(200)).ok());
+  ASSERT_TRUE(b->publish("payments", messages(200)).ok());
+  drain(*b, "orders.work");
+  drain(*b, "payments.work");
+  ASSERT_TRUE(b->publish("orders", messages(1)).ok());
+  EXPECT_GT(files_in("topics/1"), 4u);  // within the topic's 10 minutes
+  EXPECT_GT(files_in("topics/2"), 4u);  // the snapshot needs them
+  ASSERT_TRUE(b->seek_to_time("orders.work", t0).ok());
+  ASSERT_TRUE(b->seek_to_snapshot("payments.work", "payments-start").ok());
+  auto orders = b->pull("orders.work", 1000);
+  ASSERT_TRUE(orders.ok());
+  EXPECT_EQ(orders->size(), 201u);
+  std::vector<std::string> ids;
+  for (auto& m : *orders) ids.push_back(m.ack_id);
+  ASSERT_TRUE(b->ack("orders.work", ids).ok());
+  drain(*b, "payments.work");
+  // Past the retention, and with the snapshot gone, they go at the next flush.
+  clock_.advance_micros(11 * kMinute);
+  ASSERT_TRUE(b->delete_snapshot("payments-start").ok());
+  ASSERT_TRUE(b->publish("orders", messages(1)).ok());
+  EXPECT_LE(files_in("topics/1"), 2u);
+  EXPECT_LE(files_in("topics/2"), 2u);
+}
+
 TEST_F(EmbeddedBroker, TheJournalIsCheckpointedAndStaysSmall) {
   auto b = open("?checkpoint_bytes=4096");
   ASSERT_TRUE(b->create_topic({"orders", {}}).ok());

@@ -44,10 +44,17 @@ std::unique_ptr<BrokerHarness> make_nats_harness(uint32_t buckets = 0) {
 
 // The suite twice: subscriptions served whole, and split into buckets (every one served here,
 // as by a process alone in its cluster), where each bucket's part has its own state and journal.
+const std::map<std::string, std::string> kNoSeekYet = {
+    {"ASeekToATimeRedeliversWhatWasPublishedSinceAndAcksWhatCameBefore",
+     "snapshots and seek are not built on nats:// yet"},
+    {"ASnapshotPutsBackTheAcknowledgementStateItWasMadeWith",
+     "snapshots and seek are not built on nats:// yet"},
+    {"ASnapshotLapsesAtItsExpireTime", "snapshots and seek are not built on nats:// yet"},
+};
 INSTANTIATE_TEST_SUITE_P(
     Nats, BrokerConformance,
-    ::testing::Values(BrokerBackend{"nats", [] { return make_nats_harness(); }},
-                      BrokerBackend{"nats_split", [] { return make_nats_harness(4); }}),
+    ::testing::Values(BrokerBackend{"nats", [] { return make_nats_harness(); }, kNoSeekYet},
+                      BrokerBackend{"nats_split", [] { return make_nats_harness(4); }, kNoSeekYet}),
     [](const auto& info) { return info.param.name; });
 
 // A topic reader whose buffer overflows loses messages on the way (libnats drops them); the

@@ -99,7 +99,10 @@ std::map<std::string, std::string> emulator_cannot() {
        {"ModifyAckDeadlineExtendsADelivery", "RetriesFollowTheExponentialBackoffSchedule",
         "ExpiredDeadlinesCountTowardsTheDeadLetter", "ANonRetriableFailureIsDeadLetteredAtOnce",
         "UnackedMessagesOlderThanTheRetentionAreDropped",
-        "ANackOnAStreamedKeyBringsItsLaterMessagesBackAfterIt"}) {
+        "ANackOnAStreamedKeyBringsItsLaterMessagesBackAfterIt",
+        "ASeekToATimeRedeliversWhatWasPublishedSinceAndAcksWhatCameBefore",
+        "ASnapshotPutsBackTheAcknowledgementStateItWasMadeWith",
+        "ASnapshotLapsesAtItsExpireTime"}) {
     out[t] = clock;
   }
   out["PublishedMessagesArriveWhole"] = clock + " (publish_time)";

@@ -332,6 +332,17 @@ RestoredState SubscriptionState::snapshot() const {
   return r;
 }
 
+void SubscriptionState::reset(const RestoredState& to, const TopicIndex& topic, Timestamp now) {
+  BACKBONE_ASSERT(to.lwm >= topic.begin() && to.lwm <= topic.end());
+  detach(to.lwm);
+  RestoredState acks = to;
+  acks.attempts.clear();
+  // Offsets below `to.lwm` are acked; a snapshot's acks at or past the topic's end are moot.
+  std::erase_if(acks.acked, [&](uint64_t off) { return off < to.lwm || off >= topic.end(); });
+  // restore() takes the cursor to the last of these; the rest come fresh from there.
+  restore(acks, topic, now);
+}
+
 void SubscriptionState::detach(uint64_t topic_end) {
   acked_.clear();
   touched_.clear();

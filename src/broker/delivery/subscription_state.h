@@ -100,6 +100,10 @@ class SubscriptionState {
   void set_dead_lettered(uint64_t n) { dead_lettered_ = n; }
   // Drops everything (the topic was deleted).
   void detach(uint64_t topic_end);
+  // A seek: the acknowledgement state becomes `to` (every offset below to.lwm acked, and those
+  // of to.acked; every other one not, from to.lwm on, which must be at or above topic.begin()).
+  // Every delivery and attempt count is dropped, so ack ids out go stale; keys start afresh.
+  void reset(const RestoredState& to, const TopicIndex& topic, Timestamp now);
 
  private:
   // kWaiting: scheduled in waiting_; kQueued: behind its key, not scheduled (a queued message has

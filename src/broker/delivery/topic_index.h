@@ -5,6 +5,7 @@
 // Thread-safety: none; the broker's mutex guards it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 
@@ -32,6 +33,13 @@ class TopicIndex {
     return refs_[offset - base_];
   }
   void push_back(const MsgRef& ref) { refs_.push_back(ref); }
+  // The first offset held whose message was published at or after `us` (end() if none).
+  // Publish times grow with offsets (a topic's appends take them from one clock, in order).
+  uint64_t first_published_at_or_after(int64_t us) const {
+    auto it = std::partition_point(refs_.begin(), refs_.end(),
+                                   [&](const MsgRef& r) { return r.publish_time_us < us; });
+    return base_ + static_cast<uint64_t>(it - refs_.begin());
+  }
   // Forgets every offset below `offset` (they are acked by every subscription).
   void drop_before(uint64_t offset) {
     while (base_ < offset && !refs_.empty()) {

@@ -28,6 +28,28 @@ CatalogSubscription sub_from_json(const json& j) {
   return s;
 }
 
+json snapshot_to_json(const CatalogSnapshot& s) {
+  return {{"name", s.config.name},
+          {"topic", s.config.topic},
+          {"expire_time_us", s.config.expire_time.micros()},
+          {"labels", s.config.labels},
+          {"topic_id", s.topic_id},
+          {"lwm", s.lwm},
+          {"acked", s.acked}};
+}
+
+CatalogSnapshot snapshot_from_json(const json& j) {
+  CatalogSnapshot s;
+  s.config.name = j.at("name").get<std::string>();
+  s.config.topic = j.at("topic").get<std::string>();
+  s.config.expire_time = Timestamp::from_micros(j.at("expire_time_us").get<int64_t>());
+  s.config.labels = j.at("labels").get<Attributes>();
+  s.topic_id = j.at("topic_id").get<uint32_t>();
+  s.lwm = j.at("lwm").get<uint64_t>();
+  s.acked = j.at("acked").get<std::vector<uint64_t>>();
+  return s;
+}
+
 }  // namespace
 
 Result<Catalog> load_catalog(const std::string& path) {
@@ -42,6 +64,9 @@ Result<Catalog> load_catalog(const std::string& path) {
       c.topics.push_back({t.at("id").get<uint32_t>(), delivery::topic_config_from_json(t)});
     }
     for (const auto& s : j.at("subscriptions")) c.subscriptions.push_back(sub_from_json(s));
+    if (j.contains("snapshots")) {
+      for (const auto& s : j["snapshots"]) c.snapshots.push_back(snapshot_from_json(s));
+    }
   } catch (const json::exception& e) {
     return make_error(Errc::kDataLoss, "broker catalog " + path + " is damaged: " + e.what());
   }
@@ -59,6 +84,10 @@ Result<void> save_catalog(const std::string& path, const Catalog& c) {
     j["topics"].push_back(std::move(jt));
   }
   for (const auto& s : c.subscriptions) j["subscriptions"].push_back(sub_to_json(s));
+  if (!c.snapshots.empty()) {
+    j["snapshots"] = json::array();
+    for (const auto& s : c.snapshots) j["snapshots"].push_back(snapshot_to_json(s));
+  }
   return replace_file(path, j.dump(2) + "\n");
 }
 

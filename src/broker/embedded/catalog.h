@@ -24,10 +24,19 @@ struct CatalogSubscription {
   SubscriptionConfig config;
 };
 
+// A snapshot: the acknowledgement state of a subscription at its making, in its topic's offsets.
+struct CatalogSnapshot {
+  SnapshotConfig config;
+  uint32_t topic_id = 0;
+  uint64_t lwm = 0;             // every offset below is acked
+  std::vector<uint64_t> acked;  // acked offsets at or above lwm
+};
+
 struct Catalog {
   uint32_t next_id = 1;
   std::vector<CatalogTopic> topics;
   std::vector<CatalogSubscription> subscriptions;
+  std::vector<CatalogSnapshot> snapshots;
 };
 
 // A missing file is an empty catalog.

@@ -38,6 +38,9 @@ struct Topic {
   std::unique_ptr<SegmentLog> log;
   TopicIndex index;
   std::vector<std::pair<uint64_t, MsgRef>> unapplied;  // appended, not yet durable
+  // The newest publish time among the messages compaction dropped (INT64_MIN: none), which
+  // bounds how far back a seek can go. After a restart it is taken to be the oldest held's.
+  int64_t dropped_until_us = INT64_MIN;
 };
 
 struct Sub {
@@ -154,6 +157,8 @@ class EmbeddedBroker final : public Broker {
     Topic* topic = *t;
     Catalog next = catalog_;
     std::erase_if(next.topics, [&](const CatalogTopic& ct) { return ct.id == topic->id; });
+    std::erase_if(next.snapshots,
+                  [&](const CatalogSnapshot& s) { return s.topic_id == topic->id; });
     for (auto& cs : next.subscriptions) {
       if (cs.topic_id == topic->id) {
         cs.topic_id = 0;
@@ -246,6 +251,122 @@ class EmbeddedBroker final : public Broker {
     subs_by_id_.erase(id);
     subs_.erase(subs_.find(name));
     return {};
+  }
+
+  Result<SnapshotConfig> create_snapshot(std::string_view name, std::string_view subscription,
+                                         const Attributes& labels) override {
+    BACKBONE_TRY(validate_resource_name(name, "snapshot"));
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    const Timestamp now = clock_.now();
+    if (find_snapshot(name, now)) {
+      return make_error(Errc::kAlreadyExists, "snapshot " + std::string(name) + " exists");
+    }
+    auto s = find_sub(subscription);
+    if (!s.ok()) return s.error();
+    Sub* sub = *s;
+    if (!sub->topic || sub->state.config().detached) {
+      return make_error(Errc::kImmutable, "subscription " + std::string(subscription) +
+                                              " has no topic: there is nothing to snapshot");
+    }
+    const TopicIndex& index = sub->topic->index;
+    const uint64_t lwm = sub->state.low_water_mark();
+    std::optional<Timestamp> oldest;
+    if (lwm < index.end()) oldest = Timestamp::from_micros(index.at(lwm).publish_time_us);
+    auto expire = snapshot_expiry(oldest, now);
+    if (!expire.ok()) return expire.error();
+    CatalogSnapshot snap;
+    snap.config = {std::string(name), sub->topic->config.name, *expire, labels};
+    snap.topic_id = sub->topic->id;
+    snap.lwm = lwm;
+    snap.acked = sub->state.acked_above_lwm();
+    BACKBONE_TRY(change_catalog([&](Catalog& next) {
+      std::erase_if(next.snapshots,
+                    [&](const CatalogSnapshot& c) { return c.config.name == name; });
+      next.snapshots.push_back(snap);
+    }));
+    return snap.config;
+  }
+
+  Result<SnapshotConfig> get_snapshot(std::string_view name) override {
+    std::lock_guard lk(mu_);
+    const CatalogSnapshot* s = find_snapshot(name, clock_.now());
+    if (!s) return no_snapshot(name);
+    return s->config;
+  }
+
+  Result<std::vector<SnapshotConfig>> list_snapshots() override {
+    std::lock_guard lk(mu_);
+    std::vector<SnapshotConfig> out;
+    const Timestamp now = clock_.now();
+    for (const auto& s : catalog_.snapshots) {
+      if (now < s.config.expire_time) out.push_back(s.config);
+    }
+    return out;
+  }
+
+  Result<void> update_snapshot(const SnapshotConfig& config) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    const CatalogSnapshot* s = find_snapshot(config.name, clock_.now());
+    if (!s) return no_snapshot(config.name);
+    BACKBONE_TRY(validate_snapshot_update(s->config, config));
+    return change_catalog([&](Catalog& next) {
+      for (auto& c : next.snapshots) {
+        if (c.config.name == config.name) c.config = config;
+      }
+    });
+  }
+
+  Result<void> delete_snapshot(std::string_view name) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    if (!find_snapshot(name, clock_.now())) return no_snapshot(name);
+    return change_catalog([&](Catalog& next) {
+      std::erase_if(next.snapshots,
+                    [&](const CatalogSnapshot& c) { return c.config.name == name; });
+    });
+  }
+
+  Result<void> seek_to_time(std::string_view subscription, Timestamp time) override {
+    std::unique_lock lk(mu_);
+    auto s = seekable_locked(lk, subscription);
+    if (!s.ok()) return s.error();
+    Sub* sub = *s;
+    if (!sub->topic) return {};  // its topic was deleted: it holds nothing to seek over
+    const Topic& topic = *sub->topic;
+    // A subscription sees what was published since it was made; of that, what is still held.
+    if (topic.index.begin() > sub->start_offset && time.micros() <= topic.dropped_until_us) {
+      std::optional<Timestamp> held_from;
+      if (topic.index.begin() < topic.index.end()) {
+        held_from = Timestamp::from_micros(topic.index.at(topic.index.begin()).publish_time_us);
+      }
+      return beyond_retention_error(subscription, time, held_from);
+    }
+    RestoredState to;
+    to.lwm = std::max({topic.index.first_published_at_or_after(time.micros()), sub->start_offset,
+                       topic.index.begin()});
+    return reset_locked(lk, *sub, to);
+  }
+
+  Result<void> seek_to_snapshot(std::string_view subscription, std::string_view snapshot) override {
+    std::unique_lock lk(mu_);
+    auto s = seekable_locked(lk, subscription);
+    if (!s.ok()) return s.error();
+    Sub* sub = *s;
+    const CatalogSnapshot* snap = find_snapshot(snapshot, clock_.now());
+    if (!snap) return no_snapshot(snapshot);
+    if (!sub->topic || sub->topic->id != snap->topic_id) {
+      return make_error(Errc::kInvalidArgument,
+                        "snapshot " + std::string(snapshot) + " was made on topic " +
+                            snap->config.topic + ", not on subscription " +
+                            std::string(subscription) + "'s topic",
+                        "snapshot");
+    }
+    RestoredState to;
+    to.lwm = std::max(snap->lwm, sub->topic->index.begin());  // compaction keeps snap->lwm on
+    to.acked = snap->acked;
+    return reset_locked(lk, *sub, to);
   }
 
   Result<void> detach_subscription(std::string_view name) override {
@@ -576,16 +697,30 @@ class EmbeddedBroker final : public Broker {
     return out;
   }
 
-  // Drops the segments and index entries that every subscription of a topic has acked.
+  // Drops the segments that every subscription of a topic has acked, that its unexpired
+  // snapshots do not need, and that are older than its retention; the index keeps every message
+  // of the segments kept (acked ones too), which a seek can go back to.
   void compact_locked() {
+    const Timestamp now = clock_.now();
     for (auto& [name, t] : topics_) {
       uint64_t keep = t->index.end();
       for (const auto& [id, s] : subs_by_id_) {
         if (s->topic == t.get()) keep = std::min(keep, s->state.low_water_mark());
       }
-      if (keep > t->index.begin()) {
-        t->index.drop_before(keep);
-        t->log->drop_before(keep);
+      for (const auto& snap : catalog_.snapshots) {
+        if (snap.topic_id == t->id && now < snap.config.expire_time)
+          keep = std::min(keep, snap.lwm);
+      }
+      if (t->config.retention_us) {
+        keep = std::min(
+            keep, t->index.first_published_at_or_after(now.micros() - *t->config.retention_us));
+      }
+      if (keep <= t->index.begin()) continue;
+      t->log->drop_before(keep);
+      const uint64_t held = std::min(t->log->first_offset(), keep);
+      if (held > t->index.begin()) {
+        t->dropped_until_us = std::max(t->dropped_until_us, t->index.at(held - 1).publish_time_us);
+        t->index.drop_before(held);
       }
     }
   }
@@ -603,6 +738,52 @@ class EmbeddedBroker final : public Broker {
       return make_error(Errc::kNotFound, "subscription " + std::string(name) + " does not exist");
     }
     return it->second.get();
+  }
+  // The subscription a seek names: usable, not detached. REQUIRES: mu_ held (by `lk`).
+  Result<Sub*> seekable_locked(std::unique_lock<std::mutex>& lk, std::string_view subscription) {
+    BACKBONE_TRY(usable(lk));
+    auto s = find_sub(subscription);
+    if (!s.ok()) return s.error();
+    if ((*s)->state.config().detached) return detached_error(subscription);
+    return s;
+  }
+  // Saves the catalog as `change` makes it, and keeps it once it is on disk. REQUIRES: mu_ held.
+  template <typename Change>
+  Result<void> change_catalog(Change&& change) {
+    Catalog next = catalog_;
+    change(next);
+    BACKBONE_TRY(save_catalog(catalog_path(), next));
+    catalog_ = std::move(next);
+    return {};
+  }
+  // An unexpired snapshot. REQUIRES: mu_ held.
+  const CatalogSnapshot* find_snapshot(std::string_view name, Timestamp now) const {
+    for (const auto& s : catalog_.snapshots) {
+      if (s.config.name == name && now < s.config.expire_time) return &s;
+    }
+    return nullptr;
+  }
+  static Error no_snapshot(std::string_view name) {
+    return make_error(Errc::kNotFound, "snapshot " + std::string(name) + " does not exist");
+  }
+  // A seek: the subscription's state becomes `to`, written to the journal as a base and its acks
+  // (a replay then starts the subscription over from them), and durable before it returns.
+  // REQUIRES: mu_ held (by `lk`), sub.topic set.
+  Result<void> reset_locked(std::unique_lock<std::mutex>& lk, Sub& sub, const RestoredState& to) {
+    sub.state.reset(to, sub.topic->index, clock_.now());
+    journal_->append({JournalRecord::Type::kBase,
+                      sub.id,
+                      sub.state.low_water_mark(),
+                      0,
+                      0,
+                      sub.state.dead_lettered(),
+                      {}});
+    for (uint64_t off : sub.state.acked_above_lwm()) {
+      journal_->append({JournalRecord::Type::kAck, sub.id, off, 0, 0, 0, {}});
+    }
+    BACKBONE_TRY(wait_durable(lk, mark_dirty_locked()));
+    data_cv_.notify_all();
+    return {};
   }
   Result<void> check_dead_letter_topic(const SubscriptionConfig& c) {
     if (c.dead_letter && !topics_.count(c.dead_letter->topic)) {
@@ -672,6 +853,11 @@ Result<void> EmbeddedBroker::recover() {
     if (!log.ok()) return log.error();
     topic->log = std::move(*log);
     if (first) topic->index = TopicIndex(topic->log->next_offset());
+    if (topic->index.begin() > 0) {  // something was dropped, published no later than what is held
+      topic->dropped_until_us = topic->index.begin() < topic->index.end()
+                                    ? topic->index.at(topic->index.begin()).publish_time_us
+                                    : clock_.now().micros();
+    }
     topics_by_id_[ct.id] = topic.get();
     topics_.emplace(ct.config.name, std::move(topic));
   }

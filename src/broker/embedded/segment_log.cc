@@ -222,6 +222,13 @@ void SegmentLog::drop_before(uint64_t offset) {
   }
 }
 
+uint64_t SegmentLog::first_offset() const {
+  for (const auto& [id, s] : segments_) {
+    if (s->size > 0) return s->base;
+  }
+  return next_offset_;
+}
+
 void SegmentLog::remove_all() {
   for (auto& [id, s] : segments_) ::unlink(s->path.c_str());
   segments_.clear();

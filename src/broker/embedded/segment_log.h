@@ -68,6 +68,8 @@ class SegmentLog {
   // Deletes every file and the folder (the topic was deleted).
   void remove_all();
   size_t segment_count() const { return segments_.size(); }
+  // The first offset it still holds (next_offset() when it holds none).
+  uint64_t first_offset() const;
 
  private:
   SegmentLog(std::string dir, uint64_t segment_bytes)

@@ -252,6 +252,24 @@ class NatsBroker final : public Broker {
     return {};
   }
 
+  // Snapshots and seek: not built on NATS yet (doc/broker_nats.md).
+  static Error no_seek() {
+    return make_error(Errc::kInvalidArgument,
+                      "snapshots and seek are not built on nats:// yet (doc/broker_nats.md)");
+  }
+  Result<SnapshotConfig> create_snapshot(std::string_view, std::string_view,
+                                         const Attributes&) override {
+    return no_seek();
+  }
+  Result<SnapshotConfig> get_snapshot(std::string_view) override { return no_seek(); }
+  Result<std::vector<SnapshotConfig>> list_snapshots() override {
+    return std::vector<SnapshotConfig>{};  // none can be made
+  }
+  Result<void> update_snapshot(const SnapshotConfig&) override { return no_seek(); }
+  Result<void> delete_snapshot(std::string_view) override { return no_seek(); }
+  Result<void> seek_to_time(std::string_view, Timestamp) override { return no_seek(); }
+  Result<void> seek_to_snapshot(std::string_view, std::string_view) override { return no_seek(); }
+
   Result<void> detach_subscription(std::string_view name) override {
     auto e = entry(name);
     if (!e.ok()) return e.error();

@@ -212,6 +212,80 @@ class PubsubBroker final : public Broker {
     return {};
   }
 
+  Result<SnapshotConfig> create_snapshot(std::string_view name, std::string_view subscription,
+                                         const Attributes& labels) override {
+    BACKBONE_TRY(validate_resource_name(name, "snapshot"));
+    v1::CreateSnapshotRequest req;
+    req.set_name(snapshot_path(url_.project, name));
+    req.set_subscription(subscription_path(url_.project, subscription));
+    req.mutable_labels()->insert(labels.begin(), labels.end());
+    v1::Snapshot resp;
+    BACKBONE_TRY(check(sub_->CreateSnapshot(call().get(), req, &resp), "CreateSnapshot"));
+    return snapshot_of(resp, url_.project);
+  }
+
+  Result<SnapshotConfig> get_snapshot(std::string_view name) override {
+    v1::GetSnapshotRequest req;
+    req.set_snapshot(snapshot_path(url_.project, name));
+    v1::Snapshot resp;
+    BACKBONE_TRY(check(sub_->GetSnapshot(call().get(), req, &resp), "GetSnapshot"));
+    return snapshot_of(resp, url_.project);
+  }
+
+  Result<std::vector<SnapshotConfig>> list_snapshots() override {
+    std::vector<SnapshotConfig> out;
+    std::string token;
+    do {
+      v1::ListSnapshotsRequest req;
+      req.set_project(project_path(url_.project));
+      req.set_page_size(1000);
+      req.set_page_token(token);
+      v1::ListSnapshotsResponse resp;
+      BACKBONE_TRY(check(sub_->ListSnapshots(call().get(), req, &resp), "ListSnapshots"));
+      for (const auto& s : resp.snapshots()) {
+        auto c = snapshot_of(s, url_.project);
+        if (c.ok()) out.push_back(std::move(*c));
+      }
+      token = resp.next_page_token();
+    } while (!token.empty());
+    return out;
+  }
+
+  Result<void> update_snapshot(const SnapshotConfig& config) override {
+    auto current = get_snapshot(config.name);
+    if (!current.ok()) return current.error();
+    BACKBONE_TRY(validate_snapshot_update(*current, config));
+    v1::UpdateSnapshotRequest req;
+    snapshot_to_proto(config, url_.project, req.mutable_snapshot());
+    auto* mask = req.mutable_update_mask();
+    if (current->labels != config.labels) mask->add_paths("labels");
+    if (current->expire_time != config.expire_time) mask->add_paths("expire_time");
+    if (mask->paths_size() == 0) return {};
+    v1::Snapshot resp;
+    return check(sub_->UpdateSnapshot(call().get(), req, &resp), "UpdateSnapshot");
+  }
+
+  Result<void> delete_snapshot(std::string_view name) override {
+    v1::DeleteSnapshotRequest req;
+    req.set_snapshot(snapshot_path(url_.project, name));
+    google::protobuf::Empty resp;
+    return check(sub_->DeleteSnapshot(call().get(), req, &resp), "DeleteSnapshot");
+  }
+
+  Result<void> seek_to_time(std::string_view subscription, Timestamp time) override {
+    v1::SeekRequest req;
+    req.set_subscription(subscription_path(url_.project, subscription));
+    set_timestamp(req.mutable_time(), time);
+    return seek(subscription, req);
+  }
+
+  Result<void> seek_to_snapshot(std::string_view subscription, std::string_view snapshot) override {
+    v1::SeekRequest req;
+    req.set_subscription(subscription_path(url_.project, subscription));
+    req.set_snapshot(snapshot_path(url_.project, snapshot));
+    return seek(subscription, req);
+  }
+
   Result<void> detach_subscription(std::string_view name) override {
     v1::DetachSubscriptionRequest req;
     req.set_subscription(subscription_path(url_.project, name));
@@ -665,6 +739,15 @@ class PubsubBroker final : public Broker {
     }
     it->second->config = *c;
     if (it->second->gate) it->second->gate->set_policy(gate_policy(*c));
+  }
+  // A seek on the server. What this client holds of the subscription (its key gate's messages,
+  // its deliveries in hand) is of the state before: forgotten, so that the server's redeliveries
+  // are taken afresh.
+  Result<void> seek(std::string_view subscription, const v1::SeekRequest& req) {
+    v1::SeekResponse resp;
+    BACKBONE_TRY(check(sub_->Seek(call().get(), req, &resp), "Seek"));
+    forget_config(subscription);
+    return {};
   }
   // After a delete.
   void forget_config(std::string_view subscription) {

@@ -91,6 +91,15 @@ Result<SubscriptionConfig> FrontAccess::subscription(const auth::Principal& who,
   return s;
 }
 
+Result<SnapshotConfig> FrontAccess::snapshot(const auth::Principal& who,
+                                             std::string_view id) const {
+  auto s = broker_.get_snapshot(id);
+  if (!s.ok()) return s.error();
+  auto o = check_owner(who, id, s->labels, "snapshot");
+  if (!o.ok()) return o.error();
+  return s;
+}
+
 Result<SubscriptionConfig> FrontAccess::consumable(const auth::Principal& who,
                                                    std::string_view id) const {
   Owned owned;

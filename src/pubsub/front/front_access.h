@@ -72,6 +72,7 @@ class FrontAccess {
                             Owned* owned = nullptr) const;
   Result<SubscriptionConfig> subscription(const auth::Principal& who, std::string_view id,
                                           Owned* owned = nullptr) const;
+  Result<SnapshotConfig> snapshot(const auth::Principal& who, std::string_view id) const;
   // The same for a subscription that the caller wants to pull from or ack on: also
   // FAILED_PRECONDITION for a managed one that backbone's own stages consume, unless the
   // caller has the pipeline role (another backbone process running those stages).

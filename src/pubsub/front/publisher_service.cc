@@ -142,13 +142,24 @@ grpc::Status PublisherService::ListTopicSubscriptions(grpc::ServerContext* ctx,
 
 grpc::Status PublisherService::ListTopicSnapshots(grpc::ServerContext* ctx,
                                                   const v1::ListTopicSnapshotsRequest* req,
-                                                  v1::ListTopicSnapshotsResponse*) {
+                                                  v1::ListTopicSnapshotsResponse* resp) {
   auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic());
   if (!id.ok()) return to_status(id.error());
-  auto t = a_.topic(*who, *id);  // the topic must be there; it has no snapshots
-  return t.ok() ? grpc::Status::OK : to_status(t.error());
+  if (auto t = a_.topic(*who, *id); !t.ok()) return to_status(t.error());
+  auto all = a_.broker().list_snapshots();
+  if (!all.ok()) return to_status(all.error());
+  auto page = page_of(
+      *all,
+      [&](const SnapshotConfig& s) { return s.topic == *id && a_.visible(*who, s.name, s.labels); },
+      req->page_size(), req->page_token());
+  if (!page.ok()) return to_status(page.error());
+  for (const SnapshotConfig* s : page->items) {
+    resp->add_snapshots(snapshot_path(a_.project(), s->name));
+  }
+  resp->set_next_page_token(page->next_token);
+  return grpc::Status::OK;
 }
 
 grpc::Status PublisherService::DeleteTopic(grpc::ServerContext* ctx,

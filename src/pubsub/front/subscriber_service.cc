@@ -209,10 +209,123 @@ grpc::Status SubscriberService::ModifyPushConfig(grpc::ServerContext* ctx,
 
 grpc::Status SubscriberService::ListSnapshots(grpc::ServerContext* ctx,
                                               const v1::ListSnapshotsRequest* req,
-                                              v1::ListSnapshotsResponse*) {
+                                              v1::ListSnapshotsResponse* resp) {
   auto who = a_.authorize(*ctx, auth::Permission::kRead);
   if (!who.ok()) return to_status(who.error());
-  return to_status(check_project_path(req->project(), a_.project(), "project"));
+  if (auto p = check_project_path(req->project(), a_.project(), "project"); !p.ok()) {
+    return to_status(p.error());
+  }
+  auto all = a_.broker().list_snapshots();
+  if (!all.ok()) return to_status(all.error());
+  auto page = page_of(
+      *all, [&](const SnapshotConfig& s) { return a_.visible(*who, s.name, s.labels); },
+      req->page_size(), req->page_token());
+  if (!page.ok()) return to_status(page.error());
+  for (const SnapshotConfig* s : page->items) {
+    snapshot_to_proto(*s, a_.project(), resp->add_snapshots());
+  }
+  resp->set_next_page_token(page->next_token);
+  return grpc::Status::OK;
+}
+
+namespace {
+
+Result<std::string> snapshot_id(const FrontAccess& a, const std::string& path) {
+  return parse_resource_path(path, a.project(), ResourceKind::kSnapshot, "snapshot");
+}
+
+// The caller, checked for `permission`, and the snapshot at `path`, which must be theirs.
+struct CallerSnapshot {
+  auth::Principal who;
+  std::string id;
+  SnapshotConfig config;
+};
+Result<CallerSnapshot> caller_snapshot(const FrontAccess& a, const grpc::ServerContext& ctx,
+                                       auth::Permission permission, const std::string& path) {
+  auto who = a.authorize(ctx, permission);
+  if (!who.ok()) return who.error();
+  auto id = snapshot_id(a, path);
+  if (!id.ok()) return id.error();
+  auto s = a.snapshot(*who, *id);
+  if (!s.ok()) return s.error();
+  return CallerSnapshot{*who, *id, *s};
+}
+
+}  // namespace
+
+grpc::Status SubscriberService::GetSnapshot(grpc::ServerContext* ctx,
+                                            const v1::GetSnapshotRequest* req, v1::Snapshot* resp) {
+  auto s = caller_snapshot(a_, *ctx, auth::Permission::kRead, req->snapshot());
+  if (!s.ok()) return to_status(s.error());
+  snapshot_to_proto(s->config, a_.project(), resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status SubscriberService::CreateSnapshot(grpc::ServerContext* ctx,
+                                               const v1::CreateSnapshotRequest* req,
+                                               v1::Snapshot* resp) {
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
+  if (!who.ok()) return to_status(who.error());
+  if (req->name().empty()) {
+    return to_status(
+        make_error(Errc::kInvalidArgument, "backbone names no snapshot for you: give one", "name"));
+  }
+  auto id = parse_resource_path(req->name(), a_.project(), ResourceKind::kSnapshot, "name");
+  if (!id.ok()) return to_status(id.error());
+  auto sub = subscription_id(a_, req->subscription());
+  if (!sub.ok()) return to_status(sub.error());
+  if (auto s = a_.subscription(*who, *sub); !s.ok()) return to_status(s.error());
+  auto labels = a_.new_resource(*who, *id, Attributes(req->labels().begin(), req->labels().end()));
+  if (!labels.ok()) return to_status(labels.error());
+  auto made = a_.broker().create_snapshot(*id, *sub, *labels);
+  if (!made.ok()) return to_status(made.error());
+  snapshot_to_proto(*made, a_.project(), resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status SubscriberService::UpdateSnapshot(grpc::ServerContext* ctx,
+                                               const v1::UpdateSnapshotRequest* req,
+                                               v1::Snapshot* resp) {
+  auto s = caller_snapshot(a_, *ctx, auth::Permission::kAdmin, req->snapshot().name());
+  if (!s.ok()) return to_status(s.error());
+  auto updated = apply_snapshot_update(s->config, req->snapshot(), req->update_mask());
+  if (!updated.ok()) return to_status(updated.error());
+  auto labels = a_.keep_env_label(s->who, updated->labels);
+  if (!labels.ok()) return to_status(labels.error());
+  updated->labels = *labels;
+  if (auto r = a_.broker().update_snapshot(*updated); !r.ok()) return to_status(r.error());
+  snapshot_to_proto(*updated, a_.project(), resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status SubscriberService::DeleteSnapshot(grpc::ServerContext* ctx,
+                                               const v1::DeleteSnapshotRequest* req,
+                                               google::protobuf::Empty*) {
+  auto s = caller_snapshot(a_, *ctx, auth::Permission::kAdmin, req->snapshot());
+  if (!s.ok()) return to_status(s.error());
+  return to_status(a_.broker().delete_snapshot(s->id));
+}
+
+grpc::Status SubscriberService::Seek(grpc::ServerContext* ctx, const v1::SeekRequest* req,
+                                     v1::SeekResponse*) {
+  auto who = a_.authorize(*ctx, auth::Permission::kAdmin);
+  if (!who.ok()) return to_status(who.error());
+  auto id = subscription_id(a_, req->subscription());
+  if (!id.ok()) return to_status(id.error());
+  Owned owned;
+  if (auto s = a_.subscription(*who, *id, &owned); !s.ok()) return to_status(s.error());
+  if (owned.managed) return to_status(managed_by_topology("subscription", *id));
+  if (req->target_case() == v1::SeekRequest::kTime) {
+    return to_status(a_.broker().seek_to_time(*id, timestamp_of(req->time())));
+  }
+  if (req->target_case() == v1::SeekRequest::kSnapshot) {
+    auto snap = snapshot_id(a_, req->snapshot());
+    if (!snap.ok()) return to_status(snap.error());
+    if (auto s = a_.snapshot(*who, *snap); !s.ok()) return to_status(s.error());
+    return to_status(a_.broker().seek_to_snapshot(*id, *snap));
+  }
+  return to_status(
+      make_error(Errc::kInvalidArgument, "names neither a time nor a snapshot", "target"));
 }
 
 }  // namespace backbone::pubsub

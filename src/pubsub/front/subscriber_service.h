@@ -4,9 +4,12 @@
 // Acknowledge and ModifyAckDeadline, with the access rules of FrontAccess. An Acknowledge that
 // answers OK is durable.
 //
-// Not served: push, BigQuery and Cloud Storage delivery, filters, exactly-once delivery,
-// snapshots and Seek (ListSnapshots answers an empty list). Expiration policies are accepted
-// and kept as "never expires".
+// Snapshots (create, get, list, update, delete) and Seek, to a time or a snapshot: the caller's
+// own subscriptions (admin); the topology's are refused (FAILED_PRECONDITION), since a seek
+// there is a replay of the pipeline's work.
+//
+// Not served: push, BigQuery and Cloud Storage delivery, filters, exactly-once delivery.
+// Expiration policies are accepted and kept as "never expires".
 //
 // Thread-safety: thread-safe; gRPC calls it from many threads.
 #pragma once
@@ -53,6 +56,20 @@ class SubscriberService final : public google::pubsub::v1::Subscriber::Service {
   grpc::Status ListSnapshots(grpc::ServerContext* ctx,
                              const google::pubsub::v1::ListSnapshotsRequest* req,
                              google::pubsub::v1::ListSnapshotsResponse* resp) override;
+  grpc::Status GetSnapshot(grpc::ServerContext* ctx,
+                           const google::pubsub::v1::GetSnapshotRequest* req,
+                           google::pubsub::v1::Snapshot* resp) override;
+  grpc::Status CreateSnapshot(grpc::ServerContext* ctx,
+                              const google::pubsub::v1::CreateSnapshotRequest* req,
+                              google::pubsub::v1::Snapshot* resp) override;
+  grpc::Status UpdateSnapshot(grpc::ServerContext* ctx,
+                              const google::pubsub::v1::UpdateSnapshotRequest* req,
+                              google::pubsub::v1::Snapshot* resp) override;
+  grpc::Status DeleteSnapshot(grpc::ServerContext* ctx,
+                              const google::pubsub::v1::DeleteSnapshotRequest* req,
+                              google::protobuf::Empty* resp) override;
+  grpc::Status Seek(grpc::ServerContext* ctx, const google::pubsub::v1::SeekRequest* req,
+                    google::pubsub::v1::SeekResponse* resp) override;
 
  private:
   // For Acknowledge and ModifyAckDeadline: the caller's subscription, which it may consume, and
