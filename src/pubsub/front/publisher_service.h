@@ -1,9 +1,8 @@
 // The google.pubsub.v1 Publisher service of the Pub/Sub front, on the Broker port: topics
-// (create, get, list, delete, list their subscriptions) and Publish, with the access rules of
-// FrontAccess. Publish answers once the broker has made the messages durable.
-//
-// Not served: UpdateTopic (a topic keeps no setting that changes), DetachSubscription and
-// snapshots (ListTopicSnapshots answers an empty list).
+// (create, get, list, update their labels and retention, delete, list their subscriptions and
+// snapshots), Publish, and DetachSubscription, with the access rules of FrontAccess (the
+// topology's topics and subscriptions are not changed or detached here). Publish answers once
+// the broker has made the messages durable.
 //
 // Thread-safety: thread-safe; gRPC calls it from many threads.
 #pragma once
