@@ -24,6 +24,14 @@ void send_error(http::HttpResponse& res, const Error& e) {
                 e.location().empty() ? nlohmann::json(nullptr) : nlohmann::json(e.location())}}}});
 }
 
+Result<Admin> authorize_admin(App& app, const http::HttpRequest& req) {
+  auto p = authorize(app, req, req.matches[1], auth::Permission::kAdmin);
+  if (!p.ok()) return p.error();
+  auto who = app.tokens().authenticate_bearer(req.header("Authorization"));
+  if (!who.ok()) return who.error();
+  return Admin{*p, who->actor()};
+}
+
 Result<pipeline::EnvironmentPipeline*> authorize(App& app, const http::HttpRequest& req,
                                                  const std::string& env,
                                                  auth::Permission permission) {

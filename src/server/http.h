@@ -20,6 +20,13 @@ void send_error(http::HttpResponse& res, const Error& error);
 Result<pipeline::EnvironmentPipeline*> authorize(App& app, const http::HttpRequest& req,
                                                  const std::string& env,
                                                  auth::Permission permission);
+// The admin who acts in the environment of the path's first group: authorized (as authorize()),
+// and named for the admin audit.
+struct Admin {
+  pipeline::EnvironmentPipeline* pipeline;
+  std::string actor;
+};
+Result<Admin> authorize_admin(App& app, const http::HttpRequest& req);
 // 415 unless the body is declared as JSON.
 Result<void> require_json(const http::HttpRequest& req);
 // The event id in the path's second group (kInvalidArgument, where = "id", if it is not one).

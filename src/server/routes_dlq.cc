@@ -21,19 +21,6 @@ Result<pipeline::DlqFilter> query_filter(const http::HttpRequest& req) {
   });
 }
 
-// The admin who acts: authorized for the environment, and named for the admin audit.
-struct Admin {
-  pipeline::EnvironmentPipeline* pipeline;
-  std::string actor;
-};
-Result<Admin> admin(App& app, const http::HttpRequest& req) {
-  auto p = authorize(app, req, req.matches[1], auth::Permission::kAdmin);
-  if (!p.ok()) return p.error();
-  auto who = app.tokens().authenticate_bearer(req.header("Authorization"));
-  if (!who.ok()) return who.error();
-  return Admin{*p, who->actor()};
-}
-
 void send_entries(http::HttpResponse& res, int status, const std::string& head,
                   const std::vector<pipeline::DlqEntry>& entries, size_t from, size_t count) {
   std::string out =
@@ -79,7 +66,7 @@ void add_dlq_routes(http::Router& s, App& app) {
 
   s.post(R"(/v1/envs/([^/]+)/dlq/([^/:]+):replay)",
          [&app](const http::HttpRequest& req, http::HttpResponse& res) {
-           auto a = admin(app, req);
+           auto a = authorize_admin(app, req);
            if (!a.ok()) return send_error(res, a.error());
            auto id = path_event_id(req);
            if (!id.ok()) return send_error(res, id.error());
@@ -98,7 +85,7 @@ void add_dlq_routes(http::Router& s, App& app) {
   // which (200), without replaying.
   s.post(R"(/v1/envs/([^/]+)/dlq:replay)", [&app](const http::HttpRequest& req,
                                                   http::HttpResponse& res) {
-    auto a = admin(app, req);
+    auto a = authorize_admin(app, req);
     if (!a.ok()) return send_error(res, a.error());
     auto filter = query_filter(req);
     if (!filter.ok()) return send_error(res, filter.error());
@@ -123,7 +110,7 @@ void add_dlq_routes(http::Router& s, App& app) {
 
   s.post(R"(/v1/envs/([^/]+)/dlq/([^/:]+):resolve)", [&app](const http::HttpRequest& req,
                                                             http::HttpResponse& res) {
-    auto a = admin(app, req);
+    auto a = authorize_admin(app, req);
     if (!a.ok()) return send_error(res, a.error());
     auto id = path_event_id(req);
     if (!id.ok()) return send_error(res, id.error());
@@ -183,7 +170,7 @@ void add_dlq_routes(http::Router& s, App& app) {
   // DlqInspector::kRecheckUs), on whichever process it reaches.
   s.post(R"(/v1/envs/([^/]+)/poison/([^/:]+):discard)",
          [&app](const http::HttpRequest& req, http::HttpResponse& res) {
-           auto a = admin(app, req);
+           auto a = authorize_admin(app, req);
            if (!a.ok()) return send_error(res, a.error());
            const std::string id = req.matches[2];
            const auto held = a->pipeline->dlq_poison();

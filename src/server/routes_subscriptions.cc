@@ -1,3 +1,7 @@
+// A seek of one of the topology's subscriptions, by its role: an admin act, in the admin audit
+// (doc/broker.md, "Snapshots and seek", says how it differs from dlq replay):
+//   POST /v1/envs/{env}/subscriptions/{role}:seek  {"time": RFC 3339} or {"snapshot": name}
+//
 // Pull access for external consumers of the environment's "sync" subscription
 // (events.merged.E.sync in the default topology):
 //   POST /v1/envs/{env}/subscriptions/sync:pull               {"max_messages": N}
@@ -128,6 +132,46 @@ void add_subscription_routes(http::Router& s, App& app) {
            if (!r.ok()) return send_error(res, r.error());
            send_json(res, 200, nlohmann::json::object());
          });
+
+  s.post(R"(/v1/envs/([^/]+)/subscriptions/([a-z]+):seek)", [&app](const http::HttpRequest& req,
+                                                                   http::HttpResponse& res) {
+    const std::string env = req.matches[1], role = req.matches[2];
+    auto a = authorize_admin(app, req);
+    if (!a.ok()) return send_error(res, a.error());
+    auto sub = app.topology().subscription_for(role, env);
+    if (!sub.ok()) return send_error(res, sub.error());
+    auto body = object_body(req);
+    if (!body.ok()) return send_error(res, body.error());
+    const bool has_time = body->contains("time"), has_snapshot = body->contains("snapshot");
+    if (has_time == has_snapshot) {
+      return send_error(
+          res, make_error(Errc::kInvalidArgument, "give either a time or a snapshot", "body"));
+    }
+    const char* field = has_time ? "time" : "snapshot";
+    if (!(*body)[field].is_string()) {
+      return send_error(res, make_error(Errc::kInvalidArgument, "must be a string", field));
+    }
+    const std::string value = (*body)[field].get<std::string>();
+    Result<void> sought = make_error(Errc::kInternal, "not sought");
+    if (has_time) {
+      auto at = Timestamp::parse_rfc3339(value);
+      if (!at.ok()) {
+        return send_error(res,
+                          make_error(Errc::kInvalidArgument, "must be an RFC 3339 time", "time"));
+      }
+      sought = app.broker().seek_to_time(sub->name, *at);
+    } else {
+      sought = app.broker().seek_to_snapshot(sub->name, value);
+    }
+    if (!sought.ok()) return send_error(res, sought.error());
+    if (auto rec =
+            app.record_admin(env, a->actor, "subscription.seek", sub->name,
+                             nlohmann::json{{field, value}}.dump(), "the subscription was sought");
+        !rec.ok()) {
+      return send_error(res, rec.error());
+    }
+    send_json(res, 200, {{"subscription", sub->name}, {field, value}});
+  });
 
   // A member that leaves asks the others to look at the leases now, not at their next beat.
   s.post(R"(/v1/envs/([^/]+)/cluster:tick)",

@@ -311,6 +311,51 @@ TEST_F(HttpApi, ExternalConsumersPullAndAckTheSyncSubscription) {
   EXPECT_EQ(post("/v1/envs/sandbox/subscriptions/audit:pull", "{}", sandbox_)->status, 404);
 }
 
+TEST_F(HttpApi, AnAdminSeeksTheSyncSubscriptionAndTheAdminAuditSaysSo) {
+  const Timestamp before = clock_.now();
+  clock_.advance_micros(kSecond);
+  ASSERT_EQ(post("/v1/envs/sandbox/events", event("1", 0, R"({"a":1})"), sandbox_)->status, 201);
+  step();
+  auto pull = [&] {
+    auto r = post("/v1/envs/sandbox/subscriptions/sync:pull", R"({"max_messages":10})", sandbox_);
+    EXPECT_EQ(r->status, 200) << r->body;
+    return json::parse(r->body)["received_messages"];
+  };
+  auto msgs = pull();
+  ASSERT_EQ(msgs.size(), 1u);
+  ASSERT_EQ(post("/v1/envs/sandbox/subscriptions/sync:acknowledge",
+                 json{{"ack_ids", {msgs[0]["ack_id"]}}}.dump(), sandbox_)
+                ->status,
+            200);
+  EXPECT_TRUE(pull().empty());
+  const std::string seek = json{{"time", before.to_rfc3339()}}.dump();
+  EXPECT_EQ(post("/v1/envs/sandbox/subscriptions/sync:seek", seek, read_only_)->status, 403);
+  auto sought = post("/v1/envs/sandbox/subscriptions/sync:seek", seek, sandbox_);
+  ASSERT_EQ(sought->status, 200) << sought->body;
+  auto again = pull();
+  ASSERT_EQ(again.size(), 1u);  // merged once, delivered again
+  EXPECT_EQ(again[0]["message"]["ordering_key"], "contact:1");
+  auto acts = json::parse(get("/v1/envs/sandbox/admin-audit", sandbox_)->body);
+  bool audited = false;
+  for (const auto& a : acts["actions"]) {
+    audited |= a["action"] == "subscription.seek" && a["target"] == "events.merged.sandbox.sync";
+  }
+  EXPECT_TRUE(audited) << acts.dump();
+  // Bad input, and nothing sought.
+  EXPECT_EQ(
+      post("/v1/envs/sandbox/subscriptions/sync:seek", R"({"time":"yesterday"})", sandbox_)->status,
+      400);
+  EXPECT_EQ(post("/v1/envs/sandbox/subscriptions/sync:seek",
+                 R"({"time":"2026-01-01T00:00:00Z","snapshot":"s"})", sandbox_)
+                ->status,
+            400);
+  EXPECT_EQ(
+      post("/v1/envs/sandbox/subscriptions/sync:seek", R"({"snapshot":"none"})", sandbox_)->status,
+      404);
+  EXPECT_EQ(post("/v1/envs/sandbox/subscriptions/nothing:seek", seek, sandbox_)->status, 404);
+  EXPECT_TRUE(pull().empty());
+}
+
 TEST_F(HttpApi, DeadLettersAreListedAndReplayed) {
   const std::string batch = "[" + event("1", 0, R"({"a":1})") + "," + event("1", 1, R"({"a":2})") +
                             "," + event("1", 1, R"({"a":3})") + "]";
