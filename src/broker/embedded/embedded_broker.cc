@@ -281,8 +281,10 @@ class EmbeddedBroker final : public Broker {
     snap.lwm = lwm;
     snap.acked = sub->state.acked_above_lwm();
     BACKBONE_TRY(change_catalog([&](Catalog& next) {
-      std::erase_if(next.snapshots,
-                    [&](const CatalogSnapshot& c) { return c.config.name == name; });
+      // An expired one of the same name, and every other expired one, goes now.
+      std::erase_if(next.snapshots, [&](const CatalogSnapshot& c) {
+        return c.config.name == name || !(now < c.config.expire_time);
+      });
       next.snapshots.push_back(snap);
     }));
     return snap.config;
@@ -771,16 +773,9 @@ class EmbeddedBroker final : public Broker {
   // REQUIRES: mu_ held (by `lk`), sub.topic set.
   Result<void> reset_locked(std::unique_lock<std::mutex>& lk, Sub& sub, const RestoredState& to) {
     sub.state.reset(to, sub.topic->index, clock_.now());
-    journal_->append({JournalRecord::Type::kBase,
-                      sub.id,
-                      sub.state.low_water_mark(),
-                      0,
-                      0,
-                      sub.state.dead_lettered(),
-                      {}});
-    for (uint64_t off : sub.state.acked_above_lwm()) {
-      journal_->append({JournalRecord::Type::kAck, sub.id, off, 0, 0, 0, {}});
-    }
+    std::string framed;
+    delivery::encode_snapshot(sub.id, sub.state, framed);
+    journal_->append_framed(framed);
     BACKBONE_TRY(wait_durable(lk, mark_dirty_locked()));
     data_cv_.notify_all();
     return {};

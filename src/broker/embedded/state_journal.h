@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "backbone/result.h"
 #include "backbone/timestamp.h"
@@ -29,6 +30,8 @@ class StateJournal {
   ~StateJournal();
 
   void append(const JournalRecord& r) { encode_journal_record(r, pending_); }
+  // Records already framed (delivery::encode_snapshot).
+  void append_framed(std::string_view framed) { pending_.append(framed); }
   bool has_pending() const { return !pending_.empty(); }
   void take_pending(std::string& into) {
     into.append(pending_);
