@@ -22,6 +22,7 @@ packages=(
   chromium                      # the console's browser tests (tests/console/), headless
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the Pub/Sub v1 front
                                 # and the pubsub:// backend
+  libavro-dev libprotoc-dev     # schemas: Avro's C library, protobuf's .proto parser
 )
 # npm fetches Google's Pub/Sub protos and Node client (scripts/fetch-npm.sh google-pubsub). Machines
 # whose node comes from elsewhere (NodeSource's nodejs bundles npm) keep it.

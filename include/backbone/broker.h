@@ -53,12 +53,39 @@ inline constexpr int64_t kMinute = 60 * kSecond;
 inline constexpr int64_t kHour = 60 * kMinute;
 inline constexpr int64_t kDay = 24 * kHour;
 
+// Schemas (Pub/Sub's): an Avro or protocol-buffer definition, kept in revisions, that a topic's
+// messages must match.
+enum class SchemaType : uint8_t { kAvro, kProtocolBuffer };
+enum class SchemaEncoding : uint8_t { kJson, kBinary };
+
+// One revision of a schema. A schema's name is a resource name, as a topic's.
+struct SchemaConfig {
+  std::string name;
+  SchemaType type = SchemaType::kAvro;
+  std::string definition;
+  std::string revision_id;         // set by the broker (8 hex digits)
+  Timestamp revision_create_time;  // set by the broker
+  bool operator==(const SchemaConfig&) const = default;
+};
+
+// A topic's schema: published messages must match one of the revisions from first to last
+// (each empty: the oldest, the newest) in this encoding.
+struct TopicSchemaSettings {
+  std::string schema;
+  SchemaEncoding encoding = SchemaEncoding::kJson;
+  std::string first_revision_id;
+  std::string last_revision_id;
+  bool operator==(const TopicSchemaSettings&) const = default;
+};
+
 struct TopicConfig {
   std::string name;
   Attributes labels;
   // How long the topic keeps its messages, acked or not (10 min .. 31 d; Pub/Sub's
   // message_retention_duration); nullopt: until every subscription has acked them.
   std::optional<int64_t> retention_us;
+  // The schema its messages must match (the schema must exist, with the revisions named).
+  std::optional<TopicSchemaSettings> schema;
   bool operator==(const TopicConfig&) const = default;
 };
 
@@ -164,6 +191,11 @@ inline constexpr std::string_view kAttrSourceSubscription = "backbone.source_sub
 inline constexpr std::string_view kAttrSourceMessageId = "backbone.source_message_id";
 inline constexpr std::string_view kAttrDeadLetteredAt = "backbone.dead_lettered_at";
 
+// Attributes a message published to a topic with a schema gets: the revision it matched, and
+// the encoding ("JSON" or "BINARY").
+inline constexpr std::string_view kAttrSchemaRevision = "googclient_schemarevisionid";
+inline constexpr std::string_view kAttrSchemaEncoding = "googclient_schemaencoding";
+
 // The topic a subscription reads as once its topic was deleted (Google's name for it).
 inline constexpr std::string_view kDetachedTopic = "_deleted-topic_";
 
@@ -195,7 +227,7 @@ class Broker {
   virtual Result<void> create_topic(const TopicConfig& config) = 0;
   virtual Result<TopicConfig> get_topic(std::string_view name) = 0;
   virtual Result<std::vector<TopicConfig>> list_topics() = 0;
-  // Changes a topic's labels and retention.
+  // Changes a topic's labels, retention and schema settings.
   virtual Result<void> update_topic(const TopicConfig& config) = 0;
   // Subscriptions of a deleted topic stay, detached: they receive nothing more.
   virtual Result<void> delete_topic(std::string_view name) = 0;
@@ -230,7 +262,29 @@ class Broker {
   // receives nothing more, and pulls fail with kImmutable; it stays, `detached`, until deleted.
   virtual Result<void> detach_subscription(std::string_view name) = 0;
 
-  // Publishes in order; returns each message's id once all are durable.
+  // Schemas (names as for topics). create_schema checks the definition (kInvalidArgument with
+  // the parser's reason) and makes its first revision; commit_schema adds a newer revision of
+  // an existing one (kNotFound), of the same type. Each returns the revision made.
+  virtual Result<SchemaConfig> create_schema(const SchemaConfig& config) = 0;
+  virtual Result<SchemaConfig> commit_schema(const SchemaConfig& config) = 0;
+  // The newest revision, or the one named (kNotFound when it does not exist).
+  virtual Result<SchemaConfig> get_schema(std::string_view name,
+                                          std::string_view revision_id = {}) = 0;
+  // The newest revision of each schema.
+  virtual Result<std::vector<SchemaConfig>> list_schemas() = 0;
+  // Every revision of a schema, newest first.
+  virtual Result<std::vector<SchemaConfig>> list_schema_revisions(std::string_view name) = 0;
+  // Deletes a schema with all its revisions. A topic that names it then refuses every publish
+  // (kImmutable) until its settings change.
+  virtual Result<void> delete_schema(std::string_view name) = 0;
+  // Deletes one revision; kImmutable for a schema's only one.
+  virtual Result<void> delete_schema_revision(std::string_view name,
+                                              std::string_view revision_id) = 0;
+
+  // Publishes in order; returns each message's id once all are durable. On a topic with a
+  // schema, a message that matches none of its revisions fails the whole call
+  // (kInvalidArgument, with the message's index and the reason), and a message that matches
+  // gets the attributes kAttrSchemaRevision and kAttrSchemaEncoding (Pub/Sub's).
   virtual Result<std::vector<std::string>> publish(std::string_view topic,
                                                    std::span<const OutgoingMessage> messages) = 0;
 

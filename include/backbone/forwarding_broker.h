@@ -49,6 +49,23 @@ class ForwardingBroker : public Broker {
   Result<void> seek_to_snapshot(std::string_view s, std::string_view n) override {
     return inner_.seek_to_snapshot(s, n);
   }
+  Result<SchemaConfig> create_schema(const SchemaConfig& c) override {
+    return inner_.create_schema(c);
+  }
+  Result<SchemaConfig> commit_schema(const SchemaConfig& c) override {
+    return inner_.commit_schema(c);
+  }
+  Result<SchemaConfig> get_schema(std::string_view n, std::string_view r) override {
+    return inner_.get_schema(n, r);
+  }
+  Result<std::vector<SchemaConfig>> list_schemas() override { return inner_.list_schemas(); }
+  Result<std::vector<SchemaConfig>> list_schema_revisions(std::string_view n) override {
+    return inner_.list_schema_revisions(n);
+  }
+  Result<void> delete_schema(std::string_view n) override { return inner_.delete_schema(n); }
+  Result<void> delete_schema_revision(std::string_view n, std::string_view r) override {
+    return inner_.delete_schema_revision(n, r);
+  }
   Result<void> detach_subscription(std::string_view n) override {
     return inner_.detach_subscription(n);
   }

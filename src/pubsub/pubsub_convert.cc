@@ -11,6 +11,15 @@ Error unsupported(const char* field, const char* what) {
                     field);
 }
 
+// A client's schema settings name their encoding (as Pub/Sub requires).
+Result<void> check_schema_encoding(const v1::Topic& topic) {
+  if (topic.has_schema_settings() && topic.schema_settings().encoding() != v1::JSON &&
+      topic.schema_settings().encoding() != v1::BINARY) {
+    return make_error(Errc::kInvalidArgument, "must be JSON or BINARY", "schema_settings.encoding");
+  }
+  return {};
+}
+
 constexpr int kDefaultAckDeadlineSeconds = 10;
 constexpr int64_t kDefaultRetentionUs = 7 * kDay;
 constexpr int kDefaultMaxDeliveryAttempts = 5;
@@ -80,7 +89,7 @@ Timestamp timestamp_of(const google::protobuf::Timestamp& t) {
 }
 
 Result<TopicConfig> topic_from_proto(const v1::Topic& topic, std::string_view project) {
-  if (topic.has_schema_settings()) return unsupported("schema_settings", "a schema");
+  BACKBONE_TRY(check_schema_encoding(topic));
   if (!topic.kms_key_name().empty()) return unsupported("kms_key_name", "a KMS key");
   if (topic.has_message_storage_policy()) {
     return unsupported("message_storage_policy", "a storage policy");
@@ -100,7 +109,62 @@ Result<TopicConfig> topic_of(const v1::Topic& topic, std::string_view project) {
   if (topic.has_message_retention_duration()) {
     out.retention_us = duration_us(topic.message_retention_duration());
   }
+  auto schema = schema_settings_of(topic, project);
+  if (!schema.ok()) return schema.error();
+  out.schema = std::move(*schema);
   return out;
+}
+
+Result<std::optional<TopicSchemaSettings>> schema_settings_of(const v1::Topic& topic,
+                                                              std::string_view project) {
+  if (!topic.has_schema_settings()) return std::optional<TopicSchemaSettings>();
+  const v1::SchemaSettings& s = topic.schema_settings();
+  TopicSchemaSettings out;
+  if (s.schema() == kDeletedSchema) {
+    out.schema = std::string(kDeletedSchema);
+  } else {
+    auto name =
+        parse_resource_path(s.schema(), project, ResourceKind::kSchema, "schema_settings.schema");
+    if (!name.ok()) return name.error();
+    out.schema = *name;
+  }
+  out.encoding = s.encoding() == v1::BINARY ? SchemaEncoding::kBinary : SchemaEncoding::kJson;
+  out.first_revision_id = s.first_revision_id();
+  out.last_revision_id = s.last_revision_id();
+  return std::optional(out);
+}
+
+void schema_settings_to_proto(const TopicSchemaSettings& settings, std::string_view project,
+                              v1::SchemaSettings* out) {
+  out->set_schema(settings.schema == kDeletedSchema ? std::string(kDeletedSchema)
+                                                    : schema_path(project, settings.schema));
+  out->set_encoding(settings.encoding == SchemaEncoding::kBinary ? v1::BINARY : v1::JSON);
+  out->set_first_revision_id(settings.first_revision_id);
+  out->set_last_revision_id(settings.last_revision_id);
+}
+
+Result<SchemaType> schema_type_of(v1::Schema::Type type) {
+  if (type == v1::Schema::AVRO) return SchemaType::kAvro;
+  if (type == v1::Schema::PROTOCOL_BUFFER) return SchemaType::kProtocolBuffer;
+  return make_error(Errc::kInvalidArgument, "must be AVRO or PROTOCOL_BUFFER", "schema.type");
+}
+
+Result<SchemaConfig> schema_of(const v1::Schema& schema, std::string_view project) {
+  auto name = parse_resource_path(schema.name(), project, ResourceKind::kSchema, "name");
+  if (!name.ok()) return name.error();
+  auto type = schema_type_of(schema.type());
+  if (!type.ok()) return type.error();
+  return SchemaConfig{*name, *type, schema.definition(), schema.revision_id(),
+                      timestamp_of(schema.revision_create_time())};
+}
+
+void schema_to_proto(const SchemaConfig& config, std::string_view project, bool full,
+                     v1::Schema* out) {
+  out->set_name(schema_path(project, config.name));
+  out->set_type(config.type == SchemaType::kAvro ? v1::Schema::AVRO : v1::Schema::PROTOCOL_BUFFER);
+  if (full) out->set_definition(config.definition);
+  out->set_revision_id(config.revision_id);
+  set_timestamp(out->mutable_revision_create_time(), config.revision_create_time);
 }
 
 void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Topic* out) {
@@ -109,11 +173,14 @@ void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Top
   if (config.retention_us) {
     set_duration(out->mutable_message_retention_duration(), *config.retention_us);
   }
+  if (config.schema)
+    schema_settings_to_proto(*config.schema, project, out->mutable_schema_settings());
   out->set_state(v1::Topic::ACTIVE);
 }
 
 Result<TopicConfig> apply_topic_update(const TopicConfig& config, const v1::Topic& update,
-                                       const google::protobuf::FieldMask& mask) {
+                                       const google::protobuf::FieldMask& mask,
+                                       std::string_view project) {
   if (mask.paths_size() == 0) {
     return make_error(Errc::kInvalidArgument, "names no field to update", "update_mask");
   }
@@ -127,7 +194,10 @@ Result<TopicConfig> apply_topic_update(const TopicConfig& config, const v1::Topi
                              ? std::optional(duration_us(update.message_retention_duration()))
                              : std::nullopt;
     } else if (path == "schema_settings") {
-      return unsupported("schema_settings", "a schema");
+      BACKBONE_TRY(check_schema_encoding(update));
+      auto schema = schema_settings_of(update, project);  // none: the topic's is removed
+      if (!schema.ok()) return schema.error();
+      out.schema = std::move(*schema);
     } else if (path == "kms_key_name") {
       return unsupported("kms_key_name", "a KMS key");
     } else if (path == "message_storage_policy") {

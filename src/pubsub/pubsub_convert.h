@@ -23,17 +23,33 @@ void set_duration(google::protobuf::Duration* d, int64_t us);
 void set_timestamp(google::protobuf::Timestamp* t, Timestamp at);
 Timestamp timestamp_of(const google::protobuf::Timestamp& t);
 
-// A Topic as the port sees it. kInvalidArgument for what the port does not keep (schema
-// settings, a KMS key, storage policies, ingestion sources), naming the field.
+// A Topic as the port sees it. kInvalidArgument for what the port does not keep (a KMS key,
+// storage policies, ingestion sources), naming the field.
 Result<TopicConfig> topic_from_proto(const v1::Topic& topic, std::string_view project);
 // The same, for a server's answer: what the port does not keep is left out, not refused.
 Result<TopicConfig> topic_of(const v1::Topic& topic, std::string_view project);
 void topic_to_proto(const TopicConfig& config, std::string_view project, v1::Topic* out);
-// `config` with the fields of `update` named by `mask` (UpdateTopicRequest's): labels and
-// message_retention_duration. kInvalidArgument for an empty mask, an unknown path, or one the
-// port does not keep (as topic_from_proto).
+// `config` with the fields of `update` named by `mask` (UpdateTopicRequest's): labels,
+// message_retention_duration and schema_settings. kInvalidArgument for an empty mask, an unknown
+// path, or one the port does not keep (as topic_from_proto).
 Result<TopicConfig> apply_topic_update(const TopicConfig& config, const v1::Topic& update,
-                                       const google::protobuf::FieldMask& mask);
+                                       const google::protobuf::FieldMask& mask,
+                                       std::string_view project);
+
+// Schemas. A topic's schema settings (none when it has none); Pub/Sub names a deleted schema
+// kDeletedSchema there. In a server's answer an unspecified encoding reads as JSON; a client's
+// request (topic_from_proto, apply_topic_update) must name one.
+inline constexpr std::string_view kDeletedSchema = "_deleted-schema_";
+Result<std::optional<TopicSchemaSettings>> schema_settings_of(const v1::Topic& topic,
+                                                              std::string_view project);
+void schema_settings_to_proto(const TopicSchemaSettings& settings, std::string_view project,
+                              v1::SchemaSettings* out);
+// kInvalidArgument for TYPE_UNSPECIFIED.
+Result<SchemaType> schema_type_of(v1::Schema::Type type);
+Result<SchemaConfig> schema_of(const v1::Schema& schema, std::string_view project);
+// `full`: with the definition (SchemaView FULL); BASIC leaves it out.
+void schema_to_proto(const SchemaConfig& config, std::string_view project, bool full,
+                     v1::Schema* out);
 
 // A Subscription as the port sees it, with Pub/Sub's defaults: ack deadline 10 s,
 // retention 7 days, at most 5 delivery attempts, backoff 10 s to 600 s. kInvalidArgument for

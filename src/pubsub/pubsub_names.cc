@@ -15,6 +15,8 @@ const char* collection(ResourceKind kind) {
       return "subscriptions";
     case ResourceKind::kSnapshot:
       return "snapshots";
+    case ResourceKind::kSchema:
+      return "schemas";
   }
   return "?";
 }

@@ -13,7 +13,7 @@
 
 namespace backbone::pubsub {
 
-enum class ResourceKind { kTopic, kSubscription, kSnapshot };
+enum class ResourceKind { kTopic, kSubscription, kSnapshot, kSchema };
 
 // "projects/P": the parent of the List calls.
 std::string project_path(std::string_view project);
@@ -24,6 +24,9 @@ inline std::string topic_path(std::string_view project, std::string_view topic) 
 }
 inline std::string snapshot_path(std::string_view project, std::string_view snapshot) {
   return resource_path(project, ResourceKind::kSnapshot, snapshot);
+}
+inline std::string schema_path(std::string_view project, std::string_view schema) {
+  return resource_path(project, ResourceKind::kSchema, schema);
 }
 inline std::string subscription_path(std::string_view project, std::string_view subscription) {
   return resource_path(project, ResourceKind::kSubscription, subscription);

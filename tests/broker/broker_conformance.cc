@@ -755,6 +755,112 @@ TEST_P(BrokerConformance, ASnapshotLapsesAtItsExpireTime) {
   EXPECT_EQ(b().create_snapshot("late", "orders.work", {}).code(), Errc::kImmutable);
 }
 
+const char* const kProvinceAvro =
+    R"({"type": "record", "name": "Province", "namespace": "utilities",
+  "fields": [{"name": "name", "type": "string"}, {"name": "post_abbr", "type": "string"}]})";
+const char* const kProvinceAvroV2 =
+    R"({"type": "record", "name": "Province", "namespace": "utilities",
+  "fields": [{"name": "name", "type": "string"}, {"name": "post_abbr", "type": "string"},
+             {"name": "capital", "type": ["null", "string"], "default": null}]})";
+
+TEST_P(BrokerConformance, ASchemaKeepsItsRevisionsNewestFirst) {
+  auto first = b().create_schema({"province", SchemaType::kAvro, kProvinceAvro});
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  EXPECT_EQ(first->revision_id.size(), 8u);
+  EXPECT_EQ(b().create_schema({"province", SchemaType::kAvro, kProvinceAvro}).code(),
+            Errc::kAlreadyExists);
+  EXPECT_EQ(b().create_schema({"broken", SchemaType::kAvro, R"({"not_actually":"avro"})"}).code(),
+            Errc::kInvalidArgument);
+  EXPECT_EQ(b().create_schema({"words", SchemaType::kAvro, "woohoo i am a schema"}).code(),
+            Errc::kInvalidArgument);
+  auto second = b().commit_schema({"province", SchemaType::kAvro, kProvinceAvroV2});
+  ASSERT_TRUE(second.ok()) << second.error().describe();
+  EXPECT_NE(second->revision_id, first->revision_id);
+  EXPECT_EQ(b().commit_schema({"province", SchemaType::kAvro, "{"}).code(), Errc::kInvalidArgument);
+  EXPECT_EQ(b().commit_schema({"nowhere", SchemaType::kAvro, kProvinceAvro}).code(),
+            Errc::kNotFound);
+  auto check = [&] {
+    auto newest = b().get_schema("province");
+    ASSERT_TRUE(newest.ok()) << newest.error().describe();
+    EXPECT_EQ(newest->revision_id, second->revision_id);
+    EXPECT_EQ(newest->definition, kProvinceAvroV2);
+    auto old = b().get_schema("province", first->revision_id);
+    ASSERT_TRUE(old.ok()) << old.error().describe();
+    EXPECT_EQ(old->definition, kProvinceAvro);
+    EXPECT_EQ(old->type, SchemaType::kAvro);
+    auto revisions = b().list_schema_revisions("province");
+    ASSERT_TRUE(revisions.ok()) << revisions.error().describe();
+    ASSERT_EQ(revisions->size(), 2u);
+    EXPECT_EQ((*revisions)[0].revision_id, second->revision_id);
+    EXPECT_EQ((*revisions)[1].revision_id, first->revision_id);
+    auto all = b().list_schemas();
+    ASSERT_TRUE(all.ok()) << all.error().describe();
+    ASSERT_EQ(all->size(), 1u);  // the refused ones were not made
+    EXPECT_EQ((*all)[0].name, "province");
+    EXPECT_EQ((*all)[0].revision_id, second->revision_id);
+  };
+  check();
+  reopen();
+  check();
+  EXPECT_EQ(b().get_schema("province", "0badf00d").code(), Errc::kNotFound);
+  auto dropped = b().delete_schema_revision("province", first->revision_id);
+  ASSERT_TRUE(dropped.ok()) << dropped.error().describe();
+  EXPECT_EQ(b().get_schema("province", first->revision_id).code(), Errc::kNotFound);
+  EXPECT_NE(b().delete_schema_revision("province", second->revision_id).code(), Errc::kOk)
+      << "a schema's only revision stays";
+  ASSERT_TRUE(b().delete_schema("province").ok());
+  EXPECT_EQ(b().get_schema("province").code(), Errc::kNotFound);
+  EXPECT_EQ(b().delete_schema("province").code(), Errc::kNotFound);
+  reopen();
+  EXPECT_EQ(b().get_schema("province").code(), Errc::kNotFound);
+}
+
+TEST_P(BrokerConformance, ATopicWithASchemaRefusesAMessageThatDoesNotMatch) {
+  auto schema = b().create_schema({"province", SchemaType::kAvro, kProvinceAvro});
+  ASSERT_TRUE(schema.ok()) << schema.error().describe();
+  TopicConfig topic{"provinces",
+                    {},
+                    std::nullopt,
+                    TopicSchemaSettings{"province", SchemaEncoding::kJson, "", ""}};
+  EXPECT_EQ(b().create_topic({"elsewhere",
+                              {},
+                              std::nullopt,
+                              TopicSchemaSettings{"nowhere", SchemaEncoding::kJson, "", ""}})
+                .code(),
+            Errc::kNotFound);
+  ASSERT_TRUE(b().create_topic(topic).ok());
+  SubscriptionConfig sc;
+  sc.name = "provinces.read";
+  sc.topic = "provinces";
+  ASSERT_TRUE(b().create_subscription(sc).ok());
+  const std::string good = R"({"name": "Alberta", "post_abbr": "AB"})";
+  const OutgoingMessage ok_msg{good, {}, ""};
+  auto sent = b().publish("provinces", std::vector{ok_msg});
+  ASSERT_TRUE(sent.ok()) << sent.error().describe();
+  for (const std::string bad :
+       {R"({"name": "Alberta"})", R"({"name": "Alberta", "post_abbr": 3})", "not json"}) {
+    auto refused = b().publish("provinces", std::vector{ok_msg, OutgoingMessage{bad, {}, ""}});
+    EXPECT_EQ(refused.code(), Errc::kInvalidArgument) << bad;
+  }
+  auto got = pull("provinces.read");
+  ASSERT_EQ(datas(got), std::vector<std::string>{good}) << "a refused batch wrote nothing";
+  EXPECT_EQ(got[0].message.attributes[std::string(kAttrSchemaRevision)], schema->revision_id);
+  EXPECT_EQ(got[0].message.attributes[std::string(kAttrSchemaEncoding)], "JSON");
+  ack("provinces.read", got);
+  reopen();
+  auto held = b().get_topic("provinces");
+  ASSERT_TRUE(held.ok()) << held.error().describe();
+  ASSERT_TRUE(held->schema.has_value());
+  EXPECT_EQ(held->schema->schema, "province");
+  EXPECT_EQ(held->schema->encoding, SchemaEncoding::kJson);
+  EXPECT_EQ(b().publish("provinces", std::vector{OutgoingMessage{"{}", {}, ""}}).code(),
+            Errc::kInvalidArgument);
+  // Without its schema, the topic takes anything again.
+  ASSERT_TRUE(b().update_topic({"provinces", {}, std::nullopt, std::nullopt}).ok());
+  EXPECT_TRUE(b().publish("provinces", std::vector{OutgoingMessage{"{}", {}, ""}}).ok());
+  EXPECT_EQ(datas(pull("provinces.read")), std::vector<std::string>{"{}"});
+}
+
 TEST_P(BrokerConformance, APullCanWaitForAPublish) {
   make_sub("orders", "orders.work");
   std::vector<ReceivedMessage> got;

@@ -114,6 +114,12 @@ std::map<std::string, std::string> emulator_cannot() {
       "the emulator refuses \"labels\" in UpdateTopic's mask (\"not a known Topic field\")";
   out["ADetachedSubscriptionHoldsAndReceivesNothing"] =
       "the emulator does not implement DetachSubscription (UNIMPLEMENTED)";
+  out["ASchemaKeepsItsRevisionsNewestFirst"] =
+      "the emulator finds no revision by its name \"S@<revision id>\" (GetSchema and "
+      "DeleteSchemaRevision answer NOT_FOUND)";
+  out["ATopicWithASchemaRefusesAMessageThatDoesNotMatch"] =
+      "the case reopens the broker, which here is a new project (the emulator refused every bad "
+      "message and took the good one up to that point)";
   out["TopicsAndSubscriptionsAreCreatedListedAndDeleted"] =
       "the emulator keeps at most 7 days of retention (Pub/Sub 31): the backend creates a longer "
       "one at that limit, so it reads back otherwise (PubsubEmulator.ProvisionClampsRetention)";

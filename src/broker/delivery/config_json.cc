@@ -9,12 +9,26 @@ using nlohmann::json;
 json topic_config_to_json(const TopicConfig& c) {
   json j = {{"name", c.name}, {"labels", c.labels}};
   if (c.retention_us) j["retention_us"] = *c.retention_us;
+  if (c.schema) {
+    j["schema"] = {{"name", c.schema->schema},
+                   {"encoding", c.schema->encoding == SchemaEncoding::kJson ? "JSON" : "BINARY"},
+                   {"first_revision_id", c.schema->first_revision_id},
+                   {"last_revision_id", c.schema->last_revision_id}};
+  }
   return j;
 }
 
 TopicConfig topic_config_from_json(const json& j) {
   TopicConfig c{j.at("name").get<std::string>(), j.at("labels").get<Attributes>(), std::nullopt};
   if (j.contains("retention_us")) c.retention_us = j["retention_us"].get<int64_t>();
+  if (j.contains("schema")) {
+    const json& s = j["schema"];
+    c.schema = TopicSchemaSettings{
+        s.at("name").get<std::string>(),
+        s.at("encoding").get<std::string>() == "JSON" ? SchemaEncoding::kJson
+                                                      : SchemaEncoding::kBinary,
+        s.at("first_revision_id").get<std::string>(), s.at("last_revision_id").get<std::string>()};
+  }
   return c;
 }
 
@@ -57,6 +71,31 @@ SubscriptionConfig subscription_config_from_json(const json& j) {
                                      j["dead_letter"].at("max_delivery_attempts").get<int>()};
   }
   return c;
+}
+
+json schema_revisions_to_json(const std::vector<SchemaConfig>& revisions) {
+  json out = json::array();
+  for (const SchemaConfig& r : revisions) {
+    out.push_back({{"name", r.name},
+                   {"type", r.type == SchemaType::kAvro ? "AVRO" : "PROTOCOL_BUFFER"},
+                   {"definition", r.definition},
+                   {"revision_id", r.revision_id},
+                   {"revision_create_time_us", r.revision_create_time.micros()}});
+  }
+  return out;
+}
+
+std::vector<SchemaConfig> schema_revisions_from_json(const json& j) {
+  std::vector<SchemaConfig> out;
+  for (const json& r : j) {
+    out.push_back(SchemaConfig{
+        r.at("name").get<std::string>(),
+        r.at("type").get<std::string>() == "AVRO" ? SchemaType::kAvro : SchemaType::kProtocolBuffer,
+        r.at("definition").get<std::string>(), r.at("revision_id").get<std::string>(),
+        Timestamp::from_micros(r.at("revision_create_time_us").get<int64_t>())});
+  }
+  if (out.empty()) throw json::other_error::create(501, "a schema has no revision", &j);
+  return out;
 }
 
 }  // namespace backbone::delivery

@@ -67,6 +67,11 @@ Result<Catalog> load_catalog(const std::string& path) {
     if (j.contains("snapshots")) {
       for (const auto& s : j["snapshots"]) c.snapshots.push_back(snapshot_from_json(s));
     }
+    if (j.contains("schemas")) {
+      for (const auto& s : j["schemas"]) {
+        c.schemas.push_back(delivery::schema_revisions_from_json(s));
+      }
+    }
   } catch (const json::exception& e) {
     return make_error(Errc::kDataLoss, "broker catalog " + path + " is damaged: " + e.what());
   }
@@ -87,6 +92,10 @@ Result<void> save_catalog(const std::string& path, const Catalog& c) {
   if (!c.snapshots.empty()) {
     j["snapshots"] = json::array();
     for (const auto& s : c.snapshots) j["snapshots"].push_back(snapshot_to_json(s));
+  }
+  if (!c.schemas.empty()) {
+    j["schemas"] = json::array();
+    for (const auto& s : c.schemas) j["schemas"].push_back(delivery::schema_revisions_to_json(s));
   }
   return replace_file(path, j.dump(2) + "\n");
 }

@@ -1,4 +1,4 @@
-// Catalog: the embedded broker's topics and subscriptions with their policies, kept as one JSON
+// Catalog: the embedded broker's topics, subscriptions, snapshots and schemas, kept as one JSON
 // file that is replaced atomically (write, fsync, rename, fsync the folder) on every change.
 //
 // Thread-safety: plain values and functions.
@@ -37,6 +37,7 @@ struct Catalog {
   std::vector<CatalogTopic> topics;
   std::vector<CatalogSubscription> subscriptions;
   std::vector<CatalogSnapshot> snapshots;
+  std::vector<std::vector<SchemaConfig>> schemas;  // each schema's revisions, newest first
 };
 
 // A missing file is an empty catalog.

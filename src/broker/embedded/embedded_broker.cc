@@ -22,6 +22,7 @@
 #include "broker/embedded/catalog.h"
 #include "broker/embedded/segment_log.h"
 #include "broker/embedded/state_journal.h"
+#include "broker/schema/schema_registry.h"
 
 namespace backbone::embedded {
 
@@ -92,6 +93,10 @@ class EmbeddedBroker final : public Broker {
     if (topics_.count(config.name)) {
       return make_error(Errc::kAlreadyExists, "topic " + config.name + " exists");
     }
+    if (config.schema) {
+      BACKBONE_TRY(schema::SchemaGate::check_settings(*config.schema,
+                                                      revisions_locked(config.schema->schema)));
+    }
     const uint32_t id = catalog_.next_id;
     auto topic = std::make_unique<Topic>();
     topic->id = id;
@@ -131,6 +136,10 @@ class EmbeddedBroker final : public Broker {
     BACKBONE_TRY(usable(lk));
     auto t = find_topic(config.name);
     if (!t.ok()) return t.error();
+    if (config.schema && config.schema != (*t)->config.schema) {
+      BACKBONE_TRY(schema::SchemaGate::check_settings(*config.schema,
+                                                      revisions_locked(config.schema->schema)));
+    }
     Catalog next = catalog_;
     for (auto& ct : next.topics) {
       if (ct.id == (*t)->id) ct.config = config;
@@ -396,6 +405,77 @@ class EmbeddedBroker final : public Broker {
     return {};
   }
 
+  Result<SchemaConfig> create_schema(const SchemaConfig& config) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    if (find_schema(config.name)) {
+      return make_error(Errc::kAlreadyExists, "schema " + config.name + " exists");
+    }
+    auto revision = schema::make_revision(config, {}, clock_.now());
+    if (!revision.ok()) return revision.error();
+    BACKBONE_TRY(change_catalog([&](Catalog& next) { next.schemas.push_back({*revision}); }));
+    return *revision;
+  }
+
+  Result<SchemaConfig> commit_schema(const SchemaConfig& config) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    const auto* held = find_schema(config.name);
+    if (!held) return schema::no_schema(config.name);
+    auto revision = schema::make_revision(config, *held, clock_.now());
+    if (!revision.ok()) return revision.error();
+    BACKBONE_TRY(change_catalog([&](Catalog& next) {
+      for (auto& s : next.schemas) {
+        if (s.front().name == config.name) s.insert(s.begin(), *revision);
+      }
+    }));
+    return *revision;
+  }
+
+  Result<SchemaConfig> get_schema(std::string_view name, std::string_view revision) override {
+    std::lock_guard lk(mu_);
+    const auto* held = find_schema(name);
+    if (!held) return schema::no_schema(name);
+    return schema::find_revision(*held, revision);
+  }
+
+  Result<std::vector<SchemaConfig>> list_schemas() override {
+    std::lock_guard lk(mu_);
+    std::vector<SchemaConfig> out;
+    for (const auto& s : catalog_.schemas) out.push_back(s.front());
+    return out;
+  }
+
+  Result<std::vector<SchemaConfig>> list_schema_revisions(std::string_view name) override {
+    std::lock_guard lk(mu_);
+    const auto* held = find_schema(name);
+    if (!held) return schema::no_schema(name);
+    return *held;
+  }
+
+  Result<void> delete_schema(std::string_view name) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    if (!find_schema(name)) return schema::no_schema(name);
+    return change_catalog([&](Catalog& next) {
+      std::erase_if(next.schemas, [&](const auto& s) { return s.front().name == name; });
+    });
+  }
+
+  Result<void> delete_schema_revision(std::string_view name, std::string_view revision) override {
+    std::unique_lock lk(mu_);
+    BACKBONE_TRY(usable(lk));
+    const auto* held = find_schema(name);
+    if (!held) return schema::no_schema(name);
+    schema::SchemaRevisions kept = *held;
+    BACKBONE_TRY(schema::drop_revision(kept, revision));
+    return change_catalog([&](Catalog& next) {
+      for (auto& s : next.schemas) {
+        if (s.front().name == name) s = kept;
+      }
+    });
+  }
+
   Result<std::vector<std::string>> publish(std::string_view topic_name,
                                            std::span<const OutgoingMessage> messages) override {
     BACKBONE_TRY(validate_messages(messages));
@@ -403,6 +483,20 @@ class EmbeddedBroker final : public Broker {
     BACKBONE_TRY(usable(lk));
     auto t = find_topic(topic_name);
     if (!t.ok()) return t.error();
+    std::vector<OutgoingMessage> admitted;
+    if (const auto settings = (*t)->config.schema) {
+      // Checked outside the lock: parsing every message is the slow part of a publish.
+      const auto revisions = revisions_locked(settings->schema);
+      lk.unlock();
+      auto checked = schema_gate_.admit(*settings, revisions, messages);
+      if (!checked.ok()) return checked.error();
+      admitted = std::move(*checked);
+      messages = admitted;
+      lk.lock();
+      BACKBONE_TRY(usable(lk));
+      t = find_topic(topic_name);
+      if (!t.ok()) return t.error();
+    }
     std::vector<std::string> ids;
     ids.reserve(messages.size());
     const int64_t now = clock_.now().micros();
@@ -758,6 +852,18 @@ class EmbeddedBroker final : public Broker {
     catalog_ = std::move(next);
     return {};
   }
+  // A schema's revisions; nullptr when there is none. REQUIRES: mu_ held.
+  const schema::SchemaRevisions* find_schema(std::string_view name) const {
+    for (const auto& s : catalog_.schemas) {
+      if (s.front().name == name) return &s;
+    }
+    return nullptr;
+  }
+  Result<schema::SchemaRevisions> revisions_locked(std::string_view name) const {
+    const auto* held = find_schema(name);
+    if (!held) return schema::no_schema(name);
+    return *held;
+  }
   // An unexpired snapshot. REQUIRES: mu_ held.
   const CatalogSnapshot* find_snapshot(std::string_view name, Timestamp now) const {
     for (const auto& s : catalog_.snapshots) {
@@ -804,7 +910,8 @@ class EmbeddedBroker final : public Broker {
   int lock_fd_;
   std::mutex mu_;
   std::condition_variable flush_cv_, durable_cv_, data_cv_;
-  Catalog catalog_;                                                    // GUARDED_BY(mu_)
+  Catalog catalog_;  // GUARDED_BY(mu_)
+  schema::SchemaGate schema_gate_;
   std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;  // GUARDED_BY(mu_)
   std::map<uint32_t, Topic*> topics_by_id_;                            // GUARDED_BY(mu_)
   std::map<std::string, std::unique_ptr<Sub>, std::less<>> subs_;      // GUARDED_BY(mu_)

@@ -15,6 +15,7 @@
 #include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
 #include "broker/nats/nats_subscription.h"
+#include "broker/schema/schema_registry.h"
 
 namespace backbone::nats {
 namespace {
@@ -83,6 +84,10 @@ class NatsBroker final : public Broker {
     if (client_->kv_get(topic_key(config.name)).ok()) {
       return make_error(Errc::kAlreadyExists, "topic " + config.name + " exists");
     }
+    if (config.schema) {
+      BACKBONE_TRY(
+          schema::SchemaGate::check_settings(*config.schema, revisions(config.schema->schema)));
+    }
     const std::string subject = topic_subject(ns_, config.name);
     BACKBONE_TRY(client_->add_stream(
         {topic_stream(ns_, config.name), buckets_ > 0 ? any_bucket(subject) : subject,
@@ -125,9 +130,16 @@ class NatsBroker final : public Broker {
     uint64_t revision = 0;
     auto t = topic(config.name, &revision);
     if (!t.ok()) return t.error();
+    if (config.schema && config.schema != t->first.schema) {
+      BACKBONE_TRY(
+          schema::SchemaGate::check_settings(*config.schema, revisions(config.schema->schema)));
+    }
     // The revision read: a concurrent change of the entry fails this one (kConflict).
-    return client_->kv_update(topic_key(config.name), topic_entry(config, t->second).dump(),
-                              revision);
+    BACKBONE_TRY(client_->kv_update(topic_key(config.name), topic_entry(config, t->second).dump(),
+                                    revision));
+    std::lock_guard lk(mu_);
+    topic_schemas_.erase(config.name);  // this process sees the change at once
+    return {};
   }
 
   Result<void> delete_topic(std::string_view name) override {
@@ -156,6 +168,7 @@ class NatsBroker final : public Broker {
     {
       std::lock_guard lk(mu_);
       topic_buckets_.erase(std::string(name));
+      topic_schemas_.erase(std::string(name));
     }
     auto d = client_->delete_stream(topic_stream(ns_, name));
     if (!d.ok() && d.code() != Errc::kNotFound) return d;
@@ -284,11 +297,90 @@ class NatsBroker final : public Broker {
     return {};
   }
 
+  // Schemas: one catalog entry each ("sc.<name>"), its revisions newest first; a change is
+  // written at the revision read, so that of two processes changing one schema one fails.
+  Result<SchemaConfig> create_schema(const SchemaConfig& config) override {
+    BACKBONE_TRY(check_encodable(config.name, "schema"));
+    if (client_->kv_get(schema_key(config.name)).ok()) {
+      return make_error(Errc::kAlreadyExists, "schema " + config.name + " exists");
+    }
+    auto revision = schema::make_revision(config, {}, clock_.now());
+    if (!revision.ok()) return revision.error();
+    auto r = client_->kv_create(schema_key(config.name),
+                                delivery::schema_revisions_to_json({*revision}).dump());
+    if (r.code() == Errc::kAlreadyExists) {
+      return make_error(Errc::kAlreadyExists, "schema " + config.name + " exists");
+    }
+    if (!r.ok()) return r.error();
+    return *revision;
+  }
+
+  Result<SchemaConfig> commit_schema(const SchemaConfig& config) override {
+    uint64_t at = 0;
+    auto held = revisions(config.name, &at);
+    if (!held.ok()) return held.error();
+    auto revision = schema::make_revision(config, *held, clock_.now());
+    if (!revision.ok()) return revision.error();
+    held->insert(held->begin(), *revision);
+    BACKBONE_TRY(client_->kv_update(schema_key(config.name),
+                                    delivery::schema_revisions_to_json(*held).dump(), at));
+    return *revision;
+  }
+
+  Result<SchemaConfig> get_schema(std::string_view name, std::string_view revision) override {
+    auto held = revisions(name);
+    if (!held.ok()) return held.error();
+    return schema::find_revision(*held, revision);
+  }
+
+  Result<std::vector<SchemaConfig>> list_schemas() override {
+    auto keys = client_->kv_keys();
+    if (!keys.ok()) return keys.error();
+    std::vector<SchemaConfig> out;
+    for (const std::string& k : *keys) {
+      if (!k.starts_with("sc.")) continue;
+      auto held = revisions_at(k, k);
+      if (held.code() == Errc::kNotFound) continue;  // deleted meanwhile
+      if (!held.ok()) return held.error();
+      out.push_back(held->front());
+    }
+    std::sort(out.begin(), out.end(),
+              [](const SchemaConfig& a, const SchemaConfig& b) { return a.name < b.name; });
+    return out;
+  }
+
+  Result<std::vector<SchemaConfig>> list_schema_revisions(std::string_view name) override {
+    return revisions(name);
+  }
+
+  Result<void> delete_schema(std::string_view name) override {
+    BACKBONE_TRY(revisions(name));
+    return client_->kv_delete(schema_key(name));
+  }
+
+  Result<void> delete_schema_revision(std::string_view name, std::string_view revision) override {
+    uint64_t at = 0;
+    auto held = revisions(name, &at);
+    if (!held.ok()) return held.error();
+    BACKBONE_TRY(schema::drop_revision(*held, revision));
+    return client_->kv_update(schema_key(name), delivery::schema_revisions_to_json(*held).dump(),
+                              at);
+  }
+
   Result<std::vector<std::string>> publish(std::string_view topic,
                                            std::span<const OutgoingMessage> messages) override {
     BACKBONE_TRY(validate_messages(messages));
     auto split = topic_buckets(topic);
     if (!split.ok()) return split.error();
+    auto settings = topic_schema(topic);
+    if (!settings.ok()) return settings.error();
+    std::vector<OutgoingMessage> admitted;
+    if (*settings) {
+      auto checked = schema_gate_.admit(**settings, revisions((*settings)->schema), messages);
+      if (!checked.ok()) return checked.error();
+      admitted = std::move(*checked);
+      messages = admitted;
+    }
     const std::string subject = topic_subject(ns_, topic);
     const int64_t now = clock_.now().micros();
     std::vector<OutgoingNatsMessage> out;
@@ -418,6 +510,42 @@ class NatsBroker final : public Broker {
     }
   }
 
+  // A schema's revisions from the catalog, with the entry's revision.
+  Result<schema::SchemaRevisions> revisions(std::string_view name, uint64_t* at = nullptr) {
+    BACKBONE_TRY(check_encodable(name, "schema"));
+    return revisions_at(schema_key(name), std::string(name), at);
+  }
+  Result<schema::SchemaRevisions> revisions_at(const std::string& key, const std::string& name,
+                                               uint64_t* at = nullptr) {
+    auto v = client_->kv_get(key);
+    if (v.code() == Errc::kNotFound) return schema::no_schema(name);
+    if (!v.ok()) return v.error();
+    if (at) *at = v->second;
+    try {
+      return delivery::schema_revisions_from_json(json::parse(v->first));
+    } catch (const json::exception& e) {
+      return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + e.what());
+    }
+  }
+
+  // A topic's schema settings, read again from the catalog when the copy held here is a second
+  // old by the clock: a change made through any process holds here within a second.
+  Result<std::optional<TopicSchemaSettings>> topic_schema(std::string_view name) {
+    const Timestamp now = clock_.now();
+    {
+      std::lock_guard lk(mu_);
+      auto it = topic_schemas_.find(std::string(name));
+      if (it != topic_schemas_.end() && now.micros() - it->second.first.micros() < kSecond) {
+        return it->second.second;
+      }
+    }
+    auto t = topic(name);
+    if (!t.ok()) return t.error();
+    std::lock_guard lk(mu_);
+    topic_schemas_[std::string(name)] = {now, t->first.schema};
+    return t->first.schema;
+  }
+
   // A topic's bucket count, which never changes: read once.
   Result<uint32_t> topic_buckets(std::string_view name) {
     {
@@ -522,6 +650,10 @@ class NatsBroker final : public Broker {
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<NatsSubscription>> subs_;  // GUARDED_BY(mu_)
   std::map<std::string, uint32_t> topic_buckets_;                  // GUARDED_BY(mu_)
+  // Each topic's schema settings, and when they were read.
+  std::map<std::string, std::pair<Timestamp, std::optional<TopicSchemaSettings>>>
+      topic_schemas_;  // GUARDED_BY(mu_)
+  schema::SchemaGate schema_gate_;
 };
 
 }  // namespace

@@ -48,6 +48,7 @@ std::string bucket_subject(const std::string& subject, uint32_t bucket) {
 std::string any_bucket(const std::string& subject) { return subject + ".*"; }
 std::string catalog_bucket(const std::string& ns) { return ns + "-catalog"; }
 std::string topic_key(std::string_view topic) { return "t." + encode_name(topic); }
+std::string schema_key(std::string_view schema) { return "sc." + encode_name(schema); }
 std::string subscription_key(std::string_view subscription) {
   return "s." + encode_name(subscription);
 }

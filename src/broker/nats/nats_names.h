@@ -38,5 +38,6 @@ std::string any_bucket(const std::string& subject);
 std::string catalog_bucket(const std::string& ns);
 std::string topic_key(std::string_view topic);
 std::string subscription_key(std::string_view subscription);
+std::string schema_key(std::string_view schema);
 
 }  // namespace backbone::nats

@@ -13,6 +13,7 @@
 
 #include "broker/pubsub/key_gate.h"
 #include "google/pubsub/v1/pubsub.grpc.pb.h"
+#include "google/pubsub/v1/schema.grpc.pb.h"
 #include "pubsub/pubsub_convert.h"
 #include "pubsub/pubsub_names.h"
 
@@ -70,7 +71,8 @@ class PubsubBroker final : public Broker {
       : url_(std::move(url)),
         clock_(clock ? *clock : SystemClock::instance()),
         pub_(v1::Publisher::NewStub(channel)),
-        sub_(v1::Subscriber::NewStub(channel)) {
+        sub_(v1::Subscriber::NewStub(channel)),
+        schemas_(v1::SchemaService::NewStub(channel)) {
     keeper_ = std::thread([this] { keep(); });
   }
 
@@ -128,6 +130,7 @@ class PubsubBroker final : public Broker {
     auto* mask = req.mutable_update_mask();
     if (current->labels != config.labels) mask->add_paths("labels");
     if (current->retention_us != config.retention_us) mask->add_paths("message_retention_duration");
+    if (current->schema != config.schema) mask->add_paths("schema_settings");
     if (mask->paths_size() == 0) return {};
     v1::Topic resp;
     return check(pub_->UpdateTopic(call().get(), req, &resp), "UpdateTopic");
@@ -284,6 +287,99 @@ class PubsubBroker final : public Broker {
     req.set_subscription(subscription_path(url_.project, subscription));
     req.set_snapshot(snapshot_path(url_.project, snapshot));
     return seek(subscription, req);
+  }
+
+  // Schemas: Pub/Sub's SchemaService keeps them, and Pub/Sub checks what is published.
+  Result<SchemaConfig> create_schema(const SchemaConfig& config) override {
+    BACKBONE_TRY(validate_resource_name(config.name, "schema"));
+    v1::CreateSchemaRequest req;
+    req.set_parent(project_path(url_.project));
+    req.set_schema_id(config.name);
+    schema_to_proto(config, url_.project, true, req.mutable_schema());
+    req.mutable_schema()->clear_revision_create_time();
+    v1::Schema resp;
+    BACKBONE_TRY(check(schemas_->CreateSchema(call().get(), req, &resp), "CreateSchema"));
+    return schema_of(resp, url_.project);
+  }
+
+  Result<SchemaConfig> commit_schema(const SchemaConfig& config) override {
+    v1::CommitSchemaRequest req;
+    req.set_name(schema_path(url_.project, config.name));
+    schema_to_proto(config, url_.project, true, req.mutable_schema());
+    req.mutable_schema()->clear_revision_create_time();
+    v1::Schema resp;
+    BACKBONE_TRY(check(schemas_->CommitSchema(call().get(), req, &resp), "CommitSchema"));
+    return schema_of(resp, url_.project);
+  }
+
+  Result<SchemaConfig> get_schema(std::string_view name, std::string_view revision) override {
+    v1::GetSchemaRequest req;
+    std::string path = schema_path(url_.project, name);
+    if (!revision.empty()) path += "@" + std::string(revision);
+    req.set_name(path);
+    req.set_view(v1::FULL);
+    v1::Schema resp;
+    BACKBONE_TRY(check(schemas_->GetSchema(call().get(), req, &resp), "GetSchema"));
+    return schema_of(resp, url_.project);
+  }
+
+  Result<std::vector<SchemaConfig>> list_schemas() override {
+    std::vector<SchemaConfig> out;
+    std::string token;
+    do {
+      v1::ListSchemasRequest req;
+      req.set_parent(project_path(url_.project));
+      req.set_view(v1::FULL);
+      req.set_page_size(1000);
+      req.set_page_token(token);
+      v1::ListSchemasResponse resp;
+      BACKBONE_TRY(check(schemas_->ListSchemas(call().get(), req, &resp), "ListSchemas"));
+      for (const auto& s : resp.schemas()) {
+        auto c = schema_of(s, url_.project);
+        if (c.ok()) out.push_back(std::move(*c));
+      }
+      token = resp.next_page_token();
+    } while (!token.empty());
+    return out;
+  }
+
+  Result<std::vector<SchemaConfig>> list_schema_revisions(std::string_view name) override {
+    std::vector<SchemaConfig> out;
+    std::string token;
+    do {
+      v1::ListSchemaRevisionsRequest req;
+      req.set_name(schema_path(url_.project, name));
+      req.set_view(v1::FULL);
+      req.set_page_size(1000);
+      req.set_page_token(token);
+      v1::ListSchemaRevisionsResponse resp;
+      BACKBONE_TRY(
+          check(schemas_->ListSchemaRevisions(call().get(), req, &resp), "ListSchemaRevisions"));
+      for (const auto& s : resp.schemas()) {
+        auto c = schema_of(s, url_.project);
+        if (c.ok()) out.push_back(std::move(*c));
+      }
+      token = resp.next_page_token();
+    } while (!token.empty());
+    // The port's order, newest first (Google's emulator lists the oldest first).
+    std::stable_sort(out.begin(), out.end(), [](const SchemaConfig& a, const SchemaConfig& b) {
+      return b.revision_create_time < a.revision_create_time;
+    });
+    return out;
+  }
+
+  Result<void> delete_schema(std::string_view name) override {
+    v1::DeleteSchemaRequest req;
+    req.set_name(schema_path(url_.project, name));
+    google::protobuf::Empty resp;
+    return check(schemas_->DeleteSchema(call().get(), req, &resp), "DeleteSchema");
+  }
+
+  Result<void> delete_schema_revision(std::string_view name, std::string_view revision) override {
+    v1::DeleteSchemaRevisionRequest req;
+    req.set_name(schema_path(url_.project, name) + "@" + std::string(revision));
+    v1::Schema resp;
+    return check(schemas_->DeleteSchemaRevision(call().get(), req, &resp), "DeleteSchemaRevision");
   }
 
   Result<void> detach_subscription(std::string_view name) override {
@@ -759,6 +855,7 @@ class PubsubBroker final : public Broker {
   const Clock& clock_;
   std::unique_ptr<v1::Publisher::Stub> pub_;
   std::unique_ptr<v1::Subscriber::Stub> sub_;
+  std::unique_ptr<v1::SchemaService::Stub> schemas_;
   std::mutex upkeep_mu_;  // held through one upkeep, RPCs included; taken before mu_
   std::mutex mu_;
   std::condition_variable wake_;

@@ -2,6 +2,8 @@
 
 #include <grpcpp/server_context.h>
 
+#include "pubsub/pubsub_convert.h"
+
 namespace backbone::pubsub {
 namespace {
 
@@ -157,6 +159,31 @@ bool is_loopback_peer(std::string_view peer) {
   if (peer.starts_with("ipv4:127.")) return true;
   return peer.starts_with("ipv6:[::1]:") || peer.starts_with("ipv6:%5B::1%5D:") ||
          peer.starts_with("ipv6:[::ffff:127.");
+}
+
+std::string FrontAccess::stored_schema(const auth::Principal& who, std::string_view id) const {
+  return who.env + "~" + std::string(id);
+}
+
+std::optional<std::string> FrontAccess::caller_schema(const auth::Principal& who,
+                                                      std::string_view stored) const {
+  const std::string prefix = who.env + "~";
+  if (!stored.starts_with(prefix)) return std::nullopt;
+  return std::string(stored.substr(prefix.size()));
+}
+
+TopicConfig FrontAccess::stored_topic(const auth::Principal& who, TopicConfig topic) const {
+  if (topic.schema && topic.schema->schema != kDeletedSchema) {
+    topic.schema->schema = stored_schema(who, topic.schema->schema);
+  }
+  return topic;
+}
+
+TopicConfig FrontAccess::caller_topic(const auth::Principal& who, TopicConfig topic) const {
+  if (topic.schema) {
+    topic.schema->schema = caller_schema(who, topic.schema->schema).value_or(topic.schema->schema);
+  }
+  return topic;
 }
 
 }  // namespace backbone::pubsub

@@ -10,6 +10,8 @@
 //  - Every topic and subscription belongs to one environment: the topology's by their names,
 //    the others by their "env" label, set at creation from the caller's environment. Another
 //    environment's resource is PERMISSION_DENIED; a caller's lists hold only its own.
+//  - Schemas are the caller's environment's: each environment has its own names
+//    (stored_schema).
 //  - The topology's resources are backbone's: the front does not delete or change them, nor
 //    publish to their topics (events enter through the HTTP ingest, which stores them first),
 //    and of their subscriptions it serves only the one for external consumers (role "sync");
@@ -86,6 +88,16 @@ class FrontAccess {
                                   Attributes labels) const;
   // A label set for an update of the caller's resource: the "env" label kept, as above.
   Result<Attributes> keep_env_label(const auth::Principal& who, Attributes labels) const;
+
+  // Schemas have no labels: the caller's schema "S" is kept in the broker as "<env>~S", so
+  // that each environment has its own schema names (an environment's name has no '~').
+  std::string stored_schema(const auth::Principal& who, std::string_view id) const;
+  // The caller's name of a schema kept as `stored`; nullopt when it is another environment's.
+  std::optional<std::string> caller_schema(const auth::Principal& who,
+                                           std::string_view stored) const;
+  // A topic with the name of its schema (if any) as kept, or as the caller knows it.
+  TopicConfig stored_topic(const auth::Principal& who, TopicConfig topic) const;
+  TopicConfig caller_topic(const auth::Principal& who, TopicConfig topic) const;
 
   // Whether the caller sees this resource in lists.
   bool visible(const auth::Principal& who, std::string_view id, const Attributes& labels) const;

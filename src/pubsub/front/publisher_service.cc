@@ -24,7 +24,9 @@ grpc::Status PublisherService::CreateTopic(grpc::ServerContext* ctx, const v1::T
   auto labels = a_.new_resource(*who, config->name, config->labels);
   if (!labels.ok()) return to_status(labels.error());
   config->labels = *labels;
-  if (auto r = a_.broker().create_topic(*config); !r.ok()) return to_status(r.error());
+  if (auto r = a_.broker().create_topic(a_.stored_topic(*who, *config)); !r.ok()) {
+    return to_status(r.error());
+  }
   topic_to_proto(*config, a_.project(), resp);
   return grpc::Status::OK;
 }
@@ -39,12 +41,15 @@ grpc::Status PublisherService::UpdateTopic(grpc::ServerContext* ctx,
   auto t = a_.topic(*who, *id, &owned);
   if (!t.ok()) return to_status(t.error());
   if (owned.managed) return to_status(managed_by_topology("topic", *id));
-  auto updated = apply_topic_update(*t, req->topic(), req->update_mask());
+  auto updated =
+      apply_topic_update(a_.caller_topic(*who, *t), req->topic(), req->update_mask(), a_.project());
   if (!updated.ok()) return to_status(updated.error());
   auto labels = a_.keep_env_label(*who, updated->labels);
   if (!labels.ok()) return to_status(labels.error());
   updated->labels = *labels;
-  if (auto r = a_.broker().update_topic(*updated); !r.ok()) return to_status(r.error());
+  if (auto r = a_.broker().update_topic(a_.stored_topic(*who, *updated)); !r.ok()) {
+    return to_status(r.error());
+  }
   topic_to_proto(*updated, a_.project(), resp);
   return grpc::Status::OK;
 }
@@ -93,7 +98,7 @@ grpc::Status PublisherService::GetTopic(grpc::ServerContext* ctx, const v1::GetT
   if (!id.ok()) return to_status(id.error());
   auto t = a_.topic(*who, *id);
   if (!t.ok()) return to_status(t.error());
-  topic_to_proto(*t, a_.project(), resp);
+  topic_to_proto(a_.caller_topic(*who, *t), a_.project(), resp);
   return grpc::Status::OK;
 }
 
@@ -111,7 +116,9 @@ grpc::Status PublisherService::ListTopics(grpc::ServerContext* ctx,
       *all, [&](const TopicConfig& t) { return a_.visible(*who, t.name, t.labels); },
       req->page_size(), req->page_token());
   if (!page.ok()) return to_status(page.error());
-  for (const TopicConfig* t : page->items) topic_to_proto(*t, a_.project(), resp->add_topics());
+  for (const TopicConfig* t : page->items) {
+    topic_to_proto(a_.caller_topic(*who, *t), a_.project(), resp->add_topics());
+  }
   resp->set_next_page_token(page->next_token);
   return grpc::Status::OK;
 }

@@ -12,6 +12,7 @@
 
 #include "pubsub/front/front_metrics.h"
 #include "pubsub/front/publisher_service.h"
+#include "pubsub/front/schema_service.h"
 #include "pubsub/front/subscriber_service.h"
 
 namespace backbone::pubsub {
@@ -27,10 +28,12 @@ struct PubsubFront::Impl {
        FrontOptions options)
       : access(broker, topology, tokens, std::move(options)),
         publisher(access),
-        subscriber(access) {}
+        subscriber(access),
+        schemas(access) {}
   FrontAccess access;
   PublisherService publisher;
   SubscriberService subscriber;
+  SchemaService schemas;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool down = false;
@@ -74,6 +77,7 @@ Result<std::unique_ptr<PubsubFront>> PubsubFront::start(Broker& broker, const To
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(&impl->publisher);
   builder.RegisterService(&impl->subscriber);
+  builder.RegisterService(&impl->schemas);
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     return make_error(Errc::kUnavailable, "the Pub/Sub front cannot listen on " + listen);

@@ -1,5 +1,6 @@
-// PubsubFront: the google.pubsub.v1 gRPC server of `backbone serve` (SPEC §6): the Publisher
-// and Subscriber services (publisher_service.h, subscriber_service.h) over the Broker port,
+// PubsubFront: the google.pubsub.v1 gRPC server of `backbone serve` (SPEC §6): the Publisher,
+// Subscriber and Schema services (publisher_service.h, subscriber_service.h,
+// schema_service.h) over the Broker port,
 // with the access rules of front_access.h. Google's client libraries use it unchanged with
 // PUBSUB_EMULATOR_HOST pointed at it. doc/pubsub_front.md is the user's guide.
 //

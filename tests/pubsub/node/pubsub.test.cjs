@@ -7,6 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const target = require('./target.cjs');
+const {SchemaTypes, SchemaViews, Encodings} = require('@google-cloud/pubsub');
 
 // Cases that Google's emulator gets wrong, with what it does instead (seen with
 // google-cloud-cli-pubsub-emulator 528.0.0).
@@ -266,6 +267,86 @@ pubsubCase(DETACH, async () => {
   }
   await sub.delete();
   await topic.delete();
+});
+
+const SCHEMAS = 'schemas are made, read, listed, validated and deleted; a topic with one ' +
+    'refuses a message that breaks it (INVALID_ARGUMENT) and takes one that keeps it';
+const PROVINCE = JSON.stringify({
+  type: 'record', name: 'Province', namespace: 'utilities',
+  fields: [{name: 'name', type: 'string'}, {name: 'post_abbr', type: 'string'}],
+});
+pubsubCase(SCHEMAS, async () => {
+  const id = name('province');
+  const schema = await ps.createSchema(id, SchemaTypes.Avro, PROVINCE);
+  const mine = async (view) => {
+    const out = [];
+    for await (const s of ps.listSchemas(view)) if (s.name.endsWith(`/${id}`)) out.push(s);
+    return out;
+  };
+  assert.equal((await mine(SchemaViews.Basic))[0].definition, '');
+  assert.equal((await mine(SchemaViews.Full))[0].definition, PROVINCE);
+  assert.equal((await schema.get(SchemaViews.Full)).definition, PROVINCE);
+  assert.equal((await schema.get(SchemaViews.Basic)).definition, '');
+  await assert.rejects(ps.createSchema(id, SchemaTypes.Avro, PROVINCE), {code: 6});
+  // Malformed definitions.
+  await ps.validateSchema({type: SchemaTypes.Avro, definition: PROVINCE});
+  for (const bad of ['{"not_actually":"avro"}', 'woohoo i am a schema, no really']) {
+    await assert.rejects(ps.validateSchema({type: SchemaTypes.Avro, definition: bad}), {code: 3});
+    await assert.rejects(ps.createSchema(name('bad'), SchemaTypes.Avro, bad), {code: 3});
+  }
+  // Messages (as Buffers: the client puts a string into the bytes field as base64).
+  const good = JSON.stringify({name: 'Alberta', post_abbr: 'AB'});
+  await schema.validateMessage(Buffer.from(good), Encodings.Json);
+  for (const bad of ['{"foo":"bar"}', 'woohoo i am a message, no really']) {
+    await assert.rejects(schema.validateMessage(Buffer.from(bad), Encodings.Json), {code: 3});
+  }
+  if (target.isBackbone) {
+    // Protocol buffers, in the binary encoding (the emulator answers UNIMPLEMENTED to them).
+    await assert.rejects(ps.createSchema(name('bad-proto'), SchemaTypes.ProtocolBuffer,
+                                         'syntax = "proto3"; message A { string a = 1 }'),
+                         {code: 3});
+    const proto = await ps.createSchema(name('proto'), SchemaTypes.ProtocolBuffer,
+                                        'syntax = "proto3"; message P { string name = 1; }');
+    const [ptopic] = await ps.createTopic({
+      name: name('proto-topic'),
+      schemaSettings: {schema: await proto.getName(), encoding: Encodings.Binary},
+    });
+    await ptopic.publishMessage({data: Buffer.from([0x0a, 0x02, 0x41, 0x42])});  // name: "AB"
+    await assert.rejects(ptopic.publishMessage({data: Buffer.from([0x0a, 0x20, 0x41])}),
+                         {code: 3});
+    await ptopic.delete();
+    await proto.delete();
+  }
+  // A topic with the schema.
+  const [topic] = await ps.createTopic({
+    name: name('schema-topic'),
+    schemaSettings: {schema: await schema.getName(), encoding: Encodings.Json},
+  });
+  const [meta] = await topic.getMetadata();
+  assert.ok(meta.schemaSettings.schema.endsWith(`/schemas/${id}`), meta.schemaSettings.schema);
+  const [sub] = await topic.createSubscription(name('schema-sub'));
+  await assert.rejects(topic.publishMessage({data: Buffer.from('{"name":"Alberta"}')}), {code: 3});
+  await topic.publishMessage({data: Buffer.from(good)});
+  let got;
+  await consume(sub, (m) => {
+    got = got || m;
+    m.ack();
+  }, () => got, 20_000, 'the message that keeps the schema');
+  assert.equal(got.data.toString(), good);
+  assert.equal(got.attributes.googclient_schemaencoding, 'JSON');
+  assert.ok(got.attributes.googclient_schemarevisionid, 'no revision attribute');
+  await assert.rejects(ps.createTopic({
+    name: name('schema-none'),
+    schemaSettings: {schema: `projects/${target.projectId}/schemas/${name('nowhere')}`,
+                     encoding: Encodings.Json},
+  }), {code: 5});
+  await assert.rejects(ps.createTopic({
+    name: name('schema-no-encoding'), schemaSettings: {schema: await schema.getName()},
+  }), {code: 3});
+  await topic.delete();
+  await schema.delete();
+  assert.equal((await mine(SchemaViews.Basic)).length, 0);
+  await assert.rejects(schema.get(), {code: 5});
 });
 
 pubsubCase(SNAPSHOTS, async () => {
