@@ -128,6 +128,17 @@ struct AdminAction : AdminActionDraft {
   EventId id;  // time-ordered (UUIDv7), given by the store
 };
 
+// A topic's or subscription's IAM policy (doc/tokens.md, "IAM policies"): which roles its
+// members hold on it, on top of their tokens' own. `bindings` is its JSON text, an array of
+// {"role": ..., "members": [...]}, which the auth module reads; the store keeps it whole.
+struct StoredPolicy {
+  std::string resource;  // "topics/<name>" or "subscriptions/<name>"; 1-300 bytes
+  std::string bindings;  // 2 bytes ("[]") to 64 KiB
+  int64_t version = 0;   // 1 when first set, one more at each set (the policy's etag)
+  Timestamp updated_at;
+  bool operator==(const StoredPolicy&) const = default;
+};
+
 // That a token was used at a time (last_used_at moves to the latest one).
 struct TokenUse {
   std::string sha256;
@@ -268,6 +279,16 @@ class EventStore {
   virtual Result<bool> revoke_token(const std::string& sha256, Timestamp at) = 0;
   // Moves each token's last_used_at to `at` where that is later.
   virtual Result<void> note_token_uses(std::span<const TokenUse> uses) = 0;
+
+  // IAM policies. Every role reads them; setting one REQUIRES kMigrator (an administrator's
+  // act). set_iam_policy replaces the policy of `resource`: with `expected_version`, only if the
+  // stored one is that version (0: none is stored), else kConflict. Returns the stored row.
+  // kInvalidArgument for a malformed resource or bindings.
+  virtual Result<std::vector<StoredPolicy>> iam_policies() = 0;
+  virtual Result<StoredPolicy> set_iam_policy(const std::string& resource,
+                                              const std::string& bindings,
+                                              std::optional<int64_t> expected_version,
+                                              Timestamp at) = 0;
 
   // The admin audit. Appending REQUIRES kMigrator (an administrator's act); kMigrator and kReader
   // read it. kInvalidArgument for a malformed draft.

@@ -91,6 +91,7 @@ Result<std::unique_ptr<pubsub::PubsubFront>> start_pubsub(CliContext& ctx, serve
   fo.metrics = &app.metrics();
   fo.tls_cert_file = ctx.config.tls_cert_file;
   fo.tls_key_file = ctx.config.tls_key_file;
+  fo.iam = &app.iam();
   if (!flags.pubsub_anonymous.empty()) {
     if (!app.pipeline(flags.pubsub_anonymous).ok()) {
       return make_error(Errc::kInvalidArgument,

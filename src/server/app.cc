@@ -57,6 +57,7 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
         return p;
       });
   app->tokens_ = std::make_unique<auth::TokenRegistry>(app->clock());
+  app->iam_ = std::make_unique<auth::IamPolicies>();
   app->audit_jobs_ = std::make_unique<AuditJobs>(app->clock());
   // Tokens made before they lived in the stores, imported into them below.
   auto token_file = auth::TokenFile::open(c.tokens.empty() ? "var/tokens.json" : c.tokens);
@@ -189,6 +190,7 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     }
     if (app->o_.start_stages) (*p)->start();
     app->tokens_->add_env(env, (*p)->ingest_store());
+    app->iam_->add_env(env, (*p)->ingest_store(), app->admin_stores_.at(env).get());
     app->pipelines_.emplace(env, std::move(*p));
   }
   // The other configured environments' tokens too, where their stores can be read: the Pub/Sub
@@ -204,9 +206,11 @@ Result<std::unique_ptr<App>> App::open(AppOptions options) {
     auto store = EventStore::open(so);
     if (!store.ok()) continue;  // not made yet: its tokens are unknown here
     app->tokens_->add_env(env, **store);
+    app->iam_->add_env(env, **store, nullptr);  // set through a process that serves it
     app->token_stores_.push_back(std::move(*store));
   }
   (void)app->tokens_->refresh();  // an environment whose store is not migrated yet has none
+  (void)app->iam_->refresh();
   app->token_thread_ = std::thread([a = app.get()] { a->keep_tokens(); });
   if (!app->keepers_.empty())
     app->tell_thread_ = std::thread([a = app.get()] { a->tell_members(); });
@@ -239,13 +243,15 @@ void App::tell_members() {
 }
 
 void App::keep_tokens() {
-  // Every second the tokens are read again (a token made or revoked through any process counts
-  // here within about a second); every fifth, the uses noted are written.
+  // Every second the tokens and IAM policies are read again (a token made or revoked, or a
+  // policy set, through any process counts here within about a second); every fifth, the uses
+  // noted are written.
   std::unique_lock lock(token_mu_);
   for (int beat = 1; !token_stop_; ++beat) {
     if (token_wake_.wait_for(lock, std::chrono::seconds(1), [this] { return token_stop_; })) break;
     lock.unlock();
     (void)tokens_->refresh();
+    (void)iam_->refresh();
     if (beat % 5 == 0) (void)tokens_->flush_uses();
     lock.lock();
   }

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/iam_policies.h"
 #include "auth/token_registry.h"
 #include "auth/tokens.h"
 #include "backbone/broker.h"
@@ -56,6 +57,9 @@ class App {
   std::optional<std::string> spread_env(std::string_view subscription) const;
   // The bearer tokens of every served environment, from their stores (doc/tokens.md).
   auth::TokenRegistry& tokens() { return *tokens_; }
+  // The IAM policies of every served environment's topics and subscriptions (the Pub/Sub
+  // front's GetIamPolicy, SetIamPolicy, TestIamPermissions), read again every second.
+  auth::IamPolicies& iam() { return *iam_; }
   // `env`'s store as the migrator, for the admin's acts (tokens); kNotFound for an environment
   // not served here.
   Result<EventStore*> admin_store(std::string_view env);
@@ -110,6 +114,7 @@ class App {
   // Subscriptions pulled through any member (split, and served here in part), by name -> env.
   std::map<std::string, std::string, std::less<>> spread_;
   std::unique_ptr<auth::TokenRegistry> tokens_;
+  std::unique_ptr<auth::IamPolicies> iam_;
   std::map<std::string, std::unique_ptr<EventStore>, std::less<>> admin_stores_;  // migrator
   std::vector<std::unique_ptr<EventStore>> token_stores_;  // of environments not served here
   // The thread that reads the tokens again every second (keep_tokens), until stop().

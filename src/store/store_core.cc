@@ -186,6 +186,31 @@ Result<std::string> admin_detail_read(const std::string& text) {
   return std::move(*canonical);
 }
 
+Result<void> check_policy_row(const std::string& resource, const std::string& bindings) {
+  const bool printable =
+      !resource.empty() && resource.size() <= 300 &&
+      std::all_of(resource.begin(), resource.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (!printable) {
+    return make_error(Errc::kInvalidArgument,
+                      "a policy's resource is 1 to 300 printable ASCII characters", "resource");
+  }
+  if (bindings.size() < 2 || bindings.size() > 64 * 1024) {
+    return make_error(Errc::kInvalidArgument, "a policy's bindings are 2 bytes to 64 KiB of JSON",
+                      "bindings");
+  }
+  return {};
+}
+
+Result<void> check_policy_version(const std::string& resource, std::optional<int64_t> expected,
+                                  int64_t stored) {
+  if (expected && *expected != stored) {
+    return make_error(Errc::kConflict, "the policy of " + resource + " is at version " +
+                                           std::to_string(stored) + ", not " +
+                                           std::to_string(*expected) + ": read it again");
+  }
+  return {};
+}
+
 Result<void> check_token_row(const StoredToken& t) {
   const bool hex =
       t.sha256.size() == 64 && std::all_of(t.sha256.begin(), t.sha256.end(), [](char c) {

@@ -100,6 +100,14 @@ inline constexpr const char* kTokenColumns =
 // kInvalidArgument unless `t` may be stored: a 64-digit lowercase hex hash, a name of 1-64
 // printable characters, one role at least, each a lowercase word.
 Result<void> check_token_row(const StoredToken& t);
+// The IAM policy table, in the same SQL on every backend.
+inline constexpr const char* kPolicyColumns = "resource, bindings, version, updated_at_us";
+// kInvalidArgument unless a policy may be stored: a resource of 1-300 printable ASCII
+// characters, bindings of 2 bytes to 64 KiB.
+Result<void> check_policy_row(const std::string& resource, const std::string& bindings);
+// kConflict for a set_iam_policy whose expected version is not the stored one (0: none).
+Result<void> check_policy_version(const std::string& resource, std::optional<int64_t> expected,
+                                  int64_t stored);
 // The messages that the immutability triggers raise, the same on every backend: SPEC §2's four,
 // then the admin audit's.
 inline constexpr const char* kImmutableMessages[] = {

@@ -22,13 +22,7 @@ class Registry : public ::testing::Test {
     registry_.add_env("sandbox", *serving_);
   }
   std::unique_ptr<EventStore> open(Role role) {
-    StoreOptions o;
-    o.url = "sqlite://" + dir_.file("sandbox.db");
-    o.role = role;
-    o.clock = &clock_;
-    auto s = EventStore::open(o);
-    EXPECT_TRUE(s.ok()) << s.error().describe();
-    return s.ok() ? std::move(*s) : nullptr;
+    return testing::open_sqlite_store(dir_.file("sandbox.db"), role, &clock_);
   }
   std::string make(const std::vector<std::string>& roles, std::optional<int64_t> ttl_us = {}) {
     auto t = create_token(*admin_, "sandbox", "ci", roles, ttl_us, clock_.now(), "test");

@@ -57,7 +57,7 @@ class Cli : public ::testing::Test {
 TEST_F(Cli, MigrateIsIdempotentAndKeepsEnvironmentsApart) {
   auto first = run("migrate");
   ASSERT_EQ(first.status, 0) << first.err;
-  EXPECT_NE(first.out.find("applied 7 migration"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("applied 8 migration"), std::string::npos) << first.out;
   auto second = run("migrate --json");
   ASSERT_EQ(second.status, 0) << second.err;
   auto j = nlohmann::json::parse(second.out);

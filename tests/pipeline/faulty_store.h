@@ -137,6 +137,11 @@ class FaultyStore final : public EventStore {
   Result<void> note_token_uses(std::span<const TokenUse> u) override {
     return real_->note_token_uses(u);
   }
+  Result<std::vector<StoredPolicy>> iam_policies() override { return real_->iam_policies(); }
+  Result<StoredPolicy> set_iam_policy(const std::string& r, const std::string& b,
+                                      std::optional<int64_t> v, Timestamp at) override {
+    return real_->set_iam_policy(r, b, v, at);
+  }
   Result<AdminAction> append_admin_action(const AdminActionDraft& d) override {
     return real_->append_admin_action(d);
   }

@@ -49,6 +49,7 @@ TEST(PubsubNode, OfficialClientAgainstBackbone) {
   auto tokens = auth::TokenFile::open(dir.file("tokens.json"));
   ASSERT_TRUE(tokens.ok());
   const std::string sandbox = *tokens->create("node-sandbox", "sandbox", {"admin"});
+  const std::string reader = *tokens->create("node-reader", "sandbox", {"read"});
   // A token of an environment this serve does not serve, in that environment's store (the
   // serve reads it, and refuses it there with PERMISSION_DENIED).
   auto [made, out] = run_cli("--config '" + config +
@@ -70,7 +71,8 @@ TEST(PubsubNode, OfficialClientAgainstBackbone) {
   const Ran r = run_suite(pubsub_port,
                           "PUBSUB_TARGET=backbone PUBSUB_PROJECT_ID=backbone-local "
                           "BACKBONE_PUBSUB_TOKEN=" +
-                              sandbox + " BACKBONE_PUBSUB_OTHER_TOKEN=" + production);
+                              sandbox + " BACKBONE_PUBSUB_OTHER_TOKEN=" + production +
+                              " BACKBONE_PUBSUB_READ_TOKEN=" + reader);
   std::printf("%s\n", r.out.c_str());
   EXPECT_EQ(r.status, 0) << "the Node suite failed against backbone";
   EXPECT_NE(r.out.find("fail 0\n"), std::string::npos);

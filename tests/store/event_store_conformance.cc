@@ -641,6 +641,42 @@ TEST_P(EventStoreConformance, TokensAreKeptAsHashesRevokedOnceAndTheirLastUseOnl
   EXPECT_EQ((*all)[1].expires_at, b.expires_at);
 }
 
+// IAM policies: the migrator sets them (each set one version on, compare-and-set on the
+// version), every role reads them, and a malformed one is refused.
+TEST_P(EventStoreConformance, IamPoliciesAreSetByTheMigratorVersionByVersionAndReadByEveryRole) {
+  const Timestamp t0 = clock_.now();
+  const std::string pub = R"([{"role":"roles/pubsub.publisher","members":["token:ci"]}])";
+  auto first = store_->set_iam_policy("topics/orders", pub, 0, t0);
+  ASSERT_TRUE(first.ok()) << first.error().describe();
+  EXPECT_EQ(*first, (StoredPolicy{"topics/orders", pub, 1, t0}));
+  EXPECT_EQ(store_->set_iam_policy("topics/orders", "[]", 0, t0).code(), Errc::kConflict)
+      << "a policy set meanwhile is not overwritten";
+  const Timestamp t1 = Timestamp::from_micros(t0.micros() + 9);
+  auto second = store_->set_iam_policy("topics/orders", "[]", 1, t1);
+  ASSERT_TRUE(second.ok()) << second.error().describe();
+  EXPECT_EQ(second->version, 2);
+  auto sub = store_->set_iam_policy("subscriptions/orders.sync", pub, std::nullopt, t1);
+  ASSERT_TRUE(sub.ok()) << sub.error().describe();
+  EXPECT_EQ(sub->version, 1);
+  EXPECT_EQ(store_->set_iam_policy("", pub, std::nullopt, t1).code(), Errc::kInvalidArgument);
+  EXPECT_EQ(store_->set_iam_policy("topics/x", "", std::nullopt, t1).code(),
+            Errc::kInvalidArgument);
+  const std::vector<StoredPolicy> want{{"subscriptions/orders.sync", pub, 1, t1},
+                                       {"topics/orders", "[]", 2, t1}};
+  for (Role r : {Role::kSyncWorker, Role::kMergeWorker, Role::kReader}) {
+    auto s = open(r);
+    EXPECT_EQ(s->set_iam_policy("topics/orders", pub, std::nullopt, t1).code(),
+              Errc::kPermissionDenied)
+        << role_name(r);
+    auto seen = s->iam_policies();
+    ASSERT_TRUE(seen.ok()) << role_name(r) << ": " << seen.error().describe();
+    EXPECT_EQ(*seen, want) << role_name(r);
+  }
+  auto all = store_->iam_policies();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, want);
+}
+
 // The admin audit: the migrator appends acts, the reader reads them in order, nobody changes
 // one (the triggers' messages, as for the audit log), and a malformed act is refused.
 TEST_P(EventStoreConformance, AdminActsAreAppendedByTheMigratorReadInOrderAndNeverChanged) {

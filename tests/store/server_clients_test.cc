@@ -145,7 +145,7 @@ TEST_P(ServerClients, CheckGrantsSeesAnExtraPrivilegeAndGrantRepairsIt) {
     EXPECT_TRUE(probes.ok()) << probes.error().describe();
     std::vector<std::string> out;
     if (!probes.ok()) return out;
-    EXPECT_EQ(probes->size(), 4u * 30u);  // 30 probes (role_grants.cc) for each role
+    EXPECT_EQ(probes->size(), 4u * 33u);  // 33 probes (role_grants.cc) for each role
     for (const auto& p : *probes) {
       if (p.allowed != p.expected) out.push_back(std::string(role_name(p.role)) + " " + p.probe);
     }

@@ -40,4 +40,15 @@ Result<int64_t> SqliteHarness::raw_query_int(Role role, const std::string& sql) 
 
 std::unique_ptr<StoreHarness> make_sqlite_harness() { return std::make_unique<SqliteHarness>(); }
 
+std::unique_ptr<EventStore> open_sqlite_store(const std::string& path, Role role,
+                                              const Clock* clock) {
+  StoreOptions o;
+  o.url = "sqlite://" + path;
+  o.role = role;
+  o.clock = clock;
+  auto s = EventStore::open(o);
+  EXPECT_TRUE(s.ok()) << s.error().describe();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
 }  // namespace backbone::testing

@@ -41,4 +41,9 @@ class SqliteHarness final : public StoreHarness {
 
 std::unique_ptr<StoreHarness> make_sqlite_harness();
 
+// The SQLite store of `path` as `role`, on `clock`; nullptr (and a test failure) if it will not
+// open.
+std::unique_ptr<EventStore> open_sqlite_store(const std::string& path, Role role,
+                                              const Clock* clock);
+
 }  // namespace backbone::testing

@@ -65,7 +65,7 @@ TEST_F(SqliteStore, AnUnmigratedStoreSaysToMigrate) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.code(), Errc::kUnavailable);
   EXPECT_NE(r.error().message.find("backbone migrate"), std::string::npos);
-  ASSERT_EQ(*s->migrate(), 7);  // schemas 1 to 7
+  ASSERT_EQ(*s->migrate(), 8);  // schemas 1 to 8
   EXPECT_TRUE(s->append(e).ok());
 }
 
@@ -84,7 +84,7 @@ TEST_F(SqliteStore, DataSurvivesReopening) {
   auto batch = events(5);
   {
     auto s = open(url, Role::kMigrator);
-    ASSERT_EQ(*s->migrate(), 7);  // schemas 1 to 7
+    ASSERT_EQ(*s->migrate(), 8);  // schemas 1 to 8
     ASSERT_TRUE(s->append(batch).ok());
   }
   auto again = open(url, Role::kReader);
@@ -95,7 +95,7 @@ TEST_F(SqliteStore, DataSurvivesReopening) {
 TEST_F(SqliteStore, MigratingToSchema2PutsTheUnprocessedEventsInTheOutbox) {
   const std::string url = "sqlite://" + dir_.file("v1.db");
   auto s = open(url, Role::kMigrator);
-  ASSERT_EQ(*s->migrate(), 7);
+  ASSERT_EQ(*s->migrate(), 8);
   auto e = events(3);
   ASSERT_TRUE(s->append(e).ok());
   ASSERT_TRUE(*s->mark_processed(e[1].id()));
@@ -123,7 +123,7 @@ TEST_F(SqliteStore, MigratingToSchema2PutsTheUnprocessedEventsInTheOutbox) {
 TEST_F(SqliteStore, AChainFromBeforeSlotsBecomesSlot0sAndGoesOn) {
   const std::string path = dir_.file("legacy.db");
   auto s = open("sqlite://" + path, Role::kMigrator);
-  ASSERT_EQ(*s->migrate(), 7);
+  ASSERT_EQ(*s->migrate(), 8);
   auto before = events(4);
   ASSERT_TRUE(s->append(before).ok());
   s.reset();
@@ -176,7 +176,7 @@ class SqliteTamper : public SqliteStore {
  protected:
   void SetUp() override {
     auto s = open("sqlite://" + original_, Role::kMigrator);
-    ASSERT_EQ(*s->migrate(), 7);  // schemas 1 to 7
+    ASSERT_EQ(*s->migrate(), 8);  // schemas 1 to 8
     batch_ = events(6);
     ASSERT_TRUE(s->append(batch_).ok());
     AuditDraft merged{batch_[0].id(), batch_[0].record_key(), AuditAction::kMerged,

@@ -21,8 +21,7 @@ FrontAccess::FrontAccess(Broker& broker, const Topology& topology,
                          const auth::Authenticator& tokens, FrontOptions options)
     : broker_(broker), topology_(topology), tokens_(tokens), o_(std::move(options)) {}
 
-Result<auth::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
-                                               auth::Permission permission) const {
+Result<auth::Principal> FrontAccess::authenticate(const grpc::ServerContext& ctx) const {
   const auto& metadata = ctx.client_metadata();
   const auto it = metadata.find("authorization");
   if (it == metadata.end() && o_.anonymous && is_loopback_peer(ctx.peer())) {
@@ -35,10 +34,22 @@ Result<auth::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
   const std::string_view header = it == metadata.end()
                                       ? std::string_view()
                                       : std::string_view(it->second.data(), it->second.size());
-  auto who = tokens_.authenticate_bearer(header);
+  return tokens_.authenticate_bearer(header);
+}
+
+Result<auth::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
+                                               auth::Permission permission,
+                                               const std::string& resource) const {
+  auto who = authenticate(ctx);
   if (!who.ok()) return who.error();
-  BACKBONE_TRY(auth::require(*who, permission));
+  if (!may(*who, permission, resource)) BACKBONE_TRY(auth::require(*who, permission));
   return who;
+}
+
+bool FrontAccess::may(const auth::Principal& who, auth::Permission permission,
+                      const std::string& resource) const {
+  if (o_.iam && !resource.empty()) return o_.iam->may(who, permission, resource);
+  return who.may(permission);
 }
 
 std::optional<std::string> FrontAccess::env_of(std::string_view id, const Attributes& labels,

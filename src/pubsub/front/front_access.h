@@ -6,6 +6,8 @@
 //    send no credentials to PUBSUB_EMULATOR_HOST). Otherwise UNAUTHENTICATED.
 //  - Roles: "read" for Get and List, "publish" for Publish, "subscribe" for Pull,
 //    StreamingPull, Acknowledge and ModifyAckDeadline, "admin" to create, update and delete.
+//    A topic's or subscription's IAM policy can grant publish (on a topic) or subscribe (on a
+//    subscription) to a token that lacks the role (iam_policies.h).
 //    The anonymous caller has every role, in its one environment.
 //  - Every topic and subscription belongs to one environment: the topology's by their names,
 //    the others by their "env" label, set at creation from the caller's environment. Another
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "auth/iam_policies.h"
 #include "backbone/broker.h"
 #include "backbone/clock.h"
 #include "backbone/metrics.h"
@@ -47,7 +50,16 @@ struct FrontOptions {
   // of a change); both empty for plaintext.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // The environments' IAM policies (GetIamPolicy, SetIamPolicy, TestIamPermissions, and what
+  // they grant); nullptr: the IAM calls answer UNIMPLEMENTED and tokens' roles alone decide.
+  auth::IamPolicies* iam = nullptr;
 };
+
+// The IAM resource names of a topic and a subscription ("topics/T", "subscriptions/S").
+inline std::string iam_topic(std::string_view id) { return "topics/" + std::string(id); }
+inline std::string iam_subscription(std::string_view id) {
+  return "subscriptions/" + std::string(id);
+}
 
 // About a resource that the caller may use: whether the topology manages it.
 struct Owned {
@@ -64,9 +76,18 @@ class FrontAccess {
   Broker& broker() const { return broker_; }
   const Clock& clock() const { return o_.clock ? *o_.clock : SystemClock::instance(); }
 
-  // The caller of `ctx`, checked for `role`.
-  Result<auth::Principal> authorize(const grpc::ServerContext& ctx,
-                                    auth::Permission permission) const;
+  // The caller of `ctx`, checked for `permission`: by its token's roles, or, when `resource`
+  // ("topics/T", "subscriptions/S") is named and the front has IAM policies, by what the
+  // resource's policy grants it (iam_policies.h).
+  Result<auth::Principal> authorize(const grpc::ServerContext& ctx, auth::Permission permission,
+                                    const std::string& resource = {}) const;
+  // The caller of `ctx`, whatever it may do (kUnauthenticated as above).
+  Result<auth::Principal> authenticate(const grpc::ServerContext& ctx) const;
+  // Whether the caller may do `permission` on `resource` (as authorize).
+  bool may(const auth::Principal& who, auth::Permission permission,
+           const std::string& resource) const;
+  // The IAM policies, if this front has them (`serve`'s do).
+  auth::IamPolicies* iam() const { return o_.iam; }
 
   // The topic `id` as the caller may use it: PERMISSION_DENIED when it is another
   // environment's, NOT_FOUND when it does not exist.

@@ -56,10 +56,10 @@ grpc::Status PublisherService::UpdateTopic(grpc::ServerContext* ctx,
 
 grpc::Status PublisherService::Publish(grpc::ServerContext* ctx, const v1::PublishRequest* req,
                                        v1::PublishResponse* resp) {
-  auto who = a_.authorize(*ctx, auth::Permission::kPublish);
-  if (!who.ok()) return to_status(who.error());
   auto id = topic_id(a_, req->topic());
   if (!id.ok()) return to_status(id.error());
+  auto who = a_.authorize(*ctx, auth::Permission::kPublish, iam_topic(*id));
+  if (!who.ok()) return to_status(who.error());
   Owned owned;
   if (auto t = a_.topic(*who, *id, &owned); !t.ok()) return to_status(t.error());
   if (owned.managed && !who->permissions.has(auth::Permission::kPipeline)) {

@@ -11,6 +11,7 @@
 #include <chrono>
 
 #include "pubsub/front/front_metrics.h"
+#include "pubsub/front/iam_service.h"
 #include "pubsub/front/publisher_service.h"
 #include "pubsub/front/schema_service.h"
 #include "pubsub/front/subscriber_service.h"
@@ -29,11 +30,13 @@ struct PubsubFront::Impl {
       : access(broker, topology, tokens, std::move(options)),
         publisher(access),
         subscriber(access),
-        schemas(access) {}
+        schemas(access),
+        iam(access) {}
   FrontAccess access;
   PublisherService publisher;
   SubscriberService subscriber;
   SchemaService schemas;
+  IamService iam;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool down = false;
@@ -78,6 +81,7 @@ Result<std::unique_ptr<PubsubFront>> PubsubFront::start(Broker& broker, const To
   builder.RegisterService(&impl->publisher);
   builder.RegisterService(&impl->subscriber);
   builder.RegisterService(&impl->schemas);
+  builder.RegisterService(&impl->iam);
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
     return make_error(Errc::kUnavailable, "the Pub/Sub front cannot listen on " + listen);

@@ -71,11 +71,11 @@ class Session final : public StreamRegistry::Stream {
 
  private:
   Result<void> open(const v1::StreamingPullRequest& req) {
-    auto who = a_.authorize(*ctx_, auth::Permission::kSubscribe);
-    if (!who.ok()) return who.error();
     auto id = parse_resource_path(req.subscription(), a_.project(), ResourceKind::kSubscription,
                                   "subscription");
     if (!id.ok()) return id.error();
+    auto who = a_.authorize(*ctx_, auth::Permission::kSubscribe, iam_subscription(*id));
+    if (!who.ok()) return who.error();
     auto s = a_.consumable(*who, *id);
     if (!s.ok()) return s.error();
     const int64_t deadline = int64_t{req.stream_ack_deadline_seconds()} * kSecond;

@@ -127,10 +127,10 @@ grpc::Status SubscriberService::DeleteSubscription(grpc::ServerContext* ctx,
 Result<SubscriberService::AckTarget> SubscriberService::ack_target(
     const grpc::ServerContext& ctx, const std::string& path,
     const google::protobuf::RepeatedPtrField<std::string>& ack_ids) const {
-  auto who = a_.authorize(ctx, auth::Permission::kSubscribe);
-  if (!who.ok()) return who.error();
   auto id = subscription_id(a_, path);
   if (!id.ok()) return id.error();
+  auto who = a_.authorize(ctx, auth::Permission::kSubscribe, iam_subscription(*id));
+  if (!who.ok()) return who.error();
   if (auto s = a_.consumable(*who, *id); !s.ok()) return s.error();
   if (ack_ids.empty()) return make_error(Errc::kInvalidArgument, "must not be empty", "ack_ids");
   return AckTarget{*id, std::vector<std::string>(ack_ids.begin(), ack_ids.end())};
@@ -159,10 +159,10 @@ grpc::Status SubscriberService::Acknowledge(grpc::ServerContext* ctx,
 
 grpc::Status SubscriberService::Pull(grpc::ServerContext* ctx, const v1::PullRequest* req,
                                      v1::PullResponse* resp) {
-  auto who = a_.authorize(*ctx, auth::Permission::kSubscribe);
-  if (!who.ok()) return to_status(who.error());
   auto id = subscription_id(a_, req->subscription());
   if (!id.ok()) return to_status(id.error());
+  auto who = a_.authorize(*ctx, auth::Permission::kSubscribe, iam_subscription(*id));
+  if (!who.ok()) return to_status(who.error());
   auto s = a_.consumable(*who, *id);
   if (!s.ok()) return to_status(s.error());
   if (req->max_messages() <= 0) {

@@ -194,6 +194,20 @@ FOR EACH ROW
   return all;
 }
 
+// The IAM policies of topics and subscriptions (doc/tokens.md, "IAM policies").
+const std::vector<std::string>& v8() {
+  static const std::vector<std::string> all = {
+      R"sql(CREATE TABLE IF NOT EXISTS iam_policies (
+  resource      VARCHAR(300) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  bindings      JSON NOT NULL,
+  version       BIGINT NOT NULL,
+  updated_at_us BIGINT NOT NULL,
+  CONSTRAINT iam_policies_form CHECK (CHAR_LENGTH(resource) >= 1 AND version >= 1)
+) ENGINE=InnoDB)sql",
+  };
+  return all;
+}
+
 std::string ident(const std::string& name) { return "`" + name + "`"; }
 // A role's login is two accounts with the same password and privileges: at '%' (any host), and
 // at 'localhost'. A stock mariadb-install-db makes anonymous accounts (''@'localhost'), and
@@ -231,6 +245,7 @@ class MysqlDialect final : public SqlDialect {
         {5, "audit_heads", v5()},
         {6, "api_tokens", v6()},
         {7, "admin_audit", v7()},
+        {8, "iam_policies", v8()},
     };
     return all;
   }
@@ -348,7 +363,7 @@ class MysqlDialect final : public SqlDialect {
       std::vector<std::string> out;
       for (const char* table :
            {"events", "event_audit_log", "records", "event_outbox", "bucket_leases",
-            "cluster_members", "audit_heads", "api_tokens", "admin_audit"}) {
+            "cluster_members", "audit_heads", "api_tokens", "admin_audit", "iam_policies"}) {
         out.push_back("REVOKE ALL PRIVILEGES ON " + ident(database) + "." + table + " FROM " +
                       account);
       }
@@ -371,7 +386,8 @@ class MysqlDialect final : public SqlDialect {
                 "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
                 "GRANT SELECT, INSERT, DELETE ON " + db + "event_outbox" + to,
                 "GRANT SELECT, UPDATE ON " + db + "audit_heads" + to,
-                "GRANT SELECT, UPDATE (last_used_at_us) ON " + db + "api_tokens" + to};
+                "GRANT SELECT, UPDATE (last_used_at_us) ON " + db + "api_tokens" + to,
+                "GRANT SELECT ON " + db + "iam_policies" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON " + db + "events" + to,
                 "GRANT SELECT, INSERT ON " + db + "event_audit_log" + to,
@@ -379,7 +395,8 @@ class MysqlDialect final : public SqlDialect {
                 "GRANT SELECT, INSERT, UPDATE ON " + db + "bucket_leases" + to,
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON " + db + "cluster_members" + to,
                 "GRANT SELECT, UPDATE ON " + db + "audit_heads" + to,
-                "GRANT SELECT ON " + db + "api_tokens" + to};
+                "GRANT SELECT ON " + db + "api_tokens" + to,
+                "GRANT SELECT ON " + db + "iam_policies" + to};
       case Role::kReader:
         return {"GRANT SELECT ON " + db + "events" + to,
                 "GRANT SELECT ON " + db + "event_audit_log" + to,
@@ -389,7 +406,8 @@ class MysqlDialect final : public SqlDialect {
                 "GRANT SELECT ON " + db + "cluster_members" + to,
                 "GRANT SELECT ON " + db + "audit_heads" + to,
                 "GRANT SELECT ON " + db + "api_tokens" + to,
-                "GRANT SELECT ON " + db + "admin_audit" + to};
+                "GRANT SELECT ON " + db + "admin_audit" + to,
+                "GRANT SELECT ON " + db + "iam_policies" + to};
     }
     return {};
   }

@@ -192,6 +192,16 @@ CREATE TRIGGER admin_audit_refuse_truncate BEFORE TRUNCATE ON admin_audit
   FOR EACH STATEMENT EXECUTE FUNCTION admin_audit_refuse_change();
 )sql";
 
+// The IAM policies of topics and subscriptions (doc/tokens.md, "IAM policies").
+const char* const kV8Policies = R"sql(
+CREATE TABLE IF NOT EXISTS iam_policies (
+  resource      varchar(300) COLLATE "C" NOT NULL PRIMARY KEY CHECK (length(resource) >= 1),
+  bindings      text         NOT NULL CHECK (bindings::jsonb IS NOT NULL),
+  version       bigint       NOT NULL CHECK (version >= 1),
+  updated_at_us bigint       NOT NULL
+);
+)sql";
+
 std::string ident(const std::string& name) { return "\"" + name + "\""; }
 
 class PostgresDialect final : public SqlDialect {
@@ -210,6 +220,7 @@ class PostgresDialect final : public SqlDialect {
         {5, "audit_heads", {kV5AuditHeads}},
         {6, "api_tokens", {kV6Tokens}},
         {7, "admin_audit", {kV7AdminAudit}},
+        {8, "iam_policies", {kV8Policies}},
     };
     return all;
   }
@@ -296,7 +307,7 @@ class PostgresDialect final : public SqlDialect {
                                                    const std::string&) const override {
     return {
         "REVOKE ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
-        " cluster_members, audit_heads, api_tokens, admin_audit FROM " +
+        " cluster_members, audit_heads, api_tokens, admin_audit, iam_policies FROM " +
         ident(login)};
   }
   std::vector<std::string> grant_table_privileges(Role role, const std::string& login,
@@ -306,24 +317,25 @@ class PostgresDialect final : public SqlDialect {
       case Role::kMigrator:
         return {
             "GRANT ALL ON events, event_audit_log, records, event_outbox, bucket_leases,"
-            " cluster_members, audit_heads, api_tokens, admin_audit" +
+            " cluster_members, audit_heads, api_tokens, admin_audit, iam_policies" +
             to};
       case Role::kSyncWorker:
         return {"GRANT SELECT, INSERT ON events, event_audit_log" + to,
                 "GRANT SELECT, INSERT, DELETE ON event_outbox" + to,
                 "GRANT SELECT, UPDATE ON audit_heads" + to,
-                "GRANT SELECT, UPDATE (last_used_at_us) ON api_tokens" + to};
+                "GRANT SELECT, UPDATE (last_used_at_us) ON api_tokens" + to,
+                "GRANT SELECT ON iam_policies" + to};
       case Role::kMergeWorker:
         return {"GRANT SELECT, INSERT, UPDATE (processed) ON events" + to,
                 "GRANT SELECT, INSERT ON event_audit_log" + to,
                 "GRANT SELECT, INSERT, UPDATE ON records, bucket_leases" + to,
                 "GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_members" + to,
                 "GRANT SELECT, UPDATE ON audit_heads" + to,
-                "GRANT SELECT ON api_tokens" + to};
+                "GRANT SELECT ON api_tokens, iam_policies" + to};
       case Role::kReader:
         return {
             "GRANT SELECT ON events, event_audit_log, records, event_outbox, bucket_leases,"
-            " cluster_members, audit_heads, api_tokens, admin_audit" +
+            " cluster_members, audit_heads, api_tokens, admin_audit, iam_policies" +
             to};
     }
     return {};

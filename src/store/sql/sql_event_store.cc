@@ -582,6 +582,51 @@ class ServerEventStore final : public EventStore {
     return {};
   }
 
+  Result<std::vector<StoredPolicy>> iam_policies() override {
+    auto rows =
+        query(std::string("SELECT ") + kPolicyColumns + " FROM iam_policies ORDER BY resource", {});
+    if (!rows.ok()) return rows.error();
+    std::vector<StoredPolicy> out;
+    out.reserve(rows->rows.size());
+    for (const SqlRow& r : rows->rows) {
+      out.push_back({r.at(0).value_or(""), r.at(1).value_or(""), to_int(r.at(2)),
+                     Timestamp::from_micros(to_int(r.at(3)))});
+    }
+    return out;
+  }
+
+  Result<StoredPolicy> set_iam_policy(const std::string& resource, const std::string& bindings,
+                                      std::optional<int64_t> expected_version,
+                                      Timestamp at) override {
+    BACKBONE_TRY(check_schema());
+    BACKBONE_TRY(require_migrator(role_, "setting an IAM policy needs"));
+    BACKBONE_TRY(check_policy_row(resource, bindings));
+    return write<StoredPolicy>(
+        {}, {}, [&](SqlConnection& c, const Reads&) -> Result<Plan<StoredPolicy>> {
+          const SqlParam key[] = {resource};
+          // Locked: of two sets at once, the second reads the first's version. Of two first
+          // sets, one fails on the key (kConflict).
+          auto held = c.run("SELECT version FROM iam_policies WHERE resource = ? FOR UPDATE", key);
+          if (!held.ok()) return held.error();
+          const int64_t stored = held->rows.empty() ? 0 : to_int(held->rows[0].at(0));
+          BACKBONE_TRY(check_policy_version(resource, expected_version, stored));
+          StoredPolicy out{resource, bindings, stored + 1, at};
+          Plan<StoredPolicy> plan{out, {}, std::nullopt};
+          const std::string version = std::to_string(out.version), us = std::to_string(at.micros());
+          if (stored == 0) {
+            plan.writes.push_back({std::string("INSERT INTO iam_policies (") + kPolicyColumns +
+                                       ") VALUES (?, ?, ?, ?)",
+                                   {resource, bindings, version, us}});
+          } else {
+            plan.writes.push_back(
+                {"UPDATE iam_policies SET bindings = ?, version = ?, updated_at_us = ? WHERE "
+                 "resource = ?",
+                 {bindings, version, us, resource}});
+          }
+          return plan;
+        });
+  }
+
   Result<std::vector<AuditHead>> audit_heads() override {
     auto rows = query(select_heads(dialect_), {});
     if (!rows.ok()) return rows.error();

@@ -38,7 +38,8 @@ bool allowed(Role role, int action, std::string_view table, std::string_view col
     case SQLITE_READ:
       // The schema itself is visible to all; reader may read every table.
       return table.starts_with("sqlite_") || role == Role::kReader || may_insert(role, table) ||
-             ((table == "audit_heads" || table == "api_tokens") && role != Role::kReader);
+             ((table == "audit_heads" || table == "api_tokens" || table == "iam_policies") &&
+              role != Role::kReader);
     case SQLITE_INSERT:
       return may_insert(role, table);
     case SQLITE_UPDATE:

@@ -654,6 +654,43 @@ class SqliteEventStore final : public EventStore {
     });
   }
 
+  Result<std::vector<StoredPolicy>> iam_policies() override {
+    std::lock_guard lock(read_mu_);
+    BACKBONE_TRY(check_schema());
+    auto db = reader();
+    if (!db.ok()) return db.error();
+    auto s = (*db)->prepare(std::string("SELECT ") + kPolicyColumns +
+                            " FROM iam_policies ORDER BY resource");
+    if (!s.ok()) return s.error();
+    return collect<StoredPolicy>(**s, [](Stmt& r) -> Result<StoredPolicy> {
+      return StoredPolicy{r.text(0), r.text(1), r.integer(2), Timestamp::from_micros(r.integer(3))};
+    });
+  }
+
+  Result<StoredPolicy> set_iam_policy(const std::string& resource, const std::string& bindings,
+                                      std::optional<int64_t> expected_version,
+                                      Timestamp at) override {
+    std::lock_guard lock(mu_);
+    BACKBONE_TRY(check_schema());
+    BACKBONE_TRY(require_migrator(db_->role(), "setting an IAM policy needs"));
+    BACKBONE_TRY(check_policy_row(resource, bindings));
+    return in_write_txn<StoredPolicy>([&]() -> Result<StoredPolicy> {
+      auto q = db_->prepare("SELECT version FROM iam_policies WHERE resource = ?");
+      if (!q.ok()) return q.error();
+      (*q)->bind(1, resource);
+      auto held = collect<int64_t>(**q, [](Stmt& r) -> Result<int64_t> { return r.integer(0); });
+      if (!held.ok()) return held.error();
+      const int64_t stored = held->empty() ? 0 : held->front();
+      BACKBONE_TRY(check_policy_version(resource, expected_version, stored));
+      auto w = db_->prepare(std::string("INSERT OR REPLACE INTO iam_policies (") + kPolicyColumns +
+                            ") VALUES (?, ?, ?, ?)");
+      if (!w.ok()) return w.error();
+      BACKBONE_TRY(
+          (*w)->bind(1, resource).bind(2, bindings).bind(3, stored + 1).bind(4, at.micros()).run());
+      return StoredPolicy{resource, bindings, stored + 1, at};
+    });
+  }
+
   Result<void> note_token_uses(std::span<const TokenUse> uses) override {
     std::lock_guard lock(mu_);
     BACKBONE_TRY(check_schema());

@@ -189,6 +189,16 @@ BEGIN
 END;
 )sql";
 
+// The IAM policies of topics and subscriptions (doc/tokens.md, "IAM policies").
+constexpr const char* kV8 = R"sql(
+CREATE TABLE IF NOT EXISTS iam_policies (
+  resource      VARCHAR(300) NOT NULL PRIMARY KEY CHECK (length(resource) BETWEEN 1 AND 300),
+  bindings      JSON         NOT NULL CHECK (json_valid(bindings)),
+  version       INTEGER      NOT NULL CHECK (version >= 1),
+  updated_at_us INTEGER      NOT NULL
+);
+)sql";
+
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "events, event_audit_log, records, immutability triggers", kV1},
@@ -198,6 +208,7 @@ const std::vector<Migration>& migrations() {
       {5, "audit_heads", kV5},
       {6, "api_tokens", kV6},
       {7, "admin_audit", kV7},
+      {8, "iam_policies", kV8},
   };
   return all;
 }

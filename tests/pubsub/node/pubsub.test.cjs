@@ -16,6 +16,8 @@ const STREAMED_KEYS = 'ordered keys stream: a key is out whole, in order, on one
 const DETACH = 'a detached subscription says so, and a pull of it is FAILED_PRECONDITION';
 const SNAPSHOTS = 'snapshots are made, listed and removed; a seek to one, to a time, or ahead ' +
     '(a purge) moves what is acked';
+const IAM = 'an IAM policy binds a Pub/Sub role to a token: "may I publish here?" says no, ' +
+    'then yes, and the publish follows; a bad role, a condition and a stale etag are refused';
 const EMULATOR_DIFFERS = {
   [DETACH]: 'it does not implement DetachSubscription (UNIMPLEMENTED)',
   [SNAPSHOTS]: 'a seek to a time brings back no message acked before it (Pub/Sub promises that ' +
@@ -24,6 +26,7 @@ const EMULATOR_DIFFERS = {
       'it redelivers a nacked message at once (after ~150 ms), ignoring the retry policy',
   'an ordered key dead-letters after 5 attempts (deliveryAttempt 1 to 5) and flows on':
       'it delivers the ordered message 5 times, but nothing reaches the dead-letter topic',
+  [IAM]: 'it does not serve google.iam.v1.IAMPolicy (UNIMPLEMENTED)',
   [STREAMED_KEYS]:
       'it hands out 100 messages of an ordered subscription (33, 33 and 34 of the 3 keys) and ' +
       'no more until some are acked, below the client\'s flow control of 1,000',
@@ -347,6 +350,39 @@ pubsubCase(SCHEMAS, async () => {
   await schema.delete();
   assert.equal((await mine(SchemaViews.Basic)).length, 0);
   await assert.rejects(schema.get(), {code: 5});
+});
+
+pubsubCase(IAM, async () => {
+  const [topic] = await ps.createTopic(name('iam-topic'));
+  const [fresh] = await topic.iam.getPolicy();
+  assert.deepEqual(fresh.bindings, []);
+  assert.equal(fresh.version, 0);
+  // A token of the same environment with the read role only.
+  const reader = target.pubsub(target.readToken).topic(topic.name);
+  const publish = ['pubsub.topics.publish', 'pubsub.topics.get'];
+  assert.deepEqual((await reader.iam.testPermissions(publish))[0],
+                   {'pubsub.topics.publish': false, 'pubsub.topics.get': true});
+  await assert.rejects(reader.publishMessage({data: Buffer.from('no')}), {code: 7});
+  const binding = {role: 'roles/pubsub.publisher', members: ['token:node-reader']};
+  const [set] = await topic.iam.setPolicy({bindings: [binding]});
+  assert.deepEqual(set.bindings, [{condition: null, ...binding}]);
+  assert.deepEqual((await reader.iam.testPermissions(publish))[0],
+                   {'pubsub.topics.publish': true, 'pubsub.topics.get': true});
+  await reader.publishMessage({data: Buffer.from('yes')});
+  // The reader may publish now, but not change the policy.
+  await assert.rejects(reader.iam.setPolicy({bindings: []}), {code: 7});
+  await assert.rejects(topic.iam.setPolicy({bindings: [{role: 'roles/owner', members: ['x']}]}),
+                       {code: 3});
+  await assert.rejects(topic.iam.setPolicy({bindings: [{...binding,
+      condition: {expression: 'true', title: 't'}}]}), {code: 3});
+  await assert.rejects(topic.iam.setPolicy({bindings: [], etag: Buffer.from('0')}), {code: 10});
+  const [now] = await topic.iam.getPolicy();
+  assert.deepEqual(now.bindings.map((b) => [b.role, b.members]),
+                   [['roles/pubsub.publisher', ['token:node-reader']]]);
+  // Taken away again: the reader cannot publish.
+  await topic.iam.setPolicy({bindings: [], etag: now.etag});
+  await assert.rejects(reader.publishMessage({data: Buffer.from('no again')}), {code: 7});
+  await assert.rejects(ps.topic(name('iam-nowhere')).iam.getPolicy(), {code: 5});
 });
 
 pubsubCase(SNAPSHOTS, async () => {

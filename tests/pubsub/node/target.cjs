@@ -84,6 +84,7 @@ module.exports = {
   isBackbone: kind === 'backbone',
   token: process.env.BACKBONE_PUBSUB_TOKEN,
   otherToken: process.env.BACKBONE_PUBSUB_OTHER_TOKEN,
+  readToken: process.env.BACKBONE_PUBSUB_READ_TOKEN,  // "node-reader", role read, same env
   env: process.env.BACKBONE_PUBSUB_ENV || 'sandbox',
   otherEnv: process.env.BACKBONE_PUBSUB_OTHER_ENV || 'production',
   pubsub,
