@@ -24,7 +24,10 @@ TEST(AvroSchema, RefusesWhatIsNotAnAvroSchemaSayingWhy) {
   EXPECT_TRUE(compile_schema(SchemaType::kAvro, kProvince).ok());
   for (const char* bad : {R"({"not_actually":"avro"})", "woohoo i am a schema, no really", "",
                           R"({"type": "record", "name": "R", "fields": [{"name": "a"}]})",
-                          R"({"type": "enum", "name": "E"})", R"("nosuchtype")"}) {
+                          R"({"type": "enum", "name": "E"})", R"("nosuchtype")",
+                          // A name defined twice (libavro leaked the second: refused before it).
+                          R"({"type": "record", "name": "O", "fields": [{"name": "f", "type":
+                              {"type": "fixed", "name": "O", "size": 2}}]})"}) {
     auto c = compile_schema(SchemaType::kAvro, bad);
     EXPECT_EQ(c.code(), Errc::kInvalidArgument) << bad;
     if (!c.ok()) {

@@ -81,6 +81,10 @@ class Model {
       std::string full =
           name.find('.') != std::string::npos || space.empty() ? name : space + "." + name;
       if (auto dot = full.rfind('.'); dot != std::string::npos) space = full.substr(0, dot);
+      // Refused here, before libavro sees it: libavro leaks the second definition.
+      if (named_.count(full) || kPrimitives.count(full)) {
+        return invalid_schema("the name " + full + " is defined twice");
+      }
       Type& t = add(kind == "enum"    ? Type::kEnum
                     : kind == "fixed" ? Type::kFixed
                                       : Type::kRecord,
@@ -373,16 +377,18 @@ class AvroSchema final : public CompiledSchema {
 }  // namespace
 
 Result<std::shared_ptr<const CompiledSchema>> compile_avro(std::string_view definition) {
-  avro_schema_t parsed = nullptr;
-  if (avro_schema_from_json_length(definition.data(), definition.size(), &parsed) != 0) {
-    return invalid_schema(std::string("not an Avro schema: ") + avro_strerror());
-  }
-  avro_schema_decref(parsed);
+  // The model first: it refuses some definitions on whose refusal libavro leaks (a name defined
+  // twice), and libavro, the authority on what is Avro, sees only what it accepted.
   json j = json::parse(definition, nullptr, false);
   if (j.is_discarded()) return invalid_schema("not an Avro schema: not JSON");
   auto model = std::make_unique<Model>();
   auto root = model->parse(j, "");
   if (!root.ok()) return root.error();
+  avro_schema_t parsed = nullptr;
+  if (avro_schema_from_json_length(definition.data(), definition.size(), &parsed) != 0) {
+    return invalid_schema(std::string("not an Avro schema: ") + avro_strerror());
+  }
+  avro_schema_decref(parsed);
   return std::shared_ptr<const CompiledSchema>(
       std::make_shared<AvroSchema>(std::move(model), *root));
 }
