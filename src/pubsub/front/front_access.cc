@@ -46,6 +46,16 @@ Result<auth::Principal> FrontAccess::authorize(const grpc::ServerContext& ctx,
   return who;
 }
 
+Result<void> FrontAccess::forget_policy(const auth::Principal& who,
+                                        const std::string& resource) const {
+  if (!o_.iam) return {};
+  auto held = o_.iam->get(who.env, resource);
+  if (!held.ok() || held->bindings.empty()) return {};
+  auto gone = o_.iam->set(who.env, resource, {}, held->version, who.actor(), clock().now());
+  if (!gone.ok()) return gone.error();
+  return {};
+}
+
 bool FrontAccess::may(const auth::Principal& who, auth::Permission permission,
                       const std::string& resource) const {
   if (o_.iam && !resource.empty()) return o_.iam->may(who, permission, resource);

@@ -86,6 +86,10 @@ class FrontAccess {
   // Whether the caller may do `permission` on `resource` (as authorize).
   bool may(const auth::Principal& who, auth::Permission permission,
            const std::string& resource) const;
+  // After `resource` was deleted: its IAM policy goes with it (as on Pub/Sub), so that a
+  // resource made again under its name grants nothing it did not grant itself. Kept in the
+  // admin audit as an "iam.set" to no bindings.
+  Result<void> forget_policy(const auth::Principal& who, const std::string& resource) const;
   // The IAM policies, if this front has them (`serve`'s do).
   auth::IamPolicies* iam() const { return o_.iam; }
 

@@ -179,7 +179,8 @@ grpc::Status PublisherService::DeleteTopic(grpc::ServerContext* ctx,
   Owned owned;
   if (auto t = a_.topic(*who, *id, &owned); !t.ok()) return to_status(t.error());
   if (owned.managed) return to_status(managed_by_topology("topic", *id));
-  return to_status(a_.broker().delete_topic(*id));
+  if (auto r = a_.broker().delete_topic(*id); !r.ok()) return to_status(r.error());
+  return to_status(a_.forget_policy(*who, iam_topic(*id)));
 }
 
 grpc::Status PublisherService::DetachSubscription(grpc::ServerContext* ctx,

@@ -121,7 +121,8 @@ grpc::Status SubscriberService::DeleteSubscription(grpc::ServerContext* ctx,
   Owned owned;
   if (auto s = a_.subscription(*who, *id, &owned); !s.ok()) return to_status(s.error());
   if (owned.managed) return to_status(managed_by_topology("subscription", *id));
-  return to_status(a_.broker().delete_subscription(*id));
+  if (auto r = a_.broker().delete_subscription(*id); !r.ok()) return to_status(r.error());
+  return to_status(a_.forget_policy(*who, iam_subscription(*id)));
 }
 
 Result<SubscriberService::AckTarget> SubscriberService::ack_target(

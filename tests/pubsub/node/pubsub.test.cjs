@@ -383,6 +383,12 @@ pubsubCase(IAM, async () => {
   await topic.iam.setPolicy({bindings: [], etag: now.etag});
   await assert.rejects(reader.publishMessage({data: Buffer.from('no again')}), {code: 7});
   await assert.rejects(ps.topic(name('iam-nowhere')).iam.getPolicy(), {code: 5});
+  // A policy goes with its topic: one made again under the name grants nothing.
+  await topic.iam.setPolicy({bindings: [binding]});
+  await topic.delete();
+  const [again] = await ps.createTopic(name('iam-topic'));
+  assert.deepEqual((await again.iam.getPolicy())[0].bindings, []);
+  await assert.rejects(reader.publishMessage({data: Buffer.from('not again')}), {code: 7});
 });
 
 pubsubCase(SNAPSHOTS, async () => {
