@@ -360,6 +360,12 @@ Result<void> validate_delay(int64_t us, const char* field);
 // "one-at-a-time" or "streamed"; the name back (nullopt when it names neither).
 std::string_view key_delivery_name(KeyDelivery d);
 std::optional<KeyDelivery> key_delivery_from_name(std::string_view name);
+// Pub/Sub's names of schema types and encodings: "AVRO", "PROTOCOL_BUFFER"; "JSON", "BINARY"
+// (nullopt for another name).
+std::string_view schema_type_name(SchemaType type);
+std::string_view schema_encoding_name(SchemaEncoding encoding);
+std::optional<SchemaType> schema_type_from_name(std::string_view name);
+std::optional<SchemaEncoding> schema_encoding_from_name(std::string_view name);
 // A duration for people: "30s", "31d", "250ms".
 std::string format_duration(int64_t us);
 // Adds to a dead-lettered message's own attributes the kAttr* ones above: which attempt it

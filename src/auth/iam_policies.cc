@@ -52,10 +52,18 @@ std::optional<Permission> iam_permission_need(std::string_view name) {
   return Permission::kAdmin;
 }
 
-std::string bindings_json(const std::vector<IamBinding>& bindings) {
+namespace {
+
+json bindings_array(const std::vector<IamBinding>& bindings) {
   json out = json::array();
   for (const IamBinding& b : bindings) out.push_back({{"role", b.role}, {"members", b.members}});
-  return out.dump();
+  return out;
+}
+
+}  // namespace
+
+std::string bindings_json(const std::vector<IamBinding>& bindings) {
+  return bindings_array(bindings).dump();
 }
 
 Result<std::vector<IamBinding>> bindings_of_json(const std::string& text) {
@@ -144,7 +152,8 @@ Result<IamPolicy> IamPolicies::set(const std::string& env, const std::string& re
     return make_error(Errc::kPermissionDenied,
                       "this process cannot set IAM policies (no administrator's store)");
   }
-  const std::string text = bindings_json(bindings);
+  json array = bindings_array(bindings);
+  const std::string text = array.dump();
   auto row = admin->set_iam_policy(resource, text, expected_version, now);
   if (!row.ok()) return row.error();
   IamPolicy out{bindings, row->version};
@@ -152,7 +161,7 @@ Result<IamPolicy> IamPolicies::set(const std::string& env, const std::string& re
     std::lock_guard lock(mu_);
     envs_.at(env).by_resource[resource] = out;
   }
-  json detail = {{"version", row->version}, {"bindings", json::parse(text)}};
+  json detail = {{"version", row->version}, {"bindings", std::move(array)}};
   BACKBONE_TRY(record_admin_act(*admin, {now, actor, "iam.set", resource, detail.dump()},
                                 "the policy was set"));
   return out;

@@ -186,6 +186,26 @@ std::optional<KeyDelivery> key_delivery_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view schema_type_name(SchemaType type) {
+  return type == SchemaType::kAvro ? "AVRO" : "PROTOCOL_BUFFER";
+}
+
+std::string_view schema_encoding_name(SchemaEncoding encoding) {
+  return encoding == SchemaEncoding::kJson ? "JSON" : "BINARY";
+}
+
+std::optional<SchemaType> schema_type_from_name(std::string_view name) {
+  if (name == "AVRO") return SchemaType::kAvro;
+  if (name == "PROTOCOL_BUFFER") return SchemaType::kProtocolBuffer;
+  return std::nullopt;
+}
+
+std::optional<SchemaEncoding> schema_encoding_from_name(std::string_view name) {
+  if (name == "JSON") return SchemaEncoding::kJson;
+  if (name == "BINARY") return SchemaEncoding::kBinary;
+  return std::nullopt;
+}
+
 std::string format_duration(int64_t us) {
   if (us >= kDay && us % kDay == 0) return std::to_string(us / kDay) + "d";
   if (us % kSecond == 0) return std::to_string(us / kSecond) + "s";

@@ -6,12 +6,23 @@ namespace backbone::delivery {
 
 using nlohmann::json;
 
+namespace {
+
+// What a name read back names; a name of none is a damaged document.
+template <typename T>
+T named(std::optional<T> value, const char* what, const json& at) {
+  if (!value) throw json::other_error::create(501, std::string("unknown ") + what, &at);
+  return *value;
+}
+
+}  // namespace
+
 json topic_config_to_json(const TopicConfig& c) {
   json j = {{"name", c.name}, {"labels", c.labels}};
   if (c.retention_us) j["retention_us"] = *c.retention_us;
   if (c.schema) {
     j["schema"] = {{"name", c.schema->schema},
-                   {"encoding", c.schema->encoding == SchemaEncoding::kJson ? "JSON" : "BINARY"},
+                   {"encoding", schema_encoding_name(c.schema->encoding)},
                    {"first_revision_id", c.schema->first_revision_id},
                    {"last_revision_id", c.schema->last_revision_id}};
   }
@@ -25,8 +36,7 @@ TopicConfig topic_config_from_json(const json& j) {
     const json& s = j["schema"];
     c.schema = TopicSchemaSettings{
         s.at("name").get<std::string>(),
-        s.at("encoding").get<std::string>() == "JSON" ? SchemaEncoding::kJson
-                                                      : SchemaEncoding::kBinary,
+        named(schema_encoding_from_name(s.at("encoding").get<std::string>()), "encoding", j),
         s.at("first_revision_id").get<std::string>(), s.at("last_revision_id").get<std::string>()};
   }
   return c;
@@ -77,7 +87,7 @@ json schema_revisions_to_json(const std::vector<SchemaConfig>& revisions) {
   json out = json::array();
   for (const SchemaConfig& r : revisions) {
     out.push_back({{"name", r.name},
-                   {"type", r.type == SchemaType::kAvro ? "AVRO" : "PROTOCOL_BUFFER"},
+                   {"type", schema_type_name(r.type)},
                    {"definition", r.definition},
                    {"revision_id", r.revision_id},
                    {"revision_create_time_us", r.revision_create_time.micros()}});
@@ -90,7 +100,7 @@ std::vector<SchemaConfig> schema_revisions_from_json(const json& j) {
   for (const json& r : j) {
     out.push_back(SchemaConfig{
         r.at("name").get<std::string>(),
-        r.at("type").get<std::string>() == "AVRO" ? SchemaType::kAvro : SchemaType::kProtocolBuffer,
+        named(schema_type_from_name(r.at("type").get<std::string>()), "schema type", r),
         r.at("definition").get<std::string>(), r.at("revision_id").get<std::string>(),
         Timestamp::from_micros(r.at("revision_create_time_us").get<int64_t>())});
   }

@@ -14,24 +14,4 @@ Result<std::shared_ptr<const CompiledSchema>> compile_schema(SchemaType type,
   return type == SchemaType::kAvro ? compile_avro(definition) : compile_protobuf(definition);
 }
 
-const char* schema_type_name(SchemaType type) {
-  return type == SchemaType::kAvro ? "AVRO" : "PROTOCOL_BUFFER";
-}
-
-const char* schema_encoding_name(SchemaEncoding encoding) {
-  return encoding == SchemaEncoding::kJson ? "JSON" : "BINARY";
-}
-
-std::optional<SchemaType> schema_type_from_name(std::string_view name) {
-  if (name == "AVRO") return SchemaType::kAvro;
-  if (name == "PROTOCOL_BUFFER") return SchemaType::kProtocolBuffer;
-  return std::nullopt;
-}
-
-std::optional<SchemaEncoding> schema_encoding_from_name(std::string_view name) {
-  if (name == "JSON") return SchemaEncoding::kJson;
-  if (name == "BINARY") return SchemaEncoding::kBinary;
-  return std::nullopt;
-}
-
 }  // namespace backbone::schema

@@ -37,12 +37,6 @@ class CompiledSchema {
 Result<std::shared_ptr<const CompiledSchema>> compile_schema(SchemaType type,
                                                              std::string_view definition);
 
-// Pub/Sub's names: "AVRO", "PROTOCOL_BUFFER"; "JSON", "BINARY".
-const char* schema_type_name(SchemaType type);
-const char* schema_encoding_name(SchemaEncoding encoding);
-std::optional<SchemaType> schema_type_from_name(std::string_view name);
-std::optional<SchemaEncoding> schema_encoding_from_name(std::string_view name);
-
 // kInvalidArgument with `reason`, at "schema".
 Error invalid_schema(std::string reason);
 

@@ -40,8 +40,8 @@ Result<SchemaConfig> make_revision(const SchemaConfig& config, const SchemaRevis
   if (!existing.empty() && existing.front().type != config.type) {
     return make_error(Errc::kInvalidArgument,
                       "schema " + config.name + " is of type " +
-                          schema_type_name(existing.front().type) + "; a revision cannot be " +
-                          schema_type_name(config.type),
+                          std::string(schema_type_name(existing.front().type)) +
+                          "; a revision cannot be " + std::string(schema_type_name(config.type)),
                       "type");
   }
   auto compiled = compile_schema(config.type, config.definition);
@@ -149,7 +149,8 @@ Result<std::vector<OutgoingMessage>> SchemaGate::admit(const TopicSchemaSettings
                         "messages");
     }
     out[m].attributes[std::string(kAttrSchemaRevision)] = matched->revision_id;
-    out[m].attributes[std::string(kAttrSchemaEncoding)] = schema_encoding_name(settings.encoding);
+    out[m].attributes[std::string(kAttrSchemaEncoding)] =
+        std::string(schema_encoding_name(settings.encoding));
   }
   return out;
 }

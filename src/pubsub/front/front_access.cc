@@ -7,7 +7,12 @@
 namespace backbone::pubsub {
 namespace {
 
-constexpr const char* kExternalRole = "sync";  // the managed subscription others may consume
+constexpr const char* kExternalRole = "sync";
+
+// What the caller's environment puts before its schemas' names in the broker.
+std::string schema_prefix(const auth::Principal& who) {
+  return who.env + "~";
+}  // the managed subscription others may consume
 
 Error other_env(const char* what, std::string_view id, std::string_view env) {
   return make_error(Errc::kPermissionDenied, std::string(what) + " \"" + std::string(id) +
@@ -183,12 +188,12 @@ bool is_loopback_peer(std::string_view peer) {
 }
 
 std::string FrontAccess::stored_schema(const auth::Principal& who, std::string_view id) const {
-  return who.env + "~" + std::string(id);
+  return schema_prefix(who) + std::string(id);
 }
 
 std::optional<std::string> FrontAccess::caller_schema(const auth::Principal& who,
                                                       std::string_view stored) const {
-  const std::string prefix = who.env + "~";
+  const std::string prefix = schema_prefix(who);
   if (!stored.starts_with(prefix)) return std::nullopt;
   return std::string(stored.substr(prefix.size()));
 }
