@@ -44,17 +44,10 @@ std::unique_ptr<BrokerHarness> make_nats_harness(uint32_t buckets = 0) {
 
 // The suite twice: subscriptions served whole, and split into buckets (every one served here,
 // as by a process alone in its cluster), where each bucket's part has its own state and journal.
-const std::map<std::string, std::string> kNoSeekYet = {
-    {"ASeekToATimeRedeliversWhatWasPublishedSinceAndAcksWhatCameBefore",
-     "snapshots and seek are not built on nats:// yet"},
-    {"ASnapshotPutsBackTheAcknowledgementStateItWasMadeWith",
-     "snapshots and seek are not built on nats:// yet"},
-    {"ASnapshotLapsesAtItsExpireTime", "snapshots and seek are not built on nats:// yet"},
-};
 INSTANTIATE_TEST_SUITE_P(
     Nats, BrokerConformance,
-    ::testing::Values(BrokerBackend{"nats", [] { return make_nats_harness(); }, kNoSeekYet},
-                      BrokerBackend{"nats_split", [] { return make_nats_harness(4); }, kNoSeekYet}),
+    ::testing::Values(BrokerBackend{"nats", [] { return make_nats_harness(); }},
+                      BrokerBackend{"nats_split", [] { return make_nats_harness(4); }}),
     [](const auto& info) { return info.param.name; });
 
 // A topic reader whose buffer overflows loses messages on the way (libnats drops them); the
@@ -307,6 +300,132 @@ TEST_F(NatsSplit, TakingABucketOverFencesOffItsFormerOwner) {
   auto idle = a_->stats("orders.work");
   ASSERT_TRUE(idle.ok());
   EXPECT_EQ(idle->idle(), std::optional<bool>(true));
+}
+
+// What a drain of "orders.work" by the processes serving its buckets got: each key's messages
+// in the order they came, and how many came to a process that does not serve their bucket.
+struct Drained {
+  std::map<std::string, std::vector<std::string>> by_key;
+  int delivered = 0, wrong_owner = 0;
+};
+
+// Pulls and acks until `want` messages came, or every process came back empty three times in a
+// row, then once more (waiting 200 ms) to catch any extra. Each pull before waits up to 1.2 s,
+// longer than a process takes to notice a journal written by another (a second).
+Drained drain(const std::vector<std::pair<Broker*, std::set<uint32_t>>>& servers, int want) {
+  Drained d;
+  constexpr int64_t kWait = 1'200'000;
+  for (int idle = 0; idle < 3;) {
+    const bool last = d.delivered >= want;
+    bool any = false;
+    for (const auto& [broker, mine] : servers) {
+      auto got = broker->pull("orders.work", 50, last ? kWait / 6 : kWait);
+      EXPECT_TRUE(got.ok()) << got.error().describe();
+      if (!got.ok()) return d;
+      std::vector<std::string> ids;
+      for (const ReceivedMessage& m : *got) {
+        ++d.delivered;
+        if (!mine.count(bucket_of(m.message.ordering_key, 4))) ++d.wrong_owner;
+        d.by_key[m.message.ordering_key].push_back(m.message.data);
+        ids.push_back(m.ack_id);
+      }
+      any = any || !ids.empty();
+      if (!ids.empty()) {
+        auto acked = broker->ack("orders.work", ids);
+        EXPECT_TRUE(acked.ok()) << acked.error().describe();
+      }
+    }
+    if (last && !any) break;
+    idle = any ? 0 : idle + 1;
+  }
+  return d;
+}
+
+// Seeks and snapshots made through a process that serves none of the subscription's buckets
+// (c) are taken up by the two that serve them (a and b), which notice the reset journals on
+// their own: every message comes again once, to its bucket's owner, each key in order.
+TEST_F(NatsSplit, ASeekThroughAnotherProcessIsTakenUpByTheProcessesServingTheBuckets) {
+  auto c = Broker::open(BrokerOptions{harness_->url(), &clock_, 4});
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(a_->serve_buckets("orders.work", {{0, 1}, {1, 1}}).ok());
+  ASSERT_TRUE(b_->serve_buckets("orders.work", {{2, 1}, {3, 1}}).ok());
+  const std::vector<std::pair<Broker*, std::set<uint32_t>>> servers = {{a_.get(), {0, 1}},
+                                                                       {b_.get(), {2, 3}}};
+  constexpr int kKeys = 12, kEach = 3;
+  auto batch = [&](const std::string& tag) {
+    std::vector<OutgoingMessage> out;
+    for (int i = 0; i < kEach; ++i) {
+      for (int k = 0; k < kKeys; ++k) {
+        out.push_back({tag + std::to_string(i), {}, "key" + std::to_string(k)});
+      }
+    }
+    return out;
+  };
+  // What each key must get, for the batches named.
+  auto expected = [&](std::vector<std::string> tags) {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const std::string& tag : tags) {
+      for (int i = 0; i < kEach; ++i) {
+        for (int k = 0; k < kKeys; ++k)
+          out["key" + std::to_string(k)].push_back(tag + std::to_string(i));
+      }
+    }
+    return out;
+  };
+  auto check = [&](const std::vector<std::string>& tags) {
+    const Drained d = drain(servers, static_cast<int>(tags.size()) * kKeys * kEach);
+    EXPECT_EQ(d.wrong_owner, 0);
+    EXPECT_EQ(d.delivered, static_cast<int>(tags.size()) * kKeys * kEach);
+    EXPECT_EQ(d.by_key, expected(tags));  // each once, in order
+  };
+
+  const Timestamp t0 = clock_.now();
+  clock_.advance_micros(kSecond);
+  ASSERT_TRUE(b_->publish("orders", batch("a")).ok());
+  check({"a"});
+  auto snap = (*c)->create_snapshot("after-a", "orders.work", {});
+  ASSERT_TRUE(snap.ok()) << snap.error().describe();
+  // Nothing was unacked: it lasts 7 days from its making.
+  EXPECT_EQ(snap->expire_time, clock_.now().plus_micros(kSnapshotLifeUs));
+  clock_.advance_micros(kSecond);
+  ASSERT_TRUE(b_->publish("orders", batch("b")).ok());
+  // One delivery is out when the seek comes: its late ack changes nothing.
+  auto out = a_->pull("orders.work", 1, 3 * kSecond / 2);
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->size(), 1u);
+  const std::string held_key = (*out)[0].message.ordering_key;
+
+  ASSERT_TRUE((*c)->seek_to_time("orders.work", t0).ok());
+  const std::vector<std::string> late = {(*out)[0].ack_id};
+  auto late_ack = a_->ack("orders.work", late);
+  EXPECT_TRUE(!late_ack.ok() || *late_ack == 0u);
+  check({"a", "b"});
+
+  ASSERT_TRUE((*c)->seek_to_snapshot("orders.work", "after-a").ok());
+  check({"b"});
+  EXPECT_FALSE(held_key.empty());
+
+  // A snapshot made with messages unacked lasts 7 days from the oldest of them, and brings
+  // back exactly those.
+  clock_.advance_micros(kSecond);
+  const Timestamp published_c = clock_.now();
+  ASSERT_TRUE(b_->publish("orders", batch("c")).ok());
+  clock_.advance_micros(kHour);
+  auto pending = (*c)->create_snapshot("c-pending", "orders.work", {});
+  ASSERT_TRUE(pending.ok()) << pending.error().describe();
+  EXPECT_EQ(pending->expire_time, published_c.plus_micros(kSnapshotLifeUs));
+  check({"c"});
+  ASSERT_TRUE((*c)->seek_to_snapshot("orders.work", "c-pending").ok());
+  check({"c"});
+  // A seek ahead is a purge: nothing comes, until something new is published.
+  ASSERT_TRUE((*c)->seek_to_time("orders.work", clock_.now().plus_micros(kHour)).ok());
+  ASSERT_TRUE((*c)->seek_to_time("orders.work", t0).ok());
+  ASSERT_TRUE((*c)->seek_to_time("orders.work", clock_.now().plus_micros(kHour)).ok());
+  check({});
+  // Deleting the topic deletes its snapshots.
+  ASSERT_TRUE((*c)->delete_topic("orders").ok());
+  EXPECT_EQ((*c)->get_snapshot("after-a").code(), Errc::kNotFound);
+  EXPECT_TRUE((*c)->list_snapshots()->empty());
 }
 
 TEST(NatsMessage, AckRepliesOfBothFormsGiveSequenceAndPending) {

@@ -83,6 +83,22 @@ SubscriptionConfig subscription_config_from_json(const json& j) {
   return c;
 }
 
+json snapshot_config_to_json(const SnapshotConfig& c) {
+  return {{"name", c.name},
+          {"topic", c.topic},
+          {"expire_time_us", c.expire_time.micros()},
+          {"labels", c.labels}};
+}
+
+SnapshotConfig snapshot_config_from_json(const json& j) {
+  SnapshotConfig c;
+  c.name = j.at("name").get<std::string>();
+  c.topic = j.at("topic").get<std::string>();
+  c.expire_time = Timestamp::from_micros(j.at("expire_time_us").get<int64_t>());
+  c.labels = j.at("labels").get<Attributes>();
+  return c;
+}
+
 json schema_revisions_to_json(const std::vector<SchemaConfig>& revisions) {
   json out = json::array();
   for (const SchemaConfig& r : revisions) {

@@ -29,21 +29,16 @@ CatalogSubscription sub_from_json(const json& j) {
 }
 
 json snapshot_to_json(const CatalogSnapshot& s) {
-  return {{"name", s.config.name},
-          {"topic", s.config.topic},
-          {"expire_time_us", s.config.expire_time.micros()},
-          {"labels", s.config.labels},
-          {"topic_id", s.topic_id},
-          {"lwm", s.lwm},
-          {"acked", s.acked}};
+  json j = delivery::snapshot_config_to_json(s.config);
+  j["topic_id"] = s.topic_id;
+  j["lwm"] = s.lwm;
+  j["acked"] = s.acked;
+  return j;
 }
 
 CatalogSnapshot snapshot_from_json(const json& j) {
   CatalogSnapshot s;
-  s.config.name = j.at("name").get<std::string>();
-  s.config.topic = j.at("topic").get<std::string>();
-  s.config.expire_time = Timestamp::from_micros(j.at("expire_time_us").get<int64_t>());
-  s.config.labels = j.at("labels").get<Attributes>();
+  s.config = delivery::snapshot_config_from_json(j);
   s.topic_id = j.at("topic_id").get<uint32_t>();
   s.lwm = j.at("lwm").get<uint64_t>();
   s.acked = j.at("acked").get<std::vector<uint64_t>>();

@@ -14,6 +14,7 @@
 #include "broker/nats/nats_client.h"
 #include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
+#include "broker/nats/nats_seek.h"
 #include "broker/nats/nats_subscription.h"
 #include "broker/schema/schema_registry.h"
 
@@ -106,20 +107,17 @@ class NatsBroker final : public Broker {
   }
 
   Result<std::vector<TopicConfig>> list_topics() override {
-    auto keys = client_->kv_keys();
-    if (!keys.ok()) return keys.error();
+    auto all = catalog_entries<TopicConfig>(
+        "t.", [](const std::string& text, const std::string& key) -> Result<TopicConfig> {
+          try {
+            return delivery::topic_config_from_json(json::parse(text));
+          } catch (const json::exception& e) {
+            return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + e.what());
+          }
+        });
+    if (!all.ok()) return all.error();
     std::vector<TopicConfig> out;
-    for (const std::string& k : *keys) {
-      if (!k.starts_with("t.")) continue;
-      auto v = client_->kv_get(k);
-      if (v.code() == Errc::kNotFound) continue;  // deleted meanwhile
-      if (!v.ok()) return v.error();
-      try {
-        out.push_back(delivery::topic_config_from_json(json::parse(v->first)));
-      } catch (const json::exception& e) {
-        return make_error(Errc::kDataLoss, "catalog entry " + k + " is damaged: " + e.what());
-      }
-    }
+    for (auto& [key, t] : *all) out.push_back(std::move(t.first));
     std::sort(out.begin(), out.end(),
               [](const TopicConfig& a, const TopicConfig& b) { return a.name < b.name; });
     return out;
@@ -165,6 +163,8 @@ class NatsBroker final : public Broker {
       }
     }
     BACKBONE_TRY(client_->kv_delete(topic_key(name)));
+    // Its snapshots go with it: a topic made again under the name has other sequences.
+    BACKBONE_TRY(drop_snapshots([&](const SnapshotEntry& s) { return s.config.topic == name; }));
     {
       std::lock_guard lk(mu_);
       topic_buckets_.erase(std::string(name));
@@ -265,23 +265,132 @@ class NatsBroker final : public Broker {
     return {};
   }
 
-  // Snapshots and seek: not built on NATS yet (doc/broker_nats.md).
-  static Error no_seek() {
-    return make_error(Errc::kInvalidArgument,
-                      "snapshots and seek are not built on nats:// yet (doc/broker_nats.md)");
+  // Snapshots: the config in the catalog ("sn.<name>"), each part's acknowledgement state in
+  // the snapshots stream under the snapshot's uid. A seek resets each part's journal
+  // (nats_seek.h, doc/broker_nats.md).
+  Result<SnapshotConfig> create_snapshot(std::string_view name, std::string_view subscription,
+                                         const Attributes& labels) override {
+    BACKBONE_TRY(validate_resource_name(name, "snapshot"));
+    BACKBONE_TRY(check_encodable(name, "snapshot"));
+    const Timestamp now = clock_.now();
+    if (auto held = snapshot(name); held.ok()) {
+      return make_error(Errc::kAlreadyExists, "snapshot " + std::string(name) + " exists");
+    } else if (held.code() != Errc::kNotFound) {
+      return held.error();
+    }
+    auto e = entry(subscription);
+    if (!e.ok()) return e.error();
+    const SubscriptionEntry& sub = e->first;
+    if (sub.config.detached || sub.config.topic == kDetachedTopic) {
+      return make_error(Errc::kImmutable, "subscription " + std::string(subscription) +
+                                              " has no topic: there is nothing to snapshot");
+    }
+    auto buckets = topic_buckets(sub.config.topic);
+    if (!buckets.ok()) return buckets.error();
+    auto state = read_parts(*client_, ns_, sub, *buckets);
+    if (!state.ok()) return state.error();
+    auto expire = snapshot_expiry(state->oldest_unacked, now);
+    if (!expire.ok()) return expire.error();
+    SnapshotEntry made{{std::string(name), sub.config.topic, *expire, labels}, new_uid(), *buckets};
+    BACKBONE_TRY(save_parts(*client_, ns_, made.uid, state->parts));
+    BACKBONE_TRY(drop_snapshots([&](const SnapshotEntry& s) {
+      return !(now < s.config.expire_time);  // every expired one goes now
+    }));
+    auto r = client_->kv_create(snapshot_key(name), snapshot_text(made));
+    if (!r.ok()) {
+      (void)drop_parts(*client_, ns_, made.uid);
+      if (r.code() == Errc::kAlreadyExists) {
+        return make_error(Errc::kAlreadyExists, "snapshot " + std::string(name) + " exists");
+      }
+      return r.error();
+    }
+    return made.config;
   }
-  Result<SnapshotConfig> create_snapshot(std::string_view, std::string_view,
-                                         const Attributes&) override {
-    return no_seek();
+
+  Result<SnapshotConfig> get_snapshot(std::string_view name) override {
+    auto s = snapshot(name);
+    if (!s.ok()) return s.error();
+    return s->first.config;
   }
-  Result<SnapshotConfig> get_snapshot(std::string_view) override { return no_seek(); }
+
   Result<std::vector<SnapshotConfig>> list_snapshots() override {
-    return std::vector<SnapshotConfig>{};  // none can be made
+    auto all = snapshots();
+    if (!all.ok()) return all.error();
+    const Timestamp now = clock_.now();
+    std::vector<SnapshotConfig> out;
+    for (const auto& [key, s] : *all) {
+      if (now < s.first.config.expire_time) out.push_back(s.first.config);
+    }
+    std::sort(out.begin(), out.end(),
+              [](const SnapshotConfig& a, const SnapshotConfig& b) { return a.name < b.name; });
+    return out;
   }
-  Result<void> update_snapshot(const SnapshotConfig&) override { return no_seek(); }
-  Result<void> delete_snapshot(std::string_view) override { return no_seek(); }
-  Result<void> seek_to_time(std::string_view, Timestamp) override { return no_seek(); }
-  Result<void> seek_to_snapshot(std::string_view, std::string_view) override { return no_seek(); }
+
+  Result<void> update_snapshot(const SnapshotConfig& config) override {
+    auto s = snapshot(config.name);
+    if (!s.ok()) return s.error();
+    BACKBONE_TRY(validate_snapshot_update(s->first.config, config));
+    SnapshotEntry next = s->first;
+    next.config = config;
+    return client_->kv_update(snapshot_key(config.name), snapshot_text(next), s->second);
+  }
+
+  Result<void> delete_snapshot(std::string_view name) override {
+    auto s = snapshot(name);
+    if (!s.ok()) return s.error();
+    BACKBONE_TRY(client_->kv_delete(snapshot_key(name)));
+    return drop_parts(*client_, ns_, s->first.uid);
+  }
+
+  Result<void> seek_to_time(std::string_view subscription, Timestamp time) override {
+    auto e = seekable(subscription);
+    if (!e.ok()) return e.error();
+    const SubscriptionEntry& sub = *e;
+    if (sub.config.topic == kDetachedTopic) return {};  // its topic was deleted: nothing to seek
+    auto buckets = topic_buckets(sub.config.topic);
+    if (!buckets.ok()) return buckets.error();
+    const std::string stream = topic_stream(ns_, sub.config.topic);
+    auto ts = client_->stream_state(stream);
+    if (!ts.ok()) return ts.error();
+    // The subscription sees what was published since it was made; of that, what is held.
+    if (ts->first_seq > sub.start && ts->messages > 0) {
+      auto held_from = published_at(*client_, stream, ts->first_seq);
+      if (!held_from.ok() && held_from.code() != Errc::kNotFound) return held_from.error();
+      if (held_from.ok() && time < *held_from) {
+        return beyond_retention_error(subscription, time, *held_from);
+      }
+    }
+    const uint64_t from = std::max(sub.start, ts->first_seq);
+    auto lwm =
+        first_published_at_or_after(*client_, stream, from, std::max(from, ts->last_seq + 1), time);
+    if (!lwm.ok()) return lwm.error();
+    std::vector<delivery::RestoredState> parts(std::max<uint32_t>(*buckets, 1));
+    for (auto& p : parts) p.lwm = *lwm;
+    return reset(sub, *buckets, parts);
+  }
+
+  Result<void> seek_to_snapshot(std::string_view subscription,
+                                std::string_view snapshot_name) override {
+    auto e = seekable(subscription);
+    if (!e.ok()) return e.error();
+    const SubscriptionEntry& sub = *e;
+    auto s = snapshot(snapshot_name);
+    if (!s.ok()) return s.error();
+    const SnapshotEntry& snap = s->first;
+    auto buckets = sub.config.topic == kDetachedTopic
+                       ? Result<uint32_t>(make_error(Errc::kNotFound, "no topic"))
+                       : topic_buckets(sub.config.topic);
+    if (sub.config.topic != snap.config.topic || !buckets.ok() || *buckets != snap.buckets) {
+      return make_error(Errc::kInvalidArgument,
+                        "snapshot " + std::string(snapshot_name) + " was made on topic " +
+                            snap.config.topic + ", not on subscription " +
+                            std::string(subscription) + "'s topic",
+                        "snapshot");
+    }
+    auto parts = load_parts(*client_, ns_, snap.uid, std::max<uint32_t>(snap.buckets, 1));
+    if (!parts.ok()) return parts.error();
+    return reset(sub, snap.buckets, *parts);
+  }
 
   Result<void> detach_subscription(std::string_view name) override {
     auto e = entry(name);
@@ -583,21 +692,96 @@ class NatsBroker final : public Broker {
     }
   }
 
-  // Every subscription's catalog entry, by key.
-  Result<std::map<std::string, std::pair<SubscriptionEntry, uint64_t>>> entries() {
+  // Every catalog entry whose key starts with `prefix`, read by `parse`, by key, with its
+  // revision (one deleted meanwhile is left out).
+  template <typename T>
+  Result<std::map<std::string, std::pair<T, uint64_t>>> catalog_entries(
+      std::string_view prefix,
+      Result<T> (*parse)(const std::string& text, const std::string& key)) {
     auto keys = client_->kv_keys();
     if (!keys.ok()) return keys.error();
-    std::map<std::string, std::pair<SubscriptionEntry, uint64_t>> out;
+    std::map<std::string, std::pair<T, uint64_t>> out;
     for (const std::string& k : *keys) {
-      if (!k.starts_with("s.")) continue;
+      if (!k.starts_with(prefix)) continue;
       auto v = client_->kv_get(k);
       if (v.code() == Errc::kNotFound) continue;
       if (!v.ok()) return v.error();
-      auto e = parse_entry(v->first, k);
+      auto e = parse(v->first, k);
       if (!e.ok()) return e.error();
       out.emplace(k, std::pair{std::move(*e), v->second});
     }
     return out;
+  }
+  // Every subscription's catalog entry, by key.
+  Result<std::map<std::string, std::pair<SubscriptionEntry, uint64_t>>> entries() {
+    return catalog_entries<SubscriptionEntry>("s.", parse_entry);
+  }
+
+  // A snapshot's catalog entry: its config, where its parts are kept, and its topic's buckets.
+  struct SnapshotEntry {
+    SnapshotConfig config;
+    std::string uid;
+    uint32_t buckets = 0;
+  };
+  static std::string snapshot_text(const SnapshotEntry& s) {
+    json j = delivery::snapshot_config_to_json(s.config);
+    j["uid"] = s.uid;
+    j["buckets"] = s.buckets;
+    return j.dump();
+  }
+  static Result<SnapshotEntry> parse_snapshot(const std::string& text, const std::string& key) {
+    try {
+      const json j = json::parse(text);
+      return SnapshotEntry{delivery::snapshot_config_from_json(j), j.at("uid").get<std::string>(),
+                           j.at("buckets").get<uint32_t>()};
+    } catch (const json::exception& ex) {
+      return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + ex.what());
+    }
+  }
+  // Every snapshot's catalog entry (expired ones too), by key, with its revision.
+  Result<std::map<std::string, std::pair<SnapshotEntry, uint64_t>>> snapshots() {
+    return catalog_entries<SnapshotEntry>("sn.", parse_snapshot);
+  }
+  // An unexpired snapshot, with its entry's revision (kNotFound: none, or expired).
+  Result<std::pair<SnapshotEntry, uint64_t>> snapshot(std::string_view name) {
+    BACKBONE_TRY(check_encodable(name, "snapshot"));
+    const std::string key = snapshot_key(name);
+    auto v = client_->kv_get(key);
+    if (!v.ok() && v.code() != Errc::kNotFound) return v.error();
+    if (v.ok()) {
+      auto s = parse_snapshot(v->first, key);
+      if (!s.ok()) return s.error();
+      if (clock_.now() < s->config.expire_time) return std::pair{std::move(*s), v->second};
+    }
+    return make_error(Errc::kNotFound, "snapshot " + std::string(name) + " does not exist");
+  }
+  // Deletes the snapshots that `doomed` names, entry first, then their parts.
+  template <typename Pred>
+  Result<void> drop_snapshots(Pred doomed) {
+    auto all = snapshots();
+    if (!all.ok()) return all.error();
+    for (const auto& [key, s] : *all) {
+      if (!doomed(s.first)) continue;
+      auto d = client_->kv_delete(key);
+      if (!d.ok() && d.code() != Errc::kNotFound) return d;
+      BACKBONE_TRY(drop_parts(*client_, ns_, s.first.uid));
+    }
+    return {};
+  }
+  // The subscription a seek names: it exists and is not detached.
+  Result<SubscriptionEntry> seekable(std::string_view subscription) {
+    auto e = entry(subscription);
+    if (!e.ok()) return e.error();
+    if (e->first.config.detached) return detached_error(subscription);
+    return std::move(e->first);
+  }
+  // Puts `parts` on the subscription's journals; the process serving it reloads from them (this
+  // one at once).
+  Result<void> reset(const SubscriptionEntry& sub, uint32_t buckets,
+                     const std::vector<delivery::RestoredState>& parts) {
+    BACKBONE_TRY(reset_parts(*client_, ns_, sub.config.name, buckets, parts));
+    if (auto s = local(sub.config.name)) s->reload();
+    return {};
   }
 
   std::shared_ptr<NatsSubscription> local(const std::string& name) {

@@ -227,6 +227,26 @@ Result<uint64_t> NatsClient::last_seq_of(const std::string& stream, const std::s
   return seq;
 }
 
+Result<FetchedMessage> NatsClient::get_message(const std::string& stream, uint64_t seq) {
+  natsMsg* m = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetMsg(&m, js_, stream.c_str(), seq, nullptr, &jerr);
+  if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+    if (m) natsMsg_Destroy(m);
+    return make_error(Errc::kNotFound,
+                      "stream " + stream + " holds no message at " + std::to_string(seq));
+  }
+  if (s != NATS_OK) {
+    return nats_error(s, jerr, "cannot read message " + std::to_string(seq) + " of " + stream);
+  }
+  FetchedMessage f;
+  f.seq = natsMsg_GetSequence(m);
+  f.subject = natsMsg_GetSubject(m);
+  f.payload.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+  natsMsg_Destroy(m);
+  return f;
+}
+
 Result<std::vector<uint64_t>> NatsClient::publish(std::span<const OutgoingNatsMessage> messages) {
   PublisherPool* pool = pool_.get();
   std::unique_ptr<AsyncPublisher> p;

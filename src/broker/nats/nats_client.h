@@ -76,11 +76,13 @@ class NatsClient {
   // kNotFound if it does not exist.
   Result<void> delete_stream(const std::string& name);
   Result<StreamState> stream_state(const std::string& name);
-  // Removes the messages below `seq` (only those on `subject`, when given).
+  // Removes the messages below `seq` (0: all of them; only those on `subject`, when given).
   Result<void> purge_below(const std::string& stream, uint64_t seq,
                            const std::string& subject = {});
   // The sequence of the last message on `subject` in `stream`; 0 when it has none.
   Result<uint64_t> last_seq_of(const std::string& stream, const std::string& subject);
+  // The message at `seq` in `stream`; kNotFound when the stream holds none there.
+  Result<FetchedMessage> get_message(const std::string& stream, uint64_t seq);
 
   // Publishes every message, pipelined, and waits until JetStream has stored all of them.
   // Returns each one's stream sequence (a dropped duplicate's is the original's).

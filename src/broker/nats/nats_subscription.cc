@@ -1,7 +1,6 @@
 #include "broker/nats/nats_subscription.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -13,6 +12,7 @@
 #include "broker/delivery/journal_sink.h"
 #include "broker/nats/nats_message.h"
 #include "broker/nats/nats_names.h"
+#include "broker/nats/nats_seek.h"
 
 namespace backbone::nats {
 namespace {
@@ -31,22 +31,12 @@ constexpr uint64_t kReadAhead = 4096;
 constexpr auto kWaitSlice = std::chrono::milliseconds(50);
 // How long a reader may take to deliver messages that its stream is known to hold.
 constexpr int64_t kCatchUpMs = 5'000;
+// How often a served subscription looks for journal writes that are not its own.
+constexpr auto kLookForOthers = std::chrono::seconds(1);
 
 uint64_t random_u64() {
   static thread_local std::mt19937_64 rng(std::random_device{}());
   return rng();
-}
-
-// The bucket a split topic's subject names (its last token).
-std::optional<uint32_t> subject_bucket(std::string_view subject) {
-  const size_t dot = subject.rfind('.');
-  if (dot == std::string_view::npos) return std::nullopt;
-  uint32_t b = 0;
-  const char* first = subject.data() + dot + 1;
-  const char* last = subject.data() + subject.size();
-  const auto [end, ec] = std::from_chars(first, last, b);
-  if (ec != std::errc() || end != last || first == last) return std::nullopt;
-  return b;
 }
 
 }  // namespace
@@ -103,8 +93,8 @@ Result<void> NatsSubscription::create_journal(NatsClient& client, const std::str
   delivery::encode_journal_record({JournalRecord::Type::kBase, 0, entry.start, 0, 0, 0, {}}, first);
   std::vector<OutgoingNatsMessage> bases;
   for (uint32_t b = 0; b < std::max<uint32_t>(buckets, 1); ++b) {
-    bases.push_back({buckets > 0 ? bucket_subject(subject, b) : subject,
-                     entry.uid + "." + std::to_string(b) + ".base", first});
+    bases.push_back(
+        {part_subject(subject, buckets, b), entry.uid + "." + std::to_string(b) + ".base", first});
   }
   auto seqs = client.publish(bases);
   if (!seqs.ok()) return seqs.error();
@@ -162,6 +152,42 @@ void NatsSubscription::apply_serve() {
   }
 }
 
+void NatsSubscription::reload() {
+  std::lock_guard lk(mu_);
+  unload_all();
+  changed_.notify_all();
+}
+
+void NatsSubscription::notice_others() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_look_) return;
+  next_look_ = now + kLookForOthers;
+  uint64_t mine = 0;
+  bool any = false;
+  for (const auto& [b, p] : parts_) {
+    if (!p->loaded) continue;
+    any = true;
+    mine = std::max(mine, p->journal_last);
+  }
+  if (!any) return;
+  // Failures here are left to the next append, which is fenced anyway.
+  auto st = client_.stream_state(journal_stream_);
+  if (!st.ok() || st->last_seq == journal_seen_) return;
+  // One journal subject whose last message is this process's: nobody wrote after it, and a
+  // write before it would have failed it.
+  if (buckets_ == 0 && st->last_seq == mine) {
+    journal_seen_ = st->last_seq;
+    return;
+  }
+  for (auto& [b, p] : parts_) {
+    if (!p->loaded) continue;
+    auto last = client_.last_seq_of(journal_stream_, p->journal_subject);
+    if (!last.ok()) return;
+    if (*last != p->journal_last) unload(*p);
+  }
+  journal_seen_ = st->last_seq;
+}
+
 std::string NatsSubscription::ack_id(const Part& p, uint64_t offset, uint64_t generation) const {
   return delivery::encode_ack_id(p.owner, offset, generation);
 }
@@ -188,7 +214,7 @@ std::vector<NatsSubscription::Part*> NatsSubscription::served_parts() {
       slot = std::make_unique<Part>();
       slot->bucket = b;
       slot->epoch = epoch;
-      slot->journal_subject = buckets_ > 0 ? bucket_subject(journal_subject_, b) : journal_subject_;
+      slot->journal_subject = part_subject(journal_subject_, buckets_, b);
       slot->owner = buckets_ > 0 ? uid_ + "." + std::to_string(b) : uid_;
     }
     out.push_back(slot.get());
@@ -249,54 +275,20 @@ Result<void> NatsSubscription::ensure_loaded() {
 Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
   // Replay each part's journal.
   struct Replayed {
-    delivery::JournalFold fold;
+    ReplayedJournal journal;
     uint64_t lwm_seq = 0, end_seq = 0;
-    uint64_t claimed = 0;  // the latest epoch a claim names
   };
   std::vector<Replayed> replayed(parts.size());
   for (size_t i = 0; i < parts.size(); ++i) {
     Part& p = *parts[i];
-    auto last = client_.last_seq_of(journal_stream_, p.journal_subject);
-    if (!last.ok()) return last.error();
-    uint64_t records = 0;
-    if (*last > 0) {
-      auto jr = client_.reader(journal_stream_, p.journal_subject, 1);
-      if (!jr.ok()) return jr.error();
-      uint64_t seen = 0;
-      while (seen < *last) {
-        auto batch = (*jr)->fetch(256, kCatchUpMs);
-        if (!batch.ok()) return batch.error();
-        if (batch->empty()) {
-          return make_error(Errc::kUnavailable, "the journal " + p.journal_subject +
-                                                    " ended before its last sequence " +
-                                                    std::to_string(*last));
-        }
-        for (const FetchedMessage& m : *batch) {
-          seen = m.seq;
-          size_t pos = 0;
-          while (pos < m.payload.size()) {
-            auto frame = delivery::read_frame(m.payload, pos);
-            JournalRecord rec;
-            if (!frame || !delivery::decode_journal_record(frame->payload, rec)) {
-              return make_error(Errc::kDataLoss, "the journal " + p.journal_subject +
-                                                     " has a damaged record at sequence " +
-                                                     std::to_string(m.seq));
-            }
-            replayed[i].fold.apply(rec);
-            if (rec.type == JournalRecord::Type::kClaim) {
-              replayed[i].claimed = std::max(replayed[i].claimed, rec.offset);
-            }
-            ++records;
-            pos += frame->size;
-          }
-        }
-      }
-    }
-    p.journal_last = *last;
-    p.records_since_checkpoint = records;
+    auto held = replay_journal(client_, journal_stream_, p.journal_subject);
+    if (!held.ok()) return held.error();
+    replayed[i].journal = std::move(*held);
+    p.journal_last = replayed[i].journal.last;
+    p.records_since_checkpoint = replayed[i].journal.records;
     // Served at a later epoch already: this process's lease is stale, and its keeper will
     // hear so; the part stays unserved here until then.
-    if (served_ && replayed[i].claimed > p.epoch) p.fenced = true;
+    if (served_ && replayed[i].journal.claimed > p.epoch) p.fenced = true;
   }
 
   // Read back the topic's unacked messages, for every part at once.
@@ -306,7 +298,7 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
   for (size_t i = 0; i < parts.size(); ++i) {
     Part& p = *parts[i];
     if (p.fenced) continue;
-    const delivery::RestoredState& restored = replayed[i].fold.state(0);
+    const delivery::RestoredState& restored = replayed[i].journal.fold.state(0);
     uint64_t lwm = std::max(restored.lwm, start_);
     if (ts->messages > 0) lwm = std::max(lwm, ts->first_seq);
     uint64_t end = lwm;
@@ -331,7 +323,7 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
   for (size_t i = 0; i < parts.size(); ++i) {
     Part& p = *parts[i];
     if (p.fenced) continue;
-    const delivery::RestoredState& restored = replayed[i].fold.state(0);
+    const delivery::RestoredState& restored = replayed[i].journal.fold.state(0);
     auto local = [&](uint64_t seq) -> std::optional<uint64_t> {
       auto it = std::lower_bound(p.seqs.begin(), p.seqs.end(), seq);
       if (it == p.seqs.end() || *it != seq) return std::nullopt;
@@ -351,7 +343,7 @@ Result<void> NatsSubscription::load(const std::vector<Part*>& parts) {
     p.state =
         std::make_unique<delivery::SubscriptionState>(config_, mine.lwm, (random_u64() >> 16) + 1);
     p.state->restore(mine, p.index, clock_.now());
-    p.state->set_dead_lettered(replayed[i].fold.dead_lettered(0));
+    p.state->set_dead_lettered(replayed[i].journal.fold.dead_lettered(0));
     p.pending_records.clear();
     p.pending_forwards.clear();
     if (served_) {
@@ -551,12 +543,16 @@ Result<void> NatsSubscription::commit(Part& p) {
 
 Result<std::vector<ReceivedMessage>> NatsSubscription::pull(size_t max, int64_t wait_us) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::microseconds(wait_us);
+  // A part whose append was refused was unloaded: another process wrote its journal (a seek,
+  // or a takeover). The pull loads it again once, at once, before it answers the failure.
+  bool reloaded = false;
   for (;;) {
     {
       std::lock_guard rl(reader_mu_);
       std::unique_lock lk(mu_);
       if (detached_) return std::vector<ReceivedMessage>{};
       apply_serve();
+      notice_others();
       BACKBONE_TRY(ensure_loaded());
       BACKBONE_TRY(fill(max, &lk));
       if (detached_) return std::vector<ReceivedMessage>{};
@@ -603,6 +599,10 @@ Result<std::vector<ReceivedMessage>> NatsSubscription::pull(size_t max, int64_t 
         received.reserve(out.size());
         for (auto& [seq, r] : out) received.push_back(std::move(r));
         return received;
+      }
+      if (failed && !reloaded) {
+        reloaded = true;
+        continue;
       }
       if (failed) return *failed;
     }
@@ -712,6 +712,7 @@ Result<SubscriptionStats> NatsSubscription::stats() {
   apply_serve();
   const bool all = buckets_ == 0 || !served_ || served_->size() >= buckets_;  // (valid buckets)
   if (rl.owns_lock()) {
+    notice_others();
     BACKBONE_TRY(ensure_loaded());
     if (all) {
       BACKBONE_TRY(fill(1, &lk));

@@ -36,6 +36,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -103,6 +104,10 @@ class NatsSubscription {
   // lease; nullopt: all of them, with no claims. The parts no longer served, or served at
   // another epoch now, are dropped with their deliveries (their ack ids go stale).
   void serve(std::optional<std::map<uint32_t, uint64_t>> buckets);
+  // Drops what is held here, so that the next call replays the journals: after this process
+  // reset them (a seek). A reset by another process is noticed by the next call after a
+  // second of real time, when the journal's last sequence is not the one written here.
+  void reload();
 
  private:
   class Sink;
@@ -139,6 +144,9 @@ class NatsSubscription {
 
   // Takes up what serve() said last. REQUIRES: mu_ held.
   void apply_serve();
+  // Unloads the parts whose journal another process wrote to since this one did (a seek, a
+  // takeover), looking at most once every kLookForOthers. REQUIRES: mu_ held.
+  void notice_others();
   // REQUIRES: reader_mu_ and mu_ held. Loads the served parts that are not loaded; fails only
   // when none is loaded.
   Result<void> ensure_loaded();
@@ -187,6 +195,8 @@ class NatsSubscription {
   std::mutex serve_mu_;                                      // taken after mu_, or alone
   std::optional<std::map<uint32_t, uint64_t>> next_served_;  // GUARDED_BY(serve_mu_)
   std::atomic<bool> serve_pending_{false};  // serve() was called since the last apply_serve()
+  std::chrono::steady_clock::time_point next_look_{};  // GUARDED_BY(mu_)
+  uint64_t journal_seen_ = 0;  // GUARDED_BY(mu_): the journal stream's last sequence then
 };
 
 }  // namespace backbone::nats
