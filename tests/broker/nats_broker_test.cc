@@ -176,6 +176,30 @@ TEST(NatsBroker, ACrashedCreatorsClaimIsTakenOverAfterItsTimeout) {
   EXPECT_EQ((*pulled)[0].message.data, "after");
 }
 
+// The port takes messages of up to 10 MB, a nats-server 1 MiB unless configured otherwise: a
+// batch with a message over the server's max_payload is refused whole, with the reason, and not
+// retried (the server would refuse it every time).
+TEST(NatsBroker, ABatchWithAMessageOverTheServersMaxPayloadIsRefusedWhole) {
+  BACKBONE_REQUIRE_TEST_SERVER("nats");
+  auto harness = make_nats_harness();
+  auto b = Broker::open(BrokerOptions{harness->url()});
+  ASSERT_TRUE(b.ok()) << b.error().describe();
+  ASSERT_TRUE((*b)->create_topic({"orders", {}}).ok());
+  ASSERT_TRUE((*b)->create_subscription({.name = "orders.work", .topic = "orders"}).ok());
+  const std::vector<OutgoingMessage> batch = {{"small", {}, ""},
+                                              {std::string(2 << 20, 'x'), {}, ""}};
+  auto refused = (*b)->publish("orders", batch);
+  ASSERT_EQ(refused.code(), Errc::kInvalidArgument);
+  EXPECT_EQ(refused.error().where, "data");
+  EXPECT_NE(refused.error().message.find("max_payload"), std::string::npos)
+      << refused.error().message;
+  ASSERT_TRUE((*b)->publish("orders", std::vector<OutgoingMessage>{{"after", {}, ""}}).ok());
+  auto pulled = (*b)->pull("orders.work", 10);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().describe();
+  ASSERT_EQ(pulled->size(), 1u);
+  EXPECT_EQ((*pulled)[0].message.data, "after");
+}
+
 // Two processes of one cluster: two brokers on one namespace, topics split into 4 buckets, and
 // an ordered subscription "orders.work" of topic "orders".
 class NatsSplit : public ::testing::Test {

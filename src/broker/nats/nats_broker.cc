@@ -492,6 +492,7 @@ class NatsBroker final : public Broker {
     }
     const std::string subject = topic_subject(ns_, topic);
     const int64_t now = clock_.now().micros();
+    const int64_t max_payload = client_->max_payload();
     std::vector<OutgoingNatsMessage> out;
     std::vector<std::string> ids;
     out.reserve(messages.size());
@@ -501,6 +502,16 @@ class NatsBroker final : public Broker {
       o.msg_id = ids_.next().str();
       o.subject = route(subject, *split, m.ordering_key, o.msg_id);
       encode_nats_message(o.msg_id, {0, now, m.ordering_key, m.attributes, m.data}, o.payload);
+      if (static_cast<int64_t>(o.payload.size()) > max_payload) {
+        // Refused before anything is sent: the server would refuse it on every retry.
+        return make_error(
+            Errc::kInvalidArgument,
+            "message " + std::to_string(out.size()) + " takes " + std::to_string(o.payload.size()) +
+                " bytes, over the NATS server's max_payload of " + std::to_string(max_payload) +
+                " (raise max_payload in nats-server's configuration, up to 64 MB, "
+                "to carry messages of up to 10 MB; doc/broker_nats.md)",
+            "data");
+      }
       ids.push_back(o.msg_id);
       out.push_back(std::move(o));
     }

@@ -227,6 +227,8 @@ Result<uint64_t> NatsClient::last_seq_of(const std::string& stream, const std::s
   return seq;
 }
 
+int64_t NatsClient::max_payload() const { return natsConnection_GetMaxPayload(conn_); }
+
 Result<FetchedMessage> NatsClient::get_message(const std::string& stream, uint64_t seq) {
   natsMsg* m = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);

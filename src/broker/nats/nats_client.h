@@ -113,6 +113,8 @@ class NatsClient {
   Result<std::vector<std::string>> kv_keys();
 
   const NatsUrl& url() const { return url_; }
+  // The largest message payload the server takes (its max_payload; 1 MiB unless configured).
+  int64_t max_payload() const;
 
  private:
   friend class StreamReader;
