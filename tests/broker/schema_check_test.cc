@@ -156,6 +156,19 @@ TEST(ProtobufSchema, ChecksJsonAndBinaryMessages) {
   EXPECT_NE(reason(required->check(SchemaEncoding::kBinary, "")).find("name"), std::string::npos);
 }
 
+// A proto3 string that is not UTF-8 is refused, and protobuf's own log says nothing of it: every
+// such message a client sends used to write an ERROR line to the server's stderr.
+TEST(ProtobufSchema, RefusesAStringThatIsNotUtf8WithoutLoggingIt) {
+  auto s = compiled(SchemaType::kProtocolBuffer, kProvinceProto);
+  ASSERT_TRUE(s);
+  const std::string bad_utf8("\x0a\x02\xc3\x28", 4);
+  ::testing::internal::CaptureStderr();
+  const Result<void> checked = s->check(SchemaEncoding::kBinary, bad_utf8);
+  const std::string logged = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(checked.code(), Errc::kInvalidArgument);
+  EXPECT_EQ(logged, "");
+}
+
 TEST(SchemaGate, ChecksARevisionRangeAndNamesTheRevisionThatMatched) {
   const Timestamp now = Timestamp::from_millis(1'795'838'706'000);
   auto r1 = make_revision({"province", SchemaType::kAvro, kProvince}, {}, now);
@@ -193,6 +206,26 @@ TEST(SchemaGate, ChecksARevisionRangeAndNamesTheRevisionThatMatched) {
       SchemaGate::check_settings({"province", SchemaEncoding::kJson, "nope", ""}, revisions).code(),
       Errc::kInvalidArgument);
   EXPECT_TRUE(SchemaGate::check_settings(newest, revisions).ok());
+}
+
+// Schemas made and deleted one after another do not grow the gate's compiled revisions without
+// bound; what is in use still checks after the gate starts afresh.
+TEST(SchemaGate, HoldsABoundedNumberOfCompiledRevisions) {
+  const Timestamp now = Timestamp::from_millis(1'795'838'706'000);
+  SchemaGate gate;
+  const OutgoingMessage good{R"({"name": "A", "post_abbr": "B"})", {}, ""};
+  const OutgoingMessage bad{R"({"name": 5})", {}, ""};
+  for (size_t i = 0; i < SchemaGate::kMaxCompiled + 50; ++i) {
+    const std::string name = "schema-" + std::to_string(i);
+    auto r = make_revision({name, SchemaType::kAvro, kProvince}, {}, now);
+    ASSERT_TRUE(r.ok());
+    const TopicSchemaSettings settings{name, SchemaEncoding::kJson, "", ""};
+    ASSERT_TRUE(gate.admit(settings, SchemaRevisions{*r}, std::vector{good}).ok());
+    ASSERT_EQ(gate.admit(settings, SchemaRevisions{*r}, std::vector{bad}).code(),
+              Errc::kInvalidArgument);
+    EXPECT_LE(gate.compiled_count(), SchemaGate::kMaxCompiled);
+  }
+  EXPECT_GT(gate.compiled_count(), 0u);
 }
 
 }  // namespace

@@ -208,8 +208,14 @@ TEST(ServeCluster, ProcessesSplitTheBucketsAndHandThemOverWhenTheyGo) {
   wait_for(base + 2, token, [&](const json& v) {
     settled = v;
     auto s = shares(v);
-    return s.size() == 3 && s[a_addr] + s[b_addr] + s[c_addr] == kBuckets && s[a_addr] == 3 &&
-           v["unowned"] == 0;
+    // 8 over 3: the members in the order of their ids take 3, 3 and 2. The ids hold the
+    // process ids, so which process is last varies (a's came last once, pid 977 against 1027).
+    std::map<std::string, int> by_id;
+    for (const auto& m : v["members"]) by_id[m["id"].get<std::string>()] = m["buckets"].get<int>();
+    std::vector<int> in_order;
+    for (const auto& [id, n] : by_id) in_order.push_back(n);
+    return s.size() == 3 && s[a_addr] + s[b_addr] + s[c_addr] == kBuckets &&
+           in_order == std::vector<int>{3, 3, 2} && v["unowned"] == 0;
   });
   // Seeing the cluster: `backbone cluster show` (from the store, no serve asked) and every
   // process's route list each bucket once, with one owner, a member that is there, at the same

@@ -33,9 +33,19 @@ std::string new_uid() {
   return buf;
 }
 
-Result<SubscriptionEntry> parse_entry(const std::string& text, const std::string& key) {
+// A catalog entry's JSON as `read` takes it; kDataLoss naming the key when it is malformed.
+template <typename Read>
+auto parse_catalog(const std::string& text, const std::string& key, Read read)
+    -> Result<decltype(read(json()))> {
   try {
-    const json j = json::parse(text);
+    return read(json::parse(text));
+  } catch (const json::exception& ex) {
+    return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + ex.what());
+  }
+}
+
+Result<SubscriptionEntry> parse_entry(const std::string& text, const std::string& key) {
+  return parse_catalog(text, key, [](const json& j) {
     SubscriptionEntry e;
     e.config = delivery::subscription_config_from_json(j.at("config"));
     e.start = j.at("start").get<uint64_t>();
@@ -43,9 +53,20 @@ Result<SubscriptionEntry> parse_entry(const std::string& text, const std::string
     e.ready = j.value("ready", true);  // entries from before the claim were made ready
     e.claimed_at_ms = j.value("claimed_at_ms", int64_t{0});
     return e;
-  } catch (const json::exception& ex) {
-    return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + ex.what());
-  }
+  });
+}
+
+// Reads a topic's catalog entry (topic_entry below).
+Result<std::pair<TopicConfig, uint32_t>> parse_topic(const std::string& text,
+                                                     const std::string& key) {
+  return parse_catalog(text, key, [](const json& j) {
+    return std::pair{delivery::topic_config_from_json(j), j.value("buckets", uint32_t{0})};
+  });
+}
+
+Result<schema::SchemaRevisions> parse_revisions(const std::string& text, const std::string& key) {
+  return parse_catalog(text, key,
+                       [](const json& j) { return delivery::schema_revisions_from_json(j); });
 }
 
 std::string entry_text(const SubscriptionEntry& e) {
@@ -107,17 +128,10 @@ class NatsBroker final : public Broker {
   }
 
   Result<std::vector<TopicConfig>> list_topics() override {
-    auto all = catalog_entries<TopicConfig>(
-        "t.", [](const std::string& text, const std::string& key) -> Result<TopicConfig> {
-          try {
-            return delivery::topic_config_from_json(json::parse(text));
-          } catch (const json::exception& e) {
-            return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + e.what());
-          }
-        });
+    auto all = catalog_entries<std::pair<TopicConfig, uint32_t>>("t.", parse_topic);
     if (!all.ok()) return all.error();
     std::vector<TopicConfig> out;
-    for (auto& [key, t] : *all) out.push_back(std::move(t.first));
+    for (auto& [key, t] : *all) out.push_back(std::move(t.first.first));
     std::sort(out.begin(), out.end(),
               [](const TopicConfig& a, const TopicConfig& b) { return a.name < b.name; });
     return out;
@@ -443,16 +457,10 @@ class NatsBroker final : public Broker {
   }
 
   Result<std::vector<SchemaConfig>> list_schemas() override {
-    auto keys = client_->kv_keys();
-    if (!keys.ok()) return keys.error();
+    auto all = catalog_entries<schema::SchemaRevisions>("sc.", parse_revisions);
+    if (!all.ok()) return all.error();
     std::vector<SchemaConfig> out;
-    for (const std::string& k : *keys) {
-      if (!k.starts_with("sc.")) continue;
-      auto held = revisions_at(k, k);
-      if (held.code() == Errc::kNotFound) continue;  // deleted meanwhile
-      if (!held.ok()) return held.error();
-      out.push_back(held->front());
-    }
+    for (auto& [key, held] : *all) out.push_back(std::move(held.first.front()));
     std::sort(out.begin(), out.end(),
               [](const SchemaConfig& a, const SchemaConfig& b) { return a.name < b.name; });
     return out;
@@ -621,13 +629,7 @@ class NatsBroker final : public Broker {
     }
     if (!v.ok()) return v.error();
     if (revision) *revision = v->second;
-    try {
-      const json j = json::parse(v->first);
-      return std::pair{delivery::topic_config_from_json(j), j.value("buckets", uint32_t{0})};
-    } catch (const json::exception& e) {
-      return make_error(Errc::kDataLoss,
-                        "catalog entry of topic " + std::string(name) + " is damaged: " + e.what());
-    }
+    return parse_topic(v->first, topic_key(name));
   }
 
   // A schema's revisions from the catalog, with the entry's revision.
@@ -641,11 +643,7 @@ class NatsBroker final : public Broker {
     if (v.code() == Errc::kNotFound) return schema::no_schema(name);
     if (!v.ok()) return v.error();
     if (at) *at = v->second;
-    try {
-      return delivery::schema_revisions_from_json(json::parse(v->first));
-    } catch (const json::exception& e) {
-      return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + e.what());
-    }
+    return parse_revisions(v->first, key);
   }
 
   // A topic's schema settings, read again from the catalog when the copy held here is a second
@@ -741,13 +739,10 @@ class NatsBroker final : public Broker {
     return j.dump();
   }
   static Result<SnapshotEntry> parse_snapshot(const std::string& text, const std::string& key) {
-    try {
-      const json j = json::parse(text);
+    return parse_catalog(text, key, [](const json& j) {
       return SnapshotEntry{delivery::snapshot_config_from_json(j), j.at("uid").get<std::string>(),
                            j.at("buckets").get<uint32_t>()};
-    } catch (const json::exception& ex) {
-      return make_error(Errc::kDataLoss, "catalog entry " + key + " is damaged: " + ex.what());
-    }
+    });
   }
   // Every snapshot's catalog entry (expired ones too), by key, with its revision.
   Result<std::map<std::string, std::pair<SnapshotEntry, uint64_t>>> snapshots() {

@@ -105,7 +105,15 @@ Result<std::shared_ptr<const CompiledSchema>> SchemaGate::compiled(const SchemaC
   auto c = compile_schema(revision.type, revision.definition);
   if (!c.ok()) return c.error();
   std::lock_guard lk(mu_);
+  // Revisions of deleted schemas would stay forever: past the bound, start afresh (the ones in
+  // use are compiled again as publishes come).
+  if (compiled_.size() >= kMaxCompiled) compiled_.clear();
   return compiled_.emplace(key, *c).first->second;
+}
+
+size_t SchemaGate::compiled_count() {
+  std::lock_guard lk(mu_);
+  return compiled_.size();
 }
 
 Result<std::vector<OutgoingMessage>> SchemaGate::admit(const TopicSchemaSettings& settings,

@@ -49,11 +49,14 @@ class SchemaGate {
   Result<std::vector<OutgoingMessage>> admit(const TopicSchemaSettings& settings,
                                              const Result<SchemaRevisions>& revisions,
                                              std::span<const OutgoingMessage> messages);
+  // How many revisions are held compiled (at most kMaxCompiled).
+  size_t compiled_count();
+  static constexpr size_t kMaxCompiled = 256;
 
  private:
   Result<std::shared_ptr<const CompiledSchema>> compiled(const SchemaConfig& revision);
   std::mutex mu_;
-  // By name, revision id and time; compiled once each.
+  // By name, revision id and time; compiled once each while the map is under kMaxCompiled.
   std::map<std::string, std::shared_ptr<const CompiledSchema>> compiled_;  // GUARDED_BY(mu_)
 };
 
