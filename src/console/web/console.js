@@ -116,6 +116,13 @@
     if (poller) clearInterval(poller);
     poller = null;
   }
+  // Starts the page's poll, unless the page was left meanwhile (its pane is no longer shown): a
+  // page left while it awaited the server would otherwise poll on, unseen, for good.
+  function startPolling(pane, fn, ms) {
+    if (!pane.isConnected) return;
+    stopPolling();
+    poller = setInterval(fn, ms);
+  }
 
   // ---- routing ------------------------------------------------------------------------------
   const pages = {};
@@ -133,13 +140,17 @@
     const name = (location.hash.slice(2).split('?')[0]) || 'overview';
     const page = pages[name] ? name : 'overview';
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === page);
+    // Each visit renders into a pane of its own: a page left while it awaited the server (two
+    // hash changes in a row) goes on filling its pane, which is no longer shown, instead of
+    // adding a second copy of its elements, and their ids, to the page shown now.
     const view = $('view');
-    view.replaceChildren();
+    const pane = h('div.pane');
+    view.replaceChildren(pane);
     view.dataset.page = page;
     try {
-      await pages[page](view, params());
+      await pages[page](pane, params());
     } catch (e) {
-      view.append(h('p.error', { role: 'alert' }, e.message));
+      pane.append(h('p.error', { role: 'alert' }, e.message));
     }
   }
   window.addEventListener('hashchange', route);
@@ -277,7 +288,7 @@
       clusterBox.replaceChildren(h('h2', {}, 'Buckets and owners'), ...clusterView(cluster));
     };
     await tick();
-    poller = setInterval(() => tick().catch((e) => { totals.textContent = e.message; }), 2000);
+    startPolling(view, () => tick().catch((e) => { totals.textContent = e.message; }), 2000);
   };
 
   // ---- records ------------------------------------------------------------------------------
@@ -484,13 +495,12 @@
     const start = h('button', { id: 'audit-verify-start', onclick: async () => {
       const s = await api('POST', envPath('/audit:verify'));
       showVerification(box, s);
-      stopPolling();
-      poller = setInterval(() => poll().catch((e) => { box.textContent = e.message; stopPolling(); }), 400);
+      startPolling(view, () => poll().catch((e) => { box.textContent = e.message; stopPolling(); }), 400);
     } }, 'Verify the chain');
     view.append(h('div.card', {}, h('h2', {}, 'Verification'), h('p.muted', {}, 'Recomputes every fingerprint and every writer slot\'s hash chain, up to the heads the store recorded.'), start, box));
     const last = await api('GET', envPath('/audit:verify'));
     if (last.started) showVerification(box, last);
-    if (last.running) poller = setInterval(() => poll().catch(() => stopPolling()), 400);
+    if (last.running) startPolling(view, () => poll().catch(() => stopPolling()), 400);
     const entry = h('input', { id: 'audit-entry', size: 40, placeholder: 'audit entry id', value: q.get('entry') || '' });
     view.append(h('form.inline.card', { id: 'audit-entry-form', onsubmit: (ev) => { ev.preventDefault(); go('audit', { entry: entry.value.trim() }); } },
       h('label', {}, 'Entry'), entry, h('button', { type: 'submit' }, 'Show its chain')));
